@@ -1,0 +1,69 @@
+# Two commands on a fresh machine: `make run` (install, then serve on the embedded store) and `make test`
+# (install, then run the whole suite). Everything installs into ./.venv and ./node_modules.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(wildcard proto/reelcast/jobs/v1/*.proto)
+GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
+# mypy cannot follow setuptools' editable import hook, so it reads the package through a tree of symlinks
+# that mirrors the import names (reelcast.server -> server/ and so on).
+MYPY_TREE := build/mypy-tree/reelcast
+
+.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+node_modules/.bin/buf: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/reelcast serve $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest $(ARGS)
+
+proto: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m grpc_tools.protoc -I proto -I "$(GRPC_TOOLS_INCLUDE)" \
+		--python_out=proto --mypy_out=proto --grpc_python_out=proto --mypy_grpc_out=proto $(PROTO_FILES)
+
+# Regenerates the committed code and fails if it changed.
+proto-check: proto
+	git diff --exit-code -- proto/ || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+	test -z "$$(git status --porcelain -- proto/)" || (git status --porcelain -- proto/; echo "untracked generated files" >&2; exit 1)
+
+buf-lint: node_modules/.bin/buf
+	node_modules/.bin/buf lint
+
+# Compares the contract against main's last commit (FILE rules).
+buf-breaking: node_modules/.bin/buf
+	node_modules/.bin/buf breaking --against '.git#branch=main'
+
+mypy-tree:
+	mkdir -p $(MYPY_TREE)/jobs
+	ln -sfn $(CURDIR)/server $(MYPY_TREE)/server
+	ln -sfn $(CURDIR)/plugins $(MYPY_TREE)/plugins
+	ln -sfn $(CURDIR)/bridge $(MYPY_TREE)/bridge
+	ln -sfn $(CURDIR)/proto/reelcast/jobs/v1 $(MYPY_TREE)/jobs/v1
+	touch $(MYPY_TREE)/jobs/__init__.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) mypy-tree
+	$(BIN)/mypy -p reelcast.server -p reelcast.plugins -p reelcast.bridge
+	$(BIN)/mypy tests bench
+
+ci: test lint typecheck proto-check buf-lint
+
+clean:
+	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache

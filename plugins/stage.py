@@ -1,0 +1,114 @@
+"""What a stage is: its registration record and the context it runs in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.process import ProcessResult, run_process
+from reelcast.server.config import Settings
+from reelcast.server.errors import CANCELLED, ReelcastError
+
+# A stage's artifacts: JSON-serialisable values, usually paths relative to the work dir. They are recorded
+# as the stage's checkpoint when it completes, and later stages read them from ``StageContext.artifacts``.
+Artifacts = Mapping[str, Any]
+StageRun = Callable[["StageContext"], "Awaitable[Artifacts | None] | Artifacts | None"]
+
+# The artifact key under which a stage publishes the job's output (the fields of ``JobOutput`` in
+# snake_case). The runner copies it into ``Job.output`` and the terminal event.
+OUTPUT_ARTIFACT = "output"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage, registered through the ``register_stages`` hook.
+
+    ``run`` may be a coroutine function or a plain function; a plain function runs in a worker thread so
+    that it may block (drawing images, synthesizing speech) without stalling the server.
+    """
+
+    name: str
+    title: str
+    weight: float
+    order: int
+    run: StageRun
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"stage name must be alphanumeric with - or _: {self.name!r}")
+        if self.weight <= 0:
+            raise ValueError(f"stage {self.name!r} needs a positive weight, got {self.weight}")
+
+
+@dataclass
+class StageContext:
+    """Everything a running stage may use. One context per stage run."""
+
+    job_id: str
+    correlation_id: str
+    stage_name: str
+    spec: job_pb2.JobSpec
+    work_dir: Path
+    settings: Settings
+    artifacts: Mapping[str, Any]
+    log: logging.LoggerAdapter[logging.Logger]
+    cancel_event: asyncio.Event
+    _report: Callable[[float, str], None]
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Reports the stage's own progress, 0.0 to 1.0. Safe to call from a worker thread."""
+        fraction = min(1.0, max(0.0, float(fraction)))
+        try:
+            running_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running_loop = None
+        if running_loop is self._loop:
+            self._report(fraction, message)
+        else:
+            self._loop.call_soon_threadsafe(self._report, fraction, message)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raises the cancellation error when the job was cancelled; for loops in blocking stages."""
+        if self.cancel_event.is_set():
+            raise ReelcastError(CANCELLED)
+
+    def path(self, relative: str) -> Path:
+        """An artifact path (relative to the work dir) as an absolute path."""
+        return self.work_dir / relative
+
+    async def run_subprocess(
+        self,
+        argv: Sequence[str],
+        *,
+        on_stdout_line: Callable[[str], None] | None = None,
+        on_stderr_line: Callable[[str], None] | None = None,
+        graceful_stop: bytes | None = None,
+        kill_after: float = 2.0,
+        timeout: float | None = None,
+    ) -> ProcessResult:
+        """Runs a program (never through a shell) until it exits, the job is cancelled or ``timeout`` passes.
+
+        On cancel or timeout, ``graceful_stop`` is written to its stdin (ffmpeg stops on ``q``), then it is
+        killed after ``kill_after`` seconds. The result says which of these ended it.
+        """
+        return await run_process(
+            argv,
+            cancel_event=self.cancel_event,
+            on_stdout_line=on_stdout_line,
+            on_stderr_line=on_stderr_line,
+            graceful_stop=graceful_stop,
+            kill_after=kill_after,
+            timeout=timeout,
+            log=self.log,
+        )

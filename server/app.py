@@ -1,0 +1,98 @@
+"""Assembles one reelcast server process: store, plugin host, runner and the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
+from reelcast.plugins.host import PluginHost
+from reelcast.server.config import Settings
+from reelcast.server.interceptors import CorrelationIdInterceptor
+from reelcast.server.notifier import EventNotifier
+from reelcast.server.runner import JobRunner
+from reelcast.server.service import JobService
+from reelcast.server.store import JobStore, SqliteJobStore
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+
+
+class ReelcastServer:
+    """The gRPC API with an embedded runner. ``start`` returns the bound port (useful with port 0)."""
+
+    def __init__(self, settings: Settings, host: PluginHost | None = None, store: JobStore | None = None) -> None:
+        self.settings = settings
+        self.host = host if host is not None else PluginHost.load(settings.disabled_plugins)
+        self.store: JobStore = store if store is not None else SqliteJobStore(settings.database_path)
+        self.notifier = EventNotifier()
+        self.runner = JobRunner(settings, self.store, self.notifier, self.host)
+        self.health = health.aio.HealthServicer()
+        self.grpc_server = aio.server(interceptors=[CorrelationIdInterceptor()])
+        self.port = 0
+
+    async def start(self) -> int:
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(self.runner, self.store, self.notifier), self.grpc_server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.grpc_server,
+        )
+        self.port = self.grpc_server.add_insecure_port(self.settings.grpc_listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.grpc_listen}")
+        await self.grpc_server.start()
+        await self.runner.start()
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        self.runner.accepting = False
+        await self.grpc_server.stop(grace)
+        await self.runner.stop()
+        await self.store.close()
+
+    @property
+    def target(self) -> str:
+        host = self.settings.grpc_listen.rsplit(":", 1)[0].strip("[]")
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+
+async def serve_forever(settings: Settings, on_started: object = None) -> None:
+    """Runs the server until SIGINT or SIGTERM, then stops it gracefully."""
+    server = ReelcastServer(settings)
+    await server.start()
+    if callable(on_started):
+        on_started(server)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def channel_ready_check(target: str) -> bool:
+    """True when a gRPC server answers at ``target`` (used by the CLI for a friendly error)."""
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=2)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()

@@ -1,0 +1,84 @@
+"""The one config object: every tunable of a reelcast process, from flags or ``REELCAST_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "reelcast"
+
+
+def default_data_dir() -> Path:
+    """``REELCAST_DATA_DIR``, else the platform's user data dir (``~/.local/share/reelcast`` on Linux)."""
+    configured = os.environ.get("REELCAST_DATA_DIR")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass
+class Settings:
+    """Configuration of one process. Construct with :meth:`from_env` and override fields from CLI flags."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    grpc_listen: str = "127.0.0.1:50051"
+    # How many jobs run at once; the rest wait as Queued.
+    max_concurrent_jobs: int = 1
+    # An explicit ffmpeg; by default the one bundled with imageio-ffmpeg, never one from PATH.
+    ffmpeg_path: str | None = None
+    # Extra encoder arguments appended to the render command (operators' tuning; also how tests force a
+    # render failure through configuration rather than code).
+    ffmpeg_extra_args: tuple[str, ...] = ()
+    render_timeout_seconds: float = 3600.0
+    # Progress events are persisted; ticks closer than this are merged (the latest wins) unless they finish
+    # a stage, so a chatty stage cannot flood the log.
+    progress_min_interval_seconds: float = 0.2
+    ffmpeg_log_max_bytes: int = 1_048_576
+    disabled_plugins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            data_dir=default_data_dir(),
+            grpc_listen=os.environ.get("REELCAST_GRPC_LISTEN", "127.0.0.1:50051"),
+            max_concurrent_jobs=_env_int("REELCAST_MAX_CONCURRENT_JOBS", 1),
+            ffmpeg_path=os.environ.get("REELCAST_FFMPEG") or None,
+            ffmpeg_extra_args=tuple(shlex.split(os.environ.get("REELCAST_FFMPEG_EXTRA_ARGS", ""))),
+            render_timeout_seconds=_env_float("REELCAST_RENDER_TIMEOUT", 3600.0),
+            progress_min_interval_seconds=_env_float("REELCAST_PROGRESS_INTERVAL", 0.2),
+            ffmpeg_log_max_bytes=_env_int("REELCAST_FFMPEG_LOG_MAX_BYTES", 1_048_576),
+            disabled_plugins=disabled_plugins_from_env(),
+        )
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "reelcast.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def ffmpeg_logs_dir(self) -> Path:
+        return self.data_dir / "Logs" / "ffmpeg"
+
+    def work_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+
+def disabled_plugins_from_env() -> tuple[str, ...]:
+    """The block list: ``REELCAST_DISABLED_PLUGINS``, comma separated plugin names."""
+    raw = os.environ.get("REELCAST_DISABLED_PLUGINS", "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())

@@ -1,0 +1,216 @@
+"""Turns every change of a running job into one durable ``JobProgress`` and its matching job snapshot.
+
+The recorder is the only writer of a job's log while it runs. Writes are serialized by a lock, and progress
+ticks are coalesced (the latest wins) so that a chatty stage cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.server.notifier import EventNotifier
+from reelcast.server.progress import ProgressModel
+from reelcast.server.store import TERMINAL_STATUSES, JobStore
+
+
+def now_timestamp() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def find_step(job: job_pb2.Job, name: str) -> job_pb2.Step:
+    for step in job.steps:
+        if step.name == name:
+            return step
+    raise KeyError(name)
+
+
+class JobRecorder:
+    """Writes one job's events. ``job`` is the live snapshot; never mutate it from outside."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        notifier: EventNotifier,
+        job: job_pb2.Job,
+        progress: ProgressModel | None = None,
+        progress_min_interval: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.job = job
+        self.progress = progress
+        self._lock = asyncio.Lock()
+        self._min_interval = progress_min_interval
+        self._pending_tick: tuple[str, float, str] | None = None
+        self._last_tick_at = 0.0
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._attempt_started = time.monotonic()
+        self._attempt_start_percent = job.percent
+
+    def _event(self, kind: int, message: str, stage: str = "") -> job_pb2.JobProgress:
+        job = self.job
+        event = job_pb2.JobProgress(
+            job_id=job.id,
+            kind=kind,  # type: ignore[arg-type]
+            job_status=job.status,
+            job_percent=job.percent,
+            message=message,
+            time=now_timestamp(),
+            correlation_id=job.correlation_id,
+            attempt=job.attempt,
+        )
+        if stage:
+            step = find_step(job, stage)
+            event.stage = step.name
+            event.stage_title = step.title
+            event.stage_status = step.status
+            event.stage_percent = step.percent
+        eta = self._eta_seconds()
+        if eta is not None:
+            event.eta.CopyFrom(duration_pb2.Duration(seconds=int(eta)))
+        return event
+
+    def _eta_seconds(self) -> float | None:
+        done = self.job.percent - self._attempt_start_percent
+        if self.job.status != job_pb2.JOB_STATUS_RUNNING or done <= 0.5 or self.job.percent >= 100:
+            return None
+        elapsed = time.monotonic() - self._attempt_started
+        return elapsed * (100.0 - self.job.percent) / done
+
+    async def _append(self, event: job_pb2.JobProgress) -> job_pb2.JobProgress:
+        await self.store.append_event(self.job, event)
+        self.notifier.published(self.job.id, event.sequence)
+        return event
+
+    async def _flush_pending_locked(self) -> None:
+        if self._pending_tick is None:
+            return
+        stage, fraction, message = self._pending_tick
+        self._pending_tick = None
+        step = find_step(self.job, stage)
+        if step.status != job_pb2.STEP_STATUS_RUNNING:
+            return
+        step.percent = round(fraction * 100.0, 2)
+        if message:
+            step.message = message
+        if self.progress is not None:
+            self.job.percent = max(self.job.percent, self.progress.job_percent(stage, fraction))
+        self._last_tick_at = time.monotonic()
+        await self._append(self._event(job_pb2.EVENT_KIND_STEP_PROGRESS, message or step.message, stage))
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._flush_pending_locked()
+
+    def tick(self, stage: str, fraction: float, message: str) -> None:
+        """A stage reported progress. Never moves a bar backwards; coalesces ticks within the interval."""
+        step = find_step(self.job, stage)
+        pending_fraction = self._pending_tick[1] if self._pending_tick else step.percent / 100.0
+        if fraction < pending_fraction or (fraction == pending_fraction and not message):
+            return
+        self._pending_tick = (stage, fraction, message)
+        if self._flush_handle is not None:
+            return
+        delay = max(0.0, self._last_tick_at + self._min_interval - time.monotonic())
+        loop = asyncio.get_running_loop()
+        self._flush_handle = loop.call_later(delay, self._schedule_flush)
+
+    def _schedule_flush(self) -> None:
+        self._flush_handle = None
+        asyncio.get_running_loop().create_task(self.flush())
+
+    async def job_status(self, status: int, message: str) -> job_pb2.JobProgress:
+        async with self._lock:
+            await self._flush_pending_locked()
+            self.job.status = status  # type: ignore[assignment]
+            if status == job_pb2.JOB_STATUS_RUNNING and not self.job.HasField("start_time"):
+                self.job.start_time.CopyFrom(now_timestamp())
+            return await self._append(self._event(job_pb2.EVENT_KIND_JOB_STATUS, message, self.job.stage))
+
+    async def step_status(self, stage: str, status: int, message: str) -> job_pb2.JobProgress:
+        async with self._lock:
+            await self._flush_pending_locked()
+            step = find_step(self.job, stage)
+            step.status = status  # type: ignore[assignment]
+            step.message = message
+            stamp = now_timestamp()
+            if status == job_pb2.STEP_STATUS_RUNNING:
+                step.start_time.CopyFrom(stamp)
+                step.ClearField("end_time")
+                step.ClearField("duration")
+                step.percent = 0.0
+                step.ClearField("errors")
+                self.job.stage = stage
+                if self.progress is not None:
+                    self.job.percent = max(self.job.percent, self.progress.stage_start(stage))
+            elif status in (job_pb2.STEP_STATUS_SUCCEEDED, job_pb2.STEP_STATUS_FAILED,
+                            job_pb2.STEP_STATUS_CANCELLED):
+                step.end_time.CopyFrom(stamp)
+                if step.HasField("start_time"):
+                    step.duration.FromNanoseconds(stamp.ToNanoseconds() - step.start_time.ToNanoseconds())
+                if status == job_pb2.STEP_STATUS_SUCCEEDED:
+                    step.percent = 100.0
+                    if self.progress is not None:
+                        self.job.percent = max(self.job.percent, self.progress.job_percent(stage, 1.0))
+            return await self._append(self._event(job_pb2.EVENT_KIND_STEP_STATUS, message, stage))
+
+    async def completed(self, output: job_pb2.JobOutput, message: str = "Done") -> job_pb2.JobProgress:
+        async with self._lock:
+            self._pending_tick = None
+            job = self.job
+            job.status = job_pb2.JOB_STATUS_SUCCEEDED
+            job.percent = 100.0
+            job.output.CopyFrom(output)
+            job.finish_time.CopyFrom(now_timestamp())
+            event = self._event(job_pb2.EVENT_KIND_JOB_COMPLETED, message, job.stage)
+            event.output.CopyFrom(output)
+            return await self._append(event)
+
+    async def failed(
+        self,
+        status: int,
+        errors: Sequence[job_pb2.JobError],
+        failure: job_pb2.FailureDetails | None,
+        message: str,
+    ) -> job_pb2.JobProgress:
+        """Writes the terminal failure (``status`` FAILED or CANCELLED). Steps still open are closed:
+        the running one as FAILED or CANCELLED, pending ones as SKIPPED."""
+        async with self._lock:
+            self._pending_tick = None
+            job = self.job
+            stamp = now_timestamp()
+            for step in job.steps:
+                if step.status == job_pb2.STEP_STATUS_RUNNING:
+                    step.status = (
+                        job_pb2.STEP_STATUS_CANCELLED
+                        if status == job_pb2.JOB_STATUS_CANCELLED
+                        else job_pb2.STEP_STATUS_FAILED
+                    )
+                    step.end_time.CopyFrom(stamp)
+                    if step.HasField("start_time"):
+                        step.duration.FromNanoseconds(stamp.ToNanoseconds() - step.start_time.ToNanoseconds())
+                    step.errors.extend(errors)
+                elif step.status == job_pb2.STEP_STATUS_PENDING:
+                    step.status = job_pb2.STEP_STATUS_SKIPPED
+            job.status = status  # type: ignore[assignment]
+            del job.errors[:]
+            job.errors.extend(errors)
+            if failure is not None:
+                job.failure.CopyFrom(failure)
+            job.finish_time.CopyFrom(stamp)
+            event = self._event(job_pb2.EVENT_KIND_JOB_FAILED, message, job.stage)
+            event.errors.extend(errors)
+            if failure is not None:
+                event.failure.CopyFrom(failure)
+            return await self._append(event)
+
+    @property
+    def finished(self) -> bool:
+        return self.job.status in TERMINAL_STATUSES

@@ -1,0 +1,317 @@
+"""The job runner: queues jobs, runs their stages in order from the plugin host, and records every change.
+
+Stage outputs are checkpointed when a stage completes, so a job interrupted by a restart resumes from its
+last completed stage. A job that was interrupted more than ``MAX_ATTEMPTS`` times fails with E701.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.host import InstalledStage, PluginHost, await_me_maybe
+from reelcast.plugins.stage import OUTPUT_ARTIFACT, StageContext
+from reelcast.server import errors
+from reelcast.server.config import Settings
+from reelcast.server.errors import ReelcastError
+from reelcast.server.notifier import EventNotifier
+from reelcast.server.progress import ProgressModel
+from reelcast.server.recorder import JobRecorder, now_timestamp
+from reelcast.server.store import TERMINAL_STATUSES, DuplicateRequestError, JobStore
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+def job_error(error: ReelcastError) -> job_pb2.JobError:
+    return job_pb2.JobError(code=error.code, message=error.message, remediation=error.error.remediation)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _RunningJob:
+    def __init__(self, recorder: JobRecorder) -> None:
+        self.recorder = recorder
+        self.cancel_event = asyncio.Event()
+        self.stage_task: asyncio.Task[Any] | None = None
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise ReelcastError(errors.CANCELLED)
+
+
+class JobRunner:
+    """Owns the queue and the worker tasks of one process."""
+
+    def __init__(self, settings: Settings, store: JobStore, notifier: EventNotifier, host: PluginHost) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.host = host
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, _RunningJob] = {}
+        # Guards the read-modify-write of jobs that no worker owns (cancelling a queued job).
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        self.accepting = True
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Re-queues the jobs a previous process left unfinished, then starts the workers."""
+        for job in await self.store.unfinished_jobs():
+            self._queue.put_nowait(job.id)
+        for index in range(max(1, self.settings.max_concurrent_jobs)):
+            self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
+
+    async def stop(self) -> None:
+        """Stops the workers. Running jobs stay Running in the store and resume on the next start."""
+        self.accepting = False
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers.clear()
+
+    # -- requests --------------------------------------------------------------------------------------
+
+    def pipeline(self) -> list[InstalledStage]:
+        return self.host.stages()
+
+    async def submit(
+        self, spec: job_pb2.JobSpec, owner: str, correlation_id: str, request_id: str = ""
+    ) -> job_pb2.Job:
+        if not self.accepting:
+            raise ReelcastError(errors.SERVER_SHUTTING_DOWN)
+        job = job_pb2.Job(
+            id=new_job_id(),
+            owner=owner,
+            status=job_pb2.JOB_STATUS_QUEUED,
+            spec=spec,
+            correlation_id=correlation_id,
+            create_time=now_timestamp(),
+        )
+        for installed in self.pipeline():
+            job.steps.add(name=installed.stage.name, title=installed.stage.title,
+                          status=job_pb2.STEP_STATUS_PENDING)
+        first = job_pb2.JobProgress(
+            job_id=job.id,
+            kind=job_pb2.EVENT_KIND_JOB_STATUS,
+            job_status=job.status,
+            message="Queued",
+            time=job.create_time,
+            correlation_id=correlation_id,
+        )
+        try:
+            await self.store.create_job(job, first, request_id)
+        except DuplicateRequestError as duplicate:
+            return duplicate.existing
+        self.notifier.published(job.id, 1)
+        self._queue.put_nowait(job.id)
+        return job
+
+    async def cancel(self, job_id: str) -> job_pb2.Job:
+        """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
+        running = self._running.get(job_id)
+        if running is not None:
+            if running.recorder.finished:
+                raise ReelcastError(errors.JOB_ALREADY_FINISHED)
+            running.cancel_event.set()
+            if running.stage_task is not None:
+                running.stage_task.cancel()
+            return running.recorder.job
+        lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            running = self._running.get(job_id)
+            if running is not None:  # a worker picked it up while we waited
+                running.cancel_event.set()
+                if running.stage_task is not None:
+                    running.stage_task.cancel()
+                return running.recorder.job
+            job = await self.store.get_job(job_id)
+            if job is None:
+                raise ReelcastError(errors.JOB_NOT_FOUND)
+            if job.status in TERMINAL_STATUSES:
+                raise ReelcastError(errors.JOB_ALREADY_FINISHED)
+            recorder = JobRecorder(self.store, self.notifier, job)
+            cancelled = ReelcastError(errors.CANCELLED)
+            await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
+            return recorder.job
+
+    # -- execution -------------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            try:
+                lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+                async with lock:
+                    job = await self.store.get_job(job_id)
+                    if job is None or job.status in TERMINAL_STATUSES:
+                        continue
+                    recorder = JobRecorder(
+                        self.store, self.notifier, job,
+                        progress_min_interval=self.settings.progress_min_interval_seconds,
+                    )
+                    running = _RunningJob(recorder)
+                    self._running[job_id] = running
+                await self._run(running)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s: runner error", job_id)
+            finally:
+                self._running.pop(job_id, None)
+                self._job_locks.pop(job_id, None)
+                self._queue.task_done()
+
+    def _sync_steps(self, job: job_pb2.Job, pipeline: list[InstalledStage]) -> None:
+        """Adds steps for stages installed since the job was created (their order follows the pipeline)."""
+        known = {step.name: step for step in job.steps}
+        ordered: list[job_pb2.Step] = []
+        for installed in pipeline:
+            step = known.get(installed.stage.name)
+            if step is None:
+                step = job_pb2.Step(name=installed.stage.name, title=installed.stage.title,
+                                    status=job_pb2.STEP_STATUS_PENDING)
+            ordered.append(step)
+        del job.steps[:]
+        job.steps.extend(ordered)
+
+    async def _run(self, running: _RunningJob) -> None:
+        recorder = running.recorder
+        job = recorder.job
+        pipeline = self.pipeline()
+        self._sync_steps(job, pipeline)
+        recorder.progress = ProgressModel([(i.stage.name, i.stage.weight) for i in pipeline])
+        resumed = job.attempt > 0
+        job.attempt += 1
+        if job.attempt > MAX_ATTEMPTS:
+            await self._fail(recorder, ReelcastError(errors.INTERRUPTED), stage="")
+            return
+        await recorder.job_status(
+            job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
+        )
+        work_dir = self.settings.work_dir(job.id)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        checkpoints = await self.store.checkpoints(job.id)
+        artifacts: dict[str, Any] = {}
+        current = ""
+        try:
+            for installed in pipeline:
+                stage = installed.stage
+                current = stage.name
+                running.raise_if_cancelled()
+                if stage.name in checkpoints:
+                    artifacts.update(checkpoints[stage.name])
+                    continue
+                message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
+                await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
+                produced = await self._run_stage(running, installed, artifacts, work_dir)
+                artifacts.update(produced)
+                await self.store.save_checkpoint(job.id, stage.name, dict(produced))
+                await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, f"{stage.title} done")
+            running.raise_if_cancelled()
+            await recorder.completed(self._output(artifacts))
+        except ReelcastError as failure:
+            if running.cancel_event.is_set():
+                await self._cancelled(recorder)
+            else:
+                await self._fail(recorder, failure, stage=current)
+        except Exception as unexpected:
+            log.exception("job %s: stage %s raised", job.id, current)
+            detail = f"Stage '{current}' failed unexpectedly ({type(unexpected).__name__})."
+            await self._fail(recorder, ReelcastError(errors.STAGE_FAILED, detail), stage=current)
+        finally:
+            self.notifier.forget(job.id)
+
+    async def _run_stage(
+        self,
+        running: _RunningJob,
+        installed: InstalledStage,
+        artifacts: Mapping[str, Any],
+        work_dir: Path,
+    ) -> Mapping[str, Any]:
+        recorder = running.recorder
+        job = recorder.job
+        stage = installed.stage
+        context = StageContext(
+            job_id=job.id,
+            correlation_id=job.correlation_id,
+            stage_name=stage.name,
+            spec=job.spec,
+            work_dir=work_dir,
+            settings=self.settings,
+            artifacts=dict(artifacts),
+            log=logging.LoggerAdapter(
+                logging.getLogger(f"reelcast.stage.{stage.name}"),
+                {"job_id": job.id, "correlation_id": job.correlation_id},
+            ),
+            cancel_event=running.cancel_event,
+            _report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
+        )
+
+        async def invoke() -> Mapping[str, Any]:
+            if asyncio.iscoroutinefunction(stage.run):
+                result = await stage.run(context)
+            else:
+                result = await await_me_maybe(await asyncio.to_thread(stage.run, context))
+            return dict(result or {})
+
+        running.stage_task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
+        try:
+            return await running.stage_task
+        except asyncio.CancelledError:
+            if running.cancel_event.is_set():
+                raise ReelcastError(errors.CANCELLED) from None
+            # The worker itself is being stopped (shutdown): stop the stage too, so that its subprocesses
+            # die with it; the job stays Running in the store and resumes from its checkpoint on restart.
+            task = running.stage_task
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
+        finally:
+            running.stage_task = None
+
+    @staticmethod
+    def _output(artifacts: Mapping[str, Any]) -> job_pb2.JobOutput:
+        output = job_pb2.JobOutput()
+        published = artifacts.get(OUTPUT_ARTIFACT)
+        if isinstance(published, Mapping):
+            json_format.ParseDict(dict(published), output, ignore_unknown_fields=True)
+        return output
+
+    async def _cancelled(self, recorder: JobRecorder) -> None:
+        cancelled = ReelcastError(errors.CANCELLED)
+        await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
+        await asyncio.to_thread(self._remove_partial_outputs, recorder.job.id)
+
+    def _remove_partial_outputs(self, job_id: str) -> None:
+        shutil.rmtree(self.settings.work_dir(job_id), ignore_errors=True)
+
+    async def _fail(self, recorder: JobRecorder, error: ReelcastError, stage: str) -> None:
+        failure = job_pb2.FailureDetails(
+            stage=stage,
+            message=error.message,
+            stderr_snippet=error.stderr_snippet,
+            log_path=error.log_path,
+            suggested_actions=list(error.actions),
+            error_code=error.code,
+            failed_at=now_timestamp(),
+        )
+        await recorder.failed(job_pb2.JOB_STATUS_FAILED, [job_error(error)], failure, error.message)

@@ -1,0 +1,189 @@
+"""The ``JobService`` servicer: each RPC checks its input and delegates to the runner or the store."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from grpc import aio
+
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.server import errors
+from reelcast.server.callcontext import current_caller, current_correlation_id
+from reelcast.server.errors import ReelcastError
+from reelcast.server.notifier import EventNotifier
+from reelcast.server.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvalidPageToken,
+    decode_page_token,
+    encode_page_token,
+    filter_fingerprint,
+)
+from reelcast.server.runner import JobRunner
+from reelcast.server.status import abort
+from reelcast.server.store import JobStore, PageCursor
+from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec, with_defaults
+from reelcast.server.watch import follow_job_events
+
+Context = aio.ServicerContext[Any, Any]
+ARTIFACT_CHUNK_BYTES = 64 * 1024
+_ARTIFACT_FIELDS = {
+    job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
+    job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
+    job_service_pb2.ARTIFACT_KIND_SUBTITLES: "subtitle_path",
+}
+
+
+def _invalid(field: str, description: str) -> tuple[ReelcastError, list[FieldViolation]]:
+    return ReelcastError(errors.INVALID_REQUEST, f"{field} {description}"), [FieldViolation(field, description)]
+
+
+class JobService(job_service_pb2_grpc.JobServiceServicer):
+    def __init__(self, runner: JobRunner, store: JobStore, notifier: EventNotifier) -> None:
+        self.runner = runner
+        self.store = store
+        self.notifier = notifier
+
+    async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
+        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed."""
+        if not job_id:
+            error, violations = _invalid("job_id", "is required")
+            await abort(context, error, violations)
+        job = await self.store.get_job(job_id)
+        if job is None or job.owner != current_caller():
+            await abort(context, ReelcastError(errors.JOB_NOT_FOUND, f"No job with id '{job_id[:64]}'."))
+        return job
+
+    async def CreateJob(  # noqa: N802 - gRPC method names
+        self, request: job_service_pb2.CreateJobRequest, context: Context
+    ) -> job_service_pb2.CreateJobResponse:
+        violations = validate_spec(request.spec)
+        if request.request_id and not REQUEST_ID.match(request.request_id):
+            violations.append(FieldViolation("request_id", "must be 1 to 64 characters of [A-Za-z0-9._-]"))
+        if violations:
+            summary = "; ".join(f"{v.field} {v.description}" for v in violations)
+            await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
+        try:
+            job = await self.runner.submit(
+                with_defaults(request.spec), current_caller(), current_correlation_id(), request.request_id
+            )
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.CreateJobResponse(job=job)
+
+    async def GetJob(  # noqa: N802
+        self, request: job_service_pb2.GetJobRequest, context: Context
+    ) -> job_service_pb2.GetJobResponse:
+        return job_service_pb2.GetJobResponse(job=await self._owned_job(request.job_id, context))
+
+    async def ListJobs(  # noqa: N802
+        self, request: job_service_pb2.ListJobsRequest, context: Context
+    ) -> job_service_pb2.ListJobsResponse:
+        if request.page_size < 0:
+            error, violations = _invalid("page_size", "must not be negative")
+            await abort(context, error, violations)
+        unknown = [s for s in request.statuses if s not in job_pb2.JobStatus.values()]
+        if unknown:
+            error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
+            await abort(context, error, violations)
+        statuses = [s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED]
+        owner = current_caller()
+        fingerprint = filter_fingerprint(owner, statuses)
+        cursor = None
+        if request.page_token:
+            try:
+                cursor = decode_page_token(request.page_token, fingerprint)
+            except InvalidPageToken as invalid:
+                error, violations = _invalid("page_token", str(invalid).removeprefix("page_token "))
+                await abort(context, error, violations)
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        jobs = await self.store.list_jobs(owner, statuses, size + 1, cursor)
+        response = job_service_pb2.ListJobsResponse(jobs=jobs[:size])
+        if len(jobs) > size:
+            last = jobs[size - 1]
+            time_us = last.create_time.seconds * 1_000_000 + last.create_time.nanos // 1000
+            response.next_page_token = encode_page_token(PageCursor(time_us, last.id), fingerprint)
+        return response
+
+    async def CancelJob(  # noqa: N802
+        self, request: job_service_pb2.CancelJobRequest, context: Context
+    ) -> job_service_pb2.CancelJobResponse:
+        await self._owned_job(request.job_id, context)
+        try:
+            job = await self.runner.cancel(request.job_id)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.CancelJobResponse(job=job)
+
+    async def WatchJob(  # noqa: N802
+        self, request: job_service_pb2.WatchJobRequest, context: Context
+    ) -> AsyncIterator[job_pb2.JobProgress]:
+        if request.after_sequence < 0:
+            error, violations = _invalid("after_sequence", "must not be negative")
+            await abort(context, error, violations)
+        await self._owned_job(request.job_id, context)
+        events = follow_job_events(self.store, self.notifier, request.job_id, request.after_sequence)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            # A client cancel arrives here as CancelledError; closing the generator releases its wait.
+            await events.aclose()
+
+    async def ListStages(  # noqa: N802
+        self, request: job_service_pb2.ListStagesRequest, context: Context
+    ) -> job_service_pb2.ListStagesResponse:
+        return job_service_pb2.ListStagesResponse(
+            stages=[
+                job_pb2.Stage(
+                    name=installed.stage.name,
+                    title=installed.stage.title,
+                    weight=installed.stage.weight,
+                    order=installed.stage.order,
+                    plugin=installed.plugin,
+                    plugin_version=installed.plugin_version,
+                    description=installed.stage.description,
+                )
+                for installed in self.runner.pipeline()
+            ]
+        )
+
+    async def ReadJobArtifact(  # noqa: N802
+        self, request: job_service_pb2.ReadJobArtifactRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.ReadJobArtifactResponse]:
+        field = _ARTIFACT_FIELDS.get(request.kind)
+        if field is None:
+            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL or SUBTITLES")
+            await abort(context, error, violations)
+        if request.offset < 0 or request.length < 0:
+            error, violations = _invalid("offset", "and length must not be negative")
+            await abort(context, error, violations)
+        job = await self._owned_job(request.job_id, context)
+        path_text = getattr(job.output, field) if job.status == job_pb2.JOB_STATUS_SUCCEEDED else ""
+        path = Path(path_text) if path_text else None
+        if path is None or not path.is_file():
+            await abort(context, ReelcastError(errors.ARTIFACT_NOT_FOUND))
+        total = path.stat().st_size
+        if request.offset > total or (request.offset == total and total > 0):
+            await abort(context, ReelcastError(errors.RANGE_NOT_SATISFIABLE))
+        end = total if not request.length else min(total, request.offset + request.length)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        first = True
+        with path.open("rb") as handle:
+            handle.seek(request.offset)
+            position = request.offset
+            while position < end or first:
+                data = await asyncio.to_thread(handle.read, min(ARTIFACT_CHUNK_BYTES, end - position))
+                chunk = job_service_pb2.ReadJobArtifactResponse(data=data)
+                if first:
+                    chunk.total_size = total
+                    chunk.content_type = content_type
+                    first = False
+                yield chunk
+                position += len(data)
+                if not data:
+                    break

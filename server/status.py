@@ -1,0 +1,76 @@
+"""Turns catalogue errors into gRPC statuses with ``google.rpc`` details, and back on the client side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from reelcast.server.callcontext import current_correlation_id
+from reelcast.server.errors import ErrorCode, ReelcastError
+from reelcast.server.validation import FieldViolation
+
+ERROR_DOMAIN = "reelcast.dev"
+
+
+def build_status(
+    error: ErrorCode, message: str, violations: Sequence[FieldViolation] = ()
+) -> status_pb2.Status:
+    """A ``google.rpc.Status`` whose details carry the catalogue code (ErrorInfo), the remediation
+    (Help-like LocalizedMessage is not needed: the code is the key) and any field violations."""
+    details: list[any_pb2.Any] = []
+    info = error_details_pb2.ErrorInfo(
+        reason=error.code,
+        domain=ERROR_DOMAIN,
+        metadata={"remediation": error.remediation, "correlationId": current_correlation_id()},
+    )
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    if violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        details.append(packed)
+    code_value = getattr(code_pb2, error.grpc_status.name, code_pb2.UNKNOWN)
+    return status_pb2.Status(code=code_value, message=f"{error.code}: {message}", details=details)
+
+
+async def abort(
+    context: aio.ServicerContext[Any, Any],
+    error: ReelcastError,
+    violations: Sequence[FieldViolation] = (),
+) -> NoReturn:
+    status = build_status(error.error, error.message, violations)
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def error_details(call_error: grpc.RpcError) -> tuple[str, str, list[tuple[str, str]]]:
+    """Client side: (code, remediation, field violations) from a failed call, as far as present."""
+    code = remediation = ""
+    violations: list[tuple[str, str]] = []
+    status = rpc_status.from_call(call_error)  # type: ignore[arg-type]
+    if status is None:
+        return code, remediation, violations
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            code = info.reason
+            remediation = info.metadata.get("remediation", "")
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations.extend((v.field, v.description) for v in bad_request.field_violations)
+    return code, remediation, violations

@@ -1,0 +1,291 @@
+"""The job store interface, and its embedded SQLite implementation.
+
+One interface sits under every backend (the NATS JetStream one follows), and one contract test suite runs
+against each. The store assigns event sequences: an append succeeds only if the job's last sequence is the
+one the writer expects, so two writers can never interleave a job's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from reelcast.jobs.v1 import job_pb2
+
+T = TypeVar("T")
+
+TERMINAL_STATUSES = frozenset(
+    {job_pb2.JOB_STATUS_SUCCEEDED, job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED}
+)
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer appended to the job's log first (its last sequence is not the expected one)."""
+
+
+class DuplicateRequestError(RuntimeError):
+    """A job with the same owner and request id exists already."""
+
+    def __init__(self, existing: job_pb2.Job) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Position after the last job of a page, in newest-first order."""
+
+    create_time_us: int
+    job_id: str
+
+
+class JobStore(Protocol):
+    """What every backend provides. All methods are coroutines and safe to call concurrently."""
+
+    async def create_job(self, job: job_pb2.Job, first_event: job_pb2.JobProgress, request_id: str) -> None:
+        """Stores a new job with its first event (sequence 1). DuplicateRequestError on a repeated key."""
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None: ...
+
+    async def list_jobs(
+        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+    ) -> list[job_pb2.Job]:
+        """Jobs newest first; ``owner`` None means every owner."""
+
+    async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
+        """Appends ``event`` with sequence ``job.last_sequence + 1`` and stores ``job`` as the new snapshot.
+
+        Both are mutated to carry the new sequence. ConcurrentWriteError if the stored last sequence
+        differs from the one ``job`` carried.
+        """
+
+    async def events_after(self, job_id: str, after_sequence: int, limit: int) -> list[job_pb2.JobProgress]:
+        """Stored events with a sequence greater than ``after_sequence``, oldest first."""
+
+    async def first_sequence(self, job_id: str) -> int:
+        """The oldest sequence still kept (1 unless history was trimmed); 0 if there is none."""
+
+    async def save_checkpoint(self, job_id: str, stage: str, artifacts: dict[str, Any]) -> None: ...
+
+    async def checkpoints(self, job_id: str) -> dict[str, dict[str, Any]]: ...
+
+    async def unfinished_jobs(self) -> list[job_pb2.Job]:
+        """Jobs that are Queued or Running, oldest first (for recovery after a restart)."""
+
+    async def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    create_time_us INTEGER NOT NULL,
+    request_id TEXT,
+    last_sequence INTEGER NOT NULL,
+    snapshot BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_request ON jobs(owner, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(create_time_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (job_id, sequence)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    job_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    artifacts TEXT NOT NULL,
+    PRIMARY KEY (job_id, stage)
+) WITHOUT ROWID;
+"""
+
+
+def _time_us(job: job_pb2.Job) -> int:
+    return job.create_time.seconds * 1_000_000 + job.create_time.nanos // 1000
+
+
+class SqliteJobStore:
+    """SQLite in WAL mode. Every statement runs on one dedicated thread, so the event loop never blocks on
+    disk and the connection is never shared between threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reelcast-sqlite")
+        self._local = threading.local()
+        self._path = path
+        self._executor.submit(self._connect).result()
+
+    def _connect(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, timeout=30)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (the case we design for); FULL would also survive
+        # power loss at the cost of an fsync per event.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.executescript(_SCHEMA)
+        self._local.connection = connection
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection = self._local.connection
+        return connection
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def create_job(self, job: job_pb2.Job, first_event: job_pb2.JobProgress, request_id: str) -> None:
+        job.last_sequence = 1
+        first_event.sequence = 1
+
+        def insert() -> None:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO jobs (id, owner, status, create_time_us, request_id, last_sequence, snapshot)"
+                    " VALUES (?, ?, ?, ?, ?, 1, ?)",
+                    (job.id, job.owner, job.status, _time_us(job), request_id or None, job.SerializeToString()),
+                )
+                db.execute(
+                    "INSERT INTO events (job_id, sequence, payload) VALUES (?, 1, ?)",
+                    (job.id, first_event.SerializeToString()),
+                )
+                db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                db.execute("ROLLBACK")
+                row = db.execute(
+                    "SELECT snapshot FROM jobs WHERE owner = ? AND request_id = ?", (job.owner, request_id)
+                ).fetchone()
+                if row is None:
+                    raise
+                raise DuplicateRequestError(job_pb2.Job.FromString(row[0])) from None
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        await self._run(insert)
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None:
+        def select() -> job_pb2.Job | None:
+            row = self._db.execute("SELECT snapshot FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return job_pb2.Job.FromString(row[0]) if row else None
+
+        return await self._run(select)
+
+    async def list_jobs(
+        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+    ) -> list[job_pb2.Job]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
+        if statuses:
+            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if after is not None:
+            clauses.append("(create_time_us < ? OR (create_time_us = ? AND id < ?))")
+            params.extend([after.create_time_us, after.create_time_us, after.job_id])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT snapshot FROM jobs {where} ORDER BY create_time_us DESC, id DESC LIMIT ?"
+        params.append(limit)
+
+        def select() -> list[job_pb2.Job]:
+            return [job_pb2.Job.FromString(row[0]) for row in self._db.execute(query, params)]
+
+        return await self._run(select)
+
+    async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
+        expected = job.last_sequence
+        sequence = expected + 1
+        event.sequence = sequence
+        job.last_sequence = sequence
+
+        def append() -> None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                updated = db.execute(
+                    "UPDATE jobs SET status = ?, last_sequence = ?, snapshot = ? WHERE id = ? AND last_sequence = ?",
+                    (job.status, sequence, job.SerializeToString(), job.id, expected),
+                ).rowcount
+                if updated != 1:
+                    raise ConcurrentWriteError(f"job {job.id}: expected last sequence {expected}")
+                db.execute(
+                    "INSERT INTO events (job_id, sequence, payload) VALUES (?, ?, ?)",
+                    (job.id, sequence, event.SerializeToString()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        try:
+            await self._run(append)
+        except BaseException:
+            job.last_sequence = expected
+            raise
+
+    async def events_after(self, job_id: str, after_sequence: int, limit: int) -> list[job_pb2.JobProgress]:
+        def select() -> list[job_pb2.JobProgress]:
+            rows = self._db.execute(
+                "SELECT payload FROM events WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                (job_id, after_sequence, limit),
+            )
+            return [job_pb2.JobProgress.FromString(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def first_sequence(self, job_id: str) -> int:
+        def select() -> int:
+            row = self._db.execute("SELECT MIN(sequence) FROM events WHERE job_id = ?", (job_id,)).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return await self._run(select)
+
+    async def save_checkpoint(self, job_id: str, stage: str, artifacts: dict[str, Any]) -> None:
+        payload = json.dumps(artifacts, sort_keys=True)
+
+        def upsert() -> None:
+            self._db.execute(
+                "INSERT INTO checkpoints (job_id, stage, artifacts) VALUES (?, ?, ?)"
+                " ON CONFLICT (job_id, stage) DO UPDATE SET artifacts = excluded.artifacts",
+                (job_id, stage, payload),
+            )
+
+        await self._run(upsert)
+
+    async def checkpoints(self, job_id: str) -> dict[str, dict[str, Any]]:
+        def select() -> dict[str, dict[str, Any]]:
+            rows = self._db.execute("SELECT stage, artifacts FROM checkpoints WHERE job_id = ?", (job_id,))
+            return {stage: json.loads(artifacts) for stage, artifacts in rows}
+
+        return await self._run(select)
+
+    async def unfinished_jobs(self) -> list[job_pb2.Job]:
+        def select() -> list[job_pb2.Job]:
+            rows = self._db.execute(
+                "SELECT snapshot FROM jobs WHERE status IN (?, ?) ORDER BY create_time_us, id",
+                (job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING),
+            )
+            return [job_pb2.Job.FromString(row[0]) for row in rows]
+
+        return await self._run(select)
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            self._db.close()
+
+        await self._run(close_connection)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,133 @@
+"""Checks a ``JobSpec`` and fills in its documented defaults.
+
+Every violation names its field path (``spec.brief.topic``), so gRPC clients get ``google.rpc.BadRequest``
+field violations and HTTP clients get the same list in the error body.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from reelcast.jobs.v1 import job_pb2
+
+DEFAULT_DURATION_SECONDS = 30.0
+DEFAULT_RATE_WPM = 160
+DEFAULT_PITCH = 50
+DEFAULT_FPS = 30
+DEFAULT_AUDIO_BITRATE_KBPS = 128
+MAX_TOPIC_CHARS = 500
+MAX_TEXT_FIELD_CHARS = 500
+MAX_SCENES = 200
+MAX_NARRATION_CHARS = 2000
+MAX_CAPTION_CHARS = 500
+
+ASPECT_SIZES = {
+    job_pb2.ASPECT_WIDESCREEN_16_9: (1280, 720),
+    job_pb2.ASPECT_VERTICAL_9_16: (720, 1280),
+    job_pb2.ASPECT_SQUARE_1_1: (1080, 1080),
+}
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(char) < 32 and char not in "\n\t" for char in text)
+
+
+def _check_text(violations: list[FieldViolation], path: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        violations.append(FieldViolation(path, f"must be at most {limit} characters"))
+    if _has_control_characters(text):
+        violations.append(FieldViolation(path, "must not contain control characters"))
+
+
+def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
+    """Returns every violation of ``spec`` (empty when valid). Does not modify it."""
+    violations: list[FieldViolation] = []
+    brief = spec.brief
+    if not brief.topic.strip():
+        violations.append(FieldViolation("spec.brief.topic", "is required"))
+    _check_text(violations, "spec.brief.topic", brief.topic, MAX_TOPIC_CHARS)
+    for name in ("audience", "goal", "tone"):
+        _check_text(violations, f"spec.brief.{name}", getattr(brief, name), MAX_TEXT_FIELD_CHARS)
+    if brief.language and not _LANGUAGE.match(brief.language):
+        violations.append(FieldViolation("spec.brief.language", "must be a BCP-47 tag such as 'en' or 'en-US'"))
+    if brief.aspect not in job_pb2.Aspect.values():
+        violations.append(FieldViolation("spec.brief.aspect", "is not a known aspect"))
+
+    duration = spec.plan.target_duration_seconds
+    if not math.isfinite(duration) or duration < 0 or (duration and not 3 <= duration <= 1800):
+        violations.append(FieldViolation("spec.plan.target_duration_seconds", "must be between 3 and 1800"))
+    if spec.plan.pacing not in job_pb2.Pacing.values():
+        violations.append(FieldViolation("spec.plan.pacing", "is not a known pacing"))
+    _check_text(violations, "spec.plan.style", spec.plan.style, 100)
+
+    voice = spec.voice
+    if len(voice.name) > 100 or (voice.name and not re.match(r"^[A-Za-z0-9._+/-]+$", voice.name)):
+        violations.append(FieldViolation("spec.voice.name", "must be a voice name such as 'en-us'"))
+    if voice.rate and not 80 <= voice.rate <= 450:
+        violations.append(FieldViolation("spec.voice.rate", "must be between 80 and 450 words per minute"))
+    if voice.pitch and not 0 <= voice.pitch <= 100:
+        violations.append(FieldViolation("spec.voice.pitch", "must be between 0 and 100"))
+
+    render = spec.render
+    for name in ("width", "height"):
+        value = getattr(render, name)
+        if value and not (160 <= value <= 3840 and value % 2 == 0):
+            violations.append(FieldViolation(f"spec.render.{name}", "must be an even number from 160 to 3840"))
+    if bool(render.width) != bool(render.height):
+        violations.append(FieldViolation("spec.render.height", "width and height must be given together"))
+    if render.fps and not 1 <= render.fps <= 60:
+        violations.append(FieldViolation("spec.render.fps", "must be between 1 and 60"))
+    if render.video_bitrate_kbps and not 100 <= render.video_bitrate_kbps <= 100_000:
+        violations.append(FieldViolation("spec.render.video_bitrate_kbps", "must be between 100 and 100000"))
+    if render.audio_bitrate_kbps and not 32 <= render.audio_bitrate_kbps <= 512:
+        violations.append(FieldViolation("spec.render.audio_bitrate_kbps", "must be between 32 and 512"))
+    if render.caption_mode not in job_pb2.CaptionMode.values():
+        violations.append(FieldViolation("spec.render.caption_mode", "is not a known caption mode"))
+
+    if len(spec.script) > MAX_SCENES:
+        violations.append(FieldViolation("spec.script", f"must have at most {MAX_SCENES} scenes"))
+    for index, scene in enumerate(spec.script[:MAX_SCENES]):
+        path = f"spec.script[{index}]"
+        if not scene.narration.strip():
+            violations.append(FieldViolation(f"{path}.narration", "is required"))
+        _check_text(violations, f"{path}.narration", scene.narration, MAX_NARRATION_CHARS)
+        _check_text(violations, f"{path}.title", scene.title, MAX_CAPTION_CHARS)
+        _check_text(violations, f"{path}.caption", scene.caption, MAX_CAPTION_CHARS)
+        _check_text(violations, f"{path}.visual_hint", scene.visual_hint, 100)
+    return violations
+
+
+def with_defaults(spec: job_pb2.JobSpec) -> job_pb2.JobSpec:
+    """A copy of a valid ``spec`` with every documented default filled in."""
+    filled = job_pb2.JobSpec()
+    filled.CopyFrom(spec)
+    brief = filled.brief
+    brief.topic = brief.topic.strip()
+    brief.language = brief.language or "en"
+    if brief.aspect == job_pb2.ASPECT_UNSPECIFIED:
+        brief.aspect = job_pb2.ASPECT_WIDESCREEN_16_9
+    plan = filled.plan
+    plan.target_duration_seconds = plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
+    if plan.pacing == job_pb2.PACING_UNSPECIFIED:
+        plan.pacing = job_pb2.PACING_CONVERSATIONAL
+    voice = filled.voice
+    voice.rate = voice.rate or DEFAULT_RATE_WPM
+    voice.pitch = voice.pitch or DEFAULT_PITCH
+    render = filled.render
+    if not render.width:
+        render.width, render.height = ASPECT_SIZES[brief.aspect]
+    render.fps = render.fps or DEFAULT_FPS
+    render.audio_bitrate_kbps = render.audio_bitrate_kbps or DEFAULT_AUDIO_BITRATE_KBPS
+    if render.captions and render.caption_mode == job_pb2.CAPTION_MODE_UNSPECIFIED:
+        render.caption_mode = job_pb2.CAPTION_MODE_BURNED
+    return filled

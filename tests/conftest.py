@@ -1,0 +1,55 @@
+"""Shared fixtures: a real reelcast gRPC server on 127.0.0.1:0 with its own data dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc import aio
+
+from reelcast.jobs.v1 import job_service_pb2_grpc
+from reelcast.plugins.host import PluginHost
+from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", grpc_listen="127.0.0.1:0", progress_min_interval_seconds=0.0)
+
+
+@pytest.fixture
+def bare_host() -> PluginHost:
+    """A plugin host without the built-in media stages; tests register their own stages."""
+    return PluginHost.load(builtins=False)
+
+
+ServerFactory = Callable[..., "AsyncIterator[ReelcastServer]"]
+
+
+@pytest.fixture
+async def server(settings: Settings, bare_host: PluginHost) -> AsyncIterator[ReelcastServer]:
+    instance = ReelcastServer(settings, host=bare_host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop(grace=0.5)
+
+
+@pytest.fixture
+async def channel(server: ReelcastServer) -> AsyncIterator[aio.Channel]:
+    async with aio.insecure_channel(server.target) as open_channel:
+        yield open_channel
+
+
+@pytest.fixture
+def stub(channel: aio.Channel) -> job_service_pb2_grpc.JobServiceStub:
+    return job_service_pb2_grpc.JobServiceStub(channel)
+
+
+def status_code(error: BaseException) -> grpc.StatusCode:
+    assert isinstance(error, aio.AioRpcError), error
+    return error.code()

@@ -1,0 +1,68 @@
+"""Small stages that tests register through the real hooks. Test code, not stubs of the product: each one
+does real (tiny) work in its work dir and reports real progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.server import errors
+
+# The built-in pipeline's names and weights, so that tests of the runner see the seed's boundaries.
+BUILTIN_SHAPE = (
+    ("script", "Script", 20.0, 100),
+    ("voice", "Voice", 20.0, 200),
+    ("visuals", "Visuals", 20.0, 300),
+    ("render", "Rendering", 20.0, 400),
+    ("postprocess", "Postprocessing", 10.0, 500),
+)
+
+
+def writing_stage(name: str, steps: int = 4, delay: float = 0.0) -> Callable[[StageContext], Any]:
+    async def run(ctx: StageContext) -> dict[str, Any]:
+        target = ctx.path(f"{name}.txt")
+        with target.open("w") as handle:
+            for index in range(1, steps + 1):
+                ctx.raise_if_cancelled()
+                handle.write(f"{name} {index}\n")
+                await asyncio.sleep(delay)
+                ctx.report(index / steps, f"{name} {index}/{steps}")
+        result: dict[str, Any] = {name: target.name}
+        if name == "postprocess":
+            result["output"] = {"video_path": str(target), "size_bytes": target.stat().st_size}
+        return result
+
+    return run
+
+
+class PipelinePlugin:
+    """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises."""
+
+    def __init__(self, delay: float = 0.0, fail_at: str | None = None, hang_at: str | None = None) -> None:
+        self.delay = delay
+        self.fail_at = fail_at
+        self.hang_at = hang_at
+
+    @hookimpl
+    def register_stages(self, register: Callable[[Stage], None]) -> None:
+        for name, title, weight, order in BUILTIN_SHAPE:
+            run = writing_stage(name, delay=self.delay)
+            if name == self.fail_at:
+                run = self._failing
+            elif name == self.hang_at:
+                run = self._hanging
+            register(Stage(name=name, title=title, weight=weight, order=order, run=run))
+
+    @staticmethod
+    def _failing(ctx: StageContext) -> None:
+        ctx.report(0.5, "about to fail")
+        raise ValueError("boom: /secret/path must not leak")
+
+    @staticmethod
+    async def _hanging(ctx: StageContext) -> None:
+        ctx.report(0.1, "hanging")
+        result = await ctx.run_subprocess(["sleep", "60"])
+        if result.cancelled:
+            raise ReelcastError(errors.CANCELLED)
