@@ -77,8 +77,8 @@ class JobRunner:
             self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
 
     async def stop(self) -> None:
-        """Stops the workers. Running jobs stay Running in the store and resume on the next start."""
-        self.accepting = False
+        """Stops the workers. Running jobs stay Running in the store and resume on the next start. New jobs
+        are still accepted (as Queued) until ``accepting`` is cleared."""
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:

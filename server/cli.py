@@ -1,0 +1,348 @@
+"""The ``reelcast`` command: run the server, the bridge, and act as a gRPC client of ``JobService``.
+
+Every failure prints the error code and its remediation, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc import aio
+from rich.console import Console
+
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.server.callcontext import CORRELATION_ID_HEADER
+from reelcast.server.config import Settings
+from reelcast.server.errors import ReelcastError
+from reelcast.server.status import error_details
+from reelcast.server.watch import is_terminal
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
+console = Console(stderr=True)
+stdout = Console()
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("resolution must look like 1280x720") from None
+    return width, height
+
+
+def _status_names(values: Sequence[str]) -> list[int]:
+    statuses = []
+    for value in values:
+        name = f"JOB_STATUS_{value.upper()}"
+        if name not in job_pb2.JobStatus.keys():
+            raise argparse.ArgumentTypeError(f"unknown status {value!r}")
+        statuses.append(job_pb2.JobStatus.Value(name))
+    return statuses
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelcast", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server, the runner and the web bridge")
+    serve.add_argument("--data-dir", type=Path, help="where jobs live (default: platform data dir)")
+    serve.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
+    serve.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN, help="bridge address")
+    serve.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    serve.add_argument("--max-concurrent-jobs", type=int, default=None)
+
+    bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
+    bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
+    bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
+
+    def client(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--target", default=os.environ.get("REELCAST_TARGET", DEFAULT_TARGET), help="gRPC server address"
+        )
+        sub.add_argument("--correlation-id", default=None, help="sent as x-correlation-id")
+
+    jobs = commands.add_parser("jobs", help="create, inspect, watch and cancel jobs").add_subparsers(
+        dest="jobs_command", required=True
+    )
+    create = jobs.add_parser("create", help="create a job")
+    client(create)
+    _spec_arguments(create)
+    create.add_argument("--request-id", default="", help="idempotency key")
+    create.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    get = jobs.add_parser("get", help="print a job as JSON")
+    client(get)
+    get.add_argument("job_id")
+    listing = jobs.add_parser("list", help="list jobs, newest first")
+    client(listing)
+    listing.add_argument("--status", action="append", default=[], help="queued, running, succeeded...")
+    listing.add_argument("--page-size", type=int, default=20)
+    listing.add_argument("--page-token", default="")
+    watch = jobs.add_parser("watch", help="follow a job's progress live")
+    client(watch)
+    watch.add_argument("job_id")
+    watch.add_argument("--after", type=int, default=0, help="resume after this sequence")
+    watch.add_argument("--json", action="store_true", help="print each event as a JSON line")
+    cancel = jobs.add_parser("cancel", help="cancel a job")
+    client(cancel)
+    cancel.add_argument("job_id")
+
+    stages = commands.add_parser("stages", help="list the installed stages")
+    client(stages)
+
+    render = commands.add_parser("render", help="render one video end to end on the embedded store")
+    _spec_arguments(render)
+    render.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
+    render.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
+    return parser
+
+
+def _spec_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--topic", required=True)
+    sub.add_argument("--audience", default="")
+    sub.add_argument("--goal", default="")
+    sub.add_argument("--tone", default="")
+    sub.add_argument("--language", default="")
+    sub.add_argument("--duration", type=float, default=0.0, help="target seconds")
+    sub.add_argument("--resolution", type=_resolution, default=None, help="WIDTHxHEIGHT")
+    sub.add_argument("--fps", type=int, default=0)
+    sub.add_argument("--voice", default="")
+    sub.add_argument("--captions", action="store_true")
+
+
+def _spec(args: argparse.Namespace) -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(
+            topic=args.topic, audience=args.audience, goal=args.goal, tone=args.tone, language=args.language
+        ),
+        plan=job_pb2.Plan(target_duration_seconds=args.duration),
+        voice=job_pb2.VoiceSpec(name=args.voice),
+        render=job_pb2.RenderSpec(fps=args.fps, captions=args.captions),
+    )
+    if args.resolution:
+        spec.render.width, spec.render.height = args.resolution
+    return spec
+
+
+def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    correlation_id = getattr(args, "correlation_id", None)
+    return ((CORRELATION_ID_HEADER, correlation_id),) if correlation_id else ()
+
+
+def _print_json(message: Any) -> None:
+    stdout.print_json(json_format.MessageToJson(message, preserving_proto_field_name=False))
+
+
+def _report_rpc_error(error: grpc.RpcError) -> int:
+    code, remediation, violations = error_details(error)
+    status = error.code() if isinstance(error, aio.AioRpcError) else None
+    details = error.details() if isinstance(error, aio.AioRpcError) else str(error)
+    if status == grpc.StatusCode.UNAVAILABLE and not code:
+        console.print(f"[red]error[/]: cannot reach the reelcast server ({details})")
+        console.print("remediation: start it with `reelcast serve`, or pass --target HOST:PORT")
+        return 2
+    console.print(f"[red]error {code or (status.name if status else '')}[/]: {details}")
+    for field, description in violations:
+        console.print(f"  {field}: {description}")
+    if remediation:
+        console.print(f"remediation: {remediation}")
+    return 1
+
+
+async def _follow(stub: job_service_pb2_grpc.JobServiceStub, job_id: str, after: int, as_json: bool) -> int:
+    from reelcast.server.progress_display import ProgressDisplay
+
+    request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
+    last: job_pb2.JobProgress | None = None
+    if as_json:
+        async for event in stub.WatchJob(request):
+            print(json_format.MessageToJson(event, indent=None), flush=True)
+            last = event
+    else:
+        with ProgressDisplay(console) as display:
+            async for event in stub.WatchJob(request):
+                display.update(event)
+                last = event
+    if last is None or not is_terminal(last):
+        console.print("[yellow]stream ended before the job finished[/]")
+        return 1
+    if last.kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
+        console.print(f"[green]done[/]: {last.output.video_path}")
+        return 0
+    for error in last.errors:
+        console.print(f"[red]{error.code}[/]: {error.message}\nremediation: {error.remediation}")
+    if last.failure.log_path:
+        console.print(f"log: {last.failure.log_path}")
+    return 1
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    async with aio.insecure_channel(args.target) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        metadata = _metadata(args)
+        if args.command == "stages":
+            response = await stub.ListStages(job_service_pb2.ListStagesRequest(), metadata=metadata)
+            for stage in response.stages:
+                stdout.print(
+                    f"{stage.order:>5}  {stage.name:<14} {stage.title:<16} weight {stage.weight:g}  "
+                    f"{stage.plugin} {stage.plugin_version}".rstrip()
+                )
+            return 0
+        command = args.jobs_command
+        if command == "create":
+            created = await stub.CreateJob(
+                job_service_pb2.CreateJobRequest(spec=_spec(args), request_id=args.request_id), metadata=metadata
+            )
+            stdout.print(created.job.id)
+            return await _follow(stub, created.job.id, 0, False) if args.watch else 0
+        if command == "get":
+            got = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=args.job_id), metadata=metadata)
+            _print_json(got.job)
+            return 0
+        if command == "list":
+            listed = await stub.ListJobs(
+                job_service_pb2.ListJobsRequest(
+                    page_size=args.page_size, page_token=args.page_token, statuses=_status_names(args.status)
+                ),
+                metadata=metadata,
+            )
+            for job in listed.jobs:
+                status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+                stdout.print(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
+            if listed.next_page_token:
+                stdout.print(f"next page: --page-token {listed.next_page_token}")
+            return 0
+        if command == "watch":
+            return await _follow(stub, args.job_id, args.after, args.json)
+        if command == "cancel":
+            cancelled = await stub.CancelJob(job_service_pb2.CancelJobRequest(job_id=args.job_id), metadata=metadata)
+            stdout.print(f"cancel requested: {cancelled.job.id}")
+            return 0
+    raise AssertionError(f"unhandled command {args}")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "data_dir", None):
+        settings.data_dir = args.data_dir
+    if getattr(args, "grpc_listen", None):
+        settings.grpc_listen = args.grpc_listen
+    if getattr(args, "max_concurrent_jobs", None):
+        settings.max_concurrent_jobs = args.max_concurrent_jobs
+    return settings
+
+
+def _bridge_available() -> bool:
+    return importlib.util.find_spec("reelcast.bridge.server") is not None
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from reelcast.server.app import ReelcastServer
+
+    settings = _settings(args)
+    server = ReelcastServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    console.print(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
+    tasks = []
+    if not args.no_bridge and _bridge_available():
+        from reelcast.bridge.server import serve_bridge
+
+        def ready(port: int) -> None:
+            host = args.http_listen.rsplit(":", 1)[0]
+            console.print(f"reelcast web on http://{host}:{port}/")
+
+        tasks.append(
+            asyncio.create_task(serve_bridge(server.target, args.http_listen, stop=stop, on_ready=ready))
+        )
+    await stop.wait()
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            await task
+    await server.stop()
+    return 0
+
+
+async def _bridge(args: argparse.Namespace) -> int:
+    from reelcast.bridge.server import serve_bridge
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def ready(port: int) -> None:
+        console.print(f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}")
+
+    await serve_bridge(args.grpc_target, args.http_listen, stop=stop, on_ready=ready)
+    return 0
+
+
+async def _render(args: argparse.Namespace) -> int:
+    """Runs an in-process server on a free loopback port and drives it like any other client."""
+    from reelcast.server.app import ReelcastServer
+
+    settings = _settings(args)
+    settings.grpc_listen = "127.0.0.1:0"
+    server = ReelcastServer(settings)
+    await server.start()
+    try:
+        async with aio.insecure_channel(server.target) as channel:
+            stub = job_service_pb2_grpc.JobServiceStub(channel)
+            created = await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=_spec(args)))
+            status = await _follow(stub, created.job.id, 0, False)
+            if status != 0:
+                return status
+            job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=created.job.id))).job
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(shutil.copyfile, job.output.video_path, args.output)
+            stdout.print(str(args.output.resolve()))
+            return 0
+    finally:
+        await server.stop(grace=1.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
+        if args.command == "bridge":
+            return asyncio.run(_bridge(args))
+        if args.command == "render":
+            return asyncio.run(_render(args))
+        return asyncio.run(_client_command(args))
+    except grpc.RpcError as error:
+        return _report_rpc_error(error)
+    except ReelcastError as error:
+        console.print(f"[red]error {error.code}[/]: {error.message}\nremediation: {error.error.remediation}")
+        return 1
+    except argparse.ArgumentTypeError as error:
+        console.print(f"[red]error[/]: {error}")
+        return 2
+    except OSError as error:
+        console.print(f"[red]error[/]: {error.strerror or error}")
+        console.print("remediation: check the address, port and data directory")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
