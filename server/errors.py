@@ -104,6 +104,63 @@ SERVER_SHUTTING_DOWN = _define(
     _S.UNAVAILABLE,
     503,
 )
+# HTTP-only codes of the bridge (bridge/): requests that never reach JobService.
+BODY_TOO_LARGE = _define(
+    "E008-BODY_TOO_LARGE",
+    "Request body too large",
+    "The request body exceeds the 64 KiB limit.",
+    "Send a smaller body; a job spec never needs more than a few KiB.",
+    _S.INVALID_ARGUMENT,
+    413,
+)
+INVALID_EVENT_ID = _define(
+    "E009-INVALID_EVENT_ID",
+    "Invalid event id",
+    "The Last-Event-ID header or lastEventId parameter is not an event id this stream issued.",
+    "Reconnect without Last-Event-ID to replay the whole stream, or pass an id received from it.",
+    _S.INVALID_ARGUMENT,
+    400,
+)
+ROUTE_NOT_FOUND = _define(
+    "E010-ROUTE_NOT_FOUND",
+    "No such endpoint",
+    "The path does not name an endpoint of the API.",
+    "Check the path against the API reference (docs/api.md or /api/openapi.json).",
+    _S.NOT_FOUND,
+    404,
+)
+METHOD_NOT_ALLOWED = _define(
+    "E011-METHOD_NOT_ALLOWED",
+    "Method not allowed",
+    "The endpoint does not accept this HTTP method.",
+    "Use a method listed in the Allow header.",
+    _S.UNIMPLEMENTED,
+    405,
+)
+UNSUPPORTED_MEDIA_TYPE = _define(
+    "E012-UNSUPPORTED_MEDIA_TYPE",
+    "Unsupported media type",
+    "The request body must be JSON.",
+    "Send the body with Content-Type: application/json.",
+    _S.INVALID_ARGUMENT,
+    415,
+)
+UPSTREAM_UNAVAILABLE = _define(
+    "E013-UPSTREAM_UNAVAILABLE",
+    "Job service unavailable",
+    "The bridge cannot reach the gRPC job service.",
+    "Retry in a few seconds; check that `reelcast serve` is running at the bridge's --grpc-target.",
+    _S.UNAVAILABLE,
+    503,
+)
+NO_FAILURE_DETAILS = _define(
+    "E014-NO_FAILURE_DETAILS",
+    "No failure details",
+    "The job has not failed, so it has no failure details.",
+    "Read the job's status; failure details exist once it ends with Failed.",
+    _S.NOT_FOUND,
+    404,
+)
 
 BRIEF_INVALID = _define(
     "E101-BRIEF_INVALID",
