@@ -43,9 +43,9 @@ proto-check: proto
 buf-lint: node_modules/.bin/buf
 	node_modules/.bin/buf lint
 
-# Compares the contract against main's last commit (FILE rules).
+# Compares the contract against the previous commit (FILE rules): a breaking change fails CI.
 buf-breaking: node_modules/.bin/buf
-	node_modules/.bin/buf breaking --against '.git#branch=main'
+	if git rev-parse -q --verify HEAD~1 >/dev/null; then node_modules/.bin/buf breaking --against '.git#ref=HEAD~1'; fi
 
 mypy-tree:
 	mkdir -p $(MYPY_TREE)/jobs

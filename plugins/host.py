@@ -133,13 +133,14 @@ class PluginHost:
             builtin = plugin_name in self._builtin_names
             version = builtin_version if builtin else versions.get(plugin_name, "")
 
-            def register(stage: Stage, plugin_name: str = plugin_name, builtin: bool = builtin,
-                         version: str = version) -> None:
+            def register(
+                stage: Stage, plugin_name: str = plugin_name, builtin: bool = builtin, version: str = version
+            ) -> None:
                 if not isinstance(stage, Stage):
                     raise TypeError(f"plugin {plugin_name!r} registered {stage!r}, which is not a Stage")
                 candidate = InstalledStage(stage, plugin_name, version, builtin)
                 existing = chosen.get(stage.name)
-                if existing is None or existing.builtin and not builtin:
+                if existing is None or (existing.builtin and not builtin):
                     chosen[stage.name] = candidate
                 elif not existing.builtin and not builtin:
                     raise PluginConflictError(

@@ -28,7 +28,9 @@ SERVICE_NAME = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_na
 class ReelcastServer:
     """The gRPC API with an embedded runner. ``start`` returns the bound port (useful with port 0)."""
 
-    def __init__(self, settings: Settings, host: PluginHost | None = None, store: JobStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, host: PluginHost | None = None, store: JobStore | None = None
+    ) -> None:
         self.settings = settings
         self.host = host if host is not None else PluginHost.load(settings.disabled_plugins)
         self.store: JobStore = store if store is not None else SqliteJobStore(settings.database_path)
@@ -44,7 +46,11 @@ class ReelcastServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self.grpc_server,
         )
         self.port = self.grpc_server.add_insecure_port(self.settings.grpc_listen)

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import json_format
@@ -23,6 +23,9 @@ from grpc import aio
 from rich.console import Console
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 from reelcast.server.callcontext import CORRELATION_ID_HEADER
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
@@ -43,11 +46,11 @@ def _resolution(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _status_names(values: Sequence[str]) -> list[int]:
-    statuses = []
+def _status_names(values: Sequence[str]) -> list[job_pb2.JobStatus.ValueType]:
+    statuses: list[job_pb2.JobStatus.ValueType] = []
     for value in values:
         name = f"JOB_STATUS_{value.upper()}"
-        if name not in job_pb2.JobStatus.keys():
+        if name not in job_pb2.JobStatus.keys():  # noqa: SIM118 - EnumTypeWrapper is not a dict
             raise argparse.ArgumentTypeError(f"unknown status {value!r}")
         statuses.append(job_pb2.JobStatus.Value(name))
     return statuses
@@ -161,7 +164,7 @@ def _report_rpc_error(error: grpc.RpcError) -> int:
     return 1
 
 
-async def _follow(stub: job_service_pb2_grpc.JobServiceStub, job_id: str, after: int, as_json: bool) -> int:
+async def _follow(stub: JobServiceAsyncStub, job_id: str, after: int, as_json: bool) -> int:
     from reelcast.server.progress_display import ProgressDisplay
 
     request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
@@ -203,7 +206,8 @@ async def _client_command(args: argparse.Namespace) -> int:
         command = args.jobs_command
         if command == "create":
             created = await stub.CreateJob(
-                job_service_pb2.CreateJobRequest(spec=_spec(args), request_id=args.request_id), metadata=metadata
+                job_service_pb2.CreateJobRequest(spec=_spec(args), request_id=args.request_id),
+                metadata=metadata,
             )
             stdout.print(created.job.id)
             return await _follow(stub, created.job.id, 0, False) if args.watch else 0
@@ -227,7 +231,9 @@ async def _client_command(args: argparse.Namespace) -> int:
         if command == "watch":
             return await _follow(stub, args.job_id, args.after, args.json)
         if command == "cancel":
-            cancelled = await stub.CancelJob(job_service_pb2.CancelJobRequest(job_id=args.job_id), metadata=metadata)
+            cancelled = await stub.CancelJob(
+                job_service_pb2.CancelJobRequest(job_id=args.job_id), metadata=metadata
+            )
             stdout.print(f"cancel requested: {cancelled.job.id}")
             return 0
     raise AssertionError(f"unhandled command {args}")
@@ -261,7 +267,7 @@ async def _serve(args: argparse.Namespace) -> int:
     console.print(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
     tasks = []
     if not args.no_bridge and _bridge_available():
-        from reelcast.bridge.server import serve_bridge
+        from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
 
         def ready(port: int) -> None:
             host = args.http_listen.rsplit(":", 1)[0]
@@ -279,7 +285,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _bridge(args: argparse.Namespace) -> int:
-    from reelcast.bridge.server import serve_bridge
+    from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -287,7 +293,9 @@ async def _bridge(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     def ready(port: int) -> None:
-        console.print(f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}")
+        console.print(
+            f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}"
+        )
 
     await serve_bridge(args.grpc_target, args.http_listen, stop=stop, on_ready=ready)
     return 0
@@ -345,4 +353,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
 
 from reelcast.server.callcontext import CORRELATION_ID_HEADER, accept_correlation_id, correlation_id_var
+
+# Subscripted only for the type checker: grpc's runtime class is not generic.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -27,23 +30,23 @@ class CorrelationIdInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
+            return None
         correlation_id = accept_correlation_id(_metadata_value(handler_call_details, CORRELATION_ID_HEADER))
         return _wrap(handler, correlation_id)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, correlation_id: str) -> grpc.RpcMethodHandler:
+def _wrap(handler: Handler, correlation_id: str) -> Handler:
     async def begin(context: aio.ServicerContext[Any, Any]) -> None:
         correlation_id_var.set(correlation_id)
         await context.send_initial_metadata(((CORRELATION_ID_HEADER, correlation_id),))
 
     if handler.unary_unary is not None:
-        inner_unary = handler.unary_unary
+        inner_unary: Any = handler.unary_unary
 
         async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             await begin(context)
@@ -53,7 +56,7 @@ def _wrap(handler: grpc.RpcMethodHandler, correlation_id: str) -> grpc.RpcMethod
             unary_unary, handler.request_deserializer, handler.response_serializer
         )
     if handler.unary_stream is not None:
-        inner_stream = handler.unary_stream
+        inner_stream: Any = handler.unary_stream
 
         async def unary_stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             await begin(context)

@@ -14,7 +14,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-class InvalidPageToken(ValueError):
+class InvalidPageTokenError(ValueError):
     pass
 
 
@@ -29,14 +29,14 @@ def encode_page_token(cursor: PageCursor, fingerprint: str) -> str:
 
 
 def decode_page_token(token: str, fingerprint: str) -> PageCursor:
-    """The cursor in ``token``; InvalidPageToken if it is malformed or was issued for another filter."""
+    """The cursor in ``token``; InvalidPageTokenError if it is malformed or was issued for another filter."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
         cursor = PageCursor(create_time_us=int(payload["t"]), job_id=str(payload["i"]))
         issued_for = str(payload["f"])
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise InvalidPageToken("page_token is malformed") from error
+        raise InvalidPageTokenError("page_token is malformed") from error
     if issued_for != fingerprint:
-        raise InvalidPageToken("page_token was issued for a different filter")
+        raise InvalidPageTokenError("page_token was issued for a different filter")
     return cursor

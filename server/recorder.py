@@ -150,8 +150,11 @@ class JobRecorder:
                 self.job.stage = stage
                 if self.progress is not None:
                     self.job.percent = max(self.job.percent, self.progress.stage_start(stage))
-            elif status in (job_pb2.STEP_STATUS_SUCCEEDED, job_pb2.STEP_STATUS_FAILED,
-                            job_pb2.STEP_STATUS_CANCELLED):
+            elif status in (
+                job_pb2.STEP_STATUS_SUCCEEDED,
+                job_pb2.STEP_STATUS_FAILED,
+                job_pb2.STEP_STATUS_CANCELLED,
+            ):
                 step.end_time.CopyFrom(stamp)
                 if step.HasField("start_time"):
                     step.duration.FromNanoseconds(stamp.ToNanoseconds() - step.start_time.ToNanoseconds())

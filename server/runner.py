@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import shutil
 import uuid
@@ -55,7 +56,9 @@ class _RunningJob:
 class JobRunner:
     """Owns the queue and the worker tasks of one process."""
 
-    def __init__(self, settings: Settings, store: JobStore, notifier: EventNotifier, host: PluginHost) -> None:
+    def __init__(
+        self, settings: Settings, store: JobStore, notifier: EventNotifier, host: PluginHost
+    ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier
@@ -105,8 +108,9 @@ class JobRunner:
             create_time=now_timestamp(),
         )
         for installed in self.pipeline():
-            job.steps.add(name=installed.stage.name, title=installed.stage.title,
-                          status=job_pb2.STEP_STATUS_PENDING)
+            job.steps.add(
+                name=installed.stage.name, title=installed.stage.title, status=job_pb2.STEP_STATUS_PENDING
+            )
         first = job_pb2.JobProgress(
             job_id=job.id,
             kind=job_pb2.EVENT_KIND_JOB_STATUS,
@@ -163,7 +167,9 @@ class JobRunner:
                     if job is None or job.status in TERMINAL_STATUSES:
                         continue
                     recorder = JobRecorder(
-                        self.store, self.notifier, job,
+                        self.store,
+                        self.notifier,
+                        job,
                         progress_min_interval=self.settings.progress_min_interval_seconds,
                     )
                     running = _RunningJob(recorder)
@@ -185,8 +191,9 @@ class JobRunner:
         for installed in pipeline:
             step = known.get(installed.stage.name)
             if step is None:
-                step = job_pb2.Step(name=installed.stage.name, title=installed.stage.title,
-                                    status=job_pb2.STEP_STATUS_PENDING)
+                step = job_pb2.Step(
+                    name=installed.stage.name, title=installed.stage.title, status=job_pb2.STEP_STATUS_PENDING
+                )
             ordered.append(step)
         del job.steps[:]
         job.steps.extend(ordered)
@@ -264,16 +271,18 @@ class JobRunner:
             _report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
         )
 
-        async def invoke() -> Mapping[str, Any]:
-            if asyncio.iscoroutinefunction(stage.run):
+        async def invoke() -> dict[str, Any]:
+            result: Any
+            if inspect.iscoroutinefunction(stage.run):
                 result = await stage.run(context)
             else:
                 result = await await_me_maybe(await asyncio.to_thread(stage.run, context))
             return dict(result or {})
 
-        running.stage_task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
+        task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
+        running.stage_task = task
         try:
-            return await running.stage_task
+            return await task
         except asyncio.CancelledError:
             if running.cancel_event.is_set():
                 raise ReelcastError(errors.CANCELLED) from None
@@ -297,9 +306,10 @@ class JobRunner:
         return output
 
     async def _cancelled(self, recorder: JobRecorder) -> None:
+        # Partial outputs go first, so that whoever sees the terminal event finds nothing half-written.
+        await asyncio.to_thread(self._remove_partial_outputs, recorder.job.id)
         cancelled = ReelcastError(errors.CANCELLED)
         await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
-        await asyncio.to_thread(self._remove_partial_outputs, recorder.job.id)
 
     def _remove_partial_outputs(self, job_id: str) -> None:
         shutil.rmtree(self.settings.work_dir(job_id), ignore_errors=True)

@@ -18,7 +18,7 @@ from reelcast.server.notifier import EventNotifier
 from reelcast.server.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    InvalidPageToken,
+    InvalidPageTokenError,
     decode_page_token,
     encode_page_token,
     filter_fingerprint,
@@ -39,7 +39,9 @@ _ARTIFACT_FIELDS = {
 
 
 def _invalid(field: str, description: str) -> tuple[ReelcastError, list[FieldViolation]]:
-    return ReelcastError(errors.INVALID_REQUEST, f"{field} {description}"), [FieldViolation(field, description)]
+    return ReelcastError(errors.INVALID_REQUEST, f"{field} {description}"), [
+        FieldViolation(field, description)
+    ]
 
 
 class JobService(job_service_pb2_grpc.JobServiceServicer):
@@ -58,7 +60,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, ReelcastError(errors.JOB_NOT_FOUND, f"No job with id '{job_id[:64]}'."))
         return job
 
-    async def CreateJob(  # noqa: N802 - gRPC method names
+    async def CreateJob(
         self, request: job_service_pb2.CreateJobRequest, context: Context
     ) -> job_service_pb2.CreateJobResponse:
         violations = validate_spec(request.spec)
@@ -75,12 +77,12 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error)
         return job_service_pb2.CreateJobResponse(job=job)
 
-    async def GetJob(  # noqa: N802
+    async def GetJob(
         self, request: job_service_pb2.GetJobRequest, context: Context
     ) -> job_service_pb2.GetJobResponse:
         return job_service_pb2.GetJobResponse(job=await self._owned_job(request.job_id, context))
 
-    async def ListJobs(  # noqa: N802
+    async def ListJobs(
         self, request: job_service_pb2.ListJobsRequest, context: Context
     ) -> job_service_pb2.ListJobsResponse:
         if request.page_size < 0:
@@ -97,7 +99,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if request.page_token:
             try:
                 cursor = decode_page_token(request.page_token, fingerprint)
-            except InvalidPageToken as invalid:
+            except InvalidPageTokenError as invalid:
                 error, violations = _invalid("page_token", str(invalid).removeprefix("page_token "))
                 await abort(context, error, violations)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -109,7 +111,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             response.next_page_token = encode_page_token(PageCursor(time_us, last.id), fingerprint)
         return response
 
-    async def CancelJob(  # noqa: N802
+    async def CancelJob(
         self, request: job_service_pb2.CancelJobRequest, context: Context
     ) -> job_service_pb2.CancelJobResponse:
         await self._owned_job(request.job_id, context)
@@ -119,7 +121,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error)
         return job_service_pb2.CancelJobResponse(job=job)
 
-    async def WatchJob(  # noqa: N802
+    async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[job_pb2.JobProgress]:
         if request.after_sequence < 0:
@@ -134,7 +136,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             # A client cancel arrives here as CancelledError; closing the generator releases its wait.
             await events.aclose()
 
-    async def ListStages(  # noqa: N802
+    async def ListStages(
         self, request: job_service_pb2.ListStagesRequest, context: Context
     ) -> job_service_pb2.ListStagesResponse:
         return job_service_pb2.ListStagesResponse(
@@ -152,7 +154,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             ]
         )
 
-    async def ReadJobArtifact(  # noqa: N802
+    async def ReadJobArtifact(
         self, request: job_service_pb2.ReadJobArtifactRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.ReadJobArtifactResponse]:
         field = _ARTIFACT_FIELDS.get(request.kind)

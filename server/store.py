@@ -152,9 +152,17 @@ class SqliteJobStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute(
-                    "INSERT INTO jobs (id, owner, status, create_time_us, request_id, last_sequence, snapshot)"
+                    "INSERT INTO jobs"
+                    " (id, owner, status, create_time_us, request_id, last_sequence, snapshot)"
                     " VALUES (?, ?, ?, ?, ?, 1, ?)",
-                    (job.id, job.owner, job.status, _time_us(job), request_id or None, job.SerializeToString()),
+                    (
+                        job.id,
+                        job.owner,
+                        job.status,
+                        _time_us(job),
+                        request_id or None,
+                        job.SerializeToString(),
+                    ),
                 )
                 db.execute(
                     "INSERT INTO events (job_id, sequence, payload) VALUES (?, 1, ?)",
@@ -217,7 +225,8 @@ class SqliteJobStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 updated = db.execute(
-                    "UPDATE jobs SET status = ?, last_sequence = ?, snapshot = ? WHERE id = ? AND last_sequence = ?",
+                    "UPDATE jobs SET status = ?, last_sequence = ?, snapshot = ?"
+                    " WHERE id = ? AND last_sequence = ?",
                     (job.status, sequence, job.SerializeToString(), job.id, expected),
                 ).rowcount
                 if updated != 1:

@@ -59,7 +59,9 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
     for name in ("audience", "goal", "tone"):
         _check_text(violations, f"spec.brief.{name}", getattr(brief, name), MAX_TEXT_FIELD_CHARS)
     if brief.language and not _LANGUAGE.match(brief.language):
-        violations.append(FieldViolation("spec.brief.language", "must be a BCP-47 tag such as 'en' or 'en-US'"))
+        violations.append(
+            FieldViolation("spec.brief.language", "must be a BCP-47 tag such as 'en' or 'en-US'")
+        )
     if brief.aspect not in job_pb2.Aspect.values():
         violations.append(FieldViolation("spec.brief.aspect", "is not a known aspect"))
 
@@ -82,7 +84,9 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
     for name in ("width", "height"):
         value = getattr(render, name)
         if value and not (160 <= value <= 3840 and value % 2 == 0):
-            violations.append(FieldViolation(f"spec.render.{name}", "must be an even number from 160 to 3840"))
+            violations.append(
+                FieldViolation(f"spec.render.{name}", "must be an even number from 160 to 3840")
+            )
     if bool(render.width) != bool(render.height):
         violations.append(FieldViolation("spec.render.height", "width and height must be given together"))
     if render.fps and not 1 <= render.fps <= 60:

@@ -3,7 +3,7 @@ terminal event. One loop serves both replay and live delivery (see notifier.py f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.notifier import EventNotifier
@@ -21,7 +21,7 @@ def is_terminal(event: job_pb2.JobProgress) -> bool:
 
 async def follow_job_events(
     store: JobStore, notifier: EventNotifier, job_id: str, after_sequence: int
-) -> AsyncIterator[job_pb2.JobProgress]:
+) -> AsyncGenerator[job_pb2.JobProgress, None]:
     """Yields every event of ``job_id`` after ``after_sequence``, in order, until the terminal one.
 
     If the history before the first kept event was trimmed and the cursor falls into the gap, a single

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from grpc import aio
 
 from reelcast.jobs.v1 import job_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
@@ -46,7 +50,7 @@ async def channel(server: ReelcastServer) -> AsyncIterator[aio.Channel]:
 
 
 @pytest.fixture
-def stub(channel: aio.Channel) -> job_service_pb2_grpc.JobServiceStub:
+def stub(channel: aio.Channel) -> JobServiceAsyncStub:
     return job_service_pb2_grpc.JobServiceStub(channel)
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from google.rpc import error_details_pb2
 from grpc import StatusCode, aio
 from grpc_status import rpc_status
 
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
 from reelcast.server.app import ReelcastServer
 from tests.conftest import status_code
 from tests.stages import PipelinePlugin
-
-Stub = job_service_pb2_grpc.JobServiceStub
 
 
 def spec(topic: str = "Sea otters") -> job_pb2.JobSpec:
@@ -30,7 +32,7 @@ async def watch_all(stub: Stub, job_id: str, after: int = 0) -> list[job_pb2.Job
     return [event async for event in stub.WatchJob(request)]
 
 
-async def wait_for_status(stub: Stub, job_id: str, status: int) -> job_pb2.Job:
+async def wait_for_status(stub: Stub, job_id: str, status: job_pb2.JobStatus.ValueType) -> job_pb2.Job:
     for _ in range(500):
         job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job_id))).job
         if job.status == status:
@@ -39,7 +41,9 @@ async def wait_for_status(stub: Stub, job_id: str, status: int) -> job_pb2.Job:
     raise AssertionError(f"job {job_id} never reached {job_pb2.JobStatus.Name(status)}")
 
 
-async def test_create_fills_defaults_and_get_returns_the_stored_job(server: ReelcastServer, stub: Stub) -> None:
+async def test_create_fills_defaults_and_get_returns_the_stored_job(
+    server: ReelcastServer, stub: Stub
+) -> None:
     server.host.register(PipelinePlugin(), "pipeline")
     created = await create(stub)
     assert created.status == job_pb2.JOB_STATUS_QUEUED
@@ -73,7 +77,8 @@ async def watch_all_until(stub: Stub, job_id: str, count: int) -> list[job_pb2.J
 
 async def test_malformed_correlation_id_is_replaced(server: ReelcastServer, stub: Stub) -> None:
     call = stub.CreateJob(
-        job_service_pb2.CreateJobRequest(spec=spec()), metadata=(("x-correlation-id", "bad id; secret=hunter2"),)
+        job_service_pb2.CreateJobRequest(spec=spec()),
+        metadata=(("x-correlation-id", "bad id; secret=hunter2"),),
     )
     job = (await call).job
     assert job.correlation_id != "bad id; secret=hunter2"
@@ -208,7 +213,9 @@ async def test_watch_from_a_middle_sequence_returns_exactly_the_remainder(
     assert remainder == everything[middle:]
 
 
-async def test_two_concurrent_watchers_receive_identical_sequences(server: ReelcastServer, stub: Stub) -> None:
+async def test_two_concurrent_watchers_receive_identical_sequences(
+    server: ReelcastServer, stub: Stub
+) -> None:
     server.host.register(PipelinePlugin(delay=0.01), "pipeline")
     job = await create(stub)
     first, second = await asyncio.wait_for(
@@ -218,7 +225,9 @@ async def test_two_concurrent_watchers_receive_identical_sequences(server: Reelc
     assert [event.sequence for event in first] == list(range(1, len(first) + 1))
 
 
-async def test_watcher_joining_mid_job_gets_live_events_without_gaps(server: ReelcastServer, stub: Stub) -> None:
+async def test_watcher_joining_mid_job_gets_live_events_without_gaps(
+    server: ReelcastServer, stub: Stub
+) -> None:
     server.host.register(PipelinePlugin(delay=0.02), "pipeline")
     job = await create(stub)
     early = await watch_all_until(stub, job.id, 6)
@@ -270,7 +279,9 @@ async def test_cancelling_a_finished_job_is_failed_precondition(server: Reelcast
     assert status_code(raised.value) == StatusCode.FAILED_PRECONDITION
 
 
-async def test_a_stage_that_raises_fails_the_job_with_a_code_and_details(server: ReelcastServer, stub: Stub) -> None:
+async def test_a_stage_that_raises_fails_the_job_with_a_code_and_details(
+    server: ReelcastServer, stub: Stub
+) -> None:
     server.host.register(PipelinePlugin(fail_at="visuals"), "pipeline")
     job = await create(stub)
     events = await asyncio.wait_for(watch_all(stub, job.id), 30)
@@ -291,7 +302,9 @@ async def test_a_stage_that_raises_fails_the_job_with_a_code_and_details(server:
     assert steps["render"] == job_pb2.STEP_STATUS_SKIPPED
 
 
-async def test_overall_percent_crosses_the_seed_boundaries_in_order(server: ReelcastServer, stub: Stub) -> None:
+async def test_overall_percent_crosses_the_seed_boundaries_in_order(
+    server: ReelcastServer, stub: Stub
+) -> None:
     server.host.register(PipelinePlugin(), "pipeline")
     job = await create(stub)
     events = await asyncio.wait_for(watch_all(stub, job.id), 30)
@@ -306,7 +319,9 @@ async def test_overall_percent_crosses_the_seed_boundaries_in_order(server: Reel
     assert percents[-1] == 100
 
 
-async def test_create_with_the_same_request_id_returns_the_first_job(server: ReelcastServer, stub: Stub) -> None:
+async def test_create_with_the_same_request_id_returns_the_first_job(
+    server: ReelcastServer, stub: Stub
+) -> None:
     request = job_service_pb2.CreateJobRequest(spec=spec(), request_id="order-17")
     first = (await stub.CreateJob(request)).job
     again = (await stub.CreateJob(request)).job
@@ -345,10 +360,10 @@ async def test_health_and_reflection_are_served(server: ReelcastServer, channel:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    health = health_pb2_grpc.HealthStub(channel)
+    health: Any = health_pb2_grpc.HealthStub(channel)  # typed for sync channels only
     reply = await health.Check(health_pb2.HealthCheckRequest(service="reelcast.jobs.v1.JobService"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    reflection: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
     services: list[str] = []
     async for answer in reflection.ServerReflectionInfo(
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])

@@ -1,0 +1,26 @@
+"""A third-party plugin, shipped as its own distribution and found through the ``reelcast`` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from reelcast.plugins import Stage, StageContext, hookimpl
+
+
+async def stamp(ctx: StageContext) -> dict[str, Any]:
+    target = ctx.path("stamp.txt")
+    for index in range(1, 6):
+        ctx.raise_if_cancelled()
+        await asyncio.sleep(0.01)
+        ctx.report(index / 5, f"stamping {index}/5")
+    target.write_text(f"stamped {ctx.spec.brief.topic}\n", encoding="utf-8")
+    return {"output": {"video_path": str(target), "size_bytes": target.stat().st_size}}
+
+
+@hookimpl
+def register_stages(register: Callable[[Stage], None]) -> None:
+    register(
+        Stage(name="stamp", title="Stamp", weight=5, order=450, run=stamp, description="Writes a stamp.")
+    )

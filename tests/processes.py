@@ -1,0 +1,65 @@
+"""Runs ``reelcast serve`` as a real child process for tests that kill and restart it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+_LISTENING = re.compile(r"reelcast gRPC on (\S+:\d+)")
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, bridge: bool = False) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, **(env or {})}
+        self.bridge = bridge
+        self.process: subprocess.Popen[str] | None = None
+        self.target = ""
+        self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+        self.starts = 0
+
+    def start(self, timeout: float = 60.0) -> str:
+        command = [
+            sys.executable,
+            "-m",
+            "reelcast.server.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ]
+        command += ["--http-listen", "127.0.0.1:0"] if self.bridge else ["--no-bridge"]
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.env, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # The log is appended across restarts: wait for this start's own line.
+            found = _LISTENING.findall(self.log_path.read_text())
+            if len(found) > self.starts:
+                self.starts += 1
+                self.target = found[-1]
+                return self.target
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        return code
