@@ -61,7 +61,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP) mypy-tree
 	$(BIN)/mypy -p reelcast.server -p reelcast.plugins -p reelcast.bridge
-	$(BIN)/mypy tests bench
+	$(BIN)/mypy tests $(wildcard bench)
 
 ci: test lint typecheck proto-check buf-lint
 
