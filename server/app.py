@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 
-import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -75,30 +71,3 @@ class ReelcastServer:
         if host in ("0.0.0.0", "", "::"):
             host = "127.0.0.1"
         return f"{host}:{self.port}"
-
-
-async def serve_forever(settings: Settings, on_started: object = None) -> None:
-    """Runs the server until SIGINT or SIGTERM, then stops it gracefully."""
-    server = ReelcastServer(settings)
-    await server.start()
-    if callable(on_started):
-        on_started(server)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop()
-
-
-def channel_ready_check(target: str) -> bool:
-    """True when a gRPC server answers at ``target`` (used by the CLI for a friendly error)."""
-    channel = grpc.insecure_channel(target)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=2)
-        return True
-    except grpc.FutureTimeoutError:
-        return False
-    finally:
-        channel.close()
