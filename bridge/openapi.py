@@ -1,0 +1,423 @@
+"""``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
+
+Written by hand rather than generated from the routes: the SSE event vocabulary, the resume rules and the
+error body are the contract, and no route introspection knows them. A test checks that every route of the
+app is described here and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelcast.bridge.sse import EVENT_NAMES
+
+_STRING = {"type": "string"}
+_NUMBER = {"type": "number"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+_JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": _STRING}
+_CORRELATION = {
+    "name": "X-Correlation-ID",
+    "in": "header",
+    "required": False,
+    "description": "Matches ^[A-Za-z0-9._-]{1,64}$, else a new id is generated. Echoed in the response.",
+    "schema": _STRING,
+}
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "Resume after this event id (sent by EventSource on reconnect). Wins over lastEventId.",
+    "schema": _STRING,
+}
+_LAST_EVENT_ID_QUERY = {
+    "name": "lastEventId",
+    "in": "query",
+    "required": False,
+    "description": "Resume after this event id, for clients that cannot set headers.",
+    "schema": _STRING,
+}
+_RANGE = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "description": "One byte range (bytes=first-last, bytes=first-, bytes=-suffix).",
+    "schema": _STRING,
+}
+
+_STEP_WORDS = ["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
+_JOB_WORDS = ["Queued", "Running", "Succeeded", "Failed"]
+
+_SCHEMAS: dict[str, Any] = {
+    "Problem": _obj(
+        {
+            "type": _STRING,
+            "title": _STRING,
+            "status": _INT,
+            "detail": _STRING,
+            "errorCode": {**_STRING, "description": "Catalogue code, see docs/errors.md"},
+            "correlationId": _STRING,
+            "remediation": _STRING,
+            "violations": {
+                "type": "array",
+                "items": _obj({"field": _STRING, "description": _STRING}, ["field", "description"]),
+            },
+        },
+        ["type", "title", "status", "detail", "errorCode", "correlationId"],
+    ),
+    "CreateJob": _obj(
+        {
+            "brief": _obj(
+                {
+                    "topic": {**_STRING, "description": "Required, 1 to 500 characters."},
+                    "audience": _STRING,
+                    "goal": _STRING,
+                    "tone": _STRING,
+                    "language": {**_STRING, "default": "en"},
+                    "aspect": {"enum": ["16:9", "9:16", "1:1"], "default": "16:9"},
+                },
+                ["topic"],
+                additionalProperties=False,
+            ),
+            "plan": _obj(
+                {
+                    "targetDurationSeconds": {**_NUMBER, "default": 30, "description": "3 to 1800"},
+                    "pacing": {"enum": ["Chill", "Conversational", "Fast"], "default": "Conversational"},
+                    "style": _STRING,
+                },
+                additionalProperties=False,
+            ),
+            "voice": _obj(
+                {
+                    "voiceName": {**_STRING, "description": "Empty: the language's default voice."},
+                    "rate": {**_INT, "default": 160, "description": "Words per minute, 80 to 450."},
+                    "pitch": {**_INT, "default": 50, "description": "0 to 100."},
+                },
+                additionalProperties=False,
+            ),
+            "render": _obj(
+                {
+                    "width": {**_INT, "description": "Even, 160 to 3840; default from the aspect (1280)."},
+                    "height": {**_INT, "description": "Even, 160 to 3840; default from the aspect (720)."},
+                    "fps": {**_INT, "default": 30},
+                    "videoBitrateK": {**_INT, "description": "kbit/s; 0 lets the encoder choose."},
+                    "audioBitrateK": {**_INT, "default": 128},
+                    "captions": {**_BOOL, "default": False},
+                    "captionMode": {"enum": ["burned", "soft"], "default": "burned"},
+                    "variableFrameRate": {**_BOOL, "default": False},
+                },
+                additionalProperties=False,
+            ),
+            "script": {
+                "type": "array",
+                "items": _obj(
+                    {"title": _STRING, "narration": _STRING, "caption": _STRING, "visualHint": _STRING},
+                    ["narration"],
+                    additionalProperties=False,
+                ),
+            },
+            "requestId": {**_STRING, "description": "Idempotency key: a retry returns the first job."},
+        },
+        ["brief"],
+        additionalProperties=False,
+    ),
+    "JobError": _obj({"code": _STRING, "message": _STRING, "remediation": _STRING}, ["code", "message"]),
+    "Output": _obj(
+        {
+            "videoPath": _STRING,
+            "sizeBytes": _INT,
+            "durationSeconds": _NUMBER,
+            "thumbnailPath": _STRING,
+            "subtitlePath": _STRING,
+            "videoUrl": _STRING,
+            "thumbnailUrl": _STRING,
+        },
+        ["videoPath", "sizeBytes"],
+    ),
+    "Step": _obj(
+        {
+            "name": _STRING,
+            "step": {**_STRING, "description": "Display title, as in SSE events."},
+            "status": {"enum": _STEP_WORDS},
+            "progressPct": _NUMBER,
+            "message": _STRING,
+            "startTime": {"type": ["string", "null"], "format": "date-time"},
+            "endTime": {"type": ["string", "null"], "format": "date-time"},
+            "durationSeconds": {"type": ["number", "null"]},
+            "errors": {"type": "array", "items": _ref("JobError")},
+        }
+    ),
+    "Job": _obj(
+        {
+            "jobId": _STRING,
+            "status": {"enum": _JOB_WORDS, "description": "A cancelled job is Failed (E311-CANCELLED)."},
+            "cancelled": _BOOL,
+            "stage": {**_STRING, "description": "Title of the current or last step."},
+            "stageName": _STRING,
+            "jobProgressPct": _NUMBER,
+            "steps": {"type": "array", "items": _ref("Step")},
+            "spec": _ref("CreateJob"),
+            "output": {"oneOf": [_ref("Output"), {"type": "null"}]},
+            "errors": {"type": "array", "items": _ref("JobError")},
+            "correlationId": _STRING,
+            "createTime": {"type": ["string", "null"], "format": "date-time"},
+            "startTime": {"type": ["string", "null"], "format": "date-time"},
+            "finishTime": {"type": ["string", "null"], "format": "date-time"},
+            "lastEventId": {**_STRING, "description": "Id of the job's latest event."},
+            "attempt": _INT,
+            "eventsUrl": _STRING,
+        },
+        ["jobId", "status", "stage", "correlationId"],
+    ),
+    "JobList": _obj({"jobs": {"type": "array", "items": _ref("Job")}, "nextPageToken": _STRING}),
+    "Stage": _obj(
+        {
+            "name": _STRING,
+            "title": _STRING,
+            "weight": _NUMBER,
+            "order": _INT,
+            "plugin": _STRING,
+            "pluginVersion": _STRING,
+            "description": _STRING,
+        }
+    ),
+    "FailureDetails": _obj(
+        {
+            "jobId": _STRING,
+            "status": {"enum": ["Failed"]},
+            "stage": _STRING,
+            "message": _STRING,
+            "errorCode": _STRING,
+            "stderrSnippet": _STRING,
+            "logPath": _STRING,
+            "suggestedActions": {"type": "array", "items": _STRING},
+            "failedAt": {"type": ["string", "null"], "format": "date-time"},
+            "errors": {"type": "array", "items": _ref("JobError")},
+            "correlationId": _STRING,
+        }
+    ),
+    "Health": _obj(
+        {
+            "status": {"enum": ["ok"]},
+            "grpcTarget": _STRING,
+            "upstreamsOpen": {**_INT, "description": "WatchJob streams open now (one per watched job)."},
+            "upstreamsOpened": {**_INT, "description": "WatchJob streams opened since start."},
+            "subscribers": {**_INT, "description": "SSE subscribers following a live upstream now."},
+        }
+    ),
+}
+
+_COMMON_EVENT = {
+    "correlationId": _STRING,
+    "jobProgressPct": {**_NUMBER, "description": "Overall percent, 0 to 100."},
+    "stepName": _STRING,
+    "message": _STRING,
+    "etaSeconds": _INT,
+    "time": {**_STRING, "format": "date-time"},
+    "jobId": {**_STRING, "description": "Only on /api/events."},
+}
+_EVENT_SCHEMAS = {
+    "job-status": _obj({"status": {"enum": _JOB_WORDS}, **_COMMON_EVENT}, ["status", "correlationId"]),
+    "step-status": _obj(
+        {"step": _STRING, "status": {"enum": _STEP_WORDS}, **_COMMON_EVENT},
+        ["step", "status", "correlationId"],
+    ),
+    "step-progress": _obj(
+        {
+            "step": _STRING,
+            "progressPct": {**_NUMBER, "description": "The step's own 0-100."},
+            **_COMMON_EVENT,
+        },
+        ["step", "progressPct", "correlationId"],
+    ),
+    "job-completed": _obj(
+        {"status": {"enum": ["Succeeded"]}, "output": _ref("Output"), **_COMMON_EVENT},
+        ["status", "output", "correlationId"],
+    ),
+    "job-failed": _obj(
+        {
+            "status": {"enum": ["Failed"]},
+            "errors": {"type": "array", "items": _ref("JobError")},
+            **_COMMON_EVENT,
+        },
+        ["status", "errors", "correlationId"],
+    ),
+    "resync": _obj(
+        {"status": {"enum": _JOB_WORDS}, "job": _ref("Job"), **_COMMON_EVENT},
+        ["status", "job", "correlationId"],
+    ),
+}
+assert set(_EVENT_SCHEMAS) == set(EVENT_NAMES.values())
+for _name, _schema in _EVENT_SCHEMAS.items():
+    _SCHEMAS[f"Event-{_name}"] = _schema
+
+_SSE_DESCRIPTION = (
+    "text/event-stream. Each event is one JobProgress: `event:` is one of "
+    + ", ".join(f"`{n}`" for n in _EVENT_SCHEMAS)
+    + "; `data:` is JSON (schemas Event-*); `id:` is the job's event sequence (single job) or a cursor of "
+    "per-job sequences (/api/events). A `: ping` comment is sent at once (with `retry:`) and every heartbeat "
+    "interval. The stream closes after the terminal event (`job-completed` or `job-failed`). Reconnect with "
+    "Last-Event-ID to resume exactly; a cursor older than the kept history yields `resync` with a snapshot. "
+    "Responses carry Cache-Control: no-store and X-Accel-Buffering: no and are never compressed. "
+    "See docs/api.md."
+)
+_SSE_RESPONSE = {
+    "description": "An SSE stream",
+    "content": {
+        "text/event-stream": {
+            "schema": {"type": "string", "description": _SSE_DESCRIPTION},
+            "x-sse-events": {name: _ref(f"Event-{name}") for name in _EVENT_SCHEMAS},
+        }
+    },
+}
+
+
+def _json(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _artifact(what: str, media: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": f"The {what} of a succeeded job, streamed from JobService.ReadJobArtifact",
+            "parameters": [_JOB_ID, _RANGE, _CORRELATION],
+            "responses": {
+                "200": {"description": "The whole file", "content": {media: {}}},
+                "206": {"description": "The requested range, with Content-Range", "content": {media: {}}},
+                "404": _error("Unknown job or no such artifact yet (E003, E005)"),
+                "416": _error("Range not satisfiable, with Content-Range: bytes */size (E006)"),
+            },
+        }
+    }
+
+
+PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "summary": "Liveness of the bridge and its gRPC server; upstream counters",
+            "responses": {"200": _json("Health"), "503": _error("JobService unreachable (E013)")},
+        }
+    },
+    "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
+    "/api/stages": {
+        "get": {
+            "summary": "The installed stages in pipeline order",
+            "parameters": [_CORRELATION],
+            "responses": {"200": _json("Stage")},
+        }
+    },
+    "/api/jobs": {
+        "get": {
+            "summary": "The caller's jobs, newest first, paged",
+            "parameters": [
+                {"name": "pageSize", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 1000}},
+                {"name": "pageToken", "in": "query", "schema": _STRING},
+                {"name": "status", "in": "query", "schema": _STRING, "description": "Comma-separated words"},
+                _CORRELATION,
+            ],
+            "responses": {"200": _json("JobList"), "400": _error("Bad pageSize, status or pageToken")},
+        },
+        "post": {
+            "summary": "Create a job; only brief.topic is required",
+            "parameters": [_CORRELATION],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateJob")}}},
+            "responses": {
+                "201": _json("Job", "Created; Location names the job"),
+                "400": _error("Bad JSON, wrong types, invalid fields (E001, E002)"),
+                "413": _error("Body over 64 KiB (E008)"),
+                "415": _error("Body is not JSON (E012)"),
+            },
+        },
+    },
+    "/api/jobs/{jobId}": {
+        "get": {
+            "summary": "One job",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {"200": _json("Job"), "404": _error("Unknown job (E003)")},
+        }
+    },
+    "/api/jobs/{jobId}/cancel": {
+        "post": {
+            "summary": "Request cancellation; the job ends with job-failed and E311-CANCELLED",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {
+                "202": _json("Job", "Accepted"),
+                "404": _error("Unknown job (E003)"),
+                "409": _error("Already finished (E004)"),
+            },
+        }
+    },
+    "/api/jobs/{jobId}/output": _artifact("MP4 video", "video/mp4"),
+    "/api/jobs/{jobId}/thumbnail": _artifact("JPEG thumbnail", "image/jpeg"),
+    "/api/jobs/{jobId}/subtitles": _artifact("SRT subtitles", "application/x-subrip"),
+    "/api/jobs/{jobId}/failure-details": {
+        "get": {
+            "summary": "Diagnostics of a failed or cancelled job",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {
+                "200": _json("FailureDetails"),
+                "404": _error("Unknown job or not failed (E003, E014)"),
+            },
+        }
+    },
+    "/api/jobs/{jobId}/events": {
+        "get": {
+            "summary": "The job's events as Server-Sent Events",
+            "parameters": [_JOB_ID, _LAST_EVENT_ID, _LAST_EVENT_ID_QUERY, _CORRELATION],
+            "responses": {
+                "200": _SSE_RESPONSE,
+                "400": _error("Unparsable Last-Event-ID (E009)"),
+                "404": _error("Unknown job (E003)"),
+            },
+        }
+    },
+    "/api/events": {
+        "get": {
+            "summary": "Many jobs' events on one connection; each event adds jobId",
+            "description": "Without `jobs`, carries the caller's newest jobs as listed at connect time; jobs "
+            "created later join on the next connection.",
+            "parameters": [
+                {"name": "jobs", "in": "query", "schema": _STRING, "description": "Comma-separated job ids"},
+                _LAST_EVENT_ID,
+                _LAST_EVENT_ID_QUERY,
+                _CORRELATION,
+            ],
+            "responses": {
+                "200": _SSE_RESPONSE,
+                "400": _error("Unparsable Last-Event-ID or bad jobs list (E009, E002)"),
+                "404": _error("An unknown job in jobs (E003)"),
+            },
+        }
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "reelcast bridge",
+            "version": "1",
+            "description": "REST and Server-Sent Events in front of the reelcast JobService. Every 4xx and "
+            "5xx has the Problem body. See docs/api.md.",
+        },
+        "paths": PATHS,
+        "components": {"schemas": _SCHEMAS},
+    }

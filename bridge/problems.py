@@ -1,0 +1,103 @@
+"""Error bodies: every 4xx and 5xx of the bridge is one JSON shape built from the one error catalogue.
+
+The body is RFC 9457-like (``application/problem+json``) with the seed's fields::
+
+    {"type", "title", "status", "detail", "errorCode", "correlationId"}
+
+plus ``remediation`` and, for invalid input, ``violations`` (``[{"field", "description"}]``) named in the
+REST body's camelCase paths. gRPC errors from ``JobService`` are translated through the catalogue code in
+their ``google.rpc.ErrorInfo`` detail, so the HTTP status is the catalogue's, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc import aio
+from starlette.responses import JSONResponse
+
+from reelcast.server import errors
+from reelcast.server.callcontext import current_correlation_id
+from reelcast.server.errors import ErrorCode
+from reelcast.server.status import error_details
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://reelcast.dev/errors/"
+
+# gRPC statuses without a catalogue code (the channel's own failures) and what they mean to a browser.
+_STATUS_FALLBACK: dict[grpc.StatusCode, ErrorCode] = {
+    grpc.StatusCode.UNAVAILABLE: errors.UPSTREAM_UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.UPSTREAM_UNAVAILABLE,
+    grpc.StatusCode.NOT_FOUND: errors.JOB_NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.INVALID_REQUEST,
+}
+# JobService names fields as proto paths; REST clients know the camelCase body.
+_FIELD_RENAMES = {
+    "spec.voice.name": "voice.voiceName",
+    "spec.render.video_bitrate_kbps": "render.videoBitrateK",
+    "spec.render.audio_bitrate_kbps": "render.audioBitrateK",
+    "request_id": "requestId",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+@dataclass(eq=False)
+class ApiError(Exception):
+    """Raised anywhere in a request; the app's exception handler turns it into the error body."""
+
+    error: ErrorCode
+    detail: str = ""
+    violations: Sequence[Violation] = field(default_factory=tuple)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail or self.error.message)
+
+
+def rest_field_name(proto_path: str) -> str:
+    """``spec.plan.target_duration_seconds`` → ``plan.targetDurationSeconds``."""
+    if proto_path in _FIELD_RENAMES:
+        return _FIELD_RENAMES[proto_path]
+    path = proto_path.removeprefix("spec.")
+    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), path)
+
+
+def problem_from_rpc_error(rpc_error: grpc.RpcError) -> ApiError:
+    """The catalogue entry named by the error's ErrorInfo reason, with the server's sanitized message."""
+    code, _remediation, violations = error_details(rpc_error)
+    entry = errors.CATALOGUE.get(code)
+    is_call = isinstance(rpc_error, aio.AioRpcError)
+    status = rpc_error.code() if is_call else grpc.StatusCode.UNKNOWN
+    if entry is None:
+        entry = _STATUS_FALLBACK.get(status, errors.INTERNAL)
+        detail = entry.message
+    else:
+        message = rpc_error.details() if is_call else ""
+        detail = (message or "").removeprefix(f"{code}: ") or entry.message
+    return ApiError(entry, detail, [Violation(rest_field_name(f), d) for f, d in violations])
+
+
+def problem_response(problem: ApiError, correlation_id: str | None = None) -> JSONResponse:
+    error = problem.error
+    body: dict[str, object] = {
+        "type": TYPE_BASE + error.code,
+        "title": error.title,
+        "status": error.http_status,
+        "detail": problem.detail or error.message,
+        "errorCode": error.code,
+        "correlationId": correlation_id or current_correlation_id(),
+        "remediation": error.remediation,
+    }
+    if problem.violations:
+        body["violations"] = [{"field": v.field, "description": v.description} for v in problem.violations]
+    return JSONResponse(
+        body, status_code=error.http_status, media_type=PROBLEM_CONTENT_TYPE, headers=problem.headers
+    )

@@ -1,0 +1,198 @@
+"""The REST endpoints: JSON with camelCase keys, each one a thin call of one ``JobService`` RPC.
+
+Errors are raised (``ApiError`` or the RPC's ``grpc.RpcError``) and rendered by the app's handlers, so every
+4xx and 5xx has the same body. Input is typed with msgspec; ranges and lengths are checked once, by
+``JobService``, and its field violations come back renamed to the body's paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+import msgspec
+from grpc_health.v1 import health_pb2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from reelcast.bridge.problems import ApiError, Violation
+from reelcast.bridge.ranges import open_artifact, parse_range
+from reelcast.bridge.resources import (
+    JOB_STATUS_FILTERS,
+    CreateJobBody,
+    failure_json,
+    job_json,
+    job_spec_from_body,
+    stage_json,
+)
+from reelcast.bridge.state import bridge_state, checked_job_id, grpc_metadata
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.server import errors
+
+_VIOLATION_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+
+
+async def healthz(request: Request) -> Response:
+    """200 while the gRPC server answers its health check; the upstream counters for operators and tests."""
+    state = bridge_state(request)
+    try:
+        reply = await state.health_check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+        serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        serving = False
+    if not serving:
+        raise ApiError(errors.UPSTREAM_UNAVAILABLE)
+    counters = state.hub.counters
+    return JSONResponse(
+        {
+            "status": "ok",
+            "grpcTarget": state.settings.grpc_target,
+            "upstreamsOpen": counters.upstreams_open,
+            "upstreamsOpened": counters.upstreams_opened,
+            "subscribers": counters.subscribers,
+        }
+    )
+
+
+async def list_stages(request: Request) -> Response:
+    state = bridge_state(request)
+    reply = await state.jobs.ListStages(job_service_pb2.ListStagesRequest(), metadata=grpc_metadata())
+    return JSONResponse({"stages": [stage_json(s) for s in reply.stages]})
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it passes ``limit`` bytes (a lying Content-Length cannot get around it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(errors.BODY_TOO_LARGE, f"The body is {declared} bytes; the limit is {limit}.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(errors.BODY_TOO_LARGE, f"The body exceeds {limit} bytes.")
+    return bytes(body)
+
+
+def _body_violation(error: msgspec.ValidationError) -> Violation:
+    """msgspec's ``Expected `int`, got `str` - at `$.render.width``` as a field violation."""
+    match = _VIOLATION_PATH.match(str(error))
+    what = match.group("what") if match else str(error)
+    path = (match.group("path") or "") if match else ""
+    missing = _MISSING_FIELD.search(what)
+    if missing:
+        path = f"{path}.{missing.group(1)}"
+    return Violation(path.lstrip(".") or "(body)", what)
+
+
+async def create_job(request: Request) -> Response:
+    state = bridge_state(request)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ApiError(errors.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is '{media_type[:100]}'.")
+    raw = await read_capped_body(request, state.settings.max_body_bytes)
+    try:
+        body = msgspec.json.decode(raw, type=CreateJobBody)
+    except msgspec.ValidationError as invalid:
+        violation = _body_violation(invalid)
+        raise ApiError(
+            errors.INVALID_SPEC, f"{violation.field}: {violation.description}", [violation]
+        ) from None
+    except msgspec.DecodeError as invalid:
+        raise ApiError(errors.INVALID_REQUEST, f"The body is not valid JSON: {invalid}.") from None
+    try:
+        spec = job_spec_from_body(body)
+        spec.SerializeToString()  # surfaces text protobuf cannot carry (lone surrogates) as a 400
+    except (ValueError, TypeError, UnicodeError) as invalid:
+        raise ApiError(
+            errors.INVALID_SPEC, f"The body cannot be encoded: {type(invalid).__name__}."
+        ) from None
+    reply = await state.jobs.CreateJob(
+        job_service_pb2.CreateJobRequest(spec=spec, request_id=body.request_id), metadata=grpc_metadata()
+    )
+    job = reply.job
+    return JSONResponse(job_json(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+async def list_jobs(request: Request) -> Response:
+    state = bridge_state(request)
+    params = request.query_params
+    size_text = params.get("pageSize", "0")
+    if not re.fullmatch(r"\d{1,6}", size_text):
+        raise ApiError(
+            errors.INVALID_REQUEST,
+            "pageSize must be a whole number from 0 to 1000.",
+            [Violation("pageSize", "must be a whole number from 0 to 1000")],
+        )
+    statuses: list[job_pb2.JobStatus.ValueType] = []
+    for word in filter(None, params.get("status", "").split(",")):
+        if word not in JOB_STATUS_FILTERS:
+            raise ApiError(
+                errors.INVALID_REQUEST,
+                f"Unknown status '{word[:40]}'.",
+                [Violation("status", f"must be one of {', '.join(JOB_STATUS_FILTERS)}")],
+            )
+        statuses.extend(JOB_STATUS_FILTERS[word])
+    reply = await state.jobs.ListJobs(
+        job_service_pb2.ListJobsRequest(
+            page_size=min(int(size_text), 1000), page_token=params.get("pageToken", ""), statuses=statuses
+        ),
+        metadata=grpc_metadata(),
+    )
+    return JSONResponse({"jobs": [job_json(j) for j in reply.jobs], "nextPageToken": reply.next_page_token})
+
+
+async def fetch_job(request: Request, job_id: str) -> job_pb2.Job:
+    reply = await bridge_state(request).jobs.GetJob(
+        job_service_pb2.GetJobRequest(job_id=job_id), metadata=grpc_metadata()
+    )
+    return reply.job
+
+
+async def get_job(request: Request) -> Response:
+    return JSONResponse(job_json(await fetch_job(request, checked_job_id(request))))
+
+
+async def cancel_job(request: Request) -> Response:
+    job_id = checked_job_id(request)
+    reply = await bridge_state(request).jobs.CancelJob(
+        job_service_pb2.CancelJobRequest(job_id=job_id), metadata=grpc_metadata()
+    )
+    return JSONResponse(job_json(reply.job), status_code=202)
+
+
+async def failure_details(request: Request) -> Response:
+    job = await fetch_job(request, checked_job_id(request))
+    if job.status not in (job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED):
+        raise ApiError(errors.NO_FAILURE_DETAILS)
+    return JSONResponse(failure_json(job))
+
+
+async def _artifact(request: Request, kind: job_service_pb2.ArtifactKind.ValueType) -> Response:
+    job_id = checked_job_id(request)
+    requested = parse_range(request.headers.get("range"))
+    stream = await open_artifact(bridge_state(request).jobs, job_id, kind, requested, grpc_metadata())
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(stream.end - stream.start + 1),
+        "Cache-Control": "private, max-age=3600",
+    }
+    status = 200
+    if requested is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {stream.start}-{stream.end}/{stream.total_size}"
+    return StreamingResponse(
+        stream.chunks, status_code=status, headers=headers, media_type=stream.content_type
+    )
+
+
+async def job_output(request: Request) -> Response:
+    return await _artifact(request, job_service_pb2.ARTIFACT_KIND_VIDEO)
+
+
+async def job_thumbnail(request: Request) -> Response:
+    return await _artifact(request, job_service_pb2.ARTIFACT_KIND_THUMBNAIL)
+
+
+async def job_subtitles(request: Request) -> Response:
+    return await _artifact(request, job_service_pb2.ARTIFACT_KIND_SUBTITLES)

@@ -1,0 +1,88 @@
+"""Runs the bridge under uvicorn inside the caller's event loop, until the caller says stop.
+
+Intentional divergence from ``uvicorn.Server.serve()``: it installs its own SIGINT/SIGTERM handlers, which
+would steal the signals of ``reelcast serve`` (gRPC server and bridge in one process). Here the caller owns
+the signals and sets ``stop``; uvicorn's handlers are switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from reelcast.bridge.app import create_app
+from reelcast.bridge.state import BridgeState
+
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[int], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready(self.bound_port)
+
+    @property
+    def bound_port(self) -> int:
+        port: int = self.servers[0].sockets[0].getsockname()[1]
+        return port
+
+
+def split_listen(http_listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
+    host, _, port = http_listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--http-listen must be HOST:PORT, got {http_listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve_bridge(
+    grpc_target: str,
+    http_listen: str,
+    *,
+    stop: asyncio.Event,
+    on_ready: Callable[[int], None] | None = None,
+    heartbeat_seconds: float = 15.0,
+) -> None:
+    """Serves the bridge on ``http_listen`` (port 0 picks a free port, passed to ``on_ready``) in front of
+    the ``JobService`` at ``grpc_target``, until ``stop`` is set. Open SSE streams are ended first, so the
+    shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``."""
+    host, port = split_listen(http_listen)
+    app = create_app(grpc_target, heartbeat_seconds=heartbeat_seconds)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config, on_ready)
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        state: BridgeState | None = getattr(app.state, "bridge", None)
+        if state is not None:
+            await state.hub.close()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_when_asked())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

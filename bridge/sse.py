@@ -1,0 +1,181 @@
+"""``JobProgress`` → Server-Sent Events: the seed's wire format, one event per ``JobProgress``.
+
+The projection is pure: an event depends on its ``JobProgress`` alone, never on what a connection saw
+before. That is what makes ``id:`` = ``sequence`` a complete resume cursor (Aura diffed polled states per
+connection, so it could not resume). Names and fields are the seed's contract, written exactly; extra fields
+(``jobProgressPct``, ``message``, ``time``...) are additions that clients may ignore.
+
+Multi-job streams (``/api/events``) carry a :class:`MultiCursor` as the id: the per-job sequences of every
+job delivered so far, so one id resumes every job exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sse_starlette.event import ServerSentEvent
+
+from reelcast.bridge.resources import (
+    JOB_STATUS_WORDS,
+    STEP_STATUS_WORDS,
+    errors_json,
+    job_json,
+    number,
+    output_json,
+    timestamp,
+)
+from reelcast.jobs.v1 import job_pb2
+
+EVENT_NAMES = {
+    job_pb2.EVENT_KIND_JOB_STATUS: "job-status",
+    job_pb2.EVENT_KIND_STEP_STATUS: "step-status",
+    job_pb2.EVENT_KIND_STEP_PROGRESS: "step-progress",
+    job_pb2.EVENT_KIND_JOB_COMPLETED: "job-completed",
+    job_pb2.EVENT_KIND_JOB_FAILED: "job-failed",
+    job_pb2.EVENT_KIND_RESYNC: "resync",
+}
+TERMINAL_KINDS = frozenset({job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED})
+
+
+def is_terminal(progress: job_pb2.JobProgress) -> bool:
+    return progress.kind in TERMINAL_KINDS
+
+
+def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
+    """The JSON ``data:`` of one event. The seed's fields come first; ``correlationId`` is on every event."""
+    kind = progress.kind
+    data: dict[str, Any]
+    if kind == job_pb2.EVENT_KIND_JOB_STATUS:
+        data = {"status": JOB_STATUS_WORDS[progress.job_status]}
+    elif kind == job_pb2.EVENT_KIND_STEP_STATUS:
+        data = {"step": progress.stage_title, "status": STEP_STATUS_WORDS[progress.stage_status]}
+    elif kind == job_pb2.EVENT_KIND_STEP_PROGRESS:
+        data = {"step": progress.stage_title, "progressPct": number(progress.stage_percent)}
+    elif kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
+        data = {"status": "Succeeded", "output": output_json(progress.job_id, progress.output)}
+    elif kind == job_pb2.EVENT_KIND_JOB_FAILED:
+        data = {"status": "Failed", "errors": errors_json(progress.errors)}
+    elif kind == job_pb2.EVENT_KIND_RESYNC:
+        data = {"status": JOB_STATUS_WORDS[progress.job_status], "job": job_json(progress.snapshot)}
+    else:
+        raise ValueError(f"unknown event kind {kind}")
+    data["correlationId"] = progress.correlation_id
+    if progress.stage and kind != job_pb2.EVENT_KIND_RESYNC:
+        data["stepName"] = progress.stage
+    data["jobProgressPct"] = number(progress.job_percent)
+    if progress.message:
+        data["message"] = progress.message
+    if progress.HasField("eta"):
+        data["etaSeconds"] = progress.eta.seconds
+    time = timestamp(progress, "time")
+    if time:
+        data["time"] = time
+    return data
+
+
+def job_event(progress: job_pb2.JobProgress) -> ServerSentEvent:
+    """The single-job stream's event: ``id:`` is the sequence."""
+    return ServerSentEvent(
+        data=json.dumps(event_data(progress), separators=(",", ":")),
+        event=EVENT_NAMES[progress.kind],
+        id=str(progress.sequence),
+    )
+
+
+def multi_job_event(progress: job_pb2.JobProgress, cursor: MultiCursor) -> ServerSentEvent:
+    """The multi-job stream's event: ``jobId`` added, ``id:`` the cursor after this event."""
+    data = {"jobId": progress.job_id, **event_data(progress)}
+    return ServerSentEvent(
+        data=json.dumps(data, separators=(",", ":")),
+        event=EVENT_NAMES[progress.kind],
+        id=cursor.encode(),
+    )
+
+
+def ping(retry_ms: int | None = None) -> ServerSentEvent:
+    """The ``: ping`` heartbeat comment, with the reconnect hint on the first one."""
+    return ServerSentEvent(comment="ping", retry=retry_ms)
+
+
+class InvalidEventIdError(ValueError):
+    pass
+
+
+_SEQUENCE = re.compile(r"^(0|[1-9][0-9]{0,17})$")
+_CURSOR_ENTRY = re.compile(r"^([A-Za-z0-9_-]{8})([0-9a-z]{1,13})(\*?)$")
+
+
+def parse_sequence(text: str) -> int:
+    """A single-job ``Last-Event-ID``: the decimal sequence of an event."""
+    if not _SEQUENCE.match(text.strip()):
+        raise InvalidEventIdError(text)
+    return int(text.strip())
+
+
+def job_key(job_id: str) -> str:
+    """8 URL-safe characters naming a job inside a cursor (48 bits of SHA-256: collisions among the jobs of
+    one connection are negligible, and ids stay short however long job ids are)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(job_id.encode()).digest()[:6]).decode()
+
+
+@dataclass
+class MultiCursor:
+    """Per-job positions of a multi-job stream: ``{key}{sequence base 36}[*]`` entries joined by ``.``.
+
+    ``*`` marks a job whose terminal event was delivered, so a reconnect does not even open its upstream.
+    Jobs absent from the cursor start from their first event.
+    """
+
+    sequences: dict[str, int] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+    def encode(self) -> str:
+        return (
+            ".".join(
+                f"{key}{_base36(seq)}{'*' if key in self.finished else ''}"
+                for key, seq in sorted(self.sequences.items())
+            )
+            or "0"
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> MultiCursor:
+        cursor = cls()
+        text = text.strip()
+        if text in ("", "0"):
+            return cursor
+        for entry in text.split("."):
+            match = _CURSOR_ENTRY.match(entry)
+            if match is None:
+                raise InvalidEventIdError(text)
+            key, seq, done = match.groups()
+            cursor.sequences[key] = int(seq, 36)
+            if done:
+                cursor.finished.add(key)
+        return cursor
+
+    def position(self, job_id: str) -> tuple[int, bool]:
+        """(sequence delivered, terminal delivered) of ``job_id``."""
+        key = job_key(job_id)
+        return self.sequences.get(key, 0), key in self.finished
+
+    def advance(self, progress: job_pb2.JobProgress) -> None:
+        key = job_key(progress.job_id)
+        self.sequences[key] = progress.sequence
+        if is_terminal(progress):
+            self.finished.add(key)
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+        if not value:
+            return out

@@ -1,0 +1,67 @@
+"""What every endpoint of one bridge app shares: its settings, the gRPC channel's stubs and the upstream hub.
+The channel is opened in the app's lifespan; the bridge reads no store and no disk of its own."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from grpc import aio
+from grpc_health.v1 import health_pb2
+from starlette.requests import Request
+
+from reelcast.bridge.problems import ApiError
+from reelcast.bridge.upstream import UpstreamHub
+from reelcast.server import errors
+from reelcast.server.callcontext import CORRELATION_ID_HEADER, current_correlation_id
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+# Ids are never longer or stranger than this; anything else cannot name a job, so it is a 404 without a
+# round trip (a 404, not a 400, like every unknown job: ids cannot be probed).
+_JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    grpc_target: str
+    heartbeat_seconds: float = 15.0
+    # The ``retry:`` hint: how long a browser waits before reconnecting, in milliseconds.
+    retry_ms: int = 3000
+    # How long a job's shared upstream outlives its last subscriber (or its terminal event).
+    linger_seconds: float = 30.0
+    # Jobs one /api/events connection may carry.
+    max_stream_jobs: int = 100
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass
+class BridgeState:
+    settings: BridgeSettings
+    channel: aio.Channel
+    jobs: JobServiceAsyncStub
+    health_check: aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
+    hub: UpstreamHub
+
+
+def bridge_state(request: Request) -> BridgeState:
+    state: BridgeState = request.app.state.bridge
+    return state
+
+
+def grpc_metadata() -> tuple[tuple[str, str], ...]:
+    """The request's correlation id as gRPC metadata, so it reaches the job and its events."""
+    return ((CORRELATION_ID_HEADER, current_correlation_id()),)
+
+
+def checked_job_id(request: Request) -> str:
+    job_id = str(request.path_params.get("job_id", ""))
+    if not _JOB_ID.match(job_id):
+        raise ApiError(errors.JOB_NOT_FOUND, "No job with this id.")
+    return job_id
+
+
+def is_job_id(text: str) -> bool:
+    return bool(_JOB_ID.match(text))

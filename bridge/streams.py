@@ -1,0 +1,151 @@
+"""The SSE endpoints: ``/api/jobs/{id}/events`` (one job) and ``/api/events`` (many jobs, one connection).
+
+Everything that can fail is checked before the response starts (an unknown job is a 404 JSON error, a junk
+``Last-Event-ID`` a 400). After that the stream only ends: at the terminal event, or when the upstream
+breaks, in which case the browser reconnects with ``Last-Event-ID`` and resumes exactly.
+
+sse-starlette frames the events and sends the periodic ``: ping``; the first ping is our first event, so it
+goes out at once together with the ``retry:`` hint. Nothing here compresses, and the responses say
+``Cache-Control: no-store`` and ``X-Accel-Buffering: no`` so proxies neither cache nor buffer them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reelcast.bridge.problems import ApiError, Violation
+from reelcast.bridge.rest import fetch_job
+from reelcast.bridge.sse import (
+    InvalidEventIdError,
+    MultiCursor,
+    job_event,
+    multi_job_event,
+    parse_sequence,
+    ping,
+)
+from reelcast.bridge.state import BridgeState, bridge_state, checked_job_id, grpc_metadata, is_job_id
+from reelcast.bridge.upstream import FeedEndedError, JobFeed, SubscriberOverflowError
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.server import errors
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def resume_cursor(request: Request) -> str:
+    """The browser's automatic ``Last-Event-ID`` wins over ``?lastEventId=``: after a reconnect the URL still
+    carries the first cursor, the header the latest."""
+    return request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
+
+
+def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent]) -> Response:
+    async def framed() -> AsyncIterator[ServerSentEvent]:
+        yield ping(state.settings.retry_ms)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+
+    return EventSourceResponse(
+        framed(), headers=SSE_HEADERS, ping=state.settings.heartbeat_seconds, ping_message_factory=ping
+    )
+
+
+async def job_events(request: Request) -> Response:
+    state = bridge_state(request)
+    job_id = checked_job_id(request)
+    try:
+        after = parse_sequence(resume_cursor(request) or "0")
+    except InvalidEventIdError:
+        raise ApiError(
+            errors.INVALID_EVENT_ID,
+            "Last-Event-ID must be the decimal id of an event of this stream.",
+            [Violation("Last-Event-ID", "must be a whole number")],
+        ) from None
+    await fetch_job(request, job_id)  # 404 (or any error) before the stream starts
+    feed = state.hub.feed(job_id)
+
+    async def events() -> AsyncGenerator[ServerSentEvent]:
+        async with contextlib.aclosing(feed.follow(after)) as progress_events:
+            try:
+                async for progress in progress_events:
+                    yield job_event(progress)
+            except (FeedEndedError, SubscriberOverflowError):
+                return  # the response ends; the client resumes from its last id
+
+    return _event_stream(state, events())
+
+
+async def _stream_job_ids(request: Request, state: BridgeState) -> list[str]:
+    """The jobs of a multi-job stream: ``?jobs=`` (each checked, 404 if unknown), else the caller's newest
+    jobs listed now. Jobs created later join on the next connection."""
+    limit = state.settings.max_stream_jobs
+    raw = request.query_params.get("jobs")
+    if raw is None:
+        reply = await state.jobs.ListJobs(
+            job_service_pb2.ListJobsRequest(page_size=limit), metadata=grpc_metadata()
+        )
+        return [job.id for job in reply.jobs]
+    job_ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not job_ids or len(job_ids) > limit:
+        raise ApiError(
+            errors.INVALID_REQUEST,
+            f"jobs must list 1 to {limit} job ids.",
+            [Violation("jobs", f"must list 1 to {limit} comma-separated job ids")],
+        )
+    for job_id in job_ids:
+        if not is_job_id(job_id):
+            raise ApiError(errors.JOB_NOT_FOUND, "No job with this id.")
+        await fetch_job(request, job_id)
+    return job_ids
+
+
+async def events(request: Request) -> Response:
+    state = bridge_state(request)
+    try:
+        cursor = MultiCursor.decode(resume_cursor(request))
+    except InvalidEventIdError:
+        raise ApiError(
+            errors.INVALID_EVENT_ID,
+            "Last-Event-ID must be an id of this stream.",
+            [Violation("Last-Event-ID", "is not a cursor issued by /api/events")],
+        ) from None
+    job_ids = await _stream_job_ids(request, state)
+    positions = {job_id: cursor.position(job_id) for job_id in job_ids}
+    feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
+    return _event_stream(state, _merged(feeds, cursor))
+
+
+async def _merged(feeds: list[tuple[JobFeed, int]], cursor: MultiCursor) -> AsyncGenerator[ServerSentEvent]:
+    """Interleaves the jobs' events as they arrive; each event's id is the cursor including it."""
+    merged: asyncio.Queue[job_pb2.JobProgress | BaseException | None] = asyncio.Queue(256)
+
+    async def pump(feed: JobFeed, after: int) -> None:
+        try:
+            async with contextlib.aclosing(feed.follow(after)) as progress_events:
+                async for progress in progress_events:
+                    await merged.put(progress)
+            await merged.put(None)
+        except (FeedEndedError, SubscriberOverflowError) as ended:
+            await merged.put(ended)
+
+    tasks = [asyncio.create_task(pump(feed, after)) for feed, after in feeds]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await merged.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                return  # one job's upstream broke: end, the client resumes every job exactly
+            else:
+                cursor.advance(item)
+                yield multi_job_event(item, cursor)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
