@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Generator
 
 import uvicorn
+from starlette.applications import Starlette
 
 from reelcast.bridge.app import create_app
 from reelcast.bridge.state import BridgeState
@@ -57,10 +58,17 @@ async def serve_bridge(
     heartbeat_seconds: float = 15.0,
 ) -> None:
     """Serves the bridge on ``http_listen`` (port 0 picks a free port, passed to ``on_ready``) in front of
-    the ``JobService`` at ``grpc_target``, until ``stop`` is set. Open SSE streams are ended first, so the
-    shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``."""
-    host, port = split_listen(http_listen)
+    the ``JobService`` at ``grpc_target``, until ``stop`` is set."""
     app = create_app(grpc_target, heartbeat_seconds=heartbeat_seconds)
+    await serve_app(app, http_listen, stop=stop, on_ready=on_ready)
+
+
+async def serve_app(
+    app: Starlette, http_listen: str, *, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None
+) -> None:
+    """Runs a bridge app made by :func:`create_app` until ``stop`` is set. Open SSE streams are ended
+    first, so the shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``."""
+    host, port = split_listen(http_listen)
     config = uvicorn.Config(
         app,
         host=host,
