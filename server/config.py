@@ -46,6 +46,10 @@ class Settings:
     # a stage, so a chatty stage cannot flood the log.
     progress_min_interval_seconds: float = 0.2
     ffmpeg_log_max_bytes: int = 1_048_576
+    # libx264's speed/size trade-off for the render stage; still images compress well even when fast.
+    x264_preset: str = "veryfast"
+    # An espeak-ng data directory; by default the one shipped with espeakng-loader.
+    espeak_data_path: str | None = None
     disabled_plugins: tuple[str, ...] = ()
 
     @classmethod
@@ -59,6 +63,8 @@ class Settings:
             render_timeout_seconds=_env_float("REELCAST_RENDER_TIMEOUT", 3600.0),
             progress_min_interval_seconds=_env_float("REELCAST_PROGRESS_INTERVAL", 0.2),
             ffmpeg_log_max_bytes=_env_int("REELCAST_FFMPEG_LOG_MAX_BYTES", 1_048_576),
+            x264_preset=os.environ.get("REELCAST_X264_PRESET") or "veryfast",
+            espeak_data_path=os.environ.get("REELCAST_ESPEAK_DATA") or None,
             disabled_plugins=disabled_plugins_from_env(),
         )
 

@@ -240,6 +240,15 @@ JOB_STALLED = _define(
     500,
     ["Retry the job", "Check CPU and disk load on the server", "Raise REELCAST_STALL_TIMEOUT"],
 )
+ARTIFACT_MISSING = _define(
+    "E306-ARTIFACT_MISSING",
+    "Stage input missing",
+    "A stage did not find the files an earlier stage should have produced.",
+    "Check that a plugin replacing a built-in stage publishes the same artifacts (see docs/stages.md).",
+    _S.FAILED_PRECONDITION,
+    500,
+    ["Check replaced stages against docs/stages.md", "Retry the job"],
+)
 RENDER_TIMEOUT = _define(
     "E308-RENDER_TIMEOUT",
     "Render timed out",

@@ -1,0 +1,96 @@
+"""The built-in postprocess stage: verify the MP4 by decoding it fully, write a thumbnail, publish the output.
+
+Verification decodes every video and audio packet to ffmpeg's null muxer and requires exit code 0; the
+duration comes from the container as ffmpeg reports it. The thumbnail is a JPEG of the first scene's
+midpoint, taken from the rendered video itself.
+
+Artifacts: ``thumbnail`` -> ``thumbnail.jpg`` and ``output`` (see ``OUTPUT_ARTIFACT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reelcast.plugins import OUTPUT_ARTIFACT, ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.builtin.ffmpeg import ProgressReader, ffmpeg_executable, parse_duration, run_ffmpeg
+from reelcast.plugins.builtin.voice import load_narration
+from reelcast.server import errors
+
+THUMBNAIL_FILE = "thumbnail.jpg"
+_SNIPPET_CHARS = 16 * 1024
+
+
+async def run(ctx: StageContext) -> dict[str, Any]:
+    video_relative = ctx.artifacts.get("video")
+    if not isinstance(video_relative, str) or not ctx.path(video_relative).is_file():
+        raise ReelcastError(errors.ARTIFACT_MISSING, "No video artifact from the render stage.")
+    video = ctx.path(video_relative)
+    narration = load_narration(ctx)
+    ffmpeg = ffmpeg_executable(ctx.settings)
+    log_path = str(ctx.artifacts.get("ffmpeg_log") or "")
+    expected = float(narration["duration"])
+    stderr: list[str] = []
+
+    def on_fraction(fraction: float, seconds: float) -> None:
+        ctx.report(0.8 * fraction, f"Verifying video {seconds:.1f} s of {expected:.1f} s")
+
+    reader = ProgressReader(expected, on_fraction)
+    ctx.report(0.0, "Postprocessing: verifying the video")
+    verify = [
+        ffmpeg, "-hide_banner", "-nostats", "-progress", "pipe:1", "-i", str(video),
+        "-map", "0:v", "-map", "0:a", "-f", "null", "-",
+    ]  # fmt: skip
+    result = await run_ffmpeg(ctx, verify, on_stdout_line=reader.line, on_stderr_line=stderr.append)
+    ctx.raise_if_cancelled()
+    stderr_text = "\n".join(stderr)
+    duration = parse_duration(stderr_text)
+    if result.returncode != 0 or duration is None:
+        raise ReelcastError(
+            errors.OUTPUT_INVALID,
+            f"Decoding the rendered video failed (exit code {result.returncode}).",
+            stderr_snippet=stderr_text[-_SNIPPET_CHARS:],
+            log_path=log_path,
+        )
+    ctx.report(0.85, "Writing thumbnail")
+    first = narration["scenes"][0] if narration.get("scenes") else {"start": 0.0, "duration": 0.0}
+    moment = float(first["start"]) + float(first["duration"]) / 2
+    thumbnail = ctx.path(THUMBNAIL_FILE)
+    stderr.clear()
+    snapshot = [
+        ffmpeg, "-hide_banner", "-nostats", "-y", "-ss", f"{moment:.3f}", "-i", str(video),
+        "-frames:v", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
+    ]  # fmt: skip
+    result = await run_ffmpeg(ctx, snapshot, on_stderr_line=stderr.append)
+    ctx.raise_if_cancelled()
+    if result.returncode != 0 or not thumbnail.is_file():
+        raise ReelcastError(
+            errors.OUTPUT_INVALID,
+            "The thumbnail could not be taken from the rendered video.",
+            stderr_snippet="\n".join(stderr)[-_SNIPPET_CHARS:],
+            log_path=log_path,
+        )
+    subtitles = ctx.artifacts.get("subtitles")
+    output = {
+        "video_path": str(video),
+        "size_bytes": video.stat().st_size,
+        "duration_seconds": duration,
+        "thumbnail_path": str(thumbnail),
+        "subtitle_path": str(ctx.path(subtitles)) if isinstance(subtitles, str) else "",
+    }
+    ctx.report(1.0, "Postprocessing done")
+    return {"thumbnail": THUMBNAIL_FILE, OUTPUT_ARTIFACT: output}
+
+
+@hookimpl
+def register_stages(register: Callable[[Stage], None]) -> None:
+    register(
+        Stage(
+            name="postprocess",
+            title="Postprocessing",
+            weight=10,
+            order=500,
+            run=run,
+            description="Verifies the MP4 by decoding it, writes a JPEG thumbnail and publishes the output.",
+        )
+    )

@@ -1,0 +1,201 @@
+"""The built-in render stage: the frames and the narration into an H.264/AAC MP4 with ffmpeg.
+
+The frames go through ffmpeg's concat demuxer, one entry per image with its duration; never ``-loop 1``
+per image, which is slow and rounds every duration to whole frames. Constant frame rate (the default)
+resamples that timeline with the ``fps`` filter; variable frame rate keeps one frame per image and is much
+faster. No text reaches ffmpeg: burned captions are already in the frames, soft captions come from the SRT
+file, and arguments go to ffmpeg as a list, never through a shell.
+
+Progress is ffmpeg's ``-progress pipe:1``: ``out_time_us`` against the timeline's length, clamped and never
+decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the seed's format.
+
+Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` (or none), ``ffmpeg_log`` (an
+absolute path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.builtin.captions import Cue, to_srt
+from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
+from reelcast.plugins.builtin.visuals import load_visuals
+from reelcast.plugins.builtin.voice import load_narration
+from reelcast.server import errors
+
+VIDEO_FILE = "video.mp4"
+PARTIAL_VIDEO_FILE = "video.mp4.part"
+SUBTITLE_FILE = "captions.srt"
+CONCAT_FILE = "frames.ffconcat"
+
+
+def _concat_quote(path: str) -> str:
+    """A path as a quoted ffconcat token: single quotes, each inner quote as '\\''."""
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def concat_script(frames: Sequence[dict[str, Any]]) -> str:
+    """The concat demuxer's input: each image with its duration.
+
+    The last image is listed twice: the demuxer ignores the duration of the final entry otherwise."""
+    lines = ["ffconcat version 1.0"]
+    for frame in frames:
+        lines.append(f"file {_concat_quote(frame['image'])}")
+        lines.append(f"duration {float(frame['duration']):.6f}")
+    if frames:
+        lines.append(f"file {_concat_quote(frames[-1]['image'])}")
+    return "\n".join(lines) + "\n"
+
+
+def render_arguments(
+    spec: job_pb2.JobSpec,
+    *,
+    concat_path: str,
+    audio_path: str,
+    subtitle_path: str | None,
+    output_path: str,
+    duration: float,
+    preset: str,
+    extra_args: Sequence[str],
+) -> list[str]:
+    """ffmpeg's arguments (without the program) for one render."""
+    render = spec.render
+    fps = render.fps or 30
+    args = ["-hide_banner", "-y", "-nostats", "-progress", "pipe:1", "-stats_period", "0.2"]
+    args += ["-f", "concat", "-safe", "0", "-i", concat_path, "-i", audio_path]
+    soft = subtitle_path is not None
+    if soft:
+        args += ["-i", str(subtitle_path)]
+    args += ["-map", "0:v:0", "-map", "1:a:0"]
+    if soft:
+        args += ["-map", "2:s:0"]
+    args += ["-c:v", "libx264", "-preset", preset, "-tune", "stillimage", "-pix_fmt", "yuv420p"]
+    if render.video_bitrate_kbps:
+        args += ["-b:v", f"{render.video_bitrate_kbps}k"]
+    else:
+        args += ["-crf", "23"]
+    if render.variable_frame_rate:
+        # One frame per image, each as long as its entry: nothing to encode between changes.
+        args += ["-fps_mode", "vfr"]
+    else:
+        args += ["-vf", f"fps={fps}", "-fps_mode", "cfr", "-r", str(fps)]
+    # A keyframe at least every 2 s keeps seeking cheap in players.
+    args += ["-g", str(fps * 2)]
+    args += ["-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000", "-ac", "1"]
+    if soft:
+        args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={_iso639_2(spec.brief.language)}"]
+    args += ["-movflags", "+faststart"]
+    # The repeated last concat entry lets the fps filter hold the last image for its whole duration,
+    # and may hold it a little longer: the narration's length is the video's length.
+    args += ["-t", f"{duration:.6f}"]
+    args += list(extra_args)
+    args += ["-f", "mp4", output_path]
+    return args
+
+
+def _iso639_2(language: str) -> str:
+    known = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por", "nl": "nld"}
+    return known.get((language or "en").split("-", 1)[0].lower(), "und")
+
+
+async def run(ctx: StageContext) -> dict[str, Any]:
+    narration = load_narration(ctx)
+    visuals = load_visuals(ctx)
+    frames: list[dict[str, Any]] = visuals["frames"]
+    if not frames:
+        raise ReelcastError(errors.ARTIFACT_MISSING, "The visuals stage produced no frames.")
+    ffmpeg = ffmpeg_executable(ctx.settings)
+    render = ctx.spec.render
+    cues = [Cue(**cue) for cue in visuals.get("cues", [])]
+    subtitle_relative: str | None = None
+    if render.captions:
+        ctx.path(SUBTITLE_FILE).write_text(to_srt(cues), encoding="utf-8")
+        subtitle_relative = SUBTITLE_FILE
+    ctx.path(CONCAT_FILE).write_text(concat_script(frames), encoding="utf-8")
+    soft = render.captions and render.caption_mode == job_pb2.CAPTION_MODE_SOFT
+    partial = ctx.path(PARTIAL_VIDEO_FILE)
+    arguments = render_arguments(
+        ctx.spec,
+        concat_path=str(ctx.path(CONCAT_FILE)),
+        audio_path=str(ctx.path(narration["audio"])),
+        subtitle_path=str(ctx.path(SUBTITLE_FILE)) if soft else None,
+        output_path=str(partial),
+        duration=float(narration["duration"]),
+        preset=ctx.settings.x264_preset,
+        extra_args=ctx.settings.ffmpeg_extra_args,
+    )
+    total = float(narration["duration"])
+    log_path = ctx.settings.ffmpeg_logs_dir / f"{ctx.job_id}.log"
+    log = FfmpegLog(
+        log_path,
+        job_id=ctx.job_id,
+        correlation_id=ctx.correlation_id,
+        resolution=f"{visuals['width']}x{visuals['height']}",
+        ffmpeg_path=ffmpeg,
+        arguments=arguments,
+        max_bytes=ctx.settings.ffmpeg_log_max_bytes,
+    )
+
+    def on_fraction(fraction: float, seconds: float) -> None:
+        ctx.report(fraction, f"Rendering video {seconds:.1f} s of {total:.1f} s")
+
+    progress = ProgressReader(total, on_fraction)
+    ctx.report(0.0, "Rendering video")
+    try:
+        result = await run_ffmpeg(
+            ctx,
+            [ffmpeg, *arguments],
+            log=log,
+            on_stdout_line=progress.line,
+            timeout=ctx.settings.render_timeout_seconds,
+        )
+    except BaseException:
+        _remove(partial)
+        raise
+    if result.cancelled:
+        _remove(partial)
+        raise ReelcastError(errors.CANCELLED)
+    if result.timed_out:
+        _remove(partial)
+        raise ReelcastError(
+            errors.RENDER_TIMEOUT,
+            f"The render took longer than {ctx.settings.render_timeout_seconds:g} s.",
+            stderr_snippet=log.stderr_snippet,
+            log_path=str(log_path),
+        )
+    if result.returncode != 0:
+        _remove(partial)
+        raise ReelcastError(
+            errors.FFMPEG_RUNTIME,
+            f"FFmpeg exited with code {result.returncode} while rendering.",
+            stderr_snippet=log.stderr_snippet,
+            log_path=str(log_path),
+            suggested_actions=errors.FFMPEG_RUNTIME.suggested_actions,
+        )
+    partial.replace(ctx.path(VIDEO_FILE))
+    ctx.report(1.0, "Rendered")
+    return {"video": VIDEO_FILE, "subtitles": subtitle_relative, "ffmpeg_log": str(log_path)}
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+@hookimpl
+def register_stages(register: Callable[[Stage], None]) -> None:
+    register(
+        Stage(
+            name="render",
+            title="Rendering",
+            weight=20,
+            order=400,
+            run=run,
+            description="Encodes frames and narration into an H.264/AAC MP4 with ffmpeg's concat demuxer.",
+        )
+    )
