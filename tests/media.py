@@ -1,0 +1,179 @@
+"""Measuring rendered media with the real ffmpeg (there is no ffprobe), and running built-in jobs.
+
+These helpers measure; they never produce what they measure. ``run_job`` drives a real ReelcastServer with
+the built-in stages over gRPC, in its own event loop, so module-scoped fixtures can share one render.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import math
+import re
+import subprocess
+import wave
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio_ffmpeg
+from grpc import aio
+
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.plugins.host import PluginHost
+from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass
+class Probe:
+    duration: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    pixel_format: str
+    audio_codec: str
+    subtitle_codecs: list[str]
+
+
+def probe(path: Path) -> Probe:
+    """Stream facts from ffmpeg's input dump."""
+    result = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    text = result.stderr
+    duration_match = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
+    video = re.search(r"Video: (\w+).*?, (\w+)\(?.*?, (\d+)x(\d+).*?, ([\d.]+) fps", text)
+    audio = re.search(r"Audio: (\w+)", text)
+    assert duration_match and video, text
+    hours, minutes, seconds = duration_match.groups()
+    return Probe(
+        duration=int(hours) * 3600 + int(minutes) * 60 + float(seconds),
+        width=int(video.group(3)),
+        height=int(video.group(4)),
+        fps=float(video.group(5)),
+        video_codec=video.group(1),
+        pixel_format=video.group(2),
+        audio_codec=audio.group(1) if audio else "",
+        subtitle_codecs=re.findall(r"Subtitle: (\w+)", text),
+    )
+
+
+def decode_exit_code(path: Path) -> int:
+    """Decodes every stream to the null muxer; 0 means the file is playable end to end."""
+    return subprocess.run(
+        [FFMPEG, "-v", "error", "-xerror", "-i", str(path), "-map", "0:v", "-map", "0:a", "-f", "null", "-"],
+        capture_output=True,
+    ).returncode
+
+
+def decoded_video_seconds(path: Path) -> float:
+    """The time of the last decoded video frame plus one frame, from the decoder's own stats."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path), "-map", "0:v", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    times = re.findall(r"time=(\d+):(\d+):([\d.]+)", result.stderr)
+    hours, minutes, seconds = times[-1]
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def audio_rms(path: Path) -> float:
+    """RMS of the decoded audio, 16-bit mono at 16 kHz, as a fraction of full scale."""
+    raw = subprocess.run(
+        [
+            FFMPEG,
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a",
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = array.array("h", raw)
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(sample * sample for sample in samples) / len(samples)) / 32768
+
+
+def frame_at(path: Path, seconds: float, size: tuple[int, int] = (160, 90)) -> bytes:
+    """The frame at ``seconds``, scaled down, as raw RGB bytes."""
+    return subprocess.run(
+        [
+            FFMPEG, "-v", "error", "-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
+            "-vf", f"scale={size[0]}:{size[1]}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+
+
+def mean_abs_difference(first: bytes, second: bytes) -> float:
+    assert len(first) == len(second) and first
+    return sum(abs(a - b) for a, b in zip(first, second, strict=True)) / len(first)
+
+
+def band(frame: bytes, size: tuple[int, int], top: float, bottom: float) -> bytes:
+    """The rows of a raw RGB frame between fractions ``top`` and ``bottom`` of its height."""
+    width, height = size
+    return frame[int(height * top) * width * 3 : int(height * bottom) * width * 3]
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as reader:
+        return reader.getnframes() / reader.getframerate()
+
+
+@dataclass
+class JobRun:
+    settings: Settings
+    job: job_pb2.Job
+    events: list[job_pb2.JobProgress] = field(default_factory=list)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.settings.work_dir(self.job.id)
+
+    def scene_wavs(self) -> list[Path]:
+        return sorted((self.work_dir / "voice").glob("scene-*.wav"))
+
+
+EventHook = Callable[[job_pb2.JobProgress, job_service_pb2_grpc.JobServiceStub, str], Awaitable[None]]
+
+
+async def run_job_async(
+    settings: Settings, spec: job_pb2.JobSpec, on_event: EventHook | None = None
+) -> JobRun:
+    """Runs ``spec`` on a real server with the built-in stages and watches it to its terminal event."""
+    server = ReelcastServer(settings, host=PluginHost.load())
+    await server.start()
+    try:
+        async with aio.insecure_channel(server.target) as channel:
+            stub = job_service_pb2_grpc.JobServiceStub(channel)
+            created = await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))
+            events: list[job_pb2.JobProgress] = []
+            watch = job_service_pb2.WatchJobRequest(job_id=created.job.id)
+            async for event in stub.WatchJob(watch):
+                events.append(event)
+                if on_event is not None:
+                    await on_event(event, stub, created.job.id)
+            final = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=created.job.id))
+            return JobRun(settings, final.job, events)
+    finally:
+        await server.stop(grace=0.5)
+
+
+def run_job(settings: Settings, spec: job_pb2.JobSpec, on_event: EventHook | None = None) -> JobRun:
+    return asyncio.run(run_job_async(settings, spec, on_event))
