@@ -60,7 +60,7 @@ async def start_bridge(server: ReelcastServer) -> AsyncIterator[BridgeFactory]:
     try:
         yield start
     finally:
-        for stop, task in stops:
+        for stop, _task in stops:
             stop.set()
         await asyncio.wait_for(asyncio.gather(*(task for _, task in stops)), HANG_TIMEOUT)
 
