@@ -1,0 +1,100 @@
+"""Hostile text through every built-in stage: quotes, colons, percent signs, backslashes, newlines, emoji
+and right-to-left text render, and none of it ever reaches ffmpeg's command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.builtin.captions import parse_srt
+from reelcast.server.config import Settings
+from reelcast.server.validation import with_defaults
+from tests.media import audio_rms, decode_exit_code, probe, run_job, wav_seconds
+
+HOSTILE = (
+    "It's \"quoted\" and 'single': 100% sure; C:\\path\\to\\file, a\\nb, {braces} [x] $HOME `id` & | > <",
+    "Line one\nline two: with a colon, and 50% off — %{pts} %d %s",
+    "Emoji 🎬🐝✨ and right to left: שלום עולם مرحبا بالعالم, then English again.",
+    "Filter syntax drawtext=text='x':fontsize=99,subtitles=evil.srt; -vf -loop 1 --> arrow",
+)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        x264_preset="ultrafast",
+    )
+
+
+def _assert_no_text_in_command(run_dir: Settings, job_id: str, texts: list[str]) -> None:
+    log = (run_dir.ffmpeg_logs_dir / f"{job_id}.log").read_text(encoding="utf-8")
+    command = next(line for line in log.splitlines() if line.startswith("Command: "))
+    for text in texts:
+        for fragment in (part for part in text.split() if len(part) > 3):
+            assert fragment not in command, fragment
+
+
+@pytest.mark.parametrize(
+    ("mode", "variable_frame_rate"),
+    [(job_pb2.CAPTION_MODE_SOFT, True), (job_pb2.CAPTION_MODE_BURNED, False)],
+    ids=["soft-vfr", "burned-cfr"],
+)
+def test_hostile_script_text_renders_in_both_caption_modes(
+    tmp_path: Path, mode: job_pb2.CaptionMode, variable_frame_rate: bool
+) -> None:
+    scenes = [
+        job_pb2.Scene(title=text.split("\n")[0][:60], narration=text, caption=text, visual_hint="quote")
+        for text in HOSTILE
+    ]
+    spec = with_defaults(
+        job_pb2.JobSpec(
+            brief=job_pb2.Brief(topic='Escapes: 100% "safe" \\ 🎬 שלום'),
+            script=scenes,
+            render=job_pb2.RenderSpec(
+                width=640,
+                height=360,
+                captions=True,
+                caption_mode=mode,
+                variable_frame_rate=variable_frame_rate,
+            ),
+        )
+    )
+    settings = _settings(tmp_path)
+    run = run_job(settings, spec)
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
+    video = Path(run.job.output.video_path)
+    assert decode_exit_code(video) == 0
+    narration = sum(wav_seconds(path) for path in sorted((run.work_dir / "voice").glob("scene-*.wav")))
+    assert abs(probe(video).duration - narration) <= 0.25
+    assert audio_rms(video) > 0.01
+    facts = probe(video)
+    assert facts.subtitle_codecs == (["mov_text"] if mode == job_pb2.CAPTION_MODE_SOFT else [])
+    srt_text = " ".join(
+        text for _, _, text in parse_srt(Path(run.job.output.subtitle_path).read_text("utf-8"))
+    )
+    for text in HOSTILE:
+        for word in text.replace("-->", "->").split():
+            assert word in srt_text, word
+    _assert_no_text_in_command(settings, run.job.id, list(HOSTILE))
+
+
+def test_hostile_topic_goes_through_the_script_writer(tmp_path: Path) -> None:
+    topic = 'Percent 100% "quotes": C:\\dir\n🐝 שלום'
+    spec = with_defaults(
+        job_pb2.JobSpec(
+            brief=job_pb2.Brief(topic=topic, audience='people: "all"', goal="learn 50% more"),
+            plan=job_pb2.Plan(target_duration_seconds=6),
+            render=job_pb2.RenderSpec(width=320, height=180, captions=True),
+        )
+    )
+    settings = _settings(tmp_path)
+    run = run_job(settings, spec)
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
+    assert decode_exit_code(Path(run.job.output.video_path)) == 0
+    script = (run.work_dir / "script.json").read_text(encoding="utf-8")
+    assert "100%" in script and "שלום" in script
+    _assert_no_text_in_command(settings, run.job.id, [topic])
