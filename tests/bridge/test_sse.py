@@ -52,21 +52,19 @@ async def watch_all(stub: JobServiceAsyncStub, job_id: str) -> list[job_pb2.JobP
     return [e async for e in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id))]
 
 
-async def test_events_have_the_seed_names_and_fields_and_ids_equal_watchjob_sequences(
-    client: httpx.AsyncClient, stub: JobServiceAsyncStub, pipeline: PipelinePlugin
+def assert_conformant(
+    events: list[SseEvent], grpc_events: list[job_pb2.JobProgress], correlation_id: str
 ) -> None:
-    job = await create_job(client, **{"X-Correlation-ID": "conformance-1"})
-    live = await read_sse(client, f"/api/jobs/{job['jobId']}/events")
-    grpc_events = await watch_all(stub, job["jobId"])
-
-    assert [e.id for e in live.events] == [str(p.sequence) for p in grpc_events]
-    assert [e.event for e in live.events] == [EVENT_FOR_KIND[p.kind] for p in grpc_events]
-    ids = [int(e.id) for e in live.events]
+    """Every event has the seed's name and fields with the right JSON types, and the ids are the WatchJob
+    sequences of the same job, one to one."""
+    assert [e.id for e in events] == [str(p.sequence) for p in grpc_events]
+    assert [e.event for e in events] == [EVENT_FOR_KIND[p.kind] for p in grpc_events]
+    ids = [int(e.id) for e in events]
     assert ids == sorted(set(ids))
-    for event, progress in zip(live.events, grpc_events, strict=True):
+    for event, progress in zip(events, grpc_events, strict=True):
         for name, kind in SEED_FIELDS[event.event].items():
             assert isinstance(event.data[name], kind), (event, name)
-        assert event.data["correlationId"] == "conformance-1"
+        assert event.data["correlationId"] == correlation_id
         if event.event == "job-status":
             assert event.data["status"] in JOB_WORDS
         if event.event == "step-status":
@@ -76,14 +74,24 @@ async def test_events_have_the_seed_names_and_fields_and_ids_equal_watchjob_sequ
             assert 0 <= event.data["progressPct"] <= 100
             assert event.data["progressPct"] == round(progress.stage_percent, 2)
             assert event.data["jobProgressPct"] == round(progress.job_percent, 2)
-    steps = {e.data["step"] for e in live.events if e.event == "step-status"}
-    assert steps == {"Script", "Voice", "Visuals", "Rendering", "Postprocessing"}
-    last = live.events[-1]
+    last = events[-1]
     assert last.event == "job-completed"
     assert last.data["status"] == "Succeeded"
     assert isinstance(last.data["output"]["videoPath"], str)
     assert isinstance(last.data["output"]["sizeBytes"], int)
     assert last.data["output"]["sizeBytes"] > 0
+
+
+async def test_events_have_the_seed_names_and_fields_and_ids_equal_watchjob_sequences(
+    client: httpx.AsyncClient, stub: JobServiceAsyncStub, pipeline: PipelinePlugin
+) -> None:
+    job = await create_job(client, **{"X-Correlation-ID": "conformance-1"})
+    live = await read_sse(client, f"/api/jobs/{job['jobId']}/events")
+    grpc_events = await watch_all(stub, job["jobId"])
+
+    assert_conformant(live.events, grpc_events, "conformance-1")
+    steps = {e.data["step"] for e in live.events if e.event == "step-status"}
+    assert steps == {"Script", "Voice", "Visuals", "Rendering", "Postprocessing"}
 
     replay = await read_sse(client, f"/api/jobs/{job['jobId']}/events")  # finished: replays and closes
     assert signature(replay.events) == signature(live.events)
