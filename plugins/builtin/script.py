@@ -234,15 +234,15 @@ def write_script(brief: job_pb2.Brief, words: int, seconds: float) -> list[Scrip
             pool: Sequence[str] = _BODY["background"]
         else:
             pool = _BODY[role]
-        closer = _TONE_CLOSERS.get(tone) if role == "takeaway" else None
-        if closer:
-            budget_for_body = budget - count_words(closer)
-            _fill(sentences, pool, budget_for_body, rng, used)
-            sentences.append(closer)
-        else:
-            _fill(sentences, pool, budget, rng, used)
-        if role == "takeaway" and goal and count_words(" ".join(sentences)) < budget:
-            sentences.append(f"Now you can {goal}.")
+        # The takeaway always ends on the goal and the tone's closing line; the rest of its budget is body.
+        closing: list[str] = []
+        if role == "takeaway" or scene_count == 1:
+            if goal and not any(goal in sentence for sentence in sentences):
+                closing.append(f"Now you can {goal}.")
+            if tone in _TONE_CLOSERS:
+                closing.append(_TONE_CLOSERS[tone])
+        _fill(sentences, pool, budget - count_words(" ".join(closing)), rng, used)
+        sentences.extend(closing)
         if role == "point":
             point_number += 1
         narration = " ".join(sentences) or f"{topic}."
@@ -260,7 +260,7 @@ def validate_user_script(spec: job_pb2.JobSpec) -> list[ScriptScene]:
     scenes: list[ScriptScene] = []
     for number, scene in enumerate(spec.script, start=1):
         narration = scene.narration.strip()
-        if not narration or not _WORD.search(narration):
+        if not narration:
             raise ReelcastError(errors.SCRIPT_INVALID, f"Scene {number} has no narration to speak.")
         if len(narration) > MAX_NARRATION_CHARS:
             raise ReelcastError(
