@@ -15,6 +15,7 @@ import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imageio_ffmpeg
 from grpc import aio
@@ -23,6 +24,9 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -150,7 +154,7 @@ class JobRun:
         return sorted((self.work_dir / "voice").glob("scene-*.wav"))
 
 
-EventHook = Callable[[job_pb2.JobProgress, job_service_pb2_grpc.JobServiceStub, str], Awaitable[None]]
+EventHook = Callable[[job_pb2.JobProgress, "JobServiceAsyncStub", str], Awaitable[None]]
 
 
 async def run_job_async(

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server.config import Settings
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 from reelcast.server.validation import with_defaults
 from tests.media import run_job
 
@@ -83,7 +87,7 @@ def test_cancel_during_rendering_stops_ffmpeg_and_leaves_no_partial_mp4(tmp_path
     observed: dict[str, object] = {}
 
     async def cancel_when_rendering(
-        event: job_pb2.JobProgress, stub: job_service_pb2_grpc.JobServiceStub, job_id: str
+        event: job_pb2.JobProgress, stub: JobServiceAsyncStub, job_id: str
     ) -> None:
         if "pid" in observed or event.stage != "render" or event.kind != job_pb2.EVENT_KIND_STEP_PROGRESS:
             return

@@ -6,7 +6,6 @@ One 20 s 1280x720 job with burned-in captions is rendered once per module and me
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ SEED_BOUNDARIES = (10.0, 30.0, 50.0, 70.0, 90.0, 100.0)
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobRun]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("pipeline") / "data",
         grpc_listen="127.0.0.1:0",

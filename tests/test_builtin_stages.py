@@ -43,9 +43,12 @@ async def _context(
     return context
 
 
-def _brief_spec(topic: str = "Bees", seconds: float = 30, **brief: str) -> job_pb2.JobSpec:
+def _brief_spec(
+    topic: str = "Bees", seconds: float = 30, audience: str = "", language: str = ""
+) -> job_pb2.JobSpec:
     return job_pb2.JobSpec(
-        brief=job_pb2.Brief(topic=topic, **brief), plan=job_pb2.Plan(target_duration_seconds=seconds)
+        brief=job_pb2.Brief(topic=topic, audience=audience, language=language),
+        plan=job_pb2.Plan(target_duration_seconds=seconds),
     )
 
 

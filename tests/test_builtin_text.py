@@ -44,7 +44,7 @@ def _assert_no_text_in_command(run_dir: Settings, job_id: str, texts: list[str])
     ids=["soft-vfr", "burned-cfr"],
 )
 def test_hostile_script_text_renders_in_both_caption_modes(
-    tmp_path: Path, mode: job_pb2.CaptionMode, variable_frame_rate: bool
+    tmp_path: Path, mode: job_pb2.CaptionMode.ValueType, variable_frame_rate: bool
 ) -> None:
     scenes = [
         job_pb2.Scene(title=text.split("\n")[0][:60], narration=text, caption=text, visual_hint="quote")
