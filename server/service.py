@@ -25,7 +25,7 @@ from reelcast.server.pagination import (
 )
 from reelcast.server.runner import JobRunner
 from reelcast.server.status import abort
-from reelcast.server.store import JobStore, PageCursor
+from reelcast.server.store import TERMINAL_STATUSES, JobStore, PageCursor
 from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec, with_defaults
 from reelcast.server.watch import follow_job_events
 
@@ -127,7 +127,14 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if request.after_sequence < 0:
             error, violations = _invalid("after_sequence", "must not be negative")
             await abort(context, error, violations)
-        await self._owned_job(request.job_id, context)
+        job = await self._owned_job(request.job_id, context)
+        if request.after_sequence > job.last_sequence:
+            error, violations = _invalid(
+                "after_sequence", f"is past the job's last event ({job.last_sequence})"
+            )
+            await abort(context, error, violations)
+        if request.after_sequence == job.last_sequence and job.status in TERMINAL_STATUSES:
+            return  # a finished job with nothing after the cursor: the stream is simply complete
         events = follow_job_events(self.store, self.notifier, request.job_id, request.after_sequence)
         try:
             async for event in events:

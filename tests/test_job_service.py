@@ -370,3 +370,15 @@ async def test_health_and_reflection_are_served(server: ReelcastServer, channel:
     ):
         services.extend(service.name for service in answer.list_services_response.service)
     assert "reelcast.jobs.v1.JobService" in services
+
+
+async def test_watching_a_finished_job_from_its_last_sequence_ends_at_once(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    server.host.register(PipelinePlugin(), "pipeline")
+    job = await create(stub)
+    events = await asyncio.wait_for(watch_all(stub, job.id), 30)
+    assert await asyncio.wait_for(watch_all(stub, job.id, after=events[-1].sequence), 5) == []
+    with pytest.raises(aio.AioRpcError) as raised:
+        await watch_all(stub, job.id, after=events[-1].sequence + 1)
+    assert status_code(raised.value) == StatusCode.INVALID_ARGUMENT
