@@ -11,7 +11,7 @@ GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join
 # that mirrors the import names (reelcast.server -> server/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
-.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench
+.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,3 +67,8 @@ ci: test lint typecheck proto-check buf-lint
 
 clean:
 	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# Full-scale render benchmark (30 s at 1080p: reelcast vs moviepy vs bare ffmpeg); writes docs/benchmarks.md.
+bench-render: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/render.py --output docs/benchmarks.md
