@@ -21,14 +21,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-node_modules/.bin/buf: package.json
+NODE_STAMP := node_modules/.installed
+
+# npm packages: buf for the contract, and the Node.js gRPC client of the interop tests.
+$(NODE_STAMP): package.json $(wildcard package-lock.json)
 	npm install --no-audit --no-fund --silent
 	touch $@
+
+node_modules/.bin/buf: $(NODE_STAMP)
 
 run: $(STAMP)
 	$(BIN)/reelcast serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest $(ARGS)
 
 proto: $(STAMP)
