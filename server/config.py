@@ -51,6 +51,17 @@ class Settings:
     # An espeak-ng data directory; by default the one shipped with espeakng-loader.
     espeak_data_path: str | None = None
     disabled_plugins: tuple[str, ...] = ()
+    # A stage that reports no progress for this long is stopped and fails with E305.
+    stall_timeout_seconds: float = 90.0
+    # A job interrupted (by restarts or lost workers) more often than this fails with E701.
+    max_attempts: int = 3
+    # Finished jobs (rows, events, work dirs, outputs, ffmpeg logs) are deleted this long after they end.
+    retention_seconds: float = 7 * 24 * 3600.0
+    gc_interval_seconds: float = 3600.0
+    # Below this much free space in the data dir, the next stage fails with E601 instead of filling the disk.
+    min_free_disk_bytes: int = 256 * 1024 * 1024
+    # On SIGTERM, running jobs get this long to finish before they are stopped (they resume on restart).
+    shutdown_grace_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +77,12 @@ class Settings:
             x264_preset=os.environ.get("REELCAST_X264_PRESET") or "veryfast",
             espeak_data_path=os.environ.get("REELCAST_ESPEAK_DATA") or None,
             disabled_plugins=disabled_plugins_from_env(),
+            stall_timeout_seconds=_env_float("REELCAST_STALL_TIMEOUT", 90.0),
+            max_attempts=_env_int("REELCAST_MAX_ATTEMPTS", 3),
+            retention_seconds=_env_float("REELCAST_RETENTION_SECONDS", 7 * 24 * 3600.0),
+            gc_interval_seconds=_env_float("REELCAST_GC_INTERVAL", 3600.0),
+            min_free_disk_bytes=_env_int("REELCAST_MIN_FREE_DISK_BYTES", 256 * 1024 * 1024),
+            shutdown_grace_seconds=_env_float("REELCAST_SHUTDOWN_GRACE", 10.0),
         )
 
     @property
