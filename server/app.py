@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from grpc import aio
@@ -13,6 +14,7 @@ from reelcast.plugins.host import PluginHost
 from reelcast.server.config import Settings
 from reelcast.server.interceptors import CorrelationIdInterceptor
 from reelcast.server.notifier import EventNotifier
+from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
 from reelcast.server.service import JobService
 from reelcast.server.store import JobStore, SqliteJobStore
@@ -35,6 +37,7 @@ class ReelcastServer:
         self.health = health.aio.HealthServicer()
         self.grpc_server = aio.server(interceptors=[CorrelationIdInterceptor()])
         self.port = 0
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         job_service_pb2_grpc.add_JobServiceServicer_to_server(
@@ -54,6 +57,7 @@ class ReelcastServer:
             raise OSError(f"cannot listen on {self.settings.grpc_listen}")
         await self.grpc_server.start()
         await self.runner.start()
+        self._retention = asyncio.create_task(collect_periodically(self.settings, self.store))
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -61,8 +65,13 @@ class ReelcastServer:
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         self.runner.accepting = False
-        await self.grpc_server.stop(grace)
-        await self.runner.stop()
+        if self._retention is not None:
+            self._retention.cancel()
+        # Running jobs get the shutdown grace to finish while open calls drain; whatever is still running
+        # after that is stopped and resumes from its checkpoint on the next start.
+        await asyncio.gather(
+            self.grpc_server.stop(grace), self.runner.stop(grace=self.settings.shutdown_grace_seconds)
+        )
         await self.store.close()
 
     @property

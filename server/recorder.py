@@ -52,6 +52,8 @@ class JobRecorder:
         self._last_tick_at = 0.0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._attempt_started = time.monotonic()
+        # When the running stage last showed signs of life (started or reported); the stall watchdog reads it.
+        self.last_activity = time.monotonic()
         self._attempt_start_percent = job.percent
 
     def _event(self, kind: int, message: str, stage: str = "") -> job_pb2.JobProgress:
@@ -111,6 +113,7 @@ class JobRecorder:
 
     def tick(self, stage: str, fraction: float, message: str) -> None:
         """A stage reported progress. Never moves a bar backwards; coalesces ticks within the interval."""
+        self.last_activity = time.monotonic()
         step = find_step(self.job, stage)
         pending_fraction = self._pending_tick[1] if self._pending_tick else step.percent / 100.0
         if fraction < pending_fraction or (fraction == pending_fraction and not message):
@@ -142,6 +145,7 @@ class JobRecorder:
             step.message = message
             stamp = now_timestamp()
             if status == job_pb2.STEP_STATUS_RUNNING:
+                self.last_activity = time.monotonic()
                 step.start_time.CopyFrom(stamp)
                 step.ClearField("end_time")
                 step.ClearField("duration")

@@ -1,7 +1,8 @@
 """The job runner: queues jobs, runs their stages in order from the plugin host, and records every change.
 
 Stage outputs are checkpointed when a stage completes, so a job interrupted by a restart resumes from its
-last completed stage. A job that was interrupted more than ``MAX_ATTEMPTS`` times fails with E701.
+last completed stage. A job that was interrupted more than ``Settings.max_attempts`` times fails with E701.
+A stage that reports nothing for ``Settings.stall_timeout_seconds`` is stopped and fails with E305.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import inspect
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,12 +28,12 @@ from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
-from reelcast.server.recorder import JobRecorder, now_timestamp
+from reelcast.server.recorder import JobRecorder, find_step, now_timestamp
 from reelcast.server.store import TERMINAL_STATUSES, DuplicateRequestError, JobStore
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
+STALL_CHECK_SECONDS = 1.0
 
 
 def job_error(error: ReelcastError) -> job_pb2.JobError:
@@ -47,6 +49,7 @@ class _RunningJob:
         self.recorder = recorder
         self.cancel_event = asyncio.Event()
         self.stage_task: asyncio.Task[Any] | None = None
+        self.stalled = False
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():
@@ -69,6 +72,12 @@ class JobRunner:
         # Guards the read-modify-write of jobs that no worker owns (cancelling a queued job).
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.accepting = True
+        # Cleared while draining for shutdown, so that idle workers take no new job from the queue.
+        self._open_for_work = asyncio.Event()
+        self._open_for_work.set()
+        # Set whenever no job is running (what a graceful stop waits for).
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -79,15 +88,21 @@ class JobRunner:
         for index in range(max(1, self.settings.max_concurrent_jobs)):
             self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
 
-    async def stop(self) -> None:
-        """Stops the workers. Running jobs stay Running in the store and resume on the next start. New jobs
-        are still accepted (as Queued) until ``accepting`` is cleared."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stops the workers. Running jobs get ``grace`` seconds to finish; those still running after that
+        are stopped and stay Running in the store, to resume from their checkpoint on the next start. New
+        jobs are still accepted (as Queued) until ``accepting`` is cleared."""
+        self._open_for_work.clear()
+        if self._running and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
+        self._open_for_work.set()
 
     # -- requests --------------------------------------------------------------------------------------
 
@@ -159,7 +174,12 @@ class JobRunner:
 
     async def _work(self) -> None:
         while True:
+            await self._open_for_work.wait()
             job_id = await self._queue.get()
+            if not self._open_for_work.is_set():  # draining began while this worker waited
+                self._queue.put_nowait(job_id)
+                self._queue.task_done()
+                continue
             try:
                 lock = self._job_locks.setdefault(job_id, asyncio.Lock())
                 async with lock:
@@ -174,6 +194,7 @@ class JobRunner:
                     )
                     running = _RunningJob(recorder)
                     self._running[job_id] = running
+                    self._idle.clear()
                 await self._run(running)
             except asyncio.CancelledError:
                 raise
@@ -181,6 +202,8 @@ class JobRunner:
                 log.exception("job %s: runner error", job_id)
             finally:
                 self._running.pop(job_id, None)
+                if not self._running:
+                    self._idle.set()
                 self._job_locks.pop(job_id, None)
                 self._queue.task_done()
 
@@ -206,7 +229,7 @@ class JobRunner:
         recorder.progress = ProgressModel([(i.stage.name, i.stage.weight) for i in pipeline])
         resumed = job.attempt > 0
         job.attempt += 1
-        if job.attempt > MAX_ATTEMPTS:
+        if job.attempt > self.settings.max_attempts:
             await self._fail(recorder, ReelcastError(errors.INTERRUPTED), stage="")
             return
         await recorder.job_status(
@@ -224,7 +247,12 @@ class JobRunner:
                 running.raise_if_cancelled()
                 if stage.name in checkpoints:
                     artifacts.update(checkpoints[stage.name])
+                    if find_step(job, stage.name).status != job_pb2.STEP_STATUS_SUCCEEDED:
+                        # The process died between the checkpoint and its step event: finish the record.
+                        restored = f"{stage.title} restored from checkpoint"
+                        await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, restored)
                     continue
+                await asyncio.to_thread(self._check_free_disk)
                 message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
                 await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
                 produced = await self._run_stage(running, installed, artifacts, work_dir)
@@ -244,6 +272,26 @@ class JobRunner:
             await self._fail(recorder, ReelcastError(errors.STAGE_FAILED, detail), stage=current)
         finally:
             self.notifier.forget(job.id)
+
+    def _check_free_disk(self) -> None:
+        free = shutil.disk_usage(self.settings.data_dir).free
+        if free < self.settings.min_free_disk_bytes:
+            needed = self.settings.min_free_disk_bytes // (1024 * 1024)
+            raise ReelcastError(
+                errors.LOW_DISK_SPACE,
+                f"Only {free // (1024 * 1024)} MiB free in the data directory; at least {needed} MiB needed.",
+            )
+
+    async def _watch_for_stall(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
+        """Cancels ``task`` when its stage has reported nothing for ``stall_timeout_seconds``."""
+        timeout = self.settings.stall_timeout_seconds
+        while not task.done():
+            idle = time.monotonic() - running.recorder.last_activity
+            if idle >= timeout:
+                running.stalled = True
+                task.cancel()
+                return
+            await asyncio.sleep(min(timeout - idle, STALL_CHECK_SECONDS) + 0.01)
 
     async def _run_stage(
         self,
@@ -281,11 +329,17 @@ class JobRunner:
 
         task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
+        watchdog = asyncio.create_task(self._watch_for_stall(running, task))
         try:
             return await task
         except asyncio.CancelledError:
             if running.cancel_event.is_set():
                 raise ReelcastError(errors.CANCELLED) from None
+            if running.stalled:
+                seconds = self.settings.stall_timeout_seconds
+                raise ReelcastError(
+                    errors.JOB_STALLED, f"Stage '{stage.name}' reported no progress for {seconds:g} s."
+                ) from None
             # The worker itself is being stopped (shutdown): stop the stage too, so that its subprocesses
             # die with it; the job stays Running in the store and resumes from its checkpoint on restart.
             task = running.stage_task
@@ -295,6 +349,7 @@ class JobRunner:
                     await task
             raise
         finally:
+            watchdog.cancel()
             running.stage_task = None
 
     @staticmethod

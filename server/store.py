@@ -79,6 +79,12 @@ class JobStore(Protocol):
     async def unfinished_jobs(self) -> list[job_pb2.Job]:
         """Jobs that are Queued or Running, oldest first (for recovery after a restart)."""
 
+    async def finished_before(self, cutoff_us: int, limit: int) -> list[str]:
+        """Ids of terminal jobs that finished before ``cutoff_us`` (microseconds since the epoch)."""
+
+    async def delete_job(self, job_id: str) -> None:
+        """Deletes a job with its events and checkpoints."""
+
     async def close(self) -> None: ...
 
 
@@ -90,11 +96,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     create_time_us INTEGER NOT NULL,
     request_id TEXT,
     last_sequence INTEGER NOT NULL,
+    finish_time_us INTEGER,
     snapshot BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_request ON jobs(owner, request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(create_time_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finish_time_us) WHERE finish_time_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
     sequence INTEGER NOT NULL,
@@ -112,6 +120,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 def _time_us(job: job_pb2.Job) -> int:
     return job.create_time.seconds * 1_000_000 + job.create_time.nanos // 1000
+
+
+def _finish_time_us(job: job_pb2.Job) -> int | None:
+    if not job.HasField("finish_time"):
+        return None
+    return job.finish_time.seconds * 1_000_000 + job.finish_time.nanos // 1000
 
 
 class SqliteJobStore:
@@ -225,9 +239,9 @@ class SqliteJobStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 updated = db.execute(
-                    "UPDATE jobs SET status = ?, last_sequence = ?, snapshot = ?"
+                    "UPDATE jobs SET status = ?, last_sequence = ?, finish_time_us = ?, snapshot = ?"
                     " WHERE id = ? AND last_sequence = ?",
-                    (job.status, sequence, job.SerializeToString(), job.id, expected),
+                    (job.status, sequence, _finish_time_us(job), job.SerializeToString(), job.id, expected),
                 ).rowcount
                 if updated != 1:
                     raise ConcurrentWriteError(f"job {job.id}: expected last sequence {expected}")
@@ -291,6 +305,31 @@ class SqliteJobStore:
             return [job_pb2.Job.FromString(row[0]) for row in rows]
 
         return await self._run(select)
+
+    async def finished_before(self, cutoff_us: int, limit: int) -> list[str]:
+        def select() -> list[str]:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE finish_time_us IS NOT NULL AND finish_time_us < ?"
+                " ORDER BY finish_time_us LIMIT ?",
+                (cutoff_us, limit),
+            )
+            return [row[0] for row in rows]
+
+        return await self._run(select)
+
+    async def delete_job(self, job_id: str) -> None:
+        def delete() -> None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for table, column in (("events", "job_id"), ("checkpoints", "job_id"), ("jobs", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(delete)
 
     async def close(self) -> None:
         def close_connection() -> None:

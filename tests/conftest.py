@@ -21,7 +21,12 @@ from reelcast.server.config import Settings
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", grpc_listen="127.0.0.1:0", progress_min_interval_seconds=0.0)
+    return Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        shutdown_grace_seconds=0.5,
+    )
 
 
 @pytest.fixture
