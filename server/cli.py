@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     stages = commands.add_parser("stages", help="list the installed stages")
     client(stages)
 
+    gc = commands.add_parser("gc", help="delete finished jobs past their retention period now")
+    gc.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
+    gc.add_argument(
+        "--older-than", type=float, default=None, help="seconds since a job finished (default: retention)"
+    )
+
     render = commands.add_parser("render", help="render one video end to end on the embedded store")
     _spec_arguments(render)
     render.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
@@ -301,6 +307,22 @@ async def _bridge(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _gc(args: argparse.Namespace) -> int:
+    from reelcast.server.retention import collect_garbage
+    from reelcast.server.store import SqliteJobStore
+
+    settings = _settings(args)
+    if args.older_than is not None:
+        settings.retention_seconds = args.older_than
+    store = SqliteJobStore(settings.database_path)
+    try:
+        removed = await collect_garbage(settings, store)
+    finally:
+        await store.close()
+    stdout.print(f"removed {len(removed)} finished job(s)")
+    return 0
+
+
 async def _render(args: argparse.Namespace) -> int:
     """Runs an in-process server on a free loopback port and drives it like any other client."""
     from reelcast.server.app import ReelcastServer
@@ -332,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         if args.command == "bridge":
             return asyncio.run(_bridge(args))
+        if args.command == "gc":
+            return asyncio.run(_gc(args))
         if args.command == "render":
             return asyncio.run(_render(args))
         return asyncio.run(_client_command(args))
