@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +11,12 @@ from reelcast.plugins import Stage, StageContext, hookimpl
 
 
 async def stamp(ctx: StageContext) -> dict[str, Any]:
+    # Tests that kill the server mid-stage slow the stage down with this variable.
+    delay = float(os.environ.get("REELCAST_SAMPLE_DELAY", "0.01"))
     target = ctx.path("stamp.txt")
     for index in range(1, 6):
         ctx.raise_if_cancelled()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(delay)
         ctx.report(index / 5, f"stamping {index}/5")
     target.write_text(f"stamped {ctx.spec.brief.topic}\n", encoding="utf-8")
     return {"output": {"video_path": str(target), "size_bytes": target.stat().st_size}}
