@@ -11,7 +11,7 @@ GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join
 # that mirrors the import names (reelcast.server -> server/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
-.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render
+.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render crash-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,3 +79,7 @@ clean:
 bench-render: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/render.py --output docs/benchmarks.md
+
+# The full-scale crash test: 20 SIGKILL/restart cycles with 30 jobs queued or running (CI runs a small one).
+crash-test: $(STAMP)
+	REELCAST_CRASH_CYCLES=20 REELCAST_CRASH_JOBS=30 $(BIN)/pytest tests/test_crash.py $(ARGS)

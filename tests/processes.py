@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 _LISTENING = re.compile(r"reelcast gRPC on (\S+:\d+)")
+_WEB = re.compile(r"reelcast web on (http://\S+:\d+)/")
 
 
 class ServerProcess:
@@ -21,6 +22,7 @@ class ServerProcess:
         self.bridge = bridge
         self.process: subprocess.Popen[str] | None = None
         self.target = ""
+        self.http_base = ""
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
         self.starts = 0
 
@@ -43,10 +45,13 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # The log is appended across restarts: wait for this start's own line.
-            found = _LISTENING.findall(self.log_path.read_text())
-            if len(found) > self.starts:
+            text = self.log_path.read_text()
+            found = _LISTENING.findall(text)
+            web = _WEB.findall(text)
+            if len(found) > self.starts and (not self.bridge or len(web) > self.starts):
                 self.starts += 1
                 self.target = found[-1]
+                self.http_base = web[-1] if self.bridge else ""
                 return self.target
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
