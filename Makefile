@@ -11,7 +11,7 @@ GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join
 # that mirrors the import names (reelcast.server -> server/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
-.PHONY: install run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render crash-test
+.PHONY: install browser run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render crash-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,14 @@ node_modules/.bin/buf: $(NODE_STAMP)
 run: $(STAMP)
 	$(BIN)/reelcast serve $(ARGS)
 
-test: $(STAMP) $(NODE_STAMP)
+# The browser tests drive Debian's chromium, never a browser that a test tool downloads.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) $(NODE_STAMP) browser
 	$(BIN)/pytest $(ARGS)
 
 proto: $(STAMP)
