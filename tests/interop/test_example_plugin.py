@@ -43,7 +43,6 @@ class FreshVenv:
         self.root = root
         venv.EnvBuilder(with_pip=False).create(root)
         self.python = root / "bin" / "python"
-        self.source = root
         self.site_packages = Path(
             subprocess.run(
                 [str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -109,12 +108,19 @@ class VenvServer:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
-    root = tmp_path_factory.mktemp("fresh")
-    environment = FreshVenv(root / "venv")
-    # Built from a copy, so that setuptools' build/ and egg-info never land in the repository.
-    environment.source = shutil.copytree(EXAMPLE, root / "reelcast-intro-card")
-    environment.pip("install", "--quiet", "--no-deps", "--no-build-isolation", str(environment.source))
+def example_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example's source, copied: setuptools' build/ and egg-info never land in the repository."""
+    return shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("source") / "reelcast-intro-card")
+
+
+def install_example(environment: FreshVenv, source: Path) -> None:
+    environment.pip("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory, example_copy: Path) -> FreshVenv:
+    environment = FreshVenv(tmp_path_factory.mktemp("fresh") / "venv")
+    install_example(environment, example_copy)
     return environment
 
 
@@ -152,7 +158,7 @@ def test_the_example_is_installed_into_the_fresh_venv_not_the_development_one(fr
 
 
 def test_installed_it_is_listed_runs_in_its_position_with_its_share_and_uninstalled_it_is_gone(
-    fresh_venv: FreshVenv, serve: Callable[[], VenvServer]
+    fresh_venv: FreshVenv, example_copy: Path, serve: Callable[[], VenvServer]
 ) -> None:
     server = serve()
     stages = server.stages()
@@ -191,7 +197,7 @@ def test_installed_it_is_listed_runs_in_its_position_with_its_share_and_uninstal
     try:
         assert [stage.name for stage in serve().stages()] == BUILTIN_ORDER
     finally:  # the venv is shared by this module's tests
-        fresh_venv.pip("install", "--quiet", "--no-deps", "--no-build-isolation", str(fresh_venv.source))
+        install_example(fresh_venv, example_copy)
 
 
 def test_the_examples_own_tests_pass_on_the_kit_in_the_fresh_venv(fresh_venv: FreshVenv) -> None:
