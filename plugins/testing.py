@@ -98,6 +98,7 @@ class StageHarness:
         self.artifacts: dict[str, Any] = {}
         self.job_id = "stage-harness-job"
         self.correlation_id = "stage-harness"
+        # The cancel signal of the latest run (``run_async``): set it from another task to cancel the stage.
         self.cancel_event: asyncio.Event | None = None
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -216,7 +217,11 @@ class ReelcastTestServer:
             target=self._loop.run_forever, name="reelcast-test-server", daemon=True
         )
         self._thread.start()
-        self.server: ReelcastServer = self._call(self._create(settings, host), 30)
+        try:
+            self.server: ReelcastServer = self._call(self._create(settings, host), 30)
+        except BaseException:
+            self._stop_loop()
+            raise
         self.target = self.server.target
         self._channel = grpc.insecure_channel(self.target)
         self.stub = job_service_pb2_grpc.JobServiceStub(self._channel)
@@ -262,9 +267,12 @@ class ReelcastTestServer:
         try:
             self._call(self.server.stop(grace=0.5), 60)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
 
 
 ServerFactory = Callable[..., ReelcastTestServer]

@@ -3,6 +3,7 @@ with the context the runner would build, ``reelcast_server`` runs whole jobs on 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,25 @@ def test_reelcast_server_lists_the_builtins_and_the_authors_stage_in_order(
     ]
     assert [stage.name for stage in without.stages()] == ["watermark"]
     assert with_builtins.target != without.target
+
+
+async def test_reelcast_stage_cancels_a_running_stage_and_its_subprocess(
+    reelcast_stage: StageHarness,
+) -> None:
+    started = asyncio.Event()
+
+    async def sleeper(ctx: StageContext) -> None:
+        started.set()
+        result = await ctx.run_subprocess(["sleep", "60"])
+        assert result.cancelled
+        ctx.raise_if_cancelled()
+
+    running = asyncio.create_task(
+        reelcast_stage.run_async(Stage(name="sleep", title="Sleep", weight=1, order=1, run=sleeper))
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    assert reelcast_stage.cancel_event is not None
+    reelcast_stage.cancel_event.set()
+    with pytest.raises(ReelcastError) as cancelled:
+        await asyncio.wait_for(running, 10)
+    assert cancelled.value.code == "E311-CANCELLED"
