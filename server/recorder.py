@@ -118,12 +118,30 @@ class JobRecorder:
         pending_fraction = self._pending_tick[1] if self._pending_tick else step.percent / 100.0
         if fraction < pending_fraction or (fraction == pending_fraction and not message):
             return
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if (
+            self._pending_tick is None
+            and self._flush_handle is None
+            and now - self._last_tick_at >= self._min_interval
+        ):
+            # Due now: write this very tick, so that a later one in the same burst cannot swallow it (a
+            # stage's first report always shows, however fast the stage is).
+            self._last_tick_at = now
+            loop.create_task(self._write_tick(stage, fraction, message))
+            return
         self._pending_tick = (stage, fraction, message)
         if self._flush_handle is not None:
             return
-        delay = max(0.0, self._last_tick_at + self._min_interval - time.monotonic())
-        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_tick_at + self._min_interval - now)
         self._flush_handle = loop.call_later(delay, self._schedule_flush)
+
+    async def _write_tick(self, stage: str, fraction: float, message: str) -> None:
+        async with self._lock:
+            pending = self._pending_tick
+            self._pending_tick = (stage, fraction, message)
+            await self._flush_pending_locked()
+            self._pending_tick = pending
 
     def _schedule_flush(self) -> None:
         self._flush_handle = None
