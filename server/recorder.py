@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -51,6 +52,7 @@ class JobRecorder:
         self._pending_tick: tuple[str, float, str] | None = None
         self._last_tick_at = 0.0
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
         self._attempt_started = time.monotonic()
         # When the running stage last showed signs of life (started or reported); the stall watchdog reads it.
         self.last_activity = time.monotonic()
@@ -128,7 +130,7 @@ class JobRecorder:
             # Due now: write this very tick, so that a later one in the same burst cannot swallow it (a
             # stage's first report always shows, however fast the stage is).
             self._last_tick_at = now
-            loop.create_task(self._write_tick(stage, fraction, message))
+            self._spawn(self._write_tick(stage, fraction, message))
             return
         self._pending_tick = (stage, fraction, message)
         if self._flush_handle is not None:
@@ -145,7 +147,13 @@ class JobRecorder:
 
     def _schedule_flush(self) -> None:
         self._flush_handle = None
-        asyncio.get_running_loop().create_task(self.flush())
+        self._spawn(self.flush())
+
+    def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only weak references to tasks: hold each write until it is done.
+        task = asyncio.get_running_loop().create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def job_status(self, status: int, message: str) -> job_pb2.JobProgress:
         async with self._lock:
