@@ -115,6 +115,7 @@ def create_app(
     retry_ms: int = 3000,
     linger_seconds: float = 30.0,
     max_stream_jobs: int = 100,
+    send_timeout_seconds: float = 30.0,
 ) -> Starlette:
     """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
     the app must run under a server that sends lifespan events (uvicorn does)."""
@@ -124,6 +125,7 @@ def create_app(
         retry_ms=retry_ms,
         linger_seconds=linger_seconds,
         max_stream_jobs=max_stream_jobs,
+        send_timeout_seconds=send_timeout_seconds,
     )
 
     @asynccontextmanager

@@ -35,6 +35,9 @@ class BridgeSettings:
     # Jobs one /api/events connection may carry.
     max_stream_jobs: int = 100
     max_body_bytes: int = 64 * 1024
+    # A write to an SSE client that takes longer than this drops the client (it resumes with Last-Event-ID),
+    # so a client that stopped reading cannot hold server memory.
+    send_timeout_seconds: float = 30.0
 
 
 @dataclass

@@ -51,7 +51,11 @@ def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent]) -
                 yield event
 
     return EventSourceResponse(
-        framed(), headers=SSE_HEADERS, ping=state.settings.heartbeat_seconds, ping_message_factory=ping
+        framed(),
+        headers=SSE_HEADERS,
+        ping=state.settings.heartbeat_seconds,
+        ping_message_factory=ping,
+        send_timeout=state.settings.send_timeout_seconds,
     )
 
 

@@ -2,8 +2,10 @@
 
 A :class:`JobFeed` watches its job from the first event and keeps what it received, so a late subscriber is
 served its replay from memory: 200 browsers on one job cost one gRPC stream. Each subscriber reads from its
-own bounded queue. A subscriber too slow to keep up is disconnected instead of slowing the others or growing
-without bound; its browser reconnects with ``Last-Event-ID`` and resumes exactly, so nothing is lost.
+own bounded queue. Under pressure (the queue half full), consecutive ``step-progress`` events of one step
+coalesce: the latest wins and the client's cursor moves to its sequence; status and terminal events are never
+dropped. A subscriber that still falls ``QUEUE_SIZE`` behind is disconnected instead of slowing the others or
+growing without bound; its browser reconnects with ``Last-Event-ID`` and resumes exactly, so nothing is lost.
 
 A feed outlives its last subscriber by ``linger_seconds`` (a reconnect is then served without a new
 upstream), and so does a finished feed (late viewers of a just-finished job replay from memory).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,22 +55,44 @@ class HubCounters:
 _END = object()
 
 
+def _coalescible(queued: object, item: object) -> bool:
+    return (
+        isinstance(queued, job_pb2.JobProgress)
+        and isinstance(item, job_pb2.JobProgress)
+        and queued.kind == item.kind == job_pb2.EVENT_KIND_STEP_PROGRESS
+        and queued.job_id == item.job_id
+        and queued.stage == item.stage
+    )
+
+
 class _Subscriber:
+    """A bounded, coalescing queue between a job's feed and one SSE response."""
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_SIZE)
+        self.items: deque[object] = deque()
+        self.ready = asyncio.Event()
         self.overflowed = False
+        self.coalesced = 0
 
     def offer(self, item: object) -> None:
         if self.overflowed:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self.items) >= QUEUE_SIZE // 2 and self.items and _coalescible(self.items[-1], item):
+            self.items[-1] = item
+            self.coalesced += 1
+        elif len(self.items) >= QUEUE_SIZE and item is not _END:
             self.overflowed = True
-            # Make room for the end marker so the reader stops promptly.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait(SubscriberOverflowError())
+            self.items.clear()  # what it missed is replayed on reconnect; free the memory now
+            self.items.append(SubscriberOverflowError())
+        else:
+            self.items.append(item)
+        self.ready.set()
+
+    async def get(self) -> object:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
 
 
 class JobFeed:
@@ -156,7 +181,7 @@ class JobFeed:
                     raise FeedEndedError(str(failure))
                 return
             while True:
-                item = await subscriber.queue.get()
+                item = await subscriber.get()
                 if item is _END:
                     if self.failure is not None:
                         raise FeedEndedError(str(self.failure))
