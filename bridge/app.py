@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -115,7 +116,7 @@ def create_app(
     retry_ms: int = 3000,
     linger_seconds: float = 30.0,
     max_stream_jobs: int = 100,
-    send_timeout_seconds: float = 30.0,
+    send_timeout_seconds: float | None = None,
 ) -> Starlette:
     """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
     the app must run under a server that sends lifespan events (uvicorn does)."""
@@ -125,7 +126,10 @@ def create_app(
         retry_ms=retry_ms,
         linger_seconds=linger_seconds,
         max_stream_jobs=max_stream_jobs,
-        send_timeout_seconds=send_timeout_seconds,
+        # Operators tune it with REELCAST_SSE_SEND_TIMEOUT (seconds, default 30).
+        send_timeout_seconds=send_timeout_seconds
+        if send_timeout_seconds is not None
+        else float(os.environ.get("REELCAST_SSE_SEND_TIMEOUT") or 30.0),
     )
 
     @asynccontextmanager
