@@ -64,6 +64,7 @@ _RANGE = {
 
 _STEP_WORDS = ["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 _JOB_WORDS = ["Queued", "Running", "Succeeded", "Failed"]
+_STATUS_FILTER = "^({0})(,({0}))*$".format("|".join(_JOB_WORDS))
 
 _SCHEMAS: dict[str, Any] = {
     "Problem": _obj(
@@ -329,7 +330,12 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 {"name": "pageSize", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 1000}},
                 {"name": "pageToken", "in": "query", "schema": _STRING},
-                {"name": "status", "in": "query", "schema": _STRING, "description": "Comma-separated words"},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": _STATUS_FILTER},
+                    "description": "Comma-separated words: " + ", ".join(_JOB_WORDS),
+                },
                 _CORRELATION,
             ],
             "responses": {"200": _json("JobList"), "400": _error("Bad pageSize, status or pageToken")},

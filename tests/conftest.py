@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,3 +64,17 @@ def stub(channel: aio.Channel) -> JobServiceAsyncStub:
 def status_code(error: BaseException) -> grpc.StatusCode:
     assert isinstance(error, aio.AioRpcError), error
     return error.code()
+
+
+SAMPLE_PLUGIN = Path(__file__).parent / "data" / "sample_plugin"
+
+
+@pytest.fixture(scope="session")
+def installed_sample_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample third-party plugin really installed (built as a wheel by pip) into a directory of its own;
+    server processes get it on their PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*command, "--target", str(target), str(SAMPLE_PLUGIN)], check=True)
+    assert list(target.glob("reelcast_sample_plugin-1.2.3.dist-info"))
+    return target

@@ -11,6 +11,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from reelcast.plugins.host import BUILTIN_PLUGINS
+
+# REELCAST_DISABLED_PLUGINS value that disables every built-in stage (tests that need only a test plugin).
+ALL_BUILTINS = ",".join(name for name, _ in BUILTIN_PLUGINS)
+
 _LISTENING = re.compile(r"reelcast gRPC on (\S+:\d+)")
 _WEB = re.compile(r"reelcast web on (http://\S+:\d+)/")
 

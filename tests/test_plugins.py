@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,35 +11,9 @@ from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins import Stage, StageContext, hookimpl
-from reelcast.plugins.host import BUILTIN_PLUGINS, PluginConflictError, PluginHost
-from tests.processes import ServerProcess
+from reelcast.plugins.host import PluginConflictError, PluginHost
+from tests.processes import ALL_BUILTINS, ServerProcess
 from tests.stages import PipelinePlugin
-
-SAMPLE_PLUGIN = Path(__file__).parent / "data" / "sample_plugin"
-ALL_BUILTINS = ",".join(name for name, _ in BUILTIN_PLUGINS)
-
-
-@pytest.fixture(scope="module")
-def installed_sample_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample plugin really installed (built as a wheel by pip) into a directory of its own."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(SAMPLE_PLUGIN),
-        ],
-        check=True,
-    )
-    assert list(target.glob("reelcast_sample_plugin-1.2.3.dist-info"))
-    return target
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from grpc import aio
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.app import ReelcastServer
 from reelcast.server.retention import collect_garbage
-from tests.processes import ServerProcess
+from tests.processes import ALL_BUILTINS, ServerProcess
 from tests.stages import PipelinePlugin
-from tests.test_plugins import ALL_BUILTINS, installed_sample_plugin  # noqa: F401 - fixture
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
@@ -148,7 +147,7 @@ def test_gc_command_removes_expired_jobs(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def slow_plugin_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:  # noqa: F811
+def slow_plugin_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
         tmp_path / "data",
         env={
@@ -210,7 +209,7 @@ async def _follow_until_cut(target: str, job_id: str) -> list[job_pb2.JobProgres
 
 
 async def test_a_job_interrupted_too_often_fails_with_e701(
-    installed_sample_plugin: Path,  # noqa: F811
+    installed_sample_plugin: Path,
     tmp_path: Path,
 ) -> None:
     process = ServerProcess(

@@ -14,12 +14,11 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 if TYPE_CHECKING:
     pass
-from tests.processes import ServerProcess
-from tests.test_plugins import ALL_BUILTINS, installed_sample_plugin  # noqa: F401 - fixture
+from tests.processes import ALL_BUILTINS, ServerProcess
 
 
 @pytest.fixture
-def server_process(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:  # noqa: F811
+def server_process(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
         tmp_path / "data",
         env={"PYTHONPATH": str(installed_sample_plugin), "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS},

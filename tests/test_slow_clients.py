@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from tests.bridge.conftest import SseEvent, read_sse
-from tests.processes import ServerProcess
-from tests.test_plugins import ALL_BUILTINS, installed_sample_plugin  # noqa: F401 - fixture
+from tests.processes import ALL_BUILTINS, ServerProcess
 
 STUCK = 50
 NORMAL = 50
@@ -31,7 +30,7 @@ TERMINAL = {"job-completed", "job-failed"}
 
 
 @pytest.fixture
-def chatty_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:  # noqa: F811
+def chatty_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
         tmp_path / "data",
         bridge=True,
