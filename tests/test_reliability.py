@@ -241,3 +241,36 @@ async def test_sigterm_mid_job_exits_zero_and_the_job_resumes(slow_plugin_server
     events = await _follow(slow_plugin_server.target, job_id, 0)
     assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
     assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+
+
+async def test_sigterm_during_a_render_exits_zero_and_the_render_resumes(tmp_path: Path) -> None:
+    from tests.media import decode_exit_code
+
+    # A slow preset keeps ffmpeg busy long enough to be interrupted mid-render.
+    process = ServerProcess(
+        tmp_path / "data", env={"REELCAST_X264_PRESET": "veryslow", "REELCAST_SHUTDOWN_GRACE": "0.2"}
+    )
+    process.start()
+    try:
+        async with aio.insecure_channel(process.target) as channel:
+            stub = job_service_pb2_grpc.JobServiceStub(channel)
+            render_spec = job_pb2.JobSpec(
+                brief=job_pb2.Brief(topic="Graceful shutdown"),
+                plan=job_pb2.Plan(target_duration_seconds=10),
+                render=job_pb2.RenderSpec(width=640, height=360),
+            )
+            job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=render_spec))).job
+            async for event in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id)):
+                if event.stage == "render" and event.kind == job_pb2.EVENT_KIND_STEP_PROGRESS:
+                    break
+        assert await asyncio.to_thread(process.terminate) == 0
+        process.start()
+        events = await _follow(process.target, job.id, 0)
+        assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+        assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+        resumed = [e for e in events if e.attempt == 2 and e.kind == job_pb2.EVENT_KIND_STEP_STATUS]
+        assert resumed[0].stage == "render", "the resumed attempt starts at the interrupted stage"
+        assert decode_exit_code(Path(events[-1].output.video_path)) == 0
+    finally:
+        if process.process is not None and process.process.poll() is None:
+            process.terminate()
