@@ -11,7 +11,7 @@ GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join
 # that mirrors the import names (reelcast.server -> server/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
-.PHONY: install browser run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench-render crash-test
+.PHONY: install browser run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench bench-smoke bench-render crash-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,16 @@ ci: test lint typecheck proto-check buf-lint
 
 clean:
 	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# The benchmark harness (docs/benchmarks.md): progress latency against polling baselines, then render speed.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench.latency
+	$(PY) bench/render.py --output docs/benchmarks.md
+
+# A smoke run of the harness for CI: tiny scale, asserts that events flow, never a timing.
+bench-smoke: $(STAMP)
+	$(PY) -m bench.latency --quick
 
 # Full-scale render benchmark (30 s at 1080p: reelcast vs moviepy vs bare ffmpeg); writes docs/benchmarks.md.
 bench-render: $(STAMP)
