@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
+from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_secret
 from reelcast.server.config import Settings
-from reelcast.server.interceptors import CorrelationIdInterceptor
+from reelcast.server.interceptors import CallContextInterceptor
+from reelcast.server.keys import KeyStore
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
@@ -35,13 +38,30 @@ class ReelcastServer:
         self.notifier = EventNotifier()
         self.runner = JobRunner(settings, self.store, self.notifier, self.host)
         self.health = health.aio.HealthServicer()
-        self.grpc_server = aio.server(interceptors=[CorrelationIdInterceptor()])
+        # The key store and the token secret exist even with authentication off, so `reelcast keys` and a
+        # later restart with authentication on find them.
+        self.keys = KeyStore(settings.database_path)
+        self.stream_tokens = StreamTokens(
+            load_or_create_secret(settings.stream_token_secret_path), settings.stream_token_ttl_seconds
+        )
+        self.authenticator = Authenticator(self.keys, self.stream_tokens) if settings.auth_required else None
+        limit = settings.grpc_max_message_bytes
+        self.grpc_server = aio.server(
+            interceptors=[CallContextInterceptor(self.authenticator, settings.key_recheck_seconds)],
+            options=[("grpc.max_receive_message_length", limit)],
+        )
         self.port = 0
         self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         job_service_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(self.runner, self.store, self.notifier), self.grpc_server
+            JobService(
+                self.runner,
+                self.store,
+                self.notifier,
+                self.stream_tokens if self.authenticator is not None else None,
+            ),
+            self.grpc_server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(
@@ -52,7 +72,7 @@ class ReelcastServer:
             ),
             self.grpc_server,
         )
-        self.port = self.grpc_server.add_insecure_port(self.settings.grpc_listen)
+        self.port = self._add_port()
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_listen}")
         await self.grpc_server.start()
@@ -73,6 +93,22 @@ class ReelcastServer:
             self.grpc_server.stop(grace), self.runner.stop(grace=self.settings.shutdown_grace_seconds)
         )
         await self.store.close()
+        self.keys.close()
+
+    def _add_port(self) -> int:
+        settings = self.settings
+        if settings.tls_cert_file is None and settings.tls_key_file is None:
+            return self.grpc_server.add_insecure_port(settings.grpc_listen)
+        if settings.tls_cert_file is None or settings.tls_key_file is None:
+            raise ValueError("TLS needs both a certificate and a key file")
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        return self.grpc_server.add_secure_port(settings.grpc_listen, credentials)
+
+    @property
+    def tls(self) -> bool:
+        return self.settings.tls_cert_file is not None
 
     @property
     def target(self) -> str:

@@ -12,6 +12,8 @@ ANONYMOUS = "anonymous"
 
 correlation_id_var: ContextVar[str] = ContextVar("reelcast_correlation_id", default="")
 caller_var: ContextVar[str] = ContextVar("reelcast_caller", default=ANONYMOUS)
+# An admin's key sees and acts on every user's jobs.
+admin_var: ContextVar[bool] = ContextVar("reelcast_admin", default=False)
 
 
 def new_correlation_id() -> str:
@@ -32,3 +34,12 @@ def current_correlation_id() -> str:
 
 def current_caller() -> str:
     return caller_var.get()
+
+
+def current_is_admin() -> bool:
+    return admin_var.get()
+
+
+def may_see(owner: str) -> bool:
+    """Whether the current caller may see a job owned by ``owner``: its owner, or an admin."""
+    return current_is_admin() or owner == current_caller()

@@ -28,6 +28,24 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def auth_required_from_env() -> bool:
+    """``REELCAST_AUTH``: ``required`` (the default) or ``off``. Anything else is refused rather than guessed,
+    so a typo can never switch authentication off."""
+    value = os.environ.get("REELCAST_AUTH", "required").strip().lower()
+    if value not in ("required", "off"):
+        raise ValueError(f"REELCAST_AUTH must be 'required' or 'off', got {value!r}")
+    return value == "required"
+
+
 @dataclass
 class Settings:
     """Configuration of one process. Construct with :meth:`from_env` and override fields from CLI flags."""
@@ -63,6 +81,31 @@ class Settings:
     # On SIGTERM, running jobs get this long to finish before they are stopped (they resume on restart).
     shutdown_grace_seconds: float = 10.0
 
+    # -- security (docs/security.md) ---------------------------------------------------------------------
+    # Every RPC except health and reflection needs an API key. Off only by explicit choice
+    # (REELCAST_AUTH=off); a dataclass built in code follows the environment, so it is secure by default.
+    auth_required: bool = field(default_factory=auth_required_from_env)
+    # Open streams re-check their key this often, so a revoked key's streams end within about this long.
+    key_recheck_seconds: float = 1.0
+    # Signed per-job stream tokens (``?token=``) can be used to open a stream for this long.
+    stream_token_ttl_seconds: float = 600.0
+    # Job creation per user: a token bucket refilled at this rate (jobs per minute) holding ``burst``.
+    job_create_rate_per_minute: float = 30.0
+    job_create_burst: int = 10
+    # Queued plus running jobs one user may have.
+    max_active_jobs_per_user: int = 20
+    # Largest gRPC message the server accepts (CreateJob is the largest request).
+    grpc_max_message_bytes: int = 1024 * 1024
+    # Bridge limits: open SSE connections per user, request bodies, session lifetime.
+    max_sse_connections_per_user: int = 8
+    max_body_bytes: int = 64 * 1024
+    session_ttl_seconds: float = 12 * 3600.0
+    # Origins allowed to call the bridge cross-site (CORS); empty means CORS is off.
+    cors_origins: tuple[str, ...] = ()
+    # TLS: one certificate and key (PEM) for gRPC and HTTP alike; both empty means plaintext.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
@@ -83,11 +126,28 @@ class Settings:
             gc_interval_seconds=_env_float("REELCAST_GC_INTERVAL", 3600.0),
             min_free_disk_bytes=_env_int("REELCAST_MIN_FREE_DISK_BYTES", 256 * 1024 * 1024),
             shutdown_grace_seconds=_env_float("REELCAST_SHUTDOWN_GRACE", 10.0),
+            auth_required=auth_required_from_env(),
+            key_recheck_seconds=_env_float("REELCAST_KEY_RECHECK", 1.0),
+            stream_token_ttl_seconds=_env_float("REELCAST_STREAM_TOKEN_TTL", 600.0),
+            job_create_rate_per_minute=_env_float("REELCAST_JOB_CREATE_RATE", 30.0),
+            job_create_burst=_env_int("REELCAST_JOB_CREATE_BURST", 10),
+            max_active_jobs_per_user=_env_int("REELCAST_MAX_ACTIVE_JOBS_PER_USER", 20),
+            grpc_max_message_bytes=_env_int("REELCAST_GRPC_MAX_MESSAGE_BYTES", 1024 * 1024),
+            max_sse_connections_per_user=_env_int("REELCAST_MAX_SSE_PER_USER", 8),
+            max_body_bytes=_env_int("REELCAST_MAX_BODY_BYTES", 64 * 1024),
+            session_ttl_seconds=_env_float("REELCAST_SESSION_TTL", 12 * 3600.0),
+            cors_origins=_env_list("REELCAST_CORS_ORIGINS"),
+            tls_cert_file=_env_path("REELCAST_TLS_CERT"),
+            tls_key_file=_env_path("REELCAST_TLS_KEY"),
         )
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "reelcast.db"
+
+    @property
+    def stream_token_secret_path(self) -> Path:
+        return self.data_dir / "secrets" / "stream-token.key"
 
     @property
     def jobs_dir(self) -> Path:

@@ -3,7 +3,8 @@
 Every failure a client can see has a code here with a message, a remediation and suggested actions.
 docs/errors.md is generated from this module (``python -m reelcast.server.errors``) and a test keeps the
 two in sync. Codes are grouped by hundred: E0xx requests, E1xx script, E2xx voice, E3xx render and job
-runtime, E4xx visuals, E6xx resources, E7xx lifecycle, E9xx internal.
+runtime, E4xx visuals, E5xx internal, E6xx resources, E7xx lifecycle. E02x are authentication
+and limits.
 """
 
 from __future__ import annotations
@@ -162,6 +163,52 @@ NO_FAILURE_DETAILS = _define(
     404,
 )
 
+UNAUTHENTICATED = _define(
+    "E020-UNAUTHENTICATED",
+    "Authentication required",
+    "The request carries no valid credential.",
+    "Send `authorization: Bearer <key>` (gRPC metadata or HTTP header), a session cookie from "
+    "POST /api/session, or a current stream token. Create keys with `reelcast keys create`.",
+    _S.UNAUTHENTICATED,
+    401,
+    ["Create a key with `reelcast keys create --user NAME`", "Check that the key was not revoked"],
+)
+RATE_LIMITED = _define(
+    "E021-RATE_LIMITED",
+    "Too many jobs created",
+    "You are creating jobs faster than allowed.",
+    "Wait for the time given in Retry-After (or google.rpc.RetryInfo) and try again.",
+    _S.RESOURCE_EXHAUSTED,
+    429,
+    ["Retry after the indicated delay"],
+)
+TOO_MANY_ACTIVE_JOBS = _define(
+    "E022-TOO_MANY_ACTIVE_JOBS",
+    "Too many unfinished jobs",
+    "You have as many queued and running jobs as allowed.",
+    "Wait for one of your jobs to finish, or cancel one, then submit again.",
+    _S.RESOURCE_EXHAUSTED,
+    429,
+    ["Cancel a job you no longer need", "Retry after the indicated delay"],
+)
+TOO_MANY_STREAMS = _define(
+    "E023-TOO_MANY_STREAMS",
+    "Too many open event streams",
+    "You have as many open event streams as allowed.",
+    "Close an open event stream (browser tab), or follow several jobs on one /api/events stream.",
+    _S.RESOURCE_EXHAUSTED,
+    429,
+    ["Close an event stream", "Use /api/events?jobs=... for several jobs"],
+)
+ORIGIN_NOT_ALLOWED = _define(
+    "E024-ORIGIN_NOT_ALLOWED",
+    "Cross-site request refused",
+    "The request comes from an origin that is not allowed.",
+    "Call the API from the page the bridge serves, or add the origin to REELCAST_CORS_ORIGINS.",
+    _S.PERMISSION_DENIED,
+    403,
+)
+
 BRIEF_INVALID = _define(
     "E101-BRIEF_INVALID",
     "Brief cannot be scripted",
@@ -302,6 +349,15 @@ VISUALS_FAILED = _define(
     500,
 )
 
+INTERNAL = _define(
+    "E500-INTERNAL",
+    "Internal error",
+    "An internal error occurred.",
+    "Retry; if it persists, report the correlation id to the operator.",
+    _S.INTERNAL,
+    500,
+)
+
 LOW_DISK_SPACE = _define(
     "E601-LOW_DISK_SPACE",
     "Low disk space",
@@ -320,15 +376,6 @@ INTERRUPTED = _define(
     _S.ABORTED,
     500,
     ["Retry the job", "Check the server's logs"],
-)
-
-INTERNAL = _define(
-    "E900-INTERNAL",
-    "Internal error",
-    "An internal error occurred.",
-    "Retry; if it persists, report the correlation id to the operator.",
-    _S.INTERNAL,
-    500,
 )
 
 

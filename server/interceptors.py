@@ -1,17 +1,54 @@
-"""Cross-cutting work of every RPC: the correlation id (taken from metadata or generated, echoed back)."""
+"""Cross-cutting work of every RPC: the correlation id, authentication, and the last-resort error guard.
+
+One interceptor does all three, in that order, inside the wrapped handler (grpc.aio does not promise to run
+the handler in the interceptor's context, so ContextVars are set there):
+
+1. the correlation id: taken from ``x-correlation-id`` if well formed, else generated; sent back in initial
+   metadata;
+2. authentication (when an :class:`Authenticator` is given): ``authorization`` metadata becomes the caller's
+   identity in ``caller_var``/``admin_var``; without a valid credential the call is UNAUTHENTICATED. Health
+   and reflection stay open. A stream re-checks its key every ``recheck_seconds`` and ends UNAUTHENTICATED
+   once the key is revoked;
+3. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server
+   log only: grpc's default would send the exception's text to the client.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
 
-from reelcast.server.callcontext import CORRELATION_ID_HEADER, accept_correlation_id, correlation_id_var
+from reelcast.server import errors
+from reelcast.server.auth import (
+    AUTHORIZATION_HEADER,
+    TOKEN_METHODS,
+    USER_HEADER,
+    Authenticator,
+    Principal,
+    principal_var,
+)
+from reelcast.server.callcontext import (
+    CORRELATION_ID_HEADER,
+    accept_correlation_id,
+    admin_var,
+    caller_var,
+    correlation_id_var,
+)
+from reelcast.server.errors import ReelcastError
+from reelcast.server.status import abort
+
+log = logging.getLogger(__name__)
 
 # Subscripted only for the type checker: grpc's runtime class is not generic.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.", "/grpc.reflection.v1.")
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -21,12 +58,12 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
     return None
 
 
-class CorrelationIdInterceptor(aio.ServerInterceptor):
-    """Sets ``correlation_id_var`` for the handler and sends it as ``x-correlation-id`` initial metadata.
+class CallContextInterceptor(aio.ServerInterceptor):
+    """Correlation id, authentication (unless ``authenticator`` is None) and the error guard."""
 
-    The variable is set inside the wrapped handler rather than here, because grpc.aio does not promise
-    to run the handler in the interceptor's context.
-    """
+    def __init__(self, authenticator: Authenticator | None = None, recheck_seconds: float = 1.0) -> None:
+        self.authenticator = authenticator
+        self.recheck_seconds = recheck_seconds
 
     async def intercept_service(
         self,
@@ -37,34 +74,140 @@ class CorrelationIdInterceptor(aio.ServerInterceptor):
         if handler is None:
             return None
         correlation_id = accept_correlation_id(_metadata_value(handler_call_details, CORRELATION_ID_HEADER))
-        return _wrap(handler, correlation_id)
-
-
-def _wrap(handler: Handler, correlation_id: str) -> Handler:
-    async def begin(context: aio.ServicerContext[Any, Any]) -> None:
-        correlation_id_var.set(correlation_id)
-        await context.send_initial_metadata(((CORRELATION_ID_HEADER, correlation_id),))
-
-    if handler.unary_unary is not None:
-        inner_unary: Any = handler.unary_unary
-
-        async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            await begin(context)
-            return await inner_unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer
+        method = handler_call_details.method or ""
+        is_open = method.startswith(OPEN_SERVICES)
+        call = _Call(
+            self,
+            method.rsplit("/", 1)[-1],
+            correlation_id,
+            None if is_open else _metadata_value(handler_call_details, AUTHORIZATION_HEADER),
+            authenticate=self.authenticator is not None and not is_open,
         )
-    if handler.unary_stream is not None:
-        inner_stream: Any = handler.unary_stream
+        return call.wrap(handler)
 
-        async def unary_stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            await begin(context)
-            async for response in inner_stream(request, context):
+
+class _Call:
+    """One call's identity work, shared by the unary and streaming wrappers."""
+
+    def __init__(
+        self,
+        owner: CallContextInterceptor,
+        method: str,
+        correlation_id: str,
+        authorization: str | None,
+        authenticate: bool,
+    ) -> None:
+        self.owner = owner
+        self.method = method
+        self.correlation_id = correlation_id
+        self.authorization = authorization
+        self.authenticate = authenticate
+
+    async def begin(self, request: Any, context: Context) -> Principal | None:
+        correlation_id_var.set(self.correlation_id)
+        metadata = [(CORRELATION_ID_HEADER, self.correlation_id)]
+        principal = None
+        if self.authenticate:
+            assert self.owner.authenticator is not None
+            principal = await self.owner.authenticator.authenticate(self.authorization)
+            if principal is not None and principal.job_id is not None:
+                # A stream token opens only its own job, and only for reading.
+                job_id = getattr(request, "job_id", None)
+                if self.method not in TOKEN_METHODS or job_id != principal.job_id:
+                    principal = None
+            if principal is None:
+                await context.send_initial_metadata(metadata)
+                await abort(context, ReelcastError(errors.UNAUTHENTICATED))
+            caller_var.set(principal.user)
+            admin_var.set(principal.admin)
+            principal_var.set(principal)
+            metadata.append((USER_HEADER, principal.user))
+        await context.send_initial_metadata(metadata)
+        return principal
+
+    async def internal_error(self, context: Context, unexpected: Exception) -> None:
+        log.error(
+            "unexpected error in %s (correlation id %s)",
+            self.method,
+            self.correlation_id,
+            exc_info=unexpected,
+        )
+        await abort(context, ReelcastError(errors.INTERNAL))
+
+    def wrap(self, handler: Handler) -> Handler:
+        if handler.unary_unary is not None:
+            inner_unary: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Context) -> Any:
+                await self.begin(request, context)
+                try:
+                    return await inner_unary(request, context)
+                except (aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as unexpected:
+                    await self.internal_error(context, unexpected)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            inner_stream: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                principal = await self.begin(request, context)
+                responses = inner_stream(request, context)
+                try:
+                    if principal is None:
+                        async for response in responses:
+                            yield response
+                    else:
+                        async for response in self._while_valid(principal, responses, context):
+                            yield response
+                except (aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as unexpected:
+                    await self.internal_error(context, unexpected)
+                finally:
+                    await responses.aclose()
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        # Streaming-request methods (reflection, which stays open) need nothing of ours.
+        return handler
+
+    async def _while_valid(
+        self, principal: Principal, responses: AsyncIterator[Any], context: Context
+    ) -> AsyncIterator[Any]:
+        """``responses`` while the principal's key stays valid: a revoked key's stream ends within about
+        ``recheck_seconds``, with UNAUTHENTICATED, even while the stream waits for its next event."""
+        authenticator = self.owner.authenticator
+        assert authenticator is not None
+        iterator = aiter(responses)
+        pending: asyncio.Future[Any] | None = None
+        loop = asyncio.get_running_loop()
+        recheck = self.owner.recheck_seconds
+        last_check = loop.time()
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(iterator))
+                timeout = max(0.0, last_check + recheck - loop.time())
+                done, _ = await asyncio.wait({pending}, timeout=timeout)
+                if loop.time() - last_check >= recheck:
+                    if not await authenticator.still_valid(principal):
+                        await abort(context, ReelcastError(errors.UNAUTHENTICATED, "The key was revoked."))
+                    last_check = loop.time()
+                if not done:
+                    continue
+                try:
+                    response = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
                 yield response
-
-        return grpc.unary_stream_rpc_method_handler(
-            unary_stream, handler.request_deserializer, handler.response_serializer
-        )
-    # Streaming-request methods (reflection) need no correlation id of ours.
-    return handler
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending

@@ -12,7 +12,10 @@ from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server import errors
-from reelcast.server.callcontext import current_caller, current_correlation_id
+from reelcast.server.auth import STREAM_TOKEN_HEADER, StreamTokens, principal_var
+from reelcast.server.auth_limits import TokenBuckets, UserLocks
+from reelcast.server.callcontext import current_caller, current_correlation_id, current_is_admin, may_see
+from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.pagination import (
@@ -44,11 +47,29 @@ def _invalid(field: str, description: str) -> tuple[ReelcastError, list[FieldVio
     ]
 
 
+def _metadata_value(context: Context, key: str) -> str:
+    for item_key, value in context.invocation_metadata() or ():
+        if item_key == key:
+            return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
+    return ""
+
+
 class JobService(job_service_pb2_grpc.JobServiceServicer):
-    def __init__(self, runner: JobRunner, store: JobStore, notifier: EventNotifier) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        store: JobStore,
+        notifier: EventNotifier,
+        stream_tokens: StreamTokens | None = None,
+    ) -> None:
         self.runner = runner
         self.store = store
         self.notifier = notifier
+        self.stream_tokens = stream_tokens
+        settings: Settings = runner.settings
+        self.max_active_jobs = settings.max_active_jobs_per_user
+        self.creation_buckets = TokenBuckets(settings.job_create_rate_per_minute, settings.job_create_burst)
+        self.creation_locks = UserLocks()
 
     async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
         """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed."""
@@ -56,7 +77,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             error, violations = _invalid("job_id", "is required")
             await abort(context, error, violations)
         job = await self.store.get_job(job_id)
-        if job is None or job.owner != current_caller():
+        if job is None or not may_see(job.owner):
             await abort(context, ReelcastError(errors.JOB_NOT_FOUND, f"No job with id '{job_id[:64]}'."))
         return job
 
@@ -69,18 +90,58 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if violations:
             summary = "; ".join(f"{v.field} {v.description}" for v in violations)
             await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
+        principal = principal_var.get()
+        if principal is None:  # authentication is off: no users, so no per-user limits
+            job = await self._submit(request, context)
+            return job_service_pb2.CreateJobResponse(job=job)
+        wait = self.creation_buckets.take(principal.user)
+        if wait > 0:
+            await abort(
+                context,
+                ReelcastError(errors.RATE_LIMITED, f"Job creation is limited; retry in {wait:.0f} s."),
+                retry_after_seconds=wait,
+            )
+        async with self.creation_locks.of(principal.user):
+            active = await self.store.list_jobs(
+                principal.user,
+                [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING],
+                self.max_active_jobs,
+                None,
+            )
+            if len(active) >= self.max_active_jobs:
+                await abort(
+                    context,
+                    ReelcastError(
+                        errors.TOO_MANY_ACTIVE_JOBS,
+                        f"You have {len(active)} unfinished jobs; the limit is {self.max_active_jobs}.",
+                    ),
+                    retry_after_seconds=10.0,
+                )
+            job = await self._submit(request, context)
+        return job_service_pb2.CreateJobResponse(job=job)
+
+    async def _submit(self, request: job_service_pb2.CreateJobRequest, context: Context) -> job_pb2.Job:
         try:
-            job = await self.runner.submit(
+            return await self.runner.submit(
                 with_defaults(request.spec), current_caller(), current_correlation_id(), request.request_id
             )
         except ReelcastError as error:
             await abort(context, error)
-        return job_service_pb2.CreateJobResponse(job=job)
 
     async def GetJob(
         self, request: job_service_pb2.GetJobRequest, context: Context
     ) -> job_service_pb2.GetJobResponse:
-        return job_service_pb2.GetJobResponse(job=await self._owned_job(request.job_id, context))
+        job = await self._owned_job(request.job_id, context)
+        principal = principal_var.get()
+        if (
+            _metadata_value(context, STREAM_TOKEN_HEADER) == "request"
+            and self.stream_tokens is not None
+            and principal is not None
+            and principal.job_id is None  # a token cannot mint tokens
+        ):
+            token = self.stream_tokens.issue(principal.user, principal.key_id, job.id)
+            context.set_trailing_metadata(((STREAM_TOKEN_HEADER, token),))
+        return job_service_pb2.GetJobResponse(job=job)
 
     async def ListJobs(
         self, request: job_service_pb2.ListJobsRequest, context: Context
@@ -93,8 +154,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
             await abort(context, error, violations)
         statuses = [s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED]
-        owner = current_caller()
-        fingerprint = filter_fingerprint(owner, statuses)
+        owner = None if current_is_admin() else current_caller()
+        fingerprint = filter_fingerprint(current_caller(), statuses)
         cursor = None
         if request.page_token:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,10 @@ from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
 
+# The suite predates authentication: its servers (in-process, and `reelcast serve` children, which inherit the
+# environment) run with authentication explicitly off. tests/security runs every server with it on.
+os.environ.setdefault("REELCAST_AUTH", "off")
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -28,6 +33,7 @@ def settings(tmp_path: Path) -> Settings:
         grpc_listen="127.0.0.1:0",
         progress_min_interval_seconds=0.0,
         shutdown_grace_seconds=0.5,
+        auth_required=False,
     )
 
 

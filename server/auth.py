@@ -1,0 +1,149 @@
+"""Who is calling: API keys and per-job stream tokens, read from ``authorization`` metadata.
+
+Two credentials are accepted:
+
+- ``Bearer <key>``: an API key from the key store (server/keys.py).
+- ``StreamToken <token>``: a short-lived token signed for one job and one user, for browsers that cannot
+  send headers (EventSource, ``<video>``). A token is valid only for GetJob, WatchJob and ReadJobArtifact of
+  its own job, and only while the key it was issued through is not revoked.
+
+Tokens are HMAC-SHA256 signed with a secret kept in the data dir (``secrets/stream-token.key``, mode 0600).
+Only the gRPC server holds that secret: the bridge forwards a token without being able to make one, so it
+never holds anything that would let it act as a user who did not ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelcast.server.keys import ApiKey, KeyStore
+
+AUTHORIZATION_HEADER = "authorization"
+# GetJob with this metadata set to "request" answers with a stream token for the job in trailing metadata.
+STREAM_TOKEN_HEADER = "x-reelcast-stream-token"
+# Sent in initial metadata of every authenticated call: the caller's own user name (the bridge counts
+# connections per user with it).
+USER_HEADER = "x-reelcast-user"
+TOKEN_METHODS = frozenset({"GetJob", "WatchJob", "ReadJobArtifact"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``job_id`` is set when the credential is a stream token for that job."""
+
+    user: str
+    admin: bool
+    key_id: str
+    job_id: str | None = None
+
+
+principal_var: ContextVar[Principal | None] = ContextVar("reelcast_principal", default=None)
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The 32-byte token secret at ``path``, created (readable by the owner only) on first use."""
+    if path.exists():
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    secret = secrets.token_bytes(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class StreamClaims:
+    user: str
+    key_id: str
+    job_id: str
+    expires_at: float
+
+
+class StreamTokens:
+    """Signs and checks stream tokens: ``base64(user\\nkey id\\njob id\\nexpiry) . base64(hmac)``."""
+
+    def __init__(self, secret: bytes, ttl_seconds: float) -> None:
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def _signature(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, b"reelcast-stream-token-v1\n" + payload, hashlib.sha256).digest()
+
+    def issue(self, user: str, key_id: str, job_id: str, now: float | None = None) -> str:
+        expires = int((now if now is not None else time.time()) + self.ttl_seconds)
+        payload = f"{user}\n{key_id}\n{job_id}\n{expires}".encode()
+        return f"{_b64(payload)}.{_b64(self._signature(payload))}"
+
+    def verify(self, token: str, now: float | None = None) -> StreamClaims | None:
+        """The token's claims if it is well formed, correctly signed and not expired; else None."""
+        payload_text, _, signature_text = token.partition(".")
+        try:
+            payload, signature = _unb64(payload_text), _unb64(signature_text)
+        except (ValueError, UnicodeError):
+            return None
+        if not hmac.compare_digest(signature, self._signature(payload)):
+            return None
+        try:
+            user, key_id, job_id, expires = payload.decode().split("\n")
+            expires_at = float(expires)
+        except ValueError:
+            return None
+        if expires_at < (now if now is not None else time.time()):
+            return None
+        return StreamClaims(user, key_id, job_id, expires_at)
+
+
+class Authenticator:
+    """Turns an ``authorization`` value into a :class:`Principal` (or None)."""
+
+    def __init__(self, keys: KeyStore, tokens: StreamTokens) -> None:
+        self.keys = keys
+        self.tokens = tokens
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        scheme, _, credential = (authorization or "").strip().partition(" ")
+        credential = credential.strip()
+        if not credential or len(credential) > 1024:
+            return None
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            key = await self.keys.averify(credential)
+            return Principal(key.user, key.admin, key.id) if key is not None else None
+        if scheme == "streamtoken":
+            claims = self.tokens.verify(credential)
+            if claims is None:
+                return None
+            stored = await self.keys.aget_active(claims.key_id)
+            if stored is None or stored.user != claims.user:
+                return None
+            return Principal(stored.user, stored.admin, stored.id, job_id=claims.job_id)
+        return None
+
+    async def still_valid(self, principal: Principal) -> bool:
+        """Whether the key behind ``principal`` is still unrevoked (open streams ask this periodically)."""
+        return await self.keys.aget_active(principal.key_id) is not None
+
+
+def key_record(key: ApiKey) -> dict[str, object]:
+    """A key as ``keys list`` prints it (never the secret: it is not stored)."""
+    return {"id": key.id, "user": key.user, "admin": key.admin, "revoked": key.revoked}
