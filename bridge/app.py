@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import rest, streams
+from reelcast.bridge import rest, streams, web
 from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
 from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
@@ -152,7 +152,7 @@ def create_app(
             await channel.close()
 
     return Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *web.ROUTES],
         middleware=[Middleware(CorrelationIdMiddleware)],
         exception_handlers={
             ApiError: _problem,

@@ -1,0 +1,51 @@
+// Calls of the bridge's REST API. Every error body is the bridge's problem JSON, raised as ApiProblem.
+
+export class ApiProblem extends Error {
+  constructor(status, body) {
+    super(body.detail || body.title || `HTTP ${status}`);
+    this.status = status;
+    this.errorCode = body.errorCode || '';
+    this.violations = Array.isArray(body.violations) ? body.violations : [];
+    this.correlationId = body.correlationId || '';
+    this.remediation = body.remediation || '';
+  }
+}
+
+// Fired on `window` whenever the server answers 401, so the page can show the login form.
+export const UNAUTHORIZED_EVENT = 'reelcast:unauthorized';
+
+export async function request(method, path, body) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new ApiProblem(0, { title: 'The server cannot be reached.', detail: String(error.message || error) });
+  }
+  const text = await response.text();
+  let json = {};
+  if (text) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = { detail: text.slice(0, 200) };
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT));
+    throw new ApiProblem(response.status, json);
+  }
+  return json;
+}
+
+export const listJobs = () => request('GET', '/api/jobs?pageSize=50');
+export const getJob = (jobId) => request('GET', `/api/jobs/${encodeURIComponent(jobId)}`);
+export const createJob = (body) => request('POST', '/api/jobs', body);
+export const cancelJob = (jobId) => request('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`);
+export const failureDetails = (jobId) =>
+  request('GET', `/api/jobs/${encodeURIComponent(jobId)}/failure-details`);
+export const listVoices = () => request('GET', '/api/voices');

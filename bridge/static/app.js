@@ -1,0 +1,201 @@
+// The page's entry point: wires the model, the one multi-job event stream and the views together, and
+// routes between the brief form (#/) and a job (#/jobs/{id}).
+
+import { UNAUTHORIZED_EVENT, cancelJob, getJob, listJobs } from './api.js';
+import { login, logout } from './auth.js';
+import { FailureModal } from './failure.js';
+import { BriefForm } from './form.js';
+import { JobList } from './joblist.js';
+import { JobStore, isFinished } from './jobs.js';
+import { JobView } from './jobview.js';
+import { JobStream } from './stream.js';
+
+const $ = (id) => document.getElementById(id);
+
+const store = new JobStore();
+const list = new JobList($('jobs-list'), $('jobs-empty'));
+const modal = new FailureModal();
+// Failures that happened while the page watched: their modal opens when (or as soon as) the job is shown.
+const unseenFailures = new Set();
+let voicesLoaded = false;
+
+const view = new JobView({
+  onCancel: async (jobId) => {
+    try {
+      await cancelJob(jobId);
+    } catch (problem) {
+      // 409: it finished first; the stream brings its real end either way.
+      if (problem.status !== 409) $('job-live').textContent = `Cancel failed: ${problem.message}`;
+    }
+  },
+  onShowFailure: (jobId) => {
+    const job = store.get(jobId);
+    if (job) modal.open(job);
+  },
+});
+
+const CONNECTION_TEXT = {
+  idle: '',
+  connecting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+  offline: 'Live updates stopped.',
+};
+
+function showConnection({ state, retryInMs, attempt }) {
+  const node = $('connection');
+  node.dataset.state = state;
+  let text = CONNECTION_TEXT[state] ?? state;
+  if (state === 'reconnecting' && retryInMs) {
+    text += ` (try ${attempt} of 5 in ${Math.round(retryInMs / 1000)} s)`;
+  }
+  node.textContent = text;
+  $('retry-stream').hidden = state !== 'offline';
+}
+
+const stream = new JobStream({
+  onEvent: (type, data) => store.apply(type, data),
+  onState: showConnection,
+  // A stream that fails for good may mean the session ended: any REST call then shows the login form.
+  onFatal: () => listJobs().catch(() => {}),
+});
+
+const form = new BriefForm($('brief-form'), {
+  onCreated: (snapshot) => {
+    const job = store.upsert(snapshot);
+    stream.follow([job.id]);
+    window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
+  },
+});
+
+// Coalesces the many events of a busy job into at most one render of the job view per 50 ms.
+let renderTimer = null;
+function scheduleRender() {
+  if (renderTimer !== null) return;
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    const job = view.jobId && store.get(view.jobId);
+    if (job) view.render(job);
+  }, 50);
+}
+
+store.addEventListener('change', ({ detail: { job, finishedBy } }) => {
+  list.update(job);
+  if (finishedBy === 'job-failed' && !job.cancelled) unseenFailures.add(job.id);
+  if (job.id === view.jobId) {
+    scheduleRender();
+    openUnseenFailure(job);
+  }
+});
+
+function openUnseenFailure(job) {
+  if (unseenFailures.delete(job.id)) {
+    view.render(job);
+    modal.open(job);
+  }
+}
+
+// Durations of running steps and the ETA move with the clock, not only with events.
+setInterval(() => {
+  const job = view.jobId && store.get(view.jobId);
+  if (job && !isFinished(job)) view.render(job);
+}, 1000);
+
+async function showJob(jobId) {
+  let job = store.get(jobId);
+  if (!job) {
+    try {
+      job = store.upsert(await getJob(jobId));
+    } catch (problem) {
+      $('boot-message').hidden = false;
+      $('boot-message').textContent = `Job ${jobId}: ${problem.message}`;
+      return;
+    }
+  }
+  if (!isFinished(job)) stream.follow([job.id]);
+  $('brief-view').hidden = true;
+  view.show(job);
+  list.select(job.id);
+  openUnseenFailure(job);
+}
+
+function route() {
+  $('boot-message').hidden = true;
+  const match = /^#\/jobs\/([^/]+)$/.exec(window.location.hash);
+  if (match) {
+    showJob(decodeURIComponent(match[1]));
+  } else {
+    view.hide();
+    list.select(null);
+    $('brief-view').hidden = false;
+  }
+}
+
+function showLogin(message = '') {
+  stream.close();
+  $('boot-message').hidden = true;
+  $('app-view').hidden = true;
+  $('logout').hidden = true;
+  $('login-view').hidden = false;
+  $('login-error').textContent = message;
+  $('api-key').focus();
+}
+
+async function showApp() {
+  let jobs;
+  try {
+    ({ jobs } = await listJobs());
+  } catch (problem) {
+    if (problem.status === 401) showLogin();
+    else $('boot-message').textContent = `The server cannot be reached: ${problem.message}`;
+    return;
+  }
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  for (const snapshot of jobs) store.upsert(snapshot);
+  list.render(store.list());
+  stream.follow(store.list().filter((job) => !isFinished(job)).map((job) => job.id));
+  if (!voicesLoaded) {
+    voicesLoaded = true;
+    form.loadVoices();
+  }
+  // Log out only where there is a session to end: a request without the cookie tells whether the server
+  // requires authentication at all.
+  fetch('/api/stages', { credentials: 'omit' }).then(
+    (response) => {
+      $('logout').hidden = response.status !== 401;
+    },
+    () => {},
+  );
+  route();
+}
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const key = $('api-key').value.trim();
+  try {
+    await login(key);
+  } catch (problem) {
+    $('login-error').textContent = problem.status === 401 ? 'That key was not accepted.' : problem.message;
+    $('api-key').setAttribute('aria-invalid', 'true');
+    return;
+  }
+  $('api-key').value = '';
+  $('api-key').removeAttribute('aria-invalid');
+  $('login-error').textContent = '';
+  showApp();
+});
+
+$('logout').addEventListener('click', async () => {
+  try {
+    await logout();
+  } finally {
+    window.location.reload();
+  }
+});
+
+$('retry-stream').addEventListener('click', () => stream.retryNow());
+window.addEventListener(UNAUTHORIZED_EVENT, () => showLogin('Your session ended. Log in again.'));
+window.addEventListener('hashchange', route);
+
+showApp();

@@ -1,0 +1,171 @@
+// The page's model of jobs: REST snapshots, then SSE events applied on top.
+//
+// Every update is monotonic: a status only moves forward (Pending → Running → a final status) and a bar only
+// grows. Replaying events the page has already seen (a snapshot followed by the job's stream from its first
+// event, or a reconnect) therefore changes nothing, and steps are keyed by name, so none appears twice.
+
+export const CANCELLED_CODE = 'E311-CANCELLED';
+const STEP_RANK = { Pending: 0, Running: 1, Succeeded: 2, Failed: 2, Skipped: 2, Cancelled: 2 };
+const JOB_RANK = { Queued: 0, Running: 1, Succeeded: 2, Failed: 2 };
+
+const forward = (current, next, ranks) => ((ranks[next] ?? 0) >= (ranks[current] ?? 0) ? next : current);
+const grow = (current, next) => (typeof next === 'number' && next > current ? Math.min(next, 100) : current);
+
+export const isFinished = (job) => JOB_RANK[job.status] === 2;
+export const isStepFinished = (step) => STEP_RANK[step.status] === 2;
+
+// The word a badge shows: cancelled jobs are Failed on the wire (the seed's rule) but say what happened.
+export const jobBadge = (job) => (job.cancelled ? 'Cancelled' : job.status);
+
+function newJob(jobId) {
+  return {
+    id: jobId,
+    topic: '',
+    spec: null,
+    status: 'Queued',
+    cancelled: false,
+    pct: 0,
+    stage: '',
+    message: '',
+    etaSeconds: null,
+    etaReceivedAt: 0,
+    steps: new Map(),
+    output: null,
+    errors: [],
+    correlationId: '',
+    createTime: null,
+    startTime: null,
+    finishTime: null,
+  };
+}
+
+function ensureStep(job, name, title) {
+  const key = name || title;
+  let step = job.steps.get(key);
+  if (!step) {
+    step = { name: key, title: title || key, status: 'Pending', pct: 0, message: '', start: null, end: null,
+      duration: null };
+    job.steps.set(key, step);
+  } else if (title) {
+    step.title = title;
+  }
+  return step;
+}
+
+function setStepStatus(step, status, time) {
+  step.status = forward(step.status, status, STEP_RANK);
+  if (step.status === 'Running' && !step.start) step.start = time || new Date().toISOString();
+  if (isStepFinished(step) && !step.end) step.end = time || new Date().toISOString();
+  if (step.status === 'Succeeded') step.pct = 100;
+}
+
+function mergeSnapshot(job, snapshot) {
+  job.spec = snapshot.spec || job.spec;
+  job.topic = snapshot.spec?.brief?.topic ?? job.topic;
+  job.status = forward(job.status, snapshot.status, JOB_RANK);
+  job.cancelled = job.cancelled || Boolean(snapshot.cancelled);
+  job.pct = grow(job.pct, snapshot.jobProgressPct);
+  job.stage = snapshot.stage || job.stage;
+  job.correlationId = snapshot.correlationId || job.correlationId;
+  job.createTime = snapshot.createTime || job.createTime;
+  job.startTime = snapshot.startTime || job.startTime;
+  job.finishTime = snapshot.finishTime || job.finishTime;
+  job.output = snapshot.output || job.output;
+  if (snapshot.errors?.length) job.errors = snapshot.errors;
+  for (const s of snapshot.steps || []) {
+    const step = ensureStep(job, s.name, s.step);
+    if (s.startTime && !step.start) step.start = s.startTime;
+    if (s.endTime && !step.end) step.end = s.endTime;
+    setStepStatus(step, s.status, s.endTime || s.startTime);
+    step.pct = grow(step.pct, s.progressPct);
+    if (s.message) step.message = s.message;
+    if (typeof s.durationSeconds === 'number') step.duration = s.durationSeconds;
+  }
+  if (job.status === 'Succeeded') job.pct = 100;
+}
+
+function applyEvent(job, type, data) {
+  job.correlationId = data.correlationId || job.correlationId;
+  job.pct = grow(job.pct, data.jobProgressPct);
+  if (typeof data.etaSeconds === 'number') {
+    job.etaSeconds = data.etaSeconds;
+    job.etaReceivedAt = Date.now();
+  }
+  if (data.message) job.message = data.message;
+  switch (type) {
+    case 'job-status':
+      job.status = forward(job.status, data.status, JOB_RANK);
+      if (job.status === 'Running' && !job.startTime) job.startTime = data.time || null;
+      break;
+    case 'step-status': {
+      const step = ensureStep(job, data.stepName, data.step);
+      setStepStatus(step, data.status, data.time);
+      if (data.message) step.message = data.message;
+      if (step.status === 'Running') job.stage = step.title;
+      break;
+    }
+    case 'step-progress': {
+      const step = ensureStep(job, data.stepName, data.step);
+      if (step.status === 'Pending') setStepStatus(step, 'Running', data.time);
+      step.pct = grow(step.pct, data.progressPct);
+      if (data.message) step.message = data.message;
+      break;
+    }
+    case 'job-completed':
+      job.status = 'Succeeded';
+      job.pct = 100;
+      job.output = data.output || job.output;
+      job.finishTime = data.time || job.finishTime;
+      job.etaSeconds = 0;
+      break;
+    case 'job-failed':
+      job.status = forward(job.status, 'Failed', JOB_RANK);
+      job.errors = data.errors || [];
+      job.cancelled = job.cancelled || job.errors.some((e) => e.code === CANCELLED_CODE);
+      job.finishTime = data.time || job.finishTime;
+      break;
+    case 'resync':
+      mergeSnapshot(job, data.job);
+      break;
+    default:
+      break;
+  }
+}
+
+export class JobStore extends EventTarget {
+  constructor() {
+    super();
+    this.jobs = new Map();
+  }
+
+  get(jobId) {
+    return this.jobs.get(jobId);
+  }
+
+  // Newest first, as the server lists them.
+  list() {
+    return [...this.jobs.values()].sort((a, b) => String(b.createTime).localeCompare(String(a.createTime)));
+  }
+
+  upsert(snapshot) {
+    const job = this.jobs.get(snapshot.jobId) || newJob(snapshot.jobId);
+    this.jobs.set(job.id, job);
+    mergeSnapshot(job, snapshot);
+    this.#changed(job, null);
+    return job;
+  }
+
+  // Applies one SSE event; returns the job, or undefined for an event of a job the page does not know.
+  apply(type, data) {
+    const job = this.jobs.get(data.jobId);
+    if (!job) return undefined;
+    const wasFinished = isFinished(job);
+    applyEvent(job, type, data);
+    this.#changed(job, !wasFinished && isFinished(job) ? type : null);
+    return job;
+  }
+
+  #changed(job, finishedBy) {
+    this.dispatchEvent(new CustomEvent('change', { detail: { job, finishedBy } }));
+  }
+}

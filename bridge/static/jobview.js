@@ -1,0 +1,165 @@
+// The job view: the steps with their own bars, durations and messages; the overall bar with an ETA;
+// Cancel; the video with its Download button on success; a failure summary (the modal opens from it).
+// Rows are created once per step name and updated in place: a step can never appear twice.
+
+import { element, formatBytes, formatPct, formatSeconds, formatTime, secondsBetween } from './format.js';
+import { isFinished, isStepFinished, jobBadge } from './jobs.js';
+
+const $ = (id) => document.getElementById(id);
+
+function stepDuration(step) {
+  if (typeof step.duration === 'number' && isStepFinished(step)) return step.duration;
+  if (!step.start) return null;
+  return secondsBetween(step.start, isStepFinished(step) ? step.end : null);
+}
+
+// The server's own estimate when it sent one (counted down since it arrived), else one from the pace so far.
+export function etaSeconds(job) {
+  if (isFinished(job)) return null;
+  if (typeof job.etaSeconds === 'number') {
+    return Math.max(0, job.etaSeconds - (Date.now() - job.etaReceivedAt) / 1000);
+  }
+  const elapsed = job.startTime ? secondsBetween(job.startTime, null) : null;
+  if (elapsed === null || job.pct < 5) return null;
+  return (elapsed * (100 - job.pct)) / job.pct;
+}
+
+export class JobView {
+  constructor({ onCancel, onShowFailure }) {
+    this.section = $('job-view');
+    this.stepsList = $('steps');
+    this.video = $('job-video');
+    this.cancelButton = $('cancel-job');
+    this.jobId = null;
+    this.rows = new Map();
+    this.liveText = '';
+    this.cancelButton.addEventListener('click', () => {
+      if (!this.jobId) return;
+      this.cancelButton.disabled = true;
+      this.cancelButton.textContent = 'Cancelling…';
+      onCancel(this.jobId);
+    });
+    $('show-failure').addEventListener('click', () => this.jobId && onShowFailure(this.jobId));
+  }
+
+  show(job) {
+    if (this.jobId !== job.id) {
+      this.jobId = job.id;
+      this.rows.clear();
+      this.stepsList.replaceChildren();
+      this.video.removeAttribute('src');
+      this.video.removeAttribute('poster');
+      this.video.load();
+      this.cancelButton.disabled = false;
+      this.cancelButton.textContent = 'Cancel';
+      this.liveText = '';
+    }
+    this.section.hidden = false;
+    this.render(job);
+  }
+
+  hide() {
+    this.section.hidden = true;
+    this.jobId = null;
+    this.video.pause();
+  }
+
+  #stepRow(step) {
+    let row = this.rows.get(step.name);
+    if (row) return row;
+    row = element('li', 'step');
+    row.dataset.step = step.name;
+    const head = element('div', 'step-head');
+    const title = element('span', 'step-title');
+    const badge = element('span', 'badge');
+    const duration = element('span', 'step-duration');
+    head.append(title, badge, duration);
+    const barLine = element('div', 'bar-line');
+    const bar = element('progress', 'step-bar');
+    bar.max = 100;
+    bar.value = 0;
+    const pct = element('span', 'pct');
+    barLine.append(bar, pct);
+    const message = element('p', 'step-message');
+    row.append(head, barLine, message);
+    this.rows.set(step.name, row);
+    this.stepsList.append(row);
+    return row;
+  }
+
+  render(job) {
+    if (job.id !== this.jobId) return;
+    const word = jobBadge(job);
+    $('job-title').textContent = job.topic || job.id;
+    const badge = $('job-badge');
+    badge.textContent = word;
+    badge.dataset.status = word;
+    this.section.dataset.status = word;
+    const meta = [`Created ${formatTime(job.createTime)}`];
+    if (job.correlationId) meta.push(`correlation id ${job.correlationId}`);
+    $('job-meta').textContent = meta.join(' · ');
+
+    const overall = $('overall-bar');
+    overall.value = job.pct;
+    overall.setAttribute('aria-valuetext', `${formatPct(job.pct)} ${word}`);
+    $('overall-pct').textContent = formatPct(job.pct);
+    const eta = etaSeconds(job);
+    $('job-eta').textContent = eta === null ? '' : `ETA ${formatSeconds(eta)}`;
+
+    for (const step of job.steps.values()) {
+      const row = this.#stepRow(step);
+      row.dataset.status = step.status;
+      row.querySelector('.step-title').textContent = step.title;
+      const stepBadge = row.querySelector('.badge');
+      stepBadge.textContent = step.status;
+      stepBadge.dataset.status = step.status;
+      const seconds = stepDuration(step);
+      row.querySelector('.step-duration').textContent = seconds === null ? '' : formatSeconds(seconds);
+      const bar = row.querySelector('.step-bar');
+      bar.value = step.pct;
+      bar.setAttribute('aria-label', `${step.title} progress`);
+      row.querySelector('.pct').textContent = formatPct(step.pct);
+      row.querySelector('.step-message').textContent = step.message;
+    }
+
+    // Announced to screen readers on changes of step or status, not on every tick of a bar.
+    const running = [...job.steps.values()].find((s) => s.status === 'Running');
+    let live = `${word}`;
+    if (running && !isFinished(job)) live = `${running.title}: running`;
+    if (isFinished(job)) live = `Job ${word.toLowerCase()}`;
+    if (live !== this.liveText) {
+      this.liveText = live;
+      $('job-live').textContent = live;
+    }
+
+    this.cancelButton.hidden = isFinished(job);
+    this.#renderResult(job);
+    this.#renderFailure(job);
+  }
+
+  #renderResult(job) {
+    const result = $('job-result');
+    const output = job.status === 'Succeeded' ? job.output : null;
+    result.hidden = !output;
+    if (!output) return;
+    if (this.video.getAttribute('src') !== output.videoUrl) {
+      if (output.thumbnailUrl) this.video.poster = output.thumbnailUrl;
+      this.video.src = output.videoUrl;
+    }
+    const download = $('download');
+    download.href = output.videoUrl;
+    download.setAttribute('download', `reelcast-${job.id}.mp4`);
+    $('file-size').textContent = formatBytes(output.sizeBytes);
+  }
+
+  #renderFailure(job) {
+    const failed = job.status === 'Failed';
+    $('failure-summary').hidden = !failed;
+    if (!failed) return;
+    const error = job.errors[0];
+    $('failure-summary-text').textContent = job.cancelled
+      ? 'The job was cancelled.'
+      : `${error ? `${error.code}: ${error.message}` : 'The job failed.'}`;
+    $('show-failure').hidden = job.cancelled;
+  }
+}

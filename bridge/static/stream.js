@@ -1,0 +1,133 @@
+// One EventSource for every unfinished job the page shows (GET /api/events?jobs=…).
+//
+// Reconnection, in two layers:
+// - A dropped connection is reconnected by EventSource itself, which sends the last `id:` as
+//   Last-Event-ID; the bridge resumes every job exactly from it. The page shows "Reconnecting…" meanwhile.
+// - A fatal error (EventSource gives up: the server answered with an error, or is gone for good) is retried
+//   by a new EventSource carrying the same cursor as ?lastEventId=, with exponential backoff from 1 s, up
+//   to 5 tries (the seed's recipe); then the page offers a manual retry.
+// A job joins by opening a new connection with the cursor so far: the jobs already carried continue exactly,
+// the new job starts from its first event.
+
+const EVENT_TYPES = ['job-status', 'step-status', 'step-progress', 'job-completed', 'job-failed', 'resync'];
+const TERMINAL_TYPES = new Set(['job-completed', 'job-failed']);
+export const MAX_RETRIES = 5;
+export const BASE_DELAY_MS = 1000;
+
+export class JobStream {
+  // onEvent(type, data) for every event; onState({state, retryInMs, attempt}) when the connection changes.
+  constructor({ onEvent, onState, onFatal }) {
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.onFatal = onFatal || (() => {});
+    this.active = new Set();
+    this.cursor = '';
+    this.source = null;
+    this.retries = 0;
+    this.retryTimer = null;
+    this.state = 'idle';
+  }
+
+  // Follows these jobs (adds to those followed); reconnects only when a job is new to the stream.
+  follow(jobIds) {
+    let added = false;
+    for (const jobId of jobIds) {
+      if (!this.active.has(jobId)) {
+        this.active.add(jobId);
+        added = true;
+      }
+    }
+    if (added) this.#connect();
+  }
+
+  retryNow() {
+    this.retries = 0;
+    this.#connect();
+  }
+
+  close() {
+    this.#closeSource();
+    this.active.clear();
+    this.#setState('idle');
+  }
+
+  #url() {
+    const params = new URLSearchParams({ jobs: [...this.active].join(',') });
+    if (this.cursor) params.set('lastEventId', this.cursor);
+    return `/api/events?${params}`;
+  }
+
+  #connect() {
+    this.#closeSource();
+    if (this.active.size === 0) {
+      this.#setState('idle');
+      return;
+    }
+    const source = new EventSource(this.#url());
+    this.source = source;
+    if (this.state !== 'reconnecting') this.#setState('connecting');
+    source.onopen = () => {
+      this.retries = 0;
+      this.#setState('live');
+    };
+    source.onerror = () => {
+      if (source !== this.source) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        this.#setState('reconnecting');
+      } else {
+        this.#fatal();
+      }
+    };
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (message) => this.#dispatch(source, type, message));
+    }
+  }
+
+  #dispatch(source, type, message) {
+    if (source !== this.source) return;
+    if (message.lastEventId) this.cursor = message.lastEventId;
+    let data;
+    try {
+      data = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    this.onEvent(type, data);
+    if (TERMINAL_TYPES.has(type)) {
+      this.active.delete(data.jobId);
+      // The server closes the stream after the last job's terminal event; closing first keeps EventSource
+      // from reconnecting to a stream with nothing left to say.
+      if (this.active.size === 0) {
+        this.#closeSource();
+        this.#setState('idle');
+      }
+    }
+  }
+
+  #fatal() {
+    this.#closeSource();
+    this.onFatal();
+    if (this.retries >= MAX_RETRIES) {
+      this.#setState('offline');
+      return;
+    }
+    const delay = BASE_DELAY_MS * 2 ** this.retries;
+    this.retries += 1;
+    this.#setState('reconnecting', { retryInMs: delay, attempt: this.retries });
+    this.retryTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #closeSource() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  }
+
+  #setState(state, extra = {}) {
+    this.state = state;
+    this.onState({ state, ...extra });
+  }
+}
