@@ -68,7 +68,8 @@ const form = new BriefForm($('brief-form'), {
   },
 });
 
-// Coalesces the many events of a busy job into at most one render of the job view per 50 ms.
+// Coalesces a busy job's many progress ticks into at most one render of the job view per 50 ms; status
+// changes render at once, so every step is seen Running before it is seen finished.
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer !== null) return;
@@ -79,11 +80,14 @@ function scheduleRender() {
   }, 50);
 }
 
-store.addEventListener('change', ({ detail: { job, finishedBy } }) => {
+store.addEventListener('change', ({ detail: { job, type, finishedBy } }) => {
   list.update(job);
   if (finishedBy === 'job-failed' && !job.cancelled) unseenFailures.add(job.id);
+  // The final snapshot carries the server's exact step durations and closing statuses.
+  if (finishedBy) getJob(job.id).then((snapshot) => store.upsert(snapshot), () => {});
   if (job.id === view.jobId) {
-    scheduleRender();
+    if (type === 'step-progress') scheduleRender();
+    else view.render(job);
     openUnseenFailure(job);
   }
 });

@@ -84,6 +84,15 @@ function mergeSnapshot(job, snapshot) {
   if (job.status === 'Succeeded') job.pct = 100;
 }
 
+// The server's rule for a job that fails or is cancelled (its recorder writes no step event for it): the
+// running step ends Failed or Cancelled, the steps that never started are Skipped.
+function closeOpenSteps(job, time) {
+  for (const step of job.steps.values()) {
+    if (step.status === 'Running') setStepStatus(step, job.cancelled ? 'Cancelled' : 'Failed', time);
+    else if (step.status === 'Pending') step.status = 'Skipped';
+  }
+}
+
 function applyEvent(job, type, data) {
   job.correlationId = data.correlationId || job.correlationId;
   job.pct = grow(job.pct, data.jobProgressPct);
@@ -123,6 +132,7 @@ function applyEvent(job, type, data) {
       job.errors = data.errors || [];
       job.cancelled = job.cancelled || job.errors.some((e) => e.code === CANCELLED_CODE);
       job.finishTime = data.time || job.finishTime;
+      closeOpenSteps(job, data.time);
       break;
     case 'resync':
       mergeSnapshot(job, data.job);
@@ -151,7 +161,7 @@ export class JobStore extends EventTarget {
     const job = this.jobs.get(snapshot.jobId) || newJob(snapshot.jobId);
     this.jobs.set(job.id, job);
     mergeSnapshot(job, snapshot);
-    this.#changed(job, null);
+    this.#changed(job, 'snapshot', null);
     return job;
   }
 
@@ -161,11 +171,12 @@ export class JobStore extends EventTarget {
     if (!job) return undefined;
     const wasFinished = isFinished(job);
     applyEvent(job, type, data);
-    this.#changed(job, !wasFinished && isFinished(job) ? type : null);
+    this.#changed(job, type, !wasFinished && isFinished(job) ? type : null);
     return job;
   }
 
-  #changed(job, finishedBy) {
-    this.dispatchEvent(new CustomEvent('change', { detail: { job, finishedBy } }));
+  // `type` is the event's name ('snapshot' for REST); `finishedBy` the terminal event that just ended it.
+  #changed(job, type, finishedBy) {
+    this.dispatchEvent(new CustomEvent('change', { detail: { job, type, finishedBy } }));
   }
 }
