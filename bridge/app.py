@@ -13,12 +13,15 @@ from grpc_health.v1 import health_pb2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import rest, streams, web
+from reelcast.bridge import login, rest, streams, web
+from reelcast.bridge.auth import AuthMiddleware, SessionStore, credential_fingerprint, credential_var
+from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
 from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
@@ -26,8 +29,22 @@ from reelcast.bridge.upstream import UpstreamHub
 from reelcast.jobs.v1 import job_service_pb2_grpc
 from reelcast.server import errors
 from reelcast.server.callcontext import accept_correlation_id, correlation_id_var
+from reelcast.server.config import auth_required_from_env
 
 log = logging.getLogger(__name__)
+
+# Sent with every response. They matter most for HTML (the web page), and cost nothing on JSON, SSE and
+# media: nothing may frame the bridge, sniff a type, load from elsewhere, or learn a URL (which may carry a
+# stream token) through the Referer header.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 class CorrelationIdMiddleware:
@@ -35,7 +52,8 @@ class CorrelationIdMiddleware:
     (it then flows into gRPC metadata and the job) and echoes it in the response.
 
     It is also the last resort for unexpected exceptions: as the outermost handler that knows the id, it
-    answers 500 with the error body instead of letting Starlette print a traceback page.
+    answers 500 (``E500-INTERNAL``) with the error body instead of letting Starlette print a traceback page;
+    the details go to the log only. Being outermost, it also adds the security headers to every response.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -57,6 +75,7 @@ class CorrelationIdMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-correlation-id", correlation_id.encode()),
+                    *SECURITY_HEADERS,
                 ]
             await send(message)
 
@@ -89,12 +108,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document())
+    return JSONResponse(openapi_document(auth_required=request.app.state.bridge.settings.auth_required))
 
 
 ROUTES = [
     Route("/healthz", rest.healthz, methods=["GET"]),
     Route("/api/openapi.json", _openapi, methods=["GET"]),
+    Route("/login", login.login, methods=["GET"]),
+    Route("/api/session", login.open_session, methods=["POST"]),
+    Route("/api/session", login.close_session, methods=["DELETE"]),
+    Route("/api/jobs/{job_id}/stream-token", login.stream_token, methods=["POST"]),
     Route("/api/stages", rest.list_stages, methods=["GET"]),
     Route("/api/jobs", rest.list_jobs, methods=["GET"]),
     Route("/api/jobs", rest.create_job, methods=["POST"]),
@@ -117,9 +140,20 @@ def create_app(
     linger_seconds: float = 30.0,
     max_stream_jobs: int = 100,
     send_timeout_seconds: float | None = None,
+    auth_required: bool | None = None,
+    max_sse_connections_per_user: int = 8,
+    max_body_bytes: int = 64 * 1024,
+    session_ttl_seconds: float = 12 * 3600.0,
+    secure_cookies: bool = False,
+    cors_origins: tuple[str, ...] = (),
+    grpc_root_certificates: bytes | None = None,
 ) -> Starlette:
     """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
-    the app must run under a server that sends lifespan events (uvicorn does)."""
+    the app must run under a server that sends lifespan events (uvicorn does).
+
+    ``auth_required`` (default: ``REELCAST_AUTH``, which defaults to required) refuses requests without any
+    credential at once; the credentials themselves are always checked by the gRPC server.
+    ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots."""
     settings = BridgeSettings(
         grpc_target=grpc_target,
         heartbeat_seconds=heartbeat_seconds,
@@ -130,13 +164,29 @@ def create_app(
         send_timeout_seconds=send_timeout_seconds
         if send_timeout_seconds is not None
         else float(os.environ.get("REELCAST_SSE_SEND_TIMEOUT") or 30.0),
+        max_body_bytes=max_body_bytes,
+        auth_required=auth_required if auth_required is not None else auth_required_from_env(),
+        max_sse_connections_per_user=max_sse_connections_per_user,
+        session_ttl_seconds=session_ttl_seconds,
+        secure_cookies=secure_cookies,
+        cors_origins=cors_origins,
     )
+    sessions = SessionStore(session_ttl_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        channel = aio.insecure_channel(grpc_target)
+        if grpc_root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=grpc_root_certificates)
+            channel = aio.secure_channel(grpc_target, credentials)
+        else:
+            channel = aio.insecure_channel(grpc_target)
         jobs = job_service_pb2_grpc.JobServiceStub(channel)
-        hub = UpstreamHub(jobs, grpc_metadata, linger_seconds=linger_seconds)
+        hub = UpstreamHub(
+            jobs,
+            grpc_metadata,
+            linger_seconds=linger_seconds,
+            credential=lambda: credential_fingerprint(credential_var.get()),
+        )
         health_check: aio.UnaryUnaryMultiCallable[
             health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
         ] = channel.unary_unary(
@@ -144,16 +194,44 @@ def create_app(
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
-        app.state.bridge = BridgeState(settings, channel, jobs, health_check, hub)
+        app.state.bridge = BridgeState(
+            settings,
+            channel,
+            jobs,
+            health_check,
+            hub,
+            sessions,
+            StreamSlots(settings.max_sse_connections_per_user),
+        )
         try:
             yield
         finally:
             await hub.close()
             await channel.close()
 
+    middleware = [Middleware(CorrelationIdMiddleware)]
+    if cors_origins:  # CORS is off unless an allow-list is configured
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Correlation-ID"],
+                expose_headers=["X-Correlation-ID", "Retry-After", "Location"],
+            )
+        )
+    middleware.append(
+        Middleware(
+            AuthMiddleware,
+            sessions=sessions,
+            required=settings.auth_required,
+            allowed_origins=cors_origins,
+        )
+    )
     return Starlette(
         routes=[*ROUTES, *web.ROUTES],
-        middleware=[Middleware(CorrelationIdMiddleware)],
+        middleware=middleware,
         exception_handlers={
             ApiError: _problem,
             grpc.RpcError: _rpc_error,

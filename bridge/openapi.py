@@ -99,7 +99,7 @@ _SCHEMAS: dict[str, Any] = {
             ),
             "plan": _obj(
                 {
-                    "targetDurationSeconds": {**_NUMBER, "default": 30, "description": "3 to 1800"},
+                    "targetDurationSeconds": {**_NUMBER, "default": 30, "description": "3 to 600"},
                     "pacing": {"enum": ["Chill", "Conversational", "Fast"], "default": "Conversational"},
                     "style": _STRING,
                 },
@@ -415,7 +415,104 @@ PATHS: dict[str, Any] = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
+_OPEN_PATHS = {"/healthz", "/api/openapi.json", "/login", "/api/session"}
+_TOKEN_PATHS = {
+    "/api/jobs/{jobId}",
+    "/api/jobs/{jobId}/events",
+    "/api/jobs/{jobId}/output",
+    "/api/jobs/{jobId}/thumbnail",
+    "/api/jobs/{jobId}/subtitles",
+}
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `reelcast keys create`."},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "reelcast_session",
+        "description": "HttpOnly, SameSite=Strict session cookie from POST /api/session.",
+    },
+    "streamToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A short-lived token for one job and one user, from "
+        "POST /api/jobs/{jobId}/stream-token. "
+        "Only on GET routes of that job.",
+    },
+}
+PATHS.update(
+    {
+        "/login": {
+            "get": {
+                "summary": "The first-start login URL: exchanges ?key= for a session cookie, then redirects",
+                "parameters": [{"name": "key", "in": "query", "required": True, "schema": _STRING}],
+                "responses": {
+                    "303": {"description": "Logged in; redirect to the web page"},
+                    "401": _error("Not a valid key (E020)"),
+                },
+            }
+        },
+        "/api/session": {
+            "post": {
+                "summary": "Log in: exchanges an API key (Bearer, or {apiKey}) for a session cookie",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _obj({"apiKey": _STRING}, ["apiKey"])}},
+                },
+                "responses": {
+                    "201": {"description": "Logged in; Set-Cookie: reelcast_session"},
+                    "401": _error("Not a valid key (E020)"),
+                    "413": _error("Body over 4 KiB (E008)"),
+                },
+            },
+            "delete": {
+                "summary": "Log out: forgets the session and clears the cookie",
+                "responses": {"204": {"description": "Logged out"}},
+            },
+        },
+        "/api/jobs/{jobId}/stream-token": {
+            "post": {
+                "summary": "A short-lived token for ?token= on this job's GET routes (EventSource, <video>)",
+                "parameters": [_JOB_ID],
+                "responses": {
+                    "201": {
+                        "description": "The token",
+                        "content": {"application/json": {"schema": _obj({"token": _STRING}, ["token"])}},
+                    },
+                    "404": _error("Unknown job (E003)"),
+                },
+            }
+        },
+    }
+)
+for _path, _item in PATHS.items():
+    for _method, _operation in _item.items():
+        _responses = _operation.setdefault("responses", {})
+        if _path in _OPEN_PATHS:
+            _operation["security"] = []
+            continue
+        _operation["security"] = [{"bearer": []}, {"session": []}]
+        if _path in _TOKEN_PATHS and _method == "get":
+            _operation["security"].append({"streamToken": []})
+        _responses.setdefault("401", _error("No valid credential (E020)"))
+for _path, _method in (("/api/jobs", "post"), ("/api/jobs/{jobId}/events", "get"), ("/api/events", "get")):
+    PATHS[_path][_method]["responses"]["429"] = {
+        **_error("Too many jobs created or unfinished, or too many open event streams (E021, E022, E023)"),
+        "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait"}},
+    }
+
+
+def openapi_document(auth_required: bool = True) -> dict[str, Any]:
+    """The document of a bridge; without authentication (REELCAST_AUTH=off) no operation requires any."""
+    paths = PATHS
+    if not auth_required:
+        paths = {
+            path: {
+                method: {key: value for key, value in operation.items() if key != "security"}
+                for method, operation in item.items()
+            }
+            for path, item in PATHS.items()
+        }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -424,6 +521,6 @@ def openapi_document() -> dict[str, Any]:
             "description": "REST and Server-Sent Events in front of the reelcast JobService. Every 4xx and "
             "5xx has the Problem body. See docs/api.md.",
         },
-        "paths": PATHS,
-        "components": {"schemas": _SCHEMAS},
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
     }

@@ -11,6 +11,7 @@ their ``google.rpc.ErrorInfo`` detail, so the HTTP status is the catalogue's, ne
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse
 from reelcast.server import errors
 from reelcast.server.callcontext import current_correlation_id
 from reelcast.server.errors import ErrorCode
-from reelcast.server.status import error_details
+from reelcast.server.status import error_details, retry_after_seconds
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://reelcast.dev/errors/"
@@ -33,6 +34,7 @@ _STATUS_FALLBACK: dict[grpc.StatusCode, ErrorCode] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.UPSTREAM_UNAVAILABLE,
     grpc.StatusCode.NOT_FOUND: errors.JOB_NOT_FOUND,
     grpc.StatusCode.INVALID_ARGUMENT: errors.INVALID_REQUEST,
+    grpc.StatusCode.UNAUTHENTICATED: errors.UNAUTHENTICATED,
 }
 # JobService names fields as proto paths; REST clients know the camelCase body.
 _FIELD_RENAMES = {
@@ -82,7 +84,13 @@ def problem_from_rpc_error(rpc_error: grpc.RpcError) -> ApiError:
     else:
         message = rpc_error.details() if is_call else ""
         detail = (message or "").removeprefix(f"{code}: ") or entry.message
-    return ApiError(entry, detail, [Violation(rest_field_name(f), d) for f, d in violations])
+    headers: dict[str, str] = {}
+    if entry is errors.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="reelcast"'
+    retry_after = retry_after_seconds(rpc_error)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return ApiError(entry, detail, [Violation(rest_field_name(f), d) for f, d in violations], headers)
 
 
 def problem_response(problem: ApiError, correlation_id: str | None = None) -> JSONResponse:

@@ -25,7 +25,7 @@ from reelcast.bridge.resources import (
     job_spec_from_body,
     stage_json,
 )
-from reelcast.bridge.state import bridge_state, checked_job_id, grpc_metadata
+from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server import errors
 
@@ -147,6 +147,15 @@ async def fetch_job(request: Request, job_id: str) -> job_pb2.Job:
         job_service_pb2.GetJobRequest(job_id=job_id), metadata=grpc_metadata()
     )
     return reply.job
+
+
+async def fetch_job_and_caller(request: Request, job_id: str) -> tuple[job_pb2.Job, str]:
+    """The job (as the caller may see it) and the caller's user name, as the server reports it."""
+    call = bridge_state(request).jobs.GetJob(
+        job_service_pb2.GetJobRequest(job_id=job_id), metadata=grpc_metadata()
+    )
+    reply = await call
+    return reply.job, await caller_of(call)
 
 
 async def get_job(request: Request) -> Response:

@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Generator
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
 from reelcast.bridge.app import create_app
 from reelcast.bridge.state import BridgeState
+from reelcast.server.config import Settings
 
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 
@@ -56,15 +58,45 @@ async def serve_bridge(
     stop: asyncio.Event,
     on_ready: Callable[[int], None] | None = None,
     heartbeat_seconds: float = 15.0,
+    settings: Settings | None = None,
 ) -> None:
     """Serves the bridge on ``http_listen`` (port 0 picks a free port, passed to ``on_ready``) in front of
-    the ``JobService`` at ``grpc_target``, until ``stop`` is set."""
-    app = create_app(grpc_target, heartbeat_seconds=heartbeat_seconds)
-    await serve_app(app, http_listen, stop=stop, on_ready=on_ready)
+    the ``JobService`` at ``grpc_target``, until ``stop`` is set. ``settings`` (default: from the
+    environment) gives the security settings; with TLS configured, HTTP is served over TLS with the same
+    certificate, and the gRPC channel trusts it."""
+    settings = settings if settings is not None else Settings.from_env()
+    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
+    app = create_app(
+        grpc_target,
+        heartbeat_seconds=heartbeat_seconds,
+        auth_required=settings.auth_required,
+        max_sse_connections_per_user=settings.max_sse_connections_per_user,
+        max_body_bytes=settings.max_body_bytes,
+        session_ttl_seconds=settings.session_ttl_seconds,
+        secure_cookies=tls,
+        cors_origins=settings.cors_origins,
+        grpc_root_certificates=settings.tls_cert_file.read_bytes()
+        if tls and settings.tls_cert_file
+        else None,
+    )
+    await serve_app(
+        app,
+        http_listen,
+        stop=stop,
+        on_ready=on_ready,
+        ssl_certfile=settings.tls_cert_file if tls else None,
+        ssl_keyfile=settings.tls_key_file if tls else None,
+    )
 
 
 async def serve_app(
-    app: Starlette, http_listen: str, *, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None
+    app: Starlette,
+    http_listen: str,
+    *,
+    stop: asyncio.Event,
+    on_ready: Callable[[int], None] | None = None,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
 ) -> None:
     """Runs a bridge app made by :func:`create_app` until ``stop`` is set. Open SSE streams are ended
     first, so the shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``."""
@@ -77,6 +109,8 @@ async def serve_app(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
     server = _Server(config, on_ready)
 

@@ -159,6 +159,13 @@ class MultiCursor:
                 cursor.finished.add(key)
         return cursor
 
+    def restricted_to(self, job_ids: list[str]) -> MultiCursor:
+        """The positions of ``job_ids`` only."""
+        keys = {job_key(job_id) for job_id in job_ids}
+        return MultiCursor(
+            {key: seq for key, seq in self.sequences.items() if key in keys}, self.finished & keys
+        )
+
     def position(self, job_id: str) -> tuple[int, bool]:
         """(sequence delivered, terminal delivered) of ``job_id``."""
         key = job_key(job_id)

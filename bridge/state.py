@@ -11,10 +11,13 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 
+from reelcast.bridge.auth import SessionStore, credential_var
+from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.upstream import UpstreamHub
 from reelcast.server import errors
-from reelcast.server.callcontext import CORRELATION_ID_HEADER, current_correlation_id
+from reelcast.server.auth import AUTHORIZATION_HEADER, USER_HEADER
+from reelcast.server.callcontext import ANONYMOUS, CORRELATION_ID_HEADER, current_correlation_id
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
@@ -38,6 +41,13 @@ class BridgeSettings:
     # A write to an SSE client that takes longer than this drops the client (it resumes with Last-Event-ID),
     # so a client that stopped reading cannot hold server memory.
     send_timeout_seconds: float = 30.0
+    # Security (docs/security.md): whether a request without any credential is refused at once, open SSE
+    # connections per user, session lifetime, whether cookies are marked Secure (TLS), CORS allow-list.
+    auth_required: bool = True
+    max_sse_connections_per_user: int = 8
+    session_ttl_seconds: float = 12 * 3600.0
+    secure_cookies: bool = False
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,6 +57,8 @@ class BridgeState:
     jobs: JobServiceAsyncStub
     health_check: aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
     hub: UpstreamHub
+    sessions: SessionStore
+    slots: StreamSlots
 
 
 def bridge_state(request: Request) -> BridgeState:
@@ -55,8 +67,23 @@ def bridge_state(request: Request) -> BridgeState:
 
 
 def grpc_metadata() -> tuple[tuple[str, str], ...]:
-    """The request's correlation id as gRPC metadata, so it reaches the job and its events."""
-    return ((CORRELATION_ID_HEADER, current_correlation_id()),)
+    """The request's correlation id as gRPC metadata, so it reaches the job and its events, and the caller's
+    own credential, so the server answers as it would answer the caller."""
+    credential = credential_var.get()
+    correlation = (CORRELATION_ID_HEADER, current_correlation_id())
+    return (correlation, (AUTHORIZATION_HEADER, credential)) if credential else (correlation,)
+
+
+async def caller_of(call: object) -> str:
+    """The user name the server reported in a finished call's initial metadata (``anonymous`` without
+    authentication)."""
+    initial_metadata = getattr(call, "initial_metadata", None)
+    if initial_metadata is None:
+        return ANONYMOUS
+    for key, value in await initial_metadata() or ():
+        if key == USER_HEADER:
+            return value if isinstance(value, str) else value.decode()
+    return ANONYMOUS
 
 
 def checked_job_id(request: Request) -> str:

@@ -19,8 +19,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.problems import ApiError, Violation
-from reelcast.bridge.rest import fetch_job
+from reelcast.bridge.rest import fetch_job_and_caller
 from reelcast.bridge.sse import (
     InvalidEventIdError,
     MultiCursor,
@@ -29,7 +30,14 @@ from reelcast.bridge.sse import (
     parse_sequence,
     ping,
 )
-from reelcast.bridge.state import BridgeState, bridge_state, checked_job_id, grpc_metadata, is_job_id
+from reelcast.bridge.state import (
+    BridgeState,
+    bridge_state,
+    caller_of,
+    checked_job_id,
+    grpc_metadata,
+    is_job_id,
+)
 from reelcast.bridge.upstream import FeedEndedError, JobFeed, SubscriberOverflowError
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server import errors
@@ -43,20 +51,24 @@ def resume_cursor(request: Request) -> str:
     return request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
 
 
-def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent]) -> Response:
+def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent], user: str) -> Response:
+    """The SSE response, holding one of ``user``'s stream slots until it ends (429 if none is free)."""
+
     async def framed() -> AsyncIterator[ServerSentEvent]:
         yield ping(state.settings.retry_ms)
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event
 
-    return EventSourceResponse(
+    state.slots.acquire(user)
+    response = EventSourceResponse(
         framed(),
         headers=SSE_HEADERS,
         ping=state.settings.heartbeat_seconds,
         ping_message_factory=ping,
         send_timeout=state.settings.send_timeout_seconds,
     )
+    return SlotHoldingResponse(response, state.slots, user)
 
 
 async def job_events(request: Request) -> Response:
@@ -70,7 +82,9 @@ async def job_events(request: Request) -> Response:
             "Last-Event-ID must be the decimal id of an event of this stream.",
             [Violation("Last-Event-ID", "must be a whole number")],
         ) from None
-    await fetch_job(request, job_id)  # 404 (or any error) before the stream starts
+    # 404 (or 401, or any error) before the stream starts. The feed is the caller's own: it watches with the
+    # caller's credential, so what it replays is exactly what WatchJob lets this caller see.
+    _job, user = await fetch_job_and_caller(request, job_id)
     feed = state.hub.feed(job_id)
 
     async def events() -> AsyncGenerator[ServerSentEvent]:
@@ -81,19 +95,19 @@ async def job_events(request: Request) -> Response:
             except (FeedEndedError, SubscriberOverflowError):
                 return  # the response ends; the client resumes from its last id
 
-    return _event_stream(state, events())
+    return _event_stream(state, events(), user)
 
 
-async def _stream_job_ids(request: Request, state: BridgeState) -> list[str]:
-    """The jobs of a multi-job stream: ``?jobs=`` (each checked, 404 if unknown), else the caller's newest
-    jobs listed now. Jobs created later join on the next connection."""
+async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[str], str]:
+    """The jobs of a multi-job stream and the caller: ``?jobs=`` (each checked with the caller's credential,
+    404 if unknown or not the caller's), else the caller's newest jobs listed now. Jobs created later join on
+    the next connection."""
     limit = state.settings.max_stream_jobs
     raw = request.query_params.get("jobs")
     if raw is None:
-        reply = await state.jobs.ListJobs(
-            job_service_pb2.ListJobsRequest(page_size=limit), metadata=grpc_metadata()
-        )
-        return [job.id for job in reply.jobs]
+        call = state.jobs.ListJobs(job_service_pb2.ListJobsRequest(page_size=limit), metadata=grpc_metadata())
+        reply = await call
+        return [job.id for job in reply.jobs], await caller_of(call)
     job_ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     if not job_ids or len(job_ids) > limit:
         raise ApiError(
@@ -101,11 +115,12 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> list[str]:
             f"jobs must list 1 to {limit} job ids.",
             [Violation("jobs", f"must list 1 to {limit} comma-separated job ids")],
         )
+    user = ""
     for job_id in job_ids:
         if not is_job_id(job_id):
             raise ApiError(errors.JOB_NOT_FOUND, "No job with this id.")
-        await fetch_job(request, job_id)
-    return job_ids
+        _job, user = await fetch_job_and_caller(request, job_id)
+    return job_ids, user
 
 
 async def events(request: Request) -> Response:
@@ -118,10 +133,13 @@ async def events(request: Request) -> Response:
             "Last-Event-ID must be an id of this stream.",
             [Violation("Last-Event-ID", "is not a cursor issued by /api/events")],
         ) from None
-    job_ids = await _stream_job_ids(request, state)
+    job_ids, user = await _stream_job_ids(request, state)
+    # Only the jobs this caller may see stay in the cursor: a cursor can never name, or carry forward, a job
+    # that the server did not just authorize for this caller.
+    cursor = cursor.restricted_to(job_ids)
     positions = {job_id: cursor.position(job_id) for job_id in job_ids}
     feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
-    return _event_stream(state, _merged(feeds, cursor))
+    return _event_stream(state, _merged(feeds, cursor), user)
 
 
 async def _merged(feeds: list[tuple[JobFeed, int]], cursor: MultiCursor) -> AsyncGenerator[ServerSentEvent]:

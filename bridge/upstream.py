@@ -98,9 +98,10 @@ class _Subscriber:
 class JobFeed:
     """The shared upstream of one job: its events so far, and the subscribers following it."""
 
-    def __init__(self, hub: UpstreamHub, job_id: str) -> None:
+    def __init__(self, hub: UpstreamHub, job_id: str, key: tuple[str, str]) -> None:
         self.hub = hub
         self.job_id = job_id
+        self.key = key
         self.events: list[job_pb2.JobProgress] = []
         self.subscribers: set[_Subscriber] = set()
         self.finished = False  # the terminal event arrived
@@ -223,32 +224,41 @@ class JobFeed:
 
 
 class UpstreamHub:
-    """The feeds of one bridge process, keyed by job id."""
+    """The feeds of one bridge process, keyed by job id and the credential they watch with.
+
+    Intentional divergence from one feed per job: a feed's upstream runs with the credential of the request
+    that opened it, so sharing it across credentials would let one caller's stream live on another's
+    authority (an admin's, say) and outlive the revocation of its own key. Per credential, each caller's
+    stream ends when its own key is revoked, and the many viewers of one caller still share one upstream.
+    """
 
     def __init__(
         self,
         stub: JobServiceAsyncStub,
         metadata: Callable[[], tuple[tuple[str, str], ...]],
         linger_seconds: float = LINGER_SECONDS,
+        credential: Callable[[], str] = lambda: "",
     ) -> None:
         self.stub = stub
         self.metadata = metadata
         self.linger_seconds = linger_seconds
+        self.credential = credential
         self.counters = HubCounters()
-        self.feeds: dict[str, JobFeed] = {}
+        self.feeds: dict[tuple[str, str], JobFeed] = {}
 
     def feed(self, job_id: str) -> JobFeed:
-        """The job's shared feed, opening its upstream if there is none."""
-        existing = self.feeds.get(job_id)
+        """The job's shared feed for the current credential, opening its upstream if there is none."""
+        key = (job_id, self.credential())
+        existing = self.feeds.get(key)
         if existing is not None and existing.failure is None:
             return existing
-        created = JobFeed(self, job_id)
-        self.feeds[job_id] = created
+        created = JobFeed(self, job_id, key)
+        self.feeds[key] = created
         return created
 
     def forget(self, feed: JobFeed) -> None:
-        if self.feeds.get(feed.job_id) is feed:
-            del self.feeds[feed.job_id]
+        if self.feeds.get(feed.key) is feed:
+            del self.feeds[feed.key]
 
     async def close(self) -> None:
         """Ends every feed: their subscribers' streams end and browsers reconnect elsewhere or later."""

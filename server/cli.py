@@ -66,16 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN, help="bridge address")
     serve.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
     serve.add_argument("--max-concurrent-jobs", type=int, default=None)
+    _tls_arguments(serve)
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve without authentication (development only; same as REELCAST_AUTH=off)",
+    )
 
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
     bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
+    _tls_arguments(bridge)
 
     def client(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--target", default=os.environ.get("REELCAST_TARGET", DEFAULT_TARGET), help="gRPC server address"
         )
         sub.add_argument("--correlation-id", default=None, help="sent as x-correlation-id")
+        sub.add_argument(
+            "--api-key",
+            default=os.environ.get("REELCAST_API_KEY", ""),
+            help="API key (default: REELCAST_API_KEY); create one with `reelcast keys create`",
+        )
+        sub.add_argument(
+            "--tls-ca",
+            type=Path,
+            default=os.environ.get("REELCAST_TLS_CA") or None,
+            help="connect with TLS, trusting this PEM certificate (default: REELCAST_TLS_CA)",
+        )
 
     jobs = commands.add_parser("jobs", help="create, inspect, watch and cancel jobs").add_subparsers(
         dest="jobs_command", required=True
@@ -111,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than", type=float, default=None, help="seconds since a job finished (default: retention)"
     )
 
+    keys = commands.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys_create = keys.add_parser("create", help="create a key and print it (shown only this once)")
+    keys_create.add_argument("--user", required=True, help="the user the key acts as")
+    keys_create.add_argument("--admin", action="store_true", help="the key sees every user's jobs")
+    keys_list = keys.add_parser("list", help="list keys (ids and users; secrets are not stored)")
+    keys_revoke = keys.add_parser(
+        "revoke", help="revoke a key by its id; its open streams end within seconds"
+    )
+    keys_revoke.add_argument("key_id", help="the 8-digit id that `keys list` shows")
+    for sub in (keys_create, keys_list, keys_revoke):
+        sub.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
+
     render = commands.add_parser("render", help="render one video end to end on the embedded store")
     _spec_arguments(render)
     render.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
@@ -145,9 +177,27 @@ def _spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     return spec
 
 
+def _tls_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for gRPC and HTTP")
+    sub.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+
+
 def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    metadata: list[tuple[str, str]] = []
     correlation_id = getattr(args, "correlation_id", None)
-    return ((CORRELATION_ID_HEADER, correlation_id),) if correlation_id else ()
+    if correlation_id:
+        metadata.append((CORRELATION_ID_HEADER, correlation_id))
+    api_key = getattr(args, "api_key", "")
+    if api_key:
+        metadata.append(("authorization", f"Bearer {api_key}"))
+    return tuple(metadata)
+
+
+def _channel(args: argparse.Namespace) -> aio.Channel:
+    if getattr(args, "tls_ca", None):
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(args.tls_ca).read_bytes())
+        return aio.secure_channel(args.target, credentials)
+    return aio.insecure_channel(args.target)
 
 
 def _print_json(message: Any) -> None:
@@ -170,18 +220,24 @@ def _report_rpc_error(error: grpc.RpcError) -> int:
     return 1
 
 
-async def _follow(stub: JobServiceAsyncStub, job_id: str, after: int, as_json: bool) -> int:
+async def _follow(
+    stub: JobServiceAsyncStub,
+    job_id: str,
+    after: int,
+    as_json: bool,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> int:
     from reelcast.server.progress_display import ProgressDisplay
 
     request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
     last: job_pb2.JobProgress | None = None
     if as_json:
-        async for event in stub.WatchJob(request):
+        async for event in stub.WatchJob(request, metadata=metadata):
             print(json_format.MessageToJson(event, indent=None), flush=True)
             last = event
     else:
         with ProgressDisplay(console) as display:
-            async for event in stub.WatchJob(request):
+            async for event in stub.WatchJob(request, metadata=metadata):
                 display.update(event)
                 last = event
     if last is None or not is_terminal(last):
@@ -198,7 +254,7 @@ async def _follow(stub: JobServiceAsyncStub, job_id: str, after: int, as_json: b
 
 
 async def _client_command(args: argparse.Namespace) -> int:
-    async with aio.insecure_channel(args.target) as channel:
+    async with _channel(args) as channel:
         stub = job_service_pb2_grpc.JobServiceStub(channel)
         metadata = _metadata(args)
         if args.command == "stages":
@@ -216,7 +272,7 @@ async def _client_command(args: argparse.Namespace) -> int:
                 metadata=metadata,
             )
             stdout.print(created.job.id)
-            return await _follow(stub, created.job.id, 0, False) if args.watch else 0
+            return await _follow(stub, created.job.id, 0, False, metadata) if args.watch else 0
         if command == "get":
             got = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=args.job_id), metadata=metadata)
             _print_json(got.job)
@@ -235,7 +291,7 @@ async def _client_command(args: argparse.Namespace) -> int:
                 stdout.print(f"next page: --page-token {listed.next_page_token}")
             return 0
         if command == "watch":
-            return await _follow(stub, args.job_id, args.after, args.json)
+            return await _follow(stub, args.job_id, args.after, args.json, metadata)
         if command == "cancel":
             cancelled = await stub.CancelJob(
                 job_service_pb2.CancelJobRequest(job_id=args.job_id), metadata=metadata
@@ -253,6 +309,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.grpc_listen = args.grpc_listen
     if getattr(args, "max_concurrent_jobs", None):
         settings.max_concurrent_jobs = args.max_concurrent_jobs
+    if getattr(args, "tls_cert", None):
+        settings.tls_cert_file = args.tls_cert
+    if getattr(args, "tls_key", None):
+        settings.tls_key_file = args.tls_key
+    if getattr(args, "insecure_no_auth", False):
+        settings.auth_required = False
     return settings
 
 
@@ -271,16 +333,28 @@ async def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     console.print(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
+    with_bridge = not args.no_bridge and _bridge_available()
+    _warn_insecure(settings, args.http_listen if with_bridge else None)
+    first_key = _first_start_key(server)
+    if first_key and not with_bridge:
+        console.print(f"first start: created admin key (shown once): {first_key}")
     tasks = []
-    if not args.no_bridge and _bridge_available():
+    if with_bridge:
         from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
+
+        scheme = "https" if server.tls else "http"
 
         def ready(port: int) -> None:
             host = args.http_listen.rsplit(":", 1)[0]
-            console.print(f"reelcast web on http://{host}:{port}/")
+            console.print(f"reelcast web on {scheme}://{host}:{port}/")
+            if first_key:
+                console.print("first start: created an admin key; log in with this URL (shown once):")
+                console.print(f"    {scheme}://{host}:{port}/login?key={first_key}", soft_wrap=True)
 
         tasks.append(
-            asyncio.create_task(serve_bridge(server.target, args.http_listen, stop=stop, on_ready=ready))
+            asyncio.create_task(
+                serve_bridge(server.target, args.http_listen, stop=stop, on_ready=ready, settings=settings)
+            )
         )
     await stop.wait()
     for task in tasks:
@@ -288,6 +362,71 @@ async def _serve(args: argparse.Namespace) -> int:
             await task
     await server.stop()
     return 0
+
+
+def _first_start_key(server: Any) -> str:
+    """On a first start with authentication on (no admin key yet), a new admin key; else ""."""
+    if not server.settings.auth_required or server.keys.has_admin():
+        return ""
+    _record, raw = server.keys.create("admin", admin=True)
+    return str(raw)
+
+
+def _is_loopback(listen: str) -> bool:
+    import ipaddress
+
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_insecure(settings: Settings, http_listen: str | None) -> None:
+    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
+    for what, listen in (("gRPC", settings.grpc_listen), ("HTTP", http_listen)):
+        if listen and not tls and not _is_loopback(listen):
+            console.print(
+                f"[yellow]warning[/]: {what} listens on {listen} without TLS: keys and data cross the "
+                "network in clear text. Pass --tls-cert and --tls-key (docs/security.md)."
+            )
+    if not settings.auth_required:
+        console.print("[yellow]warning[/]: authentication is off (REELCAST_AUTH=off): anyone who can connect")
+        console.print("  can create, see and cancel every job.")
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from reelcast.server.keys import KeyStore
+
+    settings = _settings(args)
+    store = KeyStore(settings.database_path)
+    try:
+        if args.keys_command == "create":
+            try:
+                record, raw = store.create(args.user, admin=args.admin)
+            except ValueError as invalid:
+                console.print(f"[red]error[/]: {invalid}")
+                return 2
+            console.print(f"created key {record.id} for {record.user}{' (admin)' if record.admin else ''}")
+            console.print("it is shown only now; store it safely:")
+            stdout.print(raw, soft_wrap=True)
+            return 0
+        if args.keys_command == "list":
+            for key in store.list():
+                flags = " ".join(
+                    f for f in ("admin" if key.admin else "", "revoked" if key.revoked else "") if f
+                )
+                stdout.print(f"{key.id}  {key.user:<24} {flags}".rstrip())
+            return 0
+        if store.revoke(args.key_id):
+            stdout.print(f"revoked {args.key_id}")
+            return 0
+        console.print(f"[red]error[/]: no active key with id {args.key_id!r}")
+        return 1
+    finally:
+        store.close()
 
 
 async def _bridge(args: argparse.Namespace) -> int:
@@ -303,7 +442,17 @@ async def _bridge(args: argparse.Namespace) -> int:
             f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}"
         )
 
-    await serve_bridge(args.grpc_target, args.http_listen, stop=stop, on_ready=ready)
+    settings = _settings(args)
+    _warn_insecure(
+        Settings(
+            grpc_listen="127.0.0.1:0",
+            tls_cert_file=settings.tls_cert_file,
+            tls_key_file=settings.tls_key_file,
+            auth_required=settings.auth_required,
+        ),
+        args.http_listen,
+    )
+    await serve_bridge(args.grpc_target, args.http_listen, stop=stop, on_ready=ready, settings=settings)
     return 0
 
 
@@ -329,21 +478,30 @@ async def _render(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.grpc_listen = "127.0.0.1:0"
+    settings.tls_cert_file = settings.tls_key_file = None
     server = ReelcastServer(settings)
     await server.start()
+    # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
+    record, raw_key = server.keys.create("render")
+    metadata = (("authorization", f"Bearer {raw_key}"),)
     try:
         async with aio.insecure_channel(server.target) as channel:
             stub = job_service_pb2_grpc.JobServiceStub(channel)
-            created = await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=_spec(args)))
-            status = await _follow(stub, created.job.id, 0, False)
+            created = await stub.CreateJob(
+                job_service_pb2.CreateJobRequest(spec=_spec(args)), metadata=metadata
+            )
+            status = await _follow(stub, created.job.id, 0, False, metadata)
             if status != 0:
                 return status
-            job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=created.job.id))).job
+            job = (
+                await stub.GetJob(job_service_pb2.GetJobRequest(job_id=created.job.id), metadata=metadata)
+            ).job
             args.output.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.copyfile, job.output.video_path, args.output)
             stdout.print(str(args.output.resolve()))
             return 0
     finally:
+        server.keys.revoke(record.id)
         await server.stop(grace=1.0)
 
 
@@ -356,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_bridge(args))
         if args.command == "gc":
             return asyncio.run(_gc(args))
+        if args.command == "keys":
+            return _keys(args)
         if args.command == "render":
             return asyncio.run(_render(args))
         return asyncio.run(_client_command(args))

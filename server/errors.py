@@ -222,7 +222,7 @@ SCRIPT_INVALID = _define(
     "E102-SCRIPT_INVALID",
     "Supplied script is invalid",
     "The user-supplied script has a scene without narration or a scene that is too long.",
-    "Give every scene 1 to 2000 characters of narration, and at most 200 scenes.",
+    "Give every scene 1 to 2000 characters of narration, and at most 100 scenes.",
     _S.INVALID_ARGUMENT,
     400,
     ["Check each scene's narration", "Split long scenes"],

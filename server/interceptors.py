@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # Subscripted only for the type checker: grpc's runtime class is not generic.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+_END = object()
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.", "/grpc.reflection.v1.")
 
 
@@ -191,7 +192,7 @@ class _Call:
         try:
             while True:
                 if pending is None:
-                    pending = asyncio.ensure_future(anext(iterator))
+                    pending = asyncio.ensure_future(anext(iterator, _END))
                 timeout = max(0.0, last_check + recheck - loop.time())
                 done, _ = await asyncio.wait({pending}, timeout=timeout)
                 if loop.time() - last_check >= recheck:
@@ -200,14 +201,13 @@ class _Call:
                     last_check = loop.time()
                 if not done:
                     continue
-                try:
-                    response = pending.result()
-                except StopAsyncIteration:
-                    return
+                response = pending.result()
                 pending = None
+                if response is _END:
+                    return
                 yield response
         finally:
-            if pending is not None and not pending.done():
+            if pending is not None:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
-                    await pending
+                    await pending  # also retrieves an exception it may have finished with

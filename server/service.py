@@ -78,7 +78,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error, violations)
         job = await self.store.get_job(job_id)
         if job is None or not may_see(job.owner):
-            await abort(context, ReelcastError(errors.JOB_NOT_FOUND, f"No job with id '{job_id[:64]}'."))
+            # The id is not echoed: the answer for a foreign job must be the same bytes as for a missing one.
+            await abort(context, ReelcastError(errors.JOB_NOT_FOUND, "No job with this id."))
         return job
 
     async def CreateJob(

@@ -19,7 +19,11 @@ DEFAULT_FPS = 30
 DEFAULT_AUDIO_BITRATE_KBPS = 128
 MAX_TOPIC_CHARS = 500
 MAX_TEXT_FIELD_CHARS = 500
-MAX_SCENES = 200
+MAX_SCENES = 100
+# Security bounds (docs/security.md): a job renders at most 10 minutes, at most 4K UHD in either orientation.
+MAX_DURATION_SECONDS = 600
+MAX_LONG_SIDE = 3840
+MAX_SHORT_SIDE = 2160
 MAX_NARRATION_CHARS = 2000
 MAX_CAPTION_CHARS = 500
 
@@ -66,8 +70,16 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
         violations.append(FieldViolation("spec.brief.aspect", "is not a known aspect"))
 
     duration = spec.plan.target_duration_seconds
-    if not math.isfinite(duration) or duration < 0 or (duration and not 3 <= duration <= 1800):
-        violations.append(FieldViolation("spec.plan.target_duration_seconds", "must be between 3 and 1800"))
+    if (
+        not math.isfinite(duration)
+        or duration < 0
+        or (duration and not 3 <= duration <= MAX_DURATION_SECONDS)
+    ):
+        violations.append(
+            FieldViolation(
+                "spec.plan.target_duration_seconds", f"must be between 3 and {MAX_DURATION_SECONDS}"
+            )
+        )
     if spec.plan.pacing not in job_pb2.Pacing.values():
         violations.append(FieldViolation("spec.plan.pacing", "is not a known pacing"))
     _check_text(violations, "spec.plan.style", spec.plan.style, 100)
@@ -89,6 +101,12 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
             )
     if bool(render.width) != bool(render.height):
         violations.append(FieldViolation("spec.render.height", "width and height must be given together"))
+    elif render.width and min(render.width, render.height) > MAX_SHORT_SIDE:
+        violations.append(
+            FieldViolation(
+                "spec.render.height", f"the resolution must be at most {MAX_LONG_SIDE}x{MAX_SHORT_SIDE}"
+            )
+        )
     if render.fps and not 1 <= render.fps <= 60:
         violations.append(FieldViolation("spec.render.fps", "must be between 1 and 60"))
     if render.video_bitrate_kbps and not 100 <= render.video_bitrate_kbps <= 100_000:

@@ -1,0 +1,179 @@
+"""Who is calling the bridge, and how that identity reaches gRPC.
+
+The bridge holds no key of its own. Each request's credential is forwarded as ``authorization`` metadata on
+every gRPC call made for it, so ``JobService`` decides, with the caller's own identity, what the caller may
+see. Three ways in:
+
+- ``Authorization: Bearer <key>`` (API clients);
+- the ``reelcast_session`` cookie from ``POST /api/session`` (HttpOnly, SameSite=Strict): the session maps to
+  the key it was opened with, in this process's memory only; ``DELETE /api/session`` forgets it;
+- ``?token=`` on GET routes of one job: a stream token that only the gRPC server can sign and check (the
+  bridge cannot make one), for EventSource and ``<video>``, which cannot send headers.
+
+A request with none of them gets 401 at once when authentication is required. A credential that is present
+is checked by the server: a wrong or revoked key comes back UNAUTHENTICATED, which the bridge answers 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reelcast.bridge.problems import ApiError, problem_response
+from reelcast.server import errors
+
+SESSION_COOKIE = "reelcast_session"
+MAX_SESSIONS = 10_000
+# Routes anyone may call: liveness, the API description, logging in, and the web page with its static files
+# (the page holds no data; it logs in, then calls the API).
+OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/login"})
+OPEN_PREFIXES = ("/static/",)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# What a key or token can look like; anything else (spaces, control or non-ASCII characters) cannot be sent
+# as gRPC metadata and is no credential.
+_CREDENTIAL = re.compile(r"^[\x21-\x7e]{1,1024}$")
+
+
+def is_credential_text(text: str) -> bool:
+    return bool(_CREDENTIAL.match(text))
+
+
+# The ``authorization`` value forwarded to gRPC for the current request ("" when there is none).
+credential_var: ContextVar[str] = ContextVar("reelcast_bridge_credential", default="")
+
+
+def credential_fingerprint(credential: str) -> str:
+    """A short stable name of a credential (shared upstreams are kept per credential), never the secret."""
+    return hashlib.sha256(credential.encode()).hexdigest()[:16] if credential else ""
+
+
+@dataclass
+class SessionStore:
+    """Session id → the ``authorization`` value it stands for, with an expiry. Memory only: a restart of the
+    bridge logs everyone out, and nothing secret is written anywhere."""
+
+    ttl_seconds: float
+    _sessions: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def open(self, credential: str) -> str:
+        now = time.monotonic()
+        if len(self._sessions) >= MAX_SESSIONS:
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+            while len(self._sessions) >= MAX_SESSIONS:
+                self._sessions.pop(next(iter(self._sessions)))
+        session_id = secrets.token_urlsafe(32)
+        self._sessions[session_id] = (credential, now + self.ttl_seconds)
+        return session_id
+
+    def credential(self, session_id: str) -> str:
+        entry = self._sessions.get(session_id)
+        if entry is None:
+            return ""
+        if entry[1] < time.monotonic():
+            del self._sessions[session_id]
+            return ""
+        return entry[0]
+
+    def close(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+
+def _cookie(headers: dict[bytes, bytes], name: str) -> str:
+    for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
+
+
+def _query_token(scope: Scope) -> str:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+    return values[0] if values else ""
+
+
+class AuthMiddleware:
+    """Sets ``credential_var`` from the request; 401 without any credential when ``required``.
+
+    Cookie-authenticated unsafe requests must come from an allowed origin (the bridge's own, or the CORS
+    allow-list): SameSite=Strict already keeps the cookie off cross-site requests, this is the second lock.
+    """
+
+    def __init__(
+        self, app: ASGIApp, sessions: SessionStore, required: bool, allowed_origins: tuple[str, ...]
+    ) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.required = required
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+        credential = ""
+        via_cookie = False
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() == "bearer" and is_credential_text(value.strip()):
+                credential = f"Bearer {value.strip()}"
+            else:
+                await self._refuse(scope, receive, send, "Authorization must be 'Bearer <key>'.")
+                return
+        elif scope["method"] == "GET" and _query_token(scope):
+            token_text = _query_token(scope)
+            if not is_credential_text(token_text):
+                await self._refuse(scope, receive, send, "The token is not valid.")
+                return
+            credential = f"StreamToken {token_text}"
+        else:
+            session_id = _cookie(headers, SESSION_COOKIE)
+            credential = self.sessions.credential(session_id) if session_id else ""
+            via_cookie = bool(credential)
+        path = scope["path"]
+        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+        if not credential and self.required and not is_open:
+            await self._refuse(scope, receive, send, "")
+            return
+        if via_cookie and scope["method"] in UNSAFE_METHODS and not self._same_origin(headers):
+            await problem_response(ApiError(errors.ORIGIN_NOT_ALLOWED))(scope, receive, send)
+            return
+        token = credential_var.set(credential)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            credential_var.reset(token)
+
+    def _same_origin(self, headers: dict[bytes, bytes]) -> bool:
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if not origin:
+            return True  # not a browser's cross-site request (browsers send Origin on unsafe requests)
+        host = headers.get(b"host", b"").decode("latin-1")
+        return origin in self.allowed_origins or origin.split("://", 1)[-1] == host
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+        problem = ApiError(errors.UNAUTHENTICATED, detail)
+        await problem_response(problem)(scope, receive, _with_challenge(send))
+
+
+def _with_challenge(send: Send) -> Send:
+    async def send_challenge(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"www-authenticate", b'Bearer realm="reelcast"'),
+            ]
+        await send(message)
+
+    return send_challenge
