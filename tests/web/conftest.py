@@ -143,6 +143,17 @@ async def failing_deployment(deployments_root: Path) -> AsyncIterator[Deployment
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def open_deployment(deployments_root: Path) -> AsyncIterator[Deployment]:
+    """Authentication off. The bridge keeps sessions in memory, so a restarted bridge has forgotten every
+    login; the restart test isolates reconnection from that."""
+    deployed = await _deploy(deployments_root, "open", auth=False)
+    try:
+        yield deployed
+    finally:
+        await _undeploy(deployed)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
