@@ -13,14 +13,14 @@ from grpc_reflection.v1alpha import reflection
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_secret
+from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
 from reelcast.server.interceptors import CallContextInterceptor
 from reelcast.server.keys import KeyStore
-from reelcast.server.notifier import EventNotifier
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
 from reelcast.server.service import JobService
-from reelcast.server.store import JobStore, SqliteJobStore
+from reelcast.server.store import JobStore
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
@@ -34,9 +34,19 @@ class ReelcastServer:
     ) -> None:
         self.settings = settings
         self.host = host if host is not None else PluginHost.load(settings.disabled_plugins)
-        self.store: JobStore = store if store is not None else SqliteJobStore(settings.database_path)
-        self.notifier = EventNotifier()
-        self.runner = JobRunner(settings, self.store, self.notifier, self.host)
+        # SQLite by default; NATS JetStream with Settings.store_url (server/backends.py).
+        self.backend = open_backend(settings, store)
+        self.store: JobStore = self.backend.store
+        self.notifier = self.backend.notifier
+        self.runner = JobRunner(
+            settings,
+            self.store,
+            self.notifier,
+            self.host,
+            queue=self.backend.queue,
+            cancels=self.backend.cancels,
+            files=self.backend.files,
+        )
         self.health = health.aio.HealthServicer()
         # The key store and the token secret exist even with authentication off, so `reelcast keys` and a
         # later restart with authentication on find them.
@@ -54,6 +64,7 @@ class ReelcastServer:
         self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
+        await self.backend.open()
         job_service_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(
                 self.runner,
@@ -92,7 +103,7 @@ class ReelcastServer:
         await asyncio.gather(
             self.grpc_server.stop(grace), self.runner.stop(grace=self.settings.shutdown_grace_seconds)
         )
-        await self.store.close()
+        await self.backend.close()
         self.keys.close()
 
     def _add_port(self) -> int:

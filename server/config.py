@@ -81,6 +81,16 @@ class Settings:
     # On SIGTERM, running jobs get this long to finish before they are stopped (they resume on restart).
     shutdown_grace_seconds: float = 10.0
 
+    # -- storage backend (docs/operations.md) ------------------------------------------------------------
+    # "" or "sqlite": the embedded store under data_dir; nats://HOST:PORT[,HOST:PORT...]: NATS JetStream.
+    store_url: str = ""
+    # JetStream replicas of every stream and bucket: 1 on a laptop, 3 in production.
+    nats_replicas: int = 1
+    # A worker's claim on a job lapses after this long without a heartbeat (it heartbeats every third of it).
+    nats_ack_wait_seconds: float = 30.0
+    # Whether this process runs jobs (`reelcast server` serves the API, `reelcast worker` only runs jobs).
+    embedded_worker: bool = True
+
     # -- security (docs/security.md) ---------------------------------------------------------------------
     # Every RPC except health and reflection needs an API key. Off only by explicit choice
     # (REELCAST_AUTH=off); a dataclass built in code follows the environment, so it is secure by default.
@@ -126,6 +136,9 @@ class Settings:
             gc_interval_seconds=_env_float("REELCAST_GC_INTERVAL", 3600.0),
             min_free_disk_bytes=_env_int("REELCAST_MIN_FREE_DISK_BYTES", 256 * 1024 * 1024),
             shutdown_grace_seconds=_env_float("REELCAST_SHUTDOWN_GRACE", 10.0),
+            store_url=os.environ.get("REELCAST_STORE", ""),
+            nats_replicas=_env_int("REELCAST_NATS_REPLICAS", 1),
+            nats_ack_wait_seconds=_env_float("REELCAST_NATS_ACK_WAIT", 30.0),
             auth_required=auth_required_from_env(),
             key_recheck_seconds=_env_float("REELCAST_KEY_RECHECK", 1.0),
             stream_token_ttl_seconds=_env_float("REELCAST_STREAM_TOKEN_TTL", 600.0),

@@ -378,6 +378,16 @@ INTERRUPTED = _define(
     ["Retry the job", "Check the server's logs"],
 )
 
+WORKER_LOST = _define(
+    "E702-WORKER_LOST",
+    "Worker lost",
+    "The workers running the job stopped responding more often than allowed.",
+    "Retry the job; check the workers' logs and resources (memory, disk) for why they died.",
+    _S.ABORTED,
+    500,
+    ["Retry the job", "Check the workers' logs"],
+)
+
 
 @dataclass
 class ReelcastError(Exception):

@@ -8,13 +8,18 @@ live delivery are one code path, so there is nothing to deduplicate and no gap t
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+
+# Jobs whose latest sequence is remembered while nobody waits on them (a distributed notifier hears of every
+# job in the cluster); older entries are forgotten, which costs a waiter nothing: it reads the store first.
+REMEMBERED_JOBS = 10_000
 
 
 class EventNotifier:
     """Per-job latest sequence, with waiting."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, int] = {}
+        self._latest: OrderedDict[str, int] = OrderedDict()
         self._conditions: dict[str, asyncio.Condition] = {}
         self._waiters: dict[str, int] = {}
 
@@ -23,9 +28,20 @@ class EventNotifier:
         if sequence <= self._latest.get(job_id, 0):
             return
         self._latest[job_id] = sequence
+        self._latest.move_to_end(job_id)
+        if len(self._latest) > REMEMBERED_JOBS:
+            self._forget_oldest()
         condition = self._conditions.get(job_id)
         if condition is not None:
             asyncio.get_running_loop().create_task(self._notify(condition))
+
+    def _forget_oldest(self) -> None:
+        for job_id in list(self._latest)[: len(self._latest) - REMEMBERED_JOBS]:
+            if job_id not in self._waiters:
+                del self._latest[job_id]
+
+    async def start(self) -> None:
+        """Starts listening for other processes' writes (nothing to do in one process)."""
 
     @staticmethod
     async def _notify(condition: asyncio.Condition) -> None:

@@ -7,6 +7,7 @@ ticks are coalesced (the latest wins) so that a chatty stage cannot flood the lo
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -16,7 +17,9 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
-from reelcast.server.store import TERMINAL_STATUSES, JobStore
+from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, JobStore
+
+log = logging.getLogger(__name__)
 
 
 def now_timestamp() -> timestamp_pb2.Timestamp:
@@ -151,9 +154,17 @@ class JobRecorder:
 
     def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks: hold each write until it is done.
-        task = asyncio.get_running_loop().create_task(write)
+        task = asyncio.get_running_loop().create_task(self._tolerating_takeover(write))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _tolerating_takeover(self, write: Coroutine[Any, Any, None]) -> None:
+        """A background progress write that finds another writer in charge is dropped: the next status write
+        raises the same ConcurrentWriteError where the runner handles it."""
+        try:
+            await write
+        except ConcurrentWriteError:
+            log.warning("job %s: progress not written, another writer owns the job", self.job.id)
 
     async def job_status(self, status: int, message: str) -> job_pb2.JobProgress:
         async with self._lock:

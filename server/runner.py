@@ -3,6 +3,11 @@
 Stage outputs are checkpointed when a stage completes, so a job interrupted by a restart resumes from its
 last completed stage. A job that was interrupted more than ``Settings.max_attempts`` times fails with E701.
 A stage that reports nothing for ``Settings.stall_timeout_seconds`` is stopped and fails with E305.
+
+Where jobs wait, how a cancel reaches the worker and where work dirs are kept come from the backend
+(work_queue.py): in one process an asyncio queue and the local disk; across machines, NATS JetStream. When the
+backend's claims can lapse (a worker that stops heartbeating loses its job to another), a job that fails
+``max_attempts`` times that way ends with E702-WORKER_LOST.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from reelcast.server.errors import ReelcastError
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
 from reelcast.server.recorder import JobRecorder, find_step, now_timestamp
-from reelcast.server.store import TERMINAL_STATUSES, DuplicateRequestError, JobStore
+from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, DuplicateRequestError, JobStore
+from reelcast.server.work_queue import (
+    CancelBus,
+    Claim,
+    JobFiles,
+    LocalCancelBus,
+    LocalJobFiles,
+    LocalWorkQueue,
+    WorkQueue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +74,23 @@ class JobRunner:
     """Owns the queue and the worker tasks of one process."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, notifier: EventNotifier, host: PluginHost
+        self,
+        settings: Settings,
+        store: JobStore,
+        notifier: EventNotifier,
+        host: PluginHost,
+        *,
+        queue: WorkQueue | None = None,
+        cancels: CancelBus | None = None,
+        files: JobFiles | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier
         self.host = host
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queue: WorkQueue = queue if queue is not None else LocalWorkQueue()
+        self.cancels: CancelBus = cancels if cancels is not None else LocalCancelBus()
+        self.files: JobFiles = files if files is not None else LocalJobFiles(settings)
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, _RunningJob] = {}
         # Guards the read-modify-write of jobs that no worker owns (cancelling a queued job).
@@ -82,9 +106,12 @@ class JobRunner:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Re-queues the jobs a previous process left unfinished, then starts the workers."""
-        for job in await self.store.unfinished_jobs():
-            self._queue.put_nowait(job.id)
+        """Recovers the jobs a previous process left unfinished, then starts the workers (none when
+        ``Settings.embedded_worker`` is off: an API-only server)."""
+        await self.queue.recover(self.store)
+        await self.cancels.listen(self._cancel_here)
+        if not self.settings.embedded_worker:
+            return
         for index in range(max(1, self.settings.max_concurrent_jobs)):
             self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
 
@@ -139,8 +166,16 @@ class JobRunner:
         except DuplicateRequestError as duplicate:
             return duplicate.existing
         self.notifier.published(job.id, 1)
-        self._queue.put_nowait(job.id)
+        await self.queue.put(job.id)
         return job
+
+    def _cancel_here(self, job_id: str) -> None:
+        """A cancel request from any process: stops the job if this runner runs it."""
+        running = self._running.get(job_id)
+        if running is not None and not running.recorder.finished:
+            running.cancel_event.set()
+            if running.stage_task is not None:
+                running.stage_task.cancel()
 
     async def cancel(self, job_id: str) -> job_pb2.Job:
         """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
@@ -160,14 +195,25 @@ class JobRunner:
                 if running.stage_task is not None:
                     running.stage_task.cancel()
                 return running.recorder.job
-            job = await self.store.get_job(job_id)
+            job = await self.store.latest_job(job_id)
             if job is None:
                 raise ReelcastError(errors.JOB_NOT_FOUND)
             if job.status in TERMINAL_STATUSES:
                 raise ReelcastError(errors.JOB_ALREADY_FINISHED)
+            # Recorded before any check, so that a worker claiming the job from now on sees it (see
+            # NatsCancelBus); the worker running it now gets it as a message.
+            await self.cancels.request(job_id)
+            if job.status == job_pb2.JOB_STATUS_RUNNING and self.cancels.remote:
+                return job  # its worker, on some machine, writes the terminal event
             recorder = JobRecorder(self.store, self.notifier, job)
             cancelled = ReelcastError(errors.CANCELLED)
-            await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
+            try:
+                await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
+            except ConcurrentWriteError:
+                # A worker claimed the job meanwhile; it has the request and ends the job itself.
+                latest = await self.store.latest_job(job_id)
+                return latest if latest is not None else job
+            await self.files.delete(job_id)
             return recorder.job
 
     # -- execution -------------------------------------------------------------------------------------
@@ -175,16 +221,18 @@ class JobRunner:
     async def _work(self) -> None:
         while True:
             await self._open_for_work.wait()
-            job_id = await self._queue.get()
+            claim = await self.queue.take()
             if not self._open_for_work.is_set():  # draining began while this worker waited
-                self._queue.put_nowait(job_id)
-                self._queue.task_done()
+                await claim.release()
                 continue
+            job_id = claim.job_id
+            heartbeat: asyncio.Task[None] | None = None
             try:
                 lock = self._job_locks.setdefault(job_id, asyncio.Lock())
                 async with lock:
-                    job = await self.store.get_job(job_id)
+                    job = await self.store.latest_job(job_id)
                     if job is None or job.status in TERMINAL_STATUSES:
+                        await claim.finish()
                         continue
                     recorder = JobRecorder(
                         self.store,
@@ -195,17 +243,42 @@ class JobRunner:
                     running = _RunningJob(recorder)
                     self._running[job_id] = running
                     self._idle.clear()
-                await self._run(running)
+                heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
+                if await self.cancels.requested(job_id):
+                    running.cancel_event.set()
+                await self._run(running, claim)
+                await claim.finish()
+                log.info("job %s ended %s", job_id, job_pb2.JobStatus.Name(running.recorder.job.status))
             except asyncio.CancelledError:
+                # This worker is stopping: another one (or this one, restarted) resumes the job.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(claim.release())
                 raise
+            except ConcurrentWriteError:
+                # Another writer owns the job now (its claim lapsed and it was redelivered, or it was
+                # cancelled while queued): stop here without touching the claim, which is no longer ours.
+                log.warning("job %s: another writer took over; this worker stops it", job_id)
             except Exception:
                 log.exception("job %s: runner error", job_id)
             finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
                 self._running.pop(job_id, None)
                 if not self._running:
                     self._idle.set()
                 self._job_locks.pop(job_id, None)
-                self._queue.task_done()
+
+    async def _keep_alive(self, claim: Claim) -> None:
+        """Heartbeats the claim while the job runs, however long its stages take."""
+        interval = self.queue.heartbeat_seconds
+        if interval is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await claim.keep_alive()
+            except Exception as error:  # the next beat may get through; the claim lapses only after several
+                log.warning("job %s: heartbeat failed (%s)", claim.job_id, error)
 
     def _sync_steps(self, job: job_pb2.Job, pipeline: list[InstalledStage]) -> None:
         """Adds steps for stages installed since the job was created (their order follows the pipeline)."""
@@ -221,16 +294,21 @@ class JobRunner:
         del job.steps[:]
         job.steps.extend(ordered)
 
-    async def _run(self, running: _RunningJob) -> None:
+    async def _run(self, running: _RunningJob, claim: Claim) -> None:
         recorder = running.recorder
         job = recorder.job
         pipeline = self.pipeline()
         self._sync_steps(job, pipeline)
         recorder.progress = ProgressModel([(i.stage.name, i.stage.weight) for i in pipeline])
+        if running.cancel_event.is_set():
+            await self._cancelled(recorder)
+            return
         resumed = job.attempt > 0
         job.attempt += 1
         if job.attempt > self.settings.max_attempts:
-            await self._fail(recorder, ReelcastError(errors.INTERRUPTED), stage="")
+            # Lapsed claims mean lost workers; otherwise restarts of this process interrupted the job.
+            lost = errors.WORKER_LOST if claim.redelivered else errors.INTERRUPTED
+            await self._fail(recorder, ReelcastError(lost), stage="")
             return
         await recorder.job_status(
             job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
@@ -238,6 +316,8 @@ class JobRunner:
         work_dir = self.settings.work_dir(job.id)
         work_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = await self.store.checkpoints(job.id)
+        if checkpoints:
+            await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}
         current = ""
         try:
@@ -257,10 +337,14 @@ class JobRunner:
                 await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
                 produced = await self._run_stage(running, installed, artifacts, work_dir)
                 artifacts.update(produced)
+                await self.files.save(job.id, work_dir)
                 await self.store.save_checkpoint(job.id, stage.name, dict(produced))
                 await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, f"{stage.title} done")
             running.raise_if_cancelled()
             await recorder.completed(self._output(artifacts))
+            await self.files.finished(job.id, work_dir)
+        except ConcurrentWriteError:
+            raise
         except ReelcastError as failure:
             if running.cancel_event.is_set():
                 await self._cancelled(recorder)
@@ -363,6 +447,7 @@ class JobRunner:
     async def _cancelled(self, recorder: JobRecorder) -> None:
         # Partial outputs go first, so that whoever sees the terminal event finds nothing half-written.
         await asyncio.to_thread(self._remove_partial_outputs, recorder.job.id)
+        await self.files.delete(recorder.job.id)
         cancelled = ReelcastError(errors.CANCELLED)
         await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
 

@@ -1,8 +1,8 @@
 """The job store interface, and its embedded SQLite implementation.
 
-One interface sits under every backend (the NATS JetStream one follows), and one contract test suite runs
-against each. The store assigns event sequences: an append succeeds only if the job's last sequence is the
-one the writer expects, so two writers can never interleave a job's log.
+One interface sits under every backend (the NATS JetStream one is in nats_store.py), and one contract test
+suite runs against each. The store assigns event sequences: an append succeeds only if the job's last
+sequence is the one the writer expects, so two writers can never interleave a job's log.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class JobStore(Protocol):
         """Stores a new job with its first event (sequence 1). DuplicateRequestError on a repeated key."""
 
     async def get_job(self, job_id: str) -> job_pb2.Job | None: ...
+
+    async def latest_job(self, job_id: str) -> job_pb2.Job | None:
+        """The job as its last stored event left it: what a writer resumes from. A backend whose snapshot
+        can lag its log (NATS: the snapshot is written after the event) repairs the snapshot here."""
 
     async def list_jobs(
         self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
@@ -204,6 +208,10 @@ class SqliteJobStore:
             return job_pb2.Job.FromString(row[0]) if row else None
 
         return await self._run(select)
+
+    async def latest_job(self, job_id: str) -> job_pb2.Job | None:
+        # The snapshot and the event are written in one transaction: the snapshot never lags.
+        return await self.get_job(job_id)
 
     async def list_jobs(
         self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None

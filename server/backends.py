@@ -1,0 +1,87 @@
+"""Chooses and assembles a storage backend: the embedded SQLite default, or NATS JetStream.
+
+A ``Backend`` is everything the runner and the service need from storage: the job store, the notifier, the
+work queue, the cancel bus and the job files. ``Settings.store_url`` picks it (``--store``,
+``REELCAST_STORE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reelcast.server.config import Settings
+from reelcast.server.notifier import EventNotifier
+from reelcast.server.store import JobStore, SqliteJobStore
+from reelcast.server.work_queue import (
+    CancelBus,
+    JobFiles,
+    LocalCancelBus,
+    LocalJobFiles,
+    LocalWorkQueue,
+    WorkQueue,
+)
+
+
+@dataclass
+class Backend:
+    store: JobStore
+    notifier: EventNotifier
+    queue: WorkQueue
+    cancels: CancelBus
+    files: JobFiles
+    name: str = "sqlite"
+    _connection: object | None = field(default=None, repr=False)
+
+    async def open(self) -> None:
+        """Connects and sets up what the backend needs (streams, buckets); a no-op for SQLite."""
+        from reelcast.server.nats_layout import NatsConnection
+
+        if isinstance(self._connection, NatsConnection):
+            await self._connection.open()
+        await self.notifier.start()
+
+    async def close(self) -> None:
+        from reelcast.server.nats_layout import NatsConnection
+
+        await self.store.close()
+        if isinstance(self._connection, NatsConnection):
+            await self._connection.close()
+
+
+def parse_store_url(url: str) -> list[str] | None:
+    """``nats://HOST:PORT[,HOST:PORT...]`` as the client's server list; None for the embedded store."""
+    url = url.strip()
+    if not url or url == "sqlite":
+        return None
+    if not url.startswith("nats://"):
+        raise ValueError(f"store must be 'sqlite' or nats://HOST:PORT[,HOST:PORT...], got {url!r}")
+    return [f"nats://{part.strip().removeprefix('nats://')}" for part in url.split(",") if part.strip()]
+
+
+def open_backend(settings: Settings, store: JobStore | None = None) -> Backend:
+    """The backend ``settings`` ask for, not yet opened. ``store`` overrides the embedded store (tests)."""
+    servers = parse_store_url(settings.store_url) if store is None else None
+    if servers is None:
+        return Backend(
+            store=store if store is not None else SqliteJobStore(settings.database_path),
+            notifier=EventNotifier(),
+            queue=LocalWorkQueue(),
+            cancels=LocalCancelBus(),
+            files=LocalJobFiles(settings),
+        )
+    try:
+        from reelcast.server.nats_layout import NatsConnection
+        from reelcast.server.nats_store import NatsJobStore
+        from reelcast.server.nats_work import NatsCancelBus, NatsJobFiles, NatsNotifier, NatsWorkQueue
+    except ImportError as missing:  # pragma: no cover - depends on the install
+        raise RuntimeError("the nats store needs the nats extra: pip install 'reelcast[nats]'") from missing
+    connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
+    return Backend(
+        store=NatsJobStore(connection),
+        notifier=NatsNotifier(connection),
+        queue=NatsWorkQueue(connection),
+        cancels=NatsCancelBus(connection),
+        files=NatsJobFiles(connection),
+        name="nats",
+        _connection=connection,
+    )

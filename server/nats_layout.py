@@ -1,0 +1,222 @@
+"""The JetStream layout of the NATS backend: every stream, bucket and consumer, by name, set up idempotently.
+
+- ``REELCAST_EVENTS``: stream on ``reelcast.events.*``, each job's event log on its own subject.
+- ``REELCAST_WORK``: work-queue stream on ``reelcast.work``, one message per job to run; consumer ``workers``.
+- ``reelcast_jobs`` (KV): ``job.<id>``, the job snapshot.
+- ``reelcast_requests`` (KV): idempotency keys (owner + request id -> job id).
+- ``reelcast_state`` (KV): ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``.
+- ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs.
+
+Every process calls :func:`ensure_layout` at start: the first creates, the others find everything in place,
+and a changed replica count is applied to the existing streams.
+
+Reads go to each stream's leader (no direct get), so that a process reads its own writes, and what another
+process acknowledged, even in a cluster where followers may lag by a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EVENTS_STREAM = "REELCAST_EVENTS"
+EVENTS_PREFIX = "reelcast.events."
+WORK_STREAM = "REELCAST_WORK"
+WORK_SUBJECT = "reelcast.work"
+WORK_CONSUMER = "workers"
+CANCEL_PREFIX = "reelcast.cancel."
+JOBS_BUCKET = "reelcast_jobs"
+REQUESTS_BUCKET = "reelcast_requests"
+STATE_BUCKET = "reelcast_state"
+FILES_BUCKET = "reelcast_files"
+# Header carrying an event's per-job sequence, so that readers need not decode the payload to find it.
+SEQUENCE_HEADER = "Reelcast-Sequence"
+
+
+def event_subject(job_id: str) -> str:
+    return f"{EVENTS_PREFIX}{job_id}"
+
+
+@dataclass
+class Layout:
+    js: JetStreamContext
+    jobs: KeyValue
+    requests: KeyValue
+    state: KeyValue
+    files: ObjectStore
+    ack_wait_seconds: float
+
+
+async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # It exists with another configuration (replicas changed, or an older version): update it.
+        await js.update_stream(config)
+
+
+async def _ensure_bucket(js: JetStreamContext, bucket: str, replicas: int) -> KeyValue:
+    try:
+        return await js.create_key_value(
+            api.KeyValueConfig(bucket=bucket, replicas=replicas, direct=False, history=1)
+        )
+    except BadRequestError:
+        info = await js.stream_info(f"KV_{bucket}")
+        if info.config.num_replicas != replicas:
+            info.config.num_replicas = replicas
+            await js.update_stream(info.config)
+        return await js.key_value(bucket)
+
+
+async def _ensure_object_store(js: JetStreamContext, replicas: int) -> ObjectStore:
+    try:
+        return await js.object_store(FILES_BUCKET)
+    except NotFoundError:
+        return await js.create_object_store(
+            FILES_BUCKET, api.ObjectStoreConfig(bucket=FILES_BUCKET, replicas=replicas)
+        )
+
+
+async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: float) -> Layout:
+    """Creates or updates every stream, bucket and the work consumer; safe to run from many processes."""
+    await _ensure_stream(
+        js,
+        api.StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=[f"{EVENTS_PREFIX}*"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            # Publishes carry Nats-Msg-Id: a writer's retry after a lost ack is stored once.
+            duplicate_window=120.0,
+            allow_direct=False,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        api.StreamConfig(
+            name=WORK_STREAM,
+            subjects=[WORK_SUBJECT],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+        ),
+    )
+    consumer = api.ConsumerConfig(
+        durable_name=WORK_CONSUMER,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        # A claim lapses only when its worker stops heartbeating for this long; the runner counts attempts
+        # itself (the job's ``attempt``), so the server never gives up on a message.
+        ack_wait=ack_wait_seconds,
+        max_deliver=-1,
+        filter_subject=WORK_SUBJECT,
+        max_ack_pending=-1,
+    )
+    try:
+        await js.add_consumer(WORK_STREAM, consumer)
+    except BadRequestError:
+        info = await js.consumer_info(WORK_STREAM, WORK_CONSUMER)
+        if info.config.ack_wait != ack_wait_seconds:
+            # The first process set another ack wait; claims lapse on that one.
+            ack_wait_seconds = float(info.config.ack_wait or ack_wait_seconds)
+    return Layout(
+        js=js,
+        jobs=await _ensure_bucket(js, JOBS_BUCKET, replicas),
+        requests=await _ensure_bucket(js, REQUESTS_BUCKET, replicas),
+        state=await _ensure_bucket(js, STATE_BUCKET, replicas),
+        files=await _ensure_object_store(js, replicas),
+        ack_wait_seconds=ack_wait_seconds,
+    )
+
+
+# What a cluster shows while a node is lost and a new leader is elected: worth retrying, never a verdict.
+TRANSIENT_ERRORS = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    ServiceUnavailableError,
+)
+RETRY_SECONDS = 30.0
+
+
+async def retrying(call: Callable[[], Awaitable[T]], seconds: float = RETRY_SECONDS) -> T:
+    """Runs ``call`` again on transient errors for up to ``seconds``. Only for idempotent calls: reads,
+    compare-and-set writes, and publishes carrying a ``Nats-Msg-Id``."""
+    deadline = time.monotonic() + seconds
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except TRANSIENT_ERRORS as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info("NATS busy (%s); retrying in %.1f s", type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class NatsConnection:
+    """One client connection per process, shared by the store, queue, cancel bus, files and notifier.
+    Built unconnected (constructors stay synchronous); ``open`` connects and sets up the layout."""
+
+    def __init__(self, servers: Sequence[str], replicas: int, ack_wait_seconds: float) -> None:
+        self.servers = list(servers)
+        self.replicas = replicas
+        self.ack_wait_seconds = ack_wait_seconds
+        self._client: Client | None = None
+        self._layout: Layout | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the NATS connection is not open")
+        return self._client
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            raise RuntimeError("the NATS connection is not open")
+        return self._layout
+
+    async def open(self, timeout: float = 60.0) -> None:
+        self._client = await nats.connect(
+            servers=self.servers,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=2,
+            allow_reconnect=True,
+            name="reelcast",
+        )
+        js = self._client.jetstream(timeout=10.0)
+        # A cluster that has just started elects its JetStream leader first: wait for it.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._layout = await ensure_layout(js, self.replicas, self.ack_wait_seconds)
+                return
+            except (*TRANSIENT_ERRORS, nats.js.errors.APIError) as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("JetStream not ready (%s); retrying", error)
+                await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            await self._client.close()
