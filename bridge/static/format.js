@@ -14,7 +14,7 @@ export function formatBytes(bytes) {
 
 export function formatSeconds(seconds) {
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '';
-  if (seconds < 10) return `${seconds.toFixed(1)} s`;
+  if (seconds < 10) return Number.isInteger(seconds) ? `${seconds} s` : `${seconds.toFixed(1)} s`;
   if (seconds < 60) return `${Math.round(seconds)} s`;
   const minutes = Math.floor(seconds / 60);
   const rest = Math.round(seconds % 60);

@@ -24,6 +24,14 @@ export function etaSeconds(job) {
   return (elapsed * (100 - job.pct)) / job.pct;
 }
 
+// The server's estimate is linear in the overall percent, so a slow last stage can outlive it: past zero
+// the page says so instead of showing a countdown stuck at 0.
+function formatEta(seconds) {
+  if (seconds === null) return '';
+  if (seconds < 1) return 'ETA: finishing…';
+  return `ETA about ${formatSeconds(Math.ceil(seconds))}`;
+}
+
 export class JobView {
   constructor({ onCancel, onShowFailure }) {
     this.section = $('job-view');
@@ -104,7 +112,7 @@ export class JobView {
     overall.setAttribute('aria-valuetext', `${formatPct(job.pct)} ${word}`);
     $('overall-pct').textContent = formatPct(job.pct);
     const eta = etaSeconds(job);
-    $('job-eta').textContent = eta === null ? '' : `ETA ${formatSeconds(eta)}`;
+    $('job-eta').textContent = formatEta(eta);
 
     for (const step of job.steps.values()) {
       const row = this.#stepRow(step);
