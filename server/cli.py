@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve without authentication (development only; same as REELCAST_AUTH=off)",
     )
 
+    store_help = "sqlite (default) or nats://HOST:PORT[,HOST:PORT...] (REELCAST_STORE)"
+    serve.add_argument("--store", default=None, help=store_help)
+    api = commands.add_parser("server", help="run the gRPC API only; workers run the jobs (needs --store)")
+    api.add_argument("--data-dir", type=Path, help="local files (default: platform data dir)")
+    api.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
+    api.add_argument("--store", default=None, help=store_help)
+    _tls_arguments(api)
+    api.add_argument("--insecure-no-auth", action="store_true", help="serve without authentication")
+    api.set_defaults(no_bridge=True, http_listen=DEFAULT_HTTP_LISTEN, api_only=True)
+    worker = commands.add_parser("worker", help="run jobs from the shared work queue (needs --store)")
+    worker.add_argument("--data-dir", type=Path, help="running jobs' work dirs (default: platform data dir)")
+    worker.add_argument("--store", default=None, help=store_help)
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs run at once (default 1)")
+
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
     bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
@@ -309,6 +323,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.grpc_listen = args.grpc_listen
     if getattr(args, "max_concurrent_jobs", None):
         settings.max_concurrent_jobs = args.max_concurrent_jobs
+    if getattr(args, "concurrency", None):
+        settings.max_concurrent_jobs = args.concurrency
+    if getattr(args, "store", None):
+        settings.store_url = args.store
+    if getattr(args, "api_only", False):
+        settings.embedded_worker = False
     if getattr(args, "tls_cert", None):
         settings.tls_cert_file = args.tls_cert
     if getattr(args, "tls_key", None):
@@ -508,8 +528,12 @@ async def _render(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "server"):
             return asyncio.run(_serve(args))
+        if args.command == "worker":
+            from reelcast.server.worker import serve_worker
+
+            return asyncio.run(serve_worker(_settings(args), console.print))
         if args.command == "bridge":
             return asyncio.run(_bridge(args))
         if args.command == "gc":

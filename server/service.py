@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import mimetypes
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from grpc import aio
@@ -33,7 +30,6 @@ from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]
-ARTIFACT_CHUNK_BYTES = 64 * 1024
 _ARTIFACT_FIELDS = {
     job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
     job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
@@ -235,26 +231,23 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error, violations)
         job = await self._owned_job(request.job_id, context)
         path_text = getattr(job.output, field) if job.status == job_pb2.JOB_STATUS_SUCCEEDED else ""
-        path = Path(path_text) if path_text else None
-        if path is None or not path.is_file():
+        # From the backend's job files: the local work dir, or (NATS) the object store that any server reads.
+        output = await self.runner.files.open_output(job.id, path_text) if path_text else None
+        if output is None:
             await abort(context, ReelcastError(errors.ARTIFACT_NOT_FOUND))
-        total = path.stat().st_size
+        total = output.size
         if request.offset > total or (request.offset == total and total > 0):
             await abort(context, ReelcastError(errors.RANGE_NOT_SATISFIABLE))
         end = total if not request.length else min(total, request.offset + request.length)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        first = True
-        with path.open("rb") as handle:
-            handle.seek(request.offset)
-            position = request.offset
-            while position < end or first:
-                data = await asyncio.to_thread(handle.read, min(ARTIFACT_CHUNK_BYTES, end - position))
-                chunk = job_service_pb2.ReadJobArtifactResponse(data=data)
-                if first:
-                    chunk.total_size = total
-                    chunk.content_type = content_type
-                    first = False
-                yield chunk
-                position += len(data)
-                if not data:
-                    break
+        first: job_service_pb2.ReadJobArtifactResponse | None = job_service_pb2.ReadJobArtifactResponse(
+            total_size=total, content_type=output.content_type
+        )
+        async for data in output.read_range(request.offset, end):
+            if first is not None:
+                first.data = data
+                yield first
+                first = None
+            else:
+                yield job_service_pb2.ReadJobArtifactResponse(data=data)
+        if first is not None:  # nothing in range: the sizes still go out
+            yield first

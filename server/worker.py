@@ -1,0 +1,75 @@
+"""``reelcast worker``: runs jobs from the shared work queue, and serves no API.
+
+A worker needs the distributed store (``--store nats://...``): with the embedded store only the process that
+owns the SQLite file can run its jobs, which is what ``reelcast serve`` does. Each worker takes up to
+``--concurrency`` jobs at a time, heartbeats their claims while they run, and on SIGTERM finishes (or, after
+the shutdown grace, hands back) the jobs it holds, so that another worker resumes them from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+from reelcast.plugins.host import PluginHost
+from reelcast.server.backends import open_backend
+from reelcast.server.config import Settings
+from reelcast.server.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    host: PluginHost | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Runs until ``stop`` is set, then drains for ``settings.shutdown_grace_seconds``."""
+    backend = open_backend(settings)
+    if backend.name == "sqlite":
+        raise ValueError("a worker needs a shared store: pass --store nats://HOST:PORT or set REELCAST_STORE")
+    plugins = host if host is not None else PluginHost.load(settings.disabled_plugins)
+    await backend.open()
+    runner = JobRunner(
+        settings,
+        backend.store,
+        backend.notifier,
+        plugins,
+        queue=backend.queue,
+        cancels=backend.cancels,
+        files=backend.files,
+    )
+    try:
+        await runner.start()
+        if on_ready is not None:
+            on_ready(worker_name())
+        await stop.wait()
+        runner.accepting = False
+        await runner.stop(grace=settings.shutdown_grace_seconds)
+    finally:
+        await backend.close()
+
+
+async def serve_worker(settings: Settings, announce: Callable[[str], None]) -> int:
+    """The CLI command: a worker stopped by SIGINT or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    concurrency = max(1, settings.max_concurrent_jobs)
+
+    def ready(name: str) -> None:
+        announce(f"reelcast worker {name} running {concurrency} slot(s)")
+
+    await run_worker(settings, stop, on_ready=ready)
+    return 0
