@@ -243,6 +243,7 @@ class JobRunner:
                     running = _RunningJob(recorder)
                     self._running[job_id] = running
                     self._idle.clear()
+                log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
                 heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
                 if await self.cancels.requested(job_id):
                     running.cancel_event.set()
