@@ -23,10 +23,14 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import grpc
+from grpc import aio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError, problem_response
+from reelcast.jobs.v1 import job_service_pb2
 from reelcast.server import errors
+from reelcast.server.auth import AUTHORIZATION_HEADER
 
 SESSION_COOKIE = "reelcast_session"
 MAX_SESSIONS = 10_000
@@ -35,6 +39,9 @@ MAX_SESSIONS = 10_000
 OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/login"})
 OPEN_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The routes a stream token may open (GET only), and how long a key checked with the server stays checked.
+_TOKEN_PATH = re.compile(r"^/api/jobs/[^/]+(/events|/output|/thumbnail|/subtitles)?$")
+VERIFIED_SECONDS = 1.0
 
 # What a key or token can look like; anything else (spaces, control or non-ASCII characters) cannot be sent
 # as gRPC metadata and is no credential.
@@ -114,6 +121,7 @@ class AuthMiddleware:
         self.sessions = sessions
         self.required = required
         self.allowed_origins = allowed_origins
+        self._verified: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,11 +156,47 @@ class AuthMiddleware:
         if via_cookie and scope["method"] in UNSAFE_METHODS and not self._same_origin(headers):
             await problem_response(ApiError(errors.ORIGIN_NOT_ALLOWED))(scope, receive, send)
             return
+        if credential and not is_open:
+            if credential.startswith("StreamToken ") and not _TOKEN_PATH.match(path):
+                await self._refuse(
+                    scope, receive, send, "A stream token opens only its own job's GET routes."
+                )
+                return
+            if not credential.startswith("StreamToken ") and not await self._still_valid(scope, credential):
+                await self._refuse(scope, receive, send, "")
+                return
         token = credential_var.set(credential)
         try:
             await self.app(scope, receive, send)
         finally:
             credential_var.reset(token)
+
+    async def _still_valid(self, scope: Scope, credential: str) -> bool:
+        """Whether the server accepts ``credential``, asked at most once a second per credential. Routes
+        that never call the server (the voice list) are thereby as closed as the others; routes that do
+        are checked by the server again anyway."""
+        now = time.monotonic()
+        fingerprint = credential_fingerprint(credential)
+        if self._verified.get(fingerprint, 0.0) > now:
+            return True
+        state = getattr(scope["app"].state, "bridge", None)
+        if state is None:
+            return True
+        try:
+            await state.jobs.ListStages(
+                job_service_pb2.ListStagesRequest(),
+                metadata=((AUTHORIZATION_HEADER, credential),),
+                timeout=10,
+            )
+        except grpc.RpcError as error:
+            if isinstance(error, aio.AioRpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self._verified.pop(fingerprint, None)
+                return False
+            return True  # the server is unreachable: the route itself answers 503
+        if len(self._verified) > MAX_SESSIONS:
+            self._verified.clear()
+        self._verified[fingerprint] = now + VERIFIED_SECONDS
+        return True
 
     def _same_origin(self, headers: dict[bytes, bytes]) -> bool:
         origin = headers.get(b"origin", b"").decode("latin-1")

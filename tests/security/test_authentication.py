@@ -10,7 +10,9 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from starlette.routing import Route
 
+from reelcast.bridge import web
 from reelcast.bridge.app import ROUTES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from tests.security.conftest import Secured, SecuredFactory, bearer, rpc_code
@@ -36,7 +38,7 @@ BAD_CREDENTIALS = [
     (("authorization", "Basic dXNlcjpwYXNz"),),
     (("authorization", "Bearer "),),
 ]
-OPEN_ROUTES = {"/healthz", "/api/openapi.json", "/login", "/api/session"}
+OPEN_ROUTES = {"/", "/healthz", "/api/openapi.json", "/login", "/api/session"}
 
 
 @pytest.mark.parametrize("metadata", BAD_CREDENTIALS, ids=["none", "unknown-key", "basic", "empty"])
@@ -78,8 +80,8 @@ async def test_a_valid_key_is_accepted_and_the_user_reported(secured: Secured) -
 async def test_every_route_without_credentials_is_401_with_the_error_body(secured: Secured) -> None:
     client = secured.http(None)
     checked = 0
-    for route in ROUTES:
-        if route.path in OPEN_ROUTES:
+    for route in [*ROUTES, *web.ROUTES]:
+        if not isinstance(route, Route) or route.path in OPEN_ROUTES:
             continue
         path = route.path.replace("{job_id}", JOB_ID)
         for method in sorted(route.methods or ()):
@@ -137,3 +139,10 @@ async def test_cors_answers_only_allow_listed_origins(start_secured: SecuredFact
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     other = await client.get("/api/jobs", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_the_web_page_itself_is_open_and_sent_with_its_security_headers(secured: Secured) -> None:
+    page = await secured.http(None).get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
