@@ -63,6 +63,7 @@ class NatsServer:
                 "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
                 "--routes", ",".join(f"nats://127.0.0.1:{port}" for port in self.routes),
             ]  # fmt: skip
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
