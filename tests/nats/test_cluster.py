@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from grpc import aio
@@ -14,6 +15,9 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from tests.nats.natsproc import NatsCluster
 from tests.nats.processes import ReelcastProcess, server, worker
 from tests.processes import ALL_BUILTINS
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
 
 JOBS = 6
 TERMINAL = (job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED)
@@ -29,7 +33,7 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         nodes.stop()
 
 
-async def follow(stub: job_service_pb2_grpc.JobServiceStub, job_id: str) -> list[job_pb2.JobProgress]:
+async def follow(stub: Stub, job_id: str) -> list[job_pb2.JobProgress]:
     """Follows one job to its end, resuming after the last event whenever the stream breaks."""
     events: list[job_pb2.JobProgress] = []
     while not events or events[-1].kind not in TERMINAL:
@@ -95,10 +99,10 @@ async def test_r3_cluster_loses_no_event_to_a_dead_node_and_keeps_everything_ove
                     e async for e in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=30)
                 ]
                 assert after == before
-                request = job_service_pb2.ReadJobArtifactRequest(
+                read = job_service_pb2.ReadJobArtifactRequest(
                     job_id=job_id, kind=job_service_pb2.ARTIFACT_KIND_VIDEO
                 )
-                data = b"".join([chunk.data async for chunk in stub.ReadJobArtifact(request)])
+                data = b"".join([chunk.data async for chunk in stub.ReadJobArtifact(read)])
                 assert data.startswith(b"stamped R3")
     finally:
         for process in processes:
