@@ -1,11 +1,14 @@
 """Hostile text through every built-in stage: quotes, colons, percent signs, backslashes, newlines, emoji
-and right-to-left text render, and none of it ever reaches ffmpeg's command line."""
+and right-to-left text render, and none of it ever reaches ffmpeg's command line. That emoji, Hebrew and
+Arabic are drawn as real glyphs rather than placeholder boxes is shown in test_builtin_glyphs.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.builtin.captions import parse_srt
@@ -36,6 +39,32 @@ def _assert_no_text_in_command(run_dir: Settings, job_id: str, texts: list[str])
     for text in texts:
         for fragment in (part for part in text.split() if len(part) > 3):
             assert fragment not in command, fragment
+
+
+def _new_colour_pixels(image: Path, under: Path) -> int:
+    """Bright, saturated pixels of the bottom third of ``image`` that ``under`` does not have there:
+    colour emoji in the caption band (white text and the darkened gradient are neither)."""
+
+    def bottom(path: Path) -> bytes:
+        with Image.open(path) as frame:
+            width, height = frame.size
+            data: bytes = frame.convert("RGB").crop((0, height * 2 // 3, width, height)).tobytes()
+            return data
+
+    def coloured(data: bytes, at: int) -> bool:
+        pixel = data[at : at + 3]
+        return max(pixel) > 180 and max(pixel) - min(pixel) > 120
+
+    drawn, scene = bottom(image), bottom(under)
+    return sum(1 for at in range(0, len(drawn), 3) if coloured(drawn, at) and not coloured(scene, at))
+
+
+def _assert_emoji_cue_is_burned_in_colour(work_dir: Path) -> None:
+    visuals = json.loads((work_dir / "visuals.json").read_text(encoding="utf-8"))
+    cue = next(cue for cue in visuals["cues"] if "🐝" in cue["text"])
+    frame = next(frame for frame in visuals["frames"] if frame["start"] == cue["start"])
+    scene_image = work_dir / visuals["scene_images"][cue["scene"]]
+    assert _new_colour_pixels(work_dir / frame["image"], scene_image) > 10
 
 
 @pytest.mark.parametrize(
@@ -80,6 +109,8 @@ def test_hostile_script_text_renders_in_both_caption_modes(
         for word in text.replace("-->", "->").split():
             assert word in srt_text, word
     _assert_no_text_in_command(settings, run.job.id, list(HOSTILE))
+    if mode == job_pb2.CAPTION_MODE_BURNED:
+        _assert_emoji_cue_is_burned_in_colour(run.work_dir)
 
 
 def test_hostile_topic_goes_through_the_script_writer(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """The built-in visuals stage: one image per scene, drawn with Pillow and its bundled TrueType font.
 
-No system font is used, so a machine without fonts renders the same frames. Text is laid out by Pillow
-(with libraqm when present, which orders right-to-left text); characters the bundled font lacks, such as
-emoji, are drawn as its placeholder glyph rather than failing. All text is drawn here, into pixels, so no
-caption ever passes through an ffmpeg filter and needs no escaping.
+No system font is used, so a machine without fonts renders the same frames. Characters the bundled font
+lacks (accents, Hebrew, Arabic, emoji) come from Noto fonts vendored with the package, and lines mixing
+scripts are shaped and ordered for right-to-left text (``text.py``). All text is drawn here, into pixels,
+so no caption ever passes through an ffmpeg filter and needs no escaping.
 
 With burned-in captions the stage draws one frame per caption cue (the scene's image plus the cue in a
 band at the bottom); the render stage shows each frame for exactly its cue's time through the concat
@@ -15,7 +15,6 @@ Artifact: ``visuals`` -> ``visuals.json`` (``{"width", "height", "scene_images":
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin.captions import Cue, build_cues
 from reelcast.plugins.builtin.script import ScriptScene, load_scenes
+from reelcast.plugins.builtin.text import bundled_face, draw_line, line_width, paragraph_level, truetype
 from reelcast.plugins.builtin.voice import load_narration
 from reelcast.server import errors
 
@@ -43,14 +43,13 @@ PALETTE: tuple[tuple[Color, Color, Color], ...] = (
 TEXT_COLOR: Color = (255, 255, 255)
 
 
-@functools.lru_cache(maxsize=64)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled TrueType font at ``size`` pixels."""
-    return ImageFont.load_default(size=size)
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's bundled TrueType font at ``size`` pixels, laid out as lines are (libraqm when present)."""
+    return truetype(bundled_face(), size)
 
 
 def _text_width(text: str, size: int) -> float:
-    return font(size).getlength(text)
+    return line_width(text, size)
 
 
 def wrap(text: str, size: int, max_width: float) -> list[str]:
@@ -94,12 +93,14 @@ def fit(text: str, size: int, max_width: float, max_lines: int, min_size: int) -
 
 
 def _draw_lines(
-    draw: ImageDraw.ImageDraw, lines: list[str], size: int, center_x: float, top: float, spacing: float
+    image: Image.Image, lines: list[str], size: int, center_x: float, top: float, spacing: float
 ) -> float:
     """Draws centred lines from ``top``; returns the y below the last line."""
+    # Wrapped lines are one paragraph: they share its direction.
+    base = paragraph_level(" ".join(lines))
     y = top
     for line in lines:
-        draw.text((center_x, y), line, font=font(size), fill=TEXT_COLOR, anchor="ma")
+        draw_line(image, center_x, y, line, size, TEXT_COLOR, base)
         y += size * spacing
     return y
 
@@ -142,12 +143,12 @@ def draw_scene(scene: ScriptScene, number: int, width: int, height: int) -> Imag
     y = height * 0.12
     if scene.title:
         lines, size = fit(scene.title, int(unit * 0.09), safe_width, 3, int(unit * 0.04))
-        y = _draw_lines(draw, lines, size, width / 2, y, 1.2) + unit * 0.04
+        y = _draw_lines(image, lines, size, width / 2, y, 1.2) + unit * 0.04
         draw.rectangle((width * 0.4, y, width * 0.6, y + max(3, unit * 0.006)), fill=accent)
         y += unit * 0.05
     if scene.caption:
         lines, size = fit(scene.caption, int(unit * 0.055), safe_width, 4, int(unit * 0.03))
-        _draw_lines(draw, lines, size, width / 2, y, 1.3)
+        _draw_lines(image, lines, size, width / 2, y, 1.3)
     return image
 
 
@@ -167,8 +168,7 @@ def draw_cue_band(base: Image.Image, text: str) -> Image.Image:
         (width * 0.08, band_top, width * 0.92, band_bottom), radius=int(size * 0.4), fill=(0, 0, 0, 170)
     )
     image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    _draw_lines(draw, lines, size, width / 2, band_top + size * 0.3, 1.25)
+    _draw_lines(image, lines, size, width / 2, band_top + size * 0.3, 1.25)
     return image
 
 
