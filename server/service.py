@@ -187,6 +187,10 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error, violations)
         job = await self._owned_job(request.job_id, context)
         if request.after_sequence > job.last_sequence:
+            # On NATS the snapshot is written just after its event: ask the log before refusing the cursor.
+            latest = await self.store.latest_job(request.job_id)
+            job = latest if latest is not None else job
+        if request.after_sequence > job.last_sequence:
             error, violations = _invalid(
                 "after_sequence", f"is past the job's last event ({job.last_sequence})"
             )
