@@ -41,12 +41,14 @@ TERMINAL_KINDS = (job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILE
 
 
 def _test_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for tests: every progress tick is recorded, and stopping is quick."""
+    """Settings for tests: every progress tick is recorded, stopping is quick, and the loopback-only test
+    server needs no API key (a plugin author's tests exercise their stage, not reelcast's auth)."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "grpc_listen": "127.0.0.1:0",
         "progress_min_interval_seconds": 0.0,
         "shutdown_grace_seconds": 0.5,
+        "auth_required": False,
     }
     values.update(overrides)
     return Settings(**values)
