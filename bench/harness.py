@@ -55,6 +55,8 @@ async def _serve(args: argparse.Namespace) -> None:
         max_concurrent_jobs=args.concurrency,
         progress_min_interval_seconds=0.0,
         retention_seconds=10**9,
+        # Loopback only; measured is the event path, not authentication.
+        auth_required=False,
     )
     host = PluginHost.load(builtins=False)
     host.register(_bench_plugin(args.ticks, args.interval), "bench")
