@@ -65,7 +65,7 @@ async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     bridge = asyncio.create_task(
-        serve_bridge(server.target, "127.0.0.1:0", stop=stop, on_ready=ready.set_result)
+        serve_bridge(server.target, "127.0.0.1:0", stop=stop, on_ready=ready.set_result, settings=settings)
     )
     port = await ready
     print(json.dumps({"grpc": server.target, "http": f"127.0.0.1:{port}", "pid": os.getpid()}), flush=True)
