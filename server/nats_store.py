@@ -36,7 +36,7 @@ from reelcast.server.nats_layout import (
     event_subject,
     retrying,
 )
-from reelcast.server.store import ConcurrentWriteError, DuplicateRequestError, PageCursor
+from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, DuplicateRequestError, PageCursor
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -281,7 +281,21 @@ class NatsJobStore:
             entry = await retrying(lambda: jobs.get(f"job.{job_id}"))
         except KeyNotFoundError:
             return None
-        return job_pb2.Job.FromString(entry.value or b"")
+        return await self._caught_up(job_pb2.Job.FromString(entry.value or b""))
+
+    async def _caught_up(self, stored: job_pb2.Job) -> job_pb2.Job:
+        """An unfinished job's snapshot, repaired from the log if its writer died before writing it.
+        A finished job's snapshot is final: nothing follows the terminal event."""
+        if stored.status in TERMINAL_STATUSES:
+            return stored
+        message = await self._get(event_subject(stored.id))
+        if message is None or message.seq is None:
+            return stored
+        _, logged = _unpack(message.data or b"")
+        if logged.last_sequence <= stored.last_sequence:
+            return stored
+        await self._save_snapshot(logged)
+        return logged
 
     async def latest_job(self, job_id: str) -> job_pb2.Job | None:
         stored = await self.get_job(job_id)
@@ -308,7 +322,7 @@ class NatsJobStore:
                 if entry is None:
                     break
                 if entry.value:
-                    jobs.append(job_pb2.Job.FromString(entry.value))
+                    jobs.append(await self._caught_up(job_pb2.Job.FromString(entry.value)))
                 if entry.delta == 0:
                     break
         finally:
