@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 import grpc
 from grpc import aio
@@ -23,6 +24,8 @@ from reelcast.server.service import JobService
 from reelcast.server.store import JobStore
 
 log = logging.getLogger(__name__)
+# How much longer than its grace periods a stop may take before its stuck steps are abandoned.
+STOP_MARGIN_SECONDS = 10.0
 SERVICE_NAME = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 
 
@@ -100,11 +103,22 @@ class ReelcastServer:
             self._retention.cancel()
         # Running jobs get the shutdown grace to finish while open calls drain; whatever is still running
         # after that is stopped and resumes from its checkpoint on the next start.
-        await asyncio.gather(
+        draining = asyncio.gather(
             self.grpc_server.stop(grace), self.runner.stop(grace=self.settings.shutdown_grace_seconds)
         )
-        await self.backend.close()
+        # Shutdown is bounded: a step that cannot finish (a backend call that ignores cancellation) is
+        # logged and abandoned rather than keeping the process alive forever.
+        limit = max(grace, self.settings.shutdown_grace_seconds) + STOP_MARGIN_SECONDS
+        await self._bounded(draining, "draining calls and jobs", limit)
+        await self._bounded(self.backend.close(), "closing the store", limit)
         self.keys.close()
+
+    @staticmethod
+    async def _bounded(step: Awaitable[object], name: str, limit: float) -> None:
+        try:
+            await asyncio.wait_for(step, limit)
+        except TimeoutError:
+            log.warning("shutdown: %s took longer than %.0f s; continuing", name, limit)
 
     def _add_port(self) -> int:
         settings = self.settings
