@@ -63,6 +63,11 @@ class ServerProcess:
             time.sleep(0.05)
         raise TimeoutError(f"server did not start:\n{self.log_path.read_text()}")
 
+    def stop(self) -> None:
+        """Terminates the server if it still runs (for ``finally`` blocks and fixture teardown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.terminate()
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

@@ -120,5 +120,4 @@ async def test_jobs_survive_random_sigkills_with_exact_resume(tmp_path: Path) ->
             assert all(job["status"] not in ("Queued", "Running") for job in listing["jobs"])
         assert follower.reconnects >= 1
     finally:
-        if server.process is not None and server.process.poll() is None:
-            server.terminate()
+        server.stop()

@@ -35,8 +35,7 @@ def serve_with_plugin(
         yield start
     finally:
         for process in started:
-            if process.process is not None and process.process.poll() is None:
-                process.terminate()
+            process.stop()
 
 
 async def _stages(target: str) -> list[job_pb2.Stage]:

@@ -161,8 +161,7 @@ def slow_plugin_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterato
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()
 
 
 async def _start_and_wait_running(target: str) -> str:
@@ -230,8 +229,7 @@ async def test_a_job_interrupted_too_often_fails_with_e701(
         assert events[-1].kind == job_pb2.EVENT_KIND_JOB_FAILED
         assert [error.code for error in events[-1].errors] == ["E701-INTERRUPTED"]
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()
 
 
 async def test_sigterm_mid_job_exits_zero_and_the_job_resumes(slow_plugin_server: ServerProcess) -> None:
@@ -272,5 +270,4 @@ async def test_sigterm_during_a_render_exits_zero_and_the_render_resumes(tmp_pat
         assert resumed[0].stage == "render", "the resumed attempt starts at the interrupted stage"
         assert decode_exit_code(Path(events[-1].output.video_path)) == 0
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()

@@ -27,8 +27,7 @@ def server_process(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[Se
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()
 
 
 async def _snapshot(

@@ -27,8 +27,7 @@ def served(
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()
 
 
 @pytest.fixture(scope="module")

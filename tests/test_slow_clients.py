@@ -48,8 +48,7 @@ def chatty_server(installed_sample_plugin: Path, tmp_path: Path) -> Iterator[Ser
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.terminate()
+        process.stop()
 
 
 def stuck_client(base: str, path: str) -> socket.socket:
