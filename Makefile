@@ -66,6 +66,7 @@ mypy-tree:
 	ln -sfn $(CURDIR)/server $(MYPY_TREE)/server
 	ln -sfn $(CURDIR)/plugins $(MYPY_TREE)/plugins
 	ln -sfn $(CURDIR)/bridge $(MYPY_TREE)/bridge
+	ln -sfn $(CURDIR)/client $(MYPY_TREE)/client
 	ln -sfn $(CURDIR)/proto/reelcast/jobs/v1 $(MYPY_TREE)/jobs/v1
 	touch $(MYPY_TREE)/jobs/__init__.py
 
@@ -74,7 +75,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) mypy-tree
-	$(BIN)/mypy -p reelcast.server -p reelcast.plugins -p reelcast.bridge
+	$(BIN)/mypy -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client
 	$(BIN)/mypy tests $(wildcard bench)
 
 ci: test lint typecheck proto-check buf-lint

@@ -1,0 +1,1 @@
+"""reelcast.client: the Python client library for the JobService (async and sync)."""
