@@ -16,8 +16,9 @@ from reelcast.plugins.host import PluginHost
 from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_secret
 from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
-from reelcast.server.interceptors import CallContextInterceptor
+from reelcast.server.interceptors import CallContextInterceptor, MetricsInterceptor
 from reelcast.server.keys import KeyStore
+from reelcast.server.metrics import SqliteJobCounter, sample_periodically, scanning_job_counter
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
 from reelcast.server.service import JobService
@@ -40,6 +41,8 @@ class ReelcastServer:
         # SQLite by default; NATS JetStream with Settings.store_url (server/backends.py).
         self.backend = open_backend(settings, store)
         self.store: JobStore = self.backend.store
+        # The embedded store is counted with SQL; any other (NATS, or a store a test passed) is listed.
+        self._count_with_sql = store is None and self.backend.name == "sqlite"
         self.notifier = self.backend.notifier
         self.runner = JobRunner(
             settings,
@@ -60,11 +63,15 @@ class ReelcastServer:
         self.authenticator = Authenticator(self.keys, self.stream_tokens) if settings.auth_required else None
         limit = settings.grpc_max_message_bytes
         self.grpc_server = aio.server(
-            interceptors=[CallContextInterceptor(self.authenticator, settings.key_recheck_seconds)],
+            interceptors=[
+                MetricsInterceptor(),
+                CallContextInterceptor(self.authenticator, settings.key_recheck_seconds),
+            ],
             options=[("grpc.max_receive_message_length", limit)],
         )
         self.port = 0
         self._retention: asyncio.Task[None] | None = None
+        self._metrics: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         await self.backend.open()
@@ -92,6 +99,15 @@ class ReelcastServer:
         await self.grpc_server.start()
         await self.runner.start()
         self._retention = asyncio.create_task(collect_periodically(self.settings, self.store))
+        # Job counts come from the API servers (every one reports the whole store; workers report none).
+        counter = (
+            SqliteJobCounter(self.settings.database_path)
+            if self._count_with_sql
+            else scanning_job_counter(self.store)
+        )
+        self._metrics = asyncio.create_task(
+            sample_periodically(self.settings.metrics_interval_seconds, self.backend.queue.depth, counter)
+        )
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -99,8 +115,9 @@ class ReelcastServer:
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         self.runner.accepting = False
-        if self._retention is not None:
-            self._retention.cancel()
+        for task in (self._retention, self._metrics):
+            if task is not None:
+                task.cancel()
         # Running jobs get the shutdown grace to finish while open calls drain; whatever is still running
         # after that is stopped and resumes from its checkpoint on the next start.
         draining = asyncio.gather(

@@ -9,7 +9,9 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 from reelcast.server.callcontext import CORRELATION_ID_HEADER
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
+from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
 from reelcast.server.status import error_details
 from reelcast.server.watch import is_terminal
 
@@ -75,17 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     store_help = "sqlite (default) or nats://HOST:PORT[,HOST:PORT...] (REELCAST_STORE)"
     serve.add_argument("--store", default=None, help=store_help)
+    _observability_arguments(serve)
     api = commands.add_parser("server", help="run the gRPC API only; workers run the jobs (needs --store)")
     api.add_argument("--data-dir", type=Path, help="local files (default: platform data dir)")
     api.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
     api.add_argument("--store", default=None, help=store_help)
     _tls_arguments(api)
     api.add_argument("--insecure-no-auth", action="store_true", help="serve without authentication")
+    _observability_arguments(api)
     api.set_defaults(no_bridge=True, http_listen=DEFAULT_HTTP_LISTEN, api_only=True)
     worker = commands.add_parser("worker", help="run jobs from the shared work queue (needs --store)")
     worker.add_argument("--data-dir", type=Path, help="running jobs' work dirs (default: platform data dir)")
     worker.add_argument("--store", default=None, help=store_help)
     worker.add_argument("--concurrency", type=int, default=None, help="jobs run at once (default 1)")
+    _observability_arguments(worker)
 
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
@@ -189,6 +195,28 @@ def _spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     if args.resolution:
         spec.render.width, spec.render.height = args.resolution
     return spec
+
+
+def _observability_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics here; port 0 picks one (REELCAST_METRICS_LISTEN; default off)",
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="log lines on stderr: json (default) or human (REELCAST_LOG_FORMAT)",
+    )
+    sub.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=None,
+        help="lowest level logged (REELCAST_LOG_LEVEL; default INFO)",
+    )
 
 
 def _tls_arguments(sub: argparse.ArgumentParser) -> None:
@@ -316,7 +344,10 @@ async def _client_command(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as invalid:  # a REELCAST_* variable with a value we refuse to guess about
+        raise argparse.ArgumentTypeError(str(invalid)) from None
     if getattr(args, "data_dir", None):
         settings.data_dir = args.data_dir
     if getattr(args, "grpc_listen", None):
@@ -335,6 +366,19 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.tls_key_file = args.tls_key
     if getattr(args, "insecure_no_auth", False):
         settings.auth_required = False
+    if getattr(args, "metrics_listen", None) is not None:
+        settings.metrics_listen = args.metrics_listen.strip()
+    if getattr(args, "log_format", None):
+        settings.log_format = args.log_format
+    if getattr(args, "log_level", None):
+        settings.log_level = args.log_level
+    if settings.metrics_listen and hasattr(args, "metrics_listen"):  # commands that serve metrics
+        from reelcast.server.metrics import split_listen
+
+        try:
+            split_listen(settings.metrics_listen)
+        except ValueError as invalid:
+            raise argparse.ArgumentTypeError(str(invalid)) from None
     return settings
 
 
@@ -342,22 +386,52 @@ def _bridge_available() -> bool:
     return importlib.util.find_spec("reelcast.bridge.server") is not None
 
 
+def _announce(line: str) -> None:
+    """Where the process listens, and first-start login details: on stdout, which carries no log lines."""
+    stdout.print(line, soft_wrap=True, highlight=False)
+
+
+def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
+    """The insecure-setup warnings; with JSON logs each becomes a log line, so that stderr stays JSON."""
+    if settings.log_format != "json":
+        _warn_insecure(settings, http_listen)
+        return
+    with console.capture() as captured:
+        _warn_insecure(settings, http_listen)
+    # The console wraps long lines; each warning starts with "warning:".
+    text = " ".join(line.strip() for line in captured.get().splitlines() if line.strip())
+    for warning in re.split(r" (?=warning: )", text):
+        if warning:
+            logging.getLogger("reelcast.server.cli").warning(warning)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from reelcast.server.app import ReelcastServer
+    from reelcast.server.metrics import MetricsEndpoint
 
     settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    # First, so that a bad or busy metrics address fails before the server takes any job.
+    metrics = MetricsEndpoint.from_settings(settings)
     server = ReelcastServer(settings)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    console.print(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
+    _announce(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
+    if metrics is not None:
+        _announce(f"reelcast metrics on {metrics.url}")
     with_bridge = not args.no_bridge and _bridge_available()
-    _warn_insecure(settings, args.http_listen if with_bridge else None)
+    _warn_insecure_in_logs(settings, args.http_listen if with_bridge else None)
     first_key = _first_start_key(server)
     if first_key and not with_bridge:
-        console.print(f"first start: created admin key (shown once): {first_key}")
+        _announce(f"first start: created admin key (shown once): {first_key}")
     tasks = []
     if with_bridge:
         from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
@@ -365,11 +439,12 @@ async def _serve(args: argparse.Namespace) -> int:
         scheme = "https" if server.tls else "http"
 
         def ready(port: int) -> None:
+            adopt_loggers()  # uvicorn installed handlers of its own when the bridge started
             host = args.http_listen.rsplit(":", 1)[0]
-            console.print(f"reelcast web on {scheme}://{host}:{port}/")
+            _announce(f"reelcast web on {scheme}://{host}:{port}/")
             if first_key:
-                console.print("first start: created an admin key; log in with this URL (shown once):")
-                console.print(f"    {scheme}://{host}:{port}/login?key={first_key}", soft_wrap=True)
+                _announce("first start: created an admin key; log in with this URL (shown once):")
+                _announce(f"    {scheme}://{host}:{port}/login?key={first_key}")
 
         tasks.append(
             asyncio.create_task(
@@ -381,6 +456,8 @@ async def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             await task
     await server.stop()
+    if metrics is not None:
+        metrics.close()
     return 0
 
 
@@ -533,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from reelcast.server.worker import serve_worker
 
-            return asyncio.run(serve_worker(_settings(args), console.print))
+            return asyncio.run(serve_worker(_settings(args), _announce))
         if args.command == "bridge":
             return asyncio.run(_bridge(args))
         if args.command == "gc":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from reelcast.server.logs import check_log_format, check_log_level
+
 APP_NAME = "reelcast"
 
 
@@ -116,6 +118,16 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
+    # -- observability (docs/observability.md) -----------------------------------------------------------
+    # HOST:PORT of a Prometheus /metrics endpoint of this process; "" (the default) serves none. Port 0
+    # picks a free port (the process prints the address it got).
+    metrics_listen: str = ""
+    # How often job counts by status and the queue depth are sampled for the metrics.
+    metrics_interval_seconds: float = 5.0
+    # "json" (one JSON object per line) or "human", on stderr; and the lowest level logged.
+    log_format: str = "json"
+    log_level: str = "INFO"
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
@@ -152,6 +164,10 @@ class Settings:
             cors_origins=_env_list("REELCAST_CORS_ORIGINS"),
             tls_cert_file=_env_path("REELCAST_TLS_CERT"),
             tls_key_file=_env_path("REELCAST_TLS_KEY"),
+            metrics_listen=os.environ.get("REELCAST_METRICS_LISTEN", "").strip(),
+            metrics_interval_seconds=_env_float("REELCAST_METRICS_INTERVAL", 5.0),
+            log_format=check_log_format(os.environ.get("REELCAST_LOG_FORMAT") or "json"),
+            log_level=check_log_level(os.environ.get("REELCAST_LOG_LEVEL") or "INFO"),
         )
 
     @property

@@ -1,7 +1,9 @@
-"""Cross-cutting work of every RPC: the correlation id, authentication, and the last-resort error guard.
+"""Cross-cutting work of every RPC: metrics, correlation id, authentication, the last-resort error guard.
 
-One interceptor does all three, in that order, inside the wrapped handler (grpc.aio does not promise to run
-the handler in the interceptor's context, so ContextVars are set there):
+:class:`MetricsInterceptor` goes first (outermost), so that it counts every call, refused ones included,
+with the status the client got. :class:`CallContextInterceptor` does the rest, in this order, inside the
+wrapped handler (grpc.aio does not promise to run the handler in the interceptor's context, so ContextVars
+are set there):
 
 1. the correlation id: taken from ``x-correlation-id`` if well formed, else generated; sent back in initial
    metadata;
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -41,6 +45,7 @@ from reelcast.server.callcontext import (
     correlation_id_var,
 )
 from reelcast.server.errors import ReelcastError
+from reelcast.server.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_STARTED
 from reelcast.server.status import abort
 
 log = logging.getLogger(__name__)
@@ -156,7 +161,17 @@ class _Call:
 
             async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
                 principal = await self.begin(request, context)
-                responses = inner_stream(request, context)
+                started = inner_stream(request, context)
+                if not inspect.isasyncgen(started):
+                    # A handler that writes with ``context.write`` (health's Watch) is a coroutine.
+                    try:
+                        await started
+                    except (aio.AbortError, asyncio.CancelledError):
+                        raise
+                    except Exception as unexpected:
+                        await self.internal_error(context, unexpected)
+                    return
+                responses = started
                 try:
                     if principal is None:
                         async for response in responses:
@@ -211,3 +226,114 @@ class _Call:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending  # also retrieves an exception it may have finished with
+
+
+class MetricsInterceptor(aio.ServerInterceptor):
+    """Counts and times every RPC as go-grpc-prometheus does: ``reelcast_grpc_server_started_total`` when a
+    call starts, ``reelcast_grpc_server_handled_total`` with its status code and
+    ``reelcast_grpc_server_handling_seconds`` when it ends (a stream when its last message went, or when it
+    was cancelled)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, _, method = (handler_call_details.method or "").lstrip("/").rpartition("/")
+        return _measured(handler, service, method)
+
+
+class _Measurement:
+    def __init__(self, grpc_type: str, service: str, method: str) -> None:
+        self.labels = {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": method}
+        GRPC_STARTED.labels(**self.labels).inc()
+        self.started = time.monotonic()
+
+    def done(self, context: Context, failure: BaseException | None = None) -> None:
+        code = _status_code(context, failure)
+        GRPC_HANDLED.labels(**self.labels, grpc_code=code.name).inc()
+        GRPC_HANDLING.labels(**self.labels).observe(time.monotonic() - self.started)
+
+
+def _status_code(context: Context, failure: BaseException | None) -> grpc.StatusCode:
+    """The status the client gets: what the handler set or aborted with; CANCELLED when the call was
+    cancelled; UNKNOWN (grpc's own answer) for an exception that escaped."""
+    if isinstance(failure, (asyncio.CancelledError, GeneratorExit)):
+        return grpc.StatusCode.CANCELLED
+    try:
+        code = context.code()
+    except Exception:  # a context without the experimental API: fall back to the outcome
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):  # some grpc versions keep the raw integer
+        return next((each for each in grpc.StatusCode if each.value[0] == code), grpc.StatusCode.UNKNOWN)
+    return grpc.StatusCode.OK if failure is None else grpc.StatusCode.UNKNOWN
+
+
+async def _drain(result: Any) -> AsyncIterator[Any]:
+    """A streaming handler's responses, whether it yields them or writes them with ``context.write``."""
+    if inspect.isasyncgen(result):
+        try:
+            async for response in result:
+                yield response
+        finally:
+            await result.aclose()
+    else:
+        await result
+
+
+def _measured(handler: Handler, service: str, method: str) -> Handler:
+    request_deserializer = handler.request_deserializer
+    response_serializer = handler.response_serializer
+    if handler.unary_unary is not None:
+        inner_unary: Any = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Context) -> Any:
+            measurement = _Measurement("unary", service, method)
+            try:
+                response = await inner_unary(request, context)
+            except BaseException as failure:
+                measurement.done(context, failure)
+                raise
+            measurement.done(context)
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer, response_serializer)
+    if handler.stream_unary is not None:
+        inner_client_stream: Any = handler.stream_unary
+
+        async def stream_unary(requests: Any, context: Context) -> Any:
+            measurement = _Measurement("client_stream", service, method)
+            try:
+                response = await inner_client_stream(requests, context)
+            except BaseException as failure:
+                measurement.done(context, failure)
+                raise
+            measurement.done(context)
+            return response
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer, response_serializer)
+    streaming: Any = handler.unary_stream if handler.unary_stream is not None else handler.stream_stream
+    grpc_type = "server_stream" if handler.unary_stream is not None else "bidi_stream"
+
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        measurement = _Measurement(grpc_type, service, method)
+        responses = _drain(streaming(request, context))
+        failure: BaseException | None = None
+        try:
+            async for response in responses:
+                yield response
+        except BaseException as caught:
+            failure = caught
+            raise
+        finally:
+            await responses.aclose()
+            measurement.done(context, failure)
+
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(stream, request_deserializer, response_serializer)
+    return grpc.stream_stream_rpc_method_handler(stream, request_deserializer, response_serializer)

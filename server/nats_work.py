@@ -101,6 +101,11 @@ class NatsWorkQueue:
                 if messages:
                     return NatsClaim(messages[0])
 
+    async def depth(self) -> int:
+        # Not yet delivered to any worker; running jobs are delivered and unacknowledged (num_ack_pending).
+        info = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
+        return int(info.num_pending or 0)
+
 
 class NatsCancelBus:
     """A cancel request is a KV flag (``cancel.<id>``, for a worker that claims the job later) and a core NATS

@@ -29,8 +29,11 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost, await_me_maybe
 from reelcast.plugins.stage import OUTPUT_ARTIFACT, StageContext
 from reelcast.server import errors
+from reelcast.server.callcontext import correlation_id_var
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
+from reelcast.server.logs import job_context, stage_context
+from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
 from reelcast.server.recorder import JobRecorder, find_step, now_timestamp
@@ -225,49 +228,55 @@ class JobRunner:
             if not self._open_for_work.is_set():  # draining began while this worker waited
                 await claim.release()
                 continue
-            job_id = claim.job_id
-            heartbeat: asyncio.Task[None] | None = None
-            try:
-                lock = self._job_locks.setdefault(job_id, asyncio.Lock())
-                async with lock:
-                    job = await self.store.latest_job(job_id)
-                    if job is None or job.status in TERMINAL_STATUSES:
-                        await claim.finish()
-                        continue
-                    recorder = JobRecorder(
-                        self.store,
-                        self.notifier,
-                        job,
-                        progress_min_interval=self.settings.progress_min_interval_seconds,
-                    )
-                    running = _RunningJob(recorder)
-                    self._running[job_id] = running
-                    self._idle.clear()
-                log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
-                heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
-                if await self.cancels.requested(job_id):
-                    running.cancel_event.set()
-                await self._run(running, claim)
-                await claim.finish()
-                log.info("job %s ended %s", job_id, job_pb2.JobStatus.Name(running.recorder.job.status))
-            except asyncio.CancelledError:
-                # This worker is stopping: another one (or this one, restarted) resumes the job.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(claim.release())
-                raise
-            except ConcurrentWriteError:
-                # Another writer owns the job now (its claim lapsed and it was redelivered, or it was
-                # cancelled while queued): stop here without touching the claim, which is no longer ours.
-                log.warning("job %s: another writer took over; this worker stops it", job_id)
-            except Exception:
-                log.exception("job %s: runner error", job_id)
-            finally:
-                if heartbeat is not None:
-                    heartbeat.cancel()
-                self._running.pop(job_id, None)
-                if not self._running:
-                    self._idle.set()
-                self._job_locks.pop(job_id, None)
+            # Every line logged for this job, here or in its stages, carries its id and correlation id.
+            with job_context(claim.job_id):
+                await self._work_on(claim)
+
+    async def _work_on(self, claim: Claim) -> None:
+        job_id = claim.job_id
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+            async with lock:
+                job = await self.store.latest_job(job_id)
+                if job is None or job.status in TERMINAL_STATUSES:
+                    await claim.finish()
+                    return
+                correlation_id_var.set(job.correlation_id)  # undone when job_context ends
+                recorder = JobRecorder(
+                    self.store,
+                    self.notifier,
+                    job,
+                    progress_min_interval=self.settings.progress_min_interval_seconds,
+                )
+                running = _RunningJob(recorder)
+                self._running[job_id] = running
+                self._idle.clear()
+            log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
+            heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
+            if await self.cancels.requested(job_id):
+                running.cancel_event.set()
+            await self._run(running, claim)
+            await claim.finish()
+            log.info("job %s ended %s", job_id, job_pb2.JobStatus.Name(running.recorder.job.status))
+        except asyncio.CancelledError:
+            # This worker is stopping: another one (or this one, restarted) resumes the job.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(claim.release())
+            raise
+        except ConcurrentWriteError:
+            # Another writer owns the job now (its claim lapsed and it was redelivered, or it was
+            # cancelled while queued): stop here without touching the claim, which is no longer ours.
+            log.warning("job %s: another writer took over; this worker stops it", job_id)
+        except Exception:
+            log.exception("job %s: runner error", job_id)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            self._running.pop(job_id, None)
+            if not self._running:
+                self._idle.set()
+            self._job_locks.pop(job_id, None)
 
     async def _keep_alive(self, claim: Claim) -> None:
         """Heartbeats the claim while the job runs, however long its stages take."""
@@ -333,14 +342,17 @@ class JobRunner:
                         restored = f"{stage.title} restored from checkpoint"
                         await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, restored)
                     continue
-                await asyncio.to_thread(self._check_free_disk)
-                message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
-                await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
-                produced = await self._run_stage(running, installed, artifacts, work_dir)
-                artifacts.update(produced)
-                await self.files.save(job.id, work_dir)
-                await self.store.save_checkpoint(job.id, stage.name, dict(produced))
-                await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, f"{stage.title} done")
+                # Lines logged while the stage runs (its own included) carry its name.
+                with stage_context(stage.name):
+                    await asyncio.to_thread(self._check_free_disk)
+                    message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
+                    await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
+                    produced = await self._run_stage(running, installed, artifacts, work_dir)
+                    artifacts.update(produced)
+                    await self.files.save(job.id, work_dir)
+                    await self.store.save_checkpoint(job.id, stage.name, dict(produced))
+                    done = f"{stage.title} done"
+                    await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, done)
             running.raise_if_cancelled()
             await recorder.completed(self._output(artifacts))
             await self.files.finished(job.id, work_dir)
@@ -352,7 +364,8 @@ class JobRunner:
             else:
                 await self._fail(recorder, failure, stage=current)
         except Exception as unexpected:
-            log.exception("job %s: stage %s raised", job.id, current)
+            with stage_context(current):
+                log.exception("job %s: stage %s raised", job.id, current)
             detail = f"Stage '{current}' failed unexpectedly ({type(unexpected).__name__})."
             await self._fail(recorder, ReelcastError(errors.STAGE_FAILED, detail), stage=current)
         finally:
@@ -415,10 +428,15 @@ class JobRunner:
         task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
         watchdog = asyncio.create_task(self._watch_for_stall(running, task))
+        started = time.monotonic()
+        outcome = "failed"
         try:
-            return await task
+            produced = await task
+            outcome = "succeeded"
+            return produced
         except asyncio.CancelledError:
             if running.cancel_event.is_set():
+                outcome = "cancelled"
                 raise ReelcastError(errors.CANCELLED) from None
             if running.stalled:
                 seconds = self.settings.stall_timeout_seconds
@@ -427,15 +445,23 @@ class JobRunner:
                 ) from None
             # The worker itself is being stopped (shutdown): stop the stage too, so that its subprocesses
             # die with it; the job stays Running in the store and resumes from its checkpoint on restart.
+            outcome = "interrupted"
             task = running.stage_task
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
             raise
+        except Exception:
+            if running.cancel_event.is_set():  # the stage noticed the cancel itself
+                outcome = "cancelled"
+            raise
         finally:
             watchdog.cancel()
             running.stage_task = None
+            elapsed = time.monotonic() - started
+            STAGE_DURATION.labels(stage=stage.name, outcome=outcome).observe(elapsed)
+            log.info("stage %s %s after %.3f s", stage.name, outcome, elapsed)
 
     @staticmethod
     def _output(artifacts: Mapping[str, Any]) -> job_pb2.JobOutput:

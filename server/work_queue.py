@@ -54,6 +54,9 @@ class WorkQueue(Protocol):
     async def take(self) -> Claim:
         """Waits for the next job."""
 
+    async def depth(self) -> int:
+        """How many jobs wait for a worker (the ``reelcast_queue_depth`` metric)."""
+
 
 CancelHandler = Callable[[str], None]
 
@@ -144,6 +147,10 @@ class LocalWorkQueue:
 
     async def take(self) -> Claim:
         return _LocalClaim(self, await self._ids.get())
+
+    async def depth(self) -> int:
+        # A job cancelled while it waited still counts until a worker takes (and skips) it.
+        return self._ids.qsize()
 
 
 class LocalCancelBus:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from reelcast.plugins.host import PluginHost
 from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
+from reelcast.server.logs import configure_logging
+from reelcast.server.metrics import MetricsEndpoint, sample_periodically
 from reelcast.server.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ async def run_worker(
         cancels=backend.cancels,
         files=backend.files,
     )
+    # A worker reports the shared queue's depth, not job counts: the API servers report those.
+    sampler = asyncio.create_task(
+        sample_periodically(settings.metrics_interval_seconds, backend.queue.depth, None)
+    )
     try:
         await runner.start()
         if on_ready is not None:
@@ -56,12 +62,14 @@ async def run_worker(
         runner.accepting = False
         await runner.stop(grace=settings.shutdown_grace_seconds)
     finally:
+        sampler.cancel()
         await backend.close()
 
 
 async def serve_worker(settings: Settings, announce: Callable[[str], None]) -> int:
-    """The CLI command: a worker stopped by SIGINT or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """The CLI command: a worker stopped by SIGINT or SIGTERM. ``announce`` gets the lines that say where it
+    runs (and where its metrics are, with ``settings.metrics_listen``)."""
+    configure_logging(settings.log_format, settings.log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -71,5 +79,12 @@ async def serve_worker(settings: Settings, announce: Callable[[str], None]) -> i
     def ready(name: str) -> None:
         announce(f"reelcast worker {name} running {concurrency} slot(s)")
 
-    await run_worker(settings, stop, on_ready=ready)
+    endpoint = MetricsEndpoint.from_settings(settings)
+    if endpoint is not None:
+        announce(f"reelcast metrics on {endpoint.url}")
+    try:
+        await run_worker(settings, stop, on_ready=ready)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     return 0
