@@ -22,7 +22,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -264,17 +264,15 @@ def _status_code(context: Context, failure: BaseException | None) -> grpc.Status
     if isinstance(failure, (asyncio.CancelledError, GeneratorExit)):
         return grpc.StatusCode.CANCELLED
     try:
-        code = context.code()
-    except Exception:  # a context without the experimental API: fall back to the outcome
+        code: grpc.StatusCode | None = context.code()  # None until the handler sets or aborts with one
+    except Exception:  # a context without this (experimental) method: fall back to the outcome
         code = None
-    if isinstance(code, grpc.StatusCode):
+    if code is not None:
         return code
-    if isinstance(code, int):  # some grpc versions keep the raw integer
-        return next((each for each in grpc.StatusCode if each.value[0] == code), grpc.StatusCode.UNKNOWN)
     return grpc.StatusCode.OK if failure is None else grpc.StatusCode.UNKNOWN
 
 
-async def _drain(result: Any) -> AsyncIterator[Any]:
+async def _drain(result: Any) -> AsyncGenerator[Any, None]:
     """A streaming handler's responses, whether it yields them or writes them with ``context.write``."""
     if inspect.isasyncgen(result):
         try:

@@ -103,7 +103,7 @@ class HumanFormatter(logging.Formatter):
         shown = " ".join(f"{name}={value}" for name, value in values if value)
         # The record is shared with any other handler, so the computed field is not stored on it.
         fields = {**record.__dict__, "reelcast_context": f" [{shown}]" if shown else ""}
-        return self._style._fmt % fields  # type: ignore[operator]
+        return self._style._fmt % fields
 
 
 def check_log_format(value: str) -> str:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reelcast.plugins.host import BUILTIN_PLUGINS
@@ -18,17 +18,35 @@ ALL_BUILTINS = ",".join(name for name, _ in BUILTIN_PLUGINS)
 
 _LISTENING = re.compile(r"reelcast gRPC on (\S+:\d+)")
 _WEB = re.compile(r"reelcast web on (http://\S+:\d+)/")
+_METRICS = re.compile(r"reelcast metrics on (https?://\S+/metrics)")
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, bridge: bool = False) -> None:
+    """``metrics`` serves /metrics on a free port (``metrics_url``); ``separate_stderr`` keeps stderr (the log
+    lines) in ``stderr_path`` instead of interleaving it with stdout in ``log_path``; ``args`` are appended
+    to the command line."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        bridge: bool = False,
+        *,
+        metrics: bool = False,
+        separate_stderr: bool = False,
+        args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.env = {**os.environ, **(env or {})}
         self.bridge = bridge
+        self.metrics = metrics
+        self.args = list(args)
         self.process: subprocess.Popen[str] | None = None
         self.target = ""
         self.http_base = ""
+        self.metrics_url = ""
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+        self.stderr_path = self.log_path.with_suffix(".stderr") if separate_stderr else None
         self.starts = 0
 
     def start(self, timeout: float = 60.0) -> str:
@@ -43,25 +61,39 @@ class ServerProcess:
             "127.0.0.1:0",
         ]
         command += ["--http-listen", "127.0.0.1:0"] if self.bridge else ["--no-bridge"]
+        command += ["--metrics-listen", "127.0.0.1:0"] if self.metrics else []
+        command += self.args
         log = self.log_path.open("a")
-        self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=self.env, text=True
-        )
+        errors = self.stderr_path.open("a") if self.stderr_path is not None else subprocess.STDOUT
+        self.process = subprocess.Popen(command, stdout=log, stderr=errors, env=self.env, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # The log is appended across restarts: wait for this start's own line.
             text = self.log_path.read_text()
             found = _LISTENING.findall(text)
             web = _WEB.findall(text)
-            if len(found) > self.starts and (not self.bridge or len(web) > self.starts):
+            metrics = _METRICS.findall(text)
+            if (
+                len(found) > self.starts
+                and (not self.bridge or len(web) > self.starts)
+                and (not self.metrics or len(metrics) > self.starts)
+            ):
                 self.starts += 1
                 self.target = found[-1]
                 self.http_base = web[-1] if self.bridge else ""
+                self.metrics_url = metrics[-1] if self.metrics else ""
                 return self.target
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+                raise RuntimeError(f"server exited early:\n{self.output()}")
             time.sleep(0.05)
-        raise TimeoutError(f"server did not start:\n{self.log_path.read_text()}")
+        raise TimeoutError(f"server did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        """What the process printed so far: stdout, then stderr when it is kept apart."""
+        text = self.log_path.read_text()
+        if self.stderr_path is not None and self.stderr_path.exists():
+            text += self.stderr_path.read_text()
+        return text
 
     def stop(self) -> None:
         """Terminates the server if it still runs (for ``finally`` blocks and fixture teardown)."""
