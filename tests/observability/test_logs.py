@@ -102,8 +102,8 @@ async def test_every_log_line_is_json_and_a_jobs_lines_carry_its_correlation_id_
         else:
             assert line["stage"] == line["logger"].removeprefix("reelcast.stage."), line
     for job in (succeeded, failed):
-        messages = {line["message"] for line in from_stages if line["job_id"] == job.id}
-        assert set(PLUGIN_MESSAGES) <= messages, job.spec.brief.topic
+        stage_messages = {line["message"] for line in from_stages if line["job_id"] == job.id}
+        assert set(PLUGIN_MESSAGES) <= stage_messages, job.spec.brief.topic
 
     # The failure: the stage's last words and the runner's traceback, both in the failing stage.
     failure = [line for line in lines if line["job_id"] == failed.id and line["level"] == "ERROR"]
