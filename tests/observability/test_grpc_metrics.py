@@ -1,0 +1,52 @@
+"""The gRPC metrics interceptor on an in-process server: every kind of handler is counted when it ends, with
+the status its client got, and handlers that write with ``context.write`` (health's Watch) still work."""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
+
+from reelcast.server.app import ReelcastServer
+
+
+def _count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_health_watch_streams_through_the_interceptors_and_counts_as_cancelled_when_left(
+    server: ReelcastServer,
+) -> None:
+    labels = {"grpc_type": "server_stream", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
+    before = _count("reelcast_grpc_server_handled_total", **labels, grpc_code="CANCELLED")
+    started = _count("reelcast_grpc_server_started_total", **labels)
+    async with aio.insecure_channel(server.target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await asyncio.wait_for(watch.read(), 10)
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+    assert _count("reelcast_grpc_server_started_total", **labels) == started + 1
+    for _ in range(100):  # the server learns of the cancel asynchronously
+        if _count("reelcast_grpc_server_handled_total", **labels, grpc_code="CANCELLED") == before + 1:
+            break
+        await asyncio.sleep(0.05)
+    assert _count("reelcast_grpc_server_handled_total", **labels, grpc_code="CANCELLED") == before + 1
+
+
+async def test_reflection_a_bidirectional_stream_is_counted_ok_when_it_ends(server: ReelcastServer) -> None:
+    labels = {
+        "grpc_type": "bidi_stream",
+        "grpc_service": "grpc.reflection.v1alpha.ServerReflection",
+        "grpc_method": "ServerReflectionInfo",
+    }
+    before = _count("reelcast_grpc_server_handled_total", **labels, grpc_code="OK")
+    async with aio.insecure_channel(server.target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        responses = [response async for response in stub.ServerReflectionInfo(iter([request]))]
+    names = {service.name for service in responses[0].list_services_response.service}
+    assert "reelcast.jobs.v1.JobService" in names
+    assert _count("reelcast_grpc_server_handled_total", **labels, grpc_code="OK") == before + 1
