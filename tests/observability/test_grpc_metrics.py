@@ -4,6 +4,7 @@ the status its client got, and handlers that write with ``context.write`` (healt
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,7 +25,8 @@ async def test_health_watch_streams_through_the_interceptors_and_counts_as_cance
     before = _count("reelcast_grpc_server_handled_total", **labels, grpc_code="CANCELLED")
     started = _count("reelcast_grpc_server_started_total", **labels)
     async with aio.insecure_channel(server.target) as channel:
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs are typed for sync channels
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         first = await asyncio.wait_for(watch.read(), 10)
         assert first.status == health_pb2.HealthCheckResponse.SERVING
         watch.cancel()
@@ -44,7 +46,7 @@ async def test_reflection_a_bidirectional_stream_is_counted_ok_when_it_ends(serv
     }
     before = _count("reelcast_grpc_server_handled_total", **labels, grpc_code="OK")
     async with aio.insecure_channel(server.target) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         responses = [response async for response in stub.ServerReflectionInfo(iter([request]))]
     names = {service.name for service in responses[0].list_services_response.service}
