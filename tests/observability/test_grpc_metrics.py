@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import grpc
+import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
+from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
+from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
 
 
 def _count(name: str, **labels: str) -> float:
@@ -52,3 +57,22 @@ async def test_reflection_a_bidirectional_stream_is_counted_ok_when_it_ends(serv
     names = {service.name for service in responses[0].list_services_response.service}
     assert "reelcast.jobs.v1.JobService" in names
     assert _count("reelcast_grpc_server_handled_total", **labels, grpc_code="OK") == before + 1
+
+
+async def test_a_call_refused_by_authentication_is_counted_with_unauthenticated(
+    settings: Settings, bare_host: PluginHost
+) -> None:
+    settings.auth_required = True
+    secured = ReelcastServer(settings, host=bare_host)
+    await secured.start()
+    labels = {"grpc_type": "unary", "grpc_service": "reelcast.jobs.v1.JobService", "grpc_method": "ListJobs"}
+    before = _count("reelcast_grpc_server_handled_total", **labels, grpc_code="UNAUTHENTICATED")
+    try:
+        async with aio.insecure_channel(secured.target) as channel:
+            stub = job_service_pb2_grpc.JobServiceStub(channel)
+            with pytest.raises(aio.AioRpcError) as refused:
+                await stub.ListJobs(job_service_pb2.ListJobsRequest())
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await secured.stop(grace=0.5)
+    assert _count("reelcast_grpc_server_handled_total", **labels, grpc_code="UNAUTHENTICATED") == before + 1
