@@ -1,22 +1,30 @@
-"""Shared pieces of the benchmarks: a server process with a ticking stage, and SSE client processes.
+"""Shared pieces of the benchmarks: the product as shipped, and SSE client processes beside it.
 
-The server side runs in its own process (``python bench/harness.py serve …``): a real gRPC server, the real
-bridge, and a bench stage that reports progress at a fixed rate with the wall-clock time of each report in its
-message. Clients run in other processes (``python bench/harness.py clients …``) on raw asyncio sockets, so
-the harness is never the bottleneck and never shares a core's event loop with the server.
+Servers are real ``reelcast serve`` / ``reelcast bridge`` processes (the CLI, with its defaults), running the
+bench stage of bench/plugin, which pip installs into a temp dir as a third-party plugin is installed.
+Clients run in other processes on raw asyncio sockets (``python bench/harness.py clients …`` for latency,
+bench/frame_clients.py for fan-out and connections), so the harness never shares an event loop with the
+server and is not the bottleneck.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import json
 import os
+import re
+import resource
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,86 +33,199 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # -- server process -------------------------------------------------------------------------------------
 
-
-def _bench_plugin(ticks: int, interval: float) -> object:
-    from reelcast.plugins import Stage, StageContext, hookimpl
-
-    async def tick(ctx: StageContext) -> dict[str, Any]:
-        for index in range(1, ticks + 1):
-            await asyncio.sleep(interval)
-            ctx.report(index / ticks, f"t={time.time():.6f}")
-        return {}
-
-    class BenchPlugin:
-        @hookimpl
-        def register_stages(self, register: Callable[[Stage], None]) -> None:
-            register(Stage(name="tick", title="Tick", weight=1, order=100, run=tick))
-
-    return BenchPlugin()
+PLUGIN_SOURCE = ROOT / "bench" / "plugin"
+_GRPC = re.compile(r"reelcast gRPC on (\S+:\d+)")
+_WEB = re.compile(r"reelcast (?:web|bridge) on https?://(\S+:\d+)/")
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    from reelcast.bridge.server import serve_bridge
-    from reelcast.plugins.host import PluginHost
-    from reelcast.server.app import ReelcastServer
-    from reelcast.server.config import Settings
+def install_plugin(site: Path) -> Path:
+    """Installs the bench stage (bench/plugin) into ``site`` with pip, as a third-party plugin is; server
+    processes get ``site`` on their PYTHONPATH. Built from a copy, so no build/ lands in the source tree."""
+    if list(site.glob("reelcast_bench_plugin-*.dist-info")):
+        return site
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "plugin"
+        shutil.copytree(PLUGIN_SOURCE, source)
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+        subprocess.run([*command, "--target", str(site), str(source)], check=True)
+    return site
 
-    settings = Settings(
-        data_dir=Path(args.data_dir),
-        grpc_listen="127.0.0.1:0",
-        max_concurrent_jobs=args.concurrency,
-        progress_min_interval_seconds=0.0,
-        retention_seconds=10**9,
-        # Loopback only; measured is the event path, not authentication.
-        auth_required=False,
+
+_SITE: Path | None = None
+
+
+def plugin_site() -> Path:
+    """One install of the bench plugin per bench process, in a temp dir removed at exit."""
+    global _SITE
+    if _SITE is None:
+        scratch = tempfile.TemporaryDirectory(prefix="reelcast-bench-site-")
+        atexit.register(scratch.cleanup)
+        _SITE = install_plugin(Path(scratch.name))
+    return _SITE
+
+
+def product_env(stage: str, gate: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``reelcast`` process running the bench stage: no built-in stages, no
+    authentication (loopback; measured is the event path), no coalescing of progress ticks."""
+    from reelcast.plugins.host import BUILTIN_PLUGINS
+
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(plugin_site()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        REELCAST_DISABLED_PLUGINS=",".join(name for name, _ in BUILTIN_PLUGINS),
+        REELCAST_AUTH="off",
+        REELCAST_PROGRESS_INTERVAL="0",
+        REELCAST_RETENTION_SECONDS=str(10**9),
+        REELCAST_BENCH_STAGE=stage,
+        REELCAST_BENCH_GATE=str(gate or ""),
+        COLUMNS="400",  # the CLI's console must not wrap the address lines read below
+        **extra,
     )
-    host = PluginHost.load(builtins=False)
-    host.register(_bench_plugin(args.ticks, args.interval), "bench")
-    server = ReelcastServer(settings, host=host)
-    await server.start()
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    bridge = asyncio.create_task(
-        serve_bridge(server.target, "127.0.0.1:0", stop=stop, on_ready=ready.set_result, settings=settings)
-    )
-    port = await ready
-    print(json.dumps({"grpc": server.target, "http": f"127.0.0.1:{port}", "pid": os.getpid()}), flush=True)
-    await asyncio.to_thread(sys.stdin.read)  # runs until the parent closes stdin
-    stop.set()
-    await bridge
-    await server.stop(grace=0.5)
+    return env
+
+
+class ProductProcess:
+    """A real ``reelcast`` command (``serve`` or ``bridge``) as a child; ``grpc`` and ``http`` are its
+    addresses once started, ``pid`` its process id."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, web: bool) -> None:
+        self.log_path = log_path
+        log = log_path.open("w")
+        command = [sys.executable, "-m", "reelcast.server.cli", *args]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+        self.pid = self.process.pid
+        self.grpc = ""
+        self.http = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log_path.read_text()
+            grpc, http = _GRPC.findall(text), _WEB.findall(text)
+            if (grpc or args[0] != "serve") and (http or not web):
+                self.grpc = grpc[-1] if grpc else ""
+                self.http = http[-1] if http else ""
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"reelcast {args[0]} exited early:\n{text}")
+            time.sleep(0.05)
+        self.close()
+        raise TimeoutError(f"reelcast {args[0]} did not start:\n{log_path.read_text()}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def serve(
+    data_dir: Path,
+    stage: str,
+    *,
+    gate: Path | None = None,
+    concurrency: int = 100,
+    bridge: bool = True,
+    store: str = "",
+    **extra: str,
+) -> ProductProcess:
+    """``reelcast serve`` (gRPC, runner and, with ``bridge``, the web bridge in one process)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = ["serve", "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0"]
+    args += ["--http-listen", "127.0.0.1:0"] if bridge else ["--no-bridge"]
+    args += ["--max-concurrent-jobs", str(concurrency)]
+    args += ["--store", store] if store else []
+    env = product_env(stage, gate, **extra)
+    return ProductProcess(args, env, data_dir.parent / f"{data_dir.name}-serve.log", web=bridge)
+
+
+def bridge(grpc_target: str, log_path: Path) -> ProductProcess:
+    """``reelcast bridge`` alone, in front of ``grpc_target``."""
+    args = ["bridge", "--grpc-target", grpc_target, "--http-listen", "127.0.0.1:0"]
+    return ProductProcess(args, product_env("tick"), log_path, web=True)
 
 
 class ServerHandle:
-    """A bench server process; ``grpc`` and ``http`` are its addresses."""
+    """``reelcast serve`` with the ``tick`` stage (the latency bench's server)."""
 
     def __init__(
         self, data_dir: Path, *, ticks: int = 50, interval: float = 0.05, concurrency: int = 100
     ) -> None:
-        command = [
-            sys.executable,
-            str(Path(__file__)),
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--ticks",
-            str(ticks),
-            "--interval",
-            str(interval),
-            "--concurrency",
-            str(concurrency),
-        ]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        info = json.loads(self.process.stdout.readline())
-        self.grpc: str = info["grpc"]
-        self.http: str = info["http"]
-        self.pid: int = info["pid"]
+        extra = {"REELCAST_BENCH_TICKS": str(ticks), "REELCAST_BENCH_INTERVAL": str(interval)}
+        self.product = serve(data_dir, "tick", concurrency=concurrency, **extra)
+        self.grpc = self.product.grpc
+        self.http = self.product.http
+        self.pid = self.product.pid
 
     def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.product.close()
+
+
+async def create_jobs(grpc_target: str, count: int, parallel: int = 16) -> list[str]:
+    """Creates ``count`` jobs (``parallel`` calls at a time) and returns their ids in creation order."""
+    from grpc import aio
+
+    from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+    async with aio.insecure_channel(grpc_target) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        ids: list[str] = [""] * count
+        slots = asyncio.Semaphore(parallel)
+
+        async def one(index: int) -> None:
+            async with slots:
+                spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic=f"bench {index}"))
+                response = await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))
+                ids[index] = response.job.id
+
+        await asyncio.gather(*(one(index) for index in range(count)))
+        return ids
+
+
+# -- process accounting -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size (VmRSS) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (nginx's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def raise_nofile() -> int:
+    """Raises this process's soft open-files limit to the hard one (children inherit it); returns it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 # -- client processes -------------------------------------------------------------------------------------
@@ -177,6 +298,84 @@ def run_clients(http: str, job_ids: list[str], count: int, processes: int, secon
     return values
 
 
+class ClientFleet:
+    """``count`` frame-counting SSE subscribers (bench/frame_clients.py) spread over ``processes`` client
+    processes, connected to ``http`` (HOST:PORT) on ``paths``."""
+
+    def __init__(
+        self, http: str, paths: list[str], count: int, processes: int, marker: str = "event: step-progress"
+    ) -> None:
+        host, port = http.rsplit(":", 1)
+        share = [count // processes + (1 if index < count % processes else 0) for index in range(processes)]
+        self.children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "frame_clients.py"),
+                    *("--host", host, "--port", port, "--paths", ",".join(paths)),
+                    *("--count", str(n), "--marker", marker),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in share
+            if n
+        ]
+        self.ready = 0
+        self.failed = 0
+        for child in self.children:
+            answer = self._answer(child)
+            self.ready += answer["ready"]
+            self.failed += answer["failed"]
+
+    @staticmethod
+    def _answer(child: subprocess.Popen[str]) -> dict[str, Any]:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line:
+            raise RuntimeError("a client process ended without answering")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _say(self, words: str) -> None:
+        for child in self.children:
+            assert child.stdin is not None
+            child.stdin.write(words + "\n")
+            child.stdin.flush()
+
+    def open_connections(self) -> int:
+        self._say("status")
+        return sum(self._answer(child)["open"] for child in self.children)
+
+    def window(self, start: float, end: float) -> dict[str, float]:
+        """Counts frames between the wall-clock times ``start`` and ``end``; sums over the processes, and
+        ``cpu_max`` is the busiest client process's share of one core in the window."""
+        self._say(f"window {start} {end}")
+        answers = [self._answer(child) for child in self.children]
+        self.close()
+        return {
+            "frames": sum(a["frames"] for a in answers),
+            "bytes": sum(a["bytes"] for a in answers),
+            "open": sum(a["open"] for a in answers),
+            "cpu_max": max(a["cpu"] for a in answers) / (end - start),
+            "cpu_total": sum(a["cpu"] for a in answers) / (end - start),
+        }
+
+    def close(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                assert child.stdin is not None
+                with contextlib.suppress(BrokenPipeError):
+                    child.stdin.close()
+        for child in self.children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=30)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -196,18 +395,13 @@ def summary(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve")
-    serve.add_argument("--data-dir", required=True)
-    serve.add_argument("--ticks", type=int, default=50)
-    serve.add_argument("--interval", type=float, default=0.05)
-    serve.add_argument("--concurrency", type=int, default=100)
     clients = commands.add_parser("clients")
     clients.add_argument("--http", required=True)
     clients.add_argument("--jobs", required=True)
     clients.add_argument("--count", type=int, required=True)
     clients.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args()
-    asyncio.run(_serve(args) if args.command == "serve" else _clients(args))
+    asyncio.run(_clients(args))
 
 
 if __name__ == "__main__":
