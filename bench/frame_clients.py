@@ -22,6 +22,7 @@ import json
 import resource
 import sys
 import time
+from typing import cast
 
 
 def _cpu() -> float:
@@ -51,9 +52,9 @@ class Subscriber(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        # uvloop's transports are not asyncio.Transport subclasses, hence the cast rather than a check.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         if not self.status.done():

@@ -128,7 +128,7 @@ def serve(
     concurrency: int = 100,
     bridge: bool = True,
     store: str = "",
-    **extra: str,
+    extra: dict[str, str] | None = None,
 ) -> ProductProcess:
     """``reelcast serve`` (gRPC, runner and, with ``bridge``, the web bridge in one process)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def serve(
     args += ["--http-listen", "127.0.0.1:0"] if bridge else ["--no-bridge"]
     args += ["--max-concurrent-jobs", str(concurrency)]
     args += ["--store", store] if store else []
-    env = product_env(stage, gate, **extra)
+    env = product_env(stage, gate, **(extra or {}))
     return ProductProcess(args, env, data_dir.parent / f"{data_dir.name}-serve.log", web=bridge)
 
 
@@ -153,7 +153,7 @@ class ServerHandle:
         self, data_dir: Path, *, ticks: int = 50, interval: float = 0.05, concurrency: int = 100
     ) -> None:
         extra = {"REELCAST_BENCH_TICKS": str(ticks), "REELCAST_BENCH_INTERVAL": str(interval)}
-        self.product = serve(data_dir, "tick", concurrency=concurrency, **extra)
+        self.product = serve(data_dir, "tick", concurrency=concurrency, extra=extra)
         self.grpc = self.product.grpc
         self.http = self.product.http
         self.pid = self.product.pid
@@ -212,6 +212,15 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+async def sample_cpu(pids: list[int], start: float, end: float) -> float:
+    """The CPU the processes ``pids`` used between the wall-clock times ``start`` and ``end``, as a share of
+    one core."""
+    await asyncio.sleep(max(0.0, start - time.time()))
+    before = sum(cpu_seconds(pid) for pid in pids)
+    await asyncio.sleep(max(0.0, end - time.time()))
+    return (sum(cpu_seconds(pid) for pid in pids) - before) / (end - start)
 
 
 def raise_nofile() -> int:
@@ -324,6 +333,7 @@ class ClientFleet:
         ]
         self.ready = 0
         self.failed = 0
+        self._window = (0.0, 0.0)
         for child in self.children:
             answer = self._answer(child)
             self.ready += answer["ready"]
@@ -348,10 +358,15 @@ class ClientFleet:
         self._say("status")
         return sum(self._answer(child)["open"] for child in self.children)
 
-    def window(self, start: float, end: float) -> dict[str, float]:
-        """Counts frames between the wall-clock times ``start`` and ``end``; sums over the processes, and
-        ``cpu_max`` is the busiest client process's share of one core in the window."""
+    def start_window(self, start: float, end: float) -> None:
+        """Counts frames between the wall-clock times ``start`` and ``end`` (see :meth:`results`)."""
         self._say(f"window {start} {end}")
+        self._window = (start, end)
+
+    def results(self) -> dict[str, float]:
+        """The window's counts summed over the processes; ``cpu_max`` is the busiest client process's share
+        of one core in the window, ``cpu_total`` all of theirs. Closes the clients."""
+        start, end = self._window
         answers = [self._answer(child) for child in self.children]
         self.close()
         return {
