@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelcast.bridge import login, rest, streams, web
 from reelcast.bridge.auth import AuthMiddleware, SessionStore, credential_fingerprint, credential_var
 from reelcast.bridge.limits import StreamSlots
+from reelcast.bridge.metrics import metrics, metrics_route_enabled
 from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
 from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
@@ -147,13 +148,16 @@ def create_app(
     secure_cookies: bool = False,
     cors_origins: tuple[str, ...] = (),
     grpc_root_certificates: bytes | None = None,
+    metrics_route: bool | None = None,
 ) -> Starlette:
     """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
     the app must run under a server that sends lifespan events (uvicorn does).
 
     ``auth_required`` (default: ``REELCAST_AUTH``, which defaults to required) refuses requests without any
     credential at once; the credentials themselves are always checked by the gRPC server.
-    ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots."""
+    ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots. ``metrics_route`` (default:
+    ``REELCAST_BRIDGE_METRICS``, which defaults to on) serves Prometheus metrics at ``/metrics``, without
+    authentication (bridge/metrics.py says why)."""
     settings = BridgeSettings(
         grpc_target=grpc_target,
         heartbeat_seconds=heartbeat_seconds,
@@ -229,8 +233,10 @@ def create_app(
             allowed_origins=cors_origins,
         )
     )
+    serve_metrics = metrics_route if metrics_route is not None else metrics_route_enabled()
+    metrics_routes = [Route("/metrics", metrics, methods=["GET"])] if serve_metrics else []
     return Starlette(
-        routes=[*ROUTES, *web.ROUTES],
+        routes=[*ROUTES, *metrics_routes, *web.ROUTES],
         middleware=middleware,
         exception_handlers={
             ApiError: _problem,

@@ -33,10 +33,12 @@ from reelcast.server import errors
 from reelcast.server.auth import AUTHORIZATION_HEADER
 
 SESSION_COOKIE = "reelcast_session"
+# How a stream token travels as a credential (the server checks its signature and expiry; the bridge cannot).
+STREAM_TOKEN_PREFIX = "StreamToken "
 MAX_SESSIONS = 10_000
-# Routes anyone may call: liveness, the API description, logging in, and the web page with its static files
-# (the page holds no data; it logs in, then calls the API).
-OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/login"})
+# Routes anyone may call: liveness, metrics (counts and timings only; bridge/metrics.py), the API description,
+# logging in, and the web page with its static files (the page holds no data; it logs in, then calls the API).
+OPEN_PATHS = frozenset({"/", "/healthz", "/metrics", "/api/openapi.json", "/api/session", "/login"})
 OPEN_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The routes a stream token may open (GET only), and how long a key checked with the server stays checked.
@@ -143,7 +145,7 @@ class AuthMiddleware:
             if not is_credential_text(token_text):
                 await self._refuse(scope, receive, send, "The token is not valid.")
                 return
-            credential = f"StreamToken {token_text}"
+            credential = f"{STREAM_TOKEN_PREFIX}{token_text}"
         else:
             session_id = _cookie(headers, SESSION_COOKIE)
             credential = self.sessions.credential(session_id) if session_id else ""
@@ -157,12 +159,13 @@ class AuthMiddleware:
             await problem_response(ApiError(errors.ORIGIN_NOT_ALLOWED))(scope, receive, send)
             return
         if credential and not is_open:
-            if credential.startswith("StreamToken ") and not _TOKEN_PATH.match(path):
+            if credential.startswith(STREAM_TOKEN_PREFIX) and not _TOKEN_PATH.match(path):
                 await self._refuse(
                     scope, receive, send, "A stream token opens only its own job's GET routes."
                 )
                 return
-            if not credential.startswith("StreamToken ") and not await self._still_valid(scope, credential):
+            is_token = credential.startswith(STREAM_TOKEN_PREFIX)
+            if not is_token and not await self._still_valid(scope, credential):
                 await self._refuse(scope, receive, send, "")
                 return
         token = credential_var.set(credential)

@@ -11,22 +11,24 @@ goes out at once together with the ``retry:`` hint. Nothing here compresses, and
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.limits import SlotHoldingResponse
+from reelcast.bridge.metrics import SSE_CONNECTIONS, SSE_DELIVERY_LATENCY, SSE_EVENTS_SENT
 from reelcast.bridge.problems import ApiError, Violation
 from reelcast.bridge.rest import fetch_job_and_caller
 from reelcast.bridge.sse import (
     InvalidEventIdError,
     MultiCursor,
-    job_event,
-    multi_job_event,
+    ProjectedEvent,
     parse_sequence,
     ping,
 )
@@ -38,8 +40,8 @@ from reelcast.bridge.state import (
     grpc_metadata,
     is_job_id,
 )
-from reelcast.bridge.upstream import FeedEndedError, JobFeed, SubscriberOverflowError
-from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.bridge.upstream import FeedEndedError, JobFeed, SubscriberOverflowError, Subscription
+from reelcast.jobs.v1 import job_service_pb2
 from reelcast.server import errors
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -51,14 +53,17 @@ def resume_cursor(request: Request) -> str:
     return request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
 
 
-def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent], user: str) -> Response:
-    """The SSE response, holding one of ``user``'s stream slots until it ends (429 if none is free)."""
+def _event_stream(state: BridgeState, chunks: AsyncGenerator[bytes], user: str, kind: str) -> Response:
+    """The SSE response, holding one of ``user``'s stream slots until it ends (429 if none is free).
 
-    async def framed() -> AsyncIterator[ServerSentEvent]:
+    ``chunks`` are pre-framed SSE bytes, each holding every event that was waiting: one send per wake-up.
+    """
+
+    async def framed() -> AsyncIterator[ServerSentEvent | bytes]:
         yield ping(state.settings.retry_ms)
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
 
     state.slots.acquire(user)
     response = EventSourceResponse(
@@ -68,7 +73,52 @@ def _event_stream(state: BridgeState, events: AsyncGenerator[ServerSentEvent], u
         ping_message_factory=ping,
         send_timeout=state.settings.send_timeout_seconds,
     )
-    return SlotHoldingResponse(response, state.slots, user)
+    return _CountedResponse(SlotHoldingResponse(response, state.slots, user), kind)
+
+
+class _CountedResponse(Response):
+    """Counts an SSE response in ``reelcast_sse_connections`` for as long as it runs."""
+
+    def __init__(self, response: Response, kind: str) -> None:
+        # Deliberately not calling Response.__init__: this only wraps ``response``, which sends everything.
+        self.response = response
+        self.gauge = SSE_CONNECTIONS.labels(stream=kind)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.gauge.inc()
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.gauge.dec()
+
+
+def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
+    """Counts a batch about to be written, and how long after its making each event goes out."""
+    SSE_EVENTS_SENT.labels(stream=kind).inc(len(batch))
+    now = time.time()
+    observe = SSE_DELIVERY_LATENCY.observe
+    for event in batch:
+        if event.stamp:
+            observe(max(0.0, now - event.stamp))
+
+
+async def _authorized_feed(request: Request, state: BridgeState, job_id: str) -> tuple[JobFeed, str]:
+    """The caller's feed of ``job_id`` and the caller's user name; 404 (or 401, or any error) if the server
+    does not let the caller see the job.
+
+    A live feed of the same credential already is the server's yes: its ``WatchJob`` runs on that credential,
+    which the auth middleware re-checks at least once a second, and it ends when the key is revoked. So only
+    the first viewer of a job asks ``GetJob``, not each of 1,000 viewers connecting at once. Stream tokens
+    always ask: their expiry is checked by the server alone.
+    """
+    if not credential_var.get().startswith(STREAM_TOKEN_PREFIX):
+        live = state.hub.live_feed(job_id)
+        if live is not None and live.caller is not None:
+            return live, live.caller
+    _job, user = await fetch_job_and_caller(request, job_id)
+    feed = state.hub.feed(job_id)
+    feed.caller = user
+    return feed, user
 
 
 async def job_events(request: Request) -> Response:
@@ -84,18 +134,19 @@ async def job_events(request: Request) -> Response:
         ) from None
     # 404 (or 401, or any error) before the stream starts. The feed is the caller's own: it watches with the
     # caller's credential, so what it replays is exactly what WatchJob lets this caller see.
-    _job, user = await fetch_job_and_caller(request, job_id)
-    feed = state.hub.feed(job_id)
+    feed, user = await _authorized_feed(request, state, job_id)
+    subscription = feed.follow(after)
 
-    async def events() -> AsyncGenerator[ServerSentEvent]:
-        async with contextlib.aclosing(feed.follow(after)) as progress_events:
+    async def chunks() -> AsyncGenerator[bytes]:
+        async with contextlib.aclosing(subscription.batches()) as batches:
             try:
-                async for progress in progress_events:
-                    yield job_event(progress)
+                async for batch in batches:
+                    _delivered(batch, "job")
+                    yield b"".join([event.frame for event in batch])
             except (FeedEndedError, SubscriberOverflowError):
                 return  # the response ends; the client resumes from its last id
 
-    return _event_stream(state, events(), user)
+    return _event_stream(state, chunks(), user, "job")
 
 
 async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[str], str]:
@@ -119,7 +170,7 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[st
     for job_id in job_ids:
         if not is_job_id(job_id):
             raise ApiError(errors.JOB_NOT_FOUND, "No job with this id.")
-        _job, user = await fetch_job_and_caller(request, job_id)
+        _feed, user = await _authorized_feed(request, state, job_id)
     return job_ids, user
 
 
@@ -139,35 +190,19 @@ async def events(request: Request) -> Response:
     cursor = cursor.restricted_to(job_ids)
     positions = {job_id: cursor.position(job_id) for job_id in job_ids}
     feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
-    return _event_stream(state, _merged(feeds, cursor), user)
+    return _event_stream(state, _merged(Subscription(feeds), cursor), user, "multi")
 
 
-async def _merged(feeds: list[tuple[JobFeed, int]], cursor: MultiCursor) -> AsyncGenerator[ServerSentEvent]:
+async def _merged(subscription: Subscription, cursor: MultiCursor) -> AsyncGenerator[bytes]:
     """Interleaves the jobs' events as they arrive; each event's id is the cursor including it."""
-    merged: asyncio.Queue[job_pb2.JobProgress | BaseException | None] = asyncio.Queue(256)
-
-    async def pump(feed: JobFeed, after: int) -> None:
+    async with contextlib.aclosing(subscription.batches()) as batches:
         try:
-            async with contextlib.aclosing(feed.follow(after)) as progress_events:
-                async for progress in progress_events:
-                    await merged.put(progress)
-            await merged.put(None)
-        except (FeedEndedError, SubscriberOverflowError) as ended:
-            await merged.put(ended)
-
-    tasks = [asyncio.create_task(pump(feed, after)) for feed, after in feeds]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            item = await merged.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                return  # one job's upstream broke: end, the client resumes every job exactly
-            else:
-                cursor.advance(item)
-                yield multi_job_event(item, cursor)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            async for batch in batches:
+                _delivered(batch, "multi")
+                frames = []
+                for event in batch:
+                    cursor.advance(event.progress)
+                    frames.append(event.multi_frame(cursor))
+                yield b"".join(frames)
+        except (FeedEndedError, SubscriberOverflowError):
+            return  # one job's upstream broke: end, the client resumes every job exactly

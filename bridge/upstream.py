@@ -1,11 +1,12 @@
 """One upstream ``WatchJob`` per job, shared by every SSE subscriber of that job in this bridge process.
 
 A :class:`JobFeed` watches its job from the first event and keeps what it received, so a late subscriber is
-served its replay from memory: 200 browsers on one job cost one gRPC stream. Each subscriber reads from its
-own bounded queue. Under pressure (the queue half full), consecutive ``step-progress`` events of one step
-coalesce: the latest wins and the client's cursor moves to its sequence; status and terminal events are never
-dropped. A subscriber that still falls ``QUEUE_SIZE`` behind is disconnected instead of slowing the others or
-growing without bound; its browser reconnects with ``Last-Event-ID`` and resumes exactly, so nothing is lost.
+served its replay from memory: 200 browsers on one job cost one gRPC stream. Each SSE response reads from its
+own bounded queue (all its jobs' events in one) and takes everything waiting at each wake-up. Under pressure
+(the queue half full), consecutive ``step-progress`` events of one step coalesce: the latest wins and the
+client's cursor moves to its sequence; status and terminal events are never dropped. A subscriber that still
+falls ``QUEUE_SIZE`` behind is disconnected instead of slowing the others or growing without bound; its
+browser reconnects with ``Last-Event-ID`` and resumes exactly, so nothing is lost.
 
 A feed outlives its last subscriber by ``linger_seconds`` (a reconnect is then served without a new
 upstream), and so does a finished feed (late viewers of a just-finished job replay from memory).
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from reelcast.bridge.sse import is_terminal
+from reelcast.bridge.metrics import UPSTREAM_STREAMS
+from reelcast.bridge.sse import ProjectedEvent
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 
 if TYPE_CHECKING:
@@ -52,13 +54,18 @@ class HubCounters:
     subscribers: int = 0
 
 
-_END = object()
+class _Ended:
+    """Queued after a feed's last event: the feed finished (its terminal event came first) or broke."""
+
+    __slots__ = ("feed",)
+
+    def __init__(self, feed: JobFeed) -> None:
+        self.feed = feed
 
 
-def _coalescible(queued: object, item: object) -> bool:
+def _coalescible(queued: object, item: ProjectedEvent) -> bool:
     return (
-        isinstance(queued, job_pb2.JobProgress)
-        and isinstance(item, job_pb2.JobProgress)
+        isinstance(queued, ProjectedEvent)
         and queued.kind == item.kind == job_pb2.EVENT_KIND_STEP_PROGRESS
         and queued.job_id == item.job_id
         and queued.stage == item.stage
@@ -66,33 +73,48 @@ def _coalescible(queued: object, item: object) -> bool:
 
 
 class _Subscriber:
-    """A bounded, coalescing queue between a job's feed and one SSE response."""
+    """A bounded, coalescing queue between the feeds of one SSE response and that response.
+
+    The response takes everything queued at once (:meth:`take`) and writes it in one send: under load, one
+    wake-up and one socket write carry many events instead of one each.
+    """
 
     def __init__(self) -> None:
-        self.items: deque[object] = deque()
-        self.ready = asyncio.Event()
+        self.items: deque[ProjectedEvent | _Ended | SubscriberOverflowError] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
         self.coalesced = 0
 
-    def offer(self, item: object) -> None:
+    def offer(self, item: ProjectedEvent | _Ended) -> None:
         if self.overflowed:
             return
-        if len(self.items) >= QUEUE_SIZE // 2 and self.items and _coalescible(self.items[-1], item):
-            self.items[-1] = item
+        items = self.items
+        if isinstance(item, _Ended):
+            items.append(item)
+        elif len(items) >= QUEUE_SIZE // 2 and items and _coalescible(items[-1], item):
+            items[-1] = item
             self.coalesced += 1
-        elif len(self.items) >= QUEUE_SIZE and item is not _END:
+        elif len(items) >= QUEUE_SIZE:
             self.overflowed = True
-            self.items.clear()  # what it missed is replayed on reconnect; free the memory now
-            self.items.append(SubscriberOverflowError())
+            items.clear()  # what it missed is replayed on reconnect; free the memory now
+            items.append(SubscriberOverflowError())
         else:
-            self.items.append(item)
-        self.ready.set()
+            items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def get(self) -> object:
+    async def take(self) -> list[ProjectedEvent | _Ended | SubscriberOverflowError]:
+        """Everything queued, waiting for at least one item."""
         while not self.items:
-            self.ready.clear()
-            await self.ready.wait()
-        return self.items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        taken = list(self.items)
+        self.items.clear()
+        return taken
 
 
 class JobFeed:
@@ -102,10 +124,12 @@ class JobFeed:
         self.hub = hub
         self.job_id = job_id
         self.key = key
-        self.events: list[job_pb2.JobProgress] = []
+        self.events: list[ProjectedEvent] = []
         self.subscribers: set[_Subscriber] = set()
         self.finished = False  # the terminal event arrived
         self.failure: BaseException | None = None  # the upstream broke
+        # The user the server named when it let this credential see the job (set by the stream endpoints).
+        self.caller: str | None = None
         self.task = asyncio.create_task(self._pump(), name=f"reelcast-feed-{job_id}")
         self._linger: asyncio.TimerHandle | None = None
 
@@ -117,16 +141,18 @@ class JobFeed:
         counters = self.hub.counters
         counters.upstreams_open += 1
         counters.upstreams_opened += 1
+        UPSTREAM_STREAMS.inc()
         call = self.hub.stub.WatchJob(
             job_service_pb2.WatchJobRequest(job_id=self.job_id, after_sequence=0),
             metadata=self.hub.metadata(),
         )
         try:
             async for progress in call:
-                self.events.append(progress)
-                for subscriber in list(self.subscribers):
-                    subscriber.offer(progress)
-                if is_terminal(progress):
+                event = ProjectedEvent(progress)
+                self.events.append(event)
+                for subscriber in self.subscribers:
+                    subscriber.offer(event)
+                if event.terminal:
                     self.finished = True
                     break
             if not self.finished:
@@ -140,14 +166,16 @@ class JobFeed:
         finally:
             call.cancel()
             counters.upstreams_open -= 1
+            UPSTREAM_STREAMS.dec()
+            ended = _Ended(self)
             for subscriber in list(self.subscribers):
-                subscriber.offer(_END)
+                subscriber.offer(ended)
             if self.failure is not None:
                 self.hub.forget(self)  # a broken feed must not serve later subscribers
             else:
                 self.schedule_linger()
 
-    def replay_after(self, after_sequence: int) -> list[job_pb2.JobProgress]:
+    def replay_after(self, after_sequence: int) -> list[ProjectedEvent]:
         """What a subscriber with cursor ``after_sequence`` is owed from memory.
 
         The first event may be a RESYNC (history was trimmed server side): a cursor older than it gets it,
@@ -159,49 +187,9 @@ class JobFeed:
             return [e for e in self.events[1:] if e.sequence > after_sequence]
         return [e for e in self.events if e.sequence > after_sequence]
 
-    async def follow(self, after_sequence: int) -> AsyncGenerator[job_pb2.JobProgress]:
-        """Every event after ``after_sequence`` up to the terminal one. Raises the upstream's error, or
-        :class:`SubscriberOverflowError`, if the stream cannot continue exactly."""
-        subscriber = _Subscriber()
-        # Snapshot and registration happen without an await between them: no event can fall in the gap.
-        backlog = self.replay_after(after_sequence)
-        closed, failure = self.closed, self.failure
-        if not closed:
-            self.subscribers.add(subscriber)
-            self.hub.counters.subscribers += 1
-            self.cancel_linger()
-        try:
-            cursor = after_sequence
-            for progress in backlog:
-                yield progress
-                cursor = progress.sequence
-                if is_terminal(progress):
-                    return
-            if closed:
-                if failure is not None:
-                    raise FeedEndedError(str(failure))
-                return
-            while True:
-                item = await subscriber.get()
-                if item is _END:
-                    if self.failure is not None:
-                        raise FeedEndedError(str(self.failure))
-                    return
-                if isinstance(item, SubscriberOverflowError):
-                    raise item
-                assert isinstance(item, job_pb2.JobProgress)
-                if item.sequence <= cursor:
-                    continue  # already in the backlog
-                yield item
-                cursor = item.sequence
-                if is_terminal(item):
-                    return
-        finally:
-            if subscriber in self.subscribers:
-                self.subscribers.discard(subscriber)
-                self.hub.counters.subscribers -= 1
-                if not self.subscribers:
-                    self.schedule_linger()
+    def follow(self, after_sequence: int) -> Subscription:
+        """Every event after ``after_sequence`` up to the terminal one, in batches (:class:`Subscription`)."""
+        return Subscription([(self, after_sequence)])
 
     def schedule_linger(self) -> None:
         if self.subscribers or self._linger is not None:
@@ -221,6 +209,90 @@ class JobFeed:
         self.hub.forget(self)
         if not self.task.done():
             self.task.cancel()
+
+
+class Subscription:
+    """One SSE response following one or more feeds (several on ``/api/events``) through one queue.
+
+    :meth:`batches` yields, in order per job, every event after each feed's cursor up to its terminal one:
+    first the backlog from memory, then live events as they arrive, as many per batch as are waiting. It
+    raises :class:`FeedEndedError` (after delivering what came before) when a feed broke, and
+    :class:`SubscriberOverflowError` when the subscriber fell too far behind; the client then resumes
+    exactly with ``Last-Event-ID``.
+    """
+
+    def __init__(self, feeds: list[tuple[JobFeed, int]]) -> None:
+        self.subscriber = _Subscriber()
+        self._feeds = [feed for feed, _after in feeds]
+        self._cursors: dict[str, int] = {}
+        self._open: set[str] = set()  # jobs whose terminal event has not been delivered
+        self._backlog: list[ProjectedEvent] = []
+        self._failure: FeedEndedError | None = None
+        self._registered: list[JobFeed] = []
+        # Snapshots and registrations happen without an await between them: no event can fall in a gap.
+        for feed, after in feeds:
+            cursor, done = after, False
+            for event in feed.replay_after(after):
+                self._backlog.append(event)
+                cursor = event.sequence
+                if event.terminal:
+                    done = True
+                    break
+            self._cursors[feed.job_id] = cursor
+            if done:
+                continue
+            if feed.failure is not None:
+                self._failure = self._failure or FeedEndedError(str(feed.failure))
+            elif not feed.finished:
+                self._open.add(feed.job_id)
+                feed.subscribers.add(self.subscriber)
+                feed.hub.counters.subscribers += 1
+                feed.cancel_linger()
+                self._registered.append(feed)
+
+    async def batches(self) -> AsyncGenerator[list[ProjectedEvent]]:
+        try:
+            if self._backlog:
+                backlog, self._backlog = self._backlog, []
+                yield backlog
+            if self._failure is not None:
+                raise self._failure
+            cursors, still_open = self._cursors, self._open
+            while still_open:
+                batch: list[ProjectedEvent] = []
+                stop: Exception | None = None
+                for item in await self.subscriber.take():
+                    if isinstance(item, ProjectedEvent):
+                        job_id = item.job_id
+                        if job_id not in still_open or item.sequence <= cursors[job_id]:
+                            continue  # already in the backlog
+                        batch.append(item)
+                        cursors[job_id] = item.sequence
+                        if item.terminal:
+                            still_open.discard(job_id)
+                    elif isinstance(item, _Ended):
+                        if item.feed.failure is not None and item.feed.job_id in still_open:
+                            stop = FeedEndedError(str(item.feed.failure))
+                            break
+                    else:
+                        stop = item
+                        break
+                if batch:
+                    yield batch
+                if stop is not None:
+                    raise stop
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Leaves every feed (idempotent)."""
+        registered, self._registered = self._registered, []
+        for feed in registered:
+            if self.subscriber in feed.subscribers:
+                feed.subscribers.discard(self.subscriber)
+                feed.hub.counters.subscribers -= 1
+                if not feed.subscribers:
+                    feed.schedule_linger()
 
 
 class UpstreamHub:
@@ -255,6 +327,11 @@ class UpstreamHub:
         created = JobFeed(self, job_id, key)
         self.feeds[key] = created
         return created
+
+    def live_feed(self, job_id: str) -> JobFeed | None:
+        """The job's feed for the current credential if one exists and has not broken."""
+        existing = self.feeds.get((job_id, self.credential()))
+        return existing if existing is not None and existing.failure is None else None
 
     def forget(self, feed: JobFeed) -> None:
         if self.feeds.get(feed.key) is feed:

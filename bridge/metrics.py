@@ -1,0 +1,56 @@
+"""The bridge's Prometheus series and its ``/metrics`` route.
+
+The series live in prometheus_client's default registry, like the job server's (server/metrics.py): in
+``reelcast serve`` both run in one process, so one scrape of the bridge's ``/metrics`` shows both.
+
+``/metrics`` is open, like ``/healthz`` and like the server's ``--metrics-listen`` port: Prometheus scrapes
+without credentials in most deployments, and nchan, Mercure and grpc-gateway setups keep metrics away from the
+public by network (an ``allow`` list, an admin address) rather than by API key. The series carry counts and
+timings, never job ids, users or keys. An operator whose bridge faces the internet turns the route off with
+``REELCAST_BRIDGE_METRICS=off`` and scrapes ``--metrics-listen`` on a private address instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+# From a millisecond (the push path on one machine) to ten seconds (a stalled client or upstream).
+DELIVERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# ``job``: /api/jobs/{id}/events; ``multi``: /api/events.
+STREAM_KINDS = ("job", "multi")
+
+SSE_CONNECTIONS = Gauge("reelcast_sse_connections", "Open SSE connections, by stream kind.", ["stream"])
+SSE_EVENTS_SENT = Counter(
+    "reelcast_sse_events_sent",
+    "SSE events written to clients (heartbeats not counted), by stream kind.",
+    ["stream"],
+)
+SSE_DELIVERY_LATENCY = Histogram(
+    "reelcast_sse_delivery_latency_seconds",
+    "Time from a JobProgress's timestamp (when the server made it) to the bridge writing its SSE event.",
+    buckets=DELIVERY_BUCKETS,
+)
+UPSTREAM_STREAMS = Gauge(
+    "reelcast_bridge_upstream_streams", "Open upstream WatchJob streams (one per job and credential watched)."
+)
+
+for _kind in STREAM_KINDS:  # every kind is exported from the start, zero included
+    SSE_CONNECTIONS.labels(stream=_kind)
+    SSE_EVENTS_SENT.labels(stream=_kind)
+
+_OFF = frozenset({"0", "off", "false", "no"})
+
+
+def metrics_route_enabled() -> bool:
+    """``REELCAST_BRIDGE_METRICS`` (default on) says whether the bridge serves ``/metrics``."""
+    return os.environ.get("REELCAST_BRIDGE_METRICS", "on").strip().lower() not in _OFF
+
+
+async def metrics(request: Request) -> Response:
+    """The default registry in Prometheus's text format."""
+    return Response(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
