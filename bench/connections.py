@@ -92,7 +92,7 @@ STARTERS: dict[str, Callable[[Path, int], Any]] = {
 }
 
 
-def measure(name: str, steps: tuple[int, ...], processes: int, jobs: int) -> dict[str, Any]:
+def measure(name: str, steps: tuple[int, ...], processes: int, jobs: int, settle: float) -> dict[str, Any]:
     scratch = tempfile.TemporaryDirectory(prefix=f"reelcast-bench-connections-{name}-")
     with scratch, STARTERS[name](Path(scratch.name), jobs) as (http, paths, pid):
         time.sleep(0.5)
@@ -133,7 +133,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     servers = [s for s in SERVERS if s != "nchan" or nchan.available()]
     if not quick and "nchan" not in servers:
         raise RuntimeError("nginx with nchan is not installed: run `make bench-deps`")
-    results = [measure(name, steps, processes, jobs) for name in servers]
+    settle = 0.2 if quick else 1.0
+    results = [measure(name, steps, processes, jobs, settle) for name in servers]
     for result in results:
         for row in result["steps"]:
             if row["open"] != row["connections"] or row["failed"]:

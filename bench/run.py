@@ -1,0 +1,270 @@
+"""``make bench``: runs every benchmark, then writes docs/benchmarks.md and docs/images/bench-*.png anew.
+
+Each harness (render, latency, fanout, overhead, connections) runs its subjects and their baselines side by
+side and returns plain results; this module saves them in bench/results/NAME.json, draws one plot per
+section and writes the document: the machine, the versions, the date, the wall time, the targets met or not,
+then every section.
+
+``python -m bench.run --quick`` is the CI smoke run: every harness at tiny scale, writing into a temp dir
+(never docs/); it checks that events flow and documents get written, and asserts no timing.
+``--only fanout,overhead`` reruns those sections and reuses the others' saved results (the document says so);
+``--rewrite`` reruns nothing and rewrites the document and plots from the saved results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bench import connections, fanout, latency, nchan, overhead, render
+from bench.harness import ROOT
+
+SECTIONS: dict[str, ModuleType] = {
+    "render": render,
+    "latency": latency,
+    "fanout": fanout,
+    "overhead": overhead,
+    "connections": connections,
+}
+# The document's order (the issue's); the run order above puts the longest, steadiest one first.
+DOC_ORDER = ("latency", "fanout", "overhead", "connections", "render")
+PACKAGES = ("grpcio", "protobuf", "starlette", "sse-starlette", "uvicorn", "uvloop", "httptools", "nats-py")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory_kib / 1024 / 1024:.0f} GiB; {platform.system()} "
+        f"{platform.release()} ({platform.machine()})"
+    )
+
+
+def versions() -> str:
+    from google.protobuf.internal import api_implementation
+
+    parts = [
+        f"Python {platform.python_version()}",
+        f"reelcast {importlib.metadata.version('reelcast')} "
+        f"({_git('rev-parse', '--short', 'HEAD')}{'+dirty' if _git('status', '--porcelain') else ''})",
+    ]
+    for package in PACKAGES:
+        try:
+            parts.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    parts.append(f"protobuf backend {api_implementation.Type()}")
+    if nchan.available():
+        parts.append(f"{nchan.nginx_version()} with libnginx-mod-nchan {nchan.nchan_version()}")
+    return ", ".join(parts)
+
+
+def _git(*args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return result.stdout.strip()
+
+
+# -- targets ---------------------------------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[str]:
+    rows = ["| target | measured (same run) | verdict |", "| --- | --- | --- |"]
+    if "latency" in results:
+        push = [r for r in results["latency"]["rows"] if r["mode"] == "push"]
+        largest = max(push, key=lambda r: r["subscribers"])
+        ratio = latency._ratio(results["latency"], largest) or 0.0
+        rows.append(
+            f"| Progress latency: p99 ≤ 20 ms at 1,000 subscribers, ≥ 25 × better than the 1 s poller's mean "
+            f"| push p99 {largest['p99_ms']:,.1f} ms at {largest['subscribers']:,} subscribers over "
+            f"{largest['jobs']} jobs; poll-1s mean ÷ push p99 = {ratio:.2f} "
+            f"| {_verdict(largest['p99_ms'] <= 20 and ratio >= 25)} |"
+        )
+    if "fanout" in results:
+        s = fanout.summary(results["fanout"])
+        reelcast_rate, vs_nchan = s["reelcast_median"], s.get("vs_nchan_median", 0.0)
+        rows.append(
+            "| Fan-out: ≥ 100,000 events/s delivered through the whole path, and ≥ nchan's rate "
+            f"| {reelcast_rate:,.0f} frames/s (median); reelcast ÷ nchan = {vs_nchan:.2f}; "
+            f"ceiling (bare Starlette) {s['starlette_median']:,.0f} "
+            f"| {_verdict(reelcast_rate >= 100_000 and vs_nchan >= 1)} |"
+        )
+    if "overhead" in results:
+        s = overhead.summary(results["overhead"])
+        rows.append(
+            f"| Job overhead: ≥ 500 null jobs/s on SQLite | {s['sqlite_median']:,.0f} jobs/s on SQLite, "
+            f"{s['nats_median']:,.0f} on NATS (medians); echo {s['echo_median']:,.0f} calls/s "
+            f"| {_verdict(s['sqlite_median'] >= 500)} |"
+        )
+    if "connections" in results:
+        result = next(r for r in results["connections"]["servers"] if r["server"] == "reelcast")
+        last = result["steps"][-1]
+        kilobytes = last["per_connection_kib"] * 1.024
+        held = last["open"] == last["connections"]
+        rows.append(
+            f"| Connections: {last['connections']:,} idle SSE connections at ≤ 40 KB each "
+            f"| {last['open']:,} of {last['connections']:,} held, {kilobytes:.1f} KB "
+            f"({last['per_connection_kib']:.1f} KiB) each "
+            f"| {_verdict(held and last['connections'] >= 10_000 and kilobytes <= 40)} |"
+        )
+    if "render" in results:
+        for mode, note in (("CFR 30 fps", "the default output"), ("VFR", "`variableFrameRate`")):
+            vs_bare, vs_moviepy = render._ratios(results["render"], f"reelcast render stage, {mode}")
+            rows.append(
+                f"| Render ({mode}, {note}): ≥ 10 × faster than moviepy, ≤ 1.3 × bare ffmpeg "
+                f"| moviepy ÷ reelcast = {vs_moviepy:.2f}; reelcast ÷ bare ffmpeg = {vs_bare:.2f} "
+                f"| {_verdict(vs_moviepy >= 10 and vs_bare <= 1.3)} |"
+            )
+    return rows
+
+
+# -- the document ------------------------------------------------------------------------------------------
+
+
+def document(
+    results: dict[str, dict[str, Any]],
+    reused: dict[str, str],
+    images: Path,
+    output: Path,
+    wall_seconds: float,
+    section_seconds: dict[str, float],
+    analysis: str,
+) -> str:
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in section_seconds.items())
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (bench/run.py); do not edit by hand: the next run rewrites this file and "
+        "the plots. Every number sits beside its baseline measured in the same run, on the same machine, "
+        "and comparisons are given as ratios. The machine is shared and noisy; where a harness repeats "
+        "its rounds, medians are reported with the spread.",
+        "",
+        f"- Date: {date}",
+        f"- Machine: {machine()}",
+        f"- Versions: {versions()}",
+        f"- Wall time of `make bench`: {wall_seconds:.0f} s ({timing}).",
+    ]
+    for name, when in reused.items():
+        lines.append(f"- The {name} section was not rerun: its results are from {when}.")
+    lines += [
+        "",
+        "How each harness works is in its module's docstring (bench/*.py). The servers measured are the "
+        "product as shipped: `reelcast serve` / `reelcast bridge` processes with the bench stage "
+        "(bench/plugin) installed by pip as a third-party plugin, authentication off (loopback; the event "
+        "path is measured, not key checks), `REELCAST_PROGRESS_INTERVAL=0` so that no report is coalesced "
+        "away before it is stored. Clients are separate processes.",
+        "",
+        "## Targets (issue 10)",
+        "",
+        *targets(results),
+        "",
+    ]
+    relative = os.path.relpath(images, output.parent)
+    for name in DOC_ORDER:
+        if name in results:
+            lines.append(SECTIONS[name].section(results[name], f"{relative}/bench-{name}.png"))
+    if analysis:
+        lines += [analysis.rstrip(), ""]
+    return "\n".join(lines)
+
+
+ANALYSIS_START = "<!-- analysis:start -->"
+ANALYSIS_END = "<!-- analysis:end -->"
+
+
+def kept_analysis(output: Path) -> str:
+    """The hand-written analysis (between the markers) survives regeneration: it explains the gaps and the
+    plans, which no run can write."""
+    if not output.exists():
+        return ""
+    text = output.read_text(encoding="utf-8")
+    if ANALYSIS_START not in text:
+        return ""
+    return ANALYSIS_START + text.split(ANALYSIS_START, 1)[1].split(ANALYSIS_END, 1)[0] + ANALYSIS_END
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: tiny scale, never writes docs/")
+    parser.add_argument("--only", default="", help="comma-separated sections to rerun; the rest are reused")
+    parser.add_argument("--output", type=Path, help="default: docs/benchmarks.md (a temp dir with --quick)")
+    parser.add_argument("--started", type=float, help="when `make bench` started (epoch seconds)")
+    parser.add_argument("--rewrite", action="store_true", help="rerun nothing: rewrite the document only")
+    args = parser.parse_args()
+    started = args.started or time.time()
+    scratch = tempfile.TemporaryDirectory(prefix="reelcast-bench-smoke-") if args.quick else None
+    if scratch is not None:
+        output = args.output or Path(scratch.name) / "benchmarks.md"
+        store = Path(scratch.name) / "results"
+    else:
+        output = args.output or ROOT / "docs" / "benchmarks.md"
+        store = ROOT / "bench" / "results"
+    images = output.parent / "images"
+    store.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    only = [name for name in args.only.split(",") if name] or ([] if args.rewrite else list(SECTIONS))
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    results: dict[str, dict[str, Any]] = {}
+    reused: dict[str, str] = {}
+    section_seconds: dict[str, float] = {}
+    for name, module in SECTIONS.items():
+        saved = store / f"{name}.json"
+        if name not in only:
+            if saved.exists():
+                results[name] = json.loads(saved.read_text())
+                reused[name] = datetime.datetime.fromtimestamp(saved.stat().st_mtime, datetime.UTC).strftime(
+                    "%Y-%m-%d %H:%M UTC"
+                )
+            continue
+        print(f"bench: {name}...", file=sys.stderr, flush=True)
+        began = time.monotonic()
+        run: Callable[[bool], dict[str, Any]] = module.run
+        results[name] = run(args.quick)
+        section_seconds[name] = time.monotonic() - began
+        saved.write_text(json.dumps(results[name], indent=2))
+        print(
+            f"bench: {name} took {section_seconds[name]:.0f} s: {module.summary(results[name])}",
+            file=sys.stderr,
+        )
+    for name, result in results.items():
+        SECTIONS[name].plot(result, images / f"bench-{name}.png")
+    wall = time.time() - started
+    text = document(results, reused, images, output, wall, section_seconds, kept_analysis(output))
+    output.write_text(text, encoding="utf-8")
+    print(f"bench: wrote {output} and {images}/bench-*.png in {wall:.0f} s", file=sys.stderr)
+    if scratch is not None:
+        for name in only:
+            if not (images / f"bench-{name}.png").stat().st_size:
+                raise RuntimeError(f"no plot for {name}")
+        scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()
