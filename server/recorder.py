@@ -93,7 +93,8 @@ class JobRecorder:
 
     async def _append(self, event: job_pb2.JobProgress) -> job_pb2.JobProgress:
         await self.store.append_event(self.job, event)
-        self.notifier.published(self.job.id, event.sequence)
+        # The event goes along: watchers in this process then serve it from memory instead of the store.
+        self.notifier.published(self.job.id, event.sequence, event)
         return event
 
     async def _flush_pending_locked(self) -> None:

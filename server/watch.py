@@ -1,5 +1,6 @@
 """``WatchJob`` semantics on top of any store: replay after a cursor, then follow live, then stop after the
-terminal event. One loop serves both replay and live delivery (see notifier.py for why)."""
+terminal event. One loop serves both replay and live delivery (see notifier.py for why), reading the store
+only for what the notifier's memory does not hold."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ async def follow_job_events(
             yield resync
             cursor = first_kept - 1
     while True:
-        batch = await store.events_after(job_id, cursor, BATCH_SIZE)
+        # Live events come from memory when the writer is in this process; replay and gaps from the store.
+        recent = notifier.recent_after(job_id, cursor)
+        batch = recent if recent is not None else await store.events_after(job_id, cursor, BATCH_SIZE)
         for event in batch:
             yield event
             cursor = event.sequence
