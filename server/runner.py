@@ -51,6 +51,8 @@ from reelcast.server.work_queue import (
 log = logging.getLogger(__name__)
 
 STALL_CHECK_SECONDS = 1.0
+# How long one free-space reading of the data dir is trusted (see JobRunner._check_free_disk).
+DISK_CHECK_SECONDS = 1.0
 
 
 def job_error(error: ReelcastError) -> job_pb2.JobError:
@@ -66,6 +68,7 @@ class _RunningJob:
         self.recorder = recorder
         self.cancel_event = asyncio.Event()
         self.stage_task: asyncio.Task[Any] | None = None
+        self.stall_timer: asyncio.TimerHandle | None = None
         self.stalled = False
 
     def raise_if_cancelled(self) -> None:
@@ -105,6 +108,8 @@ class JobRunner:
         # Set whenever no job is running (what a graceful stop waits for).
         self._idle = asyncio.Event()
         self._idle.set()
+        self._disk_free = 0
+        self._disk_checked_at = float("-inf")
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -253,7 +258,8 @@ class JobRunner:
                 self._running[job_id] = running
                 self._idle.clear()
             log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
-            heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
+            if self.queue.heartbeat_seconds is not None:  # claims that never lapse need no heartbeat task
+                heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
             if await self.cancels.requested(job_id):
                 running.cancel_event.set()
             await self._run(running, claim)
@@ -325,7 +331,9 @@ class JobRunner:
         )
         work_dir = self.settings.work_dir(job.id)
         work_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints = await self.store.checkpoints(job.id)
+        # A first attempt has no checkpoints: the attempt count is stored (with the Running event above)
+        # before any stage runs, so only a resumed job can have any, and a fresh one skips the read.
+        checkpoints = await self.store.checkpoints(job.id) if resumed else {}
         if checkpoints:
             await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}
@@ -344,7 +352,7 @@ class JobRunner:
                     continue
                 # Lines logged while the stage runs (its own included) carry its name.
                 with stage_context(stage.name):
-                    await asyncio.to_thread(self._check_free_disk)
+                    await self._check_free_disk()
                     message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
                     produced = await self._run_stage(running, installed, artifacts, work_dir)
@@ -368,28 +376,38 @@ class JobRunner:
                 log.exception("job %s: stage %s raised", job.id, current)
             detail = f"Stage '{current}' failed unexpectedly ({type(unexpected).__name__})."
             await self._fail(recorder, ReelcastError(errors.STAGE_FAILED, detail), stage=current)
-        finally:
-            self.notifier.forget(job.id)
 
-    def _check_free_disk(self) -> None:
-        free = shutil.disk_usage(self.settings.data_dir).free
+    async def _check_free_disk(self) -> None:
+        # One reading serves every stage that starts within DISK_CHECK_SECONDS (hundreds of short jobs a
+        # second would otherwise each pay a thread hop for it); a low reading is never reused.
+        now = time.monotonic()
+        if now - self._disk_checked_at >= DISK_CHECK_SECONDS:
+            usage = await asyncio.to_thread(shutil.disk_usage, self.settings.data_dir)
+            self._disk_free, self._disk_checked_at = usage.free, now
+        free = self._disk_free
         if free < self.settings.min_free_disk_bytes:
+            self._disk_checked_at = float("-inf")
             needed = self.settings.min_free_disk_bytes // (1024 * 1024)
             raise ReelcastError(
                 errors.LOW_DISK_SPACE,
                 f"Only {free // (1024 * 1024)} MiB free in the data directory; at least {needed} MiB needed.",
             )
 
-    async def _watch_for_stall(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
-        """Cancels ``task`` when its stage has reported nothing for ``stall_timeout_seconds``."""
+    def _watch_for_stall(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
+        """Cancels ``task`` when its stage has reported nothing for ``stall_timeout_seconds``. A timer that
+        re-arms itself, not a task: most stages end long before the first check."""
+        if task.done():
+            return
         timeout = self.settings.stall_timeout_seconds
-        while not task.done():
-            idle = time.monotonic() - running.recorder.last_activity
-            if idle >= timeout:
-                running.stalled = True
-                task.cancel()
-                return
-            await asyncio.sleep(min(timeout - idle, STALL_CHECK_SECONDS) + 0.01)
+        idle = time.monotonic() - running.recorder.last_activity
+        if idle >= timeout:
+            running.stalled = True
+            task.cancel()
+            return
+        delay = min(timeout - idle, STALL_CHECK_SECONDS) + 0.01
+        running.stall_timer = asyncio.get_running_loop().call_later(
+            delay, self._watch_for_stall, running, task
+        )
 
     async def _run_stage(
         self,
@@ -427,7 +445,7 @@ class JobRunner:
 
         task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
-        watchdog = asyncio.create_task(self._watch_for_stall(running, task))
+        self._watch_for_stall(running, task)
         started = time.monotonic()
         outcome = "failed"
         try:
@@ -457,7 +475,9 @@ class JobRunner:
                 outcome = "cancelled"
             raise
         finally:
-            watchdog.cancel()
+            if running.stall_timer is not None:
+                running.stall_timer.cancel()
+                running.stall_timer = None
             running.stage_task = None
             elapsed = time.monotonic() - started
             STAGE_DURATION.labels(stage=stage.name, outcome=outcome).observe(elapsed)
