@@ -105,6 +105,10 @@ def run_reelcast(scale: Scale, scratch: Path) -> dict[str, Any]:
         job_id = asyncio.run(create_jobs(server.grpc, 1))[0]
         paths = [f"/api/jobs/{job_id}/events"]
         fleet = ClientFleet(server.http, paths, scale.subscribers, scale.client_processes)
+        if fleet.failed:
+            fleet.close()
+            log = server.log_path.read_text()[-3000:]
+            raise RuntimeError(f"{fleet.failed} subscribers refused (statuses {fleet.statuses}):\n{log}")
         try:
             start, end = _window(scale)
             (gate_dir / "go").touch()

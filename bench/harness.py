@@ -333,11 +333,13 @@ class ClientFleet:
         ]
         self.ready = 0
         self.failed = 0
+        self.statuses: set[int] = set()  # HTTP statuses seen (0: no response)
         self._window = (0.0, 0.0)
         for child in self.children:
             answer = self._answer(child)
             self.ready += answer["ready"]
             self.failed += answer["failed"]
+            self.statuses.update(answer["status"])
 
     @staticmethod
     def _answer(child: subprocess.Popen[str]) -> dict[str, Any]:

@@ -241,7 +241,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             print(json.dumps(result), file=sys.stderr, flush=True)
             runs.append(result)
     for result in runs:
-        if result["completed"] <= 0:
+        # The smoke run's check that jobs flow; at full scale a backend that completes nothing in the window
+        # is a measurement (shown as 0), not a harness failure.
+        if quick and result["completed"] <= 0:
             raise RuntimeError(f"no job completed in the window: {result}")
     from tests.nats.natsproc import nats_server_binary
 
