@@ -256,6 +256,12 @@ def main() -> None:
     for name, result in results.items():
         SECTIONS[name].plot(result, images / f"bench-{name}.png")
     wall = time.time() - started
+    timings = store / "timings.json"
+    if section_seconds:
+        timings.write_text(json.dumps({"wall": wall, "sections": section_seconds}))
+    elif timings.exists():  # nothing rerun: the document keeps the last run's wall time
+        saved_timings = json.loads(timings.read_text())
+        wall, section_seconds = saved_timings["wall"], saved_timings["sections"]
     text = document(results, reused, images, output, wall, section_seconds, kept_analysis(output))
     output.write_text(text, encoding="utf-8")
     print(f"bench: wrote {output} and {images}/bench-*.png in {wall:.0f} s", file=sys.stderr)
