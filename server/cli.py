@@ -15,7 +15,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +23,17 @@ import grpc
 from google.protobuf import json_format
 from grpc import aio
 from rich.console import Console
+from rich.markup import escape
 
+from reelcast.client import AsyncClient, from_rpc_error, is_terminal
+from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
-from reelcast.server.callcontext import CORRELATION_ID_HEADER
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
-from reelcast.server.status import error_details
-from reelcast.server.watch import is_terminal
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
@@ -224,122 +224,128 @@ def _tls_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
 
 
-def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    metadata: list[tuple[str, str]] = []
-    correlation_id = getattr(args, "correlation_id", None)
-    if correlation_id:
-        metadata.append((CORRELATION_ID_HEADER, correlation_id))
-    api_key = getattr(args, "api_key", "")
-    if api_key:
-        metadata.append(("authorization", f"Bearer {api_key}"))
-    return tuple(metadata)
-
-
-def _channel(args: argparse.Namespace) -> aio.Channel:
-    if getattr(args, "tls_ca", None):
-        credentials = grpc.ssl_channel_credentials(root_certificates=Path(args.tls_ca).read_bytes())
-        return aio.secure_channel(args.target, credentials)
-    return aio.insecure_channel(args.target)
+def _client(args: argparse.Namespace) -> AsyncClient:
+    """The client of a `reelcast jobs ...`/`reelcast stages` command, from its --target, --api-key (or
+    REELCAST_API_KEY), --tls-ca and --correlation-id."""
+    return AsyncClient(
+        args.target,
+        api_key=getattr(args, "api_key", "") or "",
+        root_certificates=getattr(args, "tls_ca", None),
+        correlation_id=getattr(args, "correlation_id", None),
+    )
 
 
 def _print_json(message: Any) -> None:
     stdout.print_json(json_format.MessageToJson(message, preserving_proto_field_name=False))
 
 
-def _report_rpc_error(error: grpc.RpcError) -> int:
-    code, remediation, violations = error_details(error)
-    status = error.code() if isinstance(error, aio.AioRpcError) else None
-    details = error.details() if isinstance(error, aio.AioRpcError) else str(error)
-    if status == grpc.StatusCode.UNAVAILABLE and not code:
-        console.print(f"[red]error[/]: cannot reach the reelcast server ({details})")
+def _report_rpc_error(error: grpc.RpcError | ClientError) -> int:
+    """Prints a failed call as code, message, field violations, remediation and correlation id."""
+    failure = error if isinstance(error, ClientError) else from_rpc_error(error)
+    if failure.status == grpc.StatusCode.UNAVAILABLE and not failure.code:
+        console.print(f"[red]error[/]: cannot reach the reelcast server ({escape(failure.message)})")
         console.print("remediation: start it with `reelcast serve`, or pass --target HOST:PORT")
         return 2
-    console.print(f"[red]error {code or (status.name if status else '')}[/]: {details}")
-    for field, description in violations:
-        console.print(f"  {field}: {description}")
-    if remediation:
-        console.print(f"remediation: {remediation}")
+    console.print(f"[red]error {failure.code or failure.status.name}[/]: {escape(failure.message)}")
+    for violation in failure.field_violations:
+        console.print(f"  {escape(violation.field)}: {escape(violation.description)}")
+    if failure.remediation:
+        console.print(f"remediation: {escape(failure.remediation)}")
+    if failure.correlation_id:
+        console.print(f"correlation id: {failure.correlation_id}")
     return 1
 
 
 async def _follow(
-    stub: JobServiceAsyncStub,
+    client: AsyncClient | JobServiceAsyncStub,
     job_id: str,
     after: int,
     as_json: bool,
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> int:
+    """Follows a job to its end; with an :class:`AsyncClient` the watch resumes by itself across dropped
+    connections and server restarts. (`reelcast render` passes a bare stub of its in-process server, with
+    ``metadata``.)"""
     from reelcast.server.progress_display import ProgressDisplay
 
-    request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
+    events: AsyncIterable[job_pb2.JobProgress]
+    if isinstance(client, AsyncClient):
+        events = client.watch_job(job_id, after)
+    else:
+        request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
+        events = client.WatchJob(request, metadata=metadata)
     last: job_pb2.JobProgress | None = None
     if as_json:
-        async for event in stub.WatchJob(request, metadata=metadata):
+        async for event in events:
             print(json_format.MessageToJson(event, indent=None), flush=True)
             last = event
     else:
         with ProgressDisplay(console) as display:
-            async for event in stub.WatchJob(request, metadata=metadata):
+            async for event in events:
                 display.update(event)
                 last = event
     if last is None or not is_terminal(last):
         console.print("[yellow]stream ended before the job finished[/]")
         return 1
     if last.kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
-        console.print(f"[green]done[/]: {last.output.video_path}")
+        console.print(f"[green]done[/]: {escape(last.output.video_path)}")
         return 0
     for error in last.errors:
-        console.print(f"[red]{error.code}[/]: {error.message}\nremediation: {error.remediation}")
+        console.print(
+            f"[red]{escape(error.code)}[/]: {escape(error.message)}\nremediation: {escape(error.remediation)}"
+        )
+    if last.correlation_id:
+        console.print(f"correlation id: {last.correlation_id}")
     if last.failure.log_path:
-        console.print(f"log: {last.failure.log_path}")
+        console.print(f"log: {escape(last.failure.log_path)}")
     return 1
 
 
 async def _client_command(args: argparse.Namespace) -> int:
-    async with _channel(args) as channel:
-        stub = job_service_pb2_grpc.JobServiceStub(channel)
-        metadata = _metadata(args)
-        if args.command == "stages":
-            response = await stub.ListStages(job_service_pb2.ListStagesRequest(), metadata=metadata)
-            for stage in response.stages:
-                stdout.print(
-                    f"{stage.order:>5}  {stage.name:<14} {stage.title:<16} weight {stage.weight:g}  "
-                    f"{stage.plugin} {stage.plugin_version}".rstrip()
-                )
-            return 0
-        command = args.jobs_command
-        if command == "create":
-            created = await stub.CreateJob(
-                job_service_pb2.CreateJobRequest(spec=_spec(args), request_id=args.request_id),
-                metadata=metadata,
+    try:
+        client = _client(args)
+    except (ValueError, OSError) as invalid:  # a malformed --correlation-id, an unreadable --tls-ca
+        console.print(f"[red]error[/]: {escape(str(invalid))}")
+        return 2
+    try:
+        async with client:
+            return await _run_client_command(client, args)
+    except ClientError as error:
+        return _report_rpc_error(error)
+
+
+async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> int:
+    if args.command == "stages":
+        for stage in await client.list_stages():
+            stdout.print(
+                f"{stage.order:>5}  {stage.name:<14} {stage.title:<16} weight {stage.weight:g}  "
+                f"{stage.plugin} {stage.plugin_version}".rstrip()
             )
-            stdout.print(created.job.id)
-            return await _follow(stub, created.job.id, 0, False, metadata) if args.watch else 0
-        if command == "get":
-            got = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=args.job_id), metadata=metadata)
-            _print_json(got.job)
-            return 0
-        if command == "list":
-            listed = await stub.ListJobs(
-                job_service_pb2.ListJobsRequest(
-                    page_size=args.page_size, page_token=args.page_token, statuses=_status_names(args.status)
-                ),
-                metadata=metadata,
-            )
-            for job in listed.jobs:
-                status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
-                stdout.print(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
-            if listed.next_page_token:
-                stdout.print(f"next page: --page-token {listed.next_page_token}")
-            return 0
-        if command == "watch":
-            return await _follow(stub, args.job_id, args.after, args.json, metadata)
-        if command == "cancel":
-            cancelled = await stub.CancelJob(
-                job_service_pb2.CancelJobRequest(job_id=args.job_id), metadata=metadata
-            )
-            stdout.print(f"cancel requested: {cancelled.job.id}")
-            return 0
+        return 0
+    command = args.jobs_command
+    if command == "create":
+        created = await client.create_job(_spec(args), request_id=args.request_id or None)
+        stdout.print(created.id)
+        return await _follow(client, created.id, 0, False) if args.watch else 0
+    if command == "get":
+        _print_json(await client.get_job(args.job_id))
+        return 0
+    if command == "list":
+        listed = await client.list_jobs_page(
+            statuses=_status_names(args.status), page_size=args.page_size, page_token=args.page_token
+        )
+        for job in listed.jobs:
+            status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+            stdout.print(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
+        if listed.next_page_token:
+            stdout.print(f"next page: --page-token {listed.next_page_token}")
+        return 0
+    if command == "watch":
+        return await _follow(client, args.job_id, args.after, args.json)
+    if command == "cancel":
+        cancelled = await client.cancel_job(args.job_id)
+        stdout.print(f"cancel requested: {cancelled.id}")
+        return 0
     raise AssertionError(f"unhandled command {args}")
 
 

@@ -1,0 +1,255 @@
+"""The asyncio client, on ``grpc.aio``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+
+import grpc
+from grpc import aio
+
+from reelcast.client.connection import Connection, new_correlation_id
+from reelcast.client.errors import ReelcastError, from_rpc_error
+from reelcast.client.retry import RetryPolicy
+from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
+from reelcast.client.watch import WatchState
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+_Response = TypeVar("_Response")
+
+
+class AsyncClient:
+    """A client of the reelcast ``JobService`` for asyncio code.
+
+    ``target`` is ``HOST:PORT`` (default: ``REELCAST_TARGET``, else ``127.0.0.1:50051``); ``api_key`` is sent
+    as ``authorization: Bearer`` on every call (default: ``REELCAST_API_KEY``). TLS is on when
+    ``root_certificates`` (PEM bytes or a file) is given or ``tls=True`` (then the system's roots are
+    trusted). ``timeout`` is the deadline of each unary call in seconds (None: none); ``watch_job`` streams
+    have none. ``retry`` governs the retries of unary calls and the reconnections of ``watch_job``.
+    ``correlation_id`` is sent with every call that does not pass its own (default: a fresh one per call).
+
+    Use it as ``async with AsyncClient(...) as client:``, or call :meth:`close`. The channel opens on first
+    use, on the running event loop.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        api_key: str | None = None,
+        root_certificates: bytes | str | Path | None = None,
+        tls: bool | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | None = None,
+        correlation_id: str | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.connection = Connection.resolve(
+            target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
+        )
+        self._channel: aio.Channel | None = None
+        self._stub: JobServiceAsyncStub | None = None
+
+    @property
+    def target(self) -> str:
+        return self.connection.target
+
+    def _service(self) -> JobServiceAsyncStub:
+        if self._stub is None:
+            credentials = self.connection.credentials()
+            options = self.connection.options()
+            if credentials is None:
+                self._channel = aio.insecure_channel(self.connection.target, options=options)
+            else:
+                self._channel = aio.secure_channel(self.connection.target, credentials, options=options)
+            self._stub = job_service_pb2_grpc.JobServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        if self._channel is not None:
+            channel, self._channel, self._stub = self._channel, None, None
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        self._service()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _unary(
+        self, method: Any, request: Any, correlation_id: str | None, timeout: float | None
+    ) -> Any:
+        sent = self.connection.call_correlation_id(correlation_id)
+        try:
+            return await method(
+                request,
+                metadata=self.connection.metadata(sent),
+                timeout=self.connection.call_timeout(timeout),
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, sent) from error
+
+    async def create_job(
+        self,
+        spec: job_pb2.JobSpec | Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[SpecFields],
+    ) -> job_pb2.Job:
+        """Creates a job from ``spec`` (a ``JobSpec`` or its JSON mapping) or from spec keywords
+        (``topic=...``, see :class:`SpecFields`), and returns it as stored.
+
+        ``request_id`` is the idempotency key: a repeat with the same key returns the job created the first
+        time. When omitted, one is generated for this call, so that the client's own retries never create a
+        second job."""
+        request = create_request(spec, request_id or new_correlation_id(), fields)
+        response: job_service_pb2.CreateJobResponse = await self._unary(
+            self._service().CreateJob, request, correlation_id, timeout
+        )
+        return response.job
+
+    async def get_job(
+        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> job_pb2.Job:
+        """The job ``job_id``; :class:`~reelcast.client.NotFoundError` if it does not exist (or is not
+        yours)."""
+        response: job_service_pb2.GetJobResponse = await self._unary(
+            self._service().GetJob, job_service_pb2.GetJobRequest(job_id=job_id), correlation_id, timeout
+        )
+        return response.job
+
+    async def list_jobs_page(
+        self,
+        *,
+        statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
+        page_size: int = 0,
+        page_token: str = "",
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_service_pb2.ListJobsResponse:
+        """One page of jobs, newest first, and the token of the next page (empty on the last)."""
+        request = list_request(page_size, page_token, statuses)
+        response: job_service_pb2.ListJobsResponse = await self._unary(
+            self._service().ListJobs, request, correlation_id, timeout
+        )
+        return response
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
+        page_size: int = 0,
+        page_token: str = "",
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[job_pb2.Job]:
+        """Every job (of the given ``statuses``), newest first, fetching ``page_size`` at a time (0: the
+        server's default) and following the page tokens to the end."""
+        wanted = list(statuses)
+        token = page_token
+        while True:
+            page = await self.list_jobs_page(
+                statuses=wanted,
+                page_size=page_size,
+                page_token=token,
+                correlation_id=correlation_id,
+                timeout=timeout,
+            )
+            for job in page.jobs:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def cancel_job(
+        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> job_pb2.Job:
+        """Requests cancellation and returns the job; a running job may still be RUNNING until its stage has
+        stopped (watch for the terminal event). :class:`~reelcast.client.FailedPreconditionError` (E004) if
+        it already finished."""
+        response: job_service_pb2.CancelJobResponse = await self._unary(
+            self._service().CancelJob,
+            job_service_pb2.CancelJobRequest(job_id=job_id),
+            correlation_id,
+            timeout,
+        )
+        return response.job
+
+    async def list_stages(
+        self, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> list[job_pb2.Stage]:
+        """The stages installed on the server, in pipeline order."""
+        response: job_service_pb2.ListStagesResponse = await self._unary(
+            self._service().ListStages, job_service_pb2.ListStagesRequest(), correlation_id, timeout
+        )
+        return list(response.stages)
+
+    async def watch_job(
+        self,
+        job_id: str,
+        after_sequence: int = 0,
+        *,
+        retry: RetryPolicy | None = None,
+        correlation_id: str | None = None,
+    ) -> AsyncIterator[job_pb2.JobProgress]:
+        """The job's events after ``after_sequence``, in order, each exactly once, ending with the terminal
+        event. A broken stream (server restart, dropped connection) is resumed from the last event delivered,
+        with backoff (``retry``, default: the client's); a final error (NOT_FOUND, UNAUTHENTICATED...) or a
+        spent retry budget raises :class:`~reelcast.client.ReelcastError`. Every reconnection sends the same
+        correlation id."""
+        state = WatchState(job_id, after_sequence, retry or self.connection.retry)
+        sent = self.connection.call_correlation_id(correlation_id)
+        metadata = self.connection.metadata(sent)
+        while True:
+            call = self._service().WatchJob(state.request(), metadata=metadata)
+            error: ReelcastError
+            try:
+                async for event in call:
+                    if state.accept(event):
+                        yield event
+                        if state.finished:
+                            return
+                error = state.ended_early(sent)
+            except grpc.RpcError as failure:
+                error = from_rpc_error(failure, sent)
+            finally:
+                call.cancel()
+            await asyncio.sleep(state.delay_after(error))
+
+    async def read_artifact(
+        self,
+        job_id: str,
+        kind: job_service_pb2.ArtifactKind.ValueType | str = "video",
+        *,
+        offset: int = 0,
+        length: int = 0,
+        correlation_id: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The bytes of a finished job's artifact ("video", "thumbnail" or "subtitles"), in chunks of at most
+        64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
+        sent = self.connection.call_correlation_id(correlation_id)
+        call = self._service().ReadJobArtifact(
+            artifact_request(job_id, kind, offset, length), metadata=self.connection.metadata(sent)
+        )
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, sent) from error
+        finally:
+            call.cancel()

@@ -1,0 +1,131 @@
+"""What both clients need to open a channel and make a call: target, credentials, metadata, timeouts.
+
+Authentication and correlation ids travel as per-call metadata, as the server reads them
+(server/interceptors.py): ``authorization: Bearer <key>`` and ``x-correlation-id``. Per-call metadata rather
+than ``grpc.metadata_call_credentials`` because call credentials need a secure channel, and a key is also
+used over plain loopback connections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as distribution
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from reelcast.client.retry import RetryPolicy
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 30.0
+TARGET_ENV = "REELCAST_TARGET"
+API_KEY_ENV = "REELCAST_API_KEY"
+AUTHORIZATION_HEADER = "authorization"
+CORRELATION_ID_HEADER = "x-correlation-id"
+# The server's own rule (server/callcontext.py): it replaces anything else with an id of its own.
+_WELL_FORMED_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _version() -> str:
+    try:
+        return distribution.version("reelcast")
+    except distribution.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def checked_correlation_id(correlation_id: str) -> str:
+    """``correlation_id`` if the server will keep it; ValueError otherwise, rather than letting the server
+    silently trace the call under another id."""
+    if not _WELL_FORMED_CORRELATION_ID.match(correlation_id):
+        raise ValueError(f"correlation id {correlation_id!r} must match ^[A-Za-z0-9._-]{{1,64}}$")
+    return correlation_id
+
+
+def _read_pem(value: bytes | str | Path) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The resolved options of a client. Built by :meth:`resolve` from the constructor's arguments."""
+
+    target: str
+    api_key: str
+    root_certificates: bytes | None
+    tls: bool
+    timeout: float | None
+    retry: RetryPolicy
+    correlation_id: str | None
+    channel_options: tuple[tuple[str, Any], ...] = field(default=())
+
+    @classmethod
+    def resolve(
+        cls,
+        target: str | None,
+        api_key: str | None,
+        root_certificates: bytes | str | Path | None,
+        tls: bool | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        correlation_id: str | None,
+        channel_options: Sequence[tuple[str, Any]],
+    ) -> Connection:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive (or None for no deadline)")
+        roots = _read_pem(root_certificates) if root_certificates is not None else None
+        return cls(
+            target=target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
+            api_key=os.environ.get(API_KEY_ENV, "") if api_key is None else api_key,
+            root_certificates=roots,
+            tls=roots is not None if tls is None else tls,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            correlation_id=checked_correlation_id(correlation_id) if correlation_id else None,
+            channel_options=tuple(channel_options),
+        )
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials (trusting ``root_certificates``, else the system's roots); None for plain TCP."""
+        if not self.tls:
+            return None
+        return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+
+    def options(self) -> list[tuple[str, Any]]:
+        """Channel options: the unary retry policy, a reconnect backoff no slower than the watch's own, and a
+        user agent; the caller's ``channel_options`` win."""
+        options: dict[str, Any] = {
+            "grpc.service_config": self.retry.service_config(),
+            "grpc.enable_retries": 1,
+            "grpc.initial_reconnect_backoff_ms": int(self.retry.initial_backoff * 1000),
+            "grpc.max_reconnect_backoff_ms": int(self.retry.max_backoff * 1000),
+            "grpc.primary_user_agent": f"reelcast-client/{_version()}",
+        }
+        options.update(dict(self.channel_options))
+        return list(options.items())
+
+    def call_correlation_id(self, correlation_id: str | None) -> str:
+        """The id a call sends: the call's own, else the client's, else a fresh one."""
+        if correlation_id:
+            return checked_correlation_id(correlation_id)
+        return self.correlation_id or new_correlation_id()
+
+    def metadata(self, correlation_id: str) -> Metadata:
+        if self.api_key:
+            return ((CORRELATION_ID_HEADER, correlation_id), (AUTHORIZATION_HEADER, f"Bearer {self.api_key}"))
+        return ((CORRELATION_ID_HEADER, correlation_id),)
+
+    def call_timeout(self, timeout: float | None) -> float | None:
+        return self.timeout if timeout is None else timeout

@@ -1,0 +1,81 @@
+"""The resumption logic of ``watch_job``, shared by the async and the sync client (which differ only in how
+they wait and iterate).
+
+A watch keeps the sequence of the last event it delivered. When the stream breaks for a resumable reason
+(:func:`reelcast.client.retry.is_resumable`), it reconnects with ``after_sequence`` set to that cursor, so the
+server replays exactly what was missed. Every event is delivered once: one whose sequence is not past the
+cursor is dropped. An ``EVENT_KIND_RESYNC`` (the cursor fell into trimmed history) is delivered like any
+event; its sequence is where the stream continues, so it becomes the cursor. The watch ends after the
+terminal event.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from reelcast.client.errors import ReelcastError, UnavailableError
+from reelcast.client.retry import RetryPolicy, is_resumable
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+
+TERMINAL_KINDS = frozenset({job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED})
+
+
+def is_terminal(event: job_pb2.JobProgress) -> bool:
+    """Whether ``event`` is a job's last (``EVENT_KIND_JOB_COMPLETED`` or ``EVENT_KIND_JOB_FAILED``)."""
+    return event.kind in TERMINAL_KINDS
+
+
+class WatchState:
+    """Cursor and reconnection budget of one ``watch_job``."""
+
+    def __init__(self, job_id: str, after_sequence: int, retry: RetryPolicy) -> None:
+        if after_sequence < 0:
+            raise ValueError("after_sequence must be 0 or more")
+        self.job_id = job_id
+        self.cursor = after_sequence
+        self.retry = retry
+        self.finished = False
+        self.reconnects = 0  # in total, for callers and tests that want to know
+        self._failures = 0  # consecutive, since the last delivered event
+        self._broken_since: float | None = None
+
+    def request(self) -> job_service_pb2.WatchJobRequest:
+        return job_service_pb2.WatchJobRequest(job_id=self.job_id, after_sequence=self.cursor)
+
+    def accept(self, event: job_pb2.JobProgress) -> bool:
+        """Whether to deliver ``event``; moves the cursor and resets the reconnection budget if so."""
+        if event.sequence <= self.cursor:
+            return False
+        self.cursor = event.sequence
+        self.finished = is_terminal(event)
+        self._failures = 0
+        self._broken_since = None
+        return True
+
+    def ended_early(self, correlation_id: str) -> ReelcastError:
+        """The error of a stream the server closed before the terminal event (treated as a disconnection)."""
+        return UnavailableError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the event stream of job {self.job_id} ended after sequence {self.cursor}, before the job "
+            "finished",
+            correlation_id=correlation_id,
+        )
+
+    def delay_after(self, error: ReelcastError) -> float:
+        """How long to wait before reconnecting after ``error``; raises ``error`` when it is final or the
+        retry budget (attempts, or time since the stream broke) is spent."""
+        if not is_resumable(error):
+            raise error
+        now = time.monotonic()
+        if self._broken_since is None:
+            self._broken_since = now
+        self._failures += 1
+        if self._failures > self.retry.max_attempts:
+            raise error
+        delay = self.retry.backoff(self._failures)
+        if self.retry.max_elapsed is not None and now + delay - self._broken_since > self.retry.max_elapsed:
+            raise error
+        self.reconnects += 1
+        return delay
