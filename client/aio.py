@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
@@ -157,7 +157,7 @@ class AsyncClient:
         page_token: str = "",
         correlation_id: str | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[job_pb2.Job]:
+    ) -> AsyncGenerator[job_pb2.Job, None]:
         """Every job (of the given ``statuses``), newest first, fetching ``page_size`` at a time (0: the
         server's default) and following the page tokens to the end."""
         wanted = list(statuses)
@@ -206,7 +206,7 @@ class AsyncClient:
         *,
         retry: RetryPolicy | None = None,
         correlation_id: str | None = None,
-    ) -> AsyncIterator[job_pb2.JobProgress]:
+    ) -> AsyncGenerator[job_pb2.JobProgress, None]:
         """The job's events after ``after_sequence``, in order, each exactly once, ending with the terminal
         event. A broken stream (server restart, dropped connection) is resumed from the last event delivered,
         with backoff (``retry``, default: the client's); a final error (NOT_FOUND, UNAUTHENTICATED...) or a
@@ -239,7 +239,7 @@ class AsyncClient:
         offset: int = 0,
         length: int = 0,
         correlation_id: str | None = None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The bytes of a finished job's artifact ("video", "thumbnail" or "subtitles"), in chunks of at most
         64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
         sent = self.connection.call_correlation_id(correlation_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
@@ -149,7 +149,7 @@ class Client:
         page_token: str = "",
         correlation_id: str | None = None,
         timeout: float | None = None,
-    ) -> Iterator[job_pb2.Job]:
+    ) -> Generator[job_pb2.Job, None, None]:
         """Every job (of the given ``statuses``), newest first, fetching ``page_size`` at a time (0: the
         server's default) and following the page tokens to the end."""
         wanted = list(statuses)
@@ -197,7 +197,7 @@ class Client:
         *,
         retry: RetryPolicy | None = None,
         correlation_id: str | None = None,
-    ) -> Iterator[job_pb2.JobProgress]:
+    ) -> Generator[job_pb2.JobProgress, None, None]:
         """The job's events after ``after_sequence``, in order, each exactly once, ending with the terminal
         event. A broken stream (server restart, dropped connection) is resumed from the last event delivered,
         with backoff (``retry``, default: the client's); a final error (NOT_FOUND, UNAUTHENTICATED...) or a
@@ -230,7 +230,7 @@ class Client:
         offset: int = 0,
         length: int = 0,
         correlation_id: str | None = None,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The bytes of a finished job's artifact ("video", "thumbnail" or "subtitles"), in chunks of at most
         64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
         sent = self.connection.call_correlation_id(correlation_id)

@@ -24,7 +24,8 @@ _METRICS = re.compile(r"reelcast metrics on (https?://\S+/metrics)")
 class ServerProcess:
     """``metrics`` serves /metrics on a free port (``metrics_url``); ``separate_stderr`` keeps stderr (the log
     lines) in ``stderr_path`` instead of interleaving it with stdout in ``log_path``; ``args`` are appended
-    to the command line."""
+    to the command line; ``keep_port`` makes every restart listen on the gRPC port the first start got, so
+    that clients can reconnect to the same target."""
 
     def __init__(
         self,
@@ -35,12 +36,14 @@ class ServerProcess:
         metrics: bool = False,
         separate_stderr: bool = False,
         args: Sequence[str] = (),
+        keep_port: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.env = {**os.environ, **(env or {})}
         self.bridge = bridge
         self.metrics = metrics
         self.args = list(args)
+        self.keep_port = keep_port
         self.process: subprocess.Popen[str] | None = None
         self.target = ""
         self.http_base = ""
@@ -58,7 +61,7 @@ class ServerProcess:
             "--data-dir",
             str(self.data_dir),
             "--grpc-listen",
-            "127.0.0.1:0",
+            self.target if self.keep_port and self.target else "127.0.0.1:0",
         ]
         command += ["--http-listen", "127.0.0.1:0"] if self.bridge else ["--no-bridge"]
         command += ["--metrics-listen", "127.0.0.1:0"] if self.metrics else []
