@@ -123,28 +123,32 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-# Most writes one transaction of the group commit holds (SqliteJobStore._write).
-WRITE_BATCH_MAX = 256
+# Most reads and writes the SQLite thread takes from its queue at once (SqliteJobStore._drain); the writes
+# among them share one transaction.
+QUEUE_BATCH_MAX = 256
 
-# A write's result, or the exception it raised.
+# A call's result, or the exception it raised.
 _Outcome = tuple[bool, Any]
 
 
 @dataclass
-class _PendingWrite:
+class _Pending:
+    """A read or write waiting for the SQLite thread."""
+
     apply: Callable[[sqlite3.Connection], Any]
+    write: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
 
 
-def _settle(settled: list[tuple[_PendingWrite, _Outcome]]) -> None:
-    for write, (ok, value) in settled:
-        if write.future.done():  # its caller was cancelled; the write itself stands
+def _settle(answers: list[tuple[_Pending, _Outcome]]) -> None:
+    for pending, (ok, value) in answers:
+        if pending.future.done():  # its caller was cancelled; a write itself stands
             continue
         if ok:
-            write.future.set_result(value)
+            pending.future.set_result(value)
         else:
-            write.future.set_exception(value)
+            pending.future.set_exception(value)
 
 
 def _time_us(job: job_pb2.Job) -> int:
@@ -164,8 +168,8 @@ class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reelcast-sqlite")
-        self._writes: list[_PendingWrite] = []
-        self._writes_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
         self._draining = False
         self._local = threading.local()
         self._path = path
@@ -187,21 +191,27 @@ class SqliteJobStore:
         return connection
 
     async def _run(self, function: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+        """Runs ``function`` (a read) on the SQLite thread."""
+        return await self._enqueue(lambda db: function(), write=False)
 
-    # -- group commit ------------------------------------------------------------------------------------
-    # Writes wait in a queue and the SQLite thread commits every write waiting at once in one transaction
-    # (at most WRITE_BATCH_MAX of them), then wakes their callers with one call into the event loop. A
-    # caller's await returns only after the COMMIT that holds its write, exactly as with a transaction of its
-    # own, so an event is still durable before anyone is told of it; what the batch saves is the
-    # per-transaction and per-thread-hop cost that dominated short jobs (docs/operations.md).
+    # -- the SQLite thread's queue -------------------------------------------------------------------------
+    # Reads and writes wait in one queue that the SQLite thread serves batch after batch until it is empty;
+    # the event loop wakes that thread only when it was idle, and the thread wakes the loop once per batch.
+    # The writes of a batch are committed together in one transaction (group commit). A caller's await
+    # returns only after the COMMIT that holds its write, exactly as with a transaction of its own, so an
+    # event is still durable before anyone is told of it. What this saves is the per-transaction work and,
+    # above all, the thread wake-ups, which cost more than the SQL itself for short jobs
+    # (docs/operations.md).
 
     async def _write(self, apply: Callable[[sqlite3.Connection], T]) -> T:
         """Runs ``apply`` inside a write transaction shared with whatever other writes are waiting."""
+        return await self._enqueue(apply, write=True)
+
+    async def _enqueue(self, apply: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        with self._writes_lock:
-            self._writes.append(_PendingWrite(apply, future, loop))
+        with self._queue_lock:
+            self._queue.append(_Pending(apply, write, future, loop))
             start = not self._draining
             self._draining = True
         if start:
@@ -209,28 +219,37 @@ class SqliteJobStore:
         return await future
 
     def _drain(self) -> None:
-        """On the SQLite thread: commits one batch, then gives queued reads their turn before the next."""
-        with self._writes_lock:
-            batch = self._writes[:WRITE_BATCH_MAX]
-            del self._writes[:WRITE_BATCH_MAX]
-        try:
-            outcomes = self._commit_batch(batch)
-        except Exception as error:  # even ROLLBACK failed: every caller must still hear of it
-            outcomes = [(False, error)] * len(batch)
-        finally:
-            with self._writes_lock:
-                more = bool(self._writes)
-                self._draining = more
-            if more:
-                self._executor.submit(self._drain)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_PendingWrite, _Outcome]]] = {}
-        for write, outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(write.loop, []).append((write, outcome))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, settled)
+        """On the SQLite thread: serves the queue until it is empty. The writes of a batch go first, in one
+        transaction; a read in the same batch was not ordered after them by anyone (its caller would have
+        awaited the write first), so either order is correct, and this one lets a read see them."""
+        while True:
+            with self._queue_lock:
+                batch = self._queue[:QUEUE_BATCH_MAX]
+                del self._queue[:QUEUE_BATCH_MAX]
+                if not batch:
+                    self._draining = False
+                    return
+            writes = [pending for pending in batch if pending.write]
+            try:
+                outcomes = self._commit_batch(writes) if writes else []
+            except Exception as error:  # even ROLLBACK failed: every caller must still hear of it
+                outcomes = [(False, error)] * len(writes)
+            settled = list(zip(writes, outcomes, strict=True))
+            settled += [(pending, self._read(pending)) for pending in batch if not pending.write]
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, _Outcome]]] = {}
+            for pending, outcome in settled:
+                by_loop.setdefault(pending.loop, []).append((pending, outcome))
+            for loop, answers in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, answers)
 
-    def _commit_batch(self, batch: list[_PendingWrite]) -> list[_Outcome]:
+    def _read(self, pending: _Pending) -> _Outcome:
+        try:
+            return (True, pending.apply(self._db))
+        except Exception as error:
+            return (False, error)
+
+    def _commit_batch(self, batch: list[_Pending]) -> list[_Outcome]:
         db = self._db
         if len(batch) > 1:
             try:
@@ -246,7 +265,7 @@ class SqliteJobStore:
         return [self._commit_one(db, write) for write in batch]
 
     @staticmethod
-    def _commit_one(db: sqlite3.Connection, write: _PendingWrite) -> _Outcome:
+    def _commit_one(db: sqlite3.Connection, write: _Pending) -> _Outcome:
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -419,12 +438,7 @@ class SqliteJobStore:
 
     async def close(self) -> None:
         def close_connection() -> None:
-            # Writes still queued (their drain may come after this in the executor) are committed first.
-            while True:
-                with self._writes_lock:
-                    if not self._writes:
-                        break
-                self._drain()
+            # Writes queued before this call are committed first: a batch runs its writes before its reads.
             self._db.close()
 
         await self._run(close_connection)
