@@ -4,25 +4,23 @@ Everything that can fail is checked before the response starts (an unknown job i
 ``Last-Event-ID`` a 400). After that the stream only ends: at the terminal event, or when the upstream
 breaks, in which case the browser reconnects with ``Last-Event-ID`` and resumes exactly.
 
-sse-starlette frames the events and sends the periodic ``: ping``; the first ping is our first event, so it
-goes out at once together with the ``retry:`` hint. Nothing here compresses, and the responses say
-``Cache-Control: no-store`` and ``X-Accel-Buffering: no`` so proxies neither cache nor buffer them.
+bridge/eventstream.py writes the stream and its periodic ``: ping``; the first ping goes out at once together
+with the ``retry:`` hint. Nothing here compresses, and the responses say ``Cache-Control: no-store`` and
+``X-Accel-Buffering: no`` so proxies neither cache nor buffer them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import Callable
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
+from reelcast.bridge.eventstream import EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
-from reelcast.bridge.metrics import SSE_CONNECTIONS, SSE_DELIVERY_LATENCY, SSE_EVENTS_SENT
+from reelcast.bridge.metrics import SSE_DELIVERY_LATENCY, SSE_EVENTS_SENT
 from reelcast.bridge.problems import ApiError, Violation
 from reelcast.bridge.rest import fetch_job_and_caller
 from reelcast.bridge.sse import (
@@ -30,7 +28,6 @@ from reelcast.bridge.sse import (
     MultiCursor,
     ProjectedEvent,
     parse_sequence,
-    ping,
 )
 from reelcast.bridge.state import (
     BridgeState,
@@ -40,11 +37,9 @@ from reelcast.bridge.state import (
     grpc_metadata,
     is_job_id,
 )
-from reelcast.bridge.upstream import FeedEndedError, JobFeed, SubscriberOverflowError, Subscription
+from reelcast.bridge.upstream import JobFeed, Subscription
 from reelcast.jobs.v1 import job_service_pb2
 from reelcast.server import errors
-
-SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def resume_cursor(request: Request) -> str:
@@ -53,43 +48,29 @@ def resume_cursor(request: Request) -> str:
     return request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
 
 
-def _event_stream(state: BridgeState, chunks: AsyncGenerator[bytes], user: str, kind: str) -> Response:
-    """The SSE response, holding one of ``user``'s stream slots until it ends (429 if none is free).
-
-    ``chunks`` are pre-framed SSE bytes, each holding every event that was waiting: one send per wake-up.
-    """
-
-    async def framed() -> AsyncIterator[ServerSentEvent | bytes]:
-        yield ping(state.settings.retry_ms)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk
-
-    state.slots.acquire(user)
-    response = EventSourceResponse(
-        framed(),
-        headers=SSE_HEADERS,
-        ping=state.settings.heartbeat_seconds,
-        ping_message_factory=ping,
-        send_timeout=state.settings.send_timeout_seconds,
+def _event_stream(
+    state: BridgeState,
+    subscription: Subscription,
+    encode: Callable[[list[ProjectedEvent]], bytes],
+    user: str,
+    kind: str,
+) -> Response:
+    """The SSE response, holding one of ``user``'s stream slots until it ends (429 if none is free)."""
+    try:
+        state.slots.acquire(user)
+    except ApiError:
+        subscription.close()
+        raise
+    settings = state.settings
+    response = EventStreamResponse(
+        subscription,
+        encode,
+        kind=kind,
+        retry_ms=settings.retry_ms,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        send_timeout_seconds=settings.send_timeout_seconds,
     )
-    return _CountedResponse(SlotHoldingResponse(response, state.slots, user), kind)
-
-
-class _CountedResponse(Response):
-    """Counts an SSE response in ``reelcast_sse_connections`` for as long as it runs."""
-
-    def __init__(self, response: Response, kind: str) -> None:
-        # Deliberately not calling Response.__init__: this only wraps ``response``, which sends everything.
-        self.response = response
-        self.gauge = SSE_CONNECTIONS.labels(stream=kind)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.gauge.inc()
-        try:
-            await self.response(scope, receive, send)
-        finally:
-            self.gauge.dec()
+    return SlotHoldingResponse(response, state.slots, user)
 
 
 def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
@@ -100,6 +81,11 @@ def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
     for event in batch:
         if event.stamp:
             observe(max(0.0, now - event.stamp))
+
+
+def _job_frames(batch: list[ProjectedEvent]) -> bytes:
+    _delivered(batch, "job")
+    return b"".join([event.frame for event in batch])
 
 
 async def _authorized_feed(request: Request, state: BridgeState, job_id: str) -> tuple[JobFeed, str]:
@@ -135,18 +121,7 @@ async def job_events(request: Request) -> Response:
     # 404 (or 401, or any error) before the stream starts. The feed is the caller's own: it watches with the
     # caller's credential, so what it replays is exactly what WatchJob lets this caller see.
     feed, user = await _authorized_feed(request, state, job_id)
-    subscription = feed.follow(after)
-
-    async def chunks() -> AsyncGenerator[bytes]:
-        async with contextlib.aclosing(subscription.batches()) as batches:
-            try:
-                async for batch in batches:
-                    _delivered(batch, "job")
-                    yield b"".join([event.frame for event in batch])
-            except (FeedEndedError, SubscriberOverflowError):
-                return  # the response ends; the client resumes from its last id
-
-    return _event_stream(state, chunks(), user, "job")
+    return _event_stream(state, feed.follow(after), _job_frames, user, "job")
 
 
 async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[str], str]:
@@ -190,19 +165,18 @@ async def events(request: Request) -> Response:
     cursor = cursor.restricted_to(job_ids)
     positions = {job_id: cursor.position(job_id) for job_id in job_ids}
     feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
-    return _event_stream(state, _merged(Subscription(feeds), cursor), user, "multi")
+    return _event_stream(state, Subscription(feeds), _multi_frames(cursor), user, "multi")
 
 
-async def _merged(subscription: Subscription, cursor: MultiCursor) -> AsyncGenerator[bytes]:
-    """Interleaves the jobs' events as they arrive; each event's id is the cursor including it."""
-    async with contextlib.aclosing(subscription.batches()) as batches:
-        try:
-            async for batch in batches:
-                _delivered(batch, "multi")
-                frames = []
-                for event in batch:
-                    cursor.advance(event.progress)
-                    frames.append(event.multi_frame(cursor))
-                yield b"".join(frames)
-        except (FeedEndedError, SubscriberOverflowError):
-            return  # one job's upstream broke: end, the client resumes every job exactly
+def _multi_frames(cursor: MultiCursor) -> Callable[[list[ProjectedEvent]], bytes]:
+    """Frames the jobs' events as they arrive; each event's id is the connection's cursor including it."""
+
+    def encode(batch: list[ProjectedEvent]) -> bytes:
+        _delivered(batch, "multi")
+        frames = []
+        for event in batch:
+            cursor.advance(event.progress)
+            frames.append(event.multi_frame(cursor))
+        return b"".join(frames)
+
+    return encode

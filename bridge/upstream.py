@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1024
 LINGER_SECONDS = 30.0
+# A feed wakes its subscribers at once for an event after a quiet spell (the usual case: progress every few
+# hundred milliseconds). Events closer together wait for a wake-up that carries all of them: the window grows
+# with the subscribers (their writes are the cost it saves) within these bounds.
+QUIET_SECONDS = 0.05
+MIN_WAKE_WINDOW = 0.002
+MAX_WAKE_WINDOW = 0.015
+WAKE_WINDOW_PER_SUBSCRIBER = 0.00001
 
 
 class FeedEndedError(Exception):
@@ -72,20 +79,29 @@ def _coalescible(queued: object, item: ProjectedEvent) -> bool:
     )
 
 
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Subscriber:
     """A bounded, coalescing queue between the feeds of one SSE response and that response.
 
-    The response takes everything queued at once (:meth:`take`) and writes it in one send: under load, one
-    wake-up and one socket write carry many events instead of one each.
+    The response takes everything queued at once (:meth:`take`) and writes it in one send. Feeds queue
+    events at once but, within a burst, wake their subscribers once per window (``MIN_WAKE_WINDOW`` to
+    ``MAX_WAKE_WINDOW``): one wake-up and one socket write then carry many events instead of one each (the
+    write, a system call, is the cost that counts).
     """
 
     def __init__(self) -> None:
         self.items: deque[ProjectedEvent | _Ended | SubscriberOverflowError] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self.interrupted = False
         self.overflowed = False
         self.coalesced = 0
 
     def offer(self, item: ProjectedEvent | _Ended) -> None:
+        """Queues ``item``; the feed wakes the subscriber (:meth:`wake`) when it sees fit."""
         if self.overflowed:
             return
         items = self.items
@@ -100,18 +116,33 @@ class _Subscriber:
             items.append(SubscriberOverflowError())
         else:
             items.append(item)
+
+    def wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def take(self) -> list[ProjectedEvent | _Ended | SubscriberOverflowError]:
-        """Everything queued, waiting for at least one item."""
-        while not self.items:
-            self._waiter = asyncio.get_running_loop().create_future()
+    def interrupt(self) -> None:
+        """The client went away: the response stops waiting."""
+        self.interrupted = True
+        self.wake()
+
+    async def take(self, timeout: float) -> list[ProjectedEvent | _Ended | SubscriberOverflowError] | None:
+        """Everything queued, waiting up to ``timeout`` seconds for something; None if nothing came (or the
+        client went away)."""
+        if not self.items:
+            if self.interrupted:
+                return None
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _release, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
+            if not self.items or self.interrupted:
+                return None
         taken = list(self.items)
         self.items.clear()
         return taken
@@ -132,6 +163,8 @@ class JobFeed:
         self.caller: str | None = None
         self.task = asyncio.create_task(self._pump(), name=f"reelcast-feed-{job_id}")
         self._linger: asyncio.TimerHandle | None = None
+        self._last_event_at = 0.0
+        self._wake_handle: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -155,6 +188,7 @@ class JobFeed:
                 if event.terminal:
                     self.finished = True
                     break
+                self._wake_soon()
             if not self.finished:
                 self.failure = FeedEndedError("upstream ended before the terminal event")
         except asyncio.CancelledError:
@@ -170,10 +204,32 @@ class JobFeed:
             ended = _Ended(self)
             for subscriber in list(self.subscribers):
                 subscriber.offer(ended)
+            self._wake_now()
             if self.failure is not None:
                 self.hub.forget(self)  # a broken feed must not serve later subscribers
             else:
                 self.schedule_linger()
+
+    def _wake_soon(self) -> None:
+        """Wakes the subscribers now after a quiet spell, else once the window of this burst closes."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        quiet = now - self._last_event_at >= QUIET_SECONDS
+        self._last_event_at = now
+        if self._wake_handle is not None:
+            return
+        if quiet:
+            self._wake_now()
+            return
+        window = MIN_WAKE_WINDOW + WAKE_WINDOW_PER_SUBSCRIBER * len(self.subscribers)
+        self._wake_handle = loop.call_at(now + min(window, MAX_WAKE_WINDOW), self._wake_now)
+
+    def _wake_now(self) -> None:
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+            self._wake_handle = None
+        for subscriber in self.subscribers:
+            subscriber.wake()
 
     def replay_after(self, after_sequence: int) -> list[ProjectedEvent]:
         """What a subscriber with cursor ``after_sequence`` is owed from memory.
@@ -214,7 +270,7 @@ class JobFeed:
 class Subscription:
     """One SSE response following one or more feeds (several on ``/api/events``) through one queue.
 
-    :meth:`batches` yields, in order per job, every event after each feed's cursor up to its terminal one:
+    :meth:`next_batch` returns, in order per job, every event after each feed's cursor up to its terminal one:
     first the backlog from memory, then live events as they arrive, as many per batch as are waiting. It
     raises :class:`FeedEndedError` (after delivering what came before) when a feed broke, and
     :class:`SubscriberOverflowError` when the subscriber fell too far behind; the client then resumes
@@ -228,6 +284,7 @@ class Subscription:
         self._open: set[str] = set()  # jobs whose terminal event has not been delivered
         self._backlog: list[ProjectedEvent] = []
         self._failure: FeedEndedError | None = None
+        self._overflowed: SubscriberOverflowError | None = None
         self._registered: list[JobFeed] = []
         # Snapshots and registrations happen without an await between them: no event can fall in a gap.
         for feed, after in feeds:
@@ -250,39 +307,56 @@ class Subscription:
                 feed.cancel_linger()
                 self._registered.append(feed)
 
-    async def batches(self) -> AsyncGenerator[list[ProjectedEvent]]:
-        try:
-            if self._backlog:
-                backlog, self._backlog = self._backlog, []
-                yield backlog
-            if self._failure is not None:
-                raise self._failure
-            cursors, still_open = self._cursors, self._open
-            while still_open:
-                batch: list[ProjectedEvent] = []
-                stop: Exception | None = None
-                for item in await self.subscriber.take():
-                    if isinstance(item, ProjectedEvent):
-                        job_id = item.job_id
-                        if job_id not in still_open or item.sequence <= cursors[job_id]:
-                            continue  # already in the backlog
-                        batch.append(item)
-                        cursors[job_id] = item.sequence
-                        if item.terminal:
-                            still_open.discard(job_id)
-                    elif isinstance(item, _Ended):
-                        if item.feed.failure is not None and item.feed.job_id in still_open:
-                            stop = FeedEndedError(str(item.feed.failure))
-                            break
-                    else:
-                        stop = item
+    @property
+    def complete(self) -> bool:
+        """Every job's terminal event was delivered: the stream is over."""
+        return not self._backlog and not self._open and self._failure is None
+
+    def interrupt(self) -> None:
+        """The client went away: a pending :meth:`next_batch` returns None at once."""
+        self.subscriber.interrupt()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.subscriber.interrupted
+
+    async def next_batch(self, timeout: float) -> list[ProjectedEvent] | None:
+        """The events owed now, in order per job (the backlog first); None if none came within ``timeout``
+        seconds (time for a heartbeat) or the client went away; ``[]`` once :attr:`complete`."""
+        if self._backlog:
+            backlog, self._backlog = self._backlog, []
+            return backlog
+        if self._failure is not None:
+            raise self._overflowed or self._failure
+        cursors, still_open = self._cursors, self._open
+        while still_open:
+            items = await self.subscriber.take(timeout)
+            if items is None:
+                return None
+            batch: list[ProjectedEvent] = []
+            for item in items:
+                if isinstance(item, ProjectedEvent):
+                    job_id = item.job_id
+                    if job_id not in still_open or item.sequence <= cursors[job_id]:
+                        continue  # already in the backlog
+                    batch.append(item)
+                    cursors[job_id] = item.sequence
+                    if item.terminal:
+                        still_open.discard(job_id)
+                elif isinstance(item, _Ended):
+                    if item.feed.failure is not None and item.feed.job_id in still_open:
+                        # What came before the break goes out first; the next call raises.
+                        self._failure = FeedEndedError(str(item.feed.failure))
                         break
-                if batch:
-                    yield batch
-                if stop is not None:
-                    raise stop
-        finally:
-            self.close()
+                else:
+                    self._failure = FeedEndedError("subscriber overflowed")
+                    self._overflowed = item
+                    break
+            if batch:
+                return batch
+            if self._failure is not None:
+                raise self._overflowed or self._failure
+        return []
 
     def close(self) -> None:
         """Leaves every feed (idempotent)."""
