@@ -330,9 +330,7 @@ class JobRunner:
             job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
         )
         work_dir = self.settings.work_dir(job.id)
-        # Off the loop: a mkdir costs little, but the loop thread then waits for the GIL to come back, which
-        # under load made it one of the dearest steps of a short job.
-        await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
         # A first attempt has no checkpoints: the attempt count is stored (with the Running event above)
         # before any stage runs, so only a resumed job can have any, and a fresh one skips the read.
         checkpoints = await self.store.checkpoints(job.id) if resumed else {}
