@@ -12,7 +12,7 @@ import grpc
 from grpc import aio
 
 from reelcast.client.connection import Connection, new_correlation_id
-from reelcast.client.errors import ReelcastError, from_rpc_error
+from reelcast.client.errors import CallCancelledError, ReelcastError, from_rpc_error
 from reelcast.client.retry import RetryPolicy
 from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
 from reelcast.client.watch import WatchState
@@ -54,6 +54,7 @@ class AsyncClient:
             target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
         )
         self._channel: aio.Channel | None = None
+        self._closed = False
         self._stub: JobServiceAsyncStub | None = None
 
     @property
@@ -61,6 +62,8 @@ class AsyncClient:
         return self.connection.target
 
     def _service(self) -> JobServiceAsyncStub:
+        if self._closed:
+            raise RuntimeError("the client is closed")
         if self._stub is None:
             credentials = self.connection.credentials()
             options = self.connection.options()
@@ -72,7 +75,8 @@ class AsyncClient:
         return self._stub
 
     async def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
+        """Closes the channel; calls in flight are cancelled, and watches end with CallCancelledError."""
+        self._closed = True
         if self._channel is not None:
             channel, self._channel, self._stub = self._channel, None, None
             await channel.close()
@@ -101,6 +105,18 @@ class AsyncClient:
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error, sent) from error
+        except asyncio.CancelledError:
+            self._raise_if_closed(sent)
+            raise
+
+    def _raise_if_closed(self, correlation_id: str) -> None:
+        """grpc.aio ends the calls of a closed channel with ``asyncio.CancelledError``; when the task itself
+        was not cancelled, that is the client being closed, and it is reported as such."""
+        task = asyncio.current_task()
+        if self._closed and task is not None and not task.cancelling():
+            raise CallCancelledError(
+                grpc.StatusCode.CANCELLED, "the client was closed", correlation_id=correlation_id
+            ) from None
 
     async def create_job(
         self,
@@ -227,8 +243,13 @@ class AsyncClient:
                 error = state.ended_early(sent)
             except grpc.RpcError as failure:
                 error = from_rpc_error(failure, sent)
+            except asyncio.CancelledError:
+                self._raise_if_closed(sent)
+                raise
             finally:
                 call.cancel()
+            if self._closed:  # the call was cancelled by close(), not by the server
+                raise error
             await asyncio.sleep(state.delay_after(error))
 
     async def read_artifact(

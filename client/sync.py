@@ -48,6 +48,7 @@ class Client:
             target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
         )
         self._channel: grpc.Channel | None = None
+        self._closed = False
         self._stub: job_service_pb2_grpc.JobServiceStub | None = None
 
     @property
@@ -55,6 +56,8 @@ class Client:
         return self.connection.target
 
     def _service(self) -> job_service_pb2_grpc.JobServiceStub:
+        if self._closed:
+            raise RuntimeError("the client is closed")
         if self._stub is None:
             credentials = self.connection.credentials()
             options = self.connection.options()
@@ -66,7 +69,8 @@ class Client:
         return self._stub
 
     def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
+        """Closes the channel; calls in flight are cancelled, and watches end with CallCancelledError."""
+        self._closed = True
         if self._channel is not None:
             channel, self._channel, self._stub = self._channel, None, None
             channel.close()
@@ -220,6 +224,8 @@ class Client:
                 error = from_rpc_error(failure, sent)
             finally:
                 call.cancel()
+            if self._closed:  # the call was cancelled by close(), not by the server
+                raise error
             time.sleep(state.delay_after(error))
 
     def read_artifact(

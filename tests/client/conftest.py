@@ -56,22 +56,35 @@ async def hanging_server(settings: Settings) -> AsyncIterator[ReelcastServer]:
         await server.stop(grace=0.5)
 
 
-@pytest.fixture
-async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
-    """Authentication on, with keys for alice and bob."""
+async def _secured(tmp_path: Path, hang_at: str | None = None) -> AsyncIterator[Secured]:
     settings = Settings(
         data_dir=tmp_path / "secured",
         grpc_listen="127.0.0.1:0",
         progress_min_interval_seconds=0.0,
         shutdown_grace_seconds=0.5,
         auth_required=True,
+        key_recheck_seconds=0.25,
     )
-    server = await _started(settings, delay=0.0)
+    server = await _started(settings, delay=0.0, hang_at=hang_at)
     keys = {user: server.keys.create(user)[1] for user in ("alice", "bob")}
     try:
         yield Secured(server, keys)
     finally:
         await server.stop(grace=0.5)
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
+    """Authentication on, with keys for alice and bob."""
+    async for deployment in _secured(tmp_path):
+        yield deployment
+
+
+@pytest.fixture
+async def secured_hanging(tmp_path: Path) -> AsyncIterator[Secured]:
+    """Authentication on; jobs wait in their render stage until cancelled."""
+    async for deployment in _secured(tmp_path, hang_at="render"):
+        yield deployment
 
 
 @pytest.fixture

@@ -83,6 +83,46 @@ async def test_another_users_job_is_not_found(secured: Secured) -> None:
             await asyncio.wait_for(_drain(bob, job.id), HANG_TIMEOUT)
 
 
+async def test_a_key_revoked_mid_watch_ends_the_watch_without_reconnecting(secured_hanging: Secured) -> None:
+    server = secured_hanging.server
+    async with AsyncClient(server.target, api_key=secured_hanging.keys["alice"], retry=PATIENT) as client:
+        job = await client.create_job(topic="Revoked")
+        seen: list[str] = []
+
+        async def watch() -> None:
+            async for event in client.watch_job(job.id):
+                seen.append(event.message)
+                if event.message == "hanging":
+                    key_id = next(key.id for key in server.keys.list() if key.user == "alice")
+                    server.keys.revoke(key_id)
+
+        with pytest.raises(UnauthenticatedError) as failure:
+            await asyncio.wait_for(watch(), HANG_TIMEOUT)
+    assert seen[-1] == "hanging"
+    assert failure.value.code == "E020-UNAUTHENTICATED"
+
+
+async def test_closing_the_client_ends_a_running_watch(secured_hanging: Secured) -> None:
+    from reelcast.client import CallCancelledError
+
+    client = AsyncClient(secured_hanging.server.target, api_key=secured_hanging.keys["bob"], retry=PATIENT)
+    job = await client.create_job(topic="Closed")
+    hanging = asyncio.Event()
+
+    async def watch() -> None:
+        async for event in client.watch_job(job.id):
+            if event.message == "hanging":
+                hanging.set()
+
+    watching = asyncio.create_task(watch())
+    await asyncio.wait_for(hanging.wait(), HANG_TIMEOUT)
+    await client.close()
+    with pytest.raises(CallCancelledError):
+        await asyncio.wait_for(watching, HANG_TIMEOUT)
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_job(job.id)
+
+
 async def _drain(client: AsyncClient, job_id: str) -> None:
     async for _ in client.watch_job(job_id):
         pass
