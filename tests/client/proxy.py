@@ -1,7 +1,8 @@
 """A real TCP proxy on 127.0.0.1 for resumption tests: it forwards bytes both ways and, on :meth:`cut`,
 aborts every open connection (an RST on both sides, as a dropped network path or a crashed load balancer
-does). It keeps listening, so the client's reconnection goes through it again. Test code, not a stand-in for
-any part of reelcast: the client and the server on either side are the real ones."""
+does); ``refuse_first`` resets the first connections at once. It keeps listening, so the client's
+reconnection goes through it again. Test code, not a stand-in for any part of reelcast: the client and the
+server on either side are the real ones."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import contextlib
 
 
 class CuttingProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, refuse_first: int = 0) -> None:
         self.upstream = upstream
+        # Connections to reset at once, before any byte is forwarded (a server not up yet).
+        self.refuse_first = refuse_first
         self.accepted = 0
         self.cuts = 0
         self._server: asyncio.Server | None = None
@@ -33,6 +36,9 @@ class CuttingProxy:
         self.accepted += 1
         async with self._accepting:
             self._accepting.notify_all()
+        if self.accepted <= self.refuse_first:
+            client_writer.transport.abort()
+            return
         host, port = self.upstream.rsplit(":", 1)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))

@@ -186,3 +186,24 @@ async def test_an_unreachable_server_is_unavailable_without_a_catalogue_code() -
 
 async def _collect(client: AsyncClient, job_id: str, after: int = 0) -> list[job_pb2.JobProgress]:
     return [event async for event in client.watch_job(job_id, after)]
+
+
+async def test_unary_calls_are_retried_on_unavailable_by_the_retry_policy(
+    open_server: ReelcastServer,
+) -> None:
+    from reelcast.client import NO_RETRY, RetryPolicy, UnavailableError
+    from tests.client.proxy import CuttingProxy
+
+    flaky = await CuttingProxy(open_server.target, refuse_first=2).start()
+    try:
+        async with AsyncClient(flaky.target, retry=NO_RETRY) as client:
+            with pytest.raises(UnavailableError):
+                await client.list_stages()
+        flaky.accepted = 0
+        retrying = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
+        async with AsyncClient(flaky.target, retry=retrying) as client:
+            job = await client.create_job(topic="Created on a later attempt")
+            assert flaky.accepted >= 3
+            assert [j.id async for j in client.list_jobs()].count(job.id) == 1
+    finally:
+        await flaky.close()
