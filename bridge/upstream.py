@@ -79,11 +79,6 @@ def _coalescible(queued: object, item: ProjectedEvent) -> bool:
     )
 
 
-def _release(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class _Subscriber:
     """A bounded, coalescing queue between the feeds of one SSE response and that response.
 
@@ -127,25 +122,26 @@ class _Subscriber:
         self.interrupted = True
         self.wake()
 
-    async def take(self, timeout: float) -> list[ProjectedEvent | _Ended | SubscriberOverflowError] | None:
-        """Everything queued, waiting up to ``timeout`` seconds for something; None if nothing came (or the
-        client went away)."""
+    async def take(self) -> list[ProjectedEvent | _Ended | SubscriberOverflowError] | None:
+        """Everything queued, waiting for something; None if woken with nothing queued (a heartbeat is due,
+        or the client went away)."""
         if not self.items:
             if self.interrupted:
                 return None
-            loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(timeout, _release, waiter)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
             if not self.items or self.interrupted:
                 return None
         taken = list(self.items)
         self.items.clear()
         return taken
+
+    @property
+    def waiting(self) -> bool:
+        return self._waiter is not None
 
 
 class JobFeed:
@@ -320,9 +316,17 @@ class Subscription:
     def interrupted(self) -> bool:
         return self.subscriber.interrupted
 
-    async def next_batch(self, timeout: float) -> list[ProjectedEvent] | None:
-        """The events owed now, in order per job (the backlog first); None if none came within ``timeout``
-        seconds (time for a heartbeat) or the client went away; ``[]`` once :attr:`complete`."""
+    def wake(self) -> None:
+        """Ends a pending :meth:`next_batch` with None (a heartbeat is due)."""
+        self.subscriber.wake()
+
+    @property
+    def waiting(self) -> bool:
+        return self.subscriber.waiting
+
+    async def next_batch(self) -> list[ProjectedEvent] | None:
+        """The events owed now, in order per job (the backlog first); None if woken without any (a heartbeat
+        is due, see :meth:`wake`) or the client went away; ``[]`` once :attr:`complete`."""
         if self._backlog:
             backlog, self._backlog = self._backlog, []
             return backlog
@@ -330,7 +334,7 @@ class Subscription:
             raise self._overflowed or self._failure
         cursors, still_open = self._cursors, self._open
         while still_open:
-            items = await self.subscriber.take(timeout)
+            items = await self.subscriber.take()
             if items is None:
                 return None
             batch: list[ProjectedEvent] = []
