@@ -114,6 +114,7 @@ async def _openapi(request: Request) -> Response:
 
 ROUTES = [
     Route("/healthz", rest.healthz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/api/openapi.json", _openapi, methods=["GET"]),
     Route("/login", login.login, methods=["GET"]),
     Route("/api/session", login.open_session, methods=["POST"]),
@@ -234,9 +235,9 @@ def create_app(
         )
     )
     serve_metrics = metrics_route if metrics_route is not None else metrics_route_enabled()
-    metrics_routes = [Route("/metrics", metrics, methods=["GET"])] if serve_metrics else []
+    routes = [route for route in ROUTES if serve_metrics or getattr(route, "path", "") != "/metrics"]
     return Starlette(
-        routes=[*ROUTES, *metrics_routes, *web.ROUTES],
+        routes=[*routes, *web.ROUTES],
         middleware=middleware,
         exception_handlers={
             ApiError: _problem,

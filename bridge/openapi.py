@@ -316,6 +316,14 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json("Health"), "503": _error("JobService unreachable (E013)")},
         }
     },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text format); off with REELCAST_BRIDGE_METRICS=off",
+            "responses": {
+                "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            },
+        }
+    },
     "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
     "/api/stages": {
         "get": {
@@ -415,7 +423,7 @@ PATHS: dict[str, Any] = {
 }
 
 
-_OPEN_PATHS = {"/healthz", "/api/openapi.json", "/login", "/api/session"}
+_OPEN_PATHS = {"/healthz", "/metrics", "/api/openapi.json", "/login", "/api/session"}
 _TOKEN_PATHS = {
     "/api/jobs/{jobId}",
     "/api/jobs/{jobId}/events",
