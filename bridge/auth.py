@@ -36,9 +36,9 @@ SESSION_COOKIE = "reelcast_session"
 # How a stream token travels as a credential (the server checks its signature and expiry; the bridge cannot).
 STREAM_TOKEN_PREFIX = "StreamToken "
 MAX_SESSIONS = 10_000
-# Routes anyone may call: liveness, metrics (counts and timings only; bridge/metrics.py), the API description,
-# logging in, and the web page with its static files (the page holds no data; it logs in, then calls the API).
-OPEN_PATHS = frozenset({"/", "/healthz", "/metrics", "/api/openapi.json", "/api/session", "/login"})
+# Routes anyone may call: liveness, the API description, logging in, and the web page with its static files
+# (the page holds no data; it logs in, then calls the API).
+OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/login"})
 OPEN_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The routes a stream token may open (GET only), and how long a key checked with the server stays checked.

@@ -3,11 +3,13 @@
 The series live in prometheus_client's default registry, like the job server's (server/metrics.py): in
 ``reelcast serve`` both run in one process, so one scrape of the bridge's ``/metrics`` shows both.
 
-``/metrics`` is open, like ``/healthz`` and like the server's ``--metrics-listen`` port: Prometheus scrapes
-without credentials in most deployments, and nchan, Mercure and grpc-gateway setups keep metrics away from the
-public by network (an ``allow`` list, an admin address) rather than by API key. The series carry counts and
-timings, never job ids, users or keys. An operator whose bridge faces the internet turns the route off with
-``REELCAST_BRIDGE_METRICS=off`` and scrapes ``--metrics-listen`` on a private address instead.
+``/metrics`` follows the bridge's authentication rule: with authentication on (the default) it takes any valid
+API key or session, so Prometheus scrapes it with a bearer key (``authorization: credentials_file`` in its
+scrape config), as Gitea's and Grafana's metrics endpoints do; with authentication off it is open. Metrics
+without any credential come from the server's ``--metrics-listen`` port, unauthenticated and bound to a
+private address, which is how nchan, Mercure and grpc-gateway deployments keep metrics from the public: by
+network. The series carry counts and timings, never job ids, users or keys. ``REELCAST_BRIDGE_METRICS=off``
+removes the route.
 """
 
 from __future__ import annotations

@@ -318,7 +318,7 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (text format); off with REELCAST_BRIDGE_METRICS=off",
+            "summary": "Prometheus metrics (text format), any valid key; REELCAST_BRIDGE_METRICS=off removes it",
             "responses": {
                 "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
             },
@@ -423,7 +423,7 @@ PATHS: dict[str, Any] = {
 }
 
 
-_OPEN_PATHS = {"/healthz", "/metrics", "/api/openapi.json", "/login", "/api/session"}
+_OPEN_PATHS = {"/healthz", "/api/openapi.json", "/login", "/api/session"}
 _TOKEN_PATHS = {
     "/api/jobs/{jobId}",
     "/api/jobs/{jobId}/events",

@@ -118,10 +118,16 @@ async def test_multi_job_streams_are_counted_as_their_own_kind(
         await client.post(f"/api/jobs/{job['jobId']}/cancel")
 
 
-async def test_metrics_need_no_credential_and_can_be_turned_off(start_bridge: BridgeFactory) -> None:
+async def test_metrics_follow_the_bridges_authentication_rule_and_can_be_turned_off(
+    start_bridge: BridgeFactory,
+) -> None:
     guarded = await start_bridge(auth_required=True)
     async with httpx.AsyncClient(base_url=guarded, timeout=HANG_TIMEOUT) as client:
-        assert (await client.get("/api/jobs")).status_code == 401
+        refused = await client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.json()["errorCode"] == "E020-UNAUTHENTICATED"
+        # This test server accepts any key (its own authentication is off); the bridge asked it.
+        client.headers["Authorization"] = "Bearer any-key-the-server-accepts"
         samples = await scrape(client)
         assert ("reelcast_sse_connections", (("stream", "job"),)) in samples
     without = await start_bridge(metrics_route=False)
