@@ -318,7 +318,7 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (text format), any valid key; REELCAST_BRIDGE_METRICS=off removes it",
+            "summary": "Prometheus metrics (text format); REELCAST_BRIDGE_METRICS=off removes the route",
             "responses": {
                 "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
             },
