@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 STALL_CHECK_SECONDS = 1.0
 # How long one free-space reading of the data dir is trusted (see JobRunner._check_free_disk).
 DISK_CHECK_SECONDS = 1.0
+# How long after its end a job's latest sequence stays in the notifier for watchers still on their way.
+FORGET_AFTER_SECONDS = 10.0
 
 
 def job_error(error: ReelcastError) -> job_pb2.JobError:
@@ -376,6 +378,10 @@ class JobRunner:
                 log.exception("job %s: stage %s raised", job.id, current)
             detail = f"Stage '{current}' failed unexpectedly ({type(unexpected).__name__})."
             await self._fail(recorder, ReelcastError(errors.STAGE_FAILED, detail), stage=current)
+        finally:
+            # Not at once: a watcher that read the log just before the last event and has not begun to wait
+            # yet would find no sequence to wake it and sleep until its recheck.
+            asyncio.get_running_loop().call_later(FORGET_AFTER_SECONDS, self.notifier.forget, job.id)
 
     async def _check_free_disk(self) -> None:
         # One reading serves every stage that starts within DISK_CHECK_SECONDS (hundreds of short jobs a

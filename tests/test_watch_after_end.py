@@ -1,6 +1,6 @@
 """A watcher that reads a job's log just before the job's last event and waits just after the job ended must
-still be woken: the runner keeps the job's latest sequence in the notifier after the job ends (the notifier
-forgets old jobs by itself, beyond the ten thousand most recent)."""
+still be woken: the runner keeps the job's latest sequence in the notifier for a while after the job ends,
+rather than dropping it with the last event."""
 
 from __future__ import annotations
 
