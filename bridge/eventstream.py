@@ -22,7 +22,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from reelcast.bridge.metrics import SSE_CONNECTIONS
+from reelcast.bridge.metrics import CONNECTIONS_BY_KIND
 from reelcast.bridge.sse import ProjectedEvent, ping
 from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError, Subscription
 
@@ -118,7 +118,7 @@ class EventStreamResponse(Response):
             await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        gauge = SSE_CONNECTIONS.labels(stream=self.kind)
+        gauge = CONNECTIONS_BY_KIND[self.kind]
         gauge.inc()
 
         async def listen_for_disconnect() -> None:

@@ -41,9 +41,10 @@ UPSTREAM_STREAMS = Gauge(
     "reelcast_bridge_upstream_streams", "Open upstream WatchJob streams (one per job and credential watched)."
 )
 
-for _kind in STREAM_KINDS:  # every kind is exported from the start, zero included
-    SSE_CONNECTIONS.labels(stream=_kind)
-    SSE_EVENTS_SENT.labels(stream=_kind)
+# Bound once: ``labels()`` costs more than the increment, and a stream counts every batch it writes. Every
+# kind is thereby exported from the start, zero included.
+CONNECTIONS_BY_KIND = {kind: SSE_CONNECTIONS.labels(stream=kind) for kind in STREAM_KINDS}
+EVENTS_SENT_BY_KIND = {kind: SSE_EVENTS_SENT.labels(stream=kind) for kind in STREAM_KINDS}
 
 _OFF = frozenset({"0", "off", "false", "no"})
 

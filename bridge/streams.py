@@ -20,7 +20,7 @@ from starlette.responses import Response
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.eventstream import EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
-from reelcast.bridge.metrics import SSE_DELIVERY_LATENCY, SSE_EVENTS_SENT
+from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
 from reelcast.bridge.problems import ApiError, Violation
 from reelcast.bridge.rest import fetch_job_and_caller
 from reelcast.bridge.sse import (
@@ -75,7 +75,7 @@ def _event_stream(
 
 def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
     """Counts a batch about to be written, and how long after its making each event goes out."""
-    SSE_EVENTS_SENT.labels(stream=kind).inc(len(batch))
+    EVENTS_SENT_BY_KIND[kind].inc(len(batch))
     now = time.time()
     observe = SSE_DELIVERY_LATENCY.observe
     for event in batch:
