@@ -144,7 +144,11 @@ class EventStreamResponse(Response):
                 if batch is not None and not batch:
                     break  # every terminal event delivered
                 body = PING if batch is None else self.encode(batch)
-                await self._send(send, {"type": "http.response.body", "body": body, "more_body": True})
+                # The batch that completes the stream also ends the response: one write, not two.
+                more = not subscription.complete
+                await self._send(send, {"type": "http.response.body", "body": body, "more_body": more})
+                if not more:
+                    return
             if not subscription.interrupted:
                 await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
         finally:
