@@ -71,9 +71,16 @@ class EventNotifier:
         return [event for event in recent if event.sequence > sequence]
 
     def _forget_oldest(self) -> None:
-        for job_id in list(self._latest)[: len(self._latest) - REMEMBERED_JOBS]:
-            if job_id not in self._waiters:
-                del self._latest[job_id]
+        # From the oldest end, without copying the table (this runs for every new job once it is full); a
+        # watched job is kept and moved to the young end, and each entry is looked at once at most.
+        for _ in range(len(self._latest)):
+            if len(self._latest) <= REMEMBERED_JOBS:
+                return
+            oldest = next(iter(self._latest))
+            if oldest in self._waiters:
+                self._latest.move_to_end(oldest)
+            else:
+                del self._latest[oldest]
 
     async def start(self) -> None:
         """Starts listening for other processes' writes (nothing to do in one process)."""
