@@ -106,6 +106,9 @@ async def serve_app(
         host=host,
         port=port,
         lifespan="on",
+        # httptools (a dependency) parses HTTP in C; "auto" would fall back to h11 silently. The event loop is
+        # the caller's: uvicorn's ``loop`` setting applies only to loops it creates itself.
+        http="httptools",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
