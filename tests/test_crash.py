@@ -35,6 +35,9 @@ class Follower:
         self.sequences: dict[str, list[int]] = {job_id: [] for job_id in job_ids}
         self.events: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
         self.reconnects = 0
+        # Set on the first event: the first kill waits for it, so that it always lands mid-stream (the jobs
+        # are short enough that a kill on a timer alone can come after every job has already finished).
+        self.first_event = asyncio.Event()
 
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0)) as client:
@@ -73,6 +76,7 @@ class Follower:
         self.sequences[job_id].append(cursor.sequences[job_key(job_id)])
         self.events[job_id].append(fields["event"])
         self.cursor = fields["id"]
+        self.first_event.set()
 
 
 async def test_jobs_survive_random_sigkills_with_exact_resume(tmp_path: Path) -> None:
@@ -97,8 +101,9 @@ async def test_jobs_survive_random_sigkills_with_exact_resume(tmp_path: Path) ->
                 job_ids.append(response.json()["jobId"])
         follower = Follower(server, job_ids)
         following = asyncio.create_task(follower.run())
-        for _ in range(CYCLES):
-            await asyncio.sleep(rng.uniform(0.2, 1.5))
+        await asyncio.wait_for(follower.first_event.wait(), 120)
+        for cycle in range(CYCLES):
+            await asyncio.sleep(rng.uniform(0.0, 0.2) if cycle == 0 else rng.uniform(0.2, 1.5))
             server.kill()
             await asyncio.to_thread(server.start)
         await asyncio.wait_for(following, 600)
