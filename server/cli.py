@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
     bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
     _tls_arguments(bridge)
+    # The bridge serves its own /metrics route, so it takes the log flags but no metrics port.
+    _log_arguments(bridge)
 
     def client(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -204,6 +206,10 @@ def _observability_arguments(sub: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="serve Prometheus /metrics here; port 0 picks one (REELCAST_METRICS_LISTEN; default off)",
     )
+    _log_arguments(sub)
+
+
+def _log_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
@@ -541,17 +547,21 @@ async def _bridge(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     def ready(port: int) -> None:
-        console.print(
+        _announce(
             f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}"
         )
+        # uvicorn gave its loggers handlers of their own as it started; route them through ours.
+        adopt_loggers()
 
     settings = _settings(args)
-    _warn_insecure(
+    configure_logging(settings.log_format, settings.log_level)
+    _warn_insecure_in_logs(
         Settings(
             grpc_listen="127.0.0.1:0",
             tls_cert_file=settings.tls_cert_file,
             tls_key_file=settings.tls_key_file,
             auth_required=settings.auth_required,
+            log_format=settings.log_format,
         ),
         args.http_listen,
     )
