@@ -241,8 +241,12 @@ def free_port() -> int:
 
 
 async def _sse_latencies(host: str, port: int, path: str, deadline: float) -> list[float]:
-    """Opens one SSE connection and returns, for each progress event, now minus the report's timestamp."""
+    """Opens one SSE connection and returns, for each progress event reported after the request was sent,
+    now minus the report's timestamp. Events reported before are history that the stream replays on connect
+    (no ``Last-Event-ID``): their age measures when the client arrived, not how fast a report is delivered,
+    so they are left out (for push and the polling baselines alike)."""
     reader, writer = await asyncio.open_connection(host, port)
+    requested_at = time.time()
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
     await writer.drain()
     latencies: list[float] = []
@@ -255,7 +259,8 @@ async def _sse_latencies(host: str, port: int, path: str, deadline: float) -> li
             at = line.find(marker)
             if at >= 0:
                 stamp = float(line[at + len(marker) : line.index(b'"', at + len(marker))])
-                latencies.append(time.time() - stamp)
+                if stamp >= requested_at:
+                    latencies.append(time.time() - stamp)
             elif b"job-completed" in line or b"job-failed" in line:
                 break
     except TimeoutError:
