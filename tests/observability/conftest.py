@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,14 @@ def scrape(url: str) -> Samples:
 
 def value(samples: Samples, name: str, labels: Mapping[str, str] | None = None) -> float | None:
     return samples.get((name, frozenset((labels or {}).items())))
+
+
+async def scrape_until(url: str, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
+    """Scrapes ``url`` until ``done(samples)`` holds; the last scrape when it never does (the asserts show
+    why)."""
+    deadline = time.monotonic() + timeout
+    samples = await asyncio.to_thread(scrape, url)
+    while not done(samples) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        samples = await asyncio.to_thread(scrape, url)
+    return samples

@@ -4,16 +4,14 @@ operators are promised, each with a non-zero value."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.observability.conftest import Samples, plugin_env, scrape, value
+from tests.observability.conftest import Samples, plugin_env, scrape_until, value
 from tests.processes import ServerProcess
 
 STAGE_DELAY = 0.5
@@ -43,15 +41,6 @@ def total(samples: Samples, name: str) -> float:
     return sum(sample for (sample_name, _), sample in samples.items() if sample_name == name)
 
 
-async def until(url: str, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
-    deadline = time.monotonic() + timeout
-    samples = await asyncio.to_thread(scrape, url)
-    while not done(samples) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        samples = await asyncio.to_thread(scrape, url)
-    return samples
-
-
 async def test_after_a_job_the_bridge_metrics_hold_every_series_with_non_zero_values(
     server: ServerProcess,
 ) -> None:
@@ -66,7 +55,7 @@ async def test_after_a_job_the_bridge_metrics_hold_every_series_with_non_zero_va
         # One job runs at a time: while the first runs and a browser watches the second, the queue holds it.
         async with client.stream("GET", f"/api/jobs/{ids[1]}/events") as stream:
             assert stream.status_code == 200
-            during = await until(
+            during = await scrape_until(
                 metrics_url,
                 lambda s: (
                     (value(s, "reelcast_queue_depth") or 0) >= 1
@@ -86,7 +75,7 @@ async def test_after_a_job_the_bridge_metrics_hold_every_series_with_non_zero_va
                     break
             assert kinds[-1] == "job-completed", kinds
 
-    after = await until(metrics_url, lambda s: value(s, "reelcast_jobs", {"status": "succeeded"}) == 2)
+    after = await scrape_until(metrics_url, lambda s: value(s, "reelcast_jobs", {"status": "succeeded"}) == 2)
     assert value(after, "reelcast_jobs", {"status": "succeeded"}) == 2
     assert total(after, "reelcast_stage_duration_seconds_count") >= 2
     assert total(after, "reelcast_stage_duration_seconds_sum") >= 2 * STAGE_DELAY * 0.9

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -13,7 +13,7 @@ import pytest
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from tests.observability.conftest import Samples, plugin_env, scrape, value
+from tests.observability.conftest import Samples, plugin_env, scrape, scrape_until, value
 from tests.processes import ServerProcess
 
 SERVICE = "reelcast.jobs.v1.JobService"
@@ -46,16 +46,6 @@ def _grpc(method: str, code: str, grpc_type: str = "unary") -> dict[str, str]:
 
 async def _scrape(server: ServerProcess) -> Samples:
     return await asyncio.to_thread(scrape, server.metrics_url)
-
-
-async def _until(server: ServerProcess, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
-    """Scrapes until ``done(samples)`` holds; the last scrape when it never does (the asserts show why)."""
-    deadline = time.monotonic() + timeout
-    samples = await _scrape(server)
-    while not done(samples) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        samples = await _scrape(server)
-    return samples
 
 
 async def test_serve_exports_jobs_stages_queue_and_grpc_metrics_on_its_metrics_port(
@@ -105,7 +95,7 @@ async def test_serve_exports_jobs_stages_queue_and_grpc_metrics_on_its_metrics_p
             == 1
         )
 
-    samples = await _until(server, settled)
+    samples = await scrape_until(server.metrics_url, settled)
 
     # Jobs by status: every status has a value; the finished jobs are counted where they ended.
     jobs = {status: value(samples, "reelcast_jobs", {"status": status}) for status in ("queued", "running")}

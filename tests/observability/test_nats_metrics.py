@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from grpc import aio
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from tests.nats.natsproc import NatsServer
 from tests.nats.processes import ReelcastProcess, server, worker
-from tests.observability.conftest import Samples, plugin_env, scrape, value
+from tests.observability.conftest import plugin_env, scrape_until, value
 
 METRICS_LINE = re.compile(r"reelcast metrics on (http://\S+/metrics)")
 
@@ -40,15 +40,6 @@ def _metrics_url(process: ReelcastProcess) -> str:
     raise TimeoutError(process.log())
 
 
-async def _until(url: str, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
-    deadline = time.monotonic() + timeout
-    samples = await asyncio.to_thread(scrape, url)
-    while not done(samples) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        samples = await asyncio.to_thread(scrape, url)
-    return samples
-
-
 async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_stages(
     tmp_path: Path, nats: NatsServer, installed_logging_plugin: Path
 ) -> None:
@@ -68,13 +59,13 @@ async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_sta
                 await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))
 
             # No worker yet: both jobs wait in the shared work queue.
-            waiting = await _until(api_url, lambda s: value(s, "reelcast_queue_depth") == 2)
+            waiting = await scrape_until(api_url, lambda s: value(s, "reelcast_queue_depth") == 2)
             assert value(waiting, "reelcast_queue_depth") == 2
             assert value(waiting, "reelcast_jobs", {"status": "queued"}) == 2
 
             await asyncio.to_thread(runner.start)
             worker_url = await asyncio.to_thread(_metrics_url, runner)
-            finished = await _until(
+            finished = await scrape_until(
                 api_url, lambda s: value(s, "reelcast_jobs", {"status": "succeeded"}) == 2
             )
         assert value(finished, "reelcast_jobs", {"status": "succeeded"}) == 2
@@ -85,7 +76,7 @@ async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_sta
         create["grpc_service"] = "reelcast.jobs.v1.JobService"
         assert value(finished, "reelcast_grpc_server_handled_total", create) == 2
 
-        at_worker = await _until(worker_url, lambda s: value(s, "reelcast_queue_depth") == 0)
+        at_worker = await scrape_until(worker_url, lambda s: value(s, "reelcast_queue_depth") == 0)
         assert value(at_worker, "reelcast_queue_depth") == 0
         labels = {"stage": "draw", "outcome": "succeeded"}
         assert value(at_worker, "reelcast_stage_duration_seconds_count", labels) == 2
