@@ -284,36 +284,30 @@ async def _drain(result: Any) -> AsyncGenerator[Any, None]:
         await result
 
 
+def _measured_unary_response(inner: Any, grpc_type: str, service: str, method: str) -> Any:
+    """Wraps a handler that answers with one message (unary or client-streaming) in a measurement."""
+
+    async def measured(request: Any, context: Context) -> Any:
+        measurement = _Measurement(grpc_type, service, method)
+        try:
+            response = await inner(request, context)
+        except BaseException as failure:
+            measurement.done(context, failure)
+            raise
+        measurement.done(context)
+        return response
+
+    return measured
+
+
 def _measured(handler: Handler, service: str, method: str) -> Handler:
     request_deserializer = handler.request_deserializer
     response_serializer = handler.response_serializer
     if handler.unary_unary is not None:
-        inner_unary: Any = handler.unary_unary
-
-        async def unary_unary(request: Any, context: Context) -> Any:
-            measurement = _Measurement("unary", service, method)
-            try:
-                response = await inner_unary(request, context)
-            except BaseException as failure:
-                measurement.done(context, failure)
-                raise
-            measurement.done(context)
-            return response
-
+        unary_unary = _measured_unary_response(handler.unary_unary, "unary", service, method)
         return grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer, response_serializer)
     if handler.stream_unary is not None:
-        inner_client_stream: Any = handler.stream_unary
-
-        async def stream_unary(requests: Any, context: Context) -> Any:
-            measurement = _Measurement("client_stream", service, method)
-            try:
-                response = await inner_client_stream(requests, context)
-            except BaseException as failure:
-                measurement.done(context, failure)
-                raise
-            measurement.done(context)
-            return response
-
+        stream_unary = _measured_unary_response(handler.stream_unary, "client_stream", service, method)
         return grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer, response_serializer)
     streaming: Any = handler.unary_stream if handler.unary_stream is not None else handler.stream_stream
     grpc_type = "server_stream" if handler.unary_stream is not None else "bidi_stream"
