@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
+from tests.nats.natsproc import NatsServer
 
 # The suite predates authentication: its servers (in-process, and `reelcast serve` children, which inherit the
 # environment) run with authentication explicitly off. tests/security runs every server with it on.
@@ -84,3 +85,14 @@ def installed_sample_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([*command, "--target", str(target), str(SAMPLE_PLUGIN)], check=True)
     assert list(target.glob("reelcast_sample_plugin-1.2.3.dist-info"))
     return target
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server (JetStream on) in a temp dir, for the NATS backend's tests."""
+    node = NatsServer(tmp_path / "nats")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()

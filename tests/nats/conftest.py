@@ -6,23 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reelcast.server.config import Settings
 from tests.nats.natsproc import NatsServer
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    node = NatsServer(tmp_path / "nats")
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(params=["sqlite", "nats"])

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -18,16 +16,6 @@ from tests.nats.processes import ReelcastProcess, server, worker
 from tests.observability.conftest import plugin_env, scrape_until, value
 
 METRICS_LINE = re.compile(r"reelcast metrics on (http://\S+/metrics)")
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    node = NatsServer(tmp_path / "nats")
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def _metrics_url(process: ReelcastProcess) -> str:
@@ -41,13 +29,13 @@ def _metrics_url(process: ReelcastProcess) -> str:
 
 
 async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_stages(
-    tmp_path: Path, nats: NatsServer, installed_logging_plugin: Path
+    tmp_path: Path, nats_server: NatsServer, installed_logging_plugin: Path
 ) -> None:
     env = plugin_env(installed_logging_plugin, REELCAST_METRICS_INTERVAL="0.1")
     metrics = ["--metrics-listen", "127.0.0.1:0"]
-    api = server(tmp_path, "api", nats.url, env)
+    api = server(tmp_path, "api", nats_server.url, env)
     api.args += metrics
-    runner = worker(tmp_path, "worker", nats.url, env)
+    runner = worker(tmp_path, "worker", nats_server.url, env)
     runner.args += metrics
     try:
         await asyncio.to_thread(api.start)
