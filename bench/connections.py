@@ -13,7 +13,6 @@ Run alone: ``python -m bench.connections [--quick]`` prints the results as JSON.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import subprocess
@@ -26,7 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import nchan
-from bench.harness import ROOT, ClientFleet, bridge, create_jobs, raise_nofile, rss_kib, serve
+from bench.harness import (
+    ROOT,
+    ClientFleet,
+    bridge,
+    create_jobs,
+    raise_nofile,
+    rss_kib,
+    save_figure,
+    section_main,
+    serve,
+)
 
 SERVERS = ("reelcast", "starlette", "nchan")
 LABELS = {
@@ -206,17 +215,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes.set_ylabel("RSS growth per connection (KiB)")
     axes.set_title("Memory per idle SSE connection, one server process")
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke scale: seconds, asserts nothing timed")
-    args = parser.parse_args()
-    results = run(args.quick)
-    print(json.dumps({"summary": summary(results), **results}, indent=2))
+    section_main(__doc__ or "", run, summary)
 
 
 if __name__ == "__main__":

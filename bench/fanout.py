@@ -18,7 +18,6 @@ Run alone: ``python -m bench.fanout [--quick]`` prints the results as JSON.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -34,7 +33,7 @@ from typing import Any
 from grpc import aio
 
 from bench import nchan
-from bench.harness import ClientFleet, create_jobs, sample_cpu, serve
+from bench.harness import ClientFleet, create_jobs, sample_cpu, save_figure, section_main, serve
 from bench.payloads import data_payloads
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
@@ -300,17 +299,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     subscribers = results["scale"]["subscribers"]
     axes.set_title(f"Fan-out to {subscribers} SSE subscribers (bars: median; dots: rounds)")
     axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke scale: seconds, asserts nothing timed")
-    args = parser.parse_args()
-    results = run(args.quick)
-    print(json.dumps({"summary": summary(results), **results}, indent=2))
+    section_main(__doc__ or "", run, summary)
 
 
 if __name__ == "__main__":

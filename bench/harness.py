@@ -398,6 +398,24 @@ class ClientFleet:
                 child.wait(timeout=30)
 
 
+def save_figure(figure: Any, path: Path) -> None:
+    """Writes a section's plot (the same size and resolution for every section) and frees it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def section_main(doc: str, run: Any, summary: Any) -> None:
+    """The command line of a section module: ``--quick`` for smoke scale; prints its results as JSON."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke scale: seconds, asserts nothing timed")
+    args = parser.parse_args()
+    results = run(args.quick)
+    print(json.dumps({"summary": summary(results), **results}, indent=2))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:

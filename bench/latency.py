@@ -6,7 +6,6 @@ Run alone: ``python -m bench.latency [--quick]`` prints the results as JSON.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import subprocess
@@ -15,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, ServerHandle, create_jobs, run_clients
+from bench.harness import ROOT, ServerHandle, create_jobs, run_clients, save_figure, section_main
 from bench.harness import summary as latency_summary
 
 REPORT_INTERVAL = 0.7
@@ -165,17 +164,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes.set_ylabel("p99 latency (ms, log)")
     axes.set_title("report() to SSE client: push vs polling")
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke scale: seconds, asserts nothing timed")
-    args = parser.parse_args()
-    results = run(args.quick)
-    print(json.dumps({"summary": summary(results), **results}, indent=2))
+    section_main(__doc__ or "", run, summary)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 
-from bench.harness import ROOT, percentile, sample_cpu, serve
+from bench.harness import ROOT, percentile, sample_cpu, save_figure, serve
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -324,9 +324,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes.set_ylabel("jobs (or echo calls) per second")
     axes.set_title("Null jobs created to completed (bars: median; dots: rounds)")
     axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:
