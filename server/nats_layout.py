@@ -27,7 +27,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -152,6 +152,8 @@ TRANSIENT_ERRORS = (
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
     ServiceUnavailableError,
+    # A publish answered 503 "no response from stream": the stream's leader is being re-elected.
+    NoStreamResponseError,
 )
 RETRY_SECONDS = 30.0
 

@@ -78,9 +78,8 @@ async def test_r3_cluster_loses_no_event_to_a_dead_node_and_keeps_everything_ove
         for events in logs:
             sequences = [event.sequence for event in events]
             assert sequences == list(range(1, len(sequences) + 1))
-            assert [event.kind for event in events if event.kind in TERMINAL] == [
-                job_pb2.EVENT_KIND_JOB_COMPLETED
-            ]
+            terminal = [event for event in events if event.kind in TERMINAL]
+            assert [event.kind for event in terminal] == [job_pb2.EVENT_KIND_JOB_COMPLETED], terminal
 
         # Everything stops, every node included, then everything starts again.
         for process in processes:
