@@ -18,6 +18,19 @@ from tests.test_crash import TERMINAL, Follower
 JOBS = 30
 
 
+def succeeded_in(log: str) -> set[str]:
+    return set(re.findall(r"job (\w+) ended JOB_STATUS_SUCCEEDED", log))
+
+
+async def jobs_logged_as_succeeded(workers: list[ReelcastProcess], job_ids: set[str]) -> list[set[str]]:
+    """The jobs each worker logged as succeeded, once every job in ``job_ids`` has been logged."""
+    while True:
+        ran_by = [succeeded_in(each.log()) for each in workers]
+        if set().union(*ran_by) >= job_ids:
+            return ran_by
+        await asyncio.sleep(0.1)
+
+
 async def test_thirty_jobs_spread_over_three_workers_and_stream_through_both_bridges(
     tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path
 ) -> None:
@@ -53,7 +66,8 @@ async def test_thirty_jobs_spread_over_three_workers_and_stream_through_both_bri
                 assert sequences == list(range(1, len(sequences) + 1)), f"gap or duplicate in {job_id}"
                 assert sum(kind in TERMINAL for kind in follower.events[job_id]) == 1
                 assert follower.events[job_id][-1] == "job-completed"
-        ran_by = [set(re.findall(r"job (\w+) ended JOB_STATUS_SUCCEEDED", each.log())) for each in workers]
+        # A worker logs a job's end just after publishing its terminal event, so the log may lag the stream.
+        ran_by = await asyncio.wait_for(jobs_logged_as_succeeded(workers, set(job_ids)), 30)
         assert all(ran for ran in ran_by), [len(ran) for ran in ran_by]
         assert set().union(*ran_by) == set(job_ids)
         assert sum(len(ran) for ran in ran_by) == JOBS  # no job ran to the end twice
