@@ -150,10 +150,21 @@ class ServerHandle:
     """``reelcast serve`` with the ``tick`` stage (the latency bench's server)."""
 
     def __init__(
-        self, data_dir: Path, *, ticks: int = 50, interval: float = 0.05, concurrency: int = 100
+        self,
+        data_dir: Path,
+        *,
+        ticks: int = 50,
+        interval: float = 0.05,
+        concurrency: int = 100,
+        gate: Path | None = None,
+        phase: str = "random",
     ) -> None:
-        extra = {"REELCAST_BENCH_TICKS": str(ticks), "REELCAST_BENCH_INTERVAL": str(interval)}
-        self.product = serve(data_dir, "tick", concurrency=concurrency, extra=extra)
+        extra = {
+            "REELCAST_BENCH_TICKS": str(ticks),
+            "REELCAST_BENCH_INTERVAL": str(interval),
+            "REELCAST_BENCH_PHASE": phase,
+        }
+        self.product = serve(data_dir, "tick", gate=gate, concurrency=concurrency, extra=extra)
         self.grpc = self.product.grpc
         self.http = self.product.http
         self.pid = self.product.pid
@@ -240,12 +251,19 @@ def free_port() -> int:
 # -- client processes -------------------------------------------------------------------------------------
 
 
-async def _sse_latencies(host: str, port: int, path: str, deadline: float) -> list[float]:
+async def _sse_latencies(
+    host: str, port: int, path: str, deadline: float, connected: asyncio.Event
+) -> list[float]:
     """Opens one SSE connection and returns, for each progress event reported after the request was sent,
     now minus the report's timestamp. Events reported before are history that the stream replays on connect
     (no ``Last-Event-ID``): their age measures when the client arrived, not how fast a report is delivered,
-    so they are left out (for push and the polling baselines alike)."""
-    reader, writer = await asyncio.open_connection(host, port)
+    so they are left out (for push and the polling baselines alike). Sets ``connected`` at the first frame
+    (or when the connection fails), when the subscription is known to be live."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        connected.set()
+        return []
     requested_at = time.time()
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
     await writer.drain()
@@ -256,6 +274,8 @@ async def _sse_latencies(host: str, port: int, path: str, deadline: float) -> li
             line = await asyncio.wait_for(reader.readline(), max(0.1, deadline - time.time()))
             if not line:
                 break
+            if line.startswith(b"event:"):
+                connected.set()
             at = line.find(marker)
             if at >= 0:
                 stamp = float(line[at + len(marker) : line.index(b'"', at + len(marker))])
@@ -263,26 +283,40 @@ async def _sse_latencies(host: str, port: int, path: str, deadline: float) -> li
                     latencies.append(time.time() - stamp)
             elif b"job-completed" in line or b"job-failed" in line:
                 break
-    except TimeoutError:
+    except (TimeoutError, OSError):
         pass
     finally:
+        connected.set()
         writer.close()
     return latencies
 
 
 async def _clients(args: argparse.Namespace) -> None:
+    """The client process: its subscribers connect, it prints ``{"ready": N}`` once every one of them has
+    its first frame, then the latencies of all of them as one JSON list when their jobs end."""
     host, port = args.http.rsplit(":", 1)
     paths = [f"/api/jobs/{job_id}/events" for job_id in args.jobs.split(",")]
     deadline = time.time() + args.seconds
+    connected = [asyncio.Event() for _ in range(args.count)]
     tasks = [
-        _sse_latencies(host, int(port), paths[index % len(paths)], deadline) for index in range(args.count)
+        asyncio.ensure_future(
+            _sse_latencies(host, int(port), paths[index % len(paths)], deadline, connected[index])
+        )
+        for index in range(args.count)
     ]
+    await asyncio.gather(*(event.wait() for event in connected))
+    print(json.dumps({"ready": args.count}), flush=True)
     results = await asyncio.gather(*tasks)
-    print(json.dumps([value for result in results for value in result]))
+    print(json.dumps([value for result in results for value in result]), flush=True)
 
 
-def run_clients(http: str, job_ids: list[str], count: int, processes: int, seconds: float) -> list[float]:
-    """``count`` SSE subscribers over ``job_ids``, spread over ``processes`` client processes."""
+def run_clients(
+    http: str, job_ids: list[str], count: int, processes: int, seconds: float, gate: Path | None = None
+) -> tuple[list[float], float]:
+    """``count`` SSE subscribers over ``job_ids``, spread over ``processes`` client processes. Once every
+    subscriber has its first frame, creates the file ``go`` in ``gate`` (the tick stage's start signal).
+    Returns the latencies, and the seconds it took until all subscribers were connected."""
+    started = time.monotonic()
     share = [count // processes + (1 if index < count % processes else 0) for index in range(processes)]
     children = [
         subprocess.Popen(
@@ -305,11 +339,18 @@ def run_clients(http: str, job_ids: list[str], count: int, processes: int, secon
         for n in share
         if n
     ]
+    for child in children:
+        assert child.stdout is not None
+        if "ready" not in json.loads(child.stdout.readline() or "{}"):
+            raise RuntimeError("a latency client process ended before its subscribers connected")
+    connect_seconds = time.monotonic() - started
+    if gate is not None:
+        (gate / "go").touch()
     values: list[float] = []
     for child in children:
         out, _ = child.communicate(timeout=seconds + 120)
         values.extend(json.loads(out))
-    return values
+    return values, connect_seconds
 
 
 class ClientFleet:

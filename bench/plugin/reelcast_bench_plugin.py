@@ -2,7 +2,9 @@
 harness measures ``reelcast serve`` exactly as shipped. ``REELCAST_BENCH_STAGE`` picks what it does:
 
 - ``tick``: ``REELCAST_BENCH_TICKS`` reports ``REELCAST_BENCH_INTERVAL`` seconds apart, each carrying the
-  wall-clock time of its ``report()`` in its message (progress latency).
+  wall-clock time of its ``report()`` in its message (progress latency). With ``REELCAST_BENCH_GATE`` set it
+  first waits for the file ``go`` there, then for its own phase: a random offset within one interval
+  (``REELCAST_BENCH_PHASE=random``, the default) or none (``same``: every job reports at once).
 - ``burst``: waits for the file ``go`` in ``REELCAST_BENCH_GATE``, then reports as fast as the server takes
   them until the file ``stop`` appears or ``REELCAST_BENCH_TICKS`` reports were made (fan-out).
 - ``idle``: reports once, then waits for ``stop`` (idle connections on a running job).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +41,11 @@ async def _wait_for(path: str, ctx: StageContext) -> None:
 async def tick(ctx: StageContext) -> dict[str, Any]:
     ticks = int(os.environ.get("REELCAST_BENCH_TICKS", "50"))
     interval = float(os.environ.get("REELCAST_BENCH_INTERVAL", "0.05"))
+    if os.environ.get("REELCAST_BENCH_GATE"):
+        await _wait_for(_gate("go"), ctx)
+        if os.environ.get("REELCAST_BENCH_PHASE", "random") == "random":
+            # Independent jobs report out of phase with each other, not all in the same millisecond.
+            await asyncio.sleep(random.uniform(0, interval))
     for index in range(1, ticks + 1):
         await asyncio.sleep(interval)
         ctx.report(index / ticks, f"t={time.time():.6f}")
