@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.nats_layout import (
     CANCEL_PREFIX,
     EVENTS_PREFIX,
@@ -75,10 +76,44 @@ class NatsWorkQueue:
         return self._connection.layout.ack_wait_seconds / 3
 
     async def recover(self, store: JobStore) -> None:
-        # Nothing to re-queue: unfinished jobs were never acknowledged, so the stream still holds them.
+        # Unfinished jobs were never acknowledged, so the stream still holds them; only a job whose server
+        # stopped between storing it and queueing it is missing there.
         self._subscription = await self._connection.layout.js.pull_subscribe_bind(
             durable=WORK_CONSUMER, stream=WORK_STREAM
         )
+        await self._queue_orphans(store)
+
+    async def _queue_orphans(self, store: JobStore) -> None:
+        """Queues the jobs stored as Queued that have no message in the work stream. Every process does this
+        when it starts, so a crashed API server's orphans run once it (or any worker) comes back. A job whose
+        server is alive and about to queue it is queued twice under one ``Nats-Msg-Id``, which the stream's
+        duplicate window stores once; a job that ended between the two reads gets a message its worker
+        acknowledges without running it (``_work_on`` sees it finished)."""
+        queued = [job.id for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED]
+        if not queued:
+            return
+        waiting = await self._ids_in_stream()
+        for job_id in queued:
+            if job_id not in waiting:
+                log.warning("job %s was stored but never queued (its server stopped in between)", job_id)
+                await self.put(job_id)
+
+    async def _ids_in_stream(self) -> set[str]:
+        """The job ids of every message in the work stream: waiting, or claimed and not yet acknowledged."""
+        js = self._connection.layout.js
+        info = await retrying(lambda: js.stream_info(WORK_STREAM))
+        ids: set[str] = set()
+        seq, last = info.state.first_seq, info.state.last_seq
+        while seq and seq <= last:
+            try:
+                message = await retrying(
+                    lambda seq=seq: js.get_msg(WORK_STREAM, seq=seq, subject=WORK_SUBJECT, next=True)  # type: ignore[misc]
+                )
+            except NotFoundError:
+                break
+            ids.add((message.data or b"").decode())
+            seq = (message.seq or last) + 1
+        return ids
 
     async def put(self, job_id: str) -> None:
         js = self._connection.layout.js
