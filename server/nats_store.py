@@ -17,6 +17,7 @@ every new writer calls, repairs it from the log.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import struct
@@ -200,18 +201,33 @@ class NatsJobStore:
         requests = self._layout.requests
         try:
             await requests.create(key, job.id.encode())
-            return
         except KeyWrongLastSequenceError:
-            pass
-        entry = await requests.get(key)
-        existing = await self.get_job((entry.value or b"").decode())
-        if existing is not None:
-            raise DuplicateRequestError(existing)
-        # The key outlived its job (retention), or its creator died before the job was stored: take it over.
+            entry = await requests.get(key)
+            existing = await self.get_job((entry.value or b"").decode())
+            if existing is not None:
+                raise DuplicateRequestError(existing) from None
+            # Its creator died before the job was stored (or retention removed the job and not yet the key):
+            # take it over.
+            try:
+                await requests.update(key, job.id.encode(), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                await self._claim_request(job, request_id)
+                return
+        # The way back from the job to its key, for retention to remove the key with the job.
+        await retrying(lambda: self._layout.state.put(f"request.{job.id}", key.encode()))
+
+    async def _release_request(self, job_id: str) -> None:
+        """Removes the request key that names ``job_id``, unless another job has taken it over since."""
+        state, requests = self._layout.state, self._layout.requests
         try:
-            await requests.update(key, job.id.encode(), last=entry.revision)
-        except KeyWrongLastSequenceError:
-            await self._claim_request(job, request_id)
+            key = (await state.get(f"request.{job_id}")).value or b""
+        except KeyNotFoundError:
+            return
+        with contextlib.suppress(KeyNotFoundError, KeyWrongLastSequenceError):
+            entry = await requests.get(key.decode())
+            if entry.value == job_id.encode():
+                await requests.delete(key.decode(), last=entry.revision)
+        await state.purge(f"request.{job_id}")
 
     async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
         expected = job.last_sequence
@@ -395,6 +411,7 @@ class NatsJobStore:
         from reelcast.server.nats_work import NatsJobFiles
 
         await NatsJobFiles(self._connection).delete(job_id)
+        await self._release_request(job_id)
         for key in (f"checkpoints.{job_id}", f"cancel.{job_id}"):
             await self._layout.state.purge(key)
         await self._js.purge_stream(EVENTS_STREAM, subject=event_subject(job_id))

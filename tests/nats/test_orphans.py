@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
@@ -16,6 +17,9 @@ from reelcast.server.nats_store import NatsJobStore
 from tests.nats.natsproc import NatsServer
 from tests.nats.processes import server, worker
 from tests.processes import ALL_BUILTINS
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
 
 
 async def store_without_queueing(url: str, template: job_pb2.Job) -> str:
@@ -50,7 +54,7 @@ async def store_without_queueing(url: str, template: job_pb2.Job) -> str:
         await connection.close()
 
 
-async def watch_to_end(stub: job_service_pb2_grpc.JobServiceStub, job_id: str) -> list[job_pb2.JobProgress]:
+async def watch_to_end(stub: Stub, job_id: str) -> list[job_pb2.JobProgress]:
     request = job_service_pb2.WatchJobRequest(job_id=job_id)
     return [event async for event in stub.WatchJob(request, timeout=60)]
 
