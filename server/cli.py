@@ -15,22 +15,18 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from grpc import aio
 from rich.console import Console
 from rich.markup import escape
 
 from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-
-if TYPE_CHECKING:
-    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
@@ -262,24 +258,12 @@ def _report_rpc_error(error: grpc.RpcError | ClientError) -> int:
     return 1
 
 
-async def _follow(
-    client: AsyncClient | JobServiceAsyncStub,
-    job_id: str,
-    after: int,
-    as_json: bool,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> int:
-    """Follows a job to its end; with an :class:`AsyncClient` the watch resumes by itself across dropped
-    connections and server restarts. (`reelcast render` passes a bare stub of its in-process server, with
-    ``metadata``.)"""
+async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> int:
+    """Follows a job to its end; the watch resumes by itself across dropped connections and server
+    restarts."""
     from reelcast.server.progress_display import ProgressDisplay
 
-    events: AsyncIterable[job_pb2.JobProgress]
-    if isinstance(client, AsyncClient):
-        events = client.watch_job(job_id, after)
-    else:
-        request = job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after)
-        events = client.WatchJob(request, metadata=metadata)
+    events = client.watch_job(job_id, after)
     last: job_pb2.JobProgress | None = None
     if as_json:
         async for event in events:
@@ -596,23 +580,19 @@ async def _render(args: argparse.Namespace) -> int:
     await server.start()
     # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
     record, raw_key = server.keys.create("render")
-    metadata = (("authorization", f"Bearer {raw_key}"),)
     try:
-        async with aio.insecure_channel(server.target) as channel:
-            stub = job_service_pb2_grpc.JobServiceStub(channel)
-            created = await stub.CreateJob(
-                job_service_pb2.CreateJobRequest(spec=_spec(args)), metadata=metadata
-            )
-            status = await _follow(stub, created.job.id, 0, False, metadata)
+        async with AsyncClient(server.target, api_key=raw_key) as client:
+            created = await client.create_job(_spec(args))
+            status = await _follow(client, created.id, 0, False)
             if status != 0:
                 return status
-            job = (
-                await stub.GetJob(job_service_pb2.GetJobRequest(job_id=created.job.id), metadata=metadata)
-            ).job
+            job = await client.get_job(created.id)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.copyfile, job.output.video_path, args.output)
             stdout.print(str(args.output.resolve()))
             return 0
+    except ClientError as error:
+        return _report_rpc_error(error)
     finally:
         server.keys.revoke(record.id)
         await server.stop(grace=1.0)
