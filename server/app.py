@@ -18,7 +18,7 @@ from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
 from reelcast.server.interceptors import CallContextInterceptor, MetricsInterceptor
 from reelcast.server.keys import KeyStore
-from reelcast.server.metrics import SqliteJobCounter, sample_periodically, scanning_job_counter
+from reelcast.server.metrics import sample_periodically
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
 from reelcast.server.service import JobService
@@ -41,8 +41,6 @@ class ReelcastServer:
         # SQLite by default; NATS JetStream with Settings.store_url (server/backends.py).
         self.backend = open_backend(settings, store)
         self.store: JobStore = self.backend.store
-        # The embedded store is counted with SQL; any other (NATS, or a store a test passed) is listed.
-        self._count_with_sql = store is None and self.backend.name == "sqlite"
         self.notifier = self.backend.notifier
         self.runner = JobRunner(
             settings,
@@ -100,13 +98,10 @@ class ReelcastServer:
         await self.runner.start()
         self._retention = asyncio.create_task(collect_periodically(self.settings, self.store))
         # Job counts come from the API servers (every one reports the whole store; workers report none).
-        counter = (
-            SqliteJobCounter(self.settings.database_path)
-            if self._count_with_sql
-            else scanning_job_counter(self.store)
-        )
         self._metrics = asyncio.create_task(
-            sample_periodically(self.settings.metrics_interval_seconds, self.backend.queue.depth, counter)
+            sample_periodically(
+                self.settings.metrics_interval_seconds, self.backend.queue.depth, self.store.count_by_status
+            )
         )
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)

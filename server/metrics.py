@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
-from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -25,7 +23,6 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import Settings
-from reelcast.server.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +30,6 @@ log = logging.getLogger(__name__)
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # Unary calls take milliseconds; WatchJob streams last as long as their job.
 GRPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-# The largest store the scan of NATS snapshots counts (the retention period keeps far fewer).
-MAX_COUNTED_JOBS = 1_000_000
-
 STATUS_NAMES = {
     value: name.removeprefix("JOB_STATUS_").lower()
     for name, value in job_pb2.JobStatus.items()
@@ -68,46 +62,16 @@ GRPC_HANDLING = Histogram(
 )
 
 
-def set_job_counts(counts: Tally[int]) -> None:
+def set_job_counts(counts: Mapping[int, int]) -> None:
     """Every status gets a value, zero included, so that a status that empties does not keep its last one."""
     for value, name in STATUS_NAMES.items():
         JOBS.labels(status=name).set(counts.get(value, 0))
 
 
-class SqliteJobCounter:
-    """Counts jobs by status with one indexed query on a read-only connection of its own (the store's
-    connection belongs to the store's thread), in a worker thread."""
-
-    def __init__(self, database_path: Path) -> None:
-        self.database_path = database_path
-
-    def _count(self) -> Tally[int]:
-        uri = f"{self.database_path.resolve().as_uri()}?mode=ro"
-        connection = sqlite3.connect(uri, uri=True, timeout=5)
-        try:
-            rows = connection.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        finally:
-            connection.close()
-        return Tally({int(status): int(count) for status, count in rows})
-
-    async def __call__(self) -> Tally[int]:
-        return await asyncio.to_thread(self._count)
-
-
-def scanning_job_counter(store: JobStore) -> Callable[[], Awaitable[Tally[int]]]:
-    """Counts jobs by status by listing them all: the store's only way on NATS, O(jobs) per sample."""
-
-    async def count() -> Tally[int]:
-        jobs = await store.list_jobs(None, (), MAX_COUNTED_JOBS, None)
-        return Tally(job.status for job in jobs)
-
-    return count
-
-
 async def sample_periodically(
     interval: float,
     queue_depth: Callable[[], Awaitable[int]],
-    count_jobs: Callable[[], Awaitable[Tally[int]]] | None,
+    count_jobs: Callable[[], Awaitable[Mapping[int, int]]] | None,
 ) -> None:
     """Samples the queue depth (and the job counts, when given) every ``interval`` seconds until cancelled.
     A failed sample is logged and the gauges keep their last value until the next one."""

@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 import struct
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -364,6 +364,10 @@ class NatsJobStore:
         open_statuses = (job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING)
         jobs = [job for job in await self._all_jobs() if job.status in open_statuses]
         return sorted(jobs, key=lambda job: (_time_us(job.create_time), job.id))
+
+    async def count_by_status(self) -> dict[int, int]:
+        # O(jobs) per call, like ListJobs: the bucket has no index by status.
+        return dict(Counter(job.status for job in await self._all_jobs()))
 
     async def finished_before(self, cutoff_us: int, limit: int) -> list[str]:
         finished = [

@@ -87,6 +87,9 @@ class JobStore(Protocol):
     async def finished_before(self, cutoff_us: int, limit: int) -> list[str]:
         """Ids of terminal jobs that finished before ``cutoff_us`` (microseconds since the epoch)."""
 
+    async def count_by_status(self) -> dict[int, int]:
+        """How many jobs the store holds in each status (the ``reelcast_jobs`` metric); absent: none."""
+
     async def delete_job(self, job_id: str) -> None:
         """Deletes a job with its events and checkpoints."""
 
@@ -426,6 +429,13 @@ class SqliteJobStore:
                 (cutoff_us, limit),
             )
             return [row[0] for row in rows]
+
+        return await self._run(select)
+
+    async def count_by_status(self) -> dict[int, int]:
+        def select() -> dict[int, int]:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            return {int(status): int(count) for status, count in rows}
 
         return await self._run(select)
 
