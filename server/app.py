@@ -17,7 +17,6 @@ from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_sec
 from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
 from reelcast.server.interceptors import CallContextInterceptor, MetricsInterceptor
-from reelcast.server.keys import KeyStore
 from reelcast.server.metrics import sample_periodically
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
@@ -54,7 +53,7 @@ class ReelcastServer:
         self.health = health.aio.HealthServicer()
         # The key store and the token secret exist even with authentication off, so `reelcast keys` and a
         # later restart with authentication on find them.
-        self.keys = KeyStore(settings.database_path)
+        self.keys = self.backend.key_store(settings)
         self.stream_tokens = StreamTokens(
             load_or_create_secret(settings.stream_token_secret_path), settings.stream_token_ttl_seconds
         )

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelcast.server.keys import ApiKey, KeyStore
+from reelcast.server.keys import ApiKey, ApiKeys
 
 AUTHORIZATION_HEADER = "authorization"
 # GetJob with this metadata set to "request" answers with a stream token for the job in trailing metadata.
@@ -116,7 +116,7 @@ class StreamTokens:
 class Authenticator:
     """Turns an ``authorization`` value into a :class:`Principal` (or None)."""
 
-    def __init__(self, keys: KeyStore, tokens: StreamTokens) -> None:
+    def __init__(self, keys: ApiKeys, tokens: StreamTokens) -> None:
         self.keys = keys
         self.tokens = tokens
 

@@ -1,8 +1,8 @@
 """Chooses and assembles a storage backend: the embedded SQLite default, or NATS JetStream.
 
 A ``Backend`` is everything the runner and the service need from storage: the job store, the notifier, the
-work queue, the cancel bus and the job files. ``Settings.store_url`` picks it (``--store``,
-``REELCAST_STORE``).
+work queue, the cancel bus and the job files, and it makes the API server's key store. ``Settings.store_url``
+picks it (``--store``, ``REELCAST_STORE``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reelcast.server.config import Settings
+from reelcast.server.keys import ApiKeys, KeyStore
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.store import JobStore, SqliteJobStore
 from reelcast.server.work_queue import (
@@ -39,6 +40,16 @@ class Backend:
         if isinstance(self._connection, NatsConnection):
             await self._connection.open()
         await self.notifier.start()
+
+    def key_store(self, settings: Settings) -> ApiKeys:
+        """The API keys of this deployment: the shared KV bucket on NATS, else the embedded SQLite table."""
+        from reelcast.server.nats_layout import NatsConnection
+
+        if isinstance(self._connection, NatsConnection):
+            from reelcast.server.nats_keys import NatsKeyStore
+
+            return NatsKeyStore(self._connection)
+        return KeyStore(settings.database_path)
 
     async def close(self) -> None:
         from reelcast.server.nats_layout import NatsConnection

@@ -29,6 +29,7 @@ from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
+from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke.add_argument("key_id", help="the 8-digit id that `keys list` shows")
     for sub in (keys_create, keys_list, keys_revoke):
         sub.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
+        sub.add_argument("--store", default=None, help=store_help)
 
     render = commands.add_parser("render", help="render one video end to end on the embedded store")
     _spec_arguments(render)
@@ -425,7 +427,7 @@ async def _serve(args: argparse.Namespace) -> int:
         _announce(f"reelcast metrics on {metrics.url}")
     with_bridge = not args.no_bridge and _bridge_available()
     _warn_insecure_in_logs(settings, args.http_listen if with_bridge else None)
-    first_key = _first_start_key(server)
+    first_key = await _first_start_key(server)
     if first_key and not with_bridge:
         _announce(f"first start: created admin key (shown once): {first_key}")
     tasks = []
@@ -457,11 +459,11 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_start_key(server: Any) -> str:
+async def _first_start_key(server: Any) -> str:
     """On a first start with authentication on (no admin key yet), a new admin key; else ""."""
-    if not server.settings.auth_required or server.keys.has_admin():
+    if not server.settings.auth_required or await server.keys.ahas_admin():
         return ""
-    _record, raw = server.keys.create("admin", admin=True)
+    _record, raw = await server.keys.acreate("admin", admin=True)
     return str(raw)
 
 
@@ -490,36 +492,56 @@ def _warn_insecure(settings: Settings, http_listen: str | None) -> None:
         console.print("  can create, see and cancel every job.")
 
 
-def _keys(args: argparse.Namespace) -> int:
+async def _keys(args: argparse.Namespace) -> int:
+    """``reelcast keys``: on the embedded SQLite store, or on NATS with ``--store nats://…`` (the keys every
+    API server of that deployment checks)."""
+    from reelcast.server.backends import parse_store_url
     from reelcast.server.keys import KeyStore
 
     settings = _settings(args)
-    store = KeyStore(settings.database_path)
     try:
-        if args.keys_command == "create":
-            try:
-                record, raw = store.create(args.user, admin=args.admin)
-            except ValueError as invalid:
-                console.print(f"[red]error[/]: {invalid}")
-                return 2
-            console.print(f"created key {record.id} for {record.user}{' (admin)' if record.admin else ''}")
-            console.print("it is shown only now; store it safely:")
-            stdout.print(raw, soft_wrap=True)
-            return 0
-        if args.keys_command == "list":
-            for key in store.list():
-                flags = " ".join(
-                    f for f in ("admin" if key.admin else "", "revoked" if key.revoked else "") if f
-                )
-                stdout.print(f"{key.id}  {key.user:<24} {flags}".rstrip())
-            return 0
-        if store.revoke(args.key_id):
-            stdout.print(f"revoked {args.key_id}")
-            return 0
-        console.print(f"[red]error[/]: no active key with id {args.key_id!r}")
-        return 1
+        servers = parse_store_url(settings.store_url)
+    except ValueError as invalid:
+        console.print(f"[red]error[/]: {invalid}")
+        return 2
+    if servers is None:
+        store = KeyStore(settings.database_path)
+        try:
+            return await _key_command(store, args)
+        finally:
+            store.close()
+    from reelcast.server.nats_keys import NatsKeyStore
+    from reelcast.server.nats_layout import NatsConnection
+
+    connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
+    await connection.open()
+    try:
+        return await _key_command(NatsKeyStore(connection), args)
     finally:
-        store.close()
+        await connection.close()
+
+
+async def _key_command(store: ApiKeys, args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        try:
+            record, raw = await store.acreate(args.user, admin=args.admin)
+        except ValueError as invalid:
+            console.print(f"[red]error[/]: {invalid}")
+            return 2
+        console.print(f"created key {record.id} for {record.user}{' (admin)' if record.admin else ''}")
+        console.print("it is shown only now; store it safely:")
+        stdout.print(raw, soft_wrap=True)
+        return 0
+    if args.keys_command == "list":
+        for key in await store.alist():
+            flags = " ".join(f for f in ("admin" if key.admin else "", "revoked" if key.revoked else "") if f)
+            stdout.print(f"{key.id}  {key.user:<24} {flags}".rstrip())
+        return 0
+    if await store.arevoke(args.key_id):
+        stdout.print(f"revoked {args.key_id}")
+        return 0
+    console.print(f"[red]error[/]: no active key with id {args.key_id!r}")
+    return 1
 
 
 async def _bridge(args: argparse.Namespace) -> int:
@@ -579,7 +601,7 @@ async def _render(args: argparse.Namespace) -> int:
     server = ReelcastServer(settings)
     await server.start()
     # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
-    record, raw_key = server.keys.create("render")
+    record, raw_key = await server.keys.acreate("render")
     try:
         async with AsyncClient(server.target, api_key=raw_key) as client:
             created = await client.create_job(_spec(args))
@@ -594,7 +616,7 @@ async def _render(args: argparse.Namespace) -> int:
     except ClientError as error:
         return _report_rpc_error(error)
     finally:
-        server.keys.revoke(record.id)
+        await server.keys.arevoke(record.id)
         await server.stop(grace=1.0)
 
 
@@ -612,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gc":
             return asyncio.run(_gc(args))
         if args.command == "keys":
-            return _keys(args)
+            return asyncio.run(_keys(args))
         if args.command == "render":
             return asyncio.run(_render(args))
         return asyncio.run(_client_command(args))

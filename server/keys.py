@@ -8,12 +8,14 @@ Intentional divergence from password storage: no slow KDF (bcrypt, scrypt). A sl
 secrets; a 256-bit random secret cannot be guessed, and a slow hash on every RPC would cost more than it buys.
 
 The store follows the job store: a table in the same SQLite database (WAL allows the server and the CLI to use
-it at once), its own connection, statements on one thread. A NATS KV implementation follows with scale-out.
+it at once), its own connection, statements on one thread. On NATS, keys live in the ``reelcast_keys`` KV
+bucket that every API server shares (server/nats_keys.py); both implement :class:`ApiKeys`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import hmac
 import re
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -66,6 +68,48 @@ def key_id_of(raw_key: str) -> str | None:
     return match.group(1) if match else None
 
 
+def check_user_name(user: str) -> None:
+    if not USER_NAME.match(user):
+        raise ValueError("user names are 1 to 64 characters of [A-Za-z0-9._@-]")
+
+
+def new_raw_key() -> tuple[str, str, str]:
+    """A fresh key: (its public id, the raw key, the hash to store)."""
+    key_id = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    return key_id, raw, _hash(raw)
+
+
+def hash_matches(stored: str | None, raw_key: str) -> bool:
+    """Whether ``raw_key`` hashes to ``stored``, compared in constant time; a missing hash (no such key)
+    costs the same comparison, so a missing id and a wrong secret take the same time."""
+    expected = (stored or "0" * 64).encode()
+    return hmac.compare_digest(expected, _hash(raw_key).encode()) and stored is not None
+
+
+class ApiKeys(Protocol):
+    """What the server and ``reelcast keys`` need of a key store (SQLite or NATS)."""
+
+    async def acreate(self, user: str, admin: bool = False) -> tuple[ApiKey, str]:
+        """A new key for ``user``: (its record, the raw key). ValueError for a malformed user name."""
+
+    async def alist(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    async def arevoke(self, key_id: str) -> bool:
+        """Revokes the key; False if there is no such unrevoked key."""
+
+    async def ahas_admin(self) -> bool: ...
+
+    async def averify(self, raw_key: str) -> ApiKey | None:
+        """The key's record if ``raw_key`` is a valid, unrevoked key, else None."""
+
+    async def aget_active(self, key_id: str) -> ApiKey | None:
+        """The unrevoked key with this public id, else None."""
+
+    def close(self) -> None: ...
+
+
 class KeyStore:
     """The ``api_keys`` table. Synchronous methods for the CLI, ``a``-prefixed coroutines for the server."""
 
@@ -81,17 +125,15 @@ class KeyStore:
 
     def create(self, user: str, admin: bool = False) -> tuple[ApiKey, str]:
         """A new key for ``user``: (its record, the raw key). The raw key exists only in the return value."""
-        if not USER_NAME.match(user):
-            raise ValueError("user names are 1 to 64 characters of [A-Za-z0-9._@-]")
+        check_user_name(user)
         with self._lock:
             while True:
-                key_id = secrets.token_hex(4)
-                raw = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+                key_id, raw, digest = new_raw_key()
                 now = time.time_ns() // 1000
                 try:
                     self._connection.execute(
                         "INSERT INTO api_keys (id, user, admin, hash, create_time_us) VALUES (?, ?, ?, ?, ?)",
-                        (key_id, user, int(admin), _hash(raw), now),
+                        (key_id, user, int(admin), digest, now),
                     )
                 except sqlite3.IntegrityError:
                     continue  # an id collision (1 in 4 billion): draw again
@@ -132,9 +174,7 @@ class KeyStore:
                 " WHERE id = ? AND revoke_time_us IS NULL",
                 (key_id,),
             ).fetchone()
-        # Compare even without a row, so a missing id and a wrong secret take the same time.
-        stored = row[2] if row else "0" * 64
-        if not hmac.compare_digest(stored.encode(), _hash(raw_key).encode()) or row is None:
+        if not hash_matches(row[2] if row else None, raw_key) or row is None:
             return None
         return ApiKey(key_id, row[0], bool(row[1]), row[3], False)
 
@@ -149,6 +189,18 @@ class KeyStore:
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def acreate(self, user: str, admin: bool = False) -> tuple[ApiKey, str]:
+        return await self._run(lambda: self.create(user, admin))
+
+    async def alist(self) -> builtins.list[ApiKey]:  # `list` is the sync method here
+        return await self._run(self.list)
+
+    async def arevoke(self, key_id: str) -> bool:
+        return await self._run(lambda: self.revoke(key_id))
+
+    async def ahas_admin(self) -> bool:
+        return await self._run(self.has_admin)
 
     async def averify(self, raw_key: str) -> ApiKey | None:
         return await self._run(lambda: self.verify(raw_key))

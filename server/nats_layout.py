@@ -42,6 +42,7 @@ WORK_CONSUMER = "workers"
 CANCEL_PREFIX = "reelcast.cancel."
 JOBS_BUCKET = "reelcast_jobs"
 REQUESTS_BUCKET = "reelcast_requests"
+KEYS_BUCKET = "reelcast_keys"
 STATE_BUCKET = "reelcast_state"
 FILES_BUCKET = "reelcast_files"
 # Header carrying an event's per-job sequence, so that readers need not decode the payload to find it.
@@ -58,6 +59,7 @@ class Layout:
     jobs: KeyValue
     requests: KeyValue
     state: KeyValue
+    keys: KeyValue
     files: ObjectStore
     ack_wait_seconds: float
 
@@ -140,6 +142,7 @@ async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: f
         jobs=await _ensure_bucket(js, JOBS_BUCKET, replicas),
         requests=await _ensure_bucket(js, REQUESTS_BUCKET, replicas),
         state=await _ensure_bucket(js, STATE_BUCKET, replicas),
+        keys=await _ensure_bucket(js, KEYS_BUCKET, replicas),
         files=await _ensure_object_store(js, replicas),
         ack_wait_seconds=ack_wait_seconds,
     )

@@ -66,7 +66,7 @@ async def _secured(tmp_path: Path, hang_at: str | None = None) -> AsyncIterator[
         key_recheck_seconds=0.25,
     )
     server = await _started(settings, delay=0.0, hang_at=hang_at)
-    keys = {user: server.keys.create(user)[1] for user in ("alice", "bob")}
+    keys = {user: (await server.keys.acreate(user))[1] for user in ("alice", "bob")}
     try:
         yield Secured(server, keys)
     finally:

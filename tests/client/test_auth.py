@@ -93,8 +93,8 @@ async def test_a_key_revoked_mid_watch_ends_the_watch_without_reconnecting(secur
             async for event in client.watch_job(job.id):
                 seen.append(event.message)
                 if event.message == "hanging":
-                    key_id = next(key.id for key in server.keys.list() if key.user == "alice")
-                    server.keys.revoke(key_id)
+                    key_id = next(key.id for key in await server.keys.alist() if key.user == "alice")
+                    await server.keys.arevoke(key_id)
 
         with pytest.raises(UnauthenticatedError) as failure:
             await asyncio.wait_for(watch(), HANG_TIMEOUT)

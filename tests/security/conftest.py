@@ -103,7 +103,7 @@ async def start_secured(tmp_path: Path) -> AsyncIterator[SecuredFactory]:
         await server.start()
         keys, key_ids = {}, {}
         for user, admin in (("alice", False), ("bob", False), ("root", True)):
-            record, raw = server.keys.create(user, admin=admin)
+            record, raw = await server.keys.acreate(user, admin=admin)
             keys[user], key_ids[user] = raw, record.id
         options: dict[str, Any] = {"auth_required": True, "heartbeat_seconds": 15.0, **(bridge or {})}
         app = create_app(server.target, **options)

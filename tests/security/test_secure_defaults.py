@@ -125,7 +125,7 @@ async def test_tls_serves_grpc_and_https(tmp_path: Path) -> None:
     )
     server = ReelcastServer(settings, host=PluginHost.load(builtins=False))
     await server.start()
-    _, raw = server.keys.create("alice")
+    _, raw = await server.keys.acreate("alice")
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     try:

@@ -104,7 +104,7 @@ async def _deploy(root: Path, name: str, auth: bool, **overrides: object) -> Dep
     )
     server = ReelcastServer(settings, host=PluginHost.load())
     await server.start()
-    api_key = server.keys.create("web-tester")[1] if auth else None
+    api_key = (await server.keys.acreate("web-tester"))[1] if auth else None
     bridge = BridgeProcess(server.target, root / f"bridge-{name}.log", auth)
     await bridge.start()
     return Deployment(server, bridge, api_key)

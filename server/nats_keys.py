@@ -1,0 +1,108 @@
+"""API keys on NATS: the ``reelcast_keys`` KV bucket, shared by every API server of a deployment, so a key
+created once (``reelcast keys create --store nats://…``) works on all of them, and a revocation reaches all of
+them at their next check.
+
+One entry per key, ``key.<id>``: a JSON record with the user, the admin flag, the SHA-256 of the whole key,
+and the creation and revocation times. Same contract and same hashing as the SQLite store (server/keys.py).
+Creation uses the bucket's create (fails if the id exists), revocation a compare-and-set on the revision, so
+two processes never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from reelcast.server.keys import ApiKey, check_user_name, hash_matches, key_id_of, new_raw_key
+from reelcast.server.nats_layout import NatsConnection, retrying
+
+
+def _record(key_id: str, value: bytes) -> tuple[ApiKey, dict[str, Any]]:
+    fields: dict[str, Any] = json.loads(value)
+    key = ApiKey(
+        key_id,
+        str(fields["user"]),
+        bool(fields["admin"]),
+        int(fields["create_time_us"]),
+        fields.get("revoke_time_us") is not None,
+    )
+    return key, fields
+
+
+class NatsKeyStore:
+    """:class:`reelcast.server.keys.ApiKeys` on the deployment's NATS connection (opened by its owner)."""
+
+    def __init__(self, connection: NatsConnection) -> None:
+        self._connection = connection
+
+    @property
+    def _bucket(self) -> KeyValue:
+        return self._connection.layout.keys
+
+    async def _get(self, key_id: str) -> tuple[ApiKey, dict[str, Any], int] | None:
+        bucket = self._bucket
+        try:
+            entry = await retrying(lambda: bucket.get(f"key.{key_id}"))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        key, fields = _record(key_id, entry.value)
+        return key, fields, entry.revision or 0
+
+    async def acreate(self, user: str, admin: bool = False) -> tuple[ApiKey, str]:
+        check_user_name(user)
+        while True:
+            key_id, raw, digest = new_raw_key()
+            now = time.time_ns() // 1000
+            record = {"user": user, "admin": admin, "hash": digest, "create_time_us": now}
+            try:
+                await self._bucket.create(f"key.{key_id}", json.dumps(record).encode())
+            except KeyWrongLastSequenceError:
+                continue  # an id collision (1 in 4 billion): draw again
+            return ApiKey(key_id, user, admin, now, False), raw
+
+    async def alist(self) -> list[ApiKey]:
+        try:
+            names = await self._bucket.keys()
+        except NoKeysError:
+            return []
+        found = [await self._get(name.removeprefix("key.")) for name in names if name.startswith("key.")]
+        return sorted((each[0] for each in found if each is not None), key=lambda key: key.create_time_us)
+
+    async def arevoke(self, key_id: str) -> bool:
+        while True:
+            current = await self._get(key_id)
+            if current is None or current[0].revoked:
+                return False
+            _key, fields, revision = current
+            fields["revoke_time_us"] = time.time_ns() // 1000
+            try:
+                await self._bucket.update(f"key.{key_id}", json.dumps(fields).encode(), last=revision)
+                return True
+            except KeyWrongLastSequenceError:
+                continue  # changed meanwhile (revoked by another process?): look again
+
+    async def ahas_admin(self) -> bool:
+        return any(key.admin and not key.revoked for key in await self.alist())
+
+    async def averify(self, raw_key: str) -> ApiKey | None:
+        key_id = key_id_of(raw_key)
+        if key_id is None:
+            return None
+        found = await self._get(key_id)
+        stored = found[1]["hash"] if found is not None and not found[0].revoked else None
+        if not hash_matches(stored, raw_key) or found is None:
+            return None
+        return found[0]
+
+    async def aget_active(self, key_id: str) -> ApiKey | None:
+        found = await self._get(key_id)
+        return found[0] if found is not None and not found[0].revoked else None
+
+    def close(self) -> None:
+        return None  # the connection belongs to the backend

@@ -1,0 +1,74 @@
+"""API keys on NATS: a key created once with ``reelcast keys --store nats://…`` works on every API server of
+the deployment, and a revocation made once is refused by all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc import aio
+
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from tests.nats.natsproc import NatsServer
+from tests.nats.processes import ReelcastProcess, server
+from tests.processes import ALL_BUILTINS
+
+
+def keys_command(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "reelcast.server.cli", "keys", *args, "--store", store]
+    command += ["--data-dir", str(tmp_path / "cli")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+async def create_job(process: ReelcastProcess, key: str | None) -> job_pb2.Job:
+    metadata = (("authorization", f"Bearer {key}"),) if key else ()
+    async with aio.insecure_channel(process.address) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        request = job_service_pb2.CreateJobRequest(spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="keys")))
+        return (await stub.CreateJob(request, metadata=metadata, timeout=30)).job
+
+
+async def test_a_key_made_once_works_on_every_api_server_until_revoked_once(
+    tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path
+) -> None:
+    env = {
+        "PYTHONPATH": str(installed_sample_plugin),
+        "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS,
+        "REELCAST_AUTH": "required",
+    }
+    created = keys_command(tmp_path, nats_server.url, "create", "--user", "alice")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    key_id = re.search(r"created key (\w+) for alice", created.stderr)
+    assert key_id is not None, created.stderr
+
+    servers = [server(tmp_path, f"server{index}", nats_server.url, env) for index in range(2)]
+    try:
+        for process in servers:  # one after the other: the first start makes the one admin key
+            await asyncio.to_thread(process.start)
+        jobs = [await create_job(process, key) for process in servers]
+        assert [job.owner for job in jobs] == ["alice", "alice"]
+        # Each server made no admin key of its own beyond the first start's one, and the CLI lists them all.
+        listed = keys_command(tmp_path, nats_server.url, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert re.search(rf"^{key_id.group(1)}  alice\s*$", listed.stdout, re.MULTILINE), listed.stdout
+        assert len(re.findall(r"admin$", listed.stdout, re.MULTILINE)) == 1, listed.stdout
+
+        revoked = keys_command(tmp_path, nats_server.url, "revoke", key_id.group(1))
+        assert revoked.returncode == 0, revoked.stderr
+        for process in servers:
+            with pytest.raises(aio.AioRpcError) as refused:
+                await create_job(process, key)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        listed = keys_command(tmp_path, nats_server.url, "list")
+        assert re.search(rf"^{key_id.group(1)}  alice\s+revoked$", listed.stdout, re.MULTILINE), listed.stdout
+        again = keys_command(tmp_path, nats_server.url, "revoke", key_id.group(1))
+        assert again.returncode == 1
+    finally:
+        for process in servers:
+            process.stop()
