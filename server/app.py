@@ -72,6 +72,7 @@ class ReelcastServer:
 
     async def start(self) -> int:
         await self.backend.open()
+        self.stream_tokens.use_secret(await self.backend.stream_token_secret(self.settings))
         job_service_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(
                 self.runner,

@@ -7,7 +7,8 @@ Two credentials are accepted:
   send headers (EventSource, ``<video>``). A token is valid only for GetJob, WatchJob and ReadJobArtifact of
   its own job, and only while the key it was issued through is not revoked.
 
-Tokens are HMAC-SHA256 signed with a secret kept in the data dir (``secrets/stream-token.key``, mode 0600).
+Tokens are HMAC-SHA256 signed with a secret kept in the data dir (``secrets/stream-token.key``, mode 0600),
+or on NATS in the deployment's keys bucket (server/nats_keys.py).
 Only the gRPC server holds that secret: the bridge forwards a token without being able to make one, so it
 never holds anything that would let it act as a user who did not ask.
 """
@@ -85,6 +86,10 @@ class StreamTokens:
     def __init__(self, secret: bytes, ttl_seconds: float) -> None:
         self._secret = secret
         self.ttl_seconds = ttl_seconds
+
+    def use_secret(self, secret: bytes) -> None:
+        """Signs and checks with ``secret`` from now on (the deployment's shared one, once it is known)."""
+        self._secret = secret
 
     def _signature(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, b"reelcast-stream-token-v1\n" + payload, hashlib.sha256).digest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reelcast.server.auth import load_or_create_secret
 from reelcast.server.config import Settings
 from reelcast.server.keys import ApiKeys, KeyStore
 from reelcast.server.notifier import EventNotifier
@@ -50,6 +51,17 @@ class Backend:
 
             return NatsKeyStore(self._connection)
         return KeyStore(settings.database_path)
+
+    async def stream_token_secret(self, settings: Settings) -> bytes:
+        """The secret stream tokens are signed with: shared in the keys bucket on NATS (every API server
+        accepts every server's tokens), else the file in the data dir. Call after ``open``."""
+        from reelcast.server.nats_layout import NatsConnection
+
+        if isinstance(self._connection, NatsConnection):
+            from reelcast.server.nats_keys import shared_stream_token_secret
+
+            return await shared_stream_token_secret(self._connection)
+        return load_or_create_secret(settings.stream_token_secret_path)
 
     async def close(self) -> None:
         from reelcast.server.nats_layout import NatsConnection

@@ -10,7 +10,9 @@ two processes never overwrite each other.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import time
 from typing import Any
 
@@ -106,3 +108,16 @@ class NatsKeyStore:
 
     def close(self) -> None:
         return None  # the connection belongs to the backend
+
+
+STREAM_TOKEN_SECRET = "secret.stream-token"
+
+
+async def shared_stream_token_secret(connection: NatsConnection) -> bytes:
+    """The deployment's stream-token secret, in the keys bucket: made by the first API server that starts,
+    read by every other, so a token minted by one server opens streams on all of them."""
+    bucket = connection.layout.keys
+    with contextlib.suppress(KeyWrongLastSequenceError):  # another server made it first
+        await retrying(lambda: bucket.create(STREAM_TOKEN_SECRET, secrets.token_bytes(32)))
+    entry = await retrying(lambda: bucket.get(STREAM_TOKEN_SECRET))
+    return entry.value or b""

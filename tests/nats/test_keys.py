@@ -1,5 +1,6 @@
 """API keys on NATS: a key created once with ``reelcast keys --store nats://…`` works on every API server of
-the deployment, and a revocation made once is refused by all of them."""
+the deployment, a stream token minted by one server opens streams on another, and a revocation made once is
+refused by all of them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.server.auth import STREAM_TOKEN_HEADER
 from tests.nats.natsproc import NatsServer
 from tests.nats.processes import ReelcastProcess, server
 from tests.processes import ALL_BUILTINS
@@ -31,6 +33,26 @@ async def create_job(process: ReelcastProcess, key: str | None) -> job_pb2.Job:
         stub = job_service_pb2_grpc.JobServiceStub(channel)
         request = job_service_pb2.CreateJobRequest(spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="keys")))
         return (await stub.CreateJob(request, metadata=metadata, timeout=30)).job
+
+
+async def stream_token(process: ReelcastProcess, key: str, job_id: str) -> str:
+    metadata = (("authorization", f"Bearer {key}"), (STREAM_TOKEN_HEADER, "request"))
+    async with aio.insecure_channel(process.address) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        call = stub.GetJob(job_service_pb2.GetJobRequest(job_id=job_id), metadata=metadata, timeout=30)
+        await call
+        trailing = dict(await call.trailing_metadata() or ())
+        return str(trailing[STREAM_TOKEN_HEADER])
+
+
+async def first_event(process: ReelcastProcess, token: str, job_id: str) -> job_pb2.JobProgress:
+    async with aio.insecure_channel(process.address) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        request = job_service_pb2.WatchJobRequest(job_id=job_id)
+        metadata = (("authorization", f"StreamToken {token}"),)
+        async for event in stub.WatchJob(request, metadata=metadata, timeout=30):
+            return event
+    raise AssertionError("the stream ended without an event")
 
 
 async def test_a_key_made_once_works_on_every_api_server_until_revoked_once(
@@ -53,6 +75,11 @@ async def test_a_key_made_once_works_on_every_api_server_until_revoked_once(
             await asyncio.to_thread(process.start)
         jobs = [await create_job(process, key) for process in servers]
         assert [job.owner for job in jobs] == ["alice", "alice"]
+        # A stream token minted by one server opens the job's stream on the other (one shared secret).
+        token = await stream_token(servers[0], key, jobs[0].id)
+        first = await first_event(servers[1], token, jobs[0].id)
+        assert (first.job_id, first.sequence) == (jobs[0].id, 1)
+
         # Each server made no admin key of its own beyond the first start's one, and the CLI lists them all.
         listed = keys_command(tmp_path, nats_server.url, "list")
         assert listed.returncode == 0, listed.stderr
