@@ -12,6 +12,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -129,7 +130,13 @@ async def test_stuck_clients_are_dropped_and_normal_clients_get_every_event(
                     break
                 await asyncio.sleep(0.5)
             assert health["subscribers"] == 0
-            outcomes = await asyncio.gather(*(asyncio.to_thread(drain_until_closed, s, 20) for s in stuck))
+            # One thread per socket: the default pool has a handful of threads, and each drain can wait its
+            # full timeout, so draining 50 sockets a few at a time could take minutes on a loaded machine.
+            loop = asyncio.get_running_loop()
+            with ThreadPoolExecutor(max_workers=len(stuck)) as pool:
+                outcomes = await asyncio.gather(
+                    *(loop.run_in_executor(pool, drain_until_closed, s, 20) for s in stuck)
+                )
             assert all(closed for _, closed in outcomes), "every stuck connection is closed by the server"
             dropped = [raw for raw, _ in outcomes if b"event: job-completed" not in raw]
             assert len(dropped) >= STUCK // 2, "stuck clients must be dropped, not served to the end"
