@@ -19,7 +19,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -242,10 +241,10 @@ def raise_nofile() -> int:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A free port for a server that needs an explicit one (nginx), chosen as for nats-server."""
+    from tests.nats.natsproc import free_port as below_ephemeral_range
+
+    return below_ephemeral_range()
 
 
 # -- client processes -------------------------------------------------------------------------------------

