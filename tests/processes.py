@@ -52,6 +52,17 @@ class ServerProcess:
         self.stderr_path = self.log_path.with_suffix(".stderr") if separate_stderr else None
         self.starts = 0
 
+    def _grpc_listen(self) -> str:
+        if not self.keep_port:
+            return "127.0.0.1:0"
+        if not self.target:
+            # A port every restart can bind again: below the ephemeral range, where no outgoing connection
+            # takes it while the server is down (see tests/nats/natsproc.py).
+            from tests.nats.natsproc import free_port
+
+            return f"127.0.0.1:{free_port()}"
+        return self.target
+
     def start(self, timeout: float = 60.0) -> str:
         command = [
             sys.executable,
@@ -61,7 +72,7 @@ class ServerProcess:
             "--data-dir",
             str(self.data_dir),
             "--grpc-listen",
-            self.target if self.keep_port and self.target else "127.0.0.1:0",
+            self._grpc_listen(),
         ]
         command += ["--http-listen", "127.0.0.1:0"] if self.bridge else ["--no-bridge"]
         command += ["--metrics-listen", "127.0.0.1:0"] if self.metrics else []
