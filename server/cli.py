@@ -34,6 +34,8 @@ from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configu
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
+# A command, unlike a server, gives up soon when NATS cannot be reached.
+KEYS_NATS_TIMEOUT = 10.0
 console = Console(stderr=True)
 stdout = Console()
 
@@ -514,7 +516,7 @@ async def _keys(args: argparse.Namespace) -> int:
     from reelcast.server.nats_layout import NatsConnection
 
     connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
-    await connection.open()
+    await connection.open(timeout=KEYS_NATS_TIMEOUT)
     try:
         return await _key_command(NatsKeyStore(connection), args)
     finally:

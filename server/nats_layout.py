@@ -177,6 +177,21 @@ async def retrying(call: Callable[[], Awaitable[T]], seconds: float = RETRY_SECO
             delay = min(delay * 2, 1.0)
 
 
+class _ConnectionErrors:
+    """nats-py's error callback: one line per distinct error, at most one every 10 s (its default logs a
+    traceback at every reconnect attempt, four a second while a server is down)."""
+
+    def __init__(self) -> None:
+        self._last = ("", float("-inf"))
+
+    async def report(self, error: Exception) -> None:
+        text = f"{type(error).__name__}: {error}"
+        now = time.monotonic()
+        if text != self._last[0] or now - self._last[1] >= 10.0:
+            self._last = (text, now)
+            log.warning("NATS connection: %s", text)
+
+
 class NatsConnection:
     """One client connection per process, shared by the store, queue, cancel bus, files and notifier.
     Built unconnected (constructors stay synchronous); ``open`` connects and sets up the layout."""
@@ -201,14 +216,23 @@ class NatsConnection:
         return self._layout
 
     async def open(self, timeout: float = 60.0) -> None:
-        self._client = await nats.connect(
-            servers=self.servers,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            connect_timeout=2,
-            allow_reconnect=True,
-            name="reelcast",
-        )
+        """Connects (retrying until ``timeout``, then ``ConnectionError``) and sets up the layout."""
+        try:
+            self._client = await asyncio.wait_for(
+                nats.connect(
+                    servers=self.servers,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    name="reelcast",
+                    error_cb=_ConnectionErrors().report,
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            where = ", ".join(self.servers)
+            raise ConnectionError(f"cannot reach NATS at {where} within {timeout:g} s") from None
         js = self._client.jetstream(timeout=10.0)
         # A cluster that has just started elects its JetStream leader first: wait for it.
         deadline = time.monotonic() + timeout

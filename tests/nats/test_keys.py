@@ -16,7 +16,7 @@ from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.auth import STREAM_TOKEN_HEADER
-from tests.nats.natsproc import NatsServer
+from tests.nats.natsproc import NatsServer, free_port
 from tests.nats.processes import ReelcastProcess, server
 from tests.processes import ALL_BUILTINS
 
@@ -99,3 +99,12 @@ async def test_a_key_made_once_works_on_every_api_server_until_revoked_once(
     finally:
         for process in servers:
             process.stop()
+
+
+def test_keys_against_unreachable_nats_end_with_a_clear_error(tmp_path: Path) -> None:
+    nobody = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    result = keys_command(tmp_path, nobody, "list")
+    assert result.returncode == 1
+    assert f"error: cannot reach NATS at {nobody} within" in result.stderr
+    assert "remediation:" in result.stderr
+    assert "Traceback" not in result.stderr
