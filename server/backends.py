@@ -71,6 +71,11 @@ class Backend:
             await self._connection.close()
 
 
+class NatsUnreachableError(ConnectionError):
+    """No NATS server of the store URL answered within the open timeout. (Here, not in nats_layout.py, so
+    that the CLI can catch it without the ``nats`` extra installed.)"""
+
+
 def parse_store_url(url: str) -> list[str] | None:
     """``nats://HOST:PORT[,HOST:PORT...]`` as the client's server list; None for the embedded store."""
     url = url.strip()

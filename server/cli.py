@@ -27,6 +27,7 @@ from rich.markup import escape
 from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.backends import NatsUnreachableError
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys
@@ -648,6 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except argparse.ArgumentTypeError as error:
         console.print(f"[red]error[/]: {error}")
         return 2
+    except NatsUnreachableError as error:
+        console.print(f"[red]error[/]: {error}")
+        console.print("remediation: start nats-server there, or check --store / REELCAST_STORE")
+        return 1
     except OSError as error:
         console.print(f"[red]error[/]: {error.strerror or error}")
         console.print("remediation: check the address, port and data directory")

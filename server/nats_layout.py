@@ -31,6 +31,8 @@ from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
+from reelcast.server.backends import NatsUnreachableError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -232,7 +234,7 @@ class NatsConnection:
             )
         except TimeoutError:
             where = ", ".join(self.servers)
-            raise ConnectionError(f"cannot reach NATS at {where} within {timeout:g} s") from None
+            raise NatsUnreachableError(f"cannot reach NATS at {where} within {timeout:g} s") from None
         js = self._client.jetstream(timeout=10.0)
         # A cluster that has just started elects its JetStream leader first: wait for it.
         deadline = time.monotonic() + timeout

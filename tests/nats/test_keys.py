@@ -106,5 +106,5 @@ def test_keys_against_unreachable_nats_end_with_a_clear_error(tmp_path: Path) ->
     result = keys_command(tmp_path, nobody, "list")
     assert result.returncode == 1
     assert f"error: cannot reach NATS at {nobody} within" in result.stderr
-    assert "remediation:" in result.stderr
+    assert "remediation: start nats-server there, or check --store / REELCAST_STORE" in result.stderr
     assert "Traceback" not in result.stderr
