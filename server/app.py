@@ -96,7 +96,9 @@ class ReelcastServer:
             raise OSError(f"cannot listen on {self.settings.grpc_listen}")
         await self.grpc_server.start()
         await self.runner.start()
-        self._retention = asyncio.create_task(collect_periodically(self.settings, self.store))
+        self._retention = asyncio.create_task(
+            collect_periodically(self.settings, self.store, self.backend.queue)
+        )
         # Job counts come from the API servers (every one reports the whole store; workers report none).
         self._metrics = asyncio.create_task(
             sample_periodically(

@@ -81,11 +81,12 @@ class NatsWorkQueue:
         self._subscription = await self._connection.layout.js.pull_subscribe_bind(
             durable=WORK_CONSUMER, stream=WORK_STREAM
         )
-        await self._queue_orphans(store)
+        await self.queue_orphans(store)
 
-    async def _queue_orphans(self, store: JobStore) -> None:
+    async def queue_orphans(self, store: JobStore) -> None:
         """Queues the jobs stored as Queued that have no message in the work stream. Every process does this
-        when it starts, so a crashed API server's orphans run once it (or any worker) comes back. A job whose
+        when it starts, and API servers on their retention schedule, so a crashed API server's orphans run
+        once any reelcast process starts or within ``REELCAST_GC_INTERVAL``. A job whose
         server is alive and about to queue it is queued twice under one ``Nats-Msg-Id``, which the stream's
         duplicate window stores once; a job that ended between the two reads gets a message its worker
         acknowledges without running it (``_work_on`` sees it finished)."""

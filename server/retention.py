@@ -1,7 +1,8 @@
 """Retention: finished jobs are deleted, with everything they left on disk, once their time to live is over.
 
 ``reelcast gc`` runs one pass now; the server runs one every ``gc_interval_seconds``. Jobs that are still
-queued or running are never touched, whatever their age.
+queued or running are never touched, whatever their age. The server's schedule also queues orphaned jobs
+(``WorkQueue.queue_orphans``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 from reelcast.server.config import Settings
 from reelcast.server.store import JobStore
+from reelcast.server.work_queue import WorkQueue
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -38,13 +40,18 @@ def _remove_job_files(settings: Settings, job_id: str) -> None:
     (settings.ffmpeg_logs_dir / f"{job_id}.log").unlink(missing_ok=True)
 
 
-async def collect_periodically(settings: Settings, store: JobStore) -> None:
-    """The server's schedule: one pass at start, then one every ``gc_interval_seconds``."""
+async def collect_periodically(settings: Settings, store: JobStore, queue: WorkQueue | None = None) -> None:
+    """The server's schedule: one pass at start, then one every ``gc_interval_seconds``. From the second
+    pass on, each also queues ``queue``'s orphaned jobs (at start, the queue's ``recover`` just did)."""
+    first = True
     while True:
         try:
             removed = await collect_garbage(settings, store)
             if removed:
                 log.info("retention removed %d finished jobs", len(removed))
+            if queue is not None and not first:
+                await queue.queue_orphans(store)
         except Exception:
             log.exception("retention pass failed; retrying at the next interval")
+        first = False
         await asyncio.sleep(settings.gc_interval_seconds)

@@ -51,6 +51,10 @@ class WorkQueue(Protocol):
 
     async def put(self, job_id: str) -> None: ...
 
+    async def queue_orphans(self, store: JobStore) -> None:
+        """Queues the jobs stored as Queued that the queue does not hold (their server stopped between
+        storing and queueing them). Run on a schedule; ``recover`` does the same once at start."""
+
     async def take(self) -> Claim:
         """Waits for the next job."""
 
@@ -138,6 +142,9 @@ class LocalWorkQueue:
         # Jobs a previous process left unfinished resume from their checkpoints.
         for job in await store.unfinished_jobs():
             self._ids.put_nowait(job.id)
+
+    async def queue_orphans(self, store: JobStore) -> None:
+        return None  # one process stores and queues each job: the queue cannot miss one while it runs
 
     def put_nowait(self, job_id: str) -> None:
         self._ids.put_nowait(job_id)

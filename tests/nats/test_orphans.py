@@ -92,3 +92,30 @@ async def test_an_orphaned_job_runs_after_a_restart_and_a_waiting_job_runs_once(
     finally:
         runner.stop()
         api.stop()
+
+
+async def test_an_orphan_made_while_servers_run_is_queued_on_the_retention_schedule(
+    tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path
+) -> None:
+    env = {
+        "PYTHONPATH": str(installed_sample_plugin),
+        "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS,
+        "REELCAST_GC_INTERVAL": "1",
+    }
+    api = server(tmp_path, "server", nats_server.url, env)
+    runner = worker(tmp_path, "worker", nats_server.url, env)
+    try:
+        api.start()
+        runner.start()
+        async with aio.insecure_channel(api.address) as channel:
+            stub = job_service_pb2_grpc.JobServiceStub(channel)
+            spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="template"))
+            template = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
+            # Nobody restarts: the API server's schedule finds the orphan.
+            orphan_id = await store_without_queueing(nats_server.url, template)
+            events = await watch_to_end(stub, orphan_id)
+        assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED, events[-1]
+        assert f"job {orphan_id} was stored but never queued" in api.log()
+    finally:
+        runner.stop()
+        api.stop()
