@@ -34,6 +34,11 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+# Ports this process has handed out: two nodes of one cluster must never get the same one (a CI run failed
+# when the kernel gave the same port to two probes in a row).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A free port below the kernel's ephemeral range. A port found by binding 0 comes from that range, and
     between the probe and nats-server's own bind the kernel may hand it to any outgoing connection as its
@@ -41,11 +46,14 @@ def free_port() -> int:
     low, _high = _ephemeral_range()
     for _ in range(200):
         port = random.randrange(10000, max(10001, low))
+        if port in _HANDED_OUT:  # free again only once its server has bound it, which may be later
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -96,6 +104,7 @@ class NatsServer:
                     return
             except OSError:
                 time.sleep(0.05)
+        self.kill()
         raise TimeoutError(f"nats-server did not listen:\n{self.log_path.read_text()}")
 
     def kill(self) -> None:
@@ -126,8 +135,12 @@ class NatsCluster:
         return ",".join(node.url for node in self.nodes)
 
     def start(self) -> None:
-        for node in self.nodes:
-            node.start()
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop()  # the nodes already started must not outlive a failed start
+            raise
 
     def stop(self) -> None:
         for node in self.nodes:
