@@ -8,8 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from nats.js.errors import NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.errors import KeyNotFoundError
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server.app import ReelcastServer
@@ -22,25 +21,25 @@ if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
 
 
-async def request_entries(url: str) -> tuple[list[str], list[str]]:
-    """The job ids the requests bucket's live keys name, and the job ids with a ``request.`` entry (the way
-    back from a job to its key) in the state bucket."""
+async def request_entries(url: str, keys_or_jobs: list[str]) -> list[str | None]:
+    """For each ``job:<id>``, the request key its ``request.<id>`` state entry leads to; for each ``key:<k>``,
+    the job id the requests bucket holds under that key; None where there is no entry. Direct reads of known
+    keys, not a listing: a KV listing is a watch that can miss entries on a loaded machine."""
     connection = NatsConnection([url], replicas=1, ack_wait_seconds=30)
     await connection.open()
     try:
-        requests, state = connection.layout.requests, connection.layout.state
-        named = [((await requests.get(key)).value or b"").decode() for key in await _keys(requests)]
-        backrefs = [key.removeprefix("request.") for key in await _keys(state) if key.startswith("request.")]
-        return sorted(named), sorted(backrefs)
+        found: list[str | None] = []
+        for item in keys_or_jobs:
+            kind, _, name = item.partition(":")
+            bucket = connection.layout.state if kind == "job" else connection.layout.requests
+            try:
+                entry = await bucket.get(f"request.{name}" if kind == "job" else name)
+                found.append((entry.value or b"").decode())
+            except KeyNotFoundError:
+                found.append(None)
+        return found
     finally:
         await connection.close()
-
-
-async def _keys(bucket: KeyValue) -> list[str]:
-    try:
-        return list(await bucket.keys())
-    except NoKeysError:
-        return []
 
 
 async def create_and_finish(stub: Stub, request_id: str) -> job_pb2.Job:
@@ -65,14 +64,20 @@ async def test_retention_removes_the_request_key_with_its_job(
     server.host.register(PipelinePlugin(), "pipeline")
     first = await create_and_finish(stub, "order-1")
     kept = await create_and_finish(stub, "order-2")
-    both = sorted([first.id, kept.id])
-    assert await request_entries(nats_server.url) == (both, both)
+    first_key, kept_key = await request_entries(nats_server.url, [f"job:{first.id}", f"job:{kept.id}"])
+    assert first_key and kept_key and first_key != kept_key
+    stored = await request_entries(nats_server.url, [f"key:{first_key}", f"key:{kept_key}"])
+    assert stored == [first.id, kept.id]
 
     removed = await collect_garbage(server.settings, server.store, now=time.time() + 8 * 24 * 3600)
-    assert sorted(removed) == both
-    assert await request_entries(nats_server.url) == ([], [])
+    assert sorted(removed) == sorted([first.id, kept.id])
+    left = [f"job:{first.id}", f"job:{kept.id}", f"key:{first_key}", f"key:{kept_key}"]
+    assert await request_entries(nats_server.url, left) == [None, None, None, None]
 
-    # The request id is free again: it creates a new job, not the removed one.
+    # The request id is free again: it creates a new job, not the removed one, under the same key.
     again = await create_and_finish(stub, "order-1")
     assert again.id != first.id
-    assert await request_entries(nats_server.url) == ([again.id], [again.id])
+    assert await request_entries(nats_server.url, [f"job:{again.id}", f"key:{first_key}"]) == [
+        first_key,
+        again.id,
+    ]
