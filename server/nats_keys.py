@@ -16,11 +16,11 @@ import secrets
 import time
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from reelcast.server.keys import ApiKey, check_user_name, hash_matches, key_id_of, new_raw_key
-from reelcast.server.nats_layout import NatsConnection, retrying
+from reelcast.server.nats_layout import KEYS_BUCKET, NatsConnection, retrying, stream_messages
 
 
 def _record(key_id: str, value: bytes) -> tuple[ApiKey, dict[str, Any]]:
@@ -69,12 +69,15 @@ class NatsKeyStore:
             return ApiKey(key_id, user, admin, now, False), raw
 
     async def alist(self) -> list[ApiKey]:
-        try:
-            names = await self._bucket.keys()
-        except NoKeysError:
-            return []
-        found = [await self._get(name.removeprefix("key.")) for name in names if name.startswith("key.")]
-        return sorted((each[0] for each in found if each is not None), key=lambda key: key.create_time_us)
+        # Read from the bucket's stream (history 1: one message per key), not with KeyValue.keys(), whose
+        # watch can miss entries on a loaded machine.
+        keys = []
+        prefix = f"$KV.{KEYS_BUCKET}.key."
+        async for message in stream_messages(self._connection.layout.js, f"KV_{KEYS_BUCKET}", f"{prefix}>"):
+            if (message.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not message.data:
+                continue
+            keys.append(_record((message.subject or "").removeprefix(prefix), message.data)[0])
+        return sorted(keys, key=lambda key: key.create_time_us)
 
     async def arevoke(self, key_id: str) -> bool:
         while True:

@@ -30,6 +30,7 @@ from reelcast.server.nats_layout import (
     WORK_SUBJECT,
     NatsConnection,
     retrying,
+    stream_messages,
 )
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.store import JobStore
@@ -101,20 +102,8 @@ class NatsWorkQueue:
 
     async def _ids_in_stream(self) -> set[str]:
         """The job ids of every message in the work stream: waiting, or claimed and not yet acknowledged."""
-        js = self._connection.layout.js
-        info = await retrying(lambda: js.stream_info(WORK_STREAM))
-        ids: set[str] = set()
-        seq, last = info.state.first_seq, info.state.last_seq
-        while seq and seq <= last:
-            try:
-                message = await retrying(
-                    lambda seq=seq: js.get_msg(WORK_STREAM, seq=seq, subject=WORK_SUBJECT, next=True)  # type: ignore[misc]
-                )
-            except NotFoundError:
-                break
-            ids.add((message.data or b"").decode())
-            seq = (message.seq or last) + 1
-        return ids
+        messages = stream_messages(self._connection.layout.js, WORK_STREAM, WORK_SUBJECT)
+        return {(message.data or b"").decode() async for message in messages}
 
     async def put(self, job_id: str) -> None:
         js = self._connection.layout.js
