@@ -54,6 +54,11 @@ async def store_without_queueing(url: str, template: job_pb2.Job) -> str:
         await connection.close()
 
 
+async def create_job(stub: Stub, topic: str) -> job_pb2.Job:
+    spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic=topic))
+    return (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
+
+
 async def watch_to_end(stub: Stub, job_id: str) -> list[job_pb2.JobProgress]:
     request = job_service_pb2.WatchJobRequest(job_id=job_id)
     return [event async for event in stub.WatchJob(request, timeout=60)]
@@ -68,10 +73,8 @@ async def test_an_orphaned_job_runs_after_a_restart_and_a_waiting_job_runs_once(
     try:
         api.start()
         async with aio.insecure_channel(api.address) as channel:
-            stub = job_service_pb2_grpc.JobServiceStub(channel)
-            spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="waiting"))
             # No worker yet: this job waits in the work stream.
-            waiting = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
+            waiting = await create_job(job_service_pb2_grpc.JobServiceStub(channel), "waiting")
         orphan_id = await store_without_queueing(nats_server.url, waiting)
 
         api.stop()
@@ -109,8 +112,7 @@ async def test_an_orphan_made_while_servers_run_is_queued_on_the_retention_sched
         runner.start()
         async with aio.insecure_channel(api.address) as channel:
             stub = job_service_pb2_grpc.JobServiceStub(channel)
-            spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="template"))
-            template = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
+            template = await create_job(stub, "template")
             # Nobody restarts: the API server's schedule finds the orphan.
             orphan_id = await store_without_queueing(nats_server.url, template)
             events = await watch_to_end(stub, orphan_id)
