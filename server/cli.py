@@ -1,6 +1,7 @@
 """The ``reelcast`` command: run the server, the bridge, and act as a gRPC client of ``JobService``.
 
-Every failure prints the error code and its remediation, never a traceback.
+Every failure prints the error code and its remediation, never a traceback. stdout carries only a command's
+result (an id, a path, JSON, one line per listed item); progress, messages and errors go to stderr.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 # A command, unlike a server, gives up soon when NATS cannot be reached.
 KEYS_NATS_TIMEOUT = 10.0
 console = Console(stderr=True)
-stdout = Console()
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", action="append", default=[], help="queued, running, succeeded...")
     listing.add_argument("--page-size", type=int, default=20)
     listing.add_argument("--page-token", default="")
+    listing.add_argument(
+        "--json", action="store_true", help="print the page (jobs and nextPageToken) as JSON"
+    )
     watch = jobs.add_parser("watch", help="follow a job's progress live")
     client(watch)
     watch.add_argument("job_id")
@@ -242,8 +245,15 @@ def _client(args: argparse.Namespace) -> AsyncClient:
     )
 
 
+def _print_result(line: str) -> None:
+    """One line of the command's result on stdout, as it is: a console would wrap it at 80 columns when stdout
+    is a pipe and read brackets in it as markup, and a script must get the id, path or token whole."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
+
+
 def _print_json(message: Any) -> None:
-    stdout.print_json(json_format.MessageToJson(message, preserving_proto_field_name=False))
+    _print_result(json_format.MessageToJson(message, preserving_proto_field_name=False))
 
 
 def _report_rpc_error(error: grpc.RpcError | ClientError) -> int:
@@ -263,11 +273,13 @@ def _report_rpc_error(error: grpc.RpcError | ClientError) -> int:
     return 1
 
 
-async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> int:
-    """Follows a job to its end; the watch resumes by itself across dropped connections and server
-    restarts."""
+async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> job_pb2.JobProgress | None:
+    """Follows a job to its end and returns its completion event, or None once it has reported on stderr why
+    the job did not complete. The watch resumes by itself across dropped connections and server restarts."""
     from reelcast.server.progress_display import ProgressDisplay
 
+    # An unknown job gets its error before anything is drawn.
+    await client.get_job(job_id)
     events = client.watch_job(job_id, after)
     last: job_pb2.JobProgress | None = None
     if as_json:
@@ -281,10 +293,9 @@ async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -
                 last = event
     if last is None or not is_terminal(last):
         console.print("[yellow]stream ended before the job finished[/]")
-        return 1
+        return None
     if last.kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
-        console.print(f"[green]done[/]: {escape(last.output.video_path)}")
-        return 0
+        return last
     for error in last.errors:
         console.print(
             f"[red]{escape(error.code)}[/]: {escape(error.message)}\nremediation: {escape(error.remediation)}"
@@ -293,7 +304,16 @@ async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -
         console.print(f"correlation id: {last.correlation_id}")
     if last.failure.log_path:
         console.print(f"log: {escape(last.failure.log_path)}")
-    return 1
+    return None
+
+
+async def _follow_to_output(client: AsyncClient, job_id: str, after: int) -> int:
+    """Follows a job with the live display; its video's path is the result."""
+    completed = await _follow(client, job_id, after, False)
+    if completed is None:
+        return 1
+    _print_result(completed.output.video_path)
+    return 0
 
 
 async def _client_command(args: argparse.Namespace) -> int:
@@ -312,7 +332,7 @@ async def _client_command(args: argparse.Namespace) -> int:
 async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> int:
     if args.command == "stages":
         for stage in await client.list_stages():
-            stdout.print(
+            _print_result(
                 f"{stage.order:>5}  {stage.name:<14} {stage.title:<16} weight {stage.weight:g}  "
                 f"{stage.plugin} {stage.plugin_version}".rstrip()
             )
@@ -320,8 +340,8 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
     command = args.jobs_command
     if command == "create":
         created = await client.create_job(_spec(args), request_id=args.request_id or None)
-        stdout.print(created.id)
-        return await _follow(client, created.id, 0, False) if args.watch else 0
+        _print_result(created.id)
+        return await _follow_to_output(client, created.id, 0) if args.watch else 0
     if command == "get":
         _print_json(await client.get_job(args.job_id))
         return 0
@@ -329,17 +349,24 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
         listed = await client.list_jobs_page(
             statuses=_status_names(args.status), page_size=args.page_size, page_token=args.page_token
         )
+        if args.json:
+            _print_json(listed)
+            return 0
         for job in listed.jobs:
             status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
-            stdout.print(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
+            _print_result(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
         if listed.next_page_token:
-            stdout.print(f"next page: --page-token {listed.next_page_token}")
+            # A hint for people, so that each line of stdout is a job; `--json` gives scripts the token.
+            console.print(f"next page: --page-token {listed.next_page_token}", soft_wrap=True, markup=False)
         return 0
     if command == "watch":
-        return await _follow(client, args.job_id, args.after, args.json)
+        if args.json:
+            # The events are the result: one JSON line each, and nothing else on stdout.
+            return 0 if await _follow(client, args.job_id, args.after, True) else 1
+        return await _follow_to_output(client, args.job_id, args.after)
     if command == "cancel":
         cancelled = await client.cancel_job(args.job_id)
-        stdout.print(f"cancel requested: {cancelled.id}")
+        _print_result(f"cancel requested: {cancelled.id}")
         return 0
     raise AssertionError(f"unhandled command {args}")
 
@@ -389,7 +416,7 @@ def _bridge_available() -> bool:
 
 def _announce(line: str) -> None:
     """Where the process listens, and first-start login details: on stdout, which carries no log lines."""
-    stdout.print(line, soft_wrap=True, highlight=False)
+    _print_result(line)
 
 
 def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
@@ -533,15 +560,15 @@ async def _key_command(store: ApiKeys, args: argparse.Namespace) -> int:
             return 2
         console.print(f"created key {record.id} for {record.user}{' (admin)' if record.admin else ''}")
         console.print("it is shown only now; store it safely:")
-        stdout.print(raw, soft_wrap=True)
+        _print_result(raw)
         return 0
     if args.keys_command == "list":
         for key in await store.alist():
             flags = " ".join(f for f in ("admin" if key.admin else "", "revoked" if key.revoked else "") if f)
-            stdout.print(f"{key.id}  {key.user:<24} {flags}".rstrip())
+            _print_result(f"{key.id}  {key.user:<24} {flags}".rstrip())
         return 0
     if await store.arevoke(args.key_id):
-        stdout.print(f"revoked {args.key_id}")
+        _print_result(f"revoked {args.key_id}")
         return 0
     console.print(f"[red]error[/]: no active key with id {args.key_id!r}")
     return 1
@@ -590,7 +617,7 @@ async def _gc(args: argparse.Namespace) -> int:
         removed = await collect_garbage(settings, store)
     finally:
         await store.close()
-    stdout.print(f"removed {len(removed)} finished job(s)")
+    _print_result(f"removed {len(removed)} finished job(s)")
     return 0
 
 
@@ -608,13 +635,12 @@ async def _render(args: argparse.Namespace) -> int:
     try:
         async with AsyncClient(server.target, api_key=raw_key) as client:
             created = await client.create_job(_spec(args))
-            status = await _follow(client, created.id, 0, False)
-            if status != 0:
-                return status
-            job = await client.get_job(created.id)
+            completed = await _follow(client, created.id, 0, False)
+            if completed is None:
+                return 1
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(shutil.copyfile, job.output.video_path, args.output)
-            stdout.print(str(args.output.resolve()))
+            await asyncio.to_thread(shutil.copyfile, completed.output.video_path, args.output)
+            _print_result(str(args.output.resolve()))
             return 0
     except ClientError as error:
         return _report_rpc_error(error)

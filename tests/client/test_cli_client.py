@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.app import ReelcastServer
 from tests.client.conftest import HANG_TIMEOUT, Secured
 from tests.client.proxy import CuttingProxy
@@ -114,3 +116,134 @@ async def test_jobs_watch_resumes_through_a_dropped_connection(hanging_server: R
     assert cancelled
     assert [int(str(line["sequence"])) for line in lines] == list(range(1, len(lines) + 1))
     assert lines[-1]["kind"] == "EVENT_KIND_JOB_FAILED"
+
+
+# What a script reads: stdout holds exactly the command's result, stderr the progress and every message.
+
+
+async def _finished_job(server: ReelcastServer, topic: str = "Piped") -> job_pb2.Job:
+    from reelcast.client import AsyncClient
+
+    async with AsyncClient(server.target) as client:
+        job = await client.create_job(topic=topic)
+        async for _event in client.watch_job(job.id):
+            pass
+        return await client.get_job(job.id)
+
+
+async def test_jobs_create_watch_prints_the_job_id_then_the_output_path_and_the_progress_on_stderr(
+    open_server: ReelcastServer,
+) -> None:
+    from reelcast.client import AsyncClient
+
+    code, out, err = await run_cli(
+        "jobs", "create", "--topic", "Piped", "--watch", "--target", open_server.target
+    )
+    assert code == 0, err
+    job_id, path = out.splitlines()
+    async with AsyncClient(open_server.target) as client:
+        job = await client.get_job(job_id)
+    assert out == f"{job.id}\n{job.output.video_path}\n"
+    assert path == job.output.video_path
+    assert "Overall" in err and "100%" in err
+
+
+async def test_jobs_watch_prints_only_the_output_path_on_stdout(open_server: ReelcastServer) -> None:
+    job = await _finished_job(open_server)
+    code, out, err = await run_cli("jobs", "watch", job.id, "--target", open_server.target)
+    assert code == 0, err
+    assert out == f"{job.output.video_path}\n"
+    assert "Overall" in err and "Postprocessing" in err
+
+
+async def test_jobs_watch_json_prints_only_the_events_on_stdout(open_server: ReelcastServer) -> None:
+    job = await _finished_job(open_server)
+    code, out, err = await run_cli("jobs", "watch", job.id, "--json", "--target", open_server.target)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [int(event["sequence"]) for event in events] == list(range(1, job.last_sequence + 1))
+    assert events[-1]["kind"] == "EVENT_KIND_JOB_COMPLETED"
+
+
+async def test_jobs_get_prints_exactly_the_job_as_json(open_server: ReelcastServer) -> None:
+    topic = "A topic [bold]with markup[/bold] and far longer than a terminal's eighty columns and more"
+    job = await _finished_job(open_server, topic)
+    code, out, err = await run_cli("jobs", "get", job.id, "--target", open_server.target)
+    assert code == 0, err
+    got = json.loads(out)
+    assert (got["id"], got["spec"]["brief"]["topic"]) == (job.id, topic)
+    assert got["output"]["videoPath"] == job.output.video_path
+
+
+async def test_jobs_list_prints_one_unwrapped_line_per_job_and_the_page_hint_on_stderr(
+    open_server: ReelcastServer,
+) -> None:
+    topic = "Otters [bold]hold[/bold] hands [/x] while they sleep, and this topic runs past eighty columns"
+    older = await _finished_job(open_server, "Older")
+    newer = await _finished_job(open_server, topic)
+    target = ("--target", open_server.target)
+    code, out, err = await run_cli("jobs", "list", "--page-size", "1", *target)
+    assert code == 0, err
+    assert out == f"{newer.id}  succeeded  100.0%  {topic[:60]}\n"
+    token = re.search(r"--page-token (\S+)", err)
+    assert token is not None, err
+    code, out, err = await run_cli(
+        "jobs", "list", "--page-size", "1", "--page-token", token.group(1), *target
+    )
+    assert code == 0, err
+    assert out.split()[0] == older.id
+
+
+async def test_jobs_list_json_prints_the_page_with_its_token(open_server: ReelcastServer) -> None:
+    jobs = [await _finished_job(open_server, f"Listed {n}") for n in range(2)]
+    code, out, err = await run_cli(
+        "jobs", "list", "--json", "--page-size", "1", "--target", open_server.target
+    )
+    assert code == 0, err
+    page = json.loads(out)
+    assert [job["id"] for job in page["jobs"]] == [jobs[1].id]
+    assert page["nextPageToken"]
+
+
+async def test_jobs_cancel_and_stages_print_their_result_on_stdout(hanging_server: ReelcastServer) -> None:
+    from reelcast.client import AsyncClient
+
+    target = ("--target", hanging_server.target)
+    async with AsyncClient(hanging_server.target) as client:
+        job = await client.create_job(topic="Cancelled by the CLI")
+    code, out, err = await run_cli("jobs", "cancel", job.id, *target)
+    assert (code, out) == (0, f"cancel requested: {job.id}\n"), err
+    code, out, err = await run_cli("stages", *target)
+    assert code == 0, err
+    assert [line.split()[1] for line in out.splitlines()] == [
+        "script",
+        "voice",
+        "visuals",
+        "render",
+        "postprocess",
+    ]
+
+
+async def test_jobs_watch_of_an_unknown_job_prints_e003_before_drawing_anything(
+    open_server: ReelcastServer,
+) -> None:
+    code, out, err = await run_cli("jobs", "watch", "nope", "--target", open_server.target)
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error E003-JOB_NOT_FOUND"), err
+    assert "Overall" not in err and "%" not in err
+
+
+async def test_jobs_watch_in_a_40_column_terminal_still_draws_the_bars_and_the_eta(
+    open_server: ReelcastServer,
+) -> None:
+    job = await _finished_job(open_server)
+    code, out, err = await run_cli(
+        "jobs", "watch", job.id, "--target", open_server.target, env={"COLUMNS": "40"}
+    )
+    assert code == 0, err
+    drawn = err.splitlines()
+    overall = next(line for line in drawn if line.startswith("Overall"))
+    assert "━" * 10 in overall and "100%" in overall and "0:00:00" in overall, err
+    assert all(len(line) <= 40 for line in drawn), err
+    assert out == f"{job.output.video_path}\n"
