@@ -248,8 +248,14 @@ def _client(args: argparse.Namespace) -> AsyncClient:
 def _print_result(line: str) -> None:
     """One line of the command's result on stdout, as it is: a console would wrap it at 80 columns when stdout
     is a pipe and read brackets in it as markup, and a script must get the id, path or token whole."""
-    sys.stdout.write(f"{line}\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{line}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`| head -1`): stop quietly, as rich does. stdout then points at devnull, so that
+        # the interpreter's last flush of it at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 def _print_json(message: Any) -> None:
@@ -284,7 +290,7 @@ async def _follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -
     last: job_pb2.JobProgress | None = None
     if as_json:
         async for event in events:
-            print(json_format.MessageToJson(event, indent=None), flush=True)
+            _print_result(json_format.MessageToJson(event, indent=None))
             last = event
     else:
         with ProgressDisplay(console) as display:
@@ -362,7 +368,7 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
     if command == "watch":
         if args.json:
             # The events are the result: one JSON line each, and nothing else on stdout.
-            return 0 if await _follow(client, args.job_id, args.after, True) else 1
+            return 0 if await _follow(client, args.job_id, args.after, True) is not None else 1
         return await _follow_to_output(client, args.job_id, args.after)
     if command == "cancel":
         cancelled = await client.cancel_job(args.job_id)

@@ -247,3 +247,22 @@ async def test_jobs_watch_in_a_40_column_terminal_still_draws_the_bars_and_the_e
     assert "━" * 10 in overall and "100%" in overall and "0:00:00" in overall, err
     assert all(len(line) <= 40 for line in drawn), err
     assert out == f"{job.output.video_path}\n"
+
+
+async def test_a_reader_that_leaves_early_ends_the_command_quietly(open_server: ReelcastServer) -> None:
+    """`reelcast jobs list | head -1`: the pipe closes before the command writes; no error about it."""
+    await _finished_job(open_server)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "reelcast.server.cli", "jobs", "list", "--target", open_server.target),
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(process.communicate(), HANG_TIMEOUT)
+    assert process.returncode == 1
+    assert err.decode() == ""
