@@ -118,3 +118,27 @@ def test_the_message_is_dropped_first_at_narrow_widths() -> None:
 def test_markup_in_a_message_is_shown_as_text() -> None:
     lines = drawn(120, running_render("[bold]segment[/bold] [/oops]"))
     assert "[bold]segment[/bold] [/oops]" in row(lines, "Rendering")
+
+
+def test_a_resync_draws_the_steps_of_its_snapshot() -> None:
+    snapshot = job_pb2.Job(
+        id="j1",
+        status=job_pb2.JOB_STATUS_RUNNING,
+        percent=30,
+        steps=[
+            job_pb2.Step(name="script", title="Script", status=job_pb2.STEP_STATUS_SUCCEEDED, percent=100),
+            job_pb2.Step(name="voice", title="Voice", status=job_pb2.STEP_STATUS_RUNNING, percent=40),
+            job_pb2.Step(name="visuals", title="Visuals", status=job_pb2.STEP_STATUS_PENDING),
+        ],
+    )
+    resync = job_pb2.JobProgress(
+        job_id="j1",
+        sequence=9,
+        kind=job_pb2.EVENT_KIND_RESYNC,
+        job_status=job_pb2.JOB_STATUS_RUNNING,
+        job_percent=30,
+        snapshot=snapshot,
+    )
+    lines = drawn(100, [resync])
+    assert [line.split()[0] for line in lines] == ["Overall", "Script", "Voice"]
+    assert "40%" in row(lines, "Voice")
