@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,11 @@ from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]
+# ListJobsRequest.statuses: repeats are counted once, but a list longer than this is refused before it is
+# read (a 1 MiB request holds a million entries). Generous, so that a REST query naming a status twice passes.
+MAX_STATUS_FILTERS = 64
+# The ids the runner gives (32 hex digits) and the bridge accepts in a path.
+JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _ARTIFACT_FIELDS = {
     job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
     job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
@@ -68,11 +74,12 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self.creation_locks = UserLocks()
 
     async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
-        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed."""
+        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed; so is
+        an id that no job can have (too long, or with other characters), without asking the store."""
         if not job_id:
             error, violations = _invalid("job_id", "is required")
             await abort(context, error, violations)
-        job = await self.store.get_job(job_id)
+        job = await self.store.get_job(job_id) if JOB_ID.match(job_id) else None
         if job is None or not may_see(job.owner):
             # The id is not echoed: the answer for a foreign job must be the same bytes as for a missing one.
             await abort(context, ReelcastError(errors.JOB_NOT_FOUND, "No job with this id."))
@@ -146,11 +153,15 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if request.page_size < 0:
             error, violations = _invalid("page_size", "must not be negative")
             await abort(context, error, violations)
+        if len(request.statuses) > MAX_STATUS_FILTERS:
+            # Checked before anything else reads the list: it may hold up to a 1 MiB message of entries.
+            error, violations = _invalid("statuses", f"must list at most {MAX_STATUS_FILTERS} statuses")
+            await abort(context, error, violations)
         unknown = [s for s in request.statuses if s not in job_pb2.JobStatus.values()]
         if unknown:
             error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
             await abort(context, error, violations)
-        statuses = [s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED]
+        statuses = sorted({s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED})
         owner = None if current_is_admin() else current_caller()
         fingerprint = filter_fingerprint(current_caller(), statuses)
         cursor = None
