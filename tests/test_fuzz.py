@@ -160,7 +160,7 @@ def background_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Back
         loop.run_until_complete(server.stop(grace=0.5))
 
     problems = ServerLogProblems()
-    server_log = logging.getLogger("reelcast")
+    server_log = logging.getLogger()  # the root: grpc's own loggers too, which log what escapes a handler
     server_log.addHandler(problems)
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -276,3 +276,40 @@ def test_arbitrary_job_requests_get_ok_or_a_client_error_and_log_no_traceback(
     background_server: BackgroundServer, request: Any
 ) -> None:
     assert_client_error_at_most(background_server, request)
+
+
+UNARY_REQUEST_METHODS = [
+    f"/reelcast.jobs.v1.JobService/{name}"
+    for name in ("CreateJob", "GetJob", "ListJobs", "CancelJob", "ListStages", "WatchJob", "ReadJobArtifact")
+] + ["/grpc.health.v1.Health/Check"]
+STREAMING_RESPONSES = ("WatchJob", "ReadJobArtifact")
+REFLECTION_METHODS = [
+    f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo" for version in ("v1", "v1alpha")
+]
+
+
+@given(method=st.sampled_from(UNARY_REQUEST_METHODS + REFLECTION_METHODS), payload=st.binary(max_size=64))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_arbitrary_request_bytes_get_ok_or_invalid_argument_and_log_no_traceback(
+    background_server: BackgroundServer, method: str, payload: bytes
+) -> None:
+    """Bytes that may not parse as the request at all (bad wire format, a string that is not UTF-8)."""
+    failure: grpc.RpcError | None = None
+    with grpc.insecure_channel(background_server.target) as channel:
+        try:
+            if method in REFLECTION_METHODS:
+                reflect: grpc.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(method)
+                list(reflect(iter([payload]), timeout=10))
+            elif method.rsplit("/", 1)[-1] in STREAMING_RESPONSES:
+                stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
+                list(stream(payload, timeout=10))
+            else:
+                unary: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+                unary(payload, timeout=10)
+        except grpc.RpcError as error:
+            failure = error
+
+    assert background_server.log.take() == []
+    if failure is not None:
+        assert failure.code() in CLIENT_ERRORS, failure
+        assert "Traceback" not in (failure.details() or "")

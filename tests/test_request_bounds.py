@@ -88,3 +88,31 @@ async def test_a_malformed_job_id_is_not_found_on_every_job_rpc(
                 pass
         assert streamed.value.code() == StatusCode.NOT_FOUND
     assert logged_problems(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\xff\xff\xff", b"\x0a\x02\xc3\x28"],  # corrupt wire format; job_id holding bytes that are not UTF-8
+    ids=["corrupt", "not-utf8"],
+)
+async def test_a_request_that_does_not_parse_is_invalid_argument_without_a_traceback(
+    server: ReelcastServer, channel: aio.Channel, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    get_job: aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        "/reelcast.jobs.v1.JobService/GetJob"
+    )
+    reflect: aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+    )
+
+    with pytest.raises(aio.AioRpcError) as unary:
+        await get_job(payload)
+    with pytest.raises(aio.AioRpcError) as streamed:
+        async for _ in reflect(iter([payload])):
+            pass
+
+    for error in (unary.value, streamed.value):
+        assert error.code() == StatusCode.INVALID_ARGUMENT
+        assert error_details(error)[0] == "E002-INVALID_REQUEST"
+        assert "Traceback" not in (error.details() or "")
+    assert logged_problems(caplog) == []
