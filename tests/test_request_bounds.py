@@ -38,6 +38,19 @@ async def test_list_jobs_with_300000_statuses_is_invalid_argument_without_a_trac
     assert logged_problems(caplog) == []
 
 
+async def test_a_status_filter_of_64_entries_is_accepted_and_65_refused(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    statuses = [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING] * 32
+
+    await stub.ListJobs(job_service_pb2.ListJobsRequest(statuses=statuses))
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.ListJobs(job_service_pb2.ListJobsRequest(statuses=[*statuses, job_pb2.JOB_STATUS_QUEUED]))
+
+    assert raised.value.code() == StatusCode.INVALID_ARGUMENT
+    assert error_details(raised.value)[2] == [("statuses", "must list at most 64 statuses")]
+
+
 async def test_list_jobs_counts_a_repeated_status_once(server: ReelcastServer, stub: Stub) -> None:
     await server.runner.stop()
     older = await create(stub, "older")
