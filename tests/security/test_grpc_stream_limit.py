@@ -125,3 +125,24 @@ async def test_many_sse_viewers_of_one_job_share_one_upstream_within_the_grpc_li
             lines = response.aiter_lines()
             while not (await asyncio.wait_for(anext(lines), HANG_TIMEOUT)).startswith("event:"):
                 pass
+
+
+async def test_by_default_a_user_gets_256_watch_streams_and_not_one_more(
+    start_secured: SecuredFactory,
+) -> None:
+    secured = await start_secured(plugin=PipelinePlugin(hang_at="script"))
+    allowance = secured.server.settings.max_grpc_streams_per_user
+    assert allowance == 256  # docs/security.md, docs/configuration.md
+    job = await secured.create_job("alice")
+    request = job_service_pb2.WatchJobRequest(job_id=job.id)
+    calls = [secured.stub.WatchJob(request, metadata=bearer(secured.keys["alice"])) for _ in range(allowance)]
+    try:
+        firsts = await asyncio.wait_for(asyncio.gather(*(call.read() for call in calls)), HANG_TIMEOUT)
+        assert all(isinstance(event, job_pb2.JobProgress) for event in firsts)
+        one_more = secured.stub.WatchJob(request, metadata=bearer(secured.keys["alice"]))
+        with pytest.raises(aio.AioRpcError) as raised:
+            await asyncio.wait_for(one_more.read(), HANG_TIMEOUT)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        for call in calls:
+            call.cancel()
