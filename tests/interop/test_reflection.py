@@ -1,5 +1,7 @@
 """Reflection and health: a client that knows nothing but the server's address finds JobService, builds a
-CreateJobRequest from the descriptors the server sends, creates a job, and sees health SERVING.
+CreateJobRequest from the descriptors the server sends, creates a job, and sees health SERVING. Reflection is
+served as v1alpha (grpcio-reflection's client) and as v1 (``buf curl --reflect-protocol grpc-v1``, and a raw
+call with no generated v1 code).
 
 The reflection client is grpc's synchronous one, so it runs in a worker thread while the server under test
 keeps the event loop."""
