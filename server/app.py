@@ -9,7 +9,6 @@ from collections.abc import Awaitable
 import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
@@ -18,6 +17,7 @@ from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
 from reelcast.server.interceptors import CallContextInterceptor, MetricsInterceptor
 from reelcast.server.metrics import sample_periodically
+from reelcast.server.reflection import enable_reflection
 from reelcast.server.retention import collect_periodically
 from reelcast.server.runner import JobRunner
 from reelcast.server.service import JobService
@@ -83,13 +83,8 @@ class ReelcastServer:
             self.grpc_server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self.grpc_server,
+        enable_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), self.grpc_server
         )
         self.port = self._add_port()
         if self.port == 0:

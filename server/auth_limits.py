@@ -1,4 +1,5 @@
-"""Per-user limits on job creation: a token bucket for the rate, and a cap on queued plus running jobs.
+"""Per-user limits: a token bucket for the job creation rate, a lock so the cap on queued plus running jobs is
+checked and the job created as one step, and a count of open streams.
 
 Limits apply to authenticated users. With authentication off (``REELCAST_AUTH=off``) every caller is the one
 ``anonymous`` user, so a per-user limit would be a global one; none applies then (docs/security.md).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -53,3 +55,23 @@ class UserLocks:
         if lock is None:
             lock = self._locks[user] = asyncio.Lock()
         return lock
+
+
+class StreamSlots:
+    """At most ``limit`` open streams per user in this process; a stream takes a slot and gives it back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = Counter[str]()
+
+    def acquire(self, user: str) -> bool:
+        """Takes a slot for ``user``; False (nothing taken) when ``user`` already holds ``limit``."""
+        if self.open[user] >= self.limit:
+            return False
+        self.open[user] += 1
+        return True
+
+    def release(self, user: str) -> None:
+        self.open[user] -= 1
+        if self.open[user] <= 0:
+            del self.open[user]

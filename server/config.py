@@ -108,6 +108,9 @@ class Settings:
     max_active_jobs_per_user: int = 20
     # Largest gRPC message the server accepts (CreateJob is the largest request).
     grpc_max_message_bytes: int = 1024 * 1024
+    # Open WatchJob streams per user, per server process. Larger than the SSE allowance: a bridge holds one
+    # upstream stream per job it relays (shared by all of that user's browsers), up to 100 on one /api/events.
+    max_grpc_streams_per_user: int = 256
     # Bridge limits: open SSE connections per user, request bodies, session lifetime.
     max_sse_connections_per_user: int = 8
     max_body_bytes: int = 64 * 1024
@@ -158,6 +161,7 @@ class Settings:
             job_create_burst=_env_int("REELCAST_JOB_CREATE_BURST", 10),
             max_active_jobs_per_user=_env_int("REELCAST_MAX_ACTIVE_JOBS_PER_USER", 20),
             grpc_max_message_bytes=_env_int("REELCAST_GRPC_MAX_MESSAGE_BYTES", 1024 * 1024),
+            max_grpc_streams_per_user=_env_int("REELCAST_MAX_GRPC_STREAMS_PER_USER", 256),
             max_sse_connections_per_user=_env_int("REELCAST_MAX_SSE_PER_USER", 8),
             max_body_bytes=_env_int("REELCAST_MAX_BODY_BYTES", 64 * 1024),
             session_ttl_seconds=_env_float("REELCAST_SESSION_TTL", 12 * 3600.0),

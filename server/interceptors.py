@@ -3,7 +3,7 @@
 :class:`MetricsInterceptor` goes first (outermost), so that it counts every call, refused ones included,
 with the status the client got. :class:`CallContextInterceptor` does the rest, in this order, inside the
 wrapped handler (grpc.aio does not promise to run the handler in the interceptor's context, so ContextVars
-are set there):
+are set there), for unary-request methods and for reflection's request stream alike:
 
 1. the correlation id: taken from ``x-correlation-id`` if well formed, else generated; sent back in initial
    metadata;
@@ -11,7 +11,9 @@ are set there):
    identity in ``caller_var``/``admin_var``; without a valid credential the call is UNAUTHENTICATED. Health
    and reflection stay open. A stream re-checks its key every ``recheck_seconds`` and ends UNAUTHENTICATED
    once the key is revoked;
-3. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server
+3. a request message that does not parse (corrupt wire format, a string that is not UTF-8) is
+   ``E002-INVALID_REQUEST``: grpc would log the parse error with a traceback and answer UNKNOWN;
+4. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server
    log only: grpc's default would send the exception's text to the client.
 """
 
@@ -26,6 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from reelcast.server import errors
@@ -55,6 +58,32 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Context: TypeAlias = "aio.ServicerContext[Any, Any]"
 _END = object()
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.", "/grpc.reflection.v1.")
+
+
+class _MalformedRequest:
+    """What a request message that does not parse becomes, so that its handler can refuse it as bad input: a
+    deserializer that raises is grpc's own business (a logged traceback and UNKNOWN with the error's text)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _malformed(request: _MalformedRequest) -> ReelcastError:
+    return ReelcastError(errors.INVALID_REQUEST, f"The request does not parse: {request.problem}")
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    parse = deserializer
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as error:
+            return _MalformedRequest(str(error))
+
+    return deserialize
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -129,6 +158,8 @@ class _Call:
             principal_var.set(principal)
             metadata.append((USER_HEADER, principal.user))
         await context.send_initial_metadata(metadata)
+        if isinstance(request, _MalformedRequest):
+            await abort(context, _malformed(request))
         return principal
 
     async def internal_error(self, context: Context, unexpected: Exception) -> None:
@@ -154,7 +185,7 @@ class _Call:
                     await self.internal_error(context, unexpected)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         if handler.unary_stream is not None:
             inner_stream: Any = handler.unary_stream
@@ -187,10 +218,32 @@ class _Call:
                     await responses.aclose()
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
-        # Streaming-request methods (reflection, which stays open) need nothing of ours.
+        if handler.stream_stream is not None:  # reflection (open to all), the one streaming-request method
+            inner_bidi: Any = handler.stream_stream
+
+            async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+                await self.begin(None, context)
+                responses = inner_bidi(self._parsed(requests, context), context)
+                try:
+                    async for response in responses:
+                        yield response
+                finally:
+                    await responses.aclose()
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream, _tolerant(handler.request_deserializer), handler.response_serializer
+            )
         return handler
+
+    @staticmethod
+    async def _parsed(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+        """The requests; a message that does not parse ends the call with ``E002-INVALID_REQUEST``."""
+        async for request in requests:
+            if isinstance(request, _MalformedRequest):
+                await abort(context, _malformed(request))
+            yield request
 
     async def _while_valid(
         self, principal: Principal, responses: AsyncIterator[Any], context: Context

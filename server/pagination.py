@@ -12,6 +12,8 @@ from reelcast.server.store import PageCursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Tokens this module issues are about 150 characters; anything much longer is not one, and is not decoded.
+MAX_PAGE_TOKEN_CHARS = 512
 
 
 class InvalidPageTokenError(ValueError):
@@ -30,6 +32,8 @@ def encode_page_token(cursor: PageCursor, fingerprint: str) -> str:
 
 def decode_page_token(token: str, fingerprint: str) -> PageCursor:
     """The cursor in ``token``; InvalidPageTokenError if it is malformed or was issued for another filter."""
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise InvalidPageTokenError("page_token is malformed")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)

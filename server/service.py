@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,7 @@ from grpc import aio
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server import errors
 from reelcast.server.auth import STREAM_TOKEN_HEADER, StreamTokens, principal_var
-from reelcast.server.auth_limits import TokenBuckets, UserLocks
+from reelcast.server.auth_limits import StreamSlots, TokenBuckets, UserLocks
 from reelcast.server.callcontext import current_caller, current_correlation_id, current_is_admin, may_see
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
@@ -30,6 +31,13 @@ from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]
+# ListJobsRequest.statuses: repeats are counted once, but a list longer than this is refused before it is
+# read (a 1 MiB request holds a million entries). Generous, so that a REST query naming a status twice passes.
+MAX_STATUS_FILTERS = 64
+# What a refused stream is told to wait before it tries again (as the bridge's Retry-After for SSE).
+STREAM_RETRY_SECONDS = 5.0
+# The ids the runner gives (32 hex digits) and the bridge accepts in a path.
+JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _ARTIFACT_FIELDS = {
     job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
     job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
@@ -66,13 +74,15 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self.max_active_jobs = settings.max_active_jobs_per_user
         self.creation_buckets = TokenBuckets(settings.job_create_rate_per_minute, settings.job_create_burst)
         self.creation_locks = UserLocks()
+        self.watch_slots = StreamSlots(settings.max_grpc_streams_per_user)
 
     async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
-        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed."""
+        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed; so is
+        an id that no job can have (too long, or with other characters), without asking the store."""
         if not job_id:
             error, violations = _invalid("job_id", "is required")
             await abort(context, error, violations)
-        job = await self.store.get_job(job_id)
+        job = await self.store.get_job(job_id) if JOB_ID.match(job_id) else None
         if job is None or not may_see(job.owner):
             # The id is not echoed: the answer for a foreign job must be the same bytes as for a missing one.
             await abort(context, ReelcastError(errors.JOB_NOT_FOUND, "No job with this id."))
@@ -146,11 +156,15 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if request.page_size < 0:
             error, violations = _invalid("page_size", "must not be negative")
             await abort(context, error, violations)
+        if len(request.statuses) > MAX_STATUS_FILTERS:
+            # Checked before anything else reads the list: it may hold up to a 1 MiB message of entries.
+            error, violations = _invalid("statuses", f"must list at most {MAX_STATUS_FILTERS} statuses")
+            await abort(context, error, violations)
         unknown = [s for s in request.statuses if s not in job_pb2.JobStatus.values()]
         if unknown:
             error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
             await abort(context, error, violations)
-        statuses = [s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED]
+        statuses = sorted({s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED})
         owner = None if current_is_admin() else current_caller()
         fingerprint = filter_fingerprint(current_caller(), statuses)
         cursor = None
@@ -197,11 +211,25 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error, violations)
         if request.after_sequence == job.last_sequence and job.status in TERMINAL_STATUSES:
             return  # a finished job with nothing after the cursor: the stream is simply complete
+        principal = principal_var.get()
+        user = principal.user if principal is not None else None  # authentication off: no per-user limit
+        if user is not None and not self.watch_slots.acquire(user):
+            await abort(
+                context,
+                ReelcastError(
+                    errors.TOO_MANY_STREAMS,
+                    f"You have {self.watch_slots.open[user]} open WatchJob streams; "
+                    f"the limit is {self.watch_slots.limit}.",
+                ),
+                retry_after_seconds=STREAM_RETRY_SECONDS,
+            )
         events = follow_job_events(self.store, self.notifier, request.job_id, request.after_sequence)
         try:
             async for event in events:
                 yield event
         finally:
+            if user is not None:
+                self.watch_slots.release(user)
             # A client cancel arrives here as CancelledError; closing the generator releases its wait.
             await events.aclose()
 

@@ -1,12 +1,16 @@
-"""Bad input, tested by machines: hypothesis drives spec validation, the SSE projection and CreateJob."""
+"""Bad input, tested by machines: hypothesis drives spec validation, the SSE projection, CreateJob, and the
+requests of every other RPC, with long repeated fields and oversized strings."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -114,8 +118,30 @@ def test_every_job_progress_projects_to_one_well_formed_sse_event(progress: job_
         assert [error["code"] for error in data["errors"]] == [error.code for error in progress.errors]
 
 
+class ServerLogProblems(logging.Handler):
+    """Collects what the server logs at ERROR or with a traceback: client input must never cause either."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR or record.exc_info:
+            self.problems.append(self.format(record))
+
+    def take(self) -> list[str]:
+        taken, self.problems = self.problems, []
+        return taken
+
+
+@dataclass
+class BackgroundServer:
+    target: str
+    log: ServerLogProblems
+
+
 @pytest.fixture(scope="module")
-def background_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def background_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     """A real server on its own event loop thread, so that hypothesis can drive it synchronously."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -133,22 +159,26 @@ def background_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         loop.run_forever()
         loop.run_until_complete(server.stop(grace=0.5))
 
+    problems = ServerLogProblems()
+    server_log = logging.getLogger()  # the root: grpc's own loggers too, which log what escapes a handler
+    server_log.addHandler(problems)
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(30)
     try:
-        yield holder["server"].target
+        yield BackgroundServer(holder["server"].target, problems)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
+        server_log.removeHandler(problems)
 
 
 @given(spec=specs, request_id=st.one_of(st.just(""), st.text(max_size=80)))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_arbitrary_create_requests_get_ok_or_invalid_argument(
-    background_server: str, spec: job_pb2.JobSpec, request_id: str
+    background_server: BackgroundServer, spec: job_pb2.JobSpec, request_id: str
 ) -> None:
-    with grpc.insecure_channel(background_server) as channel:
+    with grpc.insecure_channel(background_server.target) as channel:
         stub = job_service_pb2_grpc.JobServiceStub(channel)
         request = job_service_pb2.CreateJobRequest(spec=spec, request_id=request_id)
         failure: grpc.RpcError | None = None
@@ -156,9 +186,131 @@ def test_arbitrary_create_requests_get_ok_or_invalid_argument(
             response = stub.CreateJob(request, timeout=10)
         except grpc.RpcError as error:
             failure = error
+    assert background_server.log.take() == []
     if failure is not None:
         assert failure.code() == grpc.StatusCode.INVALID_ARGUMENT, failure
         assert "Traceback" not in (failure.details() or "")
         return
     assert response.job.id
     assert validate_spec(response.job.spec) == []
+
+
+STATUS_VALUES = sorted(job_pb2.JobStatus.values())
+# Sizes by magnitude, up to what still fits in one 1 MiB request (a value under 128 is one byte packed):
+# size bugs (an SQL variable limit, a quadratic check) hide at the large end, which uniform sizes rarely
+# reach.
+LONG_RUN_LENGTHS = st.integers(min_value=12, max_value=19).map(lambda bits: 2**bits)
+# Repeated fields: short and arbitrary, or long runs of valid values.
+repeated_statuses = st.one_of(
+    st.lists(INT32, max_size=40),
+    st.builds(lambda status, count: [status] * count, st.sampled_from(STATUS_VALUES), LONG_RUN_LENGTHS),
+)
+# Ids and tokens: arbitrary text, and oversized runs of well-formed characters.
+ANY_ID = st.one_of(st.text(max_size=300), LONG_RUN_LENGTHS.map(lambda length: "a" * length))
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+# Each field is often left at its default, so that one bad field is not hidden behind another's refusal.
+list_requests = st.builds(
+    job_service_pb2.ListJobsRequest,
+    page_size=st.one_of(st.just(0), INT32),
+    page_token=st.one_of(st.just(""), ANY_ID),
+    statuses=repeated_statuses,
+)
+job_requests = st.one_of(
+    st.builds(job_service_pb2.GetJobRequest, job_id=ANY_ID),
+    st.builds(job_service_pb2.CancelJobRequest, job_id=ANY_ID),
+    st.builds(job_service_pb2.WatchJobRequest, job_id=ANY_ID, after_sequence=INT64),
+    st.builds(
+        job_service_pb2.ReadJobArtifactRequest,
+        job_id=ANY_ID,
+        kind=INT32,
+        offset=INT64,
+        length=INT64,
+    ),
+)
+CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+
+
+def call_job_service(target: str, request: Any) -> grpc.RpcError | None:
+    """Sends ``request`` to the RPC it belongs to and reads any stream to its end; the error, if any."""
+    method = {
+        job_service_pb2.ListJobsRequest: "ListJobs",
+        job_service_pb2.GetJobRequest: "GetJob",
+        job_service_pb2.CancelJobRequest: "CancelJob",
+        job_service_pb2.WatchJobRequest: "WatchJob",
+        job_service_pb2.ReadJobArtifactRequest: "ReadJobArtifact",
+    }[type(request)]
+    with grpc.insecure_channel(target) as channel:
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        try:
+            reply = getattr(stub, method)(request, timeout=10)
+            if method in ("WatchJob", "ReadJobArtifact"):
+                list(reply)
+        except grpc.RpcError as error:
+            return error
+    return None
+
+
+def assert_client_error_at_most(background_server: BackgroundServer, request: Any) -> None:
+    failure = call_job_service(background_server.target, request)
+
+    assert background_server.log.take() == []
+    if request.ByteSize() > Settings().grpc_max_message_bytes:
+        # grpc's own transport limit (REELCAST_GRPC_MAX_MESSAGE_BYTES) refuses it before any handler runs.
+        assert failure is not None and failure.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, failure
+        return
+    if failure is not None:
+        assert failure.code() in CLIENT_ERRORS, failure
+        assert "Traceback" not in (failure.details() or "")
+
+
+@given(request=list_requests)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_arbitrary_list_requests_get_ok_or_a_client_error_and_log_no_traceback(
+    background_server: BackgroundServer, request: job_service_pb2.ListJobsRequest
+) -> None:
+    assert_client_error_at_most(background_server, request)
+
+
+@given(request=job_requests)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_arbitrary_job_requests_get_ok_or_a_client_error_and_log_no_traceback(
+    background_server: BackgroundServer, request: Any
+) -> None:
+    assert_client_error_at_most(background_server, request)
+
+
+UNARY_REQUEST_METHODS = [
+    f"/reelcast.jobs.v1.JobService/{name}"
+    for name in ("CreateJob", "GetJob", "ListJobs", "CancelJob", "ListStages", "WatchJob", "ReadJobArtifact")
+] + ["/grpc.health.v1.Health/Check"]
+STREAMING_RESPONSES = ("WatchJob", "ReadJobArtifact")
+REFLECTION_METHODS = [
+    f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo" for version in ("v1", "v1alpha")
+]
+
+
+@given(method=st.sampled_from(UNARY_REQUEST_METHODS + REFLECTION_METHODS), payload=st.binary(max_size=64))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_arbitrary_request_bytes_get_ok_or_invalid_argument_and_log_no_traceback(
+    background_server: BackgroundServer, method: str, payload: bytes
+) -> None:
+    """Bytes that may not parse as the request at all (bad wire format, a string that is not UTF-8)."""
+    failure: grpc.RpcError | None = None
+    with grpc.insecure_channel(background_server.target) as channel:
+        try:
+            if method in REFLECTION_METHODS:
+                reflect: grpc.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(method)
+                list(reflect(iter([payload]), timeout=10))
+            elif method.rsplit("/", 1)[-1] in STREAMING_RESPONSES:
+                stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
+                list(stream(payload, timeout=10))
+            else:
+                unary: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+                unary(payload, timeout=10)
+        except grpc.RpcError as error:
+            failure = error
+
+    assert background_server.log.take() == []
+    if failure is not None:
+        assert failure.code() in CLIENT_ERRORS, failure
+        assert "Traceback" not in (failure.details() or "")
