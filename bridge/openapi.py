@@ -32,7 +32,13 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
-_JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": _STRING}
+# The ids the bridge passes on to JobService (anything else is 404 at once); a job's own id is 32 hex digits.
+_JOB_ID = {
+    "name": "jobId",
+    "in": "path",
+    "required": True,
+    "schema": {**_STRING, "pattern": r"^[A-Za-z0-9._-]{1,128}$"},
+}
 _CORRELATION = {
     "name": "X-Correlation-ID",
     "in": "header",
@@ -58,8 +64,10 @@ _RANGE = {
     "name": "Range",
     "in": "header",
     "required": False,
-    "description": "One byte range (bytes=first-last, bytes=first-, bytes=-suffix).",
-    "schema": _STRING,
+    "description": "One byte range (bytes=first-last, bytes=first-, bytes=-suffix). A position past the last "
+    "byte a file can have (2^63-2) is 416; a malformed or multi-range header is ignored (200).",
+    # The shape of a range, so that schema-driven clients and fuzzers send ranges and not only noise.
+    "schema": {"type": "string", "format": "byte-range", "pattern": r"^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
 }
 
 _STEP_WORDS = ["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
