@@ -1,20 +1,25 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
-Written by hand rather than generated from the routes: the SSE event vocabulary, the resume rules and the
-error body are the contract, and no route introspection knows them. A test checks that every route of the
-app is described here and nothing else is.
+The bodies' schemas are not written here: they are generated from the msgspec Structs the bridge decodes
+and encodes with (bridge/resources.py, bridge/problems.py), so what the document says is what the server
+sends. The paths, parameters, the SSE event vocabulary and the resume rules are written here, because no
+route introspection knows them; a test checks that every route of the app is described here and nothing else
+is, and another that every real response validates against this document.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+import msgspec
+
+from reelcast.bridge.problems import Problem
+from reelcast.bridge.resources import SCHEMA_TYPES, JobWord, StepWord
 from reelcast.bridge.sse import EVENT_NAMES
 
 _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
 _INT = {"type": "integer"}
-_BOOL = {"type": "boolean"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -70,169 +75,22 @@ _RANGE = {
     "schema": {"type": "string", "format": "byte-range", "pattern": r"^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
 }
 
-_STEP_WORDS = ["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
-_JOB_WORDS = ["Queued", "Running", "Succeeded", "Failed"]
+_JOB_WORDS = list(get_args(JobWord))
 _STATUS_FILTER = "^({0})(,({0}))*$".format("|".join(_JOB_WORDS))
 
-_SCHEMAS: dict[str, Any] = {
-    "Problem": _obj(
-        {
-            "type": _STRING,
-            "title": _STRING,
-            "status": _INT,
-            "detail": _STRING,
-            "errorCode": {**_STRING, "description": "Catalogue code, see docs/errors.md"},
-            "correlationId": _STRING,
-            "remediation": _STRING,
-            "violations": {
-                "type": "array",
-                "items": _obj({"field": _STRING, "description": _STRING}, ["field", "description"]),
-            },
-        },
-        ["type", "title", "status", "detail", "errorCode", "correlationId"],
-    ),
-    "CreateJob": _obj(
-        {
-            "brief": _obj(
-                {
-                    "topic": {**_STRING, "description": "Required, 1 to 500 characters."},
-                    "audience": _STRING,
-                    "goal": _STRING,
-                    "tone": _STRING,
-                    "language": {**_STRING, "default": "en"},
-                    "aspect": {"enum": ["16:9", "9:16", "1:1"], "default": "16:9"},
-                },
-                ["topic"],
-                additionalProperties=False,
-            ),
-            "plan": _obj(
-                {
-                    "targetDurationSeconds": {**_NUMBER, "default": 30, "description": "3 to 600"},
-                    "pacing": {"enum": ["Chill", "Conversational", "Fast"], "default": "Conversational"},
-                    "style": _STRING,
-                },
-                additionalProperties=False,
-            ),
-            "voice": _obj(
-                {
-                    "voiceName": {**_STRING, "description": "Empty: the language's default voice."},
-                    "rate": {**_INT, "default": 160, "description": "Words per minute, 80 to 450."},
-                    "pitch": {**_INT, "default": 50, "description": "0 to 100."},
-                },
-                additionalProperties=False,
-            ),
-            "render": _obj(
-                {
-                    "width": {**_INT, "description": "Even, 160 to 3840; default from the aspect (1280)."},
-                    "height": {**_INT, "description": "Even, 160 to 3840; default from the aspect (720)."},
-                    "fps": {**_INT, "default": 30},
-                    "videoBitrateK": {**_INT, "description": "kbit/s; 0 lets the encoder choose."},
-                    "audioBitrateK": {**_INT, "default": 128},
-                    "captions": {**_BOOL, "default": False},
-                    "captionMode": {"enum": ["burned", "soft"], "default": "burned"},
-                    "variableFrameRate": {**_BOOL, "default": False},
-                },
-                additionalProperties=False,
-            ),
-            "script": {
-                "type": "array",
-                "items": _obj(
-                    {"title": _STRING, "narration": _STRING, "caption": _STRING, "visualHint": _STRING},
-                    ["narration"],
-                    additionalProperties=False,
-                ),
-            },
-            "requestId": {**_STRING, "description": "Idempotency key: a retry returns the first job."},
-        },
-        ["brief"],
-        additionalProperties=False,
-    ),
-    "JobError": _obj({"code": _STRING, "message": _STRING, "remediation": _STRING}, ["code", "message"]),
-    "Output": _obj(
-        {
-            "videoPath": _STRING,
-            "sizeBytes": _INT,
-            "durationSeconds": _NUMBER,
-            "thumbnailPath": _STRING,
-            "subtitlePath": _STRING,
-            "videoUrl": _STRING,
-            "thumbnailUrl": _STRING,
-        },
-        ["videoPath", "sizeBytes"],
-    ),
-    "Step": _obj(
-        {
-            "name": _STRING,
-            "step": {**_STRING, "description": "Display title, as in SSE events."},
-            "status": {"enum": _STEP_WORDS},
-            "progressPct": _NUMBER,
-            "message": _STRING,
-            "startTime": {"type": ["string", "null"], "format": "date-time"},
-            "endTime": {"type": ["string", "null"], "format": "date-time"},
-            "durationSeconds": {"type": ["number", "null"]},
-            "errors": {"type": "array", "items": _ref("JobError")},
-        }
-    ),
-    "Job": _obj(
-        {
-            "jobId": _STRING,
-            "status": {"enum": _JOB_WORDS, "description": "A cancelled job is Failed (E311-CANCELLED)."},
-            "cancelled": _BOOL,
-            "stage": {**_STRING, "description": "Title of the current or last step."},
-            "stageName": _STRING,
-            "jobProgressPct": _NUMBER,
-            "steps": {"type": "array", "items": _ref("Step")},
-            "spec": _ref("CreateJob"),
-            "output": {"oneOf": [_ref("Output"), {"type": "null"}]},
-            "errors": {"type": "array", "items": _ref("JobError")},
-            "correlationId": _STRING,
-            "createTime": {"type": ["string", "null"], "format": "date-time"},
-            "startTime": {"type": ["string", "null"], "format": "date-time"},
-            "finishTime": {"type": ["string", "null"], "format": "date-time"},
-            "lastEventId": {**_STRING, "description": "Id of the job's latest event."},
-            "attempt": _INT,
-            "eventsUrl": _STRING,
-        },
-        ["jobId", "status", "stage", "correlationId"],
-    ),
-    "JobList": _obj({"jobs": {"type": "array", "items": _ref("Job")}, "nextPageToken": _STRING}),
-    "Stage": _obj(
-        {
-            "name": _STRING,
-            "title": _STRING,
-            "weight": _NUMBER,
-            "order": _INT,
-            "plugin": _STRING,
-            "pluginVersion": _STRING,
-            "description": _STRING,
-        }
-    ),
-    "FailureDetails": _obj(
-        {
-            "jobId": _STRING,
-            "status": {"enum": ["Failed"]},
-            "stage": _STRING,
-            "message": _STRING,
-            "errorCode": _STRING,
-            "stderrSnippet": _STRING,
-            "logPath": _STRING,
-            "suggestedActions": {"type": "array", "items": _STRING},
-            "failedAt": {"type": ["string", "null"], "format": "date-time"},
-            "errors": {"type": "array", "items": _ref("JobError")},
-            "correlationId": _STRING,
-        }
-    ),
-    "Health": _obj(
-        {
-            "status": {"enum": ["ok"]},
-            "grpcTarget": _STRING,
-            "upstreamsOpen": {**_INT, "description": "WatchJob streams open now (one per watched job)."},
-            "upstreamsOpened": {**_INT, "description": "WatchJob streams opened since start."},
-            "subscribers": {**_INT, "description": "SSE subscribers following a live upstream now."},
-        }
-    ),
-}
 
+def _struct_schemas() -> dict[str, Any]:
+    """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
+    declaration for the server and the document. ``title`` is the component's name already."""
+    _refs, components = msgspec.json.schema_components(
+        (*SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
+    )
+    for schema in components.values():
+        schema.pop("title", None)
+    return components
+
+
+_SCHEMAS: dict[str, Any] = _struct_schemas()
 _COMMON_EVENT = {
     "correlationId": _STRING,
     "jobProgressPct": {**_NUMBER, "description": "Overall percent, 0 to 100."},
@@ -245,7 +103,7 @@ _COMMON_EVENT = {
 _EVENT_SCHEMAS = {
     "job-status": _obj({"status": {"enum": _JOB_WORDS}, **_COMMON_EVENT}, ["status", "correlationId"]),
     "step-status": _obj(
-        {"step": _STRING, "status": {"enum": _STEP_WORDS}, **_COMMON_EVENT},
+        {"step": _STRING, "status": {"enum": list(get_args(StepWord))}, **_COMMON_EVENT},
         ["step", "status", "correlationId"],
     ),
     "step-progress": _obj(
@@ -337,7 +195,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "The installed stages in pipeline order",
             "parameters": [_CORRELATION],
-            "responses": {"200": _json("Stage")},
+            "responses": {"200": _json("StageList")},
         }
     },
     "/api/jobs": {
@@ -359,7 +217,10 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Create a job; only brief.topic is required",
             "parameters": [_CORRELATION],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateJob")}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("CreateJobBody")}},
+            },
             "responses": {
                 "201": _json("Job", "Created; Location names the job"),
                 "400": _error("Bad JSON, wrong types, invalid fields (E001, E002)"),
