@@ -61,7 +61,7 @@ def test_every_operation_conforms_to_its_schema_and_never_errors(api_schema: Any
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=60 if any(p.name == "Range" for p in operation.headers) else 25,
+            max_examples=150 if any(p.name == "Range" for p in operation.headers) else 25,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
