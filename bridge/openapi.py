@@ -337,7 +337,10 @@ PATHS.update(
                     "content": {"application/json": {"schema": _obj({"apiKey": _STRING}, ["apiKey"])}},
                 },
                 "responses": {
-                    "201": {"description": "Logged in; Set-Cookie: reelcast_session"},
+                    "201": {
+                        "description": "Logged in; Set-Cookie: reelcast_session",
+                        "content": {"application/json": {"schema": _obj({"user": _STRING}, ["user"])}},
+                    },
                     "401": _error("Not a valid key (E020)"),
                     "413": _error("Body over 4 KiB (E008)"),
                 },
@@ -356,6 +359,9 @@ PATHS.update(
                         "description": "The token",
                         "content": {"application/json": {"schema": _obj({"token": _STRING}, ["token"])}},
                     },
+                    "400": _error(
+                        "Authentication is off, or the caller's credential is a stream token (E002)"
+                    ),
                     "404": _error("Unknown job (E003)"),
                 },
             }
