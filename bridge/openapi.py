@@ -1,10 +1,13 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
-The bodies' schemas are not written here: they are generated from the msgspec Structs the bridge decodes
-and encodes with (bridge/resources.py, bridge/problems.py), so what the document says is what the server
-sends. The paths, parameters, the SSE event vocabulary and the resume rules are written here, because no
-route introspection knows them; a test checks that every route of the app is described here and nothing else
-is, and another that every real response validates against this document.
+The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge
+decodes and encodes with (bridge/resources.py, bridge/problems.py), so what the document says is what the
+server sends. Written here are what no Struct or route introspection knows: the paths, parameters and
+statuses, the SSE event vocabulary and resume rules, and the small bodies of the login routes. The events'
+``data:`` is built by bridge/sse.py as plain dicts, so their schemas are written here too, from the same
+Structs' components. Tests hold all of it to the server: every route of the app is described here and nothing
+else is (tests/bridge/test_rest.py), and every real answer and event validates against this document, with no
+undeclared field (tests/bridge/test_openapi_conformance.py).
 """
 
 from __future__ import annotations
