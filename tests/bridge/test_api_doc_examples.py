@@ -79,7 +79,9 @@ async def real_runs(client: httpx.AsyncClient) -> tuple[list[SseEvent], list[Sse
     headers = {"X-Correlation-ID": CORRELATION_ID}
     done = (await client.post("/api/jobs", json=BODY, headers=headers)).json()
     finished = (await read_sse(client, f"/api/jobs/{done['jobId']}/events")).events
-    cancelled = (await client.post("/api/jobs", json=BODY, headers=headers)).json()
+    # A longer video, so that the render is still running when the cancel lands, however loaded the machine.
+    long_body = {**BODY, "plan": {"targetDurationSeconds": 120}}
+    cancelled = (await client.post("/api/jobs", json=long_body, headers=headers)).json()
     url = f"/api/jobs/{cancelled['jobId']}/events"
     async with client.stream("GET", url) as response:
         async for line in response.aiter_lines():
