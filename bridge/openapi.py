@@ -1,20 +1,28 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
-Written by hand rather than generated from the routes: the SSE event vocabulary, the resume rules and the
-error body are the contract, and no route introspection knows them. A test checks that every route of the
-app is described here and nothing else is.
+The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge
+decodes and encodes with (bridge/resources.py, bridge/problems.py), so what the document says is what the
+server sends. Written here are what no Struct or route introspection knows: the paths, parameters and
+statuses, the SSE event vocabulary and resume rules, and the small bodies of the login routes. The events'
+``data:`` is built by bridge/sse.py as plain dicts, so their schemas are written here too, from the same
+Structs' components. Tests hold all of it to the server: every route of the app is described here and nothing
+else is (tests/bridge/test_rest.py), and every real answer and event validates against this document, with no
+undeclared field (tests/bridge/test_openapi_conformance.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+import msgspec
+
+from reelcast.bridge.problems import Problem
+from reelcast.bridge.resources import SCHEMA_TYPES, JobWord, StepWord
 from reelcast.bridge.sse import EVENT_NAMES
 
 _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
 _INT = {"type": "integer"}
-_BOOL = {"type": "boolean"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -32,7 +40,13 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
-_JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": _STRING}
+# The ids the bridge passes on to JobService (anything else is 404 at once); a job's own id is 32 hex digits.
+_JOB_ID = {
+    "name": "jobId",
+    "in": "path",
+    "required": True,
+    "schema": {**_STRING, "pattern": r"^[A-Za-z0-9._-]{1,128}$"},
+}
 _CORRELATION = {
     "name": "X-Correlation-ID",
     "in": "header",
@@ -58,173 +72,28 @@ _RANGE = {
     "name": "Range",
     "in": "header",
     "required": False,
-    "description": "One byte range (bytes=first-last, bytes=first-, bytes=-suffix).",
-    "schema": _STRING,
+    "description": "One byte range (bytes=first-last, bytes=first-, bytes=-suffix). A position past the last "
+    "byte a file can have (2^63-2) is 416; a malformed or multi-range header is ignored (200).",
+    # The shape of a range, so that schema-driven clients and fuzzers send ranges and not only noise.
+    "schema": {"type": "string", "format": "byte-range", "pattern": r"^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
 }
 
-_STEP_WORDS = ["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
-_JOB_WORDS = ["Queued", "Running", "Succeeded", "Failed"]
+_JOB_WORDS = list(get_args(JobWord))
 _STATUS_FILTER = "^({0})(,({0}))*$".format("|".join(_JOB_WORDS))
 
-_SCHEMAS: dict[str, Any] = {
-    "Problem": _obj(
-        {
-            "type": _STRING,
-            "title": _STRING,
-            "status": _INT,
-            "detail": _STRING,
-            "errorCode": {**_STRING, "description": "Catalogue code, see docs/errors.md"},
-            "correlationId": _STRING,
-            "remediation": _STRING,
-            "violations": {
-                "type": "array",
-                "items": _obj({"field": _STRING, "description": _STRING}, ["field", "description"]),
-            },
-        },
-        ["type", "title", "status", "detail", "errorCode", "correlationId"],
-    ),
-    "CreateJob": _obj(
-        {
-            "brief": _obj(
-                {
-                    "topic": {**_STRING, "description": "Required, 1 to 500 characters."},
-                    "audience": _STRING,
-                    "goal": _STRING,
-                    "tone": _STRING,
-                    "language": {**_STRING, "default": "en"},
-                    "aspect": {"enum": ["16:9", "9:16", "1:1"], "default": "16:9"},
-                },
-                ["topic"],
-                additionalProperties=False,
-            ),
-            "plan": _obj(
-                {
-                    "targetDurationSeconds": {**_NUMBER, "default": 30, "description": "3 to 600"},
-                    "pacing": {"enum": ["Chill", "Conversational", "Fast"], "default": "Conversational"},
-                    "style": _STRING,
-                },
-                additionalProperties=False,
-            ),
-            "voice": _obj(
-                {
-                    "voiceName": {**_STRING, "description": "Empty: the language's default voice."},
-                    "rate": {**_INT, "default": 160, "description": "Words per minute, 80 to 450."},
-                    "pitch": {**_INT, "default": 50, "description": "0 to 100."},
-                },
-                additionalProperties=False,
-            ),
-            "render": _obj(
-                {
-                    "width": {**_INT, "description": "Even, 160 to 3840; default from the aspect (1280)."},
-                    "height": {**_INT, "description": "Even, 160 to 3840; default from the aspect (720)."},
-                    "fps": {**_INT, "default": 30},
-                    "videoBitrateK": {**_INT, "description": "kbit/s; 0 lets the encoder choose."},
-                    "audioBitrateK": {**_INT, "default": 128},
-                    "captions": {**_BOOL, "default": False},
-                    "captionMode": {"enum": ["burned", "soft"], "default": "burned"},
-                    "variableFrameRate": {**_BOOL, "default": False},
-                },
-                additionalProperties=False,
-            ),
-            "script": {
-                "type": "array",
-                "items": _obj(
-                    {"title": _STRING, "narration": _STRING, "caption": _STRING, "visualHint": _STRING},
-                    ["narration"],
-                    additionalProperties=False,
-                ),
-            },
-            "requestId": {**_STRING, "description": "Idempotency key: a retry returns the first job."},
-        },
-        ["brief"],
-        additionalProperties=False,
-    ),
-    "JobError": _obj({"code": _STRING, "message": _STRING, "remediation": _STRING}, ["code", "message"]),
-    "Output": _obj(
-        {
-            "videoPath": _STRING,
-            "sizeBytes": _INT,
-            "durationSeconds": _NUMBER,
-            "thumbnailPath": _STRING,
-            "subtitlePath": _STRING,
-            "videoUrl": _STRING,
-            "thumbnailUrl": _STRING,
-        },
-        ["videoPath", "sizeBytes"],
-    ),
-    "Step": _obj(
-        {
-            "name": _STRING,
-            "step": {**_STRING, "description": "Display title, as in SSE events."},
-            "status": {"enum": _STEP_WORDS},
-            "progressPct": _NUMBER,
-            "message": _STRING,
-            "startTime": {"type": ["string", "null"], "format": "date-time"},
-            "endTime": {"type": ["string", "null"], "format": "date-time"},
-            "durationSeconds": {"type": ["number", "null"]},
-            "errors": {"type": "array", "items": _ref("JobError")},
-        }
-    ),
-    "Job": _obj(
-        {
-            "jobId": _STRING,
-            "status": {"enum": _JOB_WORDS, "description": "A cancelled job is Failed (E311-CANCELLED)."},
-            "cancelled": _BOOL,
-            "stage": {**_STRING, "description": "Title of the current or last step."},
-            "stageName": _STRING,
-            "jobProgressPct": _NUMBER,
-            "steps": {"type": "array", "items": _ref("Step")},
-            "spec": _ref("CreateJob"),
-            "output": {"oneOf": [_ref("Output"), {"type": "null"}]},
-            "errors": {"type": "array", "items": _ref("JobError")},
-            "correlationId": _STRING,
-            "createTime": {"type": ["string", "null"], "format": "date-time"},
-            "startTime": {"type": ["string", "null"], "format": "date-time"},
-            "finishTime": {"type": ["string", "null"], "format": "date-time"},
-            "lastEventId": {**_STRING, "description": "Id of the job's latest event."},
-            "attempt": _INT,
-            "eventsUrl": _STRING,
-        },
-        ["jobId", "status", "stage", "correlationId"],
-    ),
-    "JobList": _obj({"jobs": {"type": "array", "items": _ref("Job")}, "nextPageToken": _STRING}),
-    "Stage": _obj(
-        {
-            "name": _STRING,
-            "title": _STRING,
-            "weight": _NUMBER,
-            "order": _INT,
-            "plugin": _STRING,
-            "pluginVersion": _STRING,
-            "description": _STRING,
-        }
-    ),
-    "FailureDetails": _obj(
-        {
-            "jobId": _STRING,
-            "status": {"enum": ["Failed"]},
-            "stage": _STRING,
-            "message": _STRING,
-            "errorCode": _STRING,
-            "stderrSnippet": _STRING,
-            "logPath": _STRING,
-            "suggestedActions": {"type": "array", "items": _STRING},
-            "failedAt": {"type": ["string", "null"], "format": "date-time"},
-            "errors": {"type": "array", "items": _ref("JobError")},
-            "correlationId": _STRING,
-        }
-    ),
-    "Health": _obj(
-        {
-            "status": {"enum": ["ok"]},
-            "grpcTarget": _STRING,
-            "upstreamsOpen": {**_INT, "description": "WatchJob streams open now (one per watched job)."},
-            "upstreamsOpened": {**_INT, "description": "WatchJob streams opened since start."},
-            "subscribers": {**_INT, "description": "SSE subscribers following a live upstream now."},
-        }
-    ),
-}
 
+def _struct_schemas() -> dict[str, Any]:
+    """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
+    declaration for the server and the document. ``title`` is the component's name already."""
+    _refs, components = msgspec.json.schema_components(
+        (*SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
+    )
+    for schema in components.values():
+        schema.pop("title", None)
+    return components
+
+
+_SCHEMAS: dict[str, Any] = _struct_schemas()
 _COMMON_EVENT = {
     "correlationId": _STRING,
     "jobProgressPct": {**_NUMBER, "description": "Overall percent, 0 to 100."},
@@ -237,7 +106,7 @@ _COMMON_EVENT = {
 _EVENT_SCHEMAS = {
     "job-status": _obj({"status": {"enum": _JOB_WORDS}, **_COMMON_EVENT}, ["status", "correlationId"]),
     "step-status": _obj(
-        {"step": _STRING, "status": {"enum": _STEP_WORDS}, **_COMMON_EVENT},
+        {"step": _STRING, "status": {"enum": list(get_args(StepWord))}, **_COMMON_EVENT},
         ["step", "status", "correlationId"],
     ),
     "step-progress": _obj(
@@ -329,7 +198,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "The installed stages in pipeline order",
             "parameters": [_CORRELATION],
-            "responses": {"200": _json("Stage")},
+            "responses": {"200": _json("StageList")},
         }
     },
     "/api/jobs": {
@@ -351,7 +220,10 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Create a job; only brief.topic is required",
             "parameters": [_CORRELATION],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateJob")}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("CreateJobBody")}},
+            },
             "responses": {
                 "201": _json("Job", "Created; Location names the job"),
                 "400": _error("Bad JSON, wrong types, invalid fields (E001, E002)"),
@@ -468,7 +340,10 @@ PATHS.update(
                     "content": {"application/json": {"schema": _obj({"apiKey": _STRING}, ["apiKey"])}},
                 },
                 "responses": {
-                    "201": {"description": "Logged in; Set-Cookie: reelcast_session"},
+                    "201": {
+                        "description": "Logged in; Set-Cookie: reelcast_session",
+                        "content": {"application/json": {"schema": _obj({"user": _STRING}, ["user"])}},
+                    },
                     "401": _error("Not a valid key (E020)"),
                     "413": _error("Body over 4 KiB (E008)"),
                 },
@@ -487,6 +362,9 @@ PATHS.update(
                         "description": "The token",
                         "content": {"application/json": {"schema": _obj({"token": _STRING}, ["token"])}},
                     },
+                    "400": _error(
+                        "Authentication is off, or the caller's credential is a stream token (E002)"
+                    ),
                     "404": _error("Unknown job (E003)"),
                 },
             }

@@ -15,10 +15,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import grpc
+import msgspec
 from grpc import aio
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from reelcast.server import errors
 from reelcast.server.callcontext import current_correlation_id
@@ -45,10 +47,24 @@ _FIELD_RENAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(msgspec.Struct, frozen=True):
+    """One invalid field, named by its path in the request body."""
+
     field: str
     description: str
+
+
+class Problem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """The error body (published as the document's ``Problem`` schema)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error_code: Annotated[str, msgspec.Meta(description="Catalogue code, see docs/errors.md")]
+    correlation_id: str
+    remediation: str
+    violations: list[Violation] | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(eq=False)
@@ -93,19 +109,21 @@ def problem_from_rpc_error(rpc_error: grpc.RpcError) -> ApiError:
     return ApiError(entry, detail, [Violation(rest_field_name(f), d) for f, d in violations], headers)
 
 
-def problem_response(problem: ApiError, correlation_id: str | None = None) -> JSONResponse:
+def problem_response(problem: ApiError, correlation_id: str | None = None) -> Response:
     error = problem.error
-    body: dict[str, object] = {
-        "type": TYPE_BASE + error.code,
-        "title": error.title,
-        "status": error.http_status,
-        "detail": problem.detail or error.message,
-        "errorCode": error.code,
-        "correlationId": correlation_id or current_correlation_id(),
-        "remediation": error.remediation,
-    }
-    if problem.violations:
-        body["violations"] = [{"field": v.field, "description": v.description} for v in problem.violations]
-    return JSONResponse(
-        body, status_code=error.http_status, media_type=PROBLEM_CONTENT_TYPE, headers=problem.headers
+    body = Problem(
+        type=TYPE_BASE + error.code,
+        title=error.title,
+        status=error.http_status,
+        detail=problem.detail or error.message,
+        error_code=error.code,
+        correlation_id=correlation_id or current_correlation_id(),
+        remediation=error.remediation,
+        violations=list(problem.violations) if problem.violations else msgspec.UNSET,
+    )
+    return Response(
+        msgspec.json.encode(body),
+        error.http_status,
+        headers=problem.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
     )

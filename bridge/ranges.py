@@ -3,6 +3,11 @@
 Only single ranges are served; a multi-range or malformed ``Range`` header is ignored and the whole file is
 sent with 200, which RFC 9110 allows and every player handles. The bytes come from the gRPC server, so the
 bridge needs no shared disk.
+
+A position past the last byte any file can have (file offsets are signed 64-bit, as ``ReadJobArtifact``'s
+are) is unsatisfiable, as nginx treats one that overflows its offsets: 416, never a number sent on that cannot
+be encoded. A 416 names the file's size, so it is only answered after the server has shown the caller the
+file: another user's job stays 404 whatever the range.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from reelcast.server import errors
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+# ASCII digits only: int() would also read other scripts' digits, which no client sends.
+_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE)
+# The last byte of the largest file a signed 64-bit offset can address.
+MAX_BYTE_POSITION = 2**63 - 2
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,17 @@ class ByteRange:
     first: int | None
     last: int | None
 
+    @property
+    def addressable(self) -> bool:
+        """Whether both positions can be bytes of a file (a suffix is a length, which any number can be)."""
+        if self.first is None:
+            return True
+        return self.first <= MAX_BYTE_POSITION and (self.last is None or self.last <= MAX_BYTE_POSITION)
+
     def resolve(self, size: int) -> tuple[int, int] | None:
         """Inclusive (start, end) within ``size`` bytes, or None when unsatisfiable."""
+        if not self.addressable:
+            return None
         if self.first is None:
             if not self.last or size == 0:
                 return None
@@ -86,10 +103,10 @@ async def open_artifact(
     """Opens the artifact for ``requested`` (None: all of it). Raises :class:`ApiError` (416 with
     ``Content-Range: bytes */size`` when the range lies outside the file) or ``grpc.RpcError``."""
     offset, length = 0, 0
-    if requested is not None and requested.first == 0:
+    if requested is not None and requested.first == 0 and requested.addressable:
         length = requested.last + 1 if requested.last is not None else 0
     elif requested is not None:
-        # A suffix range needs the size first, and so does the 416 of a start past the end.
+        # A suffix range needs the size first, and so does any 416 (its Content-Range names the size).
         probe_call, probe = await _first_chunk(stub, job_id, kind, 0, 1, metadata)
         probe_call.cancel()
         size = probe.total_size

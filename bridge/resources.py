@@ -1,18 +1,24 @@
 """The REST representations: protobuf messages of ``JobService`` as the camelCase JSON of docs/api.md, and
 the ``POST /api/jobs`` body as a ``JobSpec``.
 
+Every shape is a msgspec ``Struct``, declared once: the bridge decodes bodies and encodes answers with them,
+and ``bridge/openapi.py`` publishes their JSON Schema (``msgspec.json.schema_components``), so the document
+cannot drift from what the server sends. A response field without a default is always present.
+
 Statuses use the seed's words everywhere, so a job read over REST and the same job seen over SSE agree:
 a cancelled job is ``Failed`` with an ``E311-CANCELLED`` error (the seed's rule), not a separate word.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import msgspec
 from google.protobuf import timestamp_pb2
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server import validation
 
 JOB_STATUS_WORDS = {
     job_pb2.JOB_STATUS_UNSPECIFIED: "Queued",
@@ -52,12 +58,15 @@ CAPTION_MODES = {"burned": job_pb2.CAPTION_MODE_BURNED, "soft": job_pb2.CAPTION_
 
 # -- the POST /api/jobs body -------------------------------------------------------------------------------
 # Types and shape are checked here; ranges and lengths are JobService's (one validation, reported with the
-# same field names). Integers are bounded to int32 so that an absurd number is a 400, not an overflow.
+# same field names). Integers are bounded to int32 so that an absurd number is a 400, not an overflow. The
+# defaults are the server's own (validation.with_defaults); a 0 that the server resolves is described.
 Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 Text = Annotated[str, msgspec.Meta(max_length=10_000)]
-Aspect = Annotated[str, msgspec.Meta(pattern=r"^(16:9|9:16|1:1)$")]
-Pacing = Annotated[str, msgspec.Meta(pattern=r"^(Chill|Conversational|Fast)$")]
-CaptionMode = Annotated[str, msgspec.Meta(pattern=r"^(burned|soft)$")]
+AspectWord = Literal["16:9", "9:16", "1:1"]
+PacingWord = Literal["Chill", "Conversational", "Fast"]
+CaptionModeWord = Literal["burned", "soft"]
+JobWord = Literal["Queued", "Running", "Succeeded", "Failed"]
+StepWord = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 
 
 class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
@@ -65,34 +74,42 @@ class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_def
 
 
 class BriefBody(_Body):
-    topic: Text
+    topic: Annotated[Text, msgspec.Meta(description="Required, 1 to 500 characters.")]
     audience: Text = ""
     goal: Text = ""
     tone: Text = ""
-    language: Text = ""
-    aspect: Aspect = "16:9"
+    language: Text = "en"
+    aspect: AspectWord = "16:9"
 
 
 class PlanBody(_Body):
-    target_duration_seconds: float = 0.0
-    pacing: Pacing = "Conversational"
+    target_duration_seconds: Annotated[float, msgspec.Meta(description="3 to 600")] = (
+        validation.DEFAULT_DURATION_SECONDS
+    )
+    pacing: PacingWord = "Conversational"
     style: Text = ""
 
 
 class VoiceBody(_Body):
-    voice_name: Text = ""
-    rate: Int32 = 0
-    pitch: Int32 = 0
+    voice_name: Annotated[Text, msgspec.Meta(description="Empty: the language's default voice.")] = ""
+    rate: Annotated[Int32, msgspec.Meta(description="Words per minute, 80 to 450.")] = (
+        validation.DEFAULT_RATE_WPM
+    )
+    pitch: Annotated[Int32, msgspec.Meta(description="0 to 100.")] = validation.DEFAULT_PITCH
 
 
 class RenderBody(_Body):
-    width: Int32 = 0
-    height: Int32 = 0
-    fps: Int32 = 0
-    video_bitrate_k: Int32 = 0
-    audio_bitrate_k: Int32 = 0
+    width: Annotated[
+        Int32, msgspec.Meta(description="Even, 160 to 3840; 0: from the aspect (1280 for 16:9).")
+    ] = 0
+    height: Annotated[
+        Int32, msgspec.Meta(description="Even, 160 to 3840; 0: from the aspect (720 for 16:9).")
+    ] = 0
+    fps: Annotated[Int32, msgspec.Meta(description="1 to 60.")] = validation.DEFAULT_FPS
+    video_bitrate_k: Annotated[Int32, msgspec.Meta(description="kbit/s; 0 lets the encoder choose.")] = 0
+    audio_bitrate_k: Int32 = validation.DEFAULT_AUDIO_BITRATE_KBPS
     captions: bool = False
-    caption_mode: CaptionMode | None = None
+    caption_mode: CaptionModeWord = "burned"
     variable_frame_rate: bool = False
 
 
@@ -109,7 +126,9 @@ class CreateJobBody(_Body):
     voice: VoiceBody | None = None
     render: RenderBody | None = None
     script: list[SceneBody] | None = None
-    request_id: Text = ""
+    request_id: Annotated[
+        Text, msgspec.Meta(description="Idempotency key: a retry returns the first job.")
+    ] = ""
 
 
 def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
@@ -138,7 +157,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
             video_bitrate_kbps=render.video_bitrate_k,
             audio_bitrate_kbps=render.audio_bitrate_k,
             captions=render.captions,
-            caption_mode=CAPTION_MODES[render.caption_mode] if render.caption_mode else 0,  # type: ignore[arg-type]
+            caption_mode=CAPTION_MODES[render.caption_mode],
             variable_frame_rate=render.variable_frame_rate,
         ),
         script=[
@@ -147,6 +166,170 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
         ],
     )
 
+
+# -- the answers --------------------------------------------------------------------------------------------
+
+
+class _Answer(msgspec.Struct, rename="camel"):
+    pass
+
+
+Number = Annotated[float, msgspec.Meta(description="An integer when whole (the seed writes 50, not 50.0).")]
+Time = Annotated[str | None, msgspec.Meta(description="RFC 3339; null until it happened.")]
+
+
+class JobError(_Answer):
+    code: Annotated[str, msgspec.Meta(description="Catalogue code, see docs/errors.md")]
+    message: str
+    remediation: str
+
+
+class Output(_Answer, kw_only=True):
+    """The fields a job's files do not have are left out."""
+
+    video_path: str
+    size_bytes: int
+    duration_seconds: Number | msgspec.UnsetType = msgspec.UNSET
+    thumbnail_path: str | msgspec.UnsetType = msgspec.UNSET
+    subtitle_path: str | msgspec.UnsetType = msgspec.UNSET
+    video_url: Annotated[str, msgspec.Meta(description="GET /api/jobs/{jobId}/output")]
+    thumbnail_url: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Step(_Answer):
+    name: str
+    step: Annotated[str, msgspec.Meta(description="Display title, as in SSE events.")]
+    status: StepWord
+    progress_pct: Number
+    message: str
+    start_time: Time
+    end_time: Time
+    duration_seconds: Number | None
+    errors: list[JobError]
+
+
+class Brief(_Answer):
+    topic: str
+    audience: str
+    goal: str
+    tone: str
+    language: str
+    aspect: AspectWord
+
+
+class Plan(_Answer):
+    target_duration_seconds: Number
+    pacing: PacingWord
+    style: str
+
+
+class Voice(_Answer):
+    voice_name: str
+    rate: int
+    pitch: int
+
+
+class Render(_Answer):
+    width: int
+    height: int
+    fps: int
+    video_bitrate_k: int
+    audio_bitrate_k: int
+    captions: bool
+    caption_mode: CaptionModeWord
+    variable_frame_rate: bool
+
+
+class Scene(_Answer):
+    title: str
+    narration: str
+    caption: str
+    visual_hint: str
+
+
+class JobSpec(_Answer):
+    """A job's spec as the server runs it: the body with every default filled in."""
+
+    brief: Brief
+    plan: Plan
+    voice: Voice
+    render: Render
+    script: list[Scene]
+
+
+class Job(_Answer):
+    job_id: str
+    status: Annotated[JobWord, msgspec.Meta(description="A cancelled job is Failed (E311-CANCELLED).")]
+    cancelled: bool
+    stage: Annotated[str, msgspec.Meta(description="Title of the current or last step.")]
+    stage_name: str
+    job_progress_pct: Number
+    steps: list[Step]
+    spec: JobSpec
+    output: Output | None
+    errors: list[JobError]
+    correlation_id: str
+    create_time: Time
+    start_time: Time
+    finish_time: Time
+    last_event_id: Annotated[str, msgspec.Meta(description="Id of the job's latest event.")]
+    attempt: int
+    events_url: str
+
+
+class JobList(_Answer):
+    jobs: list[Job]
+    next_page_token: Annotated[str, msgspec.Meta(description="Empty on the last page.")]
+
+
+class Stage(_Answer):
+    name: str
+    title: str
+    weight: Number
+    order: int
+    plugin: str
+    plugin_version: str
+    description: str
+
+
+class StageList(_Answer):
+    stages: Annotated[list[Stage], msgspec.Meta(description="In pipeline order.")]
+
+
+class FailureDetails(_Answer):
+    job_id: str
+    status: Literal["Failed"]
+    stage: str
+    message: str
+    error_code: str
+    stderr_snippet: str
+    log_path: str
+    suggested_actions: list[str]
+    failed_at: Time
+    errors: list[JobError]
+    correlation_id: str
+
+
+class Health(_Answer):
+    status: Literal["ok"]
+    grpc_target: str
+    upstreams_open: Annotated[
+        int, msgspec.Meta(description="WatchJob streams open now (one per watched job).")
+    ]
+    upstreams_opened: Annotated[int, msgspec.Meta(description="WatchJob streams opened since start.")]
+    subscribers: Annotated[int, msgspec.Meta(description="SSE subscribers following a live upstream now.")]
+
+
+# Every Struct the document publishes (bridge/openapi.py), answers and the body alike.
+SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
+    CreateJobBody,
+    Job,
+    JobList,
+    Stage,
+    StageList,
+    FailureDetails,
+    Health,
+)
 
 # -- protobuf → JSON -----------------------------------------------------------------------------------------
 
@@ -164,125 +347,137 @@ def timestamp(message: Any, name: str) -> str | None:
     return stamp.ToJsonString()
 
 
-def errors_json(job_errors: Any) -> list[dict[str, str]]:
-    return [{"code": e.code, "message": e.message, "remediation": e.remediation} for e in job_errors]
+def job_errors(errors: Any) -> list[JobError]:
+    return [JobError(e.code, e.message, e.remediation) for e in errors]
 
 
-def output_json(job_id: str, output: job_pb2.JobOutput) -> dict[str, Any]:
+def output_resource(job_id: str, output: job_pb2.JobOutput) -> Output:
     """The seed's ``output`` (``videoPath``, ``sizeBytes``) plus the URLs a browser can fetch it from."""
-    result: dict[str, Any] = {"videoPath": output.video_path, "sizeBytes": output.size_bytes}
-    if output.duration_seconds:
-        result["durationSeconds"] = number(output.duration_seconds)
-    if output.thumbnail_path:
-        result["thumbnailPath"] = output.thumbnail_path
-    if output.subtitle_path:
-        result["subtitlePath"] = output.subtitle_path
-    result["videoUrl"] = f"/api/jobs/{job_id}/output"
-    if output.thumbnail_path:
-        result["thumbnailUrl"] = f"/api/jobs/{job_id}/thumbnail"
+    return Output(
+        video_path=output.video_path,
+        size_bytes=output.size_bytes,
+        video_url=f"/api/jobs/{job_id}/output",
+        duration_seconds=number(output.duration_seconds) if output.duration_seconds else msgspec.UNSET,
+        thumbnail_path=output.thumbnail_path or msgspec.UNSET,
+        subtitle_path=output.subtitle_path or msgspec.UNSET,
+        thumbnail_url=f"/api/jobs/{job_id}/thumbnail" if output.thumbnail_path else msgspec.UNSET,
+    )
+
+
+def failure_resource(job: job_pb2.Job) -> FailureDetails:
+    failure = job.failure
+    return FailureDetails(
+        job_id=job.id,
+        status="Failed",
+        stage=failure.stage,
+        message=failure.message,
+        error_code=failure.error_code or (job.errors[0].code if job.errors else ""),
+        stderr_snippet=failure.stderr_snippet,
+        log_path=failure.log_path,
+        suggested_actions=list(failure.suggested_actions),
+        failed_at=timestamp(failure, "failed_at") or timestamp(job, "finish_time"),
+        errors=job_errors(job.errors),
+        correlation_id=job.correlation_id,
+    )
+
+
+def _word(words: Mapping[str, int], value: int, default: str) -> Any:
+    return next((word for word, enum in words.items() if enum == value), default)
+
+
+def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
+    """The spec with defaults filled in, as the docs promise: an unset caption mode is the default one."""
+    brief, plan, voice, render = spec.brief, spec.plan, spec.voice, spec.render
+    return JobSpec(
+        brief=Brief(
+            brief.topic,
+            brief.audience,
+            brief.goal,
+            brief.tone,
+            brief.language,
+            _word(ASPECTS, brief.aspect, "16:9"),
+        ),
+        plan=Plan(
+            number(plan.target_duration_seconds), _word(PACINGS, plan.pacing, "Conversational"), plan.style
+        ),
+        voice=Voice(voice.name, voice.rate, voice.pitch),
+        render=Render(
+            width=render.width,
+            height=render.height,
+            fps=render.fps,
+            video_bitrate_k=render.video_bitrate_kbps,
+            audio_bitrate_k=render.audio_bitrate_kbps,
+            captions=render.captions,
+            caption_mode=_word(CAPTION_MODES, render.caption_mode, "burned"),
+            variable_frame_rate=render.variable_frame_rate,
+        ),
+        script=[Scene(s.title, s.narration, s.caption, s.visual_hint) for s in spec.script],
+    )
+
+
+def step_resource(step: job_pb2.Step) -> Step:
+    return Step(
+        name=step.name,
+        step=step.title,
+        status=STEP_STATUS_WORDS[step.status],  # type: ignore[arg-type]
+        progress_pct=number(step.percent),
+        message=step.message,
+        start_time=timestamp(step, "start_time"),
+        end_time=timestamp(step, "end_time"),
+        duration_seconds=number(step.duration.ToNanoseconds() / 1e9) if step.HasField("duration") else None,
+        errors=job_errors(step.errors),
+    )
+
+
+def job_resource(job: job_pb2.Job) -> Job:
+    """A job as REST returns it and as the SSE ``resync`` event carries it."""
+    current = next((s for s in job.steps if s.name == job.stage), None)
+    return Job(
+        job_id=job.id,
+        status=JOB_STATUS_WORDS[job.status],  # type: ignore[arg-type]
+        cancelled=job.status == job_pb2.JOB_STATUS_CANCELLED,
+        stage=current.title if current is not None else "",
+        stage_name=job.stage,
+        job_progress_pct=number(job.percent),
+        steps=[step_resource(s) for s in job.steps],
+        spec=spec_resource(job.spec),
+        output=output_resource(job.id, job.output) if job.HasField("output") else None,
+        errors=job_errors(job.errors),
+        correlation_id=job.correlation_id,
+        create_time=timestamp(job, "create_time"),
+        start_time=timestamp(job, "start_time"),
+        finish_time=timestamp(job, "finish_time"),
+        last_event_id=str(job.last_sequence),
+        attempt=job.attempt,
+        events_url=f"/api/jobs/{job.id}/events",
+    )
+
+
+def stage_resource(stage: job_pb2.Stage) -> Stage:
+    return Stage(
+        name=stage.name,
+        title=stage.title,
+        weight=number(stage.weight),
+        order=stage.order,
+        plugin=stage.plugin,
+        plugin_version=stage.plugin_version,
+        description=stage.description,
+    )
+
+
+# The JSON builtins of the same Structs, for the SSE events (bridge/sse.py) that embed them.
+
+
+def errors_json(errors: Any) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = msgspec.to_builtins(job_errors(errors))
     return result
 
 
-def failure_json(job: job_pb2.Job) -> dict[str, Any]:
-    failure = job.failure
-    return {
-        "jobId": job.id,
-        "status": JOB_STATUS_WORDS[job.status],
-        "stage": failure.stage,
-        "message": failure.message,
-        "errorCode": failure.error_code or (job.errors[0].code if job.errors else ""),
-        "stderrSnippet": failure.stderr_snippet,
-        "logPath": failure.log_path,
-        "suggestedActions": list(failure.suggested_actions),
-        "failedAt": timestamp(failure, "failed_at") or timestamp(job, "finish_time"),
-        "errors": errors_json(job.errors),
-        "correlationId": job.correlation_id,
-    }
-
-
-def spec_json(spec: job_pb2.JobSpec) -> dict[str, Any]:
-    aspect = {v: k for k, v in ASPECTS.items()}.get(spec.brief.aspect, "16:9")
-    pacing = {v: k for k, v in PACINGS.items()}.get(spec.plan.pacing, "Conversational")
-    mode = {v: k for k, v in CAPTION_MODES.items()}.get(spec.render.caption_mode)
-    render: dict[str, Any] = {
-        "width": spec.render.width,
-        "height": spec.render.height,
-        "fps": spec.render.fps,
-        "videoBitrateK": spec.render.video_bitrate_kbps,
-        "audioBitrateK": spec.render.audio_bitrate_kbps,
-        "captions": spec.render.captions,
-        "variableFrameRate": spec.render.variable_frame_rate,
-    }
-    if mode:
-        render["captionMode"] = mode
-    return {
-        "brief": {
-            "topic": spec.brief.topic,
-            "audience": spec.brief.audience,
-            "goal": spec.brief.goal,
-            "tone": spec.brief.tone,
-            "language": spec.brief.language,
-            "aspect": aspect,
-        },
-        "plan": {
-            "targetDurationSeconds": number(spec.plan.target_duration_seconds),
-            "pacing": pacing,
-            "style": spec.plan.style,
-        },
-        "voice": {"voiceName": spec.voice.name, "rate": spec.voice.rate, "pitch": spec.voice.pitch},
-        "render": render,
-        "script": [
-            {"title": s.title, "narration": s.narration, "caption": s.caption, "visualHint": s.visual_hint}
-            for s in spec.script
-        ],
-    }
-
-
-def step_json(step: job_pb2.Step) -> dict[str, Any]:
-    return {
-        "name": step.name,
-        "step": step.title,
-        "status": STEP_STATUS_WORDS[step.status],
-        "progressPct": number(step.percent),
-        "message": step.message,
-        "startTime": timestamp(step, "start_time"),
-        "endTime": timestamp(step, "end_time"),
-        "durationSeconds": number(step.duration.ToNanoseconds() / 1e9) if step.HasField("duration") else None,
-        "errors": errors_json(step.errors),
-    }
+def output_json(job_id: str, output: job_pb2.JobOutput) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(output_resource(job_id, output))
+    return result
 
 
 def job_json(job: job_pb2.Job) -> dict[str, Any]:
-    """A job as REST returns it and as the SSE ``resync`` event carries it."""
-    current = next((s for s in job.steps if s.name == job.stage), None)
-    return {
-        "jobId": job.id,
-        "status": JOB_STATUS_WORDS[job.status],
-        "cancelled": job.status == job_pb2.JOB_STATUS_CANCELLED,
-        "stage": current.title if current is not None else "",
-        "stageName": job.stage,
-        "jobProgressPct": number(job.percent),
-        "steps": [step_json(s) for s in job.steps],
-        "spec": spec_json(job.spec),
-        "output": output_json(job.id, job.output) if job.HasField("output") else None,
-        "errors": errors_json(job.errors),
-        "correlationId": job.correlation_id,
-        "createTime": timestamp(job, "create_time"),
-        "startTime": timestamp(job, "start_time"),
-        "finishTime": timestamp(job, "finish_time"),
-        "lastEventId": str(job.last_sequence),
-        "attempt": job.attempt,
-        "eventsUrl": f"/api/jobs/{job.id}/events",
-    }
-
-
-def stage_json(stage: job_pb2.Stage) -> dict[str, Any]:
-    return {
-        "name": stage.name,
-        "title": stage.title,
-        "weight": number(stage.weight),
-        "order": stage.order,
-        "plugin": stage.plugin,
-        "pluginVersion": stage.plugin_version,
-        "description": stage.description,
-    }
+    result: dict[str, Any] = msgspec.to_builtins(job_resource(job))
+    return result

@@ -13,17 +13,20 @@ import grpc
 import msgspec
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from reelcast.bridge.problems import ApiError, Violation
 from reelcast.bridge.ranges import open_artifact, parse_range
 from reelcast.bridge.resources import (
     JOB_STATUS_FILTERS,
     CreateJobBody,
-    failure_json,
-    job_json,
+    Health,
+    JobList,
+    StageList,
+    failure_resource,
+    job_resource,
     job_spec_from_body,
-    stage_json,
+    stage_resource,
 )
 from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
@@ -31,6 +34,15 @@ from reelcast.server import errors
 
 _VIOLATION_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+
+
+def struct_response(
+    resource: msgspec.Struct, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A resource of bridge/resources.py as JSON, encoded by the Struct the document publishes."""
+    return Response(
+        msgspec.json.encode(resource), status_code, headers=headers, media_type="application/json"
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -44,21 +56,21 @@ async def healthz(request: Request) -> Response:
     if not serving:
         raise ApiError(errors.UPSTREAM_UNAVAILABLE)
     counters = state.hub.counters
-    return JSONResponse(
-        {
-            "status": "ok",
-            "grpcTarget": state.settings.grpc_target,
-            "upstreamsOpen": counters.upstreams_open,
-            "upstreamsOpened": counters.upstreams_opened,
-            "subscribers": counters.subscribers,
-        }
+    return struct_response(
+        Health(
+            status="ok",
+            grpc_target=state.settings.grpc_target,
+            upstreams_open=counters.upstreams_open,
+            upstreams_opened=counters.upstreams_opened,
+            subscribers=counters.subscribers,
+        )
     )
 
 
 async def list_stages(request: Request) -> Response:
     state = bridge_state(request)
     reply = await state.jobs.ListStages(job_service_pb2.ListStagesRequest(), metadata=grpc_metadata())
-    return JSONResponse({"stages": [stage_json(s) for s in reply.stages]})
+    return struct_response(StageList([stage_resource(s) for s in reply.stages]))
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
@@ -111,7 +123,7 @@ async def create_job(request: Request) -> Response:
         job_service_pb2.CreateJobRequest(spec=spec, request_id=body.request_id), metadata=grpc_metadata()
     )
     job = reply.job
-    return JSONResponse(job_json(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+    return struct_response(job_resource(job), 201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def list_jobs(request: Request) -> Response:
@@ -139,7 +151,7 @@ async def list_jobs(request: Request) -> Response:
         ),
         metadata=grpc_metadata(),
     )
-    return JSONResponse({"jobs": [job_json(j) for j in reply.jobs], "nextPageToken": reply.next_page_token})
+    return struct_response(JobList([job_resource(j) for j in reply.jobs], reply.next_page_token))
 
 
 async def fetch_job(request: Request, job_id: str) -> job_pb2.Job:
@@ -159,7 +171,7 @@ async def fetch_job_and_caller(request: Request, job_id: str) -> tuple[job_pb2.J
 
 
 async def get_job(request: Request) -> Response:
-    return JSONResponse(job_json(await fetch_job(request, checked_job_id(request))))
+    return struct_response(job_resource(await fetch_job(request, checked_job_id(request))))
 
 
 async def cancel_job(request: Request) -> Response:
@@ -167,14 +179,14 @@ async def cancel_job(request: Request) -> Response:
     reply = await bridge_state(request).jobs.CancelJob(
         job_service_pb2.CancelJobRequest(job_id=job_id), metadata=grpc_metadata()
     )
-    return JSONResponse(job_json(reply.job), status_code=202)
+    return struct_response(job_resource(reply.job), 202)
 
 
 async def failure_details(request: Request) -> Response:
     job = await fetch_job(request, checked_job_id(request))
     if job.status not in (job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED):
         raise ApiError(errors.NO_FAILURE_DETAILS)
-    return JSONResponse(failure_json(job))
+    return struct_response(failure_resource(job))
 
 
 async def _artifact(request: Request, kind: job_service_pb2.ArtifactKind.ValueType) -> Response:
