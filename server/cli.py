@@ -498,7 +498,7 @@ def _warn_insecure(settings: Settings, http_listen: str | None) -> None:
 async def _keys(args: argparse.Namespace) -> int:
     """``reelcast keys``: on the embedded SQLite store, or on NATS with ``--store nats://…`` (the keys every
     API server of that deployment checks)."""
-    from reelcast.server.backends import parse_store_url
+    from reelcast.server.backends import nats_connection, parse_store_url
     from reelcast.server.keys import KeyStore
 
     settings = _settings(args)
@@ -513,10 +513,9 @@ async def _keys(args: argparse.Namespace) -> int:
             return await _key_command(store, args)
         finally:
             store.close()
+    connection = nats_connection(servers, settings)
     from reelcast.server.nats_keys import NatsKeyStore
-    from reelcast.server.nats_layout import NatsConnection
 
-    connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
     await connection.open(timeout=KEYS_NATS_TIMEOUT)
     try:
         return await _key_command(NatsKeyStore(connection), args)
@@ -644,7 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         return _report_rpc_error(error)
     except ReelcastError as error:
-        console.print(f"[red]error {error.code}[/]: {error.message}\nremediation: {error.error.remediation}")
+        # Escaped: a remediation such as `pip install 'reelcast[nats]'` is text, not console markup.
+        console.print(f"[red]error {error.code}[/]: {escape(error.message)}")
+        console.print(f"remediation: {escape(error.error.remediation)}")
         return 1
     except argparse.ArgumentTypeError as error:
         console.print(f"[red]error[/]: {error}")
