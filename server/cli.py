@@ -409,6 +409,7 @@ def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
 async def _serve(args: argparse.Namespace) -> int:
     from reelcast.server.app import ReelcastServer
     from reelcast.server.metrics import MetricsEndpoint
+    from reelcast.server.shutdown import install_stop_signals
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -421,10 +422,8 @@ async def _serve(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.close()
         raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    # Bounded whatever the backend does; a second signal stops at once (server/shutdown.py).
+    stop = install_stop_signals(settings.shutdown_grace_seconds)
     _announce(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
     if metrics is not None:
         _announce(f"reelcast metrics on {metrics.url}")
