@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from reelcast.server import errors
 from reelcast.server.auth import load_or_create_secret
-from reelcast.server.config import Settings
+from reelcast.server.config import Settings, prepare_data_dir
 from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys, KeyStore
 from reelcast.server.notifier import EventNotifier
@@ -97,7 +97,9 @@ def nats_connection(servers: list[str], settings: Settings) -> NatsConnection:
 
 
 def open_backend(settings: Settings, store: JobStore | None = None) -> Backend:
-    """The backend ``settings`` ask for, not yet opened. ``store`` overrides the embedded store (tests)."""
+    """The backend ``settings`` ask for, not yet opened. ``store`` overrides the embedded store (tests).
+    Creates the data dir owner-only, or warns once if others may read it (config.prepare_data_dir)."""
+    prepare_data_dir(settings.data_dir)
     servers = parse_store_url(settings.store_url) if store is None else None
     if servers is None:
         return Backend(

@@ -28,7 +28,7 @@ from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.backends import NatsUnreachableError
-from reelcast.server.config import Settings
+from reelcast.server.config import Settings, use_private_umask
 from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
@@ -599,6 +599,8 @@ async def _render(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.grpc_listen = "127.0.0.1:0"
     settings.tls_cert_file = settings.tls_key_file = None
+    # Owner-only in the data dir (docs/security.md), while the copy at --output gets the user's usual mode.
+    user_umask = use_private_umask()
     server = ReelcastServer(settings)
     await server.start()
     # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
@@ -610,6 +612,7 @@ async def _render(args: argparse.Namespace) -> int:
             if status != 0:
                 return status
             job = await client.get_job(created.id)
+            os.umask(user_umask)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.copyfile, job.output.video_path, args.output)
             stdout.print(str(args.output.resolve()))
@@ -621,8 +624,14 @@ async def _render(args: argparse.Namespace) -> int:
         await server.stop(grace=1.0)
 
 
+# The commands that write into the data dir: everything they create there is owner-only (docs/security.md).
+PRIVATE_COMMANDS = ("serve", "server", "worker", "gc", "keys")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in PRIVATE_COMMANDS:
+        use_private_umask()
     try:
         if args.command in ("serve", "server"):
             return asyncio.run(_serve(args))
