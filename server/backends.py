@@ -7,10 +7,14 @@ picks it (``--store``, ``REELCAST_STORE``).
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from reelcast.server import errors
 from reelcast.server.auth import load_or_create_secret
-from reelcast.server.config import Settings
+from reelcast.server.config import Settings, prepare_data_dir
+from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys, KeyStore
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.store import JobStore, SqliteJobStore
@@ -23,6 +27,9 @@ from reelcast.server.work_queue import (
     WorkQueue,
 )
 
+if TYPE_CHECKING:  # the nats extra is imported only when a nats:// store is chosen (nats_connection)
+    from reelcast.server.nats_layout import NatsConnection
+
 
 @dataclass
 class Backend:
@@ -32,21 +39,18 @@ class Backend:
     cancels: CancelBus
     files: JobFiles
     name: str = "sqlite"
-    _connection: object | None = field(default=None, repr=False)
+    # Set on NATS only; the SQLite backend never imports the nats extra.
+    _connection: NatsConnection | None = field(default=None, repr=False)
 
     async def open(self) -> None:
         """Connects and sets up what the backend needs (streams, buckets); a no-op for SQLite."""
-        from reelcast.server.nats_layout import NatsConnection
-
-        if isinstance(self._connection, NatsConnection):
+        if self._connection is not None:
             await self._connection.open()
         await self.notifier.start()
 
     def key_store(self, settings: Settings) -> ApiKeys:
         """The API keys of this deployment: the shared KV bucket on NATS, else the embedded SQLite table."""
-        from reelcast.server.nats_layout import NatsConnection
-
-        if isinstance(self._connection, NatsConnection):
+        if self._connection is not None:
             from reelcast.server.nats_keys import NatsKeyStore
 
             return NatsKeyStore(self._connection)
@@ -55,19 +59,15 @@ class Backend:
     async def stream_token_secret(self, settings: Settings) -> bytes:
         """The secret stream tokens are signed with: shared in the keys bucket on NATS (every API server
         accepts every server's tokens), else the file in the data dir. Call after ``open``."""
-        from reelcast.server.nats_layout import NatsConnection
-
-        if isinstance(self._connection, NatsConnection):
+        if self._connection is not None:
             from reelcast.server.nats_keys import shared_stream_token_secret
 
             return await shared_stream_token_secret(self._connection)
         return load_or_create_secret(settings.stream_token_secret_path)
 
     async def close(self) -> None:
-        from reelcast.server.nats_layout import NatsConnection
-
         await self.store.close()
-        if isinstance(self._connection, NatsConnection):
+        if self._connection is not None:
             await self._connection.close()
 
 
@@ -86,8 +86,20 @@ def parse_store_url(url: str) -> list[str] | None:
     return [f"nats://{part.strip().removeprefix('nats://')}" for part in url.split(",") if part.strip()]
 
 
+def nats_connection(servers: list[str], settings: Settings) -> NatsConnection:
+    """The one place that imports the nats extra: an unopened connection to ``servers``. Without the extra
+    installed, E030 names the command that installs it."""
+    if importlib.util.find_spec("nats") is None:
+        raise ReelcastError(errors.NATS_NOT_INSTALLED)
+    from reelcast.server.nats_layout import NatsConnection
+
+    return NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
+
+
 def open_backend(settings: Settings, store: JobStore | None = None) -> Backend:
-    """The backend ``settings`` ask for, not yet opened. ``store`` overrides the embedded store (tests)."""
+    """The backend ``settings`` ask for, not yet opened. ``store`` overrides the embedded store (tests).
+    Creates the data dir owner-only, or warns once if others may read it (config.prepare_data_dir)."""
+    prepare_data_dir(settings.data_dir)
     servers = parse_store_url(settings.store_url) if store is None else None
     if servers is None:
         return Backend(
@@ -97,13 +109,10 @@ def open_backend(settings: Settings, store: JobStore | None = None) -> Backend:
             cancels=LocalCancelBus(),
             files=LocalJobFiles(settings),
         )
-    try:
-        from reelcast.server.nats_layout import NatsConnection
-        from reelcast.server.nats_store import NatsJobStore
-        from reelcast.server.nats_work import NatsCancelBus, NatsJobFiles, NatsNotifier, NatsWorkQueue
-    except ImportError as missing:  # pragma: no cover - depends on the install
-        raise RuntimeError("the nats store needs the nats extra: pip install 'reelcast[nats]'") from missing
-    connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
+    connection = nats_connection(servers, settings)
+    from reelcast.server.nats_store import NatsJobStore
+    from reelcast.server.nats_work import NatsCancelBus, NatsJobFiles, NatsNotifier, NatsWorkQueue
+
     return Backend(
         store=NatsJobStore(connection),
         notifier=NatsNotifier(connection),

@@ -29,7 +29,7 @@ from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.backends import NatsUnreachableError
-from reelcast.server.config import Settings
+from reelcast.server.config import Settings, use_private_umask
 from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
@@ -442,6 +442,7 @@ def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
 async def _serve(args: argparse.Namespace) -> int:
     from reelcast.server.app import ReelcastServer
     from reelcast.server.metrics import MetricsEndpoint
+    from reelcast.server.shutdown import install_stop_signals
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -454,10 +455,8 @@ async def _serve(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.close()
         raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    # Bounded whatever the backend does; a second signal stops at once (server/shutdown.py).
+    stop = install_stop_signals(settings.shutdown_grace_seconds)
     _announce(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
     if metrics is not None:
         _announce(f"reelcast metrics on {metrics.url}")
@@ -531,7 +530,7 @@ def _warn_insecure(settings: Settings, http_listen: str | None) -> None:
 async def _keys(args: argparse.Namespace) -> int:
     """``reelcast keys``: on the embedded SQLite store, or on NATS with ``--store nats://…`` (the keys every
     API server of that deployment checks)."""
-    from reelcast.server.backends import parse_store_url
+    from reelcast.server.backends import nats_connection, parse_store_url
     from reelcast.server.keys import KeyStore
 
     settings = _settings(args)
@@ -546,10 +545,9 @@ async def _keys(args: argparse.Namespace) -> int:
             return await _key_command(store, args)
         finally:
             store.close()
+    connection = nats_connection(servers, settings)
     from reelcast.server.nats_keys import NatsKeyStore
-    from reelcast.server.nats_layout import NatsConnection
 
-    connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
     await connection.open(timeout=KEYS_NATS_TIMEOUT)
     try:
         return await _key_command(NatsKeyStore(connection), args)
@@ -634,6 +632,8 @@ async def _render(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.grpc_listen = "127.0.0.1:0"
     settings.tls_cert_file = settings.tls_key_file = None
+    # Owner-only in the data dir (docs/security.md), while the copy at --output gets the user's usual mode.
+    user_umask = use_private_umask()
     server = ReelcastServer(settings)
     await server.start()
     # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
@@ -644,6 +644,7 @@ async def _render(args: argparse.Namespace) -> int:
             completed = await _follow(client, created.id, 0, False)
             if completed is None:
                 return 1
+            os.umask(user_umask)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.copyfile, completed.output.video_path, args.output)
             _print_result(str(args.output.resolve()))
@@ -655,8 +656,14 @@ async def _render(args: argparse.Namespace) -> int:
         await server.stop(grace=1.0)
 
 
+# The commands that write into the data dir: everything they create there is owner-only (docs/security.md).
+PRIVATE_COMMANDS = ("serve", "server", "worker", "gc", "keys")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in PRIVATE_COMMANDS:
+        use_private_umask()
     try:
         if args.command in ("serve", "server"):
             return asyncio.run(_serve(args))
@@ -676,7 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         return _report_rpc_error(error)
     except ReelcastError as error:
-        console.print(f"[red]error {error.code}[/]: {error.message}\nremediation: {error.error.remediation}")
+        # Escaped: a remediation such as `pip install 'reelcast[nats]'` is text, not console markup.
+        console.print(f"[red]error {error.code}[/]: {escape(error.message)}")
+        console.print(f"remediation: {escape(error.error.remediation)}")
         return 1
     except argparse.ArgumentTypeError as error:
         console.print(f"[red]error[/]: {error}")

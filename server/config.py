@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,13 +13,53 @@ import platformdirs
 
 from reelcast.server.logs import check_log_format, check_log_level
 
+log = logging.getLogger(__name__)
 APP_NAME = "reelcast"
+# Owner only: the data dir holds every brief, event log, video and key hash (docs/security.md).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077
+# Data dirs already warned about in this process: the warning is logged once, not at every open.
+_warned_shared_dirs: set[Path] = set()
 
 
 def default_data_dir() -> Path:
     """``REELCAST_DATA_DIR``, else the platform's user data dir (``~/.local/share/reelcast`` on Linux)."""
     configured = os.environ.get("REELCAST_DATA_DIR")
     return Path(configured) if configured else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Creates the data dir owner-only (0700). An existing one is left as it is, with one warning per process
+    when other users may read it (Jupyter's rule for its runtime dir): the operator may share it on purpose,
+    and reelcast does not change permissions it did not set."""
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+    except FileExistsError:
+        _warn_if_shared(path)
+        return
+    path.chmod(PRIVATE_DIR_MODE)  # mkdir's mode went through the umask
+
+
+def _warn_if_shared(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    resolved = path.resolve()
+    if mode & 0o077 and resolved not in _warned_shared_dirs:
+        _warned_shared_dirs.add(resolved)
+        log.warning(
+            "data dir %s has mode %o: other local users may read its briefs, event logs, videos and key "
+            "hashes; make it private with `chmod 700 %s` (docs/security.md)",
+            path,
+            mode,
+            path,
+        )
+
+
+def use_private_umask() -> int:
+    """Makes every file and dir this process (and its subprocesses: ffmpeg) creates from now on owner-only,
+    and returns the previous umask. For reelcast's own commands, which write into the data dir; a program
+    that embeds the server keeps its umask, and the data dir's 0700 keeps others out of what it writes."""
+    return os.umask(PRIVATE_UMASK)
 
 
 def _env_float(name: str, default: float) -> float:

@@ -4,7 +4,7 @@ Every failure a client can see has a code here with a message, a remediation and
 docs/errors.md is generated from this module (``python -m reelcast.server.errors``) and a test keeps the
 two in sync. Codes are grouped by hundred: E0xx requests, E1xx script, E2xx voice, E3xx render and job
 runtime, E4xx visuals, E5xx internal, E6xx resources, E7xx lifecycle. E02x are authentication
-and limits.
+and limits; E03x the process's own configuration, refused at start.
 """
 
 from __future__ import annotations
@@ -207,6 +207,18 @@ ORIGIN_NOT_ALLOWED = _define(
     "Call the API from the page the bridge serves, or add the origin to REELCAST_CORS_ORIGINS.",
     _S.PERMISSION_DENIED,
     403,
+)
+
+# E03x: the process's own configuration, found at start (the CLI prints them; no client ever sees one).
+NATS_NOT_INSTALLED = _define(
+    "E030-NATS_NOT_INSTALLED",
+    "NATS extra not installed",
+    "The nats:// store needs the NATS client, which this install does not include.",
+    "Install the extra with `pip install 'reelcast[nats]'`, or leave --store / REELCAST_STORE empty for the "
+    "embedded SQLite store.",
+    _S.FAILED_PRECONDITION,
+    500,
+    ["Run `pip install 'reelcast[nats]'`", "Unset --store / REELCAST_STORE to use the embedded store"],
 )
 
 BRIEF_INVALID = _define(

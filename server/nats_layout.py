@@ -162,6 +162,8 @@ TRANSIENT_ERRORS = (
     NoStreamResponseError,
 )
 RETRY_SECONDS = 30.0
+# How long closing the connection may take (it flushes what is pending to the server, if one answers).
+CLOSE_SECONDS = 5.0
 
 
 async def retrying(call: Callable[[], Awaitable[T]], seconds: float = RETRY_SECONDS) -> T:
@@ -267,5 +269,11 @@ class NatsConnection:
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:
-        if self._client is not None and not self._client.is_closed:
-            await self._client.close()
+        """Closes the client in bounded time, never raising: with the server gone, nats-py's close fails on
+        its dead transport (``ConnectionResetError``) or waits, and the process is stopping anyway."""
+        if self._client is None or self._client.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self._client.close(), CLOSE_SECONDS)
+        except (TimeoutError, OSError, nats.errors.Error) as error:
+            log.warning("NATS connection closed uncleanly (%s: %s)", type(error).__name__, error)

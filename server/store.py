@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.config import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 
 T = TypeVar("T")
 
@@ -169,7 +171,9 @@ class SqliteJobStore:
     disk and the connection is never shared between threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        # Created owner-only before SQLite opens it: its WAL and SHM files take the database's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reelcast-sqlite")
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()

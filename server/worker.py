@@ -4,6 +4,7 @@ A worker needs the distributed store (``--store nats://...``): with the embedded
 owns the SQLite file can run its jobs, which is what ``reelcast serve`` does. Each worker takes up to
 ``--concurrency`` jobs at a time, heartbeats their claims while they run, and on SIGTERM finishes (or, after
 the shutdown grace, hands back) the jobs it holds, so that another worker resumes them from their checkpoints.
+That stop is bounded even with NATS gone, and a second signal stops at once (shutdown.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable
 
@@ -21,6 +21,7 @@ from reelcast.server.config import Settings
 from reelcast.server.logs import configure_logging
 from reelcast.server.metrics import MetricsEndpoint, sample_periodically
 from reelcast.server.runner import JobRunner
+from reelcast.server.shutdown import install_stop_signals, unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ async def run_worker(
     if backend.name == "sqlite":
         raise ValueError("a worker needs a shared store: pass --store nats://HOST:PORT or set REELCAST_STORE")
     plugins = host if host is not None else PluginHost.load(settings.disabled_plugins)
-    await backend.open()
+    # A stop while NATS is still being reached (it may be down: that waits up to a minute) ends the start.
+    if not await unless_stopped(backend.open(), stop):
+        await backend.close()
+        return
     runner = JobRunner(
         settings,
         backend.store,
@@ -63,17 +67,14 @@ async def run_worker(
         await runner.stop(grace=settings.shutdown_grace_seconds)
     finally:
         sampler.cancel()
-        await backend.close()
+        await backend.close()  # bounded, and never an error even with NATS gone (NatsConnection.close)
 
 
 async def serve_worker(settings: Settings, announce: Callable[[str], None]) -> int:
     """The CLI command: a worker stopped by SIGINT or SIGTERM. ``announce`` gets the lines that say where it
     runs (and where its metrics are, with ``settings.metrics_listen``)."""
     configure_logging(settings.log_format, settings.log_level)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = install_stop_signals(settings.shutdown_grace_seconds)
     concurrency = max(1, settings.max_concurrent_jobs)
 
     def ready(name: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 _READY = {
     "server": re.compile(r"reelcast gRPC on (\S+:\d+)"),
+    "serve": re.compile(r"reelcast gRPC on (\S+:\d+)"),
     "worker": re.compile(r"reelcast worker (\S+) running"),
     "bridge": re.compile(r"reelcast bridge on (http://\S+:\d+)/"),
 }
