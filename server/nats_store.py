@@ -31,6 +31,7 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.nats_layout import (
     EVENTS_STREAM,
+    JOBS_BUCKET,
     SEQUENCE_HEADER,
     Layout,
     NatsConnection,
@@ -329,15 +330,23 @@ class NatsJobStore:
         """Every snapshot, read in one pass of an ordered consumer over the bucket's latest values.
 
         O(jobs) per call: fine for the thousands of jobs a retention period keeps; see docs/operations.md.
+        The scan ends at the entry with nothing pending after it, never at nats-py's "nothing pending" marker:
+        KeyValue.watch can put that marker before entries already on their way (it checks the consumer before
+        its callback has run), which once made ListJobs answer an empty list on a loaded machine. The bucket
+        keeps one message per key (history 1, deletes as markers), so its message count says whether any
+        entry is coming at all.
         """
-        watcher = await self._layout.jobs.watch("job.*", ignore_deletes=True)
+        stored = (await retrying(lambda: self._js.stream_info(f"KV_{JOBS_BUCKET}"))).state.messages
+        if not stored:
+            return []
+        watcher = await self._layout.jobs.watch("job.*")
         jobs: list[job_pb2.Job] = []
         try:
             while True:
                 entry = await watcher.updates(timeout=SCAN_TIMEOUT)  # type: ignore[no-untyped-call]
                 if entry is None:
-                    break
-                if entry.value:
+                    continue  # the early marker: the entries follow
+                if entry.value and entry.operation is None:
                     jobs.append(await self._caught_up(job_pb2.Job.FromString(entry.value)))
                 if entry.delta == 0:
                     break
