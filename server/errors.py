@@ -195,7 +195,8 @@ TOO_MANY_STREAMS = _define(
     "E023-TOO_MANY_STREAMS",
     "Too many open event streams",
     "You have as many open event streams as allowed.",
-    "Close an open event stream (browser tab), or follow several jobs on one /api/events stream.",
+    "Close an open event stream (a browser tab, or a WatchJob call you no longer read), or follow several"
+    " jobs on one /api/events stream; then retry after the delay the error gives.",
     _S.RESOURCE_EXHAUSTED,
     429,
     ["Close an event stream", "Use /api/events?jobs=... for several jobs"],

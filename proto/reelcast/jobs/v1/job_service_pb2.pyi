@@ -167,7 +167,9 @@ class ListJobsRequest(_message.Message):
     """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
-        """Only jobs in one of these statuses. Empty means every status."""
+        """Only jobs in one of these statuses. Empty means every status. At most 64 entries (a repeat counts once);
+        more is INVALID_ARGUMENT with a field violation on `statuses`.
+        """
 
     def __init__(
         self,

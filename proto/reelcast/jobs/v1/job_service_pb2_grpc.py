@@ -119,7 +119,9 @@ class JobServiceServicer:
     def WatchJob(self, request, context):
         """Streams a job's events: first every stored event after `after_sequence`, then live events, with no gap and
         no duplicate. The stream ends after the terminal event (`EVENT_KIND_JOB_COMPLETED` or
-        `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist.
+        `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist. A user holds at most
+        `REELCAST_MAX_GRPC_STREAMS_PER_USER` open WatchJob streams per server (256 by default); one more is
+        RESOURCE_EXHAUSTED `E023-TOO_MANY_STREAMS` with a `google.rpc.RetryInfo`.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -53,7 +53,9 @@ class JobServiceStub:
     WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_pb2.JobProgress]
     """Streams a job's events: first every stored event after `after_sequence`, then live events, with no gap and
     no duplicate. The stream ends after the terminal event (`EVENT_KIND_JOB_COMPLETED` or
-    `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist.
+    `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist. A user holds at most
+    `REELCAST_MAX_GRPC_STREAMS_PER_USER` open WatchJob streams per server (256 by default); one more is
+    RESOURCE_EXHAUSTED `E023-TOO_MANY_STREAMS` with a `google.rpc.RetryInfo`.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
     ListStages: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListStagesRequest, _job_service_pb2.ListStagesResponse]
@@ -88,7 +90,9 @@ class JobServiceAsyncStub(JobServiceStub):
     WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_pb2.JobProgress]  # type: ignore[assignment]
     """Streams a job's events: first every stored event after `after_sequence`, then live events, with no gap and
     no duplicate. The stream ends after the terminal event (`EVENT_KIND_JOB_COMPLETED` or
-    `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist.
+    `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist. A user holds at most
+    `REELCAST_MAX_GRPC_STREAMS_PER_USER` open WatchJob streams per server (256 by default); one more is
+    RESOURCE_EXHAUSTED `E023-TOO_MANY_STREAMS` with a `google.rpc.RetryInfo`.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
     ListStages: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListStagesRequest, _job_service_pb2.ListStagesResponse]  # type: ignore[assignment]
@@ -150,7 +154,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_job_pb2.JobProgress], _abc.AsyncIterator[_job_pb2.JobProgress]]:
         """Streams a job's events: first every stored event after `after_sequence`, then live events, with no gap and
         no duplicate. The stream ends after the terminal event (`EVENT_KIND_JOB_COMPLETED` or
-        `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist.
+        `EVENT_KIND_JOB_FAILED`). NOT_FOUND if the job does not exist. A user holds at most
+        `REELCAST_MAX_GRPC_STREAMS_PER_USER` open WatchJob streams per server (256 by default); one more is
+        RESOURCE_EXHAUSTED `E023-TOO_MANY_STREAMS` with a `google.rpc.RetryInfo`.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 
