@@ -226,25 +226,33 @@ class JobRecorder:
         failure: job_pb2.FailureDetails | None,
         message: str,
     ) -> job_pb2.JobProgress:
-        """Writes the terminal failure (``status`` FAILED or CANCELLED). Steps still open are closed:
-        the running one as FAILED or CANCELLED, pending ones as SKIPPED."""
+        """Writes the terminal failure (``status`` FAILED or CANCELLED). Steps still open are closed first,
+        each with its own step-status event (the running one FAILED or CANCELLED, pending ones SKIPPED), so
+        that a client following step events sees every step end, on gRPC and SSE alike."""
         async with self._lock:
             self._pending_tick = None
             job = self.job
-            stamp = now_timestamp()
+            running_end = (
+                job_pb2.STEP_STATUS_CANCELLED
+                if status == job_pb2.JOB_STATUS_CANCELLED
+                else job_pb2.STEP_STATUS_FAILED
+            )
             for step in job.steps:
                 if step.status == job_pb2.STEP_STATUS_RUNNING:
-                    step.status = (
-                        job_pb2.STEP_STATUS_CANCELLED
-                        if status == job_pb2.JOB_STATUS_CANCELLED
-                        else job_pb2.STEP_STATUS_FAILED
-                    )
+                    step.status = running_end
+                    stamp = now_timestamp()
                     step.end_time.CopyFrom(stamp)
                     if step.HasField("start_time"):
                         step.duration.FromNanoseconds(stamp.ToNanoseconds() - step.start_time.ToNanoseconds())
                     step.errors.extend(errors)
+                    step.message = message
                 elif step.status == job_pb2.STEP_STATUS_PENDING:
                     step.status = job_pb2.STEP_STATUS_SKIPPED
+                    step.message = f"{step.title} skipped"
+                else:
+                    continue
+                await self._append(self._event(job_pb2.EVENT_KIND_STEP_STATUS, step.message, step.name))
+            stamp = now_timestamp()
             job.status = status  # type: ignore[assignment]
             del job.errors[:]
             job.errors.extend(errors)
