@@ -72,6 +72,10 @@ class _RunningJob:
         self.stage_task: asyncio.Task[Any] | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
         self.stalled = False
+        self.disk_timer: asyncio.TimerHandle | None = None
+        self.disk_check: asyncio.Task[None] | None = None
+        # The error that stopped the running stage because the disk filled up while it wrote.
+        self.disk_full: ReelcastError | None = None
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():
@@ -384,6 +388,8 @@ class JobRunner:
             asyncio.get_running_loop().call_later(FORGET_AFTER_SECONDS, self.notifier.forget, job.id)
 
     async def _check_free_disk(self) -> None:
+        """Raises E601 when the data dir has less than ``min_free_disk_bytes`` free (before a stage starts,
+        and every DISK_CHECK_SECONDS while it runs, see _watch_free_disk)."""
         # One reading serves every stage that starts within DISK_CHECK_SECONDS (hundreds of short jobs a
         # second would otherwise each pay a thread hop for it); a low reading is never reused.
         now = time.monotonic()
@@ -398,6 +404,31 @@ class JobRunner:
                 errors.LOW_DISK_SPACE,
                 f"Only {free // (1024 * 1024)} MiB free in the data directory; at least {needed} MiB needed.",
             )
+
+    def _watch_free_disk(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
+        """Stops ``task`` with E601 when free space drops below the threshold while its stage writes (a
+        render can fill the disk by itself). A timer that re-arms itself, like the stall watchdog: a stage
+        shorter than DISK_CHECK_SECONDS costs no reading."""
+        running.disk_timer = None
+        if task.done():
+            return
+
+        async def check() -> None:
+            try:
+                await self._check_free_disk()
+            except ReelcastError as low:
+                if not task.done():
+                    running.disk_full = low
+                    task.cancel()
+                return
+            except OSError as error:  # the next reading may work; a stage is not failed for this
+                log.warning("free disk space could not be read: %s", error)
+            if not task.done():
+                running.disk_timer = asyncio.get_running_loop().call_later(
+                    DISK_CHECK_SECONDS, self._watch_free_disk, running, task
+                )
+
+        running.disk_check = asyncio.get_running_loop().create_task(check())
 
     def _watch_for_stall(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
         """Cancels ``task`` when its stage has reported nothing for ``stall_timeout_seconds``. A timer that
@@ -451,7 +482,11 @@ class JobRunner:
 
         task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
+        running.disk_full = None
         self._watch_for_stall(running, task)
+        running.disk_timer = asyncio.get_running_loop().call_later(
+            DISK_CHECK_SECONDS, self._watch_free_disk, running, task
+        )
         started = time.monotonic()
         outcome = "failed"
         try:
@@ -462,6 +497,8 @@ class JobRunner:
             if running.cancel_event.is_set():
                 outcome = "cancelled"
                 raise ReelcastError(errors.CANCELLED) from None
+            if running.disk_full is not None:
+                raise running.disk_full from None
             if running.stalled:
                 seconds = self.settings.stall_timeout_seconds
                 raise ReelcastError(
@@ -484,6 +521,9 @@ class JobRunner:
             if running.stall_timer is not None:
                 running.stall_timer.cancel()
                 running.stall_timer = None
+            if running.disk_timer is not None:
+                running.disk_timer.cancel()
+                running.disk_timer = None
             running.stage_task = None
             elapsed = time.monotonic() - started
             STAGE_DURATION.labels(stage=stage.name, outcome=outcome).observe(elapsed)
