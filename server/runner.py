@@ -32,6 +32,7 @@ from reelcast.server import errors
 from reelcast.server.callcontext import correlation_id_var
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
+from reelcast.server.eta import duration_bucket, expected_durations
 from reelcast.server.logs import job_context, stage_context
 from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.notifier import EventNotifier
@@ -332,6 +333,8 @@ class JobRunner:
             lost = errors.WORKER_LOST if claim.redelivered else errors.INTERRUPTED
             await self._fail(recorder, ReelcastError(lost), stage="")
             return
+        bucket = duration_bucket(job.spec)
+        recorder.expected_durations = expected_durations(await self._stage_durations(bucket))
         await recorder.job_status(
             job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
         )
@@ -343,6 +346,8 @@ class JobRunner:
         if checkpoints:
             await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}
+        # How long each stage that ran to success in this attempt took, kept for later jobs' ETA.
+        durations: dict[str, float] = {}
         current = ""
         try:
             for installed in pipeline:
@@ -361,12 +366,14 @@ class JobRunner:
                     await self._check_free_disk()
                     message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
+                    started = time.monotonic()
                     produced = await self._run_stage(running, installed, artifacts, work_dir)
                     artifacts.update(produced)
                     await self.files.save(job.id, work_dir)
                     await self.store.save_checkpoint(job.id, stage.name, dict(produced))
                     done = f"{stage.title} done"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, done)
+                    durations[stage.name] = time.monotonic() - started
             running.raise_if_cancelled()
             await recorder.completed(self._output(artifacts))
             await self.files.finished(job.id, work_dir)
@@ -386,6 +393,25 @@ class JobRunner:
             # Not at once: a watcher that read the log just before the last event and has not begun to wait
             # yet would find no sequence to wake it and sleep until its recheck.
             asyncio.get_running_loop().call_later(FORGET_AFTER_SECONDS, self.notifier.forget, job.id)
+        # Reached when the attempt ended here (not when the worker stops or another writer took over).
+        if durations:
+            await self._record_stage_durations(bucket, durations)
+
+    async def _stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        """Earlier jobs' stage durations for the ETA; without them (a store hiccup) the ETA only waits
+        longer for an estimate, so the job goes on."""
+        try:
+            return await self.store.stage_durations(bucket)
+        except Exception as error:
+            log.warning("stage durations of %s could not be read: %s", bucket, error)
+            return {}
+
+    async def _record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        # One write per attempt, after its end: the job's result does not depend on it.
+        try:
+            await self.store.record_stage_durations(bucket, durations)
+        except Exception as error:
+            log.warning("stage durations of %s could not be stored: %s", bucket, error)
 
     async def _check_free_disk(self) -> None:
         """Raises E601 when the data dir has less than ``min_free_disk_bytes`` free (before a stage starts,

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,9 @@ from typing import Any, Protocol, TypeVar
 from reelcast.jobs.v1 import job_pb2
 
 T = TypeVar("T")
+
+# How many durations the store keeps per bucket and stage for the ETA (server/eta.py reads their median).
+DURATIONS_KEPT = 20
 
 TERMINAL_STATUSES = frozenset(
     {job_pb2.JOB_STATUS_SUCCEEDED, job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED}
@@ -93,6 +96,13 @@ class JobStore(Protocol):
     async def delete_job(self, job_id: str) -> None:
         """Deletes a job with its events and checkpoints."""
 
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        """Keeps how long each stage (name: seconds) of one job of ``bucket`` (eta.duration_bucket) took,
+        for the ETA of later jobs. Only the newest ``DURATIONS_KEPT`` per bucket and stage are kept."""
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        """The kept durations of ``bucket``, per stage, oldest first (empty for an unknown bucket)."""
+
     async def close(self) -> None: ...
 
 
@@ -117,6 +127,13 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL,
     PRIMARY KEY (job_id, sequence)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stage_durations (
+    bucket TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    recorded INTEGER PRIMARY KEY AUTOINCREMENT,
+    seconds REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stage_durations_bucket ON stage_durations(bucket, stage, recorded);
 CREATE TABLE IF NOT EXISTS checkpoints (
     job_id TEXT NOT NULL,
     stage TEXT NOT NULL,
@@ -445,6 +462,33 @@ class SqliteJobStore:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
         await self._write(delete)
+
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        rows = [(bucket, stage, float(seconds)) for stage, seconds in durations.items()]
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO stage_durations (bucket, stage, seconds) VALUES (?, ?, ?)", rows)
+            for _, stage, _ in rows:
+                db.execute(
+                    "DELETE FROM stage_durations WHERE bucket = ? AND stage = ? AND recorded NOT IN"
+                    " (SELECT recorded FROM stage_durations WHERE bucket = ? AND stage = ?"
+                    " ORDER BY recorded DESC LIMIT ?)",
+                    (bucket, stage, bucket, stage, DURATIONS_KEPT),
+                )
+
+        await self._write(insert)
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        def select() -> dict[str, list[float]]:
+            rows = self._db.execute(
+                "SELECT stage, seconds FROM stage_durations WHERE bucket = ? ORDER BY recorded", (bucket,)
+            )
+            durations: dict[str, list[float]] = {}
+            for stage, seconds in rows:
+                durations.setdefault(stage, []).append(float(seconds))
+            return durations
+
+        return await self._run(select)
 
     async def close(self) -> None:
         def close_connection() -> None:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
@@ -245,3 +246,54 @@ def test_both_frame_rate_modes_give_a_playable_mp4_as_long_as_the_narration(
 def _small_rgb(path: Path) -> bytes:
     with Image.open(path) as image:
         return image.convert("RGB").resize((160, 90)).tobytes()
+
+
+def _seconds(stamp: Timestamp) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def _eta(event: job_pb2.JobProgress) -> float:
+    assert event.HasField("eta"), event
+    return event.eta.seconds + event.eta.nanos / 1e9
+
+
+def test_eta_is_within_a_factor_of_two_of_the_true_remaining_time(tmp_path: Path) -> None:
+    # A slow preset on one encoder thread makes the render the bulk of the job, as it is at real sizes. The
+    # first job measures the stages; the second, on a restarted server, estimates those it has not started
+    # from them.
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        x264_preset="veryslow",
+        ffmpeg_extra_args=("-threads", "1"),
+    )
+    spec = with_defaults(
+        job_pb2.JobSpec(
+            brief=job_pb2.Brief(topic="Lighthouses"),
+            plan=job_pb2.Plan(target_duration_seconds=10),
+            render=job_pb2.RenderSpec(width=640, height=360, fps=60),
+        )
+    )
+    first = run_job(settings, spec)
+    assert first.job.status == job_pb2.JOB_STATUS_SUCCEEDED, first.job.failure
+    run = run_job(settings, spec)
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
+    end = _seconds(run.events[-1].time)
+    render_started = next(
+        e
+        for e in run.events
+        if e.kind == job_pb2.EVENT_KIND_STEP_STATUS
+        and e.stage == "render"
+        and e.stage_status == job_pb2.STEP_STATUS_RUNNING
+    )
+    halfway = next(
+        e
+        for e in run.events
+        if e.kind == job_pb2.EVENT_KIND_STEP_PROGRESS and e.stage == "render" and e.stage_percent >= 50
+    )
+    for checkpoint in (render_started, halfway):
+        remaining = end - _seconds(checkpoint.time)
+        assert remaining > 1.0, "the render was too fast to measure an ETA against"
+        ratio = _eta(checkpoint) / remaining
+        assert 0.5 <= ratio <= 2.0, (checkpoint.stage_percent, _eta(checkpoint), remaining)
