@@ -71,6 +71,8 @@ class _RunningJob:
         self.recorder = recorder
         self.cancel_event = asyncio.Event()
         self.stage_task: asyncio.Task[Any] | None = None
+        # The running stage's stop signal (its ``StageContext.cancel_event``).
+        self.stage_stop: asyncio.Event | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
         self.stalled = False
         self.disk_timer: asyncio.TimerHandle | None = None
@@ -81,6 +83,20 @@ class _RunningJob:
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():
             raise ReelcastError(errors.CANCELLED)
+
+    def cancel(self) -> None:
+        """The job was cancelled: its running stage stops."""
+        self.cancel_event.set()
+        self.stop_stage()
+
+    def stop_stage(self) -> None:
+        """Stops the running stage (cancelled, stalled or out of disk). Its task is cancelled, which kills
+        its subprocesses; its stop signal is set too, which a stage running in a thread checks through
+        ``ctx.raise_if_cancelled()`` (a thread cannot be cancelled from outside)."""
+        if self.stage_stop is not None:
+            self.stage_stop.set()
+        if self.stage_task is not None:
+            self.stage_task.cancel()
 
 
 class JobRunner:
@@ -188,9 +204,7 @@ class JobRunner:
         """A cancel request from any process: stops the job if this runner runs it."""
         running = self._running.get(job_id)
         if running is not None and not running.recorder.finished:
-            running.cancel_event.set()
-            if running.stage_task is not None:
-                running.stage_task.cancel()
+            running.cancel()
 
     async def cancel(self, job_id: str) -> job_pb2.Job:
         """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
@@ -198,17 +212,13 @@ class JobRunner:
         if running is not None:
             if running.recorder.finished:
                 raise ReelcastError(errors.JOB_ALREADY_FINISHED)
-            running.cancel_event.set()
-            if running.stage_task is not None:
-                running.stage_task.cancel()
+            running.cancel()
             return running.recorder.job
         lock = self._job_locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             running = self._running.get(job_id)
             if running is not None:  # a worker picked it up while we waited
-                running.cancel_event.set()
-                if running.stage_task is not None:
-                    running.stage_task.cancel()
+                running.cancel()
                 return running.recorder.job
             job = await self.store.latest_job(job_id)
             if job is None:
@@ -445,7 +455,7 @@ class JobRunner:
             except ReelcastError as low:
                 if not task.done():
                     running.disk_full = low
-                    task.cancel()
+                    running.stop_stage()
                 return
             except OSError as error:  # the next reading may work; a stage is not failed for this
                 log.warning("free disk space could not be read: %s", error)
@@ -465,7 +475,7 @@ class JobRunner:
         idle = time.monotonic() - running.recorder.last_activity
         if idle >= timeout:
             running.stalled = True
-            task.cancel()
+            running.stop_stage()
             return
         delay = min(timeout - idle, STALL_CHECK_SECONDS) + 0.01
         running.stall_timer = asyncio.get_running_loop().call_later(
@@ -482,6 +492,11 @@ class JobRunner:
         recorder = running.recorder
         job = recorder.job
         stage = installed.stage
+        # Set by a cancel of the job, or by the runner stopping this stage alone (stall, disk).
+        stop = asyncio.Event()
+        if running.cancel_event.is_set():
+            stop.set()
+        running.stage_stop = stop
         context = StageContext(
             job_id=job.id,
             correlation_id=job.correlation_id,
@@ -494,7 +509,7 @@ class JobRunner:
                 logging.getLogger(f"reelcast.stage.{stage.name}"),
                 {"job_id": job.id, "correlation_id": job.correlation_id},
             ),
-            cancel_event=running.cancel_event,
+            cancel_event=stop,
             _report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
         )
 
@@ -551,6 +566,7 @@ class JobRunner:
                 running.disk_timer.cancel()
                 running.disk_timer = None
             running.stage_task = None
+            running.stage_stop = None
             elapsed = time.monotonic() - started
             STAGE_DURATION.labels(stage=stage.name, outcome=outcome).observe(elapsed)
             log.info("stage %s %s after %.3f s", stage.name, outcome, elapsed)

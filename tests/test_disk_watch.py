@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import pytest
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.plugins import Stage, StageContext, hookimpl
@@ -21,31 +25,55 @@ HEADROOM = 64 * 1024 * 1024
 
 
 class DiskFillingPlugin:
-    """One stage that writes up to ``MAX_BYTES`` in chunks, reporting after each: a render that grows."""
+    """One stage that writes up to ``MAX_BYTES`` in chunks, reporting after each: a render that grows. As a
+    coroutine, or as a plain function (run in a worker thread, which checks ``raise_if_cancelled``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_thread: bool) -> None:
+        self.in_thread = in_thread
         self.written = 0
+        self.ended = threading.Event()
 
     @hookimpl
     def register_stages(self, register: Callable[[Stage], None]) -> None:
-        register(Stage(name="render", title="Rendering", weight=1.0, order=1, run=self._fill))
+        run = self._fill_in_thread if self.in_thread else self._fill
+        register(Stage(name="render", title="Rendering", weight=1.0, order=1, run=run))
 
-    async def _fill(self, ctx: StageContext) -> dict[str, Any]:
-        chunk = b"\xa5" * CHUNK
-        with ctx.path("growing.bin").open("wb") as handle:
-            while self.written < MAX_BYTES:
-                handle.write(chunk)
-                handle.flush()
-                self.written += CHUNK
-                ctx.report(self.written / MAX_BYTES, f"{self.written >> 20} MiB written")
-                await asyncio.sleep(0.05)
+    def _write_chunk(self, ctx: StageContext, handle: BinaryIO) -> None:
+        handle.write(b"\xa5" * CHUNK)
+        handle.flush()
+        self.written += CHUNK
+        ctx.report(self.written / MAX_BYTES, f"{self.written >> 20} MiB written")
+
+    def _output(self, ctx: StageContext) -> dict[str, Any]:
         return {"output": {"video_path": str(ctx.path("growing.bin")), "size_bytes": self.written}}
 
+    async def _fill(self, ctx: StageContext) -> dict[str, Any]:
+        try:
+            with ctx.path("growing.bin").open("wb") as handle:
+                while self.written < MAX_BYTES:
+                    self._write_chunk(ctx, handle)
+                    await asyncio.sleep(0.05)
+            return self._output(ctx)
+        finally:
+            self.ended.set()
 
+    def _fill_in_thread(self, ctx: StageContext) -> dict[str, Any]:
+        try:
+            with ctx.path("growing.bin").open("wb") as handle:
+                while self.written < MAX_BYTES:
+                    ctx.raise_if_cancelled()
+                    self._write_chunk(ctx, handle)
+                    time.sleep(0.05)
+            return self._output(ctx)
+        finally:
+            self.ended.set()
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["coroutine", "thread"])
 async def test_a_stage_that_fills_the_disk_is_stopped_mid_stage_with_e601(
-    server: ReelcastServer, stub: Stub
+    server: ReelcastServer, stub: Stub, in_thread: bool
 ) -> None:
-    plugin = DiskFillingPlugin()
+    plugin = DiskFillingPlugin(in_thread)
     server.host.register(plugin, "filler")
     # The threshold sits just below today's free space: the stage starts, then its writes cross it.
     server.settings.min_free_disk_bytes = shutil.disk_usage(server.settings.data_dir).free - HEADROOM
@@ -54,6 +82,8 @@ async def test_a_stage_that_fills_the_disk_is_stopped_mid_stage_with_e601(
     try:
         request = job_service_pb2.WatchJobRequest(job_id=job.id)
         events = await asyncio.wait_for(_collect(stub, request), 120)
+        # The stage itself stopped writing, in a thread too (not merely the job's record of it).
+        assert await asyncio.to_thread(plugin.ended.wait, 60)
     finally:
         shutil.rmtree(server.settings.work_dir(job.id), ignore_errors=True)
     terminal = events[-1]
