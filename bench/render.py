@@ -77,7 +77,7 @@ def timed(action: Callable[[], object]) -> float:
 def bare_ffmpeg(work_dir: Path, spec: job_pb2.JobSpec, preset: str, output: Path) -> None:
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     frames = json.loads((work_dir / "visuals.json").read_text())["frames"]
-    (work_dir / "bare.ffconcat").write_text(render.concat_script(frames))
+    (work_dir / "bare.ffconcat").write_text(render.concat_script(frames, spec.render.fps or 30))
     narration = json.loads((work_dir / "voice.json").read_text())
     args = render.render_arguments(
         spec,

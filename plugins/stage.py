@@ -58,6 +58,7 @@ class StageContext:
     settings: Settings
     artifacts: Mapping[str, Any]
     log: logging.LoggerAdapter[logging.Logger]
+    # Set when the job is cancelled, and when the runner stops this stage (a stall, low disk space).
     cancel_event: asyncio.Event
     _report: Callable[[float, str], None]
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
@@ -79,7 +80,8 @@ class StageContext:
         return self.cancel_event.is_set()
 
     def raise_if_cancelled(self) -> None:
-        """Raises the cancellation error when the job was cancelled; for loops in blocking stages."""
+        """Raises the cancellation error when the stage must stop (see ``cancel_event``); for loops in
+        blocking stages."""
         if self.cancel_event.is_set():
             raise ReelcastError(CANCELLED)
 

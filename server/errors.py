@@ -268,6 +268,15 @@ TTS_FAILED = _define(
     500,
     ["Reinstall reelcast to restore espeakng-loader", "Retry the job"],
 )
+NARRATION_TOO_LONG = _define(
+    "E203-NARRATION_TOO_LONG",
+    "Narration too long",
+    "The spoken narration runs past the duration limit.",
+    "Shorten the script: numbers, abbreviations and long words take longer to say than their words suggest.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Shorten the scenes' narration", "Write long numbers in words or round them", "Raise the voice rate"],
+)
 
 FFMPEG_NOT_FOUND = _define(
     "E302-FFMPEG_NOT_FOUND",

@@ -22,7 +22,7 @@ import hashlib
 import json
 import struct
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from nats.js.api import RawStreamMsg
@@ -38,7 +38,13 @@ from reelcast.server.nats_layout import (
     event_subject,
     retrying,
 )
-from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, DuplicateRequestError, PageCursor
+from reelcast.server.store import (
+    DURATIONS_KEPT,
+    TERMINAL_STATUSES,
+    ConcurrentWriteError,
+    DuplicateRequestError,
+    PageCursor,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -417,6 +423,41 @@ class NatsJobStore:
         except KeyNotFoundError:
             return {}
         saved: dict[str, dict[str, Any]] = json.loads(entry.value or b"{}")
+        return saved
+
+    # -- stage durations, for the ETA -----------------------------------------------------------------------
+
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        # One key per bucket, read, changed and compare-and-set, so that workers finishing jobs of the same
+        # bucket at once do not drop each other's durations.
+        key = f"durations.{_key_part(bucket)}"
+        state = self._layout.state
+        for _ in range(10):
+            try:
+                entry = await retrying(lambda: state.get(key))
+                saved: dict[str, list[float]] = json.loads(entry.value or b"{}")
+                revision = entry.revision or 0
+            except KeyNotFoundError:
+                saved, revision = {}, 0
+            for stage, seconds in durations.items():
+                kept = saved.setdefault(stage, [])
+                kept.append(float(seconds))
+                del kept[:-DURATIONS_KEPT]
+            payload = json.dumps(saved, sort_keys=True).encode()
+            try:
+                await retrying(lambda p=payload, r=revision: state.update(key, p, last=r))  # type: ignore[misc]
+                return
+            except KeyWrongLastSequenceError:
+                continue
+        raise ConcurrentWriteError(f"stage durations of {bucket}: written concurrently too often")
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        state = self._layout.state
+        try:
+            entry = await retrying(lambda: state.get(f"durations.{_key_part(bucket)}"))
+        except KeyNotFoundError:
+            return {}
+        saved: dict[str, list[float]] = json.loads(entry.value or b"{}")
         return saved
 
     async def delete_job(self, job_id: str) -> None:

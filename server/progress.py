@@ -33,6 +33,14 @@ class ProgressModel:
             position += share
         self._spans = spans
 
+    def knows(self, name: str) -> bool:
+        return name in self._spans
+
+    def share(self, name: str) -> float:
+        """The stage's share of the overall percent."""
+        span = self._spans[name]
+        return span.end - span.start
+
     def stage_start(self, name: str) -> float:
         return round(self._spans[name].start, 4)
 

@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.eta import remaining_seconds
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
 from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, JobStore
@@ -57,10 +58,15 @@ class JobRecorder:
         self._last_tick_at = 0.0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
-        self._attempt_started = time.monotonic()
         # When the running stage last showed signs of life (started or reported); the stall watchdog reads it.
         self.last_activity = time.monotonic()
-        self._attempt_start_percent = job.percent
+        # For the ETA (eta.py): each stage's duration on earlier jobs like this one (the runner fills it in
+        # from the store), and when each stage of this attempt started.
+        self.expected_durations: dict[str, float] = {}
+        self._stage_started: dict[str, float] = {}
+        self._first_reports: dict[str, tuple[float, float]] = {}
+        # Set while failed() closes the open steps: the job is ending, an ETA would be meaningless.
+        self._ending = False
 
     def _event(self, kind: int, message: str, stage: str = "") -> job_pb2.JobProgress:
         job = self.job
@@ -82,15 +88,26 @@ class JobRecorder:
             event.stage_percent = step.percent
         eta = self._eta_seconds()
         if eta is not None:
-            event.eta.CopyFrom(duration_pb2.Duration(seconds=int(eta)))
+            duration = duration_pb2.Duration()
+            duration.FromNanoseconds(round(eta * 1e9))
+            event.eta.CopyFrom(duration)
         return event
 
     def _eta_seconds(self) -> float | None:
-        done = self.job.percent - self._attempt_start_percent
-        if self.job.status != job_pb2.JOB_STATUS_RUNNING or done <= 0.5 or self.job.percent >= 100:
+        if self.job.status != job_pb2.JOB_STATUS_RUNNING or self._ending or self.progress is None:
             return None
-        elapsed = time.monotonic() - self._attempt_started
-        return elapsed * (100.0 - self.job.percent) / done
+        progress = self.progress
+        shares = {
+            step.name: progress.share(step.name) for step in self.job.steps if progress.knows(step.name)
+        }
+        return remaining_seconds(
+            self.job.steps,
+            shares,
+            self._stage_started,
+            self._first_reports,
+            self.expected_durations,
+            time.monotonic(),
+        )
 
     async def _append(self, event: job_pb2.JobProgress) -> job_pb2.JobProgress:
         await self.store.append_event(self.job, event)
@@ -107,6 +124,8 @@ class JobRecorder:
         if step.status != job_pb2.STEP_STATUS_RUNNING:
             return
         step.percent = round(fraction * 100.0, 2)
+        if fraction > 0 and stage not in self._first_reports:
+            self._first_reports[stage] = (time.monotonic(), fraction)
         if message:
             step.message = message
         if self.progress is not None:
@@ -185,6 +204,8 @@ class JobRecorder:
             stamp = now_timestamp()
             if status == job_pb2.STEP_STATUS_RUNNING:
                 self.last_activity = time.monotonic()
+                self._stage_started[stage] = self.last_activity
+                self._first_reports.pop(stage, None)
                 step.start_time.CopyFrom(stamp)
                 step.ClearField("end_time")
                 step.ClearField("duration")
@@ -226,25 +247,34 @@ class JobRecorder:
         failure: job_pb2.FailureDetails | None,
         message: str,
     ) -> job_pb2.JobProgress:
-        """Writes the terminal failure (``status`` FAILED or CANCELLED). Steps still open are closed:
-        the running one as FAILED or CANCELLED, pending ones as SKIPPED."""
+        """Writes the terminal failure (``status`` FAILED or CANCELLED). Steps still open are closed first,
+        each with its own step-status event (the running one FAILED or CANCELLED, pending ones SKIPPED), so
+        that a client following step events sees every step end, on gRPC and SSE alike."""
         async with self._lock:
             self._pending_tick = None
+            self._ending = True
             job = self.job
-            stamp = now_timestamp()
+            running_end = (
+                job_pb2.STEP_STATUS_CANCELLED
+                if status == job_pb2.JOB_STATUS_CANCELLED
+                else job_pb2.STEP_STATUS_FAILED
+            )
             for step in job.steps:
                 if step.status == job_pb2.STEP_STATUS_RUNNING:
-                    step.status = (
-                        job_pb2.STEP_STATUS_CANCELLED
-                        if status == job_pb2.JOB_STATUS_CANCELLED
-                        else job_pb2.STEP_STATUS_FAILED
-                    )
+                    step.status = running_end
+                    stamp = now_timestamp()
                     step.end_time.CopyFrom(stamp)
                     if step.HasField("start_time"):
                         step.duration.FromNanoseconds(stamp.ToNanoseconds() - step.start_time.ToNanoseconds())
                     step.errors.extend(errors)
+                    step.message = message
                 elif step.status == job_pb2.STEP_STATUS_PENDING:
                     step.status = job_pb2.STEP_STATUS_SKIPPED
+                    step.message = f"{step.title} skipped"
+                else:
+                    continue
+                await self._append(self._event(job_pb2.EVENT_KIND_STEP_STATUS, step.message, step.name))
+            stamp = now_timestamp()
             job.status = status  # type: ignore[assignment]
             del job.errors[:]
             job.errors.extend(errors)

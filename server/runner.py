@@ -32,6 +32,7 @@ from reelcast.server import errors
 from reelcast.server.callcontext import correlation_id_var
 from reelcast.server.config import Settings
 from reelcast.server.errors import ReelcastError
+from reelcast.server.eta import duration_bucket, expected_durations
 from reelcast.server.logs import job_context, stage_context
 from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.notifier import EventNotifier
@@ -70,12 +71,32 @@ class _RunningJob:
         self.recorder = recorder
         self.cancel_event = asyncio.Event()
         self.stage_task: asyncio.Task[Any] | None = None
+        # The running stage's stop signal (its ``StageContext.cancel_event``).
+        self.stage_stop: asyncio.Event | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
         self.stalled = False
+        self.disk_timer: asyncio.TimerHandle | None = None
+        self.disk_check: asyncio.Task[None] | None = None
+        # The error that stopped the running stage because the disk filled up while it wrote.
+        self.disk_full: ReelcastError | None = None
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():
             raise ReelcastError(errors.CANCELLED)
+
+    def cancel(self) -> None:
+        """The job was cancelled: its running stage stops."""
+        self.cancel_event.set()
+        self.stop_stage()
+
+    def stop_stage(self) -> None:
+        """Stops the running stage (cancelled, stalled or out of disk). Its task is cancelled, which kills
+        its subprocesses; its stop signal is set too, which a stage running in a thread checks through
+        ``ctx.raise_if_cancelled()`` (a thread cannot be cancelled from outside)."""
+        if self.stage_stop is not None:
+            self.stage_stop.set()
+        if self.stage_task is not None:
+            self.stage_task.cancel()
 
 
 class JobRunner:
@@ -183,9 +204,7 @@ class JobRunner:
         """A cancel request from any process: stops the job if this runner runs it."""
         running = self._running.get(job_id)
         if running is not None and not running.recorder.finished:
-            running.cancel_event.set()
-            if running.stage_task is not None:
-                running.stage_task.cancel()
+            running.cancel()
 
     async def cancel(self, job_id: str) -> job_pb2.Job:
         """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
@@ -193,17 +212,13 @@ class JobRunner:
         if running is not None:
             if running.recorder.finished:
                 raise ReelcastError(errors.JOB_ALREADY_FINISHED)
-            running.cancel_event.set()
-            if running.stage_task is not None:
-                running.stage_task.cancel()
+            running.cancel()
             return running.recorder.job
         lock = self._job_locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             running = self._running.get(job_id)
             if running is not None:  # a worker picked it up while we waited
-                running.cancel_event.set()
-                if running.stage_task is not None:
-                    running.stage_task.cancel()
+                running.cancel()
                 return running.recorder.job
             job = await self.store.latest_job(job_id)
             if job is None:
@@ -328,6 +343,8 @@ class JobRunner:
             lost = errors.WORKER_LOST if claim.redelivered else errors.INTERRUPTED
             await self._fail(recorder, ReelcastError(lost), stage="")
             return
+        bucket = duration_bucket(job.spec)
+        recorder.expected_durations = expected_durations(await self._stage_durations(bucket))
         await recorder.job_status(
             job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
         )
@@ -339,6 +356,8 @@ class JobRunner:
         if checkpoints:
             await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}
+        # How long each stage that ran to success in this attempt took, kept for later jobs' ETA.
+        durations: dict[str, float] = {}
         current = ""
         try:
             for installed in pipeline:
@@ -357,12 +376,14 @@ class JobRunner:
                     await self._check_free_disk()
                     message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)
+                    started = time.monotonic()
                     produced = await self._run_stage(running, installed, artifacts, work_dir)
                     artifacts.update(produced)
                     await self.files.save(job.id, work_dir)
                     await self.store.save_checkpoint(job.id, stage.name, dict(produced))
                     done = f"{stage.title} done"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, done)
+                    durations[stage.name] = time.monotonic() - started
             running.raise_if_cancelled()
             await recorder.completed(self._output(artifacts))
             await self.files.finished(job.id, work_dir)
@@ -382,8 +403,29 @@ class JobRunner:
             # Not at once: a watcher that read the log just before the last event and has not begun to wait
             # yet would find no sequence to wake it and sleep until its recheck.
             asyncio.get_running_loop().call_later(FORGET_AFTER_SECONDS, self.notifier.forget, job.id)
+        # Reached when the attempt ended here (not when the worker stops or another writer took over).
+        if durations:
+            await self._record_stage_durations(bucket, durations)
+
+    async def _stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        """Earlier jobs' stage durations for the ETA; without them (a store hiccup) the ETA only waits
+        longer for an estimate, so the job goes on."""
+        try:
+            return await self.store.stage_durations(bucket)
+        except Exception as error:
+            log.warning("stage durations of %s could not be read: %s", bucket, error)
+            return {}
+
+    async def _record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        # One write per attempt, after its end: the job's result does not depend on it.
+        try:
+            await self.store.record_stage_durations(bucket, durations)
+        except Exception as error:
+            log.warning("stage durations of %s could not be stored: %s", bucket, error)
 
     async def _check_free_disk(self) -> None:
+        """Raises E601 when the data dir has less than ``min_free_disk_bytes`` free (before a stage starts,
+        and every DISK_CHECK_SECONDS while it runs, see _watch_free_disk)."""
         # One reading serves every stage that starts within DISK_CHECK_SECONDS (hundreds of short jobs a
         # second would otherwise each pay a thread hop for it); a low reading is never reused.
         now = time.monotonic()
@@ -399,6 +441,31 @@ class JobRunner:
                 f"Only {free // (1024 * 1024)} MiB free in the data directory; at least {needed} MiB needed.",
             )
 
+    def _watch_free_disk(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
+        """Stops ``task`` with E601 when free space drops below the threshold while its stage writes (a
+        render can fill the disk by itself). A timer that re-arms itself, like the stall watchdog: a stage
+        shorter than DISK_CHECK_SECONDS costs no reading."""
+        running.disk_timer = None
+        if task.done():
+            return
+
+        async def check() -> None:
+            try:
+                await self._check_free_disk()
+            except ReelcastError as low:
+                if not task.done():
+                    running.disk_full = low
+                    running.stop_stage()
+                return
+            except OSError as error:  # the next reading may work; a stage is not failed for this
+                log.warning("free disk space could not be read: %s", error)
+            if not task.done():
+                running.disk_timer = asyncio.get_running_loop().call_later(
+                    DISK_CHECK_SECONDS, self._watch_free_disk, running, task
+                )
+
+        running.disk_check = asyncio.get_running_loop().create_task(check())
+
     def _watch_for_stall(self, running: _RunningJob, task: asyncio.Task[Any]) -> None:
         """Cancels ``task`` when its stage has reported nothing for ``stall_timeout_seconds``. A timer that
         re-arms itself, not a task: most stages end long before the first check."""
@@ -408,7 +475,7 @@ class JobRunner:
         idle = time.monotonic() - running.recorder.last_activity
         if idle >= timeout:
             running.stalled = True
-            task.cancel()
+            running.stop_stage()
             return
         delay = min(timeout - idle, STALL_CHECK_SECONDS) + 0.01
         running.stall_timer = asyncio.get_running_loop().call_later(
@@ -425,6 +492,11 @@ class JobRunner:
         recorder = running.recorder
         job = recorder.job
         stage = installed.stage
+        # Set by a cancel of the job, or by the runner stopping this stage alone (stall, disk).
+        stop = asyncio.Event()
+        if running.cancel_event.is_set():
+            stop.set()
+        running.stage_stop = stop
         context = StageContext(
             job_id=job.id,
             correlation_id=job.correlation_id,
@@ -437,7 +509,7 @@ class JobRunner:
                 logging.getLogger(f"reelcast.stage.{stage.name}"),
                 {"job_id": job.id, "correlation_id": job.correlation_id},
             ),
-            cancel_event=running.cancel_event,
+            cancel_event=stop,
             _report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
         )
 
@@ -451,7 +523,11 @@ class JobRunner:
 
         task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
+        running.disk_full = None
         self._watch_for_stall(running, task)
+        running.disk_timer = asyncio.get_running_loop().call_later(
+            DISK_CHECK_SECONDS, self._watch_free_disk, running, task
+        )
         started = time.monotonic()
         outcome = "failed"
         try:
@@ -462,6 +538,8 @@ class JobRunner:
             if running.cancel_event.is_set():
                 outcome = "cancelled"
                 raise ReelcastError(errors.CANCELLED) from None
+            if running.disk_full is not None:
+                raise running.disk_full from None
             if running.stalled:
                 seconds = self.settings.stall_timeout_seconds
                 raise ReelcastError(
@@ -484,7 +562,11 @@ class JobRunner:
             if running.stall_timer is not None:
                 running.stall_timer.cancel()
                 running.stall_timer = None
+            if running.disk_timer is not None:
+                running.disk_timer.cancel()
+                running.disk_timer = None
             running.stage_task = None
+            running.stage_stop = None
             elapsed = time.monotonic() - started
             STAGE_DURATION.labels(stage=stage.name, outcome=outcome).observe(elapsed)
             log.info("stage %s %s after %.3f s", stage.name, outcome, elapsed)

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,9 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 
 T = TypeVar("T")
+
+# How many durations the store keeps per bucket and stage for the ETA (server/eta.py reads their median).
+DURATIONS_KEPT = 20
 
 TERMINAL_STATUSES = frozenset(
     {job_pb2.JOB_STATUS_SUCCEEDED, job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED}
@@ -95,6 +98,13 @@ class JobStore(Protocol):
     async def delete_job(self, job_id: str) -> None:
         """Deletes a job with its events and checkpoints."""
 
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        """Keeps how long each stage (name: seconds) of one job of ``bucket`` (eta.duration_bucket) took,
+        for the ETA of later jobs. Only the newest ``DURATIONS_KEPT`` per bucket and stage are kept."""
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        """The kept durations of ``bucket``, per stage, oldest first (empty for an unknown bucket)."""
+
     async def close(self) -> None: ...
 
 
@@ -119,6 +129,13 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL,
     PRIMARY KEY (job_id, sequence)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stage_durations (
+    bucket TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    recorded INTEGER PRIMARY KEY AUTOINCREMENT,
+    seconds REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stage_durations_bucket ON stage_durations(bucket, stage, recorded);
 CREATE TABLE IF NOT EXISTS checkpoints (
     job_id TEXT NOT NULL,
     stage TEXT NOT NULL,
@@ -449,6 +466,33 @@ class SqliteJobStore:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
         await self._write(delete)
+
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        rows = [(bucket, stage, float(seconds)) for stage, seconds in durations.items()]
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO stage_durations (bucket, stage, seconds) VALUES (?, ?, ?)", rows)
+            for _, stage, _ in rows:
+                db.execute(
+                    "DELETE FROM stage_durations WHERE bucket = ? AND stage = ? AND recorded NOT IN"
+                    " (SELECT recorded FROM stage_durations WHERE bucket = ? AND stage = ?"
+                    " ORDER BY recorded DESC LIMIT ?)",
+                    (bucket, stage, bucket, stage, DURATIONS_KEPT),
+                )
+
+        await self._write(insert)
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        def select() -> dict[str, list[float]]:
+            rows = self._db.execute(
+                "SELECT stage, seconds FROM stage_durations WHERE bucket = ? ORDER BY recorded", (bucket,)
+            )
+            durations: dict[str, list[float]] = {}
+            for stage, seconds in rows:
+                durations.setdefault(stage, []).append(float(seconds))
+            return durations
+
+        return await self._run(select)
 
     async def close(self) -> None:
         def close_connection() -> None:

@@ -26,6 +26,25 @@ MAX_LONG_SIDE = 3840
 MAX_SHORT_SIDE = 2160
 MAX_NARRATION_CHARS = 2000
 MAX_CAPTION_CHARS = 500
+# The measured narration may pass MAX_DURATION_SECONDS by this much (an estimate is only an estimate, and a
+# 600 s brief's narration runs a little over); past it the voice stage stops with E203.
+MAX_NARRATION_SECONDS = MAX_DURATION_SECONDS * 1.1
+
+# How fast espeak-ng speaks each language at the default rate (160), measured on a sample sentence and
+# rounded up by about 10 %, so that the estimate stays below the real time and never refuses a script that
+# fits (docs/security.md). Words are whitespace-separated tokens; characters are the non-space ones. A
+# script is as long as the larger of its two estimates: the characters bound catches text without spaces
+# (Chinese and Japanese read one character at a time) and tokens that are one long run of letters.
+WORDS_PER_MINUTE = {"de": 170, "en": 220, "es": 220, "fr": 250, "it": 205, "nl": 195, "pt": 200, "ru": 210}
+DEFAULT_WORDS_PER_MINUTE = 250
+CHARACTERS_PER_SECOND = {"ja": 2.2, "zh": 4.0}
+DEFAULT_CHARACTERS_PER_SECOND = 20.0
+# Pacing speeds the voice up or down (the built-in writer's factors, plugins/builtin/script.py).
+PACING_RATE_FACTOR = {
+    job_pb2.PACING_CHILL: 0.85,
+    job_pb2.PACING_CONVERSATIONAL: 1.0,
+    job_pb2.PACING_FAST: 1.2,
+}
 
 ASPECT_SIZES = {
     job_pb2.ASPECT_WIDESCREEN_16_9: (1280, 720),
@@ -126,7 +145,35 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
         _check_text(violations, f"{path}.title", scene.title, MAX_CAPTION_CHARS)
         _check_text(violations, f"{path}.caption", scene.caption, MAX_CAPTION_CHARS)
         _check_text(violations, f"{path}.visual_hint", scene.visual_hint, 100)
+    # Only a spec valid so far has defaults to estimate with.
+    if spec.script and not violations:
+        estimate = estimated_narration_seconds(with_defaults(spec))
+        if estimate > MAX_DURATION_SECONDS:
+            violations.append(
+                FieldViolation(
+                    "spec.script",
+                    f"would narrate for about {estimate:.0f} s; the narration must fit in "
+                    f"{MAX_DURATION_SECONDS} s (shorten the scenes or raise the voice rate)",
+                )
+            )
     return violations
+
+
+def estimated_narration_seconds(spec: job_pb2.JobSpec) -> float:
+    """How long the spec's supplied script takes to speak, from its language's speaking speed (see
+    WORDS_PER_MINUTE) scaled by the voice's rate and the pacing; 0 without a script. ``spec`` has its
+    defaults filled in."""
+    language = (spec.brief.language or "en").split("-", 1)[0].lower()
+    rate = spec.voice.rate or DEFAULT_RATE_WPM
+    speed = min(450, max(80, rate * PACING_RATE_FACTOR.get(spec.plan.pacing, 1.0))) / DEFAULT_RATE_WPM
+    words_per_second = WORDS_PER_MINUTE.get(language, DEFAULT_WORDS_PER_MINUTE) / 60.0 * speed
+    characters_per_second = CHARACTERS_PER_SECOND.get(language, DEFAULT_CHARACTERS_PER_SECOND) * speed
+    total = 0.0
+    for scene in spec.script:
+        tokens = scene.narration.split()
+        characters = sum(len(token) for token in tokens)
+        total += max(len(tokens) / words_per_second, characters / characters_per_second)
+    return total
 
 
 def with_defaults(spec: job_pb2.JobSpec) -> job_pb2.JobSpec:

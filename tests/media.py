@@ -181,3 +181,15 @@ async def run_job_async(
 
 def run_job(settings: Settings, spec: job_pb2.JobSpec, on_event: EventHook | None = None) -> JobRun:
     return asyncio.run(run_job_async(settings, spec, on_event))
+
+
+def video_frame_times(path: Path) -> list[tuple[float, float]]:
+    """(start, duration) in seconds of every decoded video frame, from the ``showinfo`` filter. The last
+    frame's start plus its duration is where the video stream ends."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path), "-map", "0:v", "-vf", "showinfo", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    found = re.findall(r"pts_time:\s*([\d.]+)\s+duration:\s*\d+\s+duration_time:\s*([\d.]+)", result.stderr)
+    return [(float(start), float(duration)) for start, duration in found]

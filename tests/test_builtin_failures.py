@@ -12,8 +12,13 @@ from reelcast.server.config import Settings
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
-from reelcast.server.validation import with_defaults
-from tests.media import run_job
+from reelcast.server.validation import (
+    MAX_DURATION_SECONDS,
+    MAX_NARRATION_SECONDS,
+    estimated_narration_seconds,
+    with_defaults,
+)
+from tests.media import run_job, wav_seconds
 
 LOG_HEADER_PREFIXES = (
     "FFmpeg Render Log - Job ID: ",
@@ -162,3 +167,33 @@ def test_no_builtin_stage_uses_a_shell() -> None:
         for forbidden in ("shell=True", "create_subprocess_shell", "os.system", "os.popen"):
             assert forbidden not in text, f"{source.name} uses {forbidden}"
     assert (sources / "render.py").is_file()
+
+
+def test_a_script_that_speaks_far_longer_than_it_reads_stops_at_the_voice_stage_with_e203(
+    tmp_path: Path,
+) -> None:
+    # Twelve digits read as one token but are spoken as a dozen words or more: this script's estimate fits
+    # the limit at creation, its speech does not.
+    numbers = " ".join(["987654321987"] * 150)
+    spec = with_defaults(
+        job_pb2.JobSpec(
+            brief=job_pb2.Brief(topic="Numbers"),
+            script=[job_pb2.Scene(title=f"Part {index}", narration=numbers) for index in range(5)],
+            render=job_pb2.RenderSpec(width=640, height=360),
+        )
+    )
+    assert estimated_narration_seconds(spec) <= MAX_DURATION_SECONDS
+    settings = _settings(tmp_path)
+    run = run_job(settings, spec)
+    assert run.job.status == job_pb2.JOB_STATUS_FAILED
+    assert [error.code for error in run.job.errors] == ["E203-NARRATION_TOO_LONG"]
+    assert run.job.failure.stage == "voice"
+    assert run.job.errors[0].remediation
+    steps = {step.name: step.status for step in run.job.steps}
+    assert steps["voice"] == job_pb2.STEP_STATUS_FAILED
+    assert steps["render"] == job_pb2.STEP_STATUS_SKIPPED
+    # It stopped as soon as the measured audio passed the limit, not after speaking every scene.
+    spoken = sorted((settings.work_dir(run.job.id) / "voice").glob("scene-*.wav"))
+    assert 1 <= len(spoken) < 5
+    assert sum(wav_seconds(path) for path in spoken) > MAX_NARRATION_SECONDS
+    assert not (settings.work_dir(run.job.id) / "voice" / "narration.wav").exists()

@@ -6,9 +6,12 @@ One 20 s 1280x720 job with burned-in captions is rendered once per module and me
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.builtin.captions import parse_srt
@@ -24,6 +27,7 @@ from tests.media import (
     mean_abs_difference,
     probe,
     run_job,
+    video_frame_times,
     wav_seconds,
 )
 
@@ -190,3 +194,106 @@ def test_ffmpeg_log_has_the_seed_format(rendered: JobRun) -> None:
     assert lines[-3] == "-" * 80
     assert lines[-2].startswith("Completed: ")
     assert lines[-1] == "Exit Code: 0"
+
+
+@pytest.mark.parametrize("variable_frame_rate", [False, True], ids=["cfr", "vfr"])
+def test_both_frame_rate_modes_give_a_playable_mp4_as_long_as_the_narration(
+    tmp_path: Path, variable_frame_rate: bool
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        x264_preset="ultrafast",
+    )
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(topic="Lighthouses"),
+        script=[
+            job_pb2.Scene(title="Light", narration="A lighthouse lens bends the lamp's light into one beam."),
+            job_pb2.Scene(
+                title="Keepers", narration="Keepers lived beside the lamp and kept it lit all night."
+            ),
+        ],
+        render=job_pb2.RenderSpec(
+            width=640, height=360, captions=True, variable_frame_rate=variable_frame_rate
+        ),
+    )
+    run = run_job(settings, with_defaults(spec))
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
+    video = Path(run.job.output.video_path)
+    assert decode_exit_code(video) == 0
+    narration = narration_seconds(run)
+    assert 4.0 <= narration <= 12.0
+    assert abs(probe(video).duration - narration) <= 0.1
+    assert abs(run.job.output.duration_seconds - narration) <= 0.1
+    # The picture lasts as long as the sound: the last frame ends where the narration ends.
+    frames = video_frame_times(video)
+    last_start, last_duration = frames[-1]
+    assert abs(last_start + last_duration - narration) <= 0.05, frames[-3:]
+    visuals = json.loads((run.work_dir / "visuals.json").read_text(encoding="utf-8"))
+    images = len(visuals["frames"])
+    if variable_frame_rate:
+        # One encoded frame per image, plus the one that holds the last image to the end.
+        assert len(frames) == images + 1, frames
+    else:
+        assert len(frames) == round(narration * 30), (len(frames), narration)
+    # The thumbnail shows the first scene (taken at its midpoint), not the frame that follows it.
+    thumbnail = _small_rgb(Path(run.job.output.thumbnail_path))
+    first, second = (_small_rgb(run.work_dir / image) for image in visuals["scene_images"][:2])
+    assert mean_abs_difference(thumbnail, first) < mean_abs_difference(thumbnail, second) / 3
+
+
+def _small_rgb(path: Path) -> bytes:
+    with Image.open(path) as image:
+        return image.convert("RGB").resize((160, 90)).tobytes()
+
+
+def _seconds(stamp: Timestamp) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def _eta(event: job_pb2.JobProgress) -> float:
+    assert event.HasField("eta"), event
+    return event.eta.seconds + event.eta.nanos / 1e9
+
+
+def test_eta_is_within_a_factor_of_two_of_the_true_remaining_time(tmp_path: Path) -> None:
+    # A slow preset on one encoder thread makes the render the bulk of the job, as it is at real sizes. The
+    # first job measures the stages; the second, on a restarted server, estimates those it has not started
+    # from them.
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        x264_preset="veryslow",
+        ffmpeg_extra_args=("-threads", "1"),
+    )
+    spec = with_defaults(
+        job_pb2.JobSpec(
+            brief=job_pb2.Brief(topic="Lighthouses"),
+            plan=job_pb2.Plan(target_duration_seconds=10),
+            render=job_pb2.RenderSpec(width=640, height=360, fps=60),
+        )
+    )
+    first = run_job(settings, spec)
+    assert first.job.status == job_pb2.JOB_STATUS_SUCCEEDED, first.job.failure
+    run = run_job(settings, spec)
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
+    end = _seconds(run.events[-1].time)
+    render_started = next(
+        e
+        for e in run.events
+        if e.kind == job_pb2.EVENT_KIND_STEP_STATUS
+        and e.stage == "render"
+        and e.stage_status == job_pb2.STEP_STATUS_RUNNING
+    )
+    halfway = next(
+        e
+        for e in run.events
+        if e.kind == job_pb2.EVENT_KIND_STEP_PROGRESS and e.stage == "render" and e.stage_percent >= 50
+    )
+    for checkpoint in (render_started, halfway):
+        remaining = end - _seconds(checkpoint.time)
+        assert remaining > 0.5, "the render was too fast to measure an ETA against"
+        ratio = _eta(checkpoint) / remaining
+        assert 0.5 <= ratio <= 2.0, (checkpoint.stage_percent, _eta(checkpoint), remaining)

@@ -2,7 +2,7 @@
 
 Verification decodes every video and audio packet to ffmpeg's null muxer and requires exit code 0; the
 duration comes from the container as ffmpeg reports it. The thumbnail is a JPEG of the first scene's
-midpoint, taken from the rendered video itself.
+midpoint, taken from the rendered video itself (the frame on screen at that moment).
 
 Artifacts: ``thumbnail`` -> ``thumbnail.jpg`` and ``output`` (see ``OUTPUT_ARTIFACT``).
 """
@@ -57,9 +57,14 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     moment = float(first["start"]) + float(first["duration"]) / 2
     thumbnail = ctx.path(THUMBNAIL_FILE)
     stderr.clear()
+    # Not ``-ss``: a seek drops every frame that starts before the moment, and at a variable frame rate the
+    # frame on screen then began seconds earlier (the seek found the next scene's frame, or none at all).
+    # The fps filter repeats each frame for as long as it shows, so the first one kept is the one on screen.
+    fps = ctx.spec.render.fps or 30
     snapshot = [
-        ffmpeg, "-hide_banner", "-nostats", "-y", "-ss", f"{moment:.3f}", "-i", str(video),
-        "-frames:v", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
+        ffmpeg, "-hide_banner", "-nostats", "-y", "-i", str(video), "-map", "0:v:0",
+        "-vf", f"fps={fps},trim=start={moment:.3f}", "-frames:v", "1", "-q:v", "3", "-f", "image2",
+        str(thumbnail),
     ]  # fmt: skip
     result = await run_ffmpeg(ctx, snapshot, on_stderr_line=stderr.append)
     ctx.raise_if_cancelled()

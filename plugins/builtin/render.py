@@ -39,16 +39,28 @@ def _concat_quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def concat_script(frames: Sequence[dict[str, Any]]) -> str:
-    """The concat demuxer's input: each image with its duration.
+def concat_script(frames: Sequence[dict[str, Any]], fps: int) -> str:
+    """The concat demuxer's input: each image with its duration, and one closing frame.
 
-    The last image is listed twice: the demuxer ignores the duration of the final entry otherwise."""
+    The demuxer ignores the duration of the final entry, and the encoder gives the last frame only one
+    frame interval: without more, a variable frame rate video's picture ended where its last image began
+    (the sound went on alone, and the thumbnail found no frame). So the last image is listed once more for
+    its last frame interval (``1/fps``), which ends the picture with the narration. Every entry reads its
+    image at ``fps``: entries with different frame rates get their timestamps scaled wrongly by the
+    demuxer, and image changes land on the same ``1/fps`` grid as at constant frame rate, where the ``fps``
+    filter holds each image for its duration."""
     lines = ["ffconcat version 1.0"]
-    for frame in frames:
-        lines.append(f"file {_concat_quote(frame['image'])}")
-        lines.append(f"duration {float(frame['duration']):.6f}")
-    if frames:
-        lines.append(f"file {_concat_quote(frames[-1]['image'])}")
+    if not frames:
+        return "\n".join(lines) + "\n"
+    interval = 1.0 / fps
+    closing = min(interval, float(frames[-1]["duration"]) / 2)
+    entries = [(frame["image"], float(frame["duration"])) for frame in frames]
+    entries[-1] = (entries[-1][0], entries[-1][1] - closing)
+    entries.append((entries[-1][0], closing))
+    for image, duration in entries:
+        lines.append(f"file {_concat_quote(image)}")
+        lines.append(f"option framerate {fps}")
+        lines.append(f"duration {duration:.6f}")
     return "\n".join(lines) + "\n"
 
 
@@ -90,8 +102,7 @@ def render_arguments(
     if soft:
         args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={_iso639_2(spec.brief.language)}"]
     args += ["-movflags", "+faststart"]
-    # The repeated last concat entry lets the fps filter hold the last image for its whole duration,
-    # and may hold it a little longer: the narration's length is the video's length.
+    # The narration's length is the video's length (see concat_script for how the picture reaches it).
     args += ["-t", f"{duration:.6f}"]
     args += list(extra_args)
     args += ["-f", "mp4", output_path]
@@ -116,7 +127,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     if render.captions:
         ctx.path(SUBTITLE_FILE).write_text(to_srt(cues), encoding="utf-8")
         subtitle_relative = SUBTITLE_FILE
-    ctx.path(CONCAT_FILE).write_text(concat_script(frames), encoding="utf-8")
+    ctx.path(CONCAT_FILE).write_text(concat_script(frames, render.fps or 30), encoding="utf-8")
     soft = render.captions and render.caption_mode == job_pb2.CAPTION_MODE_SOFT
     partial = ctx.path(PARTIAL_VIDEO_FILE)
     arguments = render_arguments(

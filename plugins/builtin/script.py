@@ -23,6 +23,7 @@ from typing import Any
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.server import errors
+from reelcast.server.validation import PACING_RATE_FACTOR
 
 SCRIPT_FILE = "script.json"
 SUPPORTED_LANGUAGES = ("en",)
@@ -32,11 +33,6 @@ MAX_SCENES = 200
 # Words per nominal word-per-minute. espeak's real pace on this writer's prose was measured within 5 % of
 # its nominal rate from 120 to 300 wpm (tests/test_builtin_script.py checks it with real speech).
 ESPEAK_RATE_FACTOR = 1.0
-PACING_RATE_FACTOR = {
-    job_pb2.PACING_CHILL: 0.85,
-    job_pb2.PACING_CONVERSATIONAL: 1.0,
-    job_pb2.PACING_FAST: 1.2,
-}
 _WORD = re.compile(r"\w", re.UNICODE)
 
 

@@ -1,5 +1,8 @@
 """The built-in voice stage: real speech from espeak-ng, one WAV per scene, durations measured.
 
+The stage stops with E203 as soon as the measured narration passes ``MAX_NARRATION_SECONDS``, whatever
+the script's estimate at creation said.
+
 Each scene's WAV is padded with silence to at least ``MIN_SCENE_SECONDS`` (a scene of only emoji may speak
 nothing at all). The scene WAVs are also joined into ``voice/narration.wav``, the render's audio track, so
 that the audio's length is exactly the sum of the scenes'.
@@ -20,6 +23,7 @@ from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin import espeak
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
 from reelcast.server import errors
+from reelcast.server.validation import MAX_NARRATION_SECONDS
 
 VOICE_FILE = "voice.json"
 NARRATION_WAV = "voice/narration.wav"
@@ -97,6 +101,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
         entries.append({"wav": relative, "start": round(start, 6), "duration": duration})
         pcm_parts.append(pcm)
         start += duration
+        if start > MAX_NARRATION_SECONDS:
+            # The estimate at creation counts words; numbers and long words can speak far longer.
+            raise ReelcastError(
+                errors.NARRATION_TOO_LONG,
+                f"The narration reached {start:.0f} s after scene {index + 1} of {len(scenes)}; "
+                f"the limit is {MAX_NARRATION_SECONDS:.0f} s.",
+            )
         ctx.report((index + 1) / (len(scenes) + 1), f"Narrated scene {index + 1} of {len(scenes)}")
     _write_wav(ctx.path(NARRATION_WAV), b"".join(pcm_parts), sample_rate)
     total = wav_duration(ctx.path(NARRATION_WAV))
