@@ -26,6 +26,8 @@ MAX_LONG_SIDE = 3840
 MAX_SHORT_SIDE = 2160
 MAX_NARRATION_CHARS = 2000
 MAX_CAPTION_CHARS = 500
+# RFC 5646 section 4.4.1: a tag of 35 characters holds every language, extlang, script and region subtag.
+MAX_LANGUAGE_TAG_CHARS = 35
 # The measured narration may pass MAX_DURATION_SECONDS by this much (an estimate is only an estimate, and a
 # 600 s brief's narration runs a little over); past it the voice stage stops with E203.
 MAX_NARRATION_SECONDS = MAX_DURATION_SECONDS * 1.1
@@ -81,7 +83,9 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
     _check_text(violations, "spec.brief.topic", brief.topic, MAX_TOPIC_CHARS)
     for name in ("audience", "goal", "tone"):
         _check_text(violations, f"spec.brief.{name}", getattr(brief, name), MAX_TEXT_FIELD_CHARS)
-    if brief.language and not _LANGUAGE.match(brief.language):
+    if brief.language and (
+        len(brief.language) > MAX_LANGUAGE_TAG_CHARS or not _LANGUAGE.match(brief.language)
+    ):
         violations.append(
             FieldViolation("spec.brief.language", "must be a BCP-47 tag such as 'en' or 'en-US'")
         )

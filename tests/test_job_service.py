@@ -171,6 +171,17 @@ async def test_invalid_spec_gets_field_violations(server: ReelcastServer, stub: 
     assert reasons == {"E001-INVALID_SPEC"}
 
 
+@pytest.mark.parametrize("tag", ["en" + "-abcd" * 100_000, "en" + "-abcdefgh" * 4])
+async def test_a_language_tag_past_35_characters_is_a_field_violation(
+    server: ReelcastServer, stub: Stub, tag: str
+) -> None:
+    spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="Otters", language=tag))
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))
+    assert raised.value.code() == StatusCode.INVALID_ARGUMENT
+    assert "spec.brief.language" in (raised.value.details() or "")
+
+
 async def test_unknown_job_is_not_found(server: ReelcastServer, stub: Stub) -> None:
     for call in (
         stub.GetJob(job_service_pb2.GetJobRequest(job_id="nope")),
