@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge import login, rest, streams, web
 from reelcast.bridge.auth import AuthMiddleware, SessionStore, credential_fingerprint, credential_var
+from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.metrics import metrics, metrics_route_enabled
 from reelcast.bridge.openapi import openapi_document
@@ -148,6 +149,8 @@ def create_app(
     session_ttl_seconds: float = 12 * 3600.0,
     secure_cookies: bool = False,
     cors_origins: tuple[str, ...] = (),
+    allowed_hosts: tuple[str, ...] = (),
+    listen_host: str | None = None,
     grpc_root_certificates: bytes | None = None,
     metrics_route: bool | None = None,
 ) -> Starlette:
@@ -158,7 +161,8 @@ def create_app(
     credential at once; the credentials themselves are always checked by the gRPC server.
     ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots. ``metrics_route`` (default:
     ``REELCAST_BRIDGE_METRICS``, which defaults to on) serves Prometheus metrics at ``/metrics``, without
-    authentication (bridge/metrics.py says why)."""
+    authentication (bridge/metrics.py says why). ``allowed_hosts`` adds Host names to the ones answered by
+    default: localhost names, loopback addresses and ``listen_host`` (bridge/hosts.py)."""
     settings = BridgeSettings(
         grpc_target=grpc_target,
         heartbeat_seconds=heartbeat_seconds,
@@ -214,7 +218,10 @@ def create_app(
             await hub.close()
             await channel.close()
 
-    middleware = [Middleware(CorrelationIdMiddleware)]
+    middleware = [
+        Middleware(CorrelationIdMiddleware),
+        Middleware(HostCheckMiddleware, rule=HostRule(listen_host, allowed_hosts)),
+    ]
     if cors_origins:  # CORS is off unless an allow-list is configured
         middleware.append(
             Middleware(

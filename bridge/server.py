@@ -75,6 +75,8 @@ async def serve_bridge(
         session_ttl_seconds=settings.session_ttl_seconds,
         secure_cookies=tls,
         cors_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+        listen_host=split_listen(http_listen)[0],
         grpc_root_certificates=settings.tls_cert_file.read_bytes()
         if tls and settings.tls_cert_file
         else None,
