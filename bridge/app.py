@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge import login, rest, streams, web
-from reelcast.bridge.auth import AuthMiddleware, SessionStore, credential_fingerprint, credential_var
+from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.metrics import metrics, metrics_route_enabled
@@ -180,7 +180,6 @@ def create_app(
         secure_cookies=secure_cookies,
         cors_origins=cors_origins,
     )
-    sessions = SessionStore(session_ttl_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -209,7 +208,6 @@ def create_app(
             jobs,
             health_check,
             hub,
-            sessions,
             StreamSlots(settings.max_sse_connections_per_user),
         )
         try:
@@ -236,7 +234,6 @@ def create_app(
     middleware.append(
         Middleware(
             AuthMiddleware,
-            sessions=sessions,
             required=settings.auth_required,
             allowed_origins=cors_origins,
         )
