@@ -68,14 +68,18 @@ def credential_fingerprint(credential: str) -> str:
 
 def is_same_origin(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
     """Whether a request comes from the bridge's own origin (scheme, host and port) or an allowed one.
-    ``Origin`` decides when present; else ``Sec-Fetch-Site`` (``none`` is the user's own navigation); a
-    request with neither is no browser's cross-site request (browsers send one or both on unsafe ones)."""
+    ``Origin`` decides when it names one; else ``Sec-Fetch-Site`` (``none`` is the user's own navigation).
+    ``Origin: null`` (what a form on the bridge's own pages sends under its no-referrer policy, and what a
+    sandboxed foreign frame sends) needs ``Sec-Fetch-Site: same-origin``. A request with neither header is
+    no browser's cross-site request (browsers send one or both on unsafe ones)."""
     headers = dict(scope["headers"])
     origin = headers.get(b"origin", b"").decode("latin-1").strip()
-    if origin:
+    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if origin and origin != "null":
         host = headers.get(b"host", b"").decode("latin-1")
         return origin in allowed_origins or origin == f"{scope.get('scheme', 'http')}://{host}"
-    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if origin == "null":
+        return fetch_site == "same-origin"
     return fetch_site in ("", "same-origin", "none")
 
 

@@ -155,9 +155,16 @@ def _confirmation_page(key: str, new_user: str, current: str | None) -> HTMLResp
     (when the browser sent its session; a link followed from another site comes without it)."""
     new = html.escape(new_user)
     if current:
-        now = f"<p>You are logged in as <strong id='current-user'>{html.escape(current)}</strong>.</p>"
+        now = (
+            f"<p>You are logged in as <strong id='current-user'>{html.escape(current)}</strong>. "
+            "Logging in replaces that session.</p>"
+        )
     else:
-        now = "<p>If this browser is logged in already, that session is replaced.</p>"
+        # Filled in by the page's script, which the browser sends the cookie with.
+        now = (
+            "<p id='current-session'>If this browser is logged in already, that session is replaced.</p>"
+            "<script type='module' src='/static/confirm.js'></script>"
+        )
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Log in as {new}? · reelcast</title>
 <link rel="stylesheet" href="/static/style.css"></head>
