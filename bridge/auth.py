@@ -72,7 +72,7 @@ def is_same_origin(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
     ``Origin: null`` (what a form on the bridge's own pages sends under its no-referrer policy, and what a
     sandboxed foreign frame sends) needs ``Sec-Fetch-Site: same-origin``. A request with neither header is
     no browser's cross-site request (browsers send one or both on unsafe ones)."""
-    headers = dict(scope["headers"])
+    headers: dict[bytes, bytes] = dict(scope["headers"])
     origin = headers.get(b"origin", b"").decode("latin-1").strip()
     fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
     if origin and origin != "null":

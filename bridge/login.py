@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Iterable
 from urllib.parse import parse_qs
 
 import grpc
@@ -40,15 +41,16 @@ from reelcast.server.callcontext import ANONYMOUS
 LOGIN_REDIRECT = "/"
 
 
+# Login bodies (a key, as JSON or as the confirmation page's form) are tiny.
+MAX_LOGIN_BODY = 4096
+
+
 class SessionBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     api_key: str
 
 
-MAX_LOGIN_BODY = 4096
-
-
-def _metadata_text(metadata: object, name: str) -> str:
-    for key, value in metadata or ():  # type: ignore[attr-defined]
+def _metadata_text(metadata: Iterable[tuple[str, str | bytes]] | None, name: str) -> str:
+    for key, value in metadata or ():
         if key == name:
             return value if isinstance(value, str) else value.decode()
     return ""
