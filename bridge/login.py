@@ -120,12 +120,12 @@ async def open_session(request: Request) -> Response:
     _require_same_origin(request)
     credential = credential_var.get()
     if not credential.startswith("Bearer "):
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ApiError(errors.UNSUPPORTED_MEDIA_TYPE, 'Send the key as JSON: {"apiKey": "..."}.')
         raw = await request.body()
         if len(raw) > MAX_LOGIN_BODY:
             raise ApiError(errors.BODY_TOO_LARGE, f"The body exceeds {MAX_LOGIN_BODY} bytes.")
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if raw and media_type != "application/json":  # no body is no key: the 401 below
+            raise ApiError(errors.UNSUPPORTED_MEDIA_TYPE, 'Send the key as JSON: {"apiKey": "..."}.')
         try:
             body = msgspec.json.decode(raw, type=SessionBody)
         except msgspec.MsgspecError:
