@@ -16,6 +16,9 @@ import pytest
 from reelcast.bridge.app import create_app
 from reelcast.bridge.auth import SESSION_COOKIE
 from reelcast.bridge.server import serve_app
+from reelcast.plugins.host import PluginHost
+from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
 from reelcast.server.keys import ApiKeys, KeyStore
 from tests.nats.natsproc import NatsServer
 from tests.security.conftest import HANG_TIMEOUT, Secured, SecuredFactory
@@ -24,9 +27,8 @@ LOGINS = 10_050  # past the old global pool of 10,000
 
 
 @contextlib.asynccontextmanager
-async def another_bridge(secured: Secured) -> AsyncIterator[str]:
-    """One more bridge in front of the same server (a second bridge of the deployment, or a restart)."""
-    app = create_app(secured.server.target, auth_required=True)
+async def bridge_in_front_of(grpc_target: str) -> AsyncIterator[str]:
+    app = create_app(grpc_target, auth_required=True)
     stop = asyncio.Event()
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve_app(app, "127.0.0.1:0", stop=stop, on_ready=ready.set_result))
@@ -36,6 +38,11 @@ async def another_bridge(secured: Secured) -> AsyncIterator[str]:
     finally:
         stop.set()
         await asyncio.wait_for(task, HANG_TIMEOUT)
+
+
+def another_bridge(secured: Secured) -> contextlib.AbstractAsyncContextManager[str]:
+    """One more bridge in front of the same server (a second bridge of the deployment, or a restart)."""
+    return bridge_in_front_of(secured.server.target)
 
 
 async def open_session(base_url: str, key: str) -> str:
@@ -120,6 +127,40 @@ async def test_logging_out_ends_the_session_on_every_bridge(secured: Secured) ->
         assert await status_with(secured.base_url, session) == 401
         # Logging out ends that browser's session only: alice's other session stays.
         assert await status_with(second, other) == 200
+
+
+async def test_on_nats_a_session_opened_through_one_api_server_works_and_ends_through_another(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    servers = []
+    try:
+        for index in range(2):
+            settings = Settings(
+                data_dir=tmp_path / f"server{index}",
+                grpc_listen="127.0.0.1:0",
+                store_url=nats_server.url,
+                auth_required=True,
+                key_recheck_seconds=0.25,
+                shutdown_grace_seconds=0.5,
+            )
+            servers.append(ReelcastServer(settings, host=PluginHost.load(builtins=False)))
+            await servers[-1].start()
+        _record, key = await servers[0].keys.acreate("alice")
+        async with (
+            bridge_in_front_of(servers[0].target) as first,
+            bridge_in_front_of(servers[1].target) as second,
+        ):
+            session = await open_session(first, key)
+            assert await status_with(second, session) == 200
+            async with httpx.AsyncClient(base_url=second, timeout=HANG_TIMEOUT) as client:
+                closed = await client.delete(
+                    "/api/session", headers={"Cookie": f"{SESSION_COOKIE}={session}"}
+                )
+                assert closed.status_code == 204
+            assert await becomes_401(first, session)
+    finally:
+        for server in servers:
+            await server.stop(grace=0.5)
 
 
 @pytest.fixture(params=["sqlite", "nats"])
