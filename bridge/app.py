@@ -20,7 +20,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge import login, rest, streams, web
-from reelcast.bridge.auth import AuthMiddleware, SessionStore, credential_fingerprint, credential_var
+from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
+from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.metrics import metrics, metrics_route_enabled
 from reelcast.bridge.openapi import openapi_document
@@ -148,6 +149,8 @@ def create_app(
     session_ttl_seconds: float = 12 * 3600.0,
     secure_cookies: bool = False,
     cors_origins: tuple[str, ...] = (),
+    allowed_hosts: tuple[str, ...] = (),
+    listen_host: str | None = None,
     grpc_root_certificates: bytes | None = None,
     metrics_route: bool | None = None,
 ) -> Starlette:
@@ -158,7 +161,8 @@ def create_app(
     credential at once; the credentials themselves are always checked by the gRPC server.
     ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots. ``metrics_route`` (default:
     ``REELCAST_BRIDGE_METRICS``, which defaults to on) serves Prometheus metrics at ``/metrics``, without
-    authentication (bridge/metrics.py says why)."""
+    authentication (bridge/metrics.py says why). ``allowed_hosts`` adds Host names to the ones answered by
+    default: localhost names, loopback addresses and ``listen_host`` (bridge/hosts.py)."""
     settings = BridgeSettings(
         grpc_target=grpc_target,
         heartbeat_seconds=heartbeat_seconds,
@@ -176,7 +180,6 @@ def create_app(
         secure_cookies=secure_cookies,
         cors_origins=cors_origins,
     )
-    sessions = SessionStore(session_ttl_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -205,7 +208,6 @@ def create_app(
             jobs,
             health_check,
             hub,
-            sessions,
             StreamSlots(settings.max_sse_connections_per_user),
         )
         try:
@@ -214,7 +216,10 @@ def create_app(
             await hub.close()
             await channel.close()
 
-    middleware = [Middleware(CorrelationIdMiddleware)]
+    middleware = [
+        Middleware(CorrelationIdMiddleware),
+        Middleware(HostCheckMiddleware, rule=HostRule(listen_host, allowed_hosts)),
+    ]
     if cors_origins:  # CORS is off unless an allow-list is configured
         middleware.append(
             Middleware(
@@ -229,7 +234,6 @@ def create_app(
     middleware.append(
         Middleware(
             AuthMiddleware,
-            sessions=sessions,
             required=settings.auth_required,
             allowed_origins=cors_origins,
         )

@@ -5,8 +5,10 @@ every gRPC call made for it, so ``JobService`` decides, with the caller's own id
 see. Three ways in:
 
 - ``Authorization: Bearer <key>`` (API clients);
-- the ``reelcast_session`` cookie from ``POST /api/session`` (HttpOnly, SameSite=Strict): the session maps to
-  the key it was opened with, in this process's memory only; ``DELETE /api/session`` forgets it;
+- the ``reelcast_session`` cookie from ``POST /api/session`` (HttpOnly, SameSite=Strict): a session token that
+  the gRPC server made and stores (server/keys.py), forwarded as ``Session <token>``. The bridge keeps no
+  session state, so a session works on every bridge of a deployment and after a restart; ``DELETE
+  /api/session`` ends it on the server, hence everywhere;
 - ``?token=`` on GET routes of one job: a stream token that only the gRPC server can sign and check (the
   bridge cannot make one), for EventSource and ``<video>``, which cannot send headers.
 
@@ -18,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 import grpc
 from grpc import aio
@@ -35,7 +35,10 @@ from reelcast.server.auth import AUTHORIZATION_HEADER
 SESSION_COOKIE = "reelcast_session"
 # How a stream token travels as a credential (the server checks its signature and expiry; the bridge cannot).
 STREAM_TOKEN_PREFIX = "StreamToken "
-MAX_SESSIONS = 10_000
+# How a session cookie's token travels as a credential (the server checks it).
+SESSION_PREFIX = "Session "
+# Credentials whose server check is remembered at once, at most (then the memory starts over).
+MAX_VERIFIED = 10_000
 # Routes anyone may call: liveness, the API description, logging in, and the web page with its static files
 # (the page holds no data; it logs in, then calls the API).
 OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/login"})
@@ -63,35 +66,21 @@ def credential_fingerprint(credential: str) -> str:
     return hashlib.sha256(credential.encode()).hexdigest()[:16] if credential else ""
 
 
-@dataclass
-class SessionStore:
-    """Session id → the ``authorization`` value it stands for, with an expiry. Memory only: a restart of the
-    bridge logs everyone out, and nothing secret is written anywhere."""
-
-    ttl_seconds: float
-    _sessions: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def open(self, credential: str) -> str:
-        now = time.monotonic()
-        if len(self._sessions) >= MAX_SESSIONS:
-            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
-            while len(self._sessions) >= MAX_SESSIONS:
-                self._sessions.pop(next(iter(self._sessions)))
-        session_id = secrets.token_urlsafe(32)
-        self._sessions[session_id] = (credential, now + self.ttl_seconds)
-        return session_id
-
-    def credential(self, session_id: str) -> str:
-        entry = self._sessions.get(session_id)
-        if entry is None:
-            return ""
-        if entry[1] < time.monotonic():
-            del self._sessions[session_id]
-            return ""
-        return entry[0]
-
-    def close(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+def is_same_origin(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
+    """Whether a request comes from the bridge's own origin (scheme, host and port) or an allowed one.
+    ``Origin`` decides when it names one; else ``Sec-Fetch-Site`` (``none`` is the user's own navigation).
+    ``Origin: null`` (what a form on the bridge's own pages sends under its no-referrer policy, and what a
+    sandboxed foreign frame sends) needs ``Sec-Fetch-Site: same-origin``. A request with neither header is
+    no browser's cross-site request (browsers send one or both on unsafe ones)."""
+    headers: dict[bytes, bytes] = dict(scope["headers"])
+    origin = headers.get(b"origin", b"").decode("latin-1").strip()
+    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if origin and origin != "null":
+        host = headers.get(b"host", b"").decode("latin-1")
+        return origin in allowed_origins or origin == f"{scope.get('scheme', 'http')}://{host}"
+    if origin == "null":
+        return fetch_site == "same-origin"
+    return fetch_site in ("", "same-origin", "none")
 
 
 def _cookie(headers: dict[bytes, bytes], name: str) -> str:
@@ -116,11 +105,8 @@ class AuthMiddleware:
     allow-list): SameSite=Strict already keeps the cookie off cross-site requests, this is the second lock.
     """
 
-    def __init__(
-        self, app: ASGIApp, sessions: SessionStore, required: bool, allowed_origins: tuple[str, ...]
-    ) -> None:
+    def __init__(self, app: ASGIApp, required: bool, allowed_origins: tuple[str, ...]) -> None:
         self.app = app
-        self.sessions = sessions
         self.required = required
         self.allowed_origins = allowed_origins
         self._verified: dict[str, float] = {}
@@ -147,15 +133,19 @@ class AuthMiddleware:
                 return
             credential = f"{STREAM_TOKEN_PREFIX}{token_text}"
         else:
-            session_id = _cookie(headers, SESSION_COOKIE)
-            credential = self.sessions.credential(session_id) if session_id else ""
+            session = _cookie(headers, SESSION_COOKIE)
+            credential = f"{SESSION_PREFIX}{session}" if is_credential_text(session) else ""
             via_cookie = bool(credential)
         path = scope["path"]
         is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
         if not credential and self.required and not is_open:
             await self._refuse(scope, receive, send, "")
             return
-        if via_cookie and scope["method"] in UNSAFE_METHODS and not self._same_origin(headers):
+        if (
+            via_cookie
+            and scope["method"] in UNSAFE_METHODS
+            and not is_same_origin(scope, self.allowed_origins)
+        ):
             await problem_response(ApiError(errors.ORIGIN_NOT_ALLOWED))(scope, receive, send)
             return
         if credential and not is_open:
@@ -196,17 +186,10 @@ class AuthMiddleware:
                 self._verified.pop(fingerprint, None)
                 return False
             return True  # the server is unreachable: the route itself answers 503
-        if len(self._verified) > MAX_SESSIONS:
+        if len(self._verified) > MAX_VERIFIED:
             self._verified.clear()
         self._verified[fingerprint] = now + VERIFIED_SECONDS
         return True
-
-    def _same_origin(self, headers: dict[bytes, bytes]) -> bool:
-        origin = headers.get(b"origin", b"").decode("latin-1")
-        if not origin:
-            return True  # not a browser's cross-site request (browsers send Origin on unsafe requests)
-        host = headers.get(b"host", b"").decode("latin-1")
-        return origin in self.allowed_origins or origin.split("://", 1)[-1] == host
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, detail: str) -> None:

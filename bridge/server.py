@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from reelcast.bridge.app import create_app
+from reelcast.bridge.http_protocol import guarded_protocol
 from reelcast.bridge.state import BridgeState
 from reelcast.server.config import Settings
 
@@ -75,6 +76,8 @@ async def serve_bridge(
         session_ttl_seconds=settings.session_ttl_seconds,
         secure_cookies=tls,
         cors_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+        listen_host=split_listen(http_listen)[0],
         grpc_root_certificates=settings.tls_cert_file.read_bytes()
         if tls and settings.tls_cert_file
         else None,
@@ -86,6 +89,8 @@ async def serve_bridge(
         on_ready=on_ready,
         ssl_certfile=settings.tls_cert_file if tls else None,
         ssl_keyfile=settings.tls_key_file if tls else None,
+        max_header_bytes=settings.max_header_bytes,
+        request_timeout_seconds=settings.request_timeout_seconds,
     )
 
 
@@ -97,18 +102,23 @@ async def serve_app(
     on_ready: Callable[[int], None] | None = None,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
+    max_header_bytes: int = 32 * 1024,
+    request_timeout_seconds: float = 15.0,
 ) -> None:
     """Runs a bridge app made by :func:`create_app` until ``stop`` is set. Open SSE streams are ended
-    first, so the shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``."""
+    first, so the shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``. Request heads
+    past ``max_header_bytes`` get 431, and requests not received whole within ``request_timeout_seconds``
+    are closed (bridge/http_protocol.py)."""
     host, port = split_listen(http_listen)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         lifespan="on",
-        # httptools (a dependency) parses HTTP in C; "auto" would fall back to h11 silently. The event loop is
-        # the caller's: uvicorn's ``loop`` setting applies only to loops it creates itself.
-        http="httptools",
+        # httptools (a dependency) parses HTTP in C, here with a head cap and a request timeout; "auto" would
+        # fall back to h11 silently. The event loop is the caller's: uvicorn's ``loop`` setting applies only
+        # to loops it creates itself.
+        http=guarded_protocol(max_header_bytes, request_timeout_seconds),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,

@@ -11,7 +11,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 
-from reelcast.bridge.auth import SessionStore, credential_var
+from reelcast.bridge.auth import credential_var
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.upstream import UpstreamHub
@@ -57,7 +57,6 @@ class BridgeState:
     jobs: JobServiceAsyncStub
     health_check: aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
     hub: UpstreamHub
-    sessions: SessionStore
     slots: StreamSlots
 
 

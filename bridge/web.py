@@ -1,5 +1,6 @@
 """The web page: ``/`` serves ``static/index.html`` and ``/static/`` its ES modules and CSS (no build step,
-nothing from a CDN), plus the small JSON routes only the page needs.
+nothing from a CDN), plus the small routes only the page needs: the voices, who is logged in, and the login
+link's confirmation.
 
 These routes are kept out of ``app.ROUTES`` on purpose: that list is the documented REST surface that
 ``/api/openapi.json`` describes route by route, and a static mount is not an API.
@@ -16,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
-from reelcast.bridge import voices
+from reelcast.bridge import login, voices
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -41,4 +42,7 @@ ROUTES: list[BaseRoute] = [
     Route("/", index, methods=["GET"]),
     Mount("/static", app=_RevalidatedStaticFiles(directory=STATIC_DIR), name="static"),
     Route("/api/voices", voices.list_voices, methods=["GET"]),
+    Route("/api/me", login.current_user, methods=["GET"]),
+    # The login link's confirmation page (bridge/login.py) posts here.
+    Route("/login", login.confirm_login, methods=["POST"]),
 ]

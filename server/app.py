@@ -57,7 +57,16 @@ class ReelcastServer:
         self.stream_tokens = StreamTokens(
             load_or_create_secret(settings.stream_token_secret_path), settings.stream_token_ttl_seconds
         )
-        self.authenticator = Authenticator(self.keys, self.stream_tokens) if settings.auth_required else None
+        self.authenticator = (
+            Authenticator(
+                self.keys,
+                self.stream_tokens,
+                session_ttl_seconds=settings.session_ttl_seconds,
+                max_sessions_per_user=settings.max_sessions_per_user,
+            )
+            if settings.auth_required
+            else None
+        )
         limit = settings.grpc_max_message_bytes
         self.grpc_server = aio.server(
             interceptors=[

@@ -1,8 +1,11 @@
 """Who is calling: API keys and per-job stream tokens, read from ``authorization`` metadata.
 
-Two credentials are accepted:
+Three credentials are accepted:
 
 - ``Bearer <key>``: an API key from the key store (server/keys.py).
+- ``Session <token>``: a browser session opened with a key (``x-reelcast-session: open`` on a call made with
+  the key answers with a session token in initial metadata; ``close`` on a call made with the session ends
+  it). It acts as its key while the key is unrevoked and the session has not ended (server/keys.py).
 - ``StreamToken <token>``: a short-lived token signed for one job and one user, for browsers that cannot
   send headers (EventSource, ``<video>``). A token is valid only for GetJob, WatchJob and ReadJobArtifact of
   its own job, and only while the key it was issued through is not revoked.
@@ -25,7 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelcast.server.keys import ApiKey, ApiKeys
+from reelcast.server.keys import ApiKey, ApiKeys, Session
 
 AUTHORIZATION_HEADER = "authorization"
 # GetJob with this metadata set to "request" answers with a stream token for the job in trailing metadata.
@@ -34,16 +37,21 @@ STREAM_TOKEN_HEADER = "x-reelcast-stream-token"
 # connections per user with it).
 USER_HEADER = "x-reelcast-user"
 TOKEN_METHODS = frozenset({"GetJob", "WatchJob", "ReadJobArtifact"})
+# "open" on a call made with an API key: the initial metadata carries a new session token under this name;
+# "close" on a call made with a session ends that session.
+SESSION_HEADER = "x-reelcast-session"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. ``job_id`` is set when the credential is a stream token for that job."""
+    """An authenticated caller. ``job_id`` is set when the credential is a stream token for that job,
+    ``session_id`` when it is a browser session."""
 
     user: str
     admin: bool
     key_id: str
     job_id: str | None = None
+    session_id: str | None = None
 
 
 principal_var: ContextVar[Principal | None] = ContextVar("reelcast_principal", default=None)
@@ -121,9 +129,17 @@ class StreamTokens:
 class Authenticator:
     """Turns an ``authorization`` value into a :class:`Principal` (or None)."""
 
-    def __init__(self, keys: ApiKeys, tokens: StreamTokens) -> None:
+    def __init__(
+        self,
+        keys: ApiKeys,
+        tokens: StreamTokens,
+        session_ttl_seconds: float = 12 * 3600.0,
+        max_sessions_per_user: int = 100,
+    ) -> None:
         self.keys = keys
         self.tokens = tokens
+        self.session_ttl_seconds = session_ttl_seconds
+        self.max_sessions_per_user = max_sessions_per_user
 
     async def authenticate(self, authorization: str | None) -> Principal | None:
         scheme, _, credential = (authorization or "").strip().partition(" ")
@@ -142,11 +158,37 @@ class Authenticator:
             if stored is None or stored.user != claims.user:
                 return None
             return Principal(stored.user, stored.admin, stored.id, job_id=claims.job_id)
+        if scheme == "session":
+            session = await self.keys.averify_session(credential)
+            return await self._session_principal(session) if session is not None else None
         return None
 
+    async def _session_principal(self, session: Session) -> Principal | None:
+        stored = await self.keys.aget_active(session.key_id)
+        if stored is None or stored.user != session.user:
+            return None
+        return Principal(stored.user, stored.admin, stored.id, session_id=session.id)
+
+    async def open_session(self, principal: Principal) -> str | None:
+        """A session token for a caller that came with an API key (a session or a stream token cannot open
+        one); None for other callers."""
+        if principal.job_id is not None or principal.session_id is not None:
+            return None
+        key = await self.keys.aget_active(principal.key_id)
+        if key is None:
+            return None
+        return await self.keys.aopen_session(key, self.session_ttl_seconds, self.max_sessions_per_user)
+
+    async def close_session(self, principal: Principal) -> None:
+        if principal.session_id is not None:
+            await self.keys.aclose_session(principal.session_id)
+
     async def still_valid(self, principal: Principal) -> bool:
-        """Whether the key behind ``principal`` is still unrevoked (open streams ask this periodically)."""
-        return await self.keys.aget_active(principal.key_id) is not None
+        """Whether the key behind ``principal`` is still unrevoked, and its session (if it is one) has not
+        ended (open streams ask this periodically)."""
+        if await self.keys.aget_active(principal.key_id) is None:
+            return False
+        return principal.session_id is None or await self.keys.aget_session(principal.session_id) is not None
 
 
 def key_record(key: ApiKey) -> dict[str, object]:

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
     serve.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN, help="bridge address")
     serve.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    _allowed_hosts_argument(serve)
     serve.add_argument("--max-concurrent-jobs", type=int, default=None)
     _tls_arguments(serve)
     serve.add_argument(
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
     bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
+    _allowed_hosts_argument(bridge)
     _tls_arguments(bridge)
     # The bridge serves its own /metrics route, so it takes the log flags but no metrics port.
     _log_arguments(bridge)
@@ -232,6 +234,16 @@ def _log_arguments(sub: argparse.ArgumentParser) -> None:
 def _tls_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for gRPC and HTTP")
     sub.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+
+
+def _allowed_hosts_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="NAMES",
+        help="Host names the bridge answers besides localhost and its listen address, comma separated;"
+        " .example.com for subdomains, * for any (REELCAST_ALLOWED_HOSTS)",
+    )
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:
@@ -398,6 +410,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.tls_cert_file = args.tls_cert
     if getattr(args, "tls_key", None):
         settings.tls_key_file = args.tls_key
+    if getattr(args, "allowed_hosts", None) is not None:
+        settings.allowed_hosts = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
     if getattr(args, "insecure_no_auth", False):
         settings.auth_required = False
     if getattr(args, "metrics_listen", None) is not None:

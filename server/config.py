@@ -159,6 +159,15 @@ class Settings:
     session_ttl_seconds: float = 12 * 3600.0
     # Origins allowed to call the bridge cross-site (CORS); empty means CORS is off.
     cors_origins: tuple[str, ...] = ()
+    # Host header names the bridge answers (DNS-rebinding guard, bridge/hosts.py); empty: the listen address,
+    # localhost names and loopback addresses. "*" answers every name.
+    allowed_hosts: tuple[str, ...] = ()
+    # A request head (request line and headers) past this many bytes gets 431; a request that has not
+    # arrived whole (head and body) this long after it began is closed (bridge/http_protocol.py).
+    max_header_bytes: int = 32 * 1024
+    request_timeout_seconds: float = 15.0
+    # Browser sessions one user may hold; opening one more ends that user's oldest (server/keys.py).
+    max_sessions_per_user: int = 100
     # TLS: one certificate and key (PEM) for gRPC and HTTP alike; both empty means plaintext.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -208,6 +217,10 @@ class Settings:
             max_body_bytes=_env_int("REELCAST_MAX_BODY_BYTES", 64 * 1024),
             session_ttl_seconds=_env_float("REELCAST_SESSION_TTL", 12 * 3600.0),
             cors_origins=_env_list("REELCAST_CORS_ORIGINS"),
+            allowed_hosts=_env_list("REELCAST_ALLOWED_HOSTS"),
+            max_header_bytes=_env_int("REELCAST_MAX_HEADER_BYTES", 32 * 1024),
+            request_timeout_seconds=_env_float("REELCAST_REQUEST_TIMEOUT", 15.0),
+            max_sessions_per_user=_env_int("REELCAST_MAX_SESSIONS_PER_USER", 100),
             tls_cert_file=_env_path("REELCAST_TLS_CERT"),
             tls_key_file=_env_path("REELCAST_TLS_KEY"),
             metrics_listen=os.environ.get("REELCAST_METRICS_LISTEN", "").strip(),

@@ -209,6 +209,31 @@ ORIGIN_NOT_ALLOWED = _define(
     _S.PERMISSION_DENIED,
     403,
 )
+HOST_NOT_ALLOWED = _define(
+    "E025-HOST_NOT_ALLOWED",
+    "Host not allowed",
+    "The request's Host header names a host this bridge does not answer.",
+    "Open the bridge by an allowed name (its listen address or localhost), or add the name to "
+    "REELCAST_ALLOWED_HOSTS / --allowed-hosts.",
+    _S.INVALID_ARGUMENT,
+    400,
+)
+HEADERS_TOO_LARGE = _define(
+    "E026-HEADERS_TOO_LARGE",
+    "Request headers too large",
+    "The request line and headers exceed the size limit.",
+    "Send fewer or smaller headers (cookies included); the limit is REELCAST_MAX_HEADER_BYTES.",
+    _S.INVALID_ARGUMENT,
+    431,
+)
+REQUEST_TIMEOUT = _define(
+    "E027-REQUEST_TIMEOUT",
+    "Request not received in time",
+    "The request did not arrive whole within the request timeout.",
+    "Send the whole request (headers and body) at once; the limit is REELCAST_REQUEST_TIMEOUT.",
+    _S.DEADLINE_EXCEEDED,
+    408,
+)
 
 # E03x: the process's own configuration, found at start (the CLI prints them; no client ever sees one).
 NATS_NOT_INSTALLED = _define(

@@ -10,7 +10,8 @@ are set there), for unary-request methods and for reflection's request stream al
 2. authentication (when an :class:`Authenticator` is given): ``authorization`` metadata becomes the caller's
    identity in ``caller_var``/``admin_var``; without a valid credential the call is UNAUTHENTICATED. Health
    and reflection stay open. A stream re-checks its key every ``recheck_seconds`` and ends UNAUTHENTICATED
-   once the key is revoked;
+   once the key is revoked (or its session ended). ``x-reelcast-session`` opens or closes a browser session
+   (server/auth.py);
 3. a request message that does not parse (corrupt wire format, a string that is not UTF-8) is
    ``E002-INVALID_REQUEST``: grpc would log the parse error with a traceback and answer UNKNOWN;
 4. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server
@@ -34,6 +35,7 @@ from grpc import aio
 from reelcast.server import errors
 from reelcast.server.auth import (
     AUTHORIZATION_HEADER,
+    SESSION_HEADER,
     TOKEN_METHODS,
     USER_HEADER,
     Authenticator,
@@ -117,6 +119,7 @@ class CallContextInterceptor(aio.ServerInterceptor):
             correlation_id,
             None if is_open else _metadata_value(handler_call_details, AUTHORIZATION_HEADER),
             authenticate=self.authenticator is not None and not is_open,
+            session_request=_metadata_value(handler_call_details, SESSION_HEADER),
         )
         return call.wrap(handler)
 
@@ -131,12 +134,14 @@ class _Call:
         correlation_id: str,
         authorization: str | None,
         authenticate: bool,
+        session_request: str | None = None,
     ) -> None:
         self.owner = owner
         self.method = method
         self.correlation_id = correlation_id
         self.authorization = authorization
         self.authenticate = authenticate
+        self.session_request = session_request
 
     async def begin(self, request: Any, context: Context) -> Principal | None:
         correlation_id_var.set(self.correlation_id)
@@ -157,6 +162,12 @@ class _Call:
             admin_var.set(principal.admin)
             principal_var.set(principal)
             metadata.append((USER_HEADER, principal.user))
+            if self.session_request == "open":
+                session = await self.owner.authenticator.open_session(principal)
+                if session is not None:
+                    metadata.append((SESSION_HEADER, session))
+            elif self.session_request == "close":
+                await self.owner.authenticator.close_session(principal)
         await context.send_initial_metadata(metadata)
         if isinstance(request, _MalformedRequest):
             await abort(context, _malformed(request))

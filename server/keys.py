@@ -10,6 +10,15 @@ secrets; a 256-bit random secret cannot be guessed, and a slow hash on every RPC
 The store follows the job store: a table in the same SQLite database (WAL allows the server and the CLI to use
 it at once), its own connection, statements on one thread. On NATS, keys live in the ``reelcast_keys`` KV
 bucket that every API server shares (server/nats_keys.py); both implement :class:`ApiKeys`.
+
+Browser sessions live beside the keys they were opened with, made the same way: a session token reads
+``rcs_<id>_<secret>`` and only its SHA-256 is stored, with the user, the key id and an expiry. Every API
+server of a deployment checks them, so a session works on any bridge and outlives bridge restarts. A
+session ends with its key (checked on every use), on logout, at its expiry, or when its user opens more
+than ``max_per_user``: the user's oldest session ends, and nobody else's.
+
+Intentional divergence from signed cookies (which a bridge could check without a store): the per-user cap
+needs the server to know each user's sessions anyway, and a stored, hashed token is then all a session needs.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ T = TypeVar("T")
 
 KEY_PREFIX = "rck"
 _KEY = re.compile(r"^rck_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
+SESSION_PREFIX = "rcs"
+_SESSION = re.compile(r"^rcs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 _SCHEMA = """
@@ -44,6 +55,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     create_time_us INTEGER NOT NULL,
     revoke_time_us INTEGER
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    create_time_us INTEGER NOT NULL,
+    expire_time_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user, create_time_us);
 """
 
 
@@ -56,6 +76,17 @@ class ApiKey:
     admin: bool
     create_time_us: int
     revoked: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    """A stored browser session, without its secret."""
+
+    id: str
+    user: str
+    key_id: str
+    create_time_us: int
+    expire_time_us: int
 
 
 def _hash(raw_key: str) -> str:
@@ -78,6 +109,19 @@ def new_raw_key() -> tuple[str, str, str]:
     key_id = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     return key_id, raw, _hash(raw)
+
+
+def session_id_of(raw_token: str) -> str | None:
+    """The id of a well-formed session token, else None."""
+    match = _SESSION.match(raw_token)
+    return match.group(1) if match else None
+
+
+def new_raw_session() -> tuple[str, str, str]:
+    """A fresh session token: (its id, the raw token, the hash to store)."""
+    session_id = secrets.token_hex(8)
+    raw = f"{SESSION_PREFIX}_{session_id}_{secrets.token_urlsafe(32)}"
+    return session_id, raw, _hash(raw)
 
 
 def hash_matches(stored: str | None, raw_key: str) -> bool:
@@ -106,6 +150,20 @@ class ApiKeys(Protocol):
 
     async def aget_active(self, key_id: str) -> ApiKey | None:
         """The unrevoked key with this public id, else None."""
+
+    async def aopen_session(self, key: ApiKey, ttl_seconds: float, max_per_user: int) -> str:
+        """A new session of ``key``'s user, valid for ``ttl_seconds``: its raw token. The user's oldest
+        sessions beyond ``max_per_user`` end (expired ones first go anyway)."""
+
+    async def averify_session(self, raw_token: str) -> Session | None:
+        """The session if ``raw_token`` is one that has neither expired nor ended, else None. (Whether its
+        key is still valid is the caller's check.)"""
+
+    async def aget_session(self, session_id: str) -> Session | None:
+        """The unexpired, not ended session with this id, else None."""
+
+    async def aclose_session(self, session_id: str) -> bool:
+        """Ends the session; False if there was none."""
 
     def close(self) -> None: ...
 
@@ -187,6 +245,57 @@ class KeyStore:
             ).fetchone()
         return ApiKey(key_id, row[0], bool(row[1]), row[2], False) if row else None
 
+    def open_session(self, key: ApiKey, ttl_seconds: float, max_per_user: int) -> str:
+        now = time.time_ns() // 1000
+        with self._lock:
+            while True:
+                session_id, raw, digest = new_raw_session()
+                try:
+                    self._connection.execute(
+                        "INSERT INTO sessions (id, user, key_id, hash, create_time_us, expire_time_us)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (session_id, key.user, key.id, digest, now, now + int(ttl_seconds * 1_000_000)),
+                    )
+                except sqlite3.IntegrityError:
+                    continue  # an id collision: draw again
+                break
+            self._connection.execute(
+                "DELETE FROM sessions WHERE user = ? AND expire_time_us < ?", (key.user, now)
+            )
+            # The user's newest ``max_per_user`` stay; older ones end (this user's only).
+            self._connection.execute(
+                "DELETE FROM sessions WHERE user = ? AND id NOT IN"
+                " (SELECT id FROM sessions WHERE user = ? ORDER BY create_time_us DESC, rowid DESC LIMIT ?)",
+                (key.user, key.user, max(1, max_per_user)),
+            )
+        return raw
+
+    def _session_row(self, session_id: str) -> tuple[Session, str] | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT user, key_id, hash, create_time_us, expire_time_us FROM sessions WHERE id = ?",
+                (session_id,),
+            ).fetchone()
+        if row is None or row[4] < time.time_ns() // 1000:
+            return None
+        return Session(session_id, row[0], row[1], row[3], row[4]), row[2]
+
+    def verify_session(self, raw_token: str) -> Session | None:
+        session_id = session_id_of(raw_token)
+        found = self._session_row(session_id) if session_id is not None else None
+        if not hash_matches(found[1] if found else None, raw_token) or found is None:
+            return None
+        return found[0]
+
+    def get_session(self, session_id: str) -> Session | None:
+        found = self._session_row(session_id)
+        return found[0] if found is not None else None
+
+    def close_session(self, session_id: str) -> bool:
+        with self._lock:
+            cursor = self._connection.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return cursor.rowcount == 1
+
     async def _run(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
@@ -207,6 +316,18 @@ class KeyStore:
 
     async def aget_active(self, key_id: str) -> ApiKey | None:
         return await self._run(lambda: self.get_active(key_id))
+
+    async def aopen_session(self, key: ApiKey, ttl_seconds: float, max_per_user: int) -> str:
+        return await self._run(lambda: self.open_session(key, ttl_seconds, max_per_user))
+
+    async def averify_session(self, raw_token: str) -> Session | None:
+        return await self._run(lambda: self.verify_session(raw_token))
+
+    async def aget_session(self, session_id: str) -> Session | None:
+        return await self._run(lambda: self.get_session(session_id))
+
+    async def aclose_session(self, session_id: str) -> bool:
+        return await self._run(lambda: self.close_session(session_id))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

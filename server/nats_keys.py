@@ -6,6 +6,10 @@ One entry per key, ``key.<id>``: a JSON record with the user, the admin flag, th
 and the creation and revocation times. Same contract and same hashing as the SQLite store (server/keys.py).
 Creation uses the bucket's create (fails if the id exists), revocation a compare-and-set on the revision, so
 two processes never overwrite each other.
+
+Browser sessions (see server/keys.py) are ``session.<id>`` entries (user, key id, hash, times) and, per user,
+``sessions-of.<hex of the user name>``: the list of that user's session ids, oldest first, updated with a
+compare-and-set, so that the per-user cap finds the user's oldest sessions without listing anyone else's.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from typing import Any
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from reelcast.server.keys import ApiKey, check_user_name, hash_matches, key_id_of, new_raw_key
+from reelcast.server.keys import (
+    ApiKey,
+    Session,
+    check_user_name,
+    hash_matches,
+    key_id_of,
+    new_raw_key,
+    new_raw_session,
+    session_id_of,
+)
 from reelcast.server.nats_layout import KEYS_BUCKET, NatsConnection, retrying, stream_messages
 
 
@@ -108,6 +121,85 @@ class NatsKeyStore:
     async def aget_active(self, key_id: str) -> ApiKey | None:
         found = await self._get(key_id)
         return found[0] if found is not None and not found[0].revoked else None
+
+    async def aopen_session(self, key: ApiKey, ttl_seconds: float, max_per_user: int) -> str:
+        now = time.time_ns() // 1000
+        expires = now + int(ttl_seconds * 1_000_000)
+        while True:
+            session_id, raw, digest = new_raw_session()
+            record = {"user": key.user, "key_id": key.id, "hash": digest, "create_time_us": now}
+            try:
+                await self._bucket.create(
+                    f"session.{session_id}", json.dumps({**record, "expire_time_us": expires}).encode()
+                )
+            except KeyWrongLastSequenceError:
+                continue  # an id collision: draw again
+            break
+        for ended in await self._add_to_user(key.user, session_id, expires, now, max(1, max_per_user)):
+            with contextlib.suppress(KeyNotFoundError):
+                await self._bucket.delete(f"session.{ended}")
+        return raw
+
+    async def _add_to_user(self, user: str, session_id: str, expires: int, now: int, keep: int) -> list[str]:
+        """Adds the session to the user's list; the ids that fell out of it (expired, or past ``keep``)."""
+        name = f"sessions-of.{user.encode().hex()}"
+        while True:
+            try:
+                entry = await retrying(lambda: self._bucket.get(name))
+                listed: list[list[Any]] = json.loads(entry.value or b"[]")
+                revision: int | None = entry.revision
+            except KeyNotFoundError:
+                listed, revision = [], None
+            current = [item for item in listed if int(item[1]) >= now] + [[session_id, expires]]
+            kept, ended = current[-keep:], current[:-keep]
+            ended += [item for item in listed if int(item[1]) < now]
+            value = json.dumps(kept).encode()
+            try:
+                if revision is None:
+                    await self._bucket.create(name, value)
+                else:
+                    await self._bucket.update(name, value, last=revision)
+            except KeyWrongLastSequenceError:
+                continue  # another login of this user meanwhile: read again
+            return [str(item[0]) for item in ended]
+
+    async def _session(self, session_id: str) -> tuple[Session, str] | None:
+        bucket = self._bucket
+        try:
+            entry = await retrying(lambda: bucket.get(f"session.{session_id}"))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        fields: dict[str, Any] = json.loads(entry.value)
+        session = Session(
+            session_id,
+            str(fields["user"]),
+            str(fields["key_id"]),
+            int(fields["create_time_us"]),
+            int(fields["expire_time_us"]),
+        )
+        if session.expire_time_us < time.time_ns() // 1000:
+            return None
+        return session, str(fields["hash"])
+
+    async def averify_session(self, raw_token: str) -> Session | None:
+        session_id = session_id_of(raw_token)
+        found = await self._session(session_id) if session_id is not None else None
+        if not hash_matches(found[1] if found else None, raw_token) or found is None:
+            return None
+        return found[0]
+
+    async def aget_session(self, session_id: str) -> Session | None:
+        found = await self._session(session_id)
+        return found[0] if found is not None else None
+
+    async def aclose_session(self, session_id: str) -> bool:
+        if await self._session(session_id) is None:
+            return False
+        with contextlib.suppress(KeyNotFoundError):
+            await self._bucket.delete(f"session.{session_id}")
+        return True
 
     def close(self) -> None:
         return None  # the connection belongs to the backend

@@ -49,3 +49,5 @@ export const cancelJob = (jobId) => request('POST', `/api/jobs/${encodeURICompon
 export const failureDetails = (jobId) =>
   request('GET', `/api/jobs/${encodeURIComponent(jobId)}/failure-details`);
 export const listVoices = () => request('GET', '/api/voices');
+// Who the page acts as (`anonymous` when the server requires no authentication).
+export const whoAmI = () => request('GET', '/api/me');

@@ -1,7 +1,7 @@
 // The page's entry point: wires the model, the one multi-job event stream and the views together, and
 // routes between the brief form (#/) and a job (#/jobs/{id}).
 
-import { UNAUTHORIZED_EVENT, cancelJob, getJob, listJobs } from './api.js';
+import { UNAUTHORIZED_EVENT, cancelJob, getJob, listJobs, whoAmI } from './api.js';
 import { login, logout } from './auth.js';
 import { FailureModal } from './failure.js';
 import { BriefForm } from './form.js';
@@ -140,6 +140,7 @@ function showLogin(message = '') {
   $('boot-message').hidden = true;
   $('app-view').hidden = true;
   $('logout').hidden = true;
+  $('user').hidden = true;
   $('login-view').hidden = false;
   $('login-error').textContent = message;
   $('api-key').focus();
@@ -163,6 +164,7 @@ async function showApp() {
     voicesLoaded = true;
     form.loadVoices();
   }
+  showUser();
   // Log out only where there is a session to end: a request without the cookie tells whether the server
   // requires authentication at all.
   fetch('/api/stages', { credentials: 'omit' }).then(
@@ -172,6 +174,19 @@ async function showApp() {
     () => {},
   );
   route();
+}
+
+// The header names the user the page acts as, so that nobody works in an account they did not log into.
+function showUser() {
+  whoAmI().then(
+    ({ user }) => {
+      $('user-name').textContent = user;
+      $('user').hidden = !user || user === 'anonymous';
+    },
+    () => {
+      $('user').hidden = true;
+    },
+  );
 }
 
 $('login-form').addEventListener('submit', async (event) => {

@@ -144,8 +144,7 @@ async def failing_deployment(deployments_root: Path) -> AsyncIterator[Deployment
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def open_deployment(deployments_root: Path) -> AsyncIterator[Deployment]:
-    """Authentication off. The bridge keeps sessions in memory, so a restarted bridge has forgotten every
-    login; the restart test isolates reconnection from that."""
+    """Authentication off: the restart test isolates reconnection from logging in."""
     deployed = await _deploy(deployments_root, "open", auth=False)
     try:
         yield deployed
