@@ -327,6 +327,11 @@ PATHS.update(
                 "summary": "The first-start login URL: exchanges ?key= for a session cookie, then redirects",
                 "parameters": [{"name": "key", "in": "query", "required": True, "schema": _STRING}],
                 "responses": {
+                    "200": {
+                        "description": "A page that asks before logging in (the link came from another site, or "
+                        "this browser holds another user's session); it posts to POST /login",
+                        "content": {"text/html": {"schema": _STRING}},
+                    },
                     "303": {"description": "Logged in; redirect to the web page"},
                     "401": _error("Not a valid key (E020)"),
                 },
@@ -345,7 +350,9 @@ PATHS.update(
                         "content": {"application/json": {"schema": _obj({"user": _STRING}, ["user"])}},
                     },
                     "401": _error("Not a valid key (E020)"),
+                    "403": _error("Not from the bridge's own origin: Origin, else Sec-Fetch-Site (E024)"),
                     "413": _error("Body over 4 KiB (E008)"),
+                    "415": _error("A body that is not application/json (E012)"),
                 },
             },
             "delete": {
