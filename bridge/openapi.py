@@ -328,8 +328,8 @@ PATHS.update(
                 "parameters": [{"name": "key", "in": "query", "required": True, "schema": _STRING}],
                 "responses": {
                     "200": {
-                        "description": "A page that asks before logging in (the link came from another site, or "
-                        "this browser holds another user's session); it posts to POST /login",
+                        "description": "A page that asks before logging in (the link came from another "
+                        "site, or this browser holds another user's session); it posts to POST /login",
                         "content": {"text/html": {"schema": _STRING}},
                     },
                     "303": {"description": "Logged in; redirect to the web page"},
