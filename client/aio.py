@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import grpc
 from grpc import aio
 
-from reelcast.client.connection import Connection, new_correlation_id
+from reelcast.client.connection import ClientBase, new_correlation_id
 from reelcast.client.errors import CallCancelledError, ReelcastError, from_rpc_error
 from reelcast.client.retry import RetryPolicy
 from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
@@ -21,45 +20,20 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
-_Response = TypeVar("_Response")
 
-
-class AsyncClient:
-    """A client of the reelcast ``JobService`` for asyncio code.
-
-    ``target`` is ``HOST:PORT`` (default: ``REELCAST_TARGET``, else ``127.0.0.1:50051``); ``api_key`` is sent
-    as ``authorization: Bearer`` on every call (default: ``REELCAST_API_KEY``). TLS is on when
-    ``root_certificates`` (PEM bytes or a file) is given or ``tls=True`` (then the system's roots are
-    trusted). ``timeout`` is the deadline of each unary call in seconds (None: none); ``watch_job`` streams
-    have none. ``retry`` governs the retries of unary calls and the reconnections of ``watch_job``.
-    ``correlation_id`` is sent with every call that does not pass its own (default: a fresh one per call).
+class AsyncClient(ClientBase):
+    """A client of the reelcast ``JobService`` for asyncio code; the constructor's options are
+    :class:`~reelcast.client.connection.ClientBase`'s.
 
     Use it as ``async with AsyncClient(...) as client:``, or call :meth:`close`. The channel opens on first
     use, on the running event loop.
+
+    This is the one implementation of every method: the sync :class:`~reelcast.client.Client` runs it on an
+    event loop of its own (see reelcast.client.sync).
     """
 
-    def __init__(
-        self,
-        target: str | None = None,
-        *,
-        api_key: str | None = None,
-        root_certificates: bytes | str | Path | None = None,
-        tls: bool | None = None,
-        timeout: float | None = 30.0,
-        retry: RetryPolicy | None = None,
-        correlation_id: str | None = None,
-        channel_options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection.resolve(
-            target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
-        )
-        self._channel: aio.Channel | None = None
-        self._closed = False
-        self._stub: JobServiceAsyncStub | None = None
-
-    @property
-    def target(self) -> str:
-        return self.connection.target
+    _channel: aio.Channel | None = None
+    _stub: JobServiceAsyncStub | None = None
 
     def _service(self) -> JobServiceAsyncStub:
         if self._closed:

@@ -1,4 +1,5 @@
-"""What both clients need to open a channel and make a call: target, credentials, metadata, timeouts.
+"""What both clients need to open a channel and make a call: target, credentials, metadata, timeouts, and the
+constructor they share (:class:`ClientBase`).
 
 Authentication and correlation ids travel as per-call metadata, as the server reads them
 (server/interceptors.py): ``authorization: Bearer <key>`` and ``x-correlation-id``. Per-call metadata rather
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as distribution
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import grpc
 
@@ -129,3 +130,47 @@ class Connection:
 
     def call_timeout(self, timeout: float | None) -> float | None:
         return self.timeout if timeout is None else timeout
+
+
+class ClientBase:
+    """The constructor both clients share.
+
+    ``target`` is ``HOST:PORT`` (default: ``REELCAST_TARGET``, else ``127.0.0.1:50051``); ``api_key`` is sent
+    as ``authorization: Bearer`` on every call (default: ``REELCAST_API_KEY``). TLS is on when
+    ``root_certificates`` (PEM bytes or a file) is given or ``tls=True`` (then the system's roots are
+    trusted). ``timeout`` is the deadline of each unary call in seconds (None: none); ``watch_job`` streams
+    have none. ``retry`` governs the retries of unary calls and the reconnections of ``watch_job``.
+    ``correlation_id`` is sent with every call that does not pass its own (default: a fresh one per call).
+
+    A subclass keeps the rest of its state in class-level defaults, so that :meth:`from_connection` needs
+    no second constructor.
+    """
+
+    _closed = False
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        api_key: str | None = None,
+        root_certificates: bytes | str | Path | None = None,
+        tls: bool | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | None = None,
+        correlation_id: str | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.connection = Connection.resolve(
+            target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
+        )
+
+    @classmethod
+    def from_connection(cls, connection: Connection) -> Self:
+        """A client with options resolved already (another client's)."""
+        client = cls.__new__(cls)
+        client.connection = connection
+        return client
+
+    @property
+    def target(self) -> str:
+        return self.connection.target

@@ -1,82 +1,203 @@
-"""The synchronous client, on plain ``grpc``: blocking calls, no event loop anywhere."""
+"""The synchronous client: :class:`AsyncClient`'s methods, each run to its end on a private event loop thread.
+
+One implementation serves both clients. Request building, response mapping, error mapping, retries and the
+watch's resumption are written once, in :class:`AsyncClient`. Each method here is that method, wrapped:
+:class:`_Blocking` for a call, :class:`_BlockingIterator` for a stream. The wrapper runs it on an event loop
+that the client starts on first use, in a daemon thread of its own (reelcast.client.loop_thread).
+
+Dual clients solve this in two ways:
+
+- Generate the sync code from the async code, as httpcore, elasticsearch-py and PyMongo do with unasync.
+  That leaves two copies to review and ship. It also cannot give the same behaviour here: blocking grpc and
+  ``grpc.aio`` differ in exactly the places the watch depends on (how a closed channel ends a call, how a
+  stream is cancelled).
+- Run the async implementation on a loop in a background thread, as dask's ``distributed.Client``, Starlette's
+  ``TestClient`` (an anyio blocking portal) and kr8s do. This is the way taken here. It costs one thread per
+  client and one hand-off between threads per call or streamed message. Against a network round trip, that
+  cost is noise.
+
+What the wrapper adds, and nothing else:
+
+- **Threads.** Any number of threads may share a client. Their calls run side by side on the one loop, as
+  they would on one ``grpc.aio`` channel.
+- **Running event loops.** A client works inside someone else's running event loop too, because its own loop
+  is on another thread; the caller's loop is blocked meanwhile, as by any blocking call.
+- **Iterators.** ``watch_job``, ``list_jobs`` and ``read_artifact`` are generators that fetch one item per
+  ``next``. Closing one early (``break``, ``close()``, garbage collection) closes the async generator, and
+  that cancels the stream.
+- **Ctrl+C.** KeyboardInterrupt reaches a blocked caller within 0.1 s. The call is cancelled first, so the
+  client stays usable.
+- **Close.** :meth:`Client.close` closes the channel (calls in flight end with CallCancelledError, as on
+  ``AsyncClient``), stops the loop and joins its thread. A client that is never closed is closed when it is
+  collected, or at exit.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from pathlib import Path
+import concurrent.futures
+import contextlib
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Unpack
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 import grpc
 
-from reelcast.client.connection import Connection, new_correlation_id
-from reelcast.client.errors import ReelcastError, from_rpc_error
-from reelcast.client.retry import RetryPolicy
-from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
-from reelcast.client.watch import WatchState
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.client.aio import AsyncClient
+from reelcast.client.connection import ClientBase
+from reelcast.client.errors import CallCancelledError
+from reelcast.client.loop_thread import EventLoopThread, LoopStoppedError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Guards the start and the close of every Client's engine (held for a thread start at most).
+_ENGINE_LOCK = threading.Lock()
+_END = object()  # what an exhausted async iterator's step returns (StopAsyncIteration cannot cross a task)
 
 
-class Client:
-    """A client of the reelcast ``JobService`` for blocking code (scripts, threads, WSGI apps).
+@dataclass(frozen=True)
+class _Engine:
+    client: AsyncClient
+    loop: EventLoopThread
+    stop: weakref.finalize[Any, Any]
 
-    ``target`` is ``HOST:PORT`` (default: ``REELCAST_TARGET``, else ``127.0.0.1:50051``); ``api_key`` is sent
-    as ``authorization: Bearer`` on every call (default: ``REELCAST_API_KEY``). TLS is on when
-    ``root_certificates`` (PEM bytes or a file) is given or ``tls=True`` (then the system's roots are
-    trusted). ``timeout`` is the deadline of each unary call in seconds (None: none); ``watch_job`` streams
-    have none. ``retry`` governs the retries of unary calls and the reconnections of ``watch_job``.
-    ``correlation_id`` is sent with every call that does not pass its own (default: a fresh one per call).
 
-    Use it as ``with Client(...) as client:``, or call :meth:`close`. It is safe to share between threads,
-    as a ``grpc.Channel`` is.
+class _Blocking(Generic[P, T]):
+    """A blocking method of :class:`Client` that runs the :class:`AsyncClient` coroutine method of the same
+    name, with the same arguments."""
+
+    def __init__(self, method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, client: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: type | None = None) -> Callable[P, T]: ...
+    def __get__(self, client: Client | None, owner: type | None = None) -> Self | Callable[P, T]:
+        if client is None:
+            return self
+        method = self._method
+
+        def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+            return client._run(lambda engine: method(engine, *args, **kwargs))
+
+        blocking.__name__ = blocking.__qualname__ = self._name
+        blocking.__doc__ = self.__doc__
+        return blocking
+
+
+class _BlockingIterator(Generic[P, T]):
+    """A generator method of :class:`Client` that iterates the :class:`AsyncClient` async generator method
+    of the same name, with the same arguments."""
+
+    def __init__(self, method: Callable[Concatenate[AsyncClient, P], AsyncGenerator[T, None]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, client: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: type | None = None) -> Callable[P, Generator[T, None, None]]: ...
+    def __get__(
+        self, client: Client | None, owner: type | None = None
+    ) -> Self | Callable[P, Generator[T, None, None]]:
+        if client is None:
+            return self
+        method = self._method
+
+        def iterate(*args: P.args, **kwargs: P.kwargs) -> Generator[T, None, None]:
+            return client._iterate(lambda engine: method(engine, *args, **kwargs))
+
+        iterate.__name__ = iterate.__qualname__ = self._name
+        iterate.__doc__ = self.__doc__
+        return iterate
+
+
+class Client(ClientBase):
+    """A client of the reelcast ``JobService`` for blocking code (scripts, threads, WSGI apps), with the
+    methods of :class:`AsyncClient`; the constructor's options are
+    :class:`~reelcast.client.connection.ClientBase`'s.
+
+    Use it as ``with Client(...) as client:``, or call :meth:`close`. It is safe to share between threads.
     """
 
-    def __init__(
-        self,
-        target: str | None = None,
-        *,
-        api_key: str | None = None,
-        root_certificates: bytes | str | Path | None = None,
-        tls: bool | None = None,
-        timeout: float | None = 30.0,
-        retry: RetryPolicy | None = None,
-        correlation_id: str | None = None,
-        channel_options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection.resolve(
-            target, api_key, root_certificates, tls, timeout, retry, correlation_id, channel_options
-        )
-        self._channel: grpc.Channel | None = None
-        self._closed = False
-        self._stub: job_service_pb2_grpc.JobServiceStub | None = None
+    _engine: _Engine | None = None
 
-    @property
-    def target(self) -> str:
-        return self.connection.target
+    def _started(self) -> _Engine:
+        with _ENGINE_LOCK:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            if self._engine is None:
+                client = AsyncClient.from_connection(self.connection)
+                loop = EventLoopThread(f"reelcast-client {self.connection.target}")
+                # Not a method of self: the finalizer must not keep the client alive.
+                stop = weakref.finalize(self, loop.stop, client.close)
+                self._engine = _Engine(client, loop, stop)
+            return self._engine
 
-    def _service(self) -> job_service_pb2_grpc.JobServiceStub:
-        if self._closed:
-            raise RuntimeError("the client is closed")
-        if self._stub is None:
-            credentials = self.connection.credentials()
-            options = self.connection.options()
-            if credentials is None:
-                self._channel = grpc.insecure_channel(self.connection.target, options=options)
-            else:
-                self._channel = grpc.secure_channel(self.connection.target, credentials, options=options)
-            self._stub = job_service_pb2_grpc.JobServiceStub(self._channel)
-        return self._stub
+    def _run(self, call: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        engine = self._started()
+        try:
+            return engine.loop.run(lambda: call(engine.client))
+        except LoopStoppedError:
+            raise RuntimeError("the client is closed") from None
+        except concurrent.futures.CancelledError:  # the loop stopped under a call waiting to retry
+            raise CallCancelledError(grpc.StatusCode.CANCELLED, "the client was closed") from None
+
+    def _iterate(
+        self, open_stream: Callable[[AsyncClient], AsyncGenerator[T, None]]
+    ) -> Generator[T, None, None]:
+        engine = self._started()
+        stream = open_stream(engine.client)
+
+        async def step() -> T | object:
+            try:
+                return await anext(stream)
+            except StopAsyncIteration:
+                return _END
+
+        exhausted = False
+        try:
+            while True:
+                item = self._run(lambda _: step())
+                if item is _END:
+                    exhausted = True
+                    return
+                yield cast(T, item)
+        finally:
+            # Left early (break, close, an error, an interrupt): closing the async generator cancels its call.
+            # One that raised has ended already, and closing it again does nothing.
+            if not exhausted:
+                self._close_stream(engine, stream)
+
+    @staticmethod
+    def _close_stream(engine: _Engine, stream: AsyncGenerator[Any, None]) -> None:
+        if engine.loop.in_loop_thread():  # collected on the loop itself, which cannot wait for itself
+            engine.loop.run_soon(stream.aclose)
+            return
+        with contextlib.suppress(LoopStoppedError):  # a closed client's loop closed the stream on stopping
+            engine.loop.run(stream.aclose)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled, and watches end with CallCancelledError."""
-        self._closed = True
-        if self._channel is not None:
-            channel, self._channel, self._stub = self._channel, None, None
-            channel.close()
+        with _ENGINE_LOCK:
+            self._closed = True
+            engine = self._engine
+        if engine is not None:
+            engine.stop()
 
     def __enter__(self) -> Client:
-        self._service()
+        self._run(lambda engine: engine.__aenter__())
         return self
 
     def __exit__(
@@ -87,166 +208,11 @@ class Client:
     ) -> None:
         self.close()
 
-    def _unary(self, method: Any, request: Any, correlation_id: str | None, timeout: float | None) -> Any:
-        sent = self.connection.call_correlation_id(correlation_id)
-        try:
-            return method(
-                request,
-                metadata=self.connection.metadata(sent),
-                timeout=self.connection.call_timeout(timeout),
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error, sent) from error
-
-    def create_job(
-        self,
-        spec: job_pb2.JobSpec | Mapping[str, Any] | None = None,
-        *,
-        request_id: str | None = None,
-        correlation_id: str | None = None,
-        timeout: float | None = None,
-        **fields: Unpack[SpecFields],
-    ) -> job_pb2.Job:
-        """Creates a job from ``spec`` (a ``JobSpec`` or its JSON mapping) or from spec keywords
-        (``topic=...``, see :class:`SpecFields`), and returns it as stored.
-
-        ``request_id`` is the idempotency key: a repeat with the same key returns the job created the first
-        time. When omitted, one is generated for this call, so that the client's own retries never create a
-        second job."""
-        request = create_request(spec, request_id or new_correlation_id(), fields)
-        response: job_service_pb2.CreateJobResponse = self._unary(
-            self._service().CreateJob, request, correlation_id, timeout
-        )
-        return response.job
-
-    def get_job(
-        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
-    ) -> job_pb2.Job:
-        """The job ``job_id``; :class:`~reelcast.client.NotFoundError` if it does not exist (or is not
-        yours)."""
-        response: job_service_pb2.GetJobResponse = self._unary(
-            self._service().GetJob, job_service_pb2.GetJobRequest(job_id=job_id), correlation_id, timeout
-        )
-        return response.job
-
-    def list_jobs_page(
-        self,
-        *,
-        statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
-        page_size: int = 0,
-        page_token: str = "",
-        correlation_id: str | None = None,
-        timeout: float | None = None,
-    ) -> job_service_pb2.ListJobsResponse:
-        """One page of jobs, newest first, and the token of the next page (empty on the last)."""
-        request = list_request(page_size, page_token, statuses)
-        response: job_service_pb2.ListJobsResponse = self._unary(
-            self._service().ListJobs, request, correlation_id, timeout
-        )
-        return response
-
-    def list_jobs(
-        self,
-        *,
-        statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
-        page_size: int = 0,
-        page_token: str = "",
-        correlation_id: str | None = None,
-        timeout: float | None = None,
-    ) -> Generator[job_pb2.Job, None, None]:
-        """Every job (of the given ``statuses``), newest first, fetching ``page_size`` at a time (0: the
-        server's default) and following the page tokens to the end."""
-        wanted = list(statuses)
-        token = page_token
-        while True:
-            page = self.list_jobs_page(
-                statuses=wanted,
-                page_size=page_size,
-                page_token=token,
-                correlation_id=correlation_id,
-                timeout=timeout,
-            )
-            yield from page.jobs
-            token = page.next_page_token
-            if not token:
-                return
-
-    def cancel_job(
-        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
-    ) -> job_pb2.Job:
-        """Requests cancellation and returns the job; a running job may still be RUNNING until its stage has
-        stopped (watch for the terminal event). :class:`~reelcast.client.FailedPreconditionError` (E004) if
-        it already finished."""
-        response: job_service_pb2.CancelJobResponse = self._unary(
-            self._service().CancelJob,
-            job_service_pb2.CancelJobRequest(job_id=job_id),
-            correlation_id,
-            timeout,
-        )
-        return response.job
-
-    def list_stages(
-        self, *, correlation_id: str | None = None, timeout: float | None = None
-    ) -> list[job_pb2.Stage]:
-        """The stages installed on the server, in pipeline order."""
-        response: job_service_pb2.ListStagesResponse = self._unary(
-            self._service().ListStages, job_service_pb2.ListStagesRequest(), correlation_id, timeout
-        )
-        return list(response.stages)
-
-    def watch_job(
-        self,
-        job_id: str,
-        after_sequence: int = 0,
-        *,
-        retry: RetryPolicy | None = None,
-        correlation_id: str | None = None,
-    ) -> Generator[job_pb2.JobProgress, None, None]:
-        """The job's events after ``after_sequence``, in order, each exactly once, ending with the terminal
-        event. A broken stream (server restart, dropped connection) is resumed from the last event delivered,
-        with backoff (``retry``, default: the client's); a final error (NOT_FOUND, UNAUTHENTICATED...) or a
-        spent retry budget raises :class:`~reelcast.client.ReelcastError`. Every reconnection sends the same
-        correlation id."""
-        state = WatchState(job_id, after_sequence, retry or self.connection.retry)
-        sent = self.connection.call_correlation_id(correlation_id)
-        metadata = self.connection.metadata(sent)
-        while True:
-            call = self._service().WatchJob(state.request(), metadata=metadata)
-            error: ReelcastError
-            try:
-                for event in call:
-                    if state.accept(event):
-                        yield event
-                        if state.finished:
-                            return
-                error = state.ended_early(sent)
-            except grpc.RpcError as failure:
-                error = from_rpc_error(failure, sent)
-            finally:
-                call.cancel()
-            if self._closed:  # the call was cancelled by close(), not by the server
-                raise error
-            time.sleep(state.delay_after(error))
-
-    def read_artifact(
-        self,
-        job_id: str,
-        kind: job_service_pb2.ArtifactKind.ValueType | str = "video",
-        *,
-        offset: int = 0,
-        length: int = 0,
-        correlation_id: str | None = None,
-    ) -> Generator[bytes, None, None]:
-        """The bytes of a finished job's artifact ("video", "thumbnail" or "subtitles"), in chunks of at most
-        64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
-        sent = self.connection.call_correlation_id(correlation_id)
-        call = self._service().ReadJobArtifact(
-            artifact_request(job_id, kind, offset, length), metadata=self.connection.metadata(sent)
-        )
-        try:
-            for chunk in call:
-                yield chunk.data
-        except grpc.RpcError as error:
-            raise from_rpc_error(error, sent) from error
-        finally:
-            call.cancel()
+    create_job = _Blocking(AsyncClient.create_job)
+    get_job = _Blocking(AsyncClient.get_job)
+    list_jobs_page = _Blocking(AsyncClient.list_jobs_page)
+    list_jobs = _BlockingIterator(AsyncClient.list_jobs)
+    cancel_job = _Blocking(AsyncClient.cancel_job)
+    list_stages = _Blocking(AsyncClient.list_stages)
+    watch_job = _BlockingIterator(AsyncClient.watch_job)
+    read_artifact = _BlockingIterator(AsyncClient.read_artifact)
