@@ -52,6 +52,8 @@ from reelcast.client.loop_thread import EventLoopThread, LoopStoppedError
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")  # what an AsyncClient method returns: a coroutine or an async generator
+S = TypeVar("S")  # what the Client method returns for it
 
 # Guards the start and the close of every Client's engine (held for a thread start at most).
 _ENGINE_LOCK = threading.Lock()
@@ -65,62 +67,49 @@ class _Engine:
     stop: weakref.finalize[Any, Any]
 
 
-class _Blocking(Generic[P, T]):
-    """A blocking method of :class:`Client` that runs the :class:`AsyncClient` coroutine method of the same
-    name, with the same arguments."""
+class _Delegated(Generic[P, R, S]):
+    """A method of :class:`Client` that starts the :class:`AsyncClient` method of the same name, with the same
+    arguments, and hands what it returns (``R``) to :meth:`_hand_over` for the sync caller (``S``)."""
 
-    def __init__(self, method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]) -> None:
+    def __init__(self, method: Callable[Concatenate[AsyncClient, P], R]) -> None:
         self._method = method
+        self._name = method.__name__
         self.__doc__ = method.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
 
     @overload
     def __get__(self, client: None, owner: type | None = None) -> Self: ...
     @overload
-    def __get__(self, client: Client, owner: type | None = None) -> Callable[P, T]: ...
-    def __get__(self, client: Client | None, owner: type | None = None) -> Self | Callable[P, T]:
+    def __get__(self, client: Client, owner: type | None = None) -> Callable[P, S]: ...
+    def __get__(self, client: Client | None, owner: type | None = None) -> Self | Callable[P, S]:
         if client is None:
             return self
         method = self._method
 
-        def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
-            return client._run(lambda engine: method(engine, *args, **kwargs))
+        def delegated(*args: P.args, **kwargs: P.kwargs) -> S:
+            return self._hand_over(client, lambda engine: method(engine, *args, **kwargs))
 
-        blocking.__name__ = blocking.__qualname__ = self._name
-        blocking.__doc__ = self.__doc__
-        return blocking
+        delegated.__name__ = delegated.__qualname__ = self._name
+        delegated.__doc__ = self.__doc__
+        return delegated
+
+    def _hand_over(self, client: Client, start: Callable[[AsyncClient], R]) -> S:
+        raise NotImplementedError
 
 
-class _BlockingIterator(Generic[P, T]):
-    """A generator method of :class:`Client` that iterates the :class:`AsyncClient` async generator method
-    of the same name, with the same arguments."""
+class _Blocking(_Delegated[P, Coroutine[Any, Any, T], T]):
+    """A call: blocks until the coroutine has returned."""
 
-    def __init__(self, method: Callable[Concatenate[AsyncClient, P], AsyncGenerator[T, None]]) -> None:
-        self._method = method
-        self.__doc__ = method.__doc__
+    def _hand_over(self, client: Client, start: Callable[[AsyncClient], Coroutine[Any, Any, T]]) -> T:
+        return client._run(start)
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
 
-    @overload
-    def __get__(self, client: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, client: Client, owner: type | None = None) -> Callable[P, Generator[T, None, None]]: ...
-    def __get__(
-        self, client: Client | None, owner: type | None = None
-    ) -> Self | Callable[P, Generator[T, None, None]]:
-        if client is None:
-            return self
-        method = self._method
+class _BlockingIterator(_Delegated[P, AsyncGenerator[T, None], Generator[T, None, None]]):
+    """A stream: a generator that takes one item at a time from the async generator."""
 
-        def iterate(*args: P.args, **kwargs: P.kwargs) -> Generator[T, None, None]:
-            return client._iterate(lambda engine: method(engine, *args, **kwargs))
-
-        iterate.__name__ = iterate.__qualname__ = self._name
-        iterate.__doc__ = self.__doc__
-        return iterate
+    def _hand_over(
+        self, client: Client, start: Callable[[AsyncClient], AsyncGenerator[T, None]]
+    ) -> Generator[T, None, None]:
+        return client._iterate(start)
 
 
 class Client(ClientBase):
@@ -169,7 +158,13 @@ class Client(ClientBase):
         exhausted = False
         try:
             while True:
-                item = self._run(lambda _: step())
+                try:
+                    item = self._run(lambda _: step())
+                except RuntimeError:
+                    if not self._closed:
+                        raise
+                    # As on AsyncClient, whose closed channel cancels the streams it carries.
+                    raise CallCancelledError(grpc.StatusCode.CANCELLED, "the client was closed") from None
                 if item is _END:
                     exhausted = True
                     return

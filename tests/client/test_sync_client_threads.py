@@ -160,6 +160,22 @@ async def test_closing_the_client_from_another_thread_ends_a_running_watch(
         next(client.watch_job(job.id))
 
 
+async def test_closing_the_client_ends_an_open_watch_iterator_with_call_cancelled(
+    hanging_server: ReelcastServer,
+) -> None:
+    def scenario() -> None:
+        client = Client(hanging_server.target)
+        job = client.create_job(topic="Closed between two events")
+        watch = client.watch_job(job.id)
+        next(watch)
+        client.close()
+        with pytest.raises(CallCancelledError):
+            for _ in watch:
+                pass
+
+    await _blocking(scenario)
+
+
 _INTERRUPTED_WATCH = textwrap.dedent(
     """
     import sys, threading
