@@ -1,5 +1,6 @@
 """reelcast.client: the Python client library for the JobService, async (:class:`AsyncClient`) and sync
-(:class:`Client`), with the same methods. See docs/client.md.
+(:class:`Client`), with the same methods: they are written once, in AsyncClient, and Client runs them on an
+event loop thread of its own (reelcast.client.sync says why). See docs/client.md.
 
     async with AsyncClient("127.0.0.1:50051", api_key="rck_...") as client:
         job = await client.create_job(topic="Why otters hold hands")

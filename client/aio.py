@@ -1,4 +1,5 @@
-"""The asyncio client, on ``grpc.aio``."""
+"""The asyncio client, on ``grpc.aio``: the one implementation of every method of both clients (the sync
+:class:`~reelcast.client.Client` runs these coroutines on an event loop thread of its own)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,6 @@ class AsyncClient(ClientBase):
 
     Use it as ``async with AsyncClient(...) as client:``, or call :meth:`close`. The channel opens on first
     use, on the running event loop.
-
-    This is the one implementation of every method: the sync :class:`~reelcast.client.Client` runs it on an
-    event loop of its own (see reelcast.client.sync).
     """
 
     _channel: aio.Channel | None = None

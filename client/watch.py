@@ -1,5 +1,5 @@
-"""The resumption logic of ``watch_job``, shared by the async and the sync client (which differ only in how
-they wait and iterate).
+"""The resumption logic of ``watch_job``: its cursor and reconnection budget, kept apart from the I/O that
+``AsyncClient.watch_job`` does (which the sync client runs as well).
 
 A watch keeps the sequence of the last event it delivered. When the stream breaks for a resumable reason
 (:func:`reelcast.client.retry.is_resumable`), it reconnects with ``after_sequence`` set to that cursor, so the

@@ -43,7 +43,7 @@ async def _stays(condition: Callable[[], bool], polls: int = 10) -> bool:
 
 _LEAVES_NO_THREAD = textwrap.dedent(
     """
-    import sys, threading
+    import gc, sys, threading
     from reelcast.client import Client, is_terminal
 
     before = set(threading.enumerate())
@@ -58,6 +58,13 @@ _LEAVES_NO_THREAD = textwrap.dedent(
         early.close()
         assert list(client.read_artifact(job.id, "video"))
     print("threads left", sorted(thread.name for thread in set(threading.enumerate()) - before))
+    dropped = Client(sys.argv[1])
+    dropped.list_stages()
+    del dropped
+    gc.collect()
+    print("threads left by a dropped client", len(set(threading.enumerate()) - before))
+    forgotten = Client(sys.argv[1])
+    forgotten.list_stages()  # never closed: the process must exit all the same
     """
 )
 
@@ -70,6 +77,7 @@ async def _run_child(script: str, *args: str) -> list[str]:
     )
     stdout, stderr = await asyncio.wait_for(child.communicate(), HANG_TIMEOUT)
     assert child.returncode == 0, stderr.decode()
+    assert stderr == b"", stderr.decode()
     return stdout.decode().splitlines()
 
 
@@ -77,6 +85,7 @@ async def test_leaving_the_with_block_leaves_no_thread_behind(open_server: Reelc
     assert await _run_child(_LEAVES_NO_THREAD, open_server.target) == [
         "threads of an unused client 0",
         "threads left []",
+        "threads left by a dropped client 0",
     ]
 
 
