@@ -113,12 +113,12 @@ class EventLoopThread:
             raise LoopStoppedError from None
         try:
             _settled(done)
-            return outcome.result()
-        except BaseException:
+        except BaseException:  # KeyboardInterrupt, or SystemExit from a signal handler
             if not outcome.cancel():  # running: cancel the task, and let the cancellation finish
                 loop.call_soon_threadsafe(cancel)
                 _settled(done)
             raise
+        return outcome.result()
 
     def run_soon(self, function: Callable[[], Awaitable[Any]]) -> None:
         """Starts ``function()`` on the loop without waiting for it (for the loop's own thread, which cannot
