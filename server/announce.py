@@ -19,6 +19,12 @@ ANNOUNCE_FORMATS = ("human", "json")
 ANNOUNCE_VERSION = 1
 
 
+def dialable_host(host: str) -> str:
+    """A listen host as a client on the same machine dials it: the wildcard addresses become loopback (as
+    ``ReelcastServer.target`` does for gRPC)."""
+    return "127.0.0.1" if host.strip("[]") in ("", "0.0.0.0", "::") else host
+
+
 class Announcer:
     """One process's announcements in one of ``ANNOUNCE_FORMATS``: ``say`` prints a line for people (human
     only), ``ready`` and ``stopped`` an event for programs (json only). A call site gives both, so that the

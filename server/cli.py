@@ -28,7 +28,7 @@ from rich.markup import escape
 from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer
+from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer, dialable_host
 from reelcast.server.backends import NatsUnreachableError
 from reelcast.server.config import Settings, use_private_umask
 from reelcast.server.errors import ReelcastError
@@ -508,13 +508,16 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
 
         def ready(port: int) -> None:
             adopt_loggers()  # uvicorn installed handlers of its own when the bridge started
-            origin = f"{scheme}://{args.http_listen.rsplit(':', 1)[0]}:{port}"
+            host = args.http_listen.rsplit(":", 1)[0]
+            origin = f"{scheme}://{host}:{port}"
             announcer.say(f"reelcast web on {origin}/")
             if first_key:
                 announcer.say("first start: created an admin key; log in with this URL (shown once):")
                 announcer.say(f"    {origin}/login?key={first_key}")
-                ready_fields["loginUrl"] = f"{origin}/login?key={first_key}"
-            announcer.ready(**{**ready_fields, "http": origin})
+            http = f"{scheme}://{dialable_host(host)}:{port}"
+            if first_key:
+                ready_fields["loginUrl"] = f"{http}/login?key={first_key}"
+            announcer.ready(**{**ready_fields, "http": http})
 
         tasks.append(
             asyncio.create_task(
@@ -631,8 +634,8 @@ async def _bridge(args: argparse.Namespace, announcer: Announcer) -> int:
         announcer.say(f"reelcast bridge on http://{host}:{port}/ -> {args.grpc_target}")
         # uvicorn gave its loggers handlers of their own as it started; route them through ours.
         adopt_loggers()
-        origin = f"{'https' if tls else 'http'}://{host}:{port}"
-        announcer.ready(grpc=None, http=origin, metrics=None, tls=tls, grpcTarget=args.grpc_target)
+        http = f"{'https' if tls else 'http'}://{dialable_host(host)}:{port}"
+        announcer.ready(grpc=None, http=http, metrics=None, tls=tls, grpcTarget=args.grpc_target)
 
     configure_logging(settings.log_format, settings.log_level)
     _warn_insecure_in_logs(

@@ -118,3 +118,16 @@ def test_without_the_flag_stdout_keeps_the_lines_for_people(tmp_path: Path) -> N
     assert metrics_line.startswith("reelcast metrics on http://127.0.0.1:") and metrics_line.endswith(
         "/metrics"
     )
+
+
+def test_a_wildcard_listen_is_announced_as_the_loopback_address_a_local_client_dials(tmp_path: Path) -> None:
+    wildcard = ["--grpc-listen", "0.0.0.0:0", "--http-listen", "0.0.0.0:0"]
+    env = {"REELCAST_DISABLED_PLUGINS": ALL_BUILTINS}
+    process = ServerProcess(tmp_path / "data", env, bridge=True, separate_stderr=True, args=wildcard)
+    try:
+        process.start()
+        assert process.target.startswith("127.0.0.1:") and process.http_base.startswith("http://127.0.0.1:")
+        assert grpc_serving(process.target)
+        assert httpx.get(f"{process.http_base}/healthz", timeout=HANG_TIMEOUT).status_code == 200
+    finally:
+        process.stop()
