@@ -509,13 +509,12 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
         def ready(port: int) -> None:
             adopt_loggers()  # uvicorn installed handlers of its own when the bridge started
             host = args.http_listen.rsplit(":", 1)[0]
-            origin = f"{scheme}://{host}:{port}"
+            origin = f"{scheme}://{host}:{port}"  # as listened on, for people
+            http = f"{scheme}://{dialable_host(host)}:{port}"  # as a local client dials it, for programs
             announcer.say(f"reelcast web on {origin}/")
             if first_key:
                 announcer.say("first start: created an admin key; log in with this URL (shown once):")
                 announcer.say(f"    {origin}/login?key={first_key}")
-            http = f"{scheme}://{dialable_host(host)}:{port}"
-            if first_key:
                 ready_fields["loginUrl"] = f"{http}/login?key={first_key}"
             announcer.ready(**{**ready_fields, "http": http})
 
