@@ -15,10 +15,8 @@ import atexit
 import contextlib
 import json
 import os
-import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,8 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- server process -------------------------------------------------------------------------------------
 
 PLUGIN_SOURCE = ROOT / "bench" / "plugin"
-_GRPC = re.compile(r"reelcast gRPC on (\S+:\d+)")
-_WEB = re.compile(r"reelcast (?:web|bridge) on https?://(\S+:\d+)/")
 
 
 def install_plugin(site: Path) -> Path:
@@ -77,46 +73,35 @@ def product_env(stage: str, gate: Path | None = None, **extra: str) -> dict[str,
         REELCAST_RETENTION_SECONDS=str(10**9),
         REELCAST_BENCH_STAGE=stage,
         REELCAST_BENCH_GATE=str(gate or ""),
-        COLUMNS="400",  # the CLI's console must not wrap the address lines read below
         **extra,
     )
     return env
 
 
 class ProductProcess:
-    """A real ``reelcast`` command (``serve`` or ``bridge``) as a child; ``grpc`` and ``http`` are its
-    addresses once started, ``pid`` its process id."""
+    """A real ``reelcast`` command (``serve`` or ``bridge``) as a child, started by the tests' launcher
+    (tests/launcher.py); ``grpc`` and ``http`` are its addresses (``HOST:PORT``) once started, "" for what it
+    does not serve, ``pid`` its process id."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, web: bool) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        from tests.launcher import ReelcastProcess
+
+        log_path.unlink(missing_ok=True)
+        self.child = ReelcastProcess(args[0], args[1:], log_path, env, inherit_env=False)
         self.log_path = log_path
-        log = log_path.open("w")
-        command = [sys.executable, "-m", "reelcast.server.cli", *args]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+        try:
+            self.child.start()
+        except BaseException:
+            self.close()
+            raise
+        assert self.child.process is not None
+        self.process = self.child.process
         self.pid = self.process.pid
-        self.grpc = ""
-        self.http = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = log_path.read_text()
-            grpc, http = _GRPC.findall(text), _WEB.findall(text)
-            if (grpc or args[0] != "serve") and (http or not web):
-                self.grpc = grpc[-1] if grpc else ""
-                self.http = http[-1] if http else ""
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"reelcast {args[0]} exited early:\n{text}")
-            time.sleep(0.05)
-        self.close()
-        raise TimeoutError(f"reelcast {args[0]} did not start:\n{log_path.read_text()}")
+        self.grpc = self.child.target
+        self.http = self.child.http_base.split("://", 1)[-1] if self.child.http_base else ""
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        self.child.stop(timeout=30)
 
 
 def serve(
@@ -136,13 +121,13 @@ def serve(
     args += ["--max-concurrent-jobs", str(concurrency)]
     args += ["--store", store] if store else []
     env = product_env(stage, gate, **(extra or {}))
-    return ProductProcess(args, env, data_dir.parent / f"{data_dir.name}-serve.log", web=bridge)
+    return ProductProcess(args, env, data_dir.parent / f"{data_dir.name}-serve.log")
 
 
 def bridge(grpc_target: str, log_path: Path) -> ProductProcess:
     """``reelcast bridge`` alone, in front of ``grpc_target``."""
     args = ["bridge", "--grpc-target", grpc_target, "--http-listen", "127.0.0.1:0"]
-    return ProductProcess(args, product_env("tick"), log_path, web=True)
+    return ProductProcess(args, product_env("tick"), log_path)
 
 
 class ServerHandle:

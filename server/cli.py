@@ -28,6 +28,7 @@ from rich.markup import escape
 from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer, dialable_host
 from reelcast.server.backends import NatsUnreachableError
 from reelcast.server.config import Settings, use_private_umask
 from reelcast.server.errors import ReelcastError
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_help = "sqlite (default) or nats://HOST:PORT[,HOST:PORT...] (REELCAST_STORE)"
     serve.add_argument("--store", default=None, help=store_help)
     _observability_arguments(serve)
+    _announce_argument(serve)
     api = commands.add_parser("server", help="run the gRPC API only; workers run the jobs (needs --store)")
     api.add_argument("--data-dir", type=Path, help="local files (default: platform data dir)")
     api.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
@@ -87,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_arguments(api)
     api.add_argument("--insecure-no-auth", action="store_true", help="serve without authentication")
     _observability_arguments(api)
+    _announce_argument(api)
     api.set_defaults(no_bridge=True, http_listen=DEFAULT_HTTP_LISTEN, api_only=True)
     worker = commands.add_parser("worker", help="run jobs from the shared work queue (needs --store)")
     worker.add_argument("--data-dir", type=Path, help="running jobs' work dirs (default: platform data dir)")
     worker.add_argument("--store", default=None, help=store_help)
     worker.add_argument("--concurrency", type=int, default=None, help="jobs run at once (default 1)")
     _observability_arguments(worker)
+    _announce_argument(worker)
 
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_arguments(bridge)
     # The bridge serves its own /metrics route, so it takes the log flags but no metrics port.
     _log_arguments(bridge)
+    _announce_argument(bridge)
 
     def client(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -228,6 +233,16 @@ def _log_arguments(sub: argparse.ArgumentParser) -> None:
         choices=LOG_LEVELS,
         default=None,
         help="lowest level logged (REELCAST_LOG_LEVEL; default INFO)",
+    )
+
+
+def _announce_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--announce",
+        choices=ANNOUNCE_FORMATS,
+        default="human",
+        help="how stdout says the process is ready and where it listens: human lines (default) or json,"
+        " one object per event (docs/operations.md#announcements)",
     )
 
 
@@ -434,11 +449,6 @@ def _bridge_available() -> bool:
     return importlib.util.find_spec("reelcast.bridge.server") is not None
 
 
-def _announce(line: str) -> None:
-    """Where the process listens, and first-start login details: on stdout, which carries no log lines."""
-    _print_result(line)
-
-
 def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
     """The insecure-setup warnings; with JSON logs each becomes a log line, so that stderr stays JSON."""
     if settings.log_format != "json":
@@ -453,7 +463,7 @@ def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
             logging.getLogger("reelcast.server.cli").warning(warning)
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     from reelcast.server.app import ReelcastServer
     from reelcast.server.metrics import MetricsEndpoint
     from reelcast.server.shutdown import install_stop_signals
@@ -471,14 +481,25 @@ async def _serve(args: argparse.Namespace) -> int:
         raise
     # Bounded whatever the backend does; a second signal stops at once (server/shutdown.py).
     stop = install_stop_signals(settings.shutdown_grace_seconds)
-    _announce(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
+    announcer.say(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
     if metrics is not None:
-        _announce(f"reelcast metrics on {metrics.url}")
+        announcer.say(f"reelcast metrics on {metrics.url}")
     with_bridge = not args.no_bridge and _bridge_available()
     _warn_insecure_in_logs(settings, args.http_listen if with_bridge else None)
     first_key = await _first_start_key(server)
     if first_key and not with_bridge:
-        _announce(f"first start: created admin key (shown once): {first_key}")
+        announcer.say(f"first start: created admin key (shown once): {first_key}")
+    ready_fields: dict[str, Any] = {
+        "grpc": server.target,
+        "http": None,
+        "metrics": metrics.url if metrics is not None else None,
+        "tls": server.tls,
+        "dataDir": str(settings.data_dir),
+    }
+    if first_key:
+        ready_fields["adminKey"] = first_key
+    if not with_bridge:
+        announcer.ready(**ready_fields)
     tasks = []
     if with_bridge:
         from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
@@ -488,10 +509,14 @@ async def _serve(args: argparse.Namespace) -> int:
         def ready(port: int) -> None:
             adopt_loggers()  # uvicorn installed handlers of its own when the bridge started
             host = args.http_listen.rsplit(":", 1)[0]
-            _announce(f"reelcast web on {scheme}://{host}:{port}/")
+            origin = f"{scheme}://{host}:{port}"  # as listened on, for people
+            http = f"{scheme}://{dialable_host(host)}:{port}"  # as a local client dials it, for programs
+            announcer.say(f"reelcast web on {origin}/")
             if first_key:
-                _announce("first start: created an admin key; log in with this URL (shown once):")
-                _announce(f"    {scheme}://{host}:{port}/login?key={first_key}")
+                announcer.say("first start: created an admin key; log in with this URL (shown once):")
+                announcer.say(f"    {origin}/login?key={first_key}")
+                ready_fields["loginUrl"] = f"{http}/login?key={first_key}"
+            announcer.ready(**{**ready_fields, "http": http})
 
         tasks.append(
             asyncio.create_task(
@@ -592,7 +617,7 @@ async def _key_command(store: ApiKeys, args: argparse.Namespace) -> int:
     return 1
 
 
-async def _bridge(args: argparse.Namespace) -> int:
+async def _bridge(args: argparse.Namespace, announcer: Announcer) -> int:
     from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
 
     stop = asyncio.Event()
@@ -600,14 +625,17 @@ async def _bridge(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    settings = _settings(args)
+    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
+
     def ready(port: int) -> None:
-        _announce(
-            f"reelcast bridge on http://{args.http_listen.rsplit(':', 1)[0]}:{port}/ -> {args.grpc_target}"
-        )
+        host = args.http_listen.rsplit(":", 1)[0]
+        announcer.say(f"reelcast bridge on http://{host}:{port}/ -> {args.grpc_target}")
         # uvicorn gave its loggers handlers of their own as it started; route them through ours.
         adopt_loggers()
+        http = f"{'https' if tls else 'http'}://{dialable_host(host)}:{port}"
+        announcer.ready(grpc=None, http=http, metrics=None, tls=tls, grpcTarget=args.grpc_target)
 
-    settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     _warn_insecure_in_logs(
         Settings(
@@ -670,8 +698,26 @@ async def _render(args: argparse.Namespace) -> int:
         await server.stop(grace=1.0)
 
 
+def _run_serving(args: argparse.Namespace) -> int:
+    """A long-running command (``SERVING_COMMANDS``), which announces on stdout that it is ready and, once
+    it has stopped cleanly, that it stopped (server/announce.py)."""
+    announcer = Announcer(args.command, args.announce, _print_result)
+    if args.command == "worker":
+        from reelcast.server.worker import serve_worker
+
+        code = asyncio.run(serve_worker(_settings(args), announcer))
+    elif args.command == "bridge":
+        code = asyncio.run(_bridge(args, announcer))
+    else:
+        code = asyncio.run(_serve(args, announcer))
+    announcer.stopped(code)
+    return code
+
+
 # The commands that write into the data dir: everything they create there is owner-only (docs/security.md).
 PRIVATE_COMMANDS = ("serve", "server", "worker", "gc", "keys")
+# The commands that run until stopped, and take --announce.
+SERVING_COMMANDS = ("serve", "server", "worker", "bridge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -679,14 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in PRIVATE_COMMANDS:
         use_private_umask()
     try:
-        if args.command in ("serve", "server"):
-            return asyncio.run(_serve(args))
-        if args.command == "worker":
-            from reelcast.server.worker import serve_worker
-
-            return asyncio.run(serve_worker(_settings(args), _announce))
-        if args.command == "bridge":
-            return asyncio.run(_bridge(args))
+        if args.command in SERVING_COMMANDS:
+            return _run_serving(args)
         if args.command == "gc":
             return asyncio.run(_gc(args))
         if args.command == "keys":

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 
 from reelcast.plugins.host import PluginHost
+from reelcast.server.announce import Announcer
 from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
 from reelcast.server.logs import configure_logging
@@ -70,19 +71,28 @@ async def run_worker(
         await backend.close()  # bounded, and never an error even with NATS gone (NatsConnection.close)
 
 
-async def serve_worker(settings: Settings, announce: Callable[[str], None]) -> int:
-    """The CLI command: a worker stopped by SIGINT or SIGTERM. ``announce`` gets the lines that say where it
-    runs (and where its metrics are, with ``settings.metrics_listen``)."""
+async def serve_worker(settings: Settings, announcer: Announcer) -> int:
+    """The CLI command: a worker stopped by SIGINT or SIGTERM. ``announcer`` tells that it runs (and where its
+    metrics are, with ``settings.metrics_listen``)."""
     configure_logging(settings.log_format, settings.log_level)
     stop = install_stop_signals(settings.shutdown_grace_seconds)
     concurrency = max(1, settings.max_concurrent_jobs)
+    endpoint = MetricsEndpoint.from_settings(settings)
 
     def ready(name: str) -> None:
-        announce(f"reelcast worker {name} running {concurrency} slot(s)")
+        announcer.say(f"reelcast worker {name} running {concurrency} slot(s)")
+        announcer.ready(
+            grpc=None,
+            http=None,
+            metrics=endpoint.url if endpoint is not None else None,
+            tls=settings.tls_cert_file is not None and settings.tls_key_file is not None,
+            worker=name,
+            slots=concurrency,
+            dataDir=str(settings.data_dir),
+        )
 
-    endpoint = MetricsEndpoint.from_settings(settings)
     if endpoint is not None:
-        announce(f"reelcast metrics on {endpoint.url}")
+        announcer.say(f"reelcast metrics on {endpoint.url}")
     try:
         await run_worker(settings, stop, on_ready=ready)
     finally:

@@ -11,18 +11,16 @@ repeated runs quick); nothing is installed into the development venv.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.launcher import ReelcastProcess
 from tests.media import decode_exit_code
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__", ".*_cache", "bench", "tests"
 )
-WEB = re.compile(r"reelcast web on (http://\S+:\d+)/")
 # Modules of the package that need an extra, and the extra: every other module imports in a base install.
 NEEDS_EXTRA = {
     "reelcast.server.nats_layout": "nats",
@@ -94,27 +91,18 @@ def served(base_venv: BaseVenv, tmp_path: Path) -> Iterator[tuple[str, str]]:
     data_dir = tmp_path / "data"
     created = base_venv.run("reelcast", "keys", "create", "--user", "alice", "--data-dir", str(data_dir))
     key = created.stdout.strip().splitlines()[-1]
-    log_path = tmp_path / "serve.log"
-    command = [str(base_venv.bin / "reelcast"), "serve", "--data-dir", str(data_dir)]
-    command += ["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=base_venv.env)
+    args = ["--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+    program = [str(base_venv.bin / "reelcast")]
+    served = ReelcastProcess(
+        "serve", args, tmp_path / "serve.log", base_venv.env, program=program, inherit_env=False
+    )
     try:
-        deadline = time.monotonic() + 90
-        while not (found := WEB.search(log_path.read_text(errors="replace"))):
-            assert process.poll() is None, f"serve exited:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, f"serve did not start:\n{log_path.read_text()}"
-            time.sleep(0.1)
-        yield found.group(1), key
+        served.start(timeout=90)
+        yield served.http_base, key
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        served.stop()
         # Read after the fact: a serve that logged a traceback while serving failed too.
-        assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text()
+        assert "Traceback" not in served.output(), served.output()
 
 
 def sse_event_names(response: httpx.Response) -> Iterator[str]:

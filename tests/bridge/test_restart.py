@@ -4,10 +4,7 @@ Last-Event-ID gets the rest of the job, with no gap and no duplicate."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,42 +13,30 @@ import httpx
 from reelcast.jobs.v1 import job_service_pb2
 from reelcast.server.app import ReelcastServer
 from tests.bridge.conftest import HANG_TIMEOUT, SseEvent, create_job, read_sse
+from tests.launcher import ReelcastProcess
 from tests.stages import PipelinePlugin
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
-_LISTENING = re.compile(r"reelcast bridge on http://[^:]+:(\d+)/")
-
 
 class BridgeProcess:
+    """``reelcast bridge`` as a child process (tests/launcher.py), started again on the port it is given."""
+
     def __init__(self, target: str, log_path: Path) -> None:
-        self.target = target
-        self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
+        self.child = ReelcastProcess("bridge", ["--grpc-target", target], log_path)
 
     async def start(self, port: int = 0) -> int:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        command = ["-m", "reelcast.server.cli", "bridge", "--grpc-target", self.target]
-        command += ["--http-listen", f"127.0.0.1:{port}"]
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, *command, stdout=log, stderr=asyncio.subprocess.STDOUT
-            )
-        deadline = time.monotonic() + HANG_TIMEOUT
-        while time.monotonic() < deadline:
-            found = _LISTENING.search(self.log_path.read_bytes()[offset:].decode(errors="replace"))
-            if found:
-                return int(found.group(1))
-            assert self.process.returncode is None, self.log_path.read_text()
-            await asyncio.sleep(0.05)
-        raise TimeoutError(self.log_path.read_text())
+        self.child.args[2:] = ["--http-listen", f"127.0.0.1:{port}"]
+        await asyncio.to_thread(self.child.start, HANG_TIMEOUT)
+        return int(self.child.http_base.rsplit(":", 1)[1])
 
     async def stop(self, signum: int) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
-        await asyncio.wait_for(self.process.wait(), HANG_TIMEOUT)
+        process = self.child.process
+        assert process is not None
+        if process.poll() is None:
+            process.send_signal(signum)
+        await asyncio.to_thread(process.wait, HANG_TIMEOUT)
 
 
 async def test_a_restarted_bridge_resumes_a_client_exactly_from_its_last_event_id(

@@ -11,12 +11,10 @@ own site-packages, and uninstalled from there.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sysconfig
-import time
 import venv
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +24,10 @@ import pytest
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.progress import INITIALIZATION_PERCENT
+from tests.launcher import ReelcastProcess
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "reelcast-intro-card"
-LISTENING = re.compile(r"reelcast gRPC on (\S+:\d+)")
 BUILTIN_ORDER = ["script", "voice", "visuals", "render", "postprocess"]
 SMALL_SPEC = job_pb2.JobSpec(
     brief=job_pb2.Brief(topic="Why the sky is blue"),
@@ -71,23 +69,12 @@ class VenvServer:
     """``reelcast serve`` run by the fresh venv's interpreter, gRPC only, on 127.0.0.1:0."""
 
     def __init__(self, python: Path, data_dir: Path) -> None:
-        self.log_path = data_dir.parent / f"{data_dir.name}.log"
-        command = [str(python), "-m", "reelcast.server.cli", "serve", "--data-dir", str(data_dir)]
-        command += ["--grpc-listen", "127.0.0.1:0", "--no-bridge"]
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-        self.target = self._wait_for_listening(60.0)
-
-    def _wait_for_listening(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = LISTENING.search(self.log_path.read_text())
-            if found:
-                return found.group(1)
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        raise TimeoutError(f"server did not start:\n{self.log_path.read_text()}")
+        args = ["--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--no-bridge"]
+        log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.child = ReelcastProcess(
+            "serve", args, log_path, program=[str(python), "-m", "reelcast.server.cli"]
+        )
+        self.target = self.child.start()
 
     def stages(self) -> list[job_pb2.Stage]:
         with grpc.insecure_channel(self.target) as channel:
@@ -102,9 +89,7 @@ class VenvServer:
             return list(stub.WatchJob(watch, timeout=180))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
+        self.child.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.cli import main
+from tests.launcher import announcements
 from tests.observability.conftest import plugin_env
 from tests.processes import ServerProcess
 
@@ -65,9 +66,9 @@ async def test_every_log_line_is_json_and_a_jobs_lines_carry_its_correlation_id_
     assert all(isinstance(line, dict) for line in lines)
     for line in lines:
         assert {"timestamp", "level", "logger", "message", "correlation_id", "job_id", "stage"} <= line.keys()
-    # The listening lines stay on stdout, where scripts look for them.
-    assert "reelcast gRPC on" in server.log_path.read_text()
-    assert not any("reelcast gRPC on" in line["message"] for line in lines)
+    # The announcements stay on stdout, where scripts look for them.
+    assert [each.event for each in announcements(server.log_path.read_text())] == ["ready", "stopped"]
+    assert not any("announce" in line or '"announce"' in line["message"] for line in lines)
 
     for job in (succeeded, failed):
         own = [line for line in lines if line["job_id"] == job.id]

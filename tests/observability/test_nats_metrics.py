@@ -4,28 +4,14 @@ store's jobs and the shared queue, a worker the shared queue and the stages it r
 from __future__ import annotations
 
 import asyncio
-import re
-import time
 from pathlib import Path
 
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from tests.nats.natsproc import NatsServer
-from tests.nats.processes import ReelcastProcess, server, worker
+from tests.nats.processes import server, worker
 from tests.observability.conftest import plugin_env, scrape_until, value
-
-METRICS_LINE = re.compile(r"reelcast metrics on (http://\S+/metrics)")
-
-
-def _metrics_url(process: ReelcastProcess) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = METRICS_LINE.search(process.log())
-        if found:
-            return found.group(1)
-        time.sleep(0.05)
-    raise TimeoutError(process.log())
 
 
 async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_stages(
@@ -39,7 +25,7 @@ async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_sta
     runner.args += metrics
     try:
         await asyncio.to_thread(api.start)
-        api_url = await asyncio.to_thread(_metrics_url, api)
+        api_url = api.metrics_url
         async with aio.insecure_channel(api.address) as channel:
             stub = job_service_pb2_grpc.JobServiceStub(channel)
             for topic in ("one", "two"):
@@ -52,7 +38,7 @@ async def test_api_server_reports_jobs_and_the_shared_queue_and_a_worker_its_sta
             assert value(waiting, "reelcast_jobs", {"status": "queued"}) == 2
 
             await asyncio.to_thread(runner.start)
-            worker_url = await asyncio.to_thread(_metrics_url, runner)
+            worker_url = runner.metrics_url
             finished = await scrape_until(
                 api_url, lambda s: value(s, "reelcast_jobs", {"status": "succeeded"}) == 2
             )

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
+from tests.launcher import ReelcastProcess
 
 HANG_TIMEOUT = 60.0
 CHROMIUM = "/usr/bin/chromium"
@@ -39,43 +37,29 @@ CHROMIUM_ARGS = [
 ]
 # Only a hang fails by time: every wait of the page (and of `expect`) gives a generous minute.
 expect.set_options(timeout=HANG_TIMEOUT * 1000)
-_LISTENING = re.compile(r"reelcast bridge on http://[^:]+:(\d+)/")
 # Set to a directory (docs/images) to refresh the README's screenshots from a run.
 SCREENSHOT_COPY_DIR = os.environ.get("REELCAST_WEB_SCREENSHOTS")
 
 
 class BridgeProcess:
-    """``python -m reelcast.server.cli bridge`` as a child process, restartable on the same port."""
+    """``reelcast bridge`` as a child process (tests/launcher.py), restartable on the same port."""
 
     def __init__(self, target: str, log_path: Path, auth: bool) -> None:
         self.target = target
-        self.log_path = log_path
-        self.env = {**os.environ, "REELCAST_AUTH": "required" if auth else "off"}
-        self.process: asyncio.subprocess.Process | None = None
+        self.child = ReelcastProcess("bridge", [], log_path, {"REELCAST_AUTH": "required" if auth else "off"})
         self.port = 0
 
     async def start(self) -> int:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        command = ["-m", "reelcast.server.cli", "bridge", "--grpc-target", self.target]
-        command += ["--http-listen", f"127.0.0.1:{self.port}"]
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, *command, stdout=log, stderr=asyncio.subprocess.STDOUT, env=self.env
-            )
-        deadline = time.monotonic() + HANG_TIMEOUT
-        while time.monotonic() < deadline:
-            found = _LISTENING.search(self.log_path.read_bytes()[offset:].decode(errors="replace"))
-            if found:
-                self.port = int(found.group(1))
-                return self.port
-            assert self.process.returncode is None, self.log_path.read_text()
-            await asyncio.sleep(0.05)
-        raise TimeoutError(self.log_path.read_text())
+        self.child.args = ["--grpc-target", self.target, "--http-listen", f"127.0.0.1:{self.port}"]
+        await asyncio.to_thread(self.child.start, HANG_TIMEOUT)
+        self.port = int(self.child.http_base.rsplit(":", 1)[1])
+        return self.port
 
     async def stop(self, signum: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signum)
-            await asyncio.wait_for(self.process.wait(), HANG_TIMEOUT)
+        process = self.child.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)
+            await asyncio.to_thread(process.wait, HANG_TIMEOUT)
 
     @property
     def base_url(self) -> str:
