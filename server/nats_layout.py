@@ -17,18 +17,26 @@ process acknowledged, even in a cluster where followers may lag by a few millise
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.api import RawStreamMsg
-from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -197,6 +205,33 @@ async def stream_messages(js: JetStreamContext, stream: str, subject: str) -> As
             return
         yield message
         seq = (message.seq or last) + 1
+
+
+async def read_json_entry(bucket: KeyValue, key: str) -> tuple[Any, int]:
+    """A JSON document kept under ``key`` and its revision; ``(None, 0)`` when there is none."""
+    try:
+        entry = await retrying(lambda: bucket.get(key))
+    except KeyNotFoundError:
+        return None, 0
+    return json.loads(entry.value or b"null"), entry.revision or 0
+
+
+async def update_json_entry(bucket: KeyValue, key: str, change: Callable[[Any], Any | None]) -> bool:
+    """Reads the JSON document under ``key``, passes it to ``change`` (None when there is none) and writes
+    what it returns with compare-and-set, again while another process wrote in between: writers of one key
+    never drop each other's changes. ``change`` returns None to write nothing. False after 10 lost races."""
+    for _ in range(10):
+        current, revision = await read_json_entry(bucket, key)
+        changed = change(current)
+        if changed is None:
+            return True
+        payload = json.dumps(changed, sort_keys=True).encode()
+        try:
+            await retrying(lambda p=payload, r=revision: bucket.update(key, p, last=r))  # type: ignore[misc]
+            return True
+        except KeyWrongLastSequenceError:
+            continue
+    return False
 
 
 class _ConnectionErrors:

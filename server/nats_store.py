@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import struct
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,9 @@ from reelcast.server.nats_layout import (
     Layout,
     NatsConnection,
     event_subject,
+    read_json_entry,
     retrying,
+    update_json_entry,
 )
 from reelcast.server.store import (
     DURATIONS_KEPT,
@@ -396,69 +397,39 @@ class NatsJobStore:
 
     async def save_checkpoint(self, job_id: str, stage: str, artifacts: dict[str, Any]) -> None:
         # One key per job, written only by the job's single writer; compare-and-set makes a retry safe.
-        key = f"checkpoints.{job_id}"
-        state = self._layout.state
-        for _ in range(10):
-            try:
-                entry = await retrying(lambda: state.get(key))
-                saved: dict[str, Any] = json.loads(entry.value or b"{}")
-                revision = entry.revision or 0
-            except KeyNotFoundError:
-                saved, revision = {}, 0
+        def with_stage(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+            saved = saved or {}
             if saved.get(stage) == artifacts:
-                return  # an earlier try landed
-            saved[stage] = artifacts
-            payload = json.dumps(saved, sort_keys=True).encode()
-            try:
-                await retrying(lambda p=payload, r=revision: state.update(key, p, last=r))  # type: ignore[misc]
-                return
-            except KeyWrongLastSequenceError:
-                continue
-        raise ConcurrentWriteError(f"job {job_id}: checkpoints written concurrently")
+                return None  # an earlier try landed
+            return {**saved, stage: artifacts}
+
+        if not await update_json_entry(self._layout.state, f"checkpoints.{job_id}", with_stage):
+            raise ConcurrentWriteError(f"job {job_id}: checkpoints written concurrently")
 
     async def checkpoints(self, job_id: str) -> dict[str, dict[str, Any]]:
-        state = self._layout.state
-        try:
-            entry = await retrying(lambda: state.get(f"checkpoints.{job_id}"))
-        except KeyNotFoundError:
-            return {}
-        saved: dict[str, dict[str, Any]] = json.loads(entry.value or b"{}")
-        return saved
+        saved, _ = await read_json_entry(self._layout.state, f"checkpoints.{job_id}")
+        return saved or {}
 
     # -- stage durations, for the ETA -----------------------------------------------------------------------
 
     async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
-        # One key per bucket, read, changed and compare-and-set, so that workers finishing jobs of the same
-        # bucket at once do not drop each other's durations.
-        key = f"durations.{_key_part(bucket)}"
-        state = self._layout.state
-        for _ in range(10):
-            try:
-                entry = await retrying(lambda: state.get(key))
-                saved: dict[str, list[float]] = json.loads(entry.value or b"{}")
-                revision = entry.revision or 0
-            except KeyNotFoundError:
-                saved, revision = {}, 0
+        # One key per bucket, compare-and-set, so that workers finishing jobs of the same bucket at once do
+        # not drop each other's durations.
+        def with_durations(saved: dict[str, list[float]] | None) -> dict[str, list[float]]:
+            saved = saved or {}
             for stage, seconds in durations.items():
                 kept = saved.setdefault(stage, [])
                 kept.append(float(seconds))
                 del kept[:-DURATIONS_KEPT]
-            payload = json.dumps(saved, sort_keys=True).encode()
-            try:
-                await retrying(lambda p=payload, r=revision: state.update(key, p, last=r))  # type: ignore[misc]
-                return
-            except KeyWrongLastSequenceError:
-                continue
-        raise ConcurrentWriteError(f"stage durations of {bucket}: written concurrently too often")
+            return saved
+
+        key = f"durations.{_key_part(bucket)}"
+        if not await update_json_entry(self._layout.state, key, with_durations):
+            raise ConcurrentWriteError(f"stage durations of {bucket}: written concurrently too often")
 
     async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
-        state = self._layout.state
-        try:
-            entry = await retrying(lambda: state.get(f"durations.{_key_part(bucket)}"))
-        except KeyNotFoundError:
-            return {}
-        saved: dict[str, list[float]] = json.loads(entry.value or b"{}")
-        return saved
+        saved, _ = await read_json_entry(self._layout.state, f"durations.{_key_part(bucket)}")
+        return saved or {}
 
     async def delete_job(self, job_id: str) -> None:
         # Files and state first: if this dies half-way, the snapshot is still there and the next pass retries.

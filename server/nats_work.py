@@ -29,6 +29,7 @@ from reelcast.server.nats_layout import (
     WORK_STREAM,
     WORK_SUBJECT,
     NatsConnection,
+    read_json_entry,
     retrying,
     stream_messages,
 )
@@ -196,13 +197,8 @@ class NatsJobFiles:
         self._connection = connection
 
     async def _manifest(self, job_id: str) -> dict[str, list[int]]:
-        state = self._connection.layout.state
-        try:
-            entry = await retrying(lambda: state.get(f"files.{job_id}"))
-        except KeyNotFoundError:
-            return {}
-        manifest: dict[str, list[int]] = json.loads(entry.value or b"{}")
-        return manifest
+        manifest, _ = await read_json_entry(self._connection.layout.state, f"files.{job_id}")
+        return manifest or {}
 
     async def save(self, job_id: str, work_dir: Path) -> None:
         manifest = await self._manifest(job_id)
