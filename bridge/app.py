@@ -28,8 +28,8 @@ from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
 from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
 from reelcast.bridge.upstream import UpstreamHub
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2_grpc
-from reelcast.server import errors
 from reelcast.server.callcontext import accept_correlation_id, correlation_id_var
 from reelcast.server.config import auth_required_from_env
 

@@ -28,8 +28,8 @@ from grpc import aio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError, problem_response
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
 from reelcast.server.auth import AUTHORIZATION_HEADER
 
 SESSION_COOKIE = "reelcast_session"

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError
-from reelcast.server import errors
+from reelcast.jobs import errors
 from reelcast.server.callcontext import ANONYMOUS
 
 RETRY_AFTER_SECONDS = 5

@@ -22,9 +22,9 @@ import msgspec
 from grpc import aio
 from starlette.responses import Response
 
-from reelcast.server import errors
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ErrorCode
 from reelcast.server.callcontext import current_correlation_id
-from reelcast.server.errors import ErrorCode
 from reelcast.server.status import error_details, retry_after_seconds
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"

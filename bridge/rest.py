@@ -29,8 +29,8 @@ from reelcast.bridge.resources import (
     stage_resource,
 )
 from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server import errors
 
 _VIOLATION_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")

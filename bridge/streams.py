@@ -38,8 +38,8 @@ from reelcast.bridge.state import (
     is_job_id,
 )
 from reelcast.bridge.upstream import JobFeed, Subscription
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
 
 
 def resume_cursor(request: Request) -> str:

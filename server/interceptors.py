@@ -32,7 +32,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from reelcast.server import errors
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.server.auth import (
     AUTHORIZATION_HEADER,
     SESSION_HEADER,
@@ -49,7 +50,6 @@ from reelcast.server.callcontext import (
     caller_var,
     correlation_id_var,
 )
-from reelcast.server.errors import ReelcastError
 from reelcast.server.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_STARTED
 from reelcast.server.status import abort
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from grpc import aio
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server import errors
 from reelcast.server.auth import STREAM_TOKEN_HEADER, StreamTokens, principal_var
 from reelcast.server.auth_limits import StreamSlots, TokenBuckets, UserLocks
 from reelcast.server.callcontext import current_caller, current_correlation_id, current_is_admin, may_see
 from reelcast.server.config import Settings
-from reelcast.server.errors import ReelcastError
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.pagination import (
     DEFAULT_PAGE_SIZE,

@@ -11,8 +11,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
+from reelcast.jobs.errors import ErrorCode, ReelcastError
 from reelcast.server.callcontext import current_correlation_id
-from reelcast.server.errors import ErrorCode, ReelcastError
 from reelcast.server.validation import FieldViolation
 
 ERROR_DOMAIN = "reelcast.dev"

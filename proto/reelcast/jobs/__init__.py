@@ -1,0 +1,10 @@
+"""The contract kernel: what every room of reelcast shares about the JobService contract.
+
+The generated messages and stubs are in ``reelcast.jobs.v1``. Beside them, each module holds one piece of the
+contract that the server, the plugins, the bridge and the client would otherwise each write down:
+
+- ``errors``: the error catalogue (codes, messages, remediations) and the exception that carries a code.
+
+The kernel does no I/O and reads no environment; it imports protobuf, grpcio and grpcio-status, and nothing
+else of reelcast. This module imports none of its submodules, so that ``import reelcast.jobs.v1`` stays cheap.
+"""
