@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from reelcast.bridge.problems import ApiError, problem_response
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ErrorCode
-from reelcast.server.callcontext import accept_correlation_id
+from reelcast.jobs.metadata import accept_correlation_id
 
 # How long a refused connection keeps discarding what the client still sends before it closes.
 LINGER_SECONDS = 2.0

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError
 from reelcast.jobs import errors
-from reelcast.server.callcontext import ANONYMOUS
+from reelcast.jobs.metadata import ANONYMOUS
 
 RETRY_AFTER_SECONDS = 5
 

@@ -12,7 +12,6 @@ from reelcast.client.errors import (
     CallCancelledError,
     DeadlineExceededError,
     FailedPreconditionError,
-    FieldViolation,
     InternalError,
     InvalidArgumentError,
     NotFoundError,
@@ -28,6 +27,7 @@ from reelcast.client.retry import NO_RETRY, RetryPolicy
 from reelcast.client.spec import SpecFields, job_spec
 from reelcast.client.sync import Client
 from reelcast.client.watch import is_terminal
+from reelcast.jobs.violations import FieldViolation
 
 __all__ = [
     "NO_RETRY",

@@ -27,10 +27,10 @@ from google.protobuf import json_format
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import correlation_id_var
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost, await_me_maybe
 from reelcast.plugins.stage import OUTPUT_ARTIFACT, StageContext
-from reelcast.server.callcontext import correlation_id_var
 from reelcast.server.config import Settings
 from reelcast.server.eta import duration_bucket, expected_durations
 from reelcast.server.logs import job_context, stage_context
