@@ -26,7 +26,7 @@ from reelcast.client.errors import (
 from reelcast.client.retry import NO_RETRY, RetryPolicy
 from reelcast.client.spec import SpecFields, job_spec
 from reelcast.client.sync import Client
-from reelcast.client.watch import is_terminal
+from reelcast.jobs.terminal import is_terminal
 from reelcast.jobs.violations import FieldViolation
 
 __all__ = [

@@ -16,6 +16,7 @@ KERNEL_MODULES = (
     "reelcast.jobs.errors",
     "reelcast.jobs.metadata",
     "reelcast.jobs.status",
+    "reelcast.jobs.terminal",
     "reelcast.jobs.violations",
 )
 OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client")
