@@ -13,6 +13,7 @@ from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.metadata import STREAM_TOKEN_HEADER, current_correlation_id
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.validation import REQUEST_ID, validate_spec, with_defaults
 from reelcast.jobs.violations import FieldViolation
 from reelcast.server.abort import abort
 from reelcast.server.auth import StreamTokens, principal_var
@@ -30,7 +31,6 @@ from reelcast.server.pagination import (
 )
 from reelcast.server.runner import JobRunner
 from reelcast.server.store import JobStore, PageCursor
-from reelcast.server.validation import REQUEST_ID, validate_spec, with_defaults
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]

@@ -17,6 +17,7 @@ KERNEL_MODULES = (
     "reelcast.jobs.metadata",
     "reelcast.jobs.status",
     "reelcast.jobs.terminal",
+    "reelcast.jobs.validation",
     "reelcast.jobs.violations",
 )
 OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client")

@@ -22,8 +22,8 @@ from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.server.validation import PACING_RATE_FACTOR
 
 SCRIPT_FILE = "script.json"
 SUPPORTED_LANGUAGES = ("en",)

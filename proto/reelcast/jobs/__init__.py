@@ -8,6 +8,7 @@ contract that the server, the plugins, the bridge and the client would otherwise
 - ``violations``: ``FieldViolation``, one invalid field of a request.
 - ``metadata``: the header names a call carries, and the correlation-id rule.
 - ``terminal``: how a job ends (its terminal event kinds and statuses).
+- ``validation``: the checks of a ``JobSpec``, its documented defaults and limits, the narration estimate.
 
 The kernel does no I/O and reads no environment; it imports protobuf, grpcio and grpcio-status, and nothing
 else of reelcast. This module imports none of its submodules, so that ``import reelcast.jobs.v1`` stays cheap.
