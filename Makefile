@@ -61,21 +61,22 @@ buf-lint: node_modules/.bin/buf
 buf-breaking: node_modules/.bin/buf
 	if git rev-parse -q --verify HEAD~1 >/dev/null; then node_modules/.bin/buf breaking --against '.git#ref=HEAD~1'; fi
 
+# reelcast.jobs is the kernel's own directory (its generated v1/ inside it), so mypy checks the kernel's modules.
 mypy-tree:
-	mkdir -p $(MYPY_TREE)/jobs
+	mkdir -p $(MYPY_TREE)
+	test -L $(MYPY_TREE)/jobs || rm -rf $(MYPY_TREE)/jobs
 	ln -sfn $(CURDIR)/server $(MYPY_TREE)/server
 	ln -sfn $(CURDIR)/plugins $(MYPY_TREE)/plugins
 	ln -sfn $(CURDIR)/bridge $(MYPY_TREE)/bridge
 	ln -sfn $(CURDIR)/client $(MYPY_TREE)/client
-	ln -sfn $(CURDIR)/proto/reelcast/jobs/v1 $(MYPY_TREE)/jobs/v1
-	touch $(MYPY_TREE)/jobs/__init__.py
+	ln -sfn $(CURDIR)/proto/reelcast/jobs $(MYPY_TREE)/jobs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) mypy-tree
-	$(BIN)/mypy -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client
+	$(BIN)/mypy -p reelcast.jobs -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client
 	$(BIN)/mypy tests $(wildcard bench)
 
 ci: test lint typecheck proto-check buf-lint

@@ -19,9 +19,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-
-TERMINAL = {job_pb2.JOB_STATUS_SUCCEEDED, job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED}
+from reelcast.jobs.terminal import TERMINAL_STATUSES
+from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 
 
 def build_app(grpc_target: str, interval: float) -> Starlette:
@@ -42,7 +41,7 @@ def build_app(grpc_target: str, interval: float) -> Starlette:
                     payload = json.dumps(data, separators=(",", ":"))
                     yield f"event: step-progress\ndata: {payload}\n\n".encode()
                 previous = state
-                if job.status in TERMINAL:
+                if job.status in TERMINAL_STATUSES:
                     yield b"event: job-completed\ndata: {}\n\n"
                     return
                 await asyncio.sleep(interval)

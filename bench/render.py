@@ -27,10 +27,10 @@ from typing import Any
 import imageio_ffmpeg
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import with_defaults
 from reelcast.plugins import StageContext
 from reelcast.plugins.builtin import render, script, visuals, voice
 from reelcast.server.config import Settings
-from reelcast.server.validation import with_defaults
 
 
 def _spec(seconds: float, vfr: bool) -> job_pb2.JobSpec:

@@ -28,9 +28,9 @@ from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
 from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
 from reelcast.bridge.upstream import UpstreamHub
+from reelcast.jobs import errors
+from reelcast.jobs.metadata import CORRELATION_ID_HEADER, accept_correlation_id, correlation_id_var
 from reelcast.jobs.v1 import job_service_pb2_grpc
-from reelcast.server import errors
-from reelcast.server.callcontext import accept_correlation_id, correlation_id_var
 from reelcast.server.config import auth_required_from_env
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
+        raw = dict(scope["headers"]).get(CORRELATION_ID_HEADER.encode(), b"").decode("latin-1")
         correlation_id = accept_correlation_id(raw)
         token = correlation_id_var.set(correlation_id)
         started = False
@@ -76,7 +76,7 @@ class CorrelationIdMiddleware:
                 started = True
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"x-correlation-id", correlation_id.encode()),
+                    (CORRELATION_ID_HEADER.encode(), correlation_id.encode()),
                     *SECURITY_HEADERS,
                 ]
             await send(message)

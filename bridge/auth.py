@@ -28,9 +28,9 @@ from grpc import aio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError, problem_response
+from reelcast.jobs import errors
+from reelcast.jobs.metadata import AUTHORIZATION_HEADER
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
-from reelcast.server.auth import AUTHORIZATION_HEADER
 
 SESSION_COOKIE = "reelcast_session"
 # How a stream token travels as a credential (the server checks its signature and expiry; the bridge cannot).
@@ -116,7 +116,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+        authorization = headers.get(AUTHORIZATION_HEADER.encode(), b"").decode("latin-1").strip()
         credential = ""
         via_cookie = False
         if authorization:

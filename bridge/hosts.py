@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError, problem_response
-from reelcast.server import errors
+from reelcast.jobs import errors
 
 LOCALHOST_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 WILDCARD_LISTEN = frozenset({"", "0.0.0.0", "::"})

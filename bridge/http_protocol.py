@@ -27,9 +27,9 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from reelcast.bridge.problems import ApiError, problem_response
-from reelcast.server import errors
-from reelcast.server.callcontext import accept_correlation_id
-from reelcast.server.errors import ErrorCode
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ErrorCode
+from reelcast.jobs.metadata import accept_correlation_id
 
 # How long a refused connection keeps discarding what the client still sends before it closes.
 LINGER_SECONDS = 2.0

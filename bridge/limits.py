@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.problems import ApiError
-from reelcast.server import errors
-from reelcast.server.callcontext import ANONYMOUS
+from reelcast.jobs import errors
+from reelcast.jobs.metadata import ANONYMOUS
 
 RETRY_AFTER_SECONDS = 5
 

@@ -32,10 +32,9 @@ from reelcast.bridge.auth import (
 )
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.state import bridge_state, checked_job_id, grpc_metadata
+from reelcast.jobs import errors
+from reelcast.jobs.metadata import ANONYMOUS, SESSION_HEADER, STREAM_TOKEN_HEADER, USER_HEADER
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
-from reelcast.server.auth import SESSION_HEADER, STREAM_TOKEN_HEADER, USER_HEADER
-from reelcast.server.callcontext import ANONYMOUS
 
 # Where the login URL lands once the cookie is set: the web page.
 LOGIN_REDIRECT = "/"

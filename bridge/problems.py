@@ -19,13 +19,13 @@ from typing import Annotated
 
 import grpc
 import msgspec
-from grpc import aio
 from starlette.responses import Response
 
-from reelcast.server import errors
-from reelcast.server.callcontext import current_correlation_id
-from reelcast.server.errors import ErrorCode
-from reelcast.server.status import error_details, retry_after_seconds
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ErrorCode
+from reelcast.jobs.metadata import current_correlation_id
+from reelcast.jobs.status import decode_rpc_error
+from reelcast.jobs.violations import FieldViolation
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://reelcast.dev/errors/"
@@ -47,13 +47,6 @@ _FIELD_RENAMES = {
 }
 
 
-class Violation(msgspec.Struct, frozen=True):
-    """One invalid field, named by its path in the request body."""
-
-    field: str
-    description: str
-
-
 class Problem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     """The error body (published as the document's ``Problem`` schema)."""
 
@@ -64,7 +57,7 @@ class Problem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     error_code: Annotated[str, msgspec.Meta(description="Catalogue code, see docs/errors.md")]
     correlation_id: str
     remediation: str
-    violations: list[Violation] | msgspec.UnsetType = msgspec.UNSET
+    violations: list[FieldViolation] | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(eq=False)
@@ -73,7 +66,7 @@ class ApiError(Exception):
 
     error: ErrorCode
     detail: str = ""
-    violations: Sequence[Violation] = field(default_factory=tuple)
+    violations: Sequence[FieldViolation] = field(default_factory=tuple)
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,23 +83,20 @@ def rest_field_name(proto_path: str) -> str:
 
 def problem_from_rpc_error(rpc_error: grpc.RpcError) -> ApiError:
     """The catalogue entry named by the error's ErrorInfo reason, with the server's sanitized message."""
-    code, _remediation, violations = error_details(rpc_error)
-    entry = errors.CATALOGUE.get(code)
-    is_call = isinstance(rpc_error, aio.AioRpcError)
-    status = rpc_error.code() if is_call else grpc.StatusCode.UNKNOWN
+    details = decode_rpc_error(rpc_error)
+    entry = errors.CATALOGUE.get(details.code)
     if entry is None:
-        entry = _STATUS_FALLBACK.get(status, errors.INTERNAL)
+        entry = _STATUS_FALLBACK.get(details.status, errors.INTERNAL)
         detail = entry.message
     else:
-        message = rpc_error.details() if is_call else ""
-        detail = (message or "").removeprefix(f"{code}: ") or entry.message
+        detail = details.message or entry.message
     headers: dict[str, str] = {}
     if entry is errors.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="reelcast"'
-    retry_after = retry_after_seconds(rpc_error)
-    if retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return ApiError(entry, detail, [Violation(rest_field_name(f), d) for f, d in violations], headers)
+    if details.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(details.retry_after)))
+    violations = [FieldViolation(rest_field_name(v.field), v.description) for v in details.field_violations]
+    return ApiError(entry, detail, violations, headers)
 
 
 def problem_response(problem: ApiError, correlation_id: str | None = None) -> Response:

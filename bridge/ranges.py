@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import grpc
 
 from reelcast.bridge.problems import ApiError
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub

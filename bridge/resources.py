@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from google.protobuf import timestamp_pb2
 
+from reelcast.jobs import validation
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server import validation
 
 JOB_STATUS_WORDS = {
     job_pb2.JOB_STATUS_UNSPECIFIED: "Queued",

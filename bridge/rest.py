@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from reelcast.bridge.problems import ApiError, Violation
+from reelcast.bridge.problems import ApiError
 from reelcast.bridge.ranges import open_artifact, parse_range
 from reelcast.bridge.resources import (
     JOB_STATUS_FILTERS,
@@ -29,8 +29,9 @@ from reelcast.bridge.resources import (
     stage_resource,
 )
 from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server import errors
+from reelcast.jobs.violations import FieldViolation
 
 _VIOLATION_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
@@ -86,7 +87,7 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _body_violation(error: msgspec.ValidationError) -> Violation:
+def _body_violation(error: msgspec.ValidationError) -> FieldViolation:
     """msgspec's ``Expected `int`, got `str` - at `$.render.width``` as a field violation."""
     match = _VIOLATION_PATH.match(str(error))
     what = match.group("what") if match else str(error)
@@ -94,7 +95,7 @@ def _body_violation(error: msgspec.ValidationError) -> Violation:
     missing = _MISSING_FIELD.search(what)
     if missing:
         path = f"{path}.{missing.group(1)}"
-    return Violation(path.lstrip(".") or "(body)", what)
+    return FieldViolation(path.lstrip(".") or "(body)", what)
 
 
 async def create_job(request: Request) -> Response:
@@ -134,7 +135,7 @@ async def list_jobs(request: Request) -> Response:
         raise ApiError(
             errors.INVALID_REQUEST,
             "pageSize must be a whole number from 0 to 1000.",
-            [Violation("pageSize", "must be a whole number from 0 to 1000")],
+            [FieldViolation("pageSize", "must be a whole number from 0 to 1000")],
         )
     statuses: list[job_pb2.JobStatus.ValueType] = []
     for word in filter(None, params.get("status", "").split(",")):
@@ -142,7 +143,7 @@ async def list_jobs(request: Request) -> Response:
             raise ApiError(
                 errors.INVALID_REQUEST,
                 f"Unknown status '{word[:40]}'.",
-                [Violation("status", f"must be one of {', '.join(JOB_STATUS_FILTERS)}")],
+                [FieldViolation("status", f"must be one of {', '.join(JOB_STATUS_FILTERS)}")],
             )
         statuses.extend(JOB_STATUS_FILTERS[word])
     reply = await state.jobs.ListJobs(

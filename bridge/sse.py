@@ -29,6 +29,7 @@ from reelcast.bridge.resources import (
     output_json,
     timestamp,
 )
+from reelcast.jobs.terminal import TERMINAL_KINDS, is_terminal
 from reelcast.jobs.v1 import job_pb2
 
 EVENT_NAMES = {
@@ -39,11 +40,6 @@ EVENT_NAMES = {
     job_pb2.EVENT_KIND_JOB_FAILED: "job-failed",
     job_pb2.EVENT_KIND_RESYNC: "resync",
 }
-TERMINAL_KINDS = frozenset({job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED})
-
-
-def is_terminal(progress: job_pb2.JobProgress) -> bool:
-    return progress.kind in TERMINAL_KINDS
 
 
 def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:

@@ -15,9 +15,14 @@ from reelcast.bridge.auth import credential_var
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.upstream import UpstreamHub
-from reelcast.server import errors
-from reelcast.server.auth import AUTHORIZATION_HEADER, USER_HEADER
-from reelcast.server.callcontext import ANONYMOUS, CORRELATION_ID_HEADER, current_correlation_id
+from reelcast.jobs import errors
+from reelcast.jobs.metadata import (
+    ANONYMOUS,
+    AUTHORIZATION_HEADER,
+    CORRELATION_ID_HEADER,
+    USER_HEADER,
+    current_correlation_id,
+)
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub

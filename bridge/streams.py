@@ -21,7 +21,7 @@ from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.eventstream import EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
-from reelcast.bridge.problems import ApiError, Violation
+from reelcast.bridge.problems import ApiError
 from reelcast.bridge.rest import fetch_job_and_caller
 from reelcast.bridge.sse import (
     InvalidEventIdError,
@@ -38,8 +38,9 @@ from reelcast.bridge.state import (
     is_job_id,
 )
 from reelcast.bridge.upstream import JobFeed, Subscription
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import errors
+from reelcast.jobs.violations import FieldViolation
 
 
 def resume_cursor(request: Request) -> str:
@@ -116,7 +117,7 @@ async def job_events(request: Request) -> Response:
         raise ApiError(
             errors.INVALID_EVENT_ID,
             "Last-Event-ID must be the decimal id of an event of this stream.",
-            [Violation("Last-Event-ID", "must be a whole number")],
+            [FieldViolation("Last-Event-ID", "must be a whole number")],
         ) from None
     # 404 (or 401, or any error) before the stream starts. The feed is the caller's own: it watches with the
     # caller's credential, so what it replays is exactly what WatchJob lets this caller see.
@@ -139,7 +140,7 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[st
         raise ApiError(
             errors.INVALID_REQUEST,
             f"jobs must list 1 to {limit} job ids.",
-            [Violation("jobs", f"must list 1 to {limit} comma-separated job ids")],
+            [FieldViolation("jobs", f"must list 1 to {limit} comma-separated job ids")],
         )
     user = ""
     for job_id in job_ids:
@@ -157,7 +158,7 @@ async def events(request: Request) -> Response:
         raise ApiError(
             errors.INVALID_EVENT_ID,
             "Last-Event-ID must be an id of this stream.",
-            [Violation("Last-Event-ID", "is not a cursor issued by /api/events")],
+            [FieldViolation("Last-Event-ID", "is not a cursor issued by /api/events")],
         ) from None
     job_ids, user = await _stream_job_ids(request, state)
     # Only the jobs this caller may see stay in the cursor: a cursor can never name, or carry forward, a job

@@ -13,7 +13,6 @@ from reelcast.client.errors import (
     CallCancelledError,
     DeadlineExceededError,
     FailedPreconditionError,
-    FieldViolation,
     InternalError,
     InvalidArgumentError,
     NotFoundError,
@@ -28,7 +27,8 @@ from reelcast.client.errors import (
 from reelcast.client.retry import NO_RETRY, RetryPolicy
 from reelcast.client.spec import SpecFields, job_spec
 from reelcast.client.sync import Client
-from reelcast.client.watch import is_terminal
+from reelcast.jobs.terminal import is_terminal
+from reelcast.jobs.violations import FieldViolation
 
 __all__ = [
     "NO_RETRY",

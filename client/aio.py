@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Unpack
 import grpc
 from grpc import aio
 
-from reelcast.client.connection import ClientBase, new_correlation_id
+from reelcast.client.connection import ClientBase
 from reelcast.client.errors import CallCancelledError, ReelcastError, from_rpc_error
 from reelcast.client.retry import RetryPolicy
 from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
 from reelcast.client.watch import WatchState
+from reelcast.jobs.metadata import new_correlation_id
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 if TYPE_CHECKING:

@@ -10,8 +10,6 @@ used over plain loopback connections.
 from __future__ import annotations
 
 import os
-import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as distribution
@@ -21,15 +19,18 @@ from typing import Any, Self
 import grpc
 
 from reelcast.client.retry import RetryPolicy
+from reelcast.jobs.metadata import (
+    AUTHORIZATION_HEADER,
+    CORRELATION_ID_HEADER,
+    CORRELATION_ID_PATTERN,
+    is_well_formed_correlation_id,
+    new_correlation_id,
+)
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
 TARGET_ENV = "REELCAST_TARGET"
 API_KEY_ENV = "REELCAST_API_KEY"
-AUTHORIZATION_HEADER = "authorization"
-CORRELATION_ID_HEADER = "x-correlation-id"
-# The server's own rule (server/callcontext.py): it replaces anything else with an id of its own.
-_WELL_FORMED_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -41,15 +42,11 @@ def _version() -> str:
         return "0"
 
 
-def new_correlation_id() -> str:
-    return uuid.uuid4().hex
-
-
 def checked_correlation_id(correlation_id: str) -> str:
-    """``correlation_id`` if the server will keep it; ValueError otherwise, rather than letting the server
-    silently trace the call under another id."""
-    if not _WELL_FORMED_CORRELATION_ID.match(correlation_id):
-        raise ValueError(f"correlation id {correlation_id!r} must match ^[A-Za-z0-9._-]{{1,64}}$")
+    """``correlation_id`` if the server will keep it (the kernel's rule, reelcast.jobs.metadata); ValueError
+    otherwise, rather than letting the server silently trace the call under another id."""
+    if not is_well_formed_correlation_id(correlation_id):
+        raise ValueError(f"correlation id {correlation_id!r} must match {CORRELATION_ID_PATTERN.pattern}")
     return correlation_id
 
 

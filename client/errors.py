@@ -1,33 +1,22 @@
 """Typed errors of the client: every failed call raises a :class:`ReelcastError` (a subclass per gRPC status).
 
 The server puts a ``google.rpc.Status`` in the ``grpc-status-details-bin`` trailer of every error it raises
-itself (server/status.py): a ``google.rpc.ErrorInfo`` whose ``reason`` is the catalogue code (docs/errors.md)
-and whose metadata holds ``remediation`` and ``correlationId``, a ``google.rpc.BadRequest`` with field
-violations for invalid input, and a ``google.rpc.RetryInfo`` when the call was rate limited. Errors that never
-reached the service (connection refused, a proxy cutting the stream) have no details: their ``code`` is empty
-and the correlation id is the one the client sent.
+itself, read back by the kernel's status codec (reelcast.jobs.status): a ``google.rpc.ErrorInfo`` whose
+``reason`` is the catalogue code (docs/errors.md) and whose metadata holds ``remediation`` and
+``correlationId``, a ``google.rpc.BadRequest`` with field violations for invalid input, and a
+``google.rpc.RetryInfo`` when the call was rate limited. Errors that never reached the service (connection
+refused, a proxy cutting the stream) have no details: their ``code`` is empty and the correlation id is the
+one the client sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 
-ERROR_DOMAIN = "reelcast.dev"
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_CORRELATION_ID_KEY = "x-correlation-id"
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    """One invalid field of a request, as ``google.rpc.BadRequest`` names it (``spec.brief.topic``)."""
-
-    field: str
-    description: str
+from reelcast.jobs.status import decode_rpc_error
+from reelcast.jobs.violations import FieldViolation
 
 
 class ReelcastError(Exception):
@@ -133,68 +122,16 @@ def error_class(status: grpc.StatusCode) -> type[ReelcastError]:
     return _BY_STATUS.get(status, ReelcastError)
 
 
-def _metadata_value(metadata: Any, key: str) -> str | bytes | None:
-    for item in metadata or ():
-        if item[0] == key:
-            value: str | bytes = item[1]
-            return value
-    return None
-
-
-def _call_metadata(error: grpc.RpcError, name: str) -> Any:
-    getter = getattr(error, name, None)
-    if getter is None:
-        return ()
-    try:
-        return getter()
-    except Exception:  # a call object that failed before any metadata arrived
-        return ()
-
-
 def from_rpc_error(error: grpc.RpcError, correlation_id: str = "") -> ReelcastError:
     """The typed error of a failed call (grpc or grpc.aio); ``correlation_id`` is the one the call sent, used
     when the server's answer carries none (it never reached the service)."""
-    status_getter = getattr(error, "code", None)
-    status = status_getter() if callable(status_getter) else grpc.StatusCode.UNKNOWN
-    if not isinstance(status, grpc.StatusCode):
-        status = grpc.StatusCode.UNKNOWN
-    details_getter = getattr(error, "details", None)
-    message = (details_getter() if callable(details_getter) else str(error)) or ""
-    code = remediation = ""
-    violations: list[FieldViolation] = []
-    retry_after: float | None = None
-    echoed = _metadata_value(_call_metadata(error, "initial_metadata"), _CORRELATION_ID_KEY)
-    if echoed:
-        correlation_id = echoed if isinstance(echoed, str) else echoed.decode("utf-8", "replace")
-    packed = _metadata_value(_call_metadata(error, "trailing_metadata"), _STATUS_DETAILS_KEY)
-    if isinstance(packed, bytes):
-        rich = status_pb2.Status.FromString(packed)
-        for detail in rich.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                code = info.reason
-                remediation = info.metadata.get("remediation", "")
-                correlation_id = info.metadata.get("correlationId", "") or correlation_id
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(bad_request)
-                violations.extend(
-                    FieldViolation(v.field, v.description) for v in bad_request.field_violations
-                )
-            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                retry = error_details_pb2.RetryInfo()
-                detail.Unpack(retry)
-                retry_after = retry.retry_delay.ToMilliseconds() / 1000
-    # The server prefixes its messages with the code ("E003-JOB_NOT_FOUND: No such job."); keep the text.
-    if code and message.startswith(f"{code}: "):
-        message = message[len(code) + 2 :]
-    return error_class(status)(
-        status,
-        message,
-        code=code,
-        remediation=remediation,
-        correlation_id=correlation_id,
-        field_violations=violations,
-        retry_after=retry_after,
+    details = decode_rpc_error(error)
+    return error_class(details.status)(
+        details.status,
+        details.message,
+        code=details.code,
+        remediation=details.remediation,
+        correlation_id=details.correlation_id or correlation_id,
+        field_violations=details.field_violations,
+        retry_after=details.retry_after,
     )

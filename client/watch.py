@@ -17,14 +17,8 @@ import grpc
 
 from reelcast.client.errors import ReelcastError, UnavailableError
 from reelcast.client.retry import RetryPolicy, is_resumable
+from reelcast.jobs.terminal import is_terminal
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-
-TERMINAL_KINDS = frozenset({job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED})
-
-
-def is_terminal(event: job_pb2.JobProgress) -> bool:
-    """Whether ``event`` is a job's last (``EVENT_KIND_JOB_COMPLETED`` or ``EVENT_KIND_JOB_FAILED``)."""
-    return event.kind in TERMINAL_KINDS
 
 
 class WatchState:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pluggy
 
+from reelcast.jobs.errors import CATALOGUE, ErrorCode, ReelcastError
 from reelcast.plugins.process import ProcessResult
 from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, Stage, StageContext
-from reelcast.server.errors import CATALOGUE, ErrorCode, ReelcastError
 
 hookimpl = pluggy.HookimplMarker("reelcast")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reelcast.jobs.errors import CANCELLED, ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.process import ProcessResult, run_process
 from reelcast.server.config import Settings
-from reelcast.server.errors import CANCELLED, ReelcastError
 
 # A stage's artifacts: JSON-serialisable values, usually paths relative to the work dir. They are recorded
 # as the stage's checkpoint when it completes, and later stages read them from ``StageContext.artifacts``.

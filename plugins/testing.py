@@ -30,14 +30,13 @@ from typing import Any
 import grpc
 import pytest
 
+from reelcast.jobs.terminal import TERMINAL_KINDS
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.validation import validate_spec, with_defaults
 from reelcast.plugins.host import PluginHost, await_me_maybe
 from reelcast.plugins.stage import Stage, StageContext
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
-from reelcast.server.validation import validate_spec, with_defaults
-
-TERMINAL_KINDS = (job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED)
 
 
 def _test_settings(data_dir: Path, **overrides: Any) -> Settings:

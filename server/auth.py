@@ -30,16 +30,7 @@ from pathlib import Path
 
 from reelcast.server.keys import ApiKey, ApiKeys, Session
 
-AUTHORIZATION_HEADER = "authorization"
-# GetJob with this metadata set to "request" answers with a stream token for the job in trailing metadata.
-STREAM_TOKEN_HEADER = "x-reelcast-stream-token"
-# Sent in initial metadata of every authenticated call: the caller's own user name (the bridge counts
-# connections per user with it).
-USER_HEADER = "x-reelcast-user"
 TOKEN_METHODS = frozenset({"GetJob", "WatchJob", "ReadJobArtifact"})
-# "open" on a call made with an API key: the initial metadata carries a new session token under this name;
-# "close" on a call made with a session ends that session.
-SESSION_HEADER = "x-reelcast-session"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reelcast.server import errors
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.server.auth import load_or_create_secret
 from reelcast.server.config import Settings, prepare_data_dir
-from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys, KeyStore
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.store import JobStore, SqliteJobStore

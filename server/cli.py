@@ -27,11 +27,11 @@ from rich.markup import escape
 
 from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer, dialable_host
 from reelcast.server.backends import NatsUnreachableError
 from reelcast.server.config import Settings, use_private_umask
-from reelcast.server.errors import ReelcastError
 from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
 

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server.validation import DEFAULT_DURATION_SECONDS, estimated_narration_seconds
+from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS, estimated_narration_seconds
 
 _ENDED = frozenset(
     {

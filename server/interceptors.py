@@ -32,26 +32,20 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from reelcast.server import errors
-from reelcast.server.auth import (
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import (
     AUTHORIZATION_HEADER,
-    SESSION_HEADER,
-    TOKEN_METHODS,
-    USER_HEADER,
-    Authenticator,
-    Principal,
-    principal_var,
-)
-from reelcast.server.callcontext import (
     CORRELATION_ID_HEADER,
+    SESSION_HEADER,
+    USER_HEADER,
     accept_correlation_id,
-    admin_var,
-    caller_var,
     correlation_id_var,
 )
-from reelcast.server.errors import ReelcastError
+from reelcast.server.abort import abort
+from reelcast.server.auth import TOKEN_METHODS, Authenticator, Principal, principal_var
+from reelcast.server.callcontext import admin_var, caller_var
 from reelcast.server.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_STARTED
-from reelcast.server.status import abort
 
 log = logging.getLogger(__name__)
 

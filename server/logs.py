@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from reelcast.server.callcontext import correlation_id_var
+from reelcast.jobs.metadata import correlation_id_var
 
 LOG_FORMATS = ("json", "human")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

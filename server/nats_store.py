@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
+from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.nats_layout import (
     EVENTS_STREAM,
@@ -41,7 +42,6 @@ from reelcast.server.nats_layout import (
 )
 from reelcast.server.store import (
     DURATIONS_KEPT,
-    TERMINAL_STATUSES,
     ConcurrentWriteError,
     DuplicateRequestError,
     PageCursor,

@@ -14,11 +14,12 @@ from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.eta import remaining_seconds
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
-from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, JobStore
+from reelcast.server.store import ConcurrentWriteError, JobStore
 
 log = logging.getLogger(__name__)
 

@@ -25,20 +25,21 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import correlation_id_var
+from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost, await_me_maybe
 from reelcast.plugins.stage import OUTPUT_ARTIFACT, StageContext
-from reelcast.server import errors
-from reelcast.server.callcontext import correlation_id_var
 from reelcast.server.config import Settings
-from reelcast.server.errors import ReelcastError
 from reelcast.server.eta import duration_bucket, expected_durations
 from reelcast.server.logs import job_context, stage_context
 from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.progress import ProgressModel
 from reelcast.server.recorder import JobRecorder, find_step, now_timestamp
-from reelcast.server.store import TERMINAL_STATUSES, ConcurrentWriteError, DuplicateRequestError, JobStore
+from reelcast.server.store import ConcurrentWriteError, DuplicateRequestError, JobStore
 from reelcast.server.work_queue import (
     CancelBus,
     Claim,

@@ -8,13 +8,18 @@ from typing import Any
 
 from grpc import aio
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import STREAM_TOKEN_HEADER, current_correlation_id
+from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server import errors
-from reelcast.server.auth import STREAM_TOKEN_HEADER, StreamTokens, principal_var
+from reelcast.jobs.validation import REQUEST_ID, validate_spec, with_defaults
+from reelcast.jobs.violations import FieldViolation
+from reelcast.server.abort import abort
+from reelcast.server.auth import StreamTokens, principal_var
 from reelcast.server.auth_limits import StreamSlots, TokenBuckets, UserLocks
-from reelcast.server.callcontext import current_caller, current_correlation_id, current_is_admin, may_see
+from reelcast.server.callcontext import current_caller, current_is_admin, may_see
 from reelcast.server.config import Settings
-from reelcast.server.errors import ReelcastError
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -25,9 +30,7 @@ from reelcast.server.pagination import (
     filter_fingerprint,
 )
 from reelcast.server.runner import JobRunner
-from reelcast.server.status import abort
-from reelcast.server.store import TERMINAL_STATUSES, JobStore, PageCursor
-from reelcast.server.validation import REQUEST_ID, FieldViolation, validate_spec, with_defaults
+from reelcast.server.store import JobStore, PageCursor
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]

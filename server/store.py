@@ -27,10 +27,6 @@ T = TypeVar("T")
 # How many durations the store keeps per bucket and stage for the ETA (server/eta.py reads their median).
 DURATIONS_KEPT = 20
 
-TERMINAL_STATUSES = frozenset(
-    {job_pb2.JOB_STATUS_SUCCEEDED, job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED}
-)
-
 
 class ConcurrentWriteError(RuntimeError):
     """Another writer appended to the job's log first (its last sequence is not the expected one)."""

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from reelcast.jobs.terminal import is_terminal
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.notifier import EventNotifier
 from reelcast.server.store import JobStore
 
-TERMINAL_KINDS = frozenset({job_pb2.EVENT_KIND_JOB_COMPLETED, job_pb2.EVENT_KIND_JOB_FAILED})
 BATCH_SIZE = 256
 # A safety net only: notifications are the normal wake-up, this bounds the cost of one ever being lost.
 RECHECK_SECONDS = 5.0
-
-
-def is_terminal(event: job_pb2.JobProgress) -> bool:
-    return event.kind in TERMINAL_KINDS
 
 
 async def follow_job_events(

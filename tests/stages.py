@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from reelcast.jobs import errors
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.server import errors
 
 # The built-in pipeline's names and weights, so that tests of the runner see the seed's boundaries.
 BUILTIN_SHAPE = (

@@ -12,7 +12,7 @@ from reelcast.server.config import Settings
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
-from reelcast.server.validation import (
+from reelcast.jobs.validation import (
     MAX_DURATION_SECONDS,
     MAX_NARRATION_SECONDS,
     estimated_narration_seconds,

@@ -14,9 +14,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import with_defaults
 from reelcast.plugins.builtin.captions import parse_srt
 from reelcast.server.config import Settings
-from reelcast.server.validation import with_defaults
 from tests.media import (
     JobRun,
     audio_rms,

@@ -13,13 +13,13 @@ import pytest
 from PIL import ImageChops
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import with_defaults
 from reelcast.plugins import ReelcastError, StageContext
 from reelcast.plugins.builtin import espeak, script, visuals, voice
 from reelcast.plugins.builtin.captions import build_cues, parse_srt, to_srt
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader
 from reelcast.plugins.host import PluginHost
 from reelcast.server.config import Settings
-from reelcast.server.validation import with_defaults
 from tests.media import wav_seconds
 
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import with_defaults
 from reelcast.plugins.builtin.captions import parse_srt
 from reelcast.server.config import Settings
-from reelcast.server.validation import with_defaults
 from tests.media import audio_rms, decode_exit_code, probe, run_job, wav_seconds
 
 HOSTILE = (

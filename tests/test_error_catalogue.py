@@ -1,17 +1,17 @@
-"""docs/errors.md is the catalogue in server/errors.py, rendered; the two never drift apart."""
+"""docs/errors.md is the catalogue of reelcast.jobs.errors, rendered; the two never drift apart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from reelcast.server.errors import CATALOGUE, render_markdown
+from reelcast.jobs.errors import CATALOGUE, render_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
 
 def test_docs_errors_md_equals_the_generated_catalogue() -> None:
     assert DOCS.read_text(encoding="utf-8") == render_markdown(), (
-        "docs/errors.md is stale: run `python -m reelcast.server.errors > docs/errors.md`"
+        "docs/errors.md is stale: run `python -m reelcast.jobs.errors > docs/errors.md`"
     )
 
 
@@ -30,7 +30,7 @@ def test_builtin_stages_raise_only_catalogued_codes() -> None:
     import re
 
     sources = Path(__file__).resolve().parents[1] / "plugins" / "builtin"
-    from reelcast.server import errors
+    from reelcast.jobs import errors
 
     for source in sources.glob("*.py"):
         for name in re.findall(r"errors\.([A-Z_]+)", source.read_text(encoding="utf-8")):

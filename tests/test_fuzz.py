@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from reelcast.bridge.sse import EVENT_NAMES, job_event
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.validation import validate_spec, with_defaults
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
-from reelcast.server.validation import validate_spec, with_defaults
 
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 ANY_TEXT = st.text(max_size=700)

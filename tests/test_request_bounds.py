@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import pytest
 from grpc import StatusCode, aio
 
+from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server.status import error_details
+from reelcast.jobs.violations import FieldViolation
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
@@ -31,10 +32,10 @@ async def test_list_jobs_with_300000_statuses_is_invalid_argument_without_a_trac
         await stub.ListJobs(request)
 
     assert raised.value.code() == StatusCode.INVALID_ARGUMENT
-    code, _remediation, violations = error_details(raised.value)
-    assert code == "E002-INVALID_REQUEST"
-    assert [field for field, _ in violations] == ["statuses"]
-    assert "at most" in violations[0][1]
+    details = decode_rpc_error(raised.value)
+    assert details.code == "E002-INVALID_REQUEST"
+    assert [violation.field for violation in details.field_violations] == ["statuses"]
+    assert "at most" in details.field_violations[0].description
     assert logged_problems(caplog) == []
 
 
@@ -48,7 +49,9 @@ async def test_a_status_filter_of_64_entries_is_accepted_and_65_refused(
         await stub.ListJobs(job_service_pb2.ListJobsRequest(statuses=[*statuses, job_pb2.JOB_STATUS_QUEUED]))
 
     assert raised.value.code() == StatusCode.INVALID_ARGUMENT
-    assert error_details(raised.value)[2] == [("statuses", "must list at most 64 statuses")]
+    assert decode_rpc_error(raised.value).field_violations == (
+        FieldViolation("statuses", "must list at most 64 statuses"),
+    )
 
 
 async def test_list_jobs_counts_a_repeated_status_once(server: ReelcastServer, stub: Stub) -> None:
@@ -76,8 +79,8 @@ async def test_an_oversized_page_token_is_invalid_argument(server: ReelcastServe
         await stub.ListJobs(job_service_pb2.ListJobsRequest(page_token="A" * 500_000))
 
     assert raised.value.code() == StatusCode.INVALID_ARGUMENT
-    _code, _remediation, violations = error_details(raised.value)
-    assert [field for field, _ in violations] == ["page_token"]
+    violations = decode_rpc_error(raised.value).field_violations
+    assert [violation.field for violation in violations] == ["page_token"]
 
 
 @pytest.mark.parametrize("job_id", ["a" * 500_000, "../etc/passwd", "job id with spaces"])
@@ -126,6 +129,6 @@ async def test_a_request_that_does_not_parse_is_invalid_argument_without_a_trace
 
     for error in (unary.value, streamed.value):
         assert error.code() == StatusCode.INVALID_ARGUMENT
-        assert error_details(error)[0] == "E002-INVALID_REQUEST"
+        assert decode_rpc_error(error).code == "E002-INVALID_REQUEST"
         assert "Traceback" not in (error.details() or "")
     assert logged_problems(caplog) == []

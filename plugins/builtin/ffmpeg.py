@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.plugins.process import ProcessResult, run_process
 from reelcast.plugins.stage import StageContext
-from reelcast.server import errors
 from reelcast.server.config import Settings
-from reelcast.server.errors import ReelcastError
 
 STDERR_SNIPPET_BYTES = 16 * 1024
 SEPARATOR = "-" * 80

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from reelcast.jobs import errors
 from reelcast.plugins import OUTPUT_ARTIFACT, ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin.ffmpeg import ProgressReader, ffmpeg_executable, parse_duration, run_ffmpeg
 from reelcast.plugins.builtin.voice import load_narration
-from reelcast.server import errors
 
 THUMBNAIL_FILE = "thumbnail.jpg"
 _SNIPPET_CHARS = 16 * 1024

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin.captions import Cue, to_srt
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
-from reelcast.server import errors
 
 VIDEO_FILE = "video.mp4"
 PARTIAL_VIDEO_FILE = "video.mp4.part"

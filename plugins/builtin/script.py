@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.server import errors
-from reelcast.server.validation import PACING_RATE_FACTOR
 
 SCRIPT_FILE = "script.json"
 SUPPORTED_LANGUAGES = ("en",)

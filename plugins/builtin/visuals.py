@@ -21,13 +21,13 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin.captions import Cue, build_cues
 from reelcast.plugins.builtin.script import ScriptScene, load_scenes
 from reelcast.plugins.builtin.text import bundled_face, draw_line, line_width, paragraph_level, truetype
 from reelcast.plugins.builtin.voice import load_narration
-from reelcast.server import errors
 
 VISUALS_FILE = "visuals.json"
 Color = tuple[int, int, int]

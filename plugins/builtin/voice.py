@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reelcast.jobs import errors
+from reelcast.jobs.validation import MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.builtin import espeak
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
-from reelcast.server import errors
-from reelcast.server.validation import MAX_NARRATION_SECONDS
 
 VOICE_FILE = "voice.json"
 NARRATION_WAV = "voice/narration.wav"

@@ -12,7 +12,7 @@ from grpc import StatusCode, aio
 from grpc_status import rpc_status
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server.validation import estimated_narration_seconds, with_defaults
+from reelcast.jobs.validation import estimated_narration_seconds, with_defaults
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from reelcast.bridge.app import ROUTES
-from reelcast.server import errors
+from reelcast.jobs import errors
 from reelcast.server.app import ReelcastServer
 from tests.bridge.conftest import BigOutputPlugin, create_job, read_sse
 from tests.stages import PipelinePlugin

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from grpc import aio
 
+from reelcast.jobs.metadata import STREAM_TOKEN_HEADER
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.auth import STREAM_TOKEN_HEADER
 from tests.nats.natsproc import NatsServer, free_port
 from tests.nats.processes import ReelcastProcess, server
 from tests.processes import ALL_BUILTINS

@@ -16,11 +16,11 @@ from grpc import aio
 
 from reelcast.bridge.app import create_app
 from reelcast.bridge.server import serve_app
+from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
-from reelcast.server.status import error_details
 from tests.stages import PipelinePlugin
 
 if TYPE_CHECKING:
@@ -138,4 +138,4 @@ async def secured(start_secured: SecuredFactory) -> Secured:
 def rpc_code(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """(gRPC status, catalogue code) of a failed call."""
     assert isinstance(error, aio.AioRpcError), error
-    return error.code(), error_details(error)[0]
+    return error.code(), decode_rpc_error(error).code

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from grpc import aio
 
+from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.status import retry_after_seconds
 from tests.security.conftest import HANG_TIMEOUT, Secured, SecuredFactory, bearer, rpc_code
 from tests.stages import PipelinePlugin
 
@@ -71,7 +71,7 @@ async def test_the_stream_past_the_limit_is_resource_exhausted_with_retry_info_a
         with pytest.raises(aio.AioRpcError) as raised:
             await refused.first_event()
         assert rpc_code(raised.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E023-TOO_MANY_STREAMS")
-        delay = retry_after_seconds(raised.value)
+        delay = decode_rpc_error(raised.value).retry_after
         assert delay is not None and delay > 0
         assert f"limit is {LIMIT}" in (raised.value.details() or "")
 

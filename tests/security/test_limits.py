@@ -11,8 +11,8 @@ import httpx
 import pytest
 from grpc import aio
 
+from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server.status import retry_after_seconds
 from tests.security.conftest import SecuredFactory, bearer, rpc_code
 from tests.stages import PipelinePlugin
 
@@ -66,7 +66,7 @@ async def test_job_creation_is_rate_limited_per_user_on_grpc_and_http(start_secu
     with pytest.raises(aio.AioRpcError) as failure:
         await secured.create_job("alice")
     assert rpc_code(failure.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E021-RATE_LIMITED")
-    assert (retry_after_seconds(failure.value) or 0) > 0
+    assert (decode_rpc_error(failure.value).retry_after or 0) > 0
     response = await secured.http("alice").post("/api/jobs", json={"brief": {"topic": "x"}})
     assert response.status_code == 429 and response.json()["errorCode"] == "E021-RATE_LIMITED"
     assert int(response.headers["retry-after"]) >= 1

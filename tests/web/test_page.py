@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from reelcast.server import errors
+from reelcast.jobs import errors
 from tests.web.conftest import (
     HANG_TIMEOUT,
     Deployment,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.violations import FieldViolation
 
 DEFAULT_DURATION_SECONDS = 30.0
 DEFAULT_RATE_WPM = 160
@@ -55,12 +55,6 @@ ASPECT_SIZES = {
 }
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    field: str
-    description: str
 
 
 def _has_control_characters(text: str) -> bool:

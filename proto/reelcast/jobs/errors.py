@@ -1,7 +1,7 @@
 """The one error catalogue.
 
 Every failure a client can see has a code here with a message, a remediation and suggested actions.
-docs/errors.md is generated from this module (``python -m reelcast.server.errors``) and a test keeps the
+docs/errors.md is generated from this module (``python -m reelcast.jobs.errors``) and a test keeps the
 two in sync. Codes are grouped by hundred: E0xx requests, E1xx script, E2xx voice, E3xx render and job
 runtime, E4xx visuals, E5xx internal, E6xx resources, E7xx lifecycle. E02x are authentication
 and limits; E03x the process's own configuration, refused at start.
@@ -477,8 +477,8 @@ def render_markdown(entries: Iterable[ErrorCode] | None = None) -> str:
         "# Error catalogue",
         "",
         "Every error a client sees carries one of these codes, a message, a remediation and the",
-        "`correlationId` of the request or job. Generated from `server/errors.py` by",
-        "`python -m reelcast.server.errors > docs/errors.md`; a test keeps the two in sync.",
+        "`correlationId` of the request or job. Generated from `proto/reelcast/jobs/errors.py` by",
+        "`python -m reelcast.jobs.errors > docs/errors.md`; a test keeps the two in sync.",
         "",
         "| Code | Title | gRPC | HTTP | Message | Remediation | Suggested actions |",
         "| --- | --- | --- | --- | --- | --- | --- |",

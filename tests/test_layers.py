@@ -1,0 +1,76 @@
+"""The contract kernel ``reelcast.jobs`` stands alone: importing it loads no other room of reelcast.
+
+Each import runs in a fresh interpreter, because this test process has long since loaded everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# The kernel's modules (the generated v1 package aside): each holds one piece of the shared contract.
+KERNEL_MODULES = (
+    "reelcast.jobs.errors",
+    "reelcast.jobs.metadata",
+    "reelcast.jobs.status",
+    "reelcast.jobs.terminal",
+    "reelcast.jobs.validation",
+    "reelcast.jobs.violations",
+)
+OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client")
+# What the kernel may import: protobuf, grpcio and grpcio-status (with the google.rpc messages it brings).
+ALLOWED_DEPENDENCIES = ("google", "grpc", "grpc_status")
+
+
+def _loaded_after_importing(module: str) -> list[str]:
+    probe = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded
+
+
+def _kernel_module_names() -> list[str]:
+    probe = (
+        "import json, pkgutil\nimport reelcast.jobs\n"
+        "modules = pkgutil.iter_modules(reelcast.jobs.__path__, 'reelcast.jobs.')\n"
+        "print(json.dumps([module.name for module in modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    names: list[str] = json.loads(result.stdout)
+    return names
+
+
+def test_the_kernel_holds_the_shared_contract_modules() -> None:
+    # Both ways: every piece is in the kernel, and every kernel module is checked below.
+    assert sorted(set(_kernel_module_names()) - {"reelcast.jobs.v1"}) == sorted(KERNEL_MODULES)
+
+
+@pytest.mark.parametrize("module", ["reelcast.jobs", *KERNEL_MODULES])
+def test_importing_the_kernel_loads_no_other_room_and_no_sqlite(module: str) -> None:
+    loaded = _loaded_after_importing(module)
+    rooms = [name for name in loaded if name.startswith(tuple(f"{room}." for room in OTHER_ROOMS))]
+    rooms += [name for name in loaded if name in OTHER_ROOMS]
+    assert rooms == [], f"{module} loads {rooms}"
+    assert "sqlite3" not in loaded and "_sqlite3" not in loaded
+
+
+@pytest.mark.parametrize("module", KERNEL_MODULES)
+def test_the_kernel_imports_only_protobuf_grpcio_and_grpcio_status(module: str) -> None:
+    # What grpc loads by itself (it probes for optional packages such as grpc_tools) is not the kernel's.
+    by_grpc = set(_loaded_after_importing("grpc"))
+    foreign = sorted(
+        name
+        for name in set(_loaded_after_importing(module)) - by_grpc
+        if name.split(".")[0] not in (*sys.stdlib_module_names, *ALLOWED_DEPENDENCIES)
+        and name != "reelcast"
+        and not name.startswith("reelcast.jobs")
+    )
+    assert foreign == []
