@@ -19,6 +19,8 @@ from starlette.applications import Starlette
 from reelcast.bridge.app import create_app
 from reelcast.bridge.http_protocol import guarded_protocol
 from reelcast.bridge.state import BridgeState
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.server.config import Settings
 
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
@@ -44,6 +46,23 @@ class _Server(uvicorn.Server):
         return port
 
 
+def bind_http_listener(http_listen: str) -> socket.socket:
+    """The bridge's listening socket, bound before anything else starts, so that a taken port fails with a
+    catalogue error (uvicorn would log it and raise SystemExit from inside the event loop)."""
+    host, port = split_listen(http_listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ReelcastError(
+            errors.LISTEN_FAILED, f"Cannot listen for HTTP on {http_listen}: {error.strerror or error}."
+        ) from None
+    return listener
+
+
 def split_listen(http_listen: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
     host, _, port = http_listen.rpartition(":")
@@ -60,6 +79,7 @@ async def serve_bridge(
     on_ready: Callable[[int], None] | None = None,
     heartbeat_seconds: float = 15.0,
     settings: Settings | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serves the bridge on ``http_listen`` (port 0 picks a free port, passed to ``on_ready``) in front of
     the ``JobService`` at ``grpc_target``, until ``stop`` is set. ``settings`` (default: from the
@@ -91,6 +111,7 @@ async def serve_bridge(
         ssl_keyfile=settings.tls_key_file if tls else None,
         max_header_bytes=settings.max_header_bytes,
         request_timeout_seconds=settings.request_timeout_seconds,
+        listener=listener,
     )
 
 
@@ -104,6 +125,7 @@ async def serve_app(
     ssl_keyfile: Path | None = None,
     max_header_bytes: int = 32 * 1024,
     request_timeout_seconds: float = 15.0,
+    listener: socket.socket | None = None,
 ) -> None:
     """Runs a bridge app made by :func:`create_app` until ``stop`` is set. Open SSE streams are ended
     first, so the shutdown does not wait for browsers; they reconnect with ``Last-Event-ID``. Request heads
@@ -136,7 +158,7 @@ async def serve_app(
 
     watcher = asyncio.create_task(stop_when_asked())
     try:
-        await server.serve()
+        await server.serve(sockets=[listener if listener is not None else bind_http_listener(http_listen)])
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,8 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_secret
@@ -95,9 +97,15 @@ class ReelcastServer:
         enable_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), self.grpc_server
         )
-        self.port = self._add_port()
+        try:
+            self.port = self._add_port()
+        except RuntimeError:  # grpc's "Failed to bind to address"
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.settings.grpc_listen}")
+            raise ReelcastError(
+                errors.LISTEN_FAILED,
+                f"Cannot listen for gRPC on {self.settings.grpc_listen}: the address is taken.",
+            )
         await self.grpc_server.start()
         await self.runner.start()
         self._retention = asyncio.create_task(

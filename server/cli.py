@@ -485,6 +485,18 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     if metrics is not None:
         announcer.say(f"reelcast metrics on {metrics.url}")
     with_bridge = not args.no_bridge and _bridge_available()
+    listener = None
+    if with_bridge:
+        from reelcast.bridge.server import bind_http_listener  # type: ignore[import-not-found,unused-ignore]
+
+        try:
+            # Before the first-start key: a key made for a login URL that can never be shown locks people out.
+            listener = bind_http_listener(args.http_listen)
+        except BaseException:
+            await server.stop()
+            if metrics is not None:
+                metrics.close()
+            raise
     _warn_insecure_in_logs(settings, args.http_listen if with_bridge else None)
     first_key = await _first_start_key(server)
     if first_key and not with_bridge:
@@ -520,7 +532,14 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
 
         tasks.append(
             asyncio.create_task(
-                serve_bridge(server.target, args.http_listen, stop=stop, on_ready=ready, settings=settings)
+                serve_bridge(
+                    server.target,
+                    args.http_listen,
+                    stop=stop,
+                    on_ready=ready,
+                    settings=settings,
+                    listener=listener,
+                )
             )
         )
     await stop.wait()

@@ -246,6 +246,16 @@ NATS_NOT_INSTALLED = _define(
     500,
     ["Run `pip install 'reelcast[nats]'`", "Unset --store / REELCAST_STORE to use the embedded store"],
 )
+LISTEN_FAILED = _define(
+    "E031-LISTEN_FAILED",
+    "Cannot listen on the address",
+    "The address to listen on is taken by another process, or is not an address of this machine.",
+    "Stop the process that holds the port, or choose another with --grpc-listen / --http-listen "
+    "(port 0 picks a free one).",
+    _S.FAILED_PRECONDITION,
+    500,
+    ["Find the process with `ss -ltnp`", "Listen on another port"],
+)
 
 BRIEF_INVALID = _define(
     "E101-BRIEF_INVALID",

@@ -1,0 +1,53 @@
+"""A port that is taken gets a catalogue error from every serving command, never a traceback: the operator
+learns which address failed and what to do."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HANG_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def taken_address() -> Iterator[str]:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        yield f"127.0.0.1:{holder.getsockname()[1]}"
+    finally:
+        holder.close()
+
+
+def reelcast(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "reelcast.server.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=HANG_TIMEOUT, check=False)
+
+
+@pytest.mark.parametrize("listener", ["grpc", "http"])
+def test_serve_on_a_taken_port_names_the_address_and_exits_without_a_traceback(
+    tmp_path: Path, taken_address: str, listener: str
+) -> None:
+    grpc_listen = taken_address if listener == "grpc" else "127.0.0.1:0"
+    http_listen = taken_address if listener == "http" else "127.0.0.1:0"
+    done = reelcast(
+        "serve", "--data-dir", str(tmp_path), "--grpc-listen", grpc_listen, "--http-listen", http_listen
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "E031-LISTEN_FAILED" in output and taken_address in output, output
+    assert "Traceback" not in output and "never retrieved" not in output, output
+
+
+def test_a_bridge_on_a_taken_port_names_the_address_and_exits_without_a_traceback(taken_address: str) -> None:
+    done = reelcast("bridge", "--grpc-target", "127.0.0.1:1", "--http-listen", taken_address)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "E031-LISTEN_FAILED" in output and taken_address in output, output
+    assert "Traceback" not in output, output
