@@ -55,6 +55,8 @@ def _run(scale: Scale, plain: bool) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, Any]:
     scale = QUICK if quick else MODEST
     rounds = []
+    # Other work on the machine moves both variants' rates: the load average says how much there was.
+    load = [os.getloadavg()[0]]
     for index in range(scale.rounds):
         order = (False, True) if index % 2 == 0 else (True, False)
         rates: dict[str, float] = {}
@@ -65,7 +67,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             rates["plain" if plain else "guarded"] = result["frames_per_s"]
         print(f"bench: header_guard round {index}: {rates}", file=sys.stderr, flush=True)
         rounds.append(rates)
-    return {"scale": scale.__dict__, "rounds": rounds}
+        load.append(os.getloadavg()[0])
+    return {"scale": scale.__dict__, "rounds": rounds, "load": load, "cores": os.cpu_count()}
 
 
 def _ratios(results: dict[str, Any]) -> list[float]:
@@ -94,10 +97,11 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         f"{scale['seconds']:.0f} s window after a {scale['warmup']:.0f} s warm-up, run as shipped and with "
         "uvicorn's plain httptools protocol in its place (the baseline: the bridge before the guard), "
         f"alternating which goes first; {scale['rounds']} rounds. The guard counts bytes only while a "
-        "request head arrives and arms one timer per request, never per event, so the expected cost is "
-        "nil and a ratio away from 1 is the shared machine's noise. uvicorn's h11 protocol, which caps "
-        "heads but has no request timeout, was not chosen: it parses in Python.",
+        "request head arrives and arms one timer per request, never per event, so its expected cost is "
+        "nil; the spread of the per-round ratios is the machine's noise. uvicorn's h11 protocol, which "
+        "caps heads but has no request timeout, was not chosen: it parses in Python.",
         "",
+        *_load_note(results),
         "| server | frames/s median | frames/s min–max | guarded ÷ this (median, min–max) |",
         "| --- | ---: | ---: | ---: |",
     ]
@@ -111,6 +115,19 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         )
     lines += ["", f"![Request guard cost]({plot_path})", ""]
     return "\n".join(lines)
+
+
+def _load_note(results: dict[str, Any]) -> list[str]:
+    """How busy the machine was: a 1-minute load average above its cores means other work shared them."""
+    if "load" not in results:
+        return []
+    load, cores = results["load"], results["cores"]
+    busy = " (busier than its cores: other work shared the machine, so the rates are noisy)"
+    return [
+        f"1-minute load average over the run: {min(load):.1f}–{max(load):.1f} on {cores} cores"
+        f"{busy if max(load) > cores else ''}.",
+        "",
+    ]
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

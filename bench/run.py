@@ -61,7 +61,7 @@ TARGET_ROWS = {
     "connections": "| Connections:",
     "render": "| Render (",
 }
-PACKAGES = ("grpcio", "protobuf", "starlette", "sse-starlette", "uvicorn", "uvloop", "httptools", "nats-py")
+PACKAGES = ("grpcio", "protobuf", "starlette", "uvicorn", "uvloop", "httptools", "nats-py")
 
 
 def machine() -> str:
