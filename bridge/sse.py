@@ -137,7 +137,7 @@ class ProjectedEvent:
 
 
 def ping_frame(retry_ms: int | None = None) -> bytes:
-    """The ``: ping`` heartbeat comment, with the ``retry:`` reconnect hint (milliseconds) on the first one."""
+    """The ``: ping`` heartbeat comment, with the ``retry:`` reconnect hint (ms) on the first one."""
     if retry_ms is None:
         return b": ping\r\n\r\n"
     return b": ping\r\nretry: %d\r\n\r\n" % retry_ms
