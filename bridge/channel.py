@@ -2,7 +2,7 @@
 
 The bridge is a gRPC client like any other, so its channel is opened as ``reelcast.client`` opens its own
 (:class:`~reelcast.client.connection.Connection`: TLS roots, the retry service config that retries the safe
-unary methods on UNAVAILABLE with backoff, the reconnect backoff). Two additions:
+unary methods on UNAVAILABLE with backoff, the reconnect backoff), with these additions:
 
 - **Deadlines.** Every unary call gets ``deadline_seconds`` unless it sets its own, from one interceptor
   (:class:`UnaryDeadline`) rather than at each call site, so no call can forget it: a server that takes a
@@ -14,8 +14,11 @@ unary methods on UNAVAILABLE with backoff, the reconnect backoff). Two additions
   connection that died without a FIN or RST (a crashed host, a NAT or load balancer that forgot it) is noticed
   within ``keepalive_seconds + KEEPALIVE_TIMEOUT_SECONDS``: its streams fail, their SSE responses end and the
   browsers resume with ``Last-Event-ID``, instead of waiting on a dead socket for ever. The server accepts
-  pings this often (server/app.py: pings closer than ``MIN_KEEPALIVE_SECONDS`` are strikes, and two strikes
-  are a GOAWAY ``too_many_pings``), so the interval may not go below that.
+  pings 5 s apart or more (server/app.py; closer ones are strikes, and a third strike is a GOAWAY
+  ``too_many_pings``), so the interval may not go below ``MIN_KEEPALIVE_SECONDS``.
+- **Ping timeout.** grpcio 1.85 closes a connection whose ping goes unanswered after
+  ``grpc.http2.ping_timeout_ms`` (a minute by default), whatever ``grpc.keepalive_timeout_ms`` says, so both
+  are set to ``KEEPALIVE_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from reelcast.client.connection import Connection
 DEADLINE_SECONDS = 15.0
 KEEPALIVE_SECONDS = 20.0
 KEEPALIVE_TIMEOUT_SECONDS = 10.0
-# The server's grpc.http2.min_recv_ping_interval_without_data_ms (server/app.py), in seconds.
-MIN_KEEPALIVE_SECONDS = 5.0
+# The server strikes pings closer than 5 s (server/app.py: grpc.http2.min_ping_interval_without_data_ms); a
+# second more leaves room for timer jitter.
+MIN_KEEPALIVE_SECONDS = 6.0
 DEADLINE_ENV = "REELCAST_UPSTREAM_DEADLINE"
 
 
@@ -59,6 +63,8 @@ def channel_options(connection: Connection, keepalive_seconds: float) -> list[tu
     options = dict(connection.options())
     options["grpc.keepalive_time_ms"] = int(keepalive_seconds * 1000)
     options["grpc.keepalive_timeout_ms"] = int(KEEPALIVE_TIMEOUT_SECONDS * 1000)
+    # grpcio 1.85 waits for a ping's ack this long, whatever keepalive_timeout_ms says (default: a minute).
+    options["grpc.http2.ping_timeout_ms"] = int(KEEPALIVE_TIMEOUT_SECONDS * 1000)
     options["grpc.keepalive_permit_without_calls"] = 1
     # Keep pinging a stream that stays quiet (a long render): gRPC stops after 2 pings without data otherwise.
     options["grpc.http2.max_pings_without_data"] = 0

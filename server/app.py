@@ -76,9 +76,9 @@ class ReelcastServer:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 # Keepalive pings are welcome every 5 s or more, on idle connections too: the bridge pings
-                # every 20 s by default and never below 5 s (bridge/channel.py), so it is never struck out
+                # every 20 s by default and never below 6 s (bridge/channel.py), so it is never struck out
                 # with GOAWAY too_many_pings (gRPC's default enforcement refuses pings closer than 5 min).
-                ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )

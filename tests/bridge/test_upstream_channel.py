@@ -25,9 +25,11 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.called = asyncio.Event()
 
     async def _hang(self, name: str, request: Any) -> Any:
         self.calls.append((name, request))
+        self.called.set()
         await asyncio.sleep(3600)
 
     async def CreateJob(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
