@@ -31,7 +31,8 @@ class FreezingProxy(CuttingProxy):
 
     frozen = False
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # An instance method where the base has a static one: it reads the proxy's ``frozen``.
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:  # type: ignore[override]
         with contextlib.suppress(OSError):
             while data := await reader.read(65536):
                 if not self.frozen:
@@ -52,8 +53,11 @@ async def test_the_server_accepts_the_bridges_keepalive_pings_on_a_quiet_stream(
         spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="Quiet"))
         job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec, request_id="quiet-1"))).job
         call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id))
-        while (await asyncio.wait_for(call.read(), 30)).message != "hanging":
-            pass
+        while True:
+            event = await asyncio.wait_for(call.read(), 30)
+            assert isinstance(event, job_pb2.JobProgress), event
+            if event.message == "hanging":
+                break
         # Quiet for more pings than gRPC's default enforcement tolerates: its GOAWAY too_many_pings would end
         # the stream with UNAVAILABLE.
         read = asyncio.ensure_future(call.read())
@@ -72,7 +76,8 @@ async def silent_service_behind_a_proxy() -> AsyncIterator[tuple[SilentJobServic
     job_service_pb2_grpc.add_JobServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    proxy = await FreezingProxy(f"127.0.0.1:{port}").start()
+    proxy = FreezingProxy(f"127.0.0.1:{port}")
+    await proxy.start()
     try:
         yield service, proxy
     finally:
