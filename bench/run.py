@@ -197,8 +197,8 @@ def document(
     ]
     for name, when in reused.items():
         lines.append(f"- The {name} section was not rerun: its results are from {when}.")
-    if carried.sections and carried.machine and carried.machine != f"- Machine: {machine()}":
-        lines.append(f"- The sections carried over from the previous document ran on: {carried.machine[11:]}")
+    if carried.sections and carried.machine and carried.machine != machine():
+        lines.append(f"{CARRIED_MACHINE}{carried.machine}")
     lines += [
         "",
         "How each harness works is in its module's docstring (bench/*.py). The servers measured are the "
@@ -233,6 +233,7 @@ def _in_target_order(rows: list[str]) -> list[str]:
     return sorted(rows, key=rank)
 
 
+CARRIED_MACHINE = "- The sections carried over from the previous document ran on: "
 ANALYSIS_START = "<!-- analysis:start -->"
 ANALYSIS_END = "<!-- analysis:end -->"
 
@@ -255,7 +256,10 @@ def carried_over(output: Path, names: list[str]) -> CarriedOver:
         return carried
     lines = output.read_text(encoding="utf-8").split(ANALYSIS_START, 1)[0].splitlines()
     date = next((line.removeprefix("- Date: ") for line in lines if line.startswith("- Date: ")), "?")
-    carried.machine = next((line for line in lines if line.startswith("- Machine: ")), "")
+    # Sections carried over before keep the machine they ran on.
+    earlier = next((line for line in lines if line.startswith(CARRIED_MACHINE)), "")
+    machine_line = next((line for line in lines if line.startswith("- Machine: ")), "")
+    carried.machine = earlier.removeprefix(CARRIED_MACHINE) or machine_line.removeprefix("- Machine: ")
     for name in names:
         start = next((i for i, line in enumerate(lines) if line.startswith(HEADINGS[name])), None)
         if start is None:
