@@ -181,7 +181,9 @@ def document(
     carried = carried or CarriedOver()
     timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in section_seconds.items())
     run_name = "this run" if reused else "`make bench`"
-    carried_rows = [row for name in TARGET_ROWS if name not in results for row in carried.target_rows[name]]
+    carried_rows = [
+        row for name in TARGET_ROWS if name not in results for row in carried.target_rows.get(name, [])
+    ]
     lines = [
         "# Benchmarks",
         "",
