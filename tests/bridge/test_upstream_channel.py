@@ -111,7 +111,7 @@ async def test_a_unary_call_the_server_never_answers_ends_at_the_deadline_with_e
     problem = response.json()
     assert problem["errorCode"] == "E013-UPSTREAM_UNAVAILABLE"
     assert problem["correlationId"] and problem["remediation"]
-    assert [name for name, _request in service.calls] == [rpc], problem
+    assert [name for name, _request in service.calls] == [rpc], "the call reached the server, unanswered"
 
 
 async def test_the_bridge_sends_create_job_an_idempotency_key_so_a_retry_creates_no_second_job(
