@@ -84,9 +84,10 @@ ci: test lint typecheck proto-check buf-lint
 clean:
 	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache
 
-# The benchmark harness: `make bench` reruns every benchmark (progress latency, fan-out, job overhead, idle
-# connections, render) beside its baselines and rewrites docs/benchmarks.md and docs/images/bench-*.png
-# (about 7 minutes on 2 cores). The wall time it reports starts here, before installing anything.
+# The benchmark harness: `make bench` reruns every benchmark (progress latency, fan-out, the request guard's
+# cost, job overhead, idle connections, render) beside its baselines and rewrites docs/benchmarks.md and
+# docs/images/bench-*.png (about 7 minutes on 2 cores). The wall time it reports starts here, before
+# installing anything.
 bench: $(STAMP)
 	started=$$(date +%s.%N); \
 	$(MAKE) --no-print-directory bench-deps && \

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from reelcast.bridge.sse import event_data, job_event
+from reelcast.bridge.sse import ProjectedEvent, event_data
 from reelcast.jobs.v1 import job_pb2
 
 
@@ -37,7 +37,7 @@ def progress_events(count: int) -> list[job_pb2.JobProgress]:
 
 def sse_frames(count: int) -> list[bytes]:
     """Whole SSE frames (``event:``, ``id:``, ``data:``), exactly as the bridge frames them."""
-    return [job_event(event).encode() for event in progress_events(count)]
+    return [ProjectedEvent(event).frame for event in progress_events(count)]
 
 
 def data_payloads(count: int) -> list[bytes]:

@@ -1,14 +1,16 @@
 """``make bench``: runs every benchmark, then writes docs/benchmarks.md and docs/images/bench-*.png anew.
 
-Each harness (render, latency, fanout, overhead, connections) runs its subjects and their baselines side by
-side and returns plain results; this module saves them in bench/results/NAME.json, draws one plot per
-section and writes the document: the machine, the versions, the date, the wall time, the targets met or not,
-then every section.
+Each harness (render, latency, fanout, header_guard, overhead, connections) runs its subjects and their
+baselines side by side and returns plain results; this module saves them in bench/results/NAME.json, draws
+one plot per section and writes the document: the machine, the versions, the date, the wall time, the
+targets met or not, then every section.
 
 ``python -m bench.run --quick`` is the CI smoke run: every harness at tiny scale, writing into a temp dir
 (never docs/); it checks that events flow and documents get written, and asserts no timing.
 ``--only fanout,overhead`` reruns those sections and reuses the others' saved results (the document says so);
-``--rewrite`` reruns nothing and rewrites the document and plots from the saved results.
+a section with no saved results (bench/results/ is not committed, so in a fresh clone none has) keeps its
+text and target rows from the current document. ``--rewrite`` reruns nothing and rewrites the document and
+plots from the saved results.
 """
 
 from __future__ import annotations
@@ -24,23 +26,42 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import connections, fanout, latency, nchan, overhead, render
+from bench import connections, fanout, header_guard, latency, nchan, overhead, render
 from bench.harness import ROOT
 
 SECTIONS: dict[str, ModuleType] = {
     "render": render,
     "latency": latency,
     "fanout": fanout,
+    "header_guard": header_guard,
     "overhead": overhead,
     "connections": connections,
 }
 # The document's order (the issue's); the run order above puts the longest, steadiest one first.
-DOC_ORDER = ("latency", "fanout", "overhead", "connections", "render")
-PACKAGES = ("grpcio", "protobuf", "starlette", "sse-starlette", "uvicorn", "uvloop", "httptools", "nats-py")
+DOC_ORDER = ("latency", "fanout", "header_guard", "overhead", "connections", "render")
+# How each section's text and target rows begin in the document: a section that was not rerun and has no
+# saved results is carried over from the current document by these.
+HEADINGS = {
+    "latency": "## Progress latency",
+    "fanout": "## Fan-out throughput",
+    "header_guard": "## Request guard cost",
+    "overhead": "## Job overhead",
+    "connections": "## Idle connections",
+    "render": "## Render",
+}
+TARGET_ROWS = {
+    "latency": "| Progress latency:",
+    "fanout": "| Fan-out:",
+    "overhead": "| Job overhead:",
+    "connections": "| Connections:",
+    "render": "| Render (",
+}
+PACKAGES = ("grpcio", "protobuf", "starlette", "uvicorn", "uvloop", "httptools", "nats-py")
 
 
 def machine() -> str:
@@ -155,8 +176,14 @@ def document(
     section_seconds: dict[str, float],
     analysis: str,
     date: str,
+    carried: CarriedOver | None = None,
 ) -> str:
+    carried = carried or CarriedOver()
     timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in section_seconds.items())
+    run_name = "this run" if reused else "`make bench`"
+    carried_rows = [
+        row for name in TARGET_ROWS if name not in results for row in carried.target_rows.get(name, [])
+    ]
     lines = [
         "# Benchmarks",
         "",
@@ -168,10 +195,12 @@ def document(
         f"- Date: {date}",
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
-        f"- Wall time of `make bench`: {wall_seconds:.0f} s ({timing}).",
+        f"- Wall time of {run_name}: {wall_seconds:.0f} s ({timing}).",
     ]
     for name, when in reused.items():
         lines.append(f"- The {name} section was not rerun: its results are from {when}.")
+    if carried.sections and carried.machine and carried.machine != machine():
+        lines.append(f"{CARRIED_MACHINE}{carried.machine}")
     lines += [
         "",
         "How each harness works is in its module's docstring (bench/*.py). The servers measured are the "
@@ -182,20 +211,71 @@ def document(
         "",
         "## Targets (issue 10)",
         "",
-        *targets(results),
+        *_in_target_order(targets(results) + carried_rows),
         "",
     ]
     relative = os.path.relpath(images, output.parent)
     for name in DOC_ORDER:
         if name in results:
             lines.append(SECTIONS[name].section(results[name], f"{relative}/bench-{name}.png"))
+        elif name in carried.sections:
+            lines.append(carried.sections[name])
     if analysis:
         lines += [analysis.rstrip(), ""]
     return "\n".join(lines)
 
 
+def _in_target_order(rows: list[str]) -> list[str]:
+    """The table's header first, then one group of rows per section in ``TARGET_ROWS`` order."""
+    prefixes = list(TARGET_ROWS.values())
+
+    def rank(row: str) -> int:
+        return next((index for index, prefix in enumerate(prefixes) if row.startswith(prefix)), -1)
+
+    return sorted(rows, key=rank)
+
+
+CARRIED_MACHINE = "- The sections carried over from the previous document ran on: "
 ANALYSIS_START = "<!-- analysis:start -->"
 ANALYSIS_END = "<!-- analysis:end -->"
+
+
+@dataclass
+class CarriedOver:
+    """Sections of the current document kept verbatim because they were neither rerun nor saved: their text,
+    their target rows and when they were measured."""
+
+    sections: dict[str, str] = field(default_factory=dict)
+    target_rows: dict[str, list[str]] = field(default_factory=dict)
+    dates: dict[str, str] = field(default_factory=dict)
+    machine: str = ""
+
+
+def carried_over(output: Path, names: list[str]) -> CarriedOver:
+    """What the current document at ``output`` says about the sections ``names``, found by their headings."""
+    carried = CarriedOver()
+    if not output.exists():
+        return carried
+    lines = output.read_text(encoding="utf-8").split(ANALYSIS_START, 1)[0].splitlines()
+    date = next((line.removeprefix("- Date: ") for line in lines if line.startswith("- Date: ")), "?")
+    # Sections carried over before keep the machine they ran on.
+    earlier = next((line for line in lines if line.startswith(CARRIED_MACHINE)), "")
+    machine_line = next((line for line in lines if line.startswith("- Machine: ")), "")
+    carried.machine = earlier.removeprefix(CARRIED_MACHINE) or machine_line.removeprefix("- Machine: ")
+    for name in names:
+        start = next((i for i, line in enumerate(lines) if line.startswith(HEADINGS[name])), None)
+        if start is None:
+            continue
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        carried.sections[name] = "\n".join([*lines[start:end], ""] if lines[end - 1] else lines[start:end])
+        prefix = TARGET_ROWS.get(name)
+        carried.target_rows[name] = [line for line in lines if prefix and line.startswith(prefix)]
+        # A section already carried over keeps the date of its own run.
+        note = f"- The {name} section was not rerun: its results are from "
+        carried.dates[name] = next(
+            (line.removeprefix(note).rstrip(".") for line in lines if line.startswith(note)), date
+        )
+    return carried
 
 
 def kept_analysis(output: Path) -> str:
@@ -236,6 +316,8 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     reused: dict[str, str] = {}
     section_seconds: dict[str, float] = {}
+    unsaved = [name for name in SECTIONS if name not in only and not (store / f"{name}.json").exists()]
+    carried = carried_over(output, unsaved)
     for name, module in SECTIONS.items():
         saved = store / f"{name}.json"
         if name not in only:
@@ -244,6 +326,8 @@ def main() -> None:
                 reused[name] = datetime.datetime.fromtimestamp(saved.stat().st_mtime, datetime.UTC).strftime(
                     "%Y-%m-%d %H:%M UTC"
                 )
+            elif name in carried.sections:
+                reused[name] = carried.dates[name]
             continue
         print(f"bench: {name}...", file=sys.stderr, flush=True)
         began = time.monotonic()
@@ -269,7 +353,9 @@ def main() -> None:
         wall, section_seconds = saved_timings["wall"], saved_timings["sections"]
         date = saved_timings.get("date", date)
         reused = {name: when for name, when in reused.items() if name not in section_seconds}
-    text = document(results, reused, images, output, wall, section_seconds, kept_analysis(output), date)
+    text = document(
+        results, reused, images, output, wall, section_seconds, kept_analysis(output), date, carried
+    )
     output.write_text(text, encoding="utf-8")
     print(f"bench: wrote {output} and {images}/bench-*.png in {wall:.0f} s", file=sys.stderr)
     if scratch is not None:

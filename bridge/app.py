@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import login, rest, streams, web
+from reelcast.bridge import channel, login, rest, streams, web
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
@@ -153,6 +153,8 @@ def create_app(
     listen_host: str | None = None,
     grpc_root_certificates: bytes | None = None,
     metrics_route: bool | None = None,
+    upstream_deadline_seconds: float | None = None,
+    upstream_keepalive_seconds: float = channel.KEEPALIVE_SECONDS,
 ) -> Starlette:
     """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
     the app must run under a server that sends lifespan events (uvicorn does).
@@ -162,7 +164,10 @@ def create_app(
     ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots. ``metrics_route`` (default:
     ``REELCAST_BRIDGE_METRICS``, which defaults to on) serves Prometheus metrics at ``/metrics``, without
     authentication (bridge/metrics.py says why). ``allowed_hosts`` adds Host names to the ones answered by
-    default: localhost names, loopback addresses and ``listen_host`` (bridge/hosts.py)."""
+    default: localhost names, loopback addresses and ``listen_host`` (bridge/hosts.py).
+    ``upstream_deadline_seconds`` (default: ``REELCAST_UPSTREAM_DEADLINE``, which defaults to 15) bounds every
+    unary call to the ``JobService``; ``upstream_keepalive_seconds`` is the channel's keepalive ping interval
+    (bridge/channel.py)."""
     settings = BridgeSettings(
         grpc_target=grpc_target,
         heartbeat_seconds=heartbeat_seconds,
@@ -179,16 +184,22 @@ def create_app(
         session_ttl_seconds=session_ttl_seconds,
         secure_cookies=secure_cookies,
         cors_origins=cors_origins,
+        upstream_deadline_seconds=upstream_deadline_seconds
+        if upstream_deadline_seconds is not None
+        else float(os.environ.get(channel.DEADLINE_ENV) or channel.DEADLINE_SECONDS),
+        upstream_keepalive_seconds=upstream_keepalive_seconds,
     )
+    channel.check_channel_settings(settings.upstream_deadline_seconds, settings.upstream_keepalive_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if grpc_root_certificates is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=grpc_root_certificates)
-            channel = aio.secure_channel(grpc_target, credentials)
-        else:
-            channel = aio.insecure_channel(grpc_target)
-        jobs = job_service_pb2_grpc.JobServiceStub(channel)
+        upstream = channel.open_channel(
+            grpc_target,
+            grpc_root_certificates,
+            deadline_seconds=settings.upstream_deadline_seconds,
+            keepalive_seconds=settings.upstream_keepalive_seconds,
+        )
+        jobs = job_service_pb2_grpc.JobServiceStub(upstream)
         hub = UpstreamHub(
             jobs,
             grpc_metadata,
@@ -197,14 +208,14 @@ def create_app(
         )
         health_check: aio.UnaryUnaryMultiCallable[
             health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
-        ] = channel.unary_unary(
+        ] = upstream.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
         app.state.bridge = BridgeState(
             settings,
-            channel,
+            upstream,
             jobs,
             health_check,
             hub,
@@ -214,7 +225,7 @@ def create_app(
             yield
         finally:
             await hub.close()
-            await channel.close()
+            await upstream.close()
 
     middleware = [
         Middleware(CorrelationIdMiddleware),

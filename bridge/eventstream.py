@@ -23,10 +23,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.metrics import CONNECTIONS_BY_KIND
-from reelcast.bridge.sse import ProjectedEvent, ping
+from reelcast.bridge.sse import ProjectedEvent, ping_frame
 from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError, Subscription
 
-PING = ping().encode()
+PING = ping_frame()
 SSE_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
@@ -90,7 +90,7 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.encode = encode
         self.kind = kind
-        self.first = ping(retry_ms).encode()
+        self.first = ping_frame(retry_ms)
         self.heartbeat_seconds = heartbeat_seconds
         self.send_timeout_seconds = send_timeout_seconds
         self.status_code = 200

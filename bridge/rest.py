@@ -8,6 +8,7 @@ Errors are raised (``ApiError`` or the RPC's ``grpc.RpcError``) and rendered by 
 from __future__ import annotations
 
 import re
+import uuid
 
 import grpc
 import msgspec
@@ -120,8 +121,11 @@ async def create_job(request: Request) -> Response:
         raise ApiError(
             errors.INVALID_SPEC, f"The body cannot be encoded: {type(invalid).__name__}."
         ) from None
+    # The channel retries CreateJob on UNAVAILABLE (bridge/channel.py): without the browser's own key, one
+    # of the bridge's makes a retry return the job a lost reply had created instead of a second job.
+    request_id = body.request_id or uuid.uuid4().hex
     reply = await state.jobs.CreateJob(
-        job_service_pb2.CreateJobRequest(spec=spec, request_id=body.request_id), metadata=grpc_metadata()
+        job_service_pb2.CreateJobRequest(spec=spec, request_id=request_id), metadata=grpc_metadata()
     )
     job = reply.job
     return struct_response(job_resource(job), 201, headers={"Location": f"/api/jobs/{job.id}"})

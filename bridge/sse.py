@@ -7,6 +7,11 @@ connection, so it could not resume). Names and fields are the seed's contract, w
 
 Multi-job streams (``/api/events``) carry a :class:`MultiCursor` as the id: the per-job sequences of every
 job delivered so far, so one id resumes every job exactly.
+
+The bridge frames SSE itself (``id:``, ``event:``, one ``data:`` line, ``: ping`` comments, ``retry:``), with
+CRLF line ends as sse-starlette writes them. sse-starlette is a dev dependency only, the tests' oracle
+(tests/bridge/test_frames.py compares every frame byte for byte): the bridge needs a few fixed byte strings
+from it, not its response class (bridge/eventstream.py says why), so it is not a runtime dependency.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sse_starlette.event import ServerSentEvent
 
 from reelcast.bridge.resources import (
     JOB_STATUS_WORDS,
@@ -74,32 +78,13 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
     return data
 
 
-def job_event(progress: job_pb2.JobProgress) -> ServerSentEvent:
-    """The single-job stream's event: ``id:`` is the sequence. (The streams write :class:`ProjectedEvent`
-    frames, byte for byte what this encodes.)"""
-    return ServerSentEvent(
-        data=orjson.dumps(event_data(progress)).decode(),
-        event=EVENT_NAMES[progress.kind],
-        id=str(progress.sequence),
-    )
-
-
-def multi_job_event(progress: job_pb2.JobProgress, cursor: MultiCursor) -> ServerSentEvent:
-    """The multi-job stream's event: ``jobId`` added, ``id:`` the cursor after this event."""
-    return ServerSentEvent(
-        data=orjson.dumps({"jobId": progress.job_id, **event_data(progress)}).decode(),
-        event=EVENT_NAMES[progress.kind],
-        id=cursor.encode(),
-    )
-
-
 class ProjectedEvent:
     """One ``JobProgress`` with its SSE projection, made once and shared by every subscriber of its job.
 
     Intentional divergence from yielding a ``ServerSentEvent`` per subscriber (sse-starlette's way): with
     1,000 browsers on a job, projecting, JSON-encoding and framing each event per connection was most of the
     bridge's work, so the frame is built once (orjson, lazily, on first use) and the streams write bytes.
-    The bytes are exactly what ``job_event(progress).encode()`` gives.
+    The bytes are exactly what sse-starlette's ``ServerSentEvent(data, event, id).encode()`` gives.
     """
 
     __slots__ = (
@@ -147,9 +132,11 @@ class ProjectedEvent:
         return b"id: " + cursor.encode().encode() + self._multi_data
 
 
-def ping(retry_ms: int | None = None) -> ServerSentEvent:
-    """The ``: ping`` heartbeat comment, with the reconnect hint on the first one."""
-    return ServerSentEvent(comment="ping", retry=retry_ms)
+def ping_frame(retry_ms: int | None = None) -> bytes:
+    """The ``: ping`` heartbeat comment, with the ``retry:`` reconnect hint (ms) on the first one."""
+    if retry_ms is None:
+        return b": ping\r\n\r\n"
+    return b": ping\r\nretry: %d\r\n\r\n" % retry_ms
 
 
 class InvalidEventIdError(ValueError):

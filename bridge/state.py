@@ -46,6 +46,10 @@ class BridgeSettings:
     # A write to an SSE client that takes longer than this drops the client (it resumes with Last-Event-ID),
     # so a client that stopped reading cannot hold server memory.
     send_timeout_seconds: float = 30.0
+    # The upstream channel (bridge/channel.py): the deadline of every unary JobService call, and the interval
+    # of its keepalive pings.
+    upstream_deadline_seconds: float = 15.0
+    upstream_keepalive_seconds: float = 20.0
     # Security (docs/security.md): whether a request without any credential is refused at once, open SSE
     # connections per user, session lifetime, whether cookies are marked Secure (TLS), CORS allow-list.
     auth_required: bool = True

@@ -75,7 +75,14 @@ class ReelcastServer:
                 MetricsInterceptor(),
                 CallContextInterceptor(self.authenticator, settings.key_recheck_seconds),
             ],
-            options=[("grpc.max_receive_message_length", limit)],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                # Keepalive pings are welcome every 5 s or more, on idle connections too: the bridge pings
+                # every 20 s by default and never below 6 s (bridge/channel.py), so it is never struck out
+                # with GOAWAY too_many_pings (gRPC's default enforcement refuses pings closer than 5 min).
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
         )
         self.port = 0
         self._retention: asyncio.Task[None] | None = None

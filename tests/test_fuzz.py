@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reelcast.bridge.sse import EVENT_NAMES, job_event
+from reelcast.bridge.sse import EVENT_NAMES, ProjectedEvent
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.jobs.validation import validate_spec, with_defaults
 from reelcast.plugins.host import PluginHost
@@ -102,8 +102,7 @@ progress_events = st.builds(
 @given(progress_events)
 @settings(max_examples=300, deadline=None)
 def test_every_job_progress_projects_to_one_well_formed_sse_event(progress: job_pb2.JobProgress) -> None:
-    event = job_event(progress)
-    frame = event.encode().decode()
+    frame = ProjectedEvent(progress).frame.decode()
     lines = frame.rstrip("\r\n").replace("\r\n", "\n").split("\n")
     data_lines = [line for line in lines if line.startswith("data:")]
     assert len(data_lines) == 1, "one JobProgress is exactly one SSE data line"
