@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,3 +133,17 @@ def test_a_job_on_a_real_server_gives_each_stage_its_settings_from_the_environme
     )
     assert server.run_job().succeeded
     assert run.seen == [BannerSettings(text="from env")]
+
+
+def test_a_misspelt_stage_setting_stops_serve_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "REELCAST_DATA_DIR": str(tmp_path / "data"),
+        "REELCAST_PLUGIN_RENDER_X264PRESET": "fast",
+    }
+    argv = [sys.executable, "-m", "reelcast.server.cli", "serve", "--grpc-listen", "127.0.0.1:0"]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = " ".join((result.stdout + result.stderr).split())  # the console wraps long lines
+    assert result.returncode == 2, output
+    assert "stage 'render' has no setting 'x264preset'" in output
+    assert "Traceback" not in output
