@@ -39,6 +39,9 @@ from reelcast.plugins.invocation import run_stage
 from reelcast.plugins.settings import build_stage_settings
 from reelcast.plugins.stage import Stage
 
+# What a test module may import from the kit (the fixtures themselves need no import).
+__all__ = ["JobRun", "PluginHost", "ReelcastTestServer", "StageHarness", "StageOutcome"]
+
 if TYPE_CHECKING:
     from reelcast.jobs.v1 import job_service_pb2_grpc
     from reelcast.server.app import ReelcastServer

@@ -232,10 +232,14 @@ class Settings:
 
     @property
     def espeak_data_path(self) -> str | None:
-        """REELCAST_ESPEAK_DATA, for the bridge's voice list until it asks the server for voices."""
-        return self.environment.get("REELCAST_PLUGIN_VOICE_ESPEAK_DATA_PATH") or self.environment.get(
-            "REELCAST_ESPEAK_DATA"
+        """The voice stage's espeak-ng data dir, for the bridge's voice list until it asks the server."""
+        from reelcast.plugins.builtin.voice import VoiceSettings
+
+        voice = Stage(
+            name="voice", title="Voice", weight=1, order=1, run=lambda _ctx: None, settings=VoiceSettings
         )
+        path: str | None = self.settings_of_stage(voice).espeak_data_path
+        return path
 
     @classmethod
     def from_env(cls) -> Settings:

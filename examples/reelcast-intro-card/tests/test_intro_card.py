@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage
-from reelcast.plugins.host import PluginHost
-from reelcast.plugins.testing import StageHarness
+from reelcast.plugins.testing import PluginHost, StageHarness
 
 import reelcast_intro_card
 
