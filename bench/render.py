@@ -44,7 +44,11 @@ def _spec(seconds: float, vfr: bool) -> job_pb2.JobSpec:
 
 
 def _context(
-    work_dir: Path, spec: job_pb2.JobSpec, settings: Settings, artifacts: dict[str, Any]
+    work_dir: Path,
+    spec: job_pb2.JobSpec,
+    settings: Settings,
+    artifacts: dict[str, Any],
+    stage_settings: Any = None,
 ) -> StageContext:
     return StageContext(
         job_id=f"bench-{work_dir.name}",
@@ -52,7 +56,8 @@ def _context(
         stage_name="bench",
         spec=spec,
         work_dir=work_dir,
-        settings=settings,
+        log_dir=settings.logs_dir,
+        settings=stage_settings,
         artifacts=artifacts,
         log=logging.LoggerAdapter(logging.getLogger("bench"), {}),
         cancel_event=asyncio.Event(),
@@ -115,7 +120,8 @@ def reelcast_render(
     work_dir: Path, spec: job_pb2.JobSpec, settings: Settings, artifacts: dict[str, Any]
 ) -> None:
     async def go() -> None:
-        await render.run(_context(work_dir, spec, settings, dict(artifacts)))
+        render_settings = render.RenderSettings(**settings.stage_settings.get("render", {}))
+        await render.run(_context(work_dir, spec, settings, dict(artifacts), render_settings))
 
     asyncio.run(go())
 

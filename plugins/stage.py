@@ -12,7 +12,6 @@ from typing import Any
 from reelcast.jobs.errors import CANCELLED, ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.process import ProcessResult, run_process
-from reelcast.server.config import Settings
 
 # A stage's artifacts: JSON-serialisable values, usually paths relative to the work dir. They are recorded
 # as the stage's checkpoint when it completes, and later stages read them from ``StageContext.artifacts``.
@@ -38,6 +37,9 @@ class Stage:
     order: int
     run: StageRun
     description: str = ""
+    # The stage's own configuration: a dataclass type with a default for every field, filled in by the
+    # server from REELCAST_PLUGIN_<STAGE>_<FIELD> variables (reelcast.plugins.settings, docs/plugins.md).
+    settings: type[Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -48,14 +50,20 @@ class Stage:
 
 @dataclass
 class StageContext:
-    """Everything a running stage may use. One context per stage run."""
+    """Everything a running stage may use. One context per stage run.
+
+    The stage's environment is small on purpose: its job's work dir, a log dir to write its own logs in,
+    and its own settings (an instance of ``Stage.settings``, or ``None``), never the server's configuration.
+    """
 
     job_id: str
     correlation_id: str
     stage_name: str
     spec: job_pb2.JobSpec
     work_dir: Path
-    settings: Settings
+    # The data dir's log root (``<data>/Logs``): a stage writes its own logs below it (render: ffmpeg/).
+    log_dir: Path
+    settings: Any
     artifacts: Mapping[str, Any]
     log: logging.LoggerAdapter[logging.Logger]
     # Set when the job is cancelled, and when the runner stops this stage (a stall, low disk space).

@@ -14,34 +14,45 @@ Fixtures:
 
 Both harnesses are synchronous, so a plugin's tests need no asyncio plugin for pytest: the server runs its
 own event loop in a thread. ``StageHarness.run_async`` is there for tests that already run in a loop.
+
+Every pytest run loads this module (it is a ``pytest11`` plugin), so it imports the server and grpc only
+inside ``reelcast_server``, the one fixture that needs them: a plain import loads neither the server nor
+sqlite3.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import pytest
 
 from reelcast.jobs.terminal import TERMINAL_KINDS
-from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.jobs.validation import validate_spec, with_defaults
-from reelcast.plugins.host import PluginHost, await_me_maybe
-from reelcast.plugins.stage import Stage, StageContext
-from reelcast.server.app import ReelcastServer
-from reelcast.server.config import Settings
+from reelcast.plugins.host import PluginHost
+from reelcast.plugins.invocation import run_stage
+from reelcast.plugins.settings import build_stage_settings
+from reelcast.plugins.stage import Stage
+
+# What a test module may import from the kit (the fixtures themselves need no import).
+__all__ = ["JobRun", "PluginHost", "ReelcastTestServer", "StageHarness", "StageOutcome"]
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1 import job_service_pb2_grpc
+    from reelcast.server.app import ReelcastServer
+    from reelcast.server.config import Settings
 
 
 def _test_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for tests: every progress tick is recorded, stopping is quick, and the loopback-only test
     server needs no API key (a plugin author's tests exercise their stage, not reelcast's auth)."""
+    from reelcast.server.config import Settings
+
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "grpc_listen": "127.0.0.1:0",
@@ -92,9 +103,9 @@ class StageHarness:
     chain built-in stages to produce real upstream artifacts, then run its own stage on them.
     """
 
-    def __init__(self, work_dir: Path, settings: Settings, host: PluginHost) -> None:
+    def __init__(self, work_dir: Path, log_dir: Path, host: PluginHost) -> None:
         self.work_dir = work_dir
-        self.settings = settings
+        self.log_dir = log_dir
         self.host = host
         self.artifacts: dict[str, Any] = {}
         self.job_id = "stage-harness-job"
@@ -124,11 +135,14 @@ class StageHarness:
         artifacts: Mapping[str, Any] | None = None,
         *,
         cancelled: bool = False,
+        settings: Mapping[str, Any] | None = None,
         timeout: float = 300.0,
     ) -> StageOutcome:
         """Runs ``stage`` to its end in a fresh event loop (from a synchronous test)."""
         return asyncio.run(
-            asyncio.wait_for(self.run_async(stage, spec, artifacts, cancelled=cancelled), timeout)
+            asyncio.wait_for(
+                self.run_async(stage, spec, artifacts, cancelled=cancelled, settings=settings), timeout
+            )
         )
 
     async def run_async(
@@ -138,8 +152,12 @@ class StageHarness:
         artifacts: Mapping[str, Any] | None = None,
         *,
         cancelled: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> StageOutcome:
-        """Runs ``stage`` in the running loop. ``cancelled=True`` starts it with the cancel signal set."""
+        """Runs ``stage`` in the running loop. ``cancelled=True`` starts it with the cancel signal set.
+
+        The stage gets its own settings as a job would, from its defaults and ``settings`` (``{field:
+        value}``, strings converted like environment values); the harness reads no environment."""
         resolved = self.resolve(stage)
         progress: list[tuple[float, str]] = []
         cancel_event = asyncio.Event()
@@ -147,29 +165,18 @@ class StageHarness:
             cancel_event.set()
         self.cancel_event = cancel_event
         upstream = dict(self.artifacts if artifacts is None else artifacts)
-        context = StageContext(
+        produced = await run_stage(
+            resolved,
             job_id=self.job_id,
             correlation_id=self.correlation_id,
-            stage_name=resolved.name,
             spec=_spec_with_defaults(spec),
             work_dir=self.work_dir,
-            settings=self.settings,
+            log_dir=self.log_dir,
+            settings=build_stage_settings(resolved.name, resolved.settings, overrides=settings or {}),
             artifacts=upstream,
-            log=logging.LoggerAdapter(
-                logging.getLogger(f"reelcast.stage.{resolved.name}"),
-                {"job_id": self.job_id, "correlation_id": self.correlation_id},
-            ),
             cancel_event=cancel_event,
-            _report=lambda fraction, message: progress.append((fraction, message)),
+            report=lambda fraction, message: progress.append((fraction, message)),
         )
-        # As the runner does: a coroutine function runs in the loop, a plain one in a worker thread.
-        if inspect.iscoroutinefunction(resolved.run):
-            result = await resolved.run(context)
-        else:
-            result = await await_me_maybe(await asyncio.to_thread(resolved.run, context))
-        # Reports from a worker thread arrive through call_soon_threadsafe: let them land.
-        await asyncio.sleep(0)
-        produced = dict(result or {})
         self.artifacts = {**upstream, **produced}
         return StageOutcome(resolved.name, produced, progress, self.work_dir)
 
@@ -177,7 +184,7 @@ class StageHarness:
 @pytest.fixture
 def reelcast_stage(tmp_path: Path, reelcast_plugin_host: PluginHost) -> StageHarness:
     """Runs one stage in isolation: ``reelcast_stage.run(stage_or_name, spec, artifacts)``."""
-    return StageHarness(tmp_path / "work", _test_settings(tmp_path / "data"), reelcast_plugin_host)
+    return StageHarness(tmp_path / "work", tmp_path / "data" / "Logs", reelcast_plugin_host)
 
 
 # -- whole jobs on a real server ------------------------------------------------------------------------
@@ -218,6 +225,10 @@ class ReelcastTestServer:
             target=self._loop.run_forever, name="reelcast-test-server", daemon=True
         )
         self._thread.start()
+        import grpc
+
+        from reelcast.jobs.v1 import job_service_pb2_grpc
+
         try:
             self.server: ReelcastServer = self._call(self._create(settings, host), 30)
         except BaseException:
@@ -225,10 +236,12 @@ class ReelcastTestServer:
             raise
         self.target = self.server.target
         self._channel = grpc.insecure_channel(self.target)
-        self.stub = job_service_pb2_grpc.JobServiceStub(self._channel)
+        self.stub: job_service_pb2_grpc.JobServiceStub = job_service_pb2_grpc.JobServiceStub(self._channel)
 
     @staticmethod
     async def _create(settings: Settings, host: PluginHost) -> ReelcastServer:
+        from reelcast.server.app import ReelcastServer
+
         # Built inside the loop: the gRPC server and the runner bind to the loop they are created in.
         server = ReelcastServer(settings, host=host)
         await server.start()

@@ -29,6 +29,7 @@ from reelcast.client import AsyncClient, from_rpc_error, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.settings import StageSettingsError
 from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer, dialable_host
 from reelcast.server.backends import NatsUnreachableError
 from reelcast.server.config import Settings, use_private_umask
@@ -762,6 +763,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except argparse.ArgumentTypeError as error:
         console.print(f"[red]error[/]: {error}")
+        return 2
+    except StageSettingsError as error:  # a REELCAST_PLUGIN_* variable no stage has, or a bad value
+        console.print(f"[red]error[/]: {escape(str(error))}")
+        console.print("remediation: check the stage's settings in docs/plugins.md (plugin configuration)")
         return 2
     except NatsUnreachableError as error:
         console.print(f"[red]error[/]: {error}")

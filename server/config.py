@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import stat
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
+from reelcast.plugins.settings import build_stage_settings
+from reelcast.plugins.stage import Stage
 from reelcast.server.logs import check_log_format, check_log_level
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,16 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_UMASK = 0o077
 # Data dirs already warned about in this process: the warning is logged once, not at every open.
 _warned_shared_dirs: set[Path] = set()
+
+
+# Settings keywords that were built-in stage knobs, and the stages whose settings they now fill in.
+LEGACY_STAGE_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "ffmpeg_path": ("render", "postprocess"),
+    "ffmpeg_extra_args": ("render",),
+    "render_timeout_seconds": ("render",),
+    "ffmpeg_log_max_bytes": ("render",),
+    "x264_preset": ("render",),
+}
 
 
 def default_data_dir() -> Path:
@@ -98,20 +111,9 @@ class Settings:
     grpc_listen: str = "127.0.0.1:50051"
     # How many jobs run at once; the rest wait as Queued.
     max_concurrent_jobs: int = 1
-    # An explicit ffmpeg; by default the one bundled with imageio-ffmpeg, never one from PATH.
-    ffmpeg_path: str | None = None
-    # Extra encoder arguments appended to the render command (operators' tuning; also how tests force a
-    # render failure through configuration rather than code).
-    ffmpeg_extra_args: tuple[str, ...] = ()
-    render_timeout_seconds: float = 3600.0
     # Progress events are persisted; ticks closer than this are merged (the latest wins) unless they finish
     # a stage, so a chatty stage cannot flood the log.
     progress_min_interval_seconds: float = 0.2
-    ffmpeg_log_max_bytes: int = 1_048_576
-    # libx264's speed/size trade-off for the render stage; still images compress well even when fast.
-    x264_preset: str = "veryfast"
-    # An espeak-ng data directory; by default the one shipped with espeakng-loader.
-    espeak_data_path: str | None = None
     disabled_plugins: tuple[str, ...] = ()
     # A stage that reports no progress for this long is stopped and fails with E305.
     stall_timeout_seconds: float = 90.0
@@ -182,19 +184,70 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
 
+    # -- stages (docs/plugins.md, plugin configuration) ----------------------------------------------------
+    # Each stage's own settings given in code, by stage name: {"render": {"x264_preset": "ultrafast"}}.
+    # They win over the environment. The stages declare their knobs and defaults (Stage.settings).
+    stage_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The REELCAST_* variables read by from_env, from which the server fills in each stage's settings
+    # (REELCAST_PLUGIN_<STAGE>_<KEY>, and the built-ins' older names); a stage never reads the environment.
+    environment: dict[str, str] = field(default_factory=dict)
+    # The built-ins' knobs that were Settings fields, still accepted as keywords (Settings(x264_preset=...)).
+    ffmpeg_path: InitVar[str | None] = None
+    ffmpeg_extra_args: InitVar[tuple[str, ...] | None] = None
+    render_timeout_seconds: InitVar[float | None] = None
+    ffmpeg_log_max_bytes: InitVar[int | None] = None
+    x264_preset: InitVar[str | None] = None
+
+    def __post_init__(
+        self,
+        ffmpeg_path: str | None,
+        ffmpeg_extra_args: tuple[str, ...] | None,
+        render_timeout_seconds: float | None,
+        ffmpeg_log_max_bytes: int | None,
+        x264_preset: str | None,
+    ) -> None:
+        legacy = {
+            "ffmpeg_path": ffmpeg_path,
+            "ffmpeg_extra_args": ffmpeg_extra_args,
+            "render_timeout_seconds": render_timeout_seconds,
+            "ffmpeg_log_max_bytes": ffmpeg_log_max_bytes,
+            "x264_preset": x264_preset,
+        }
+        for keyword, value in legacy.items():
+            if value is None:
+                continue
+            for stage in LEGACY_STAGE_KEYWORDS[keyword]:
+                self.stage_settings.setdefault(stage, {}).setdefault(keyword, value)
+
+    def settings_of_stage(self, stage: Stage, installed: Iterable[str] = ()) -> Any:
+        """The stage's own settings object (see reelcast.plugins.settings); ``installed`` are the other
+        stage names, which tell whose ``REELCAST_PLUGIN_*`` variable is whose."""
+        return build_stage_settings(
+            stage.name,
+            stage.settings,
+            self.environment,
+            self.stage_settings.get(stage.name, {}),
+            other_stages=installed,
+        )
+
+    @property
+    def espeak_data_path(self) -> str | None:
+        """The voice stage's espeak-ng data dir, for the bridge's voice list until it asks the server."""
+        from reelcast.plugins.builtin.voice import VoiceSettings
+
+        voice = Stage(
+            name="voice", title="Voice", weight=1, order=1, run=lambda _ctx: None, settings=VoiceSettings
+        )
+        path: str | None = self.settings_of_stage(voice).espeak_data_path
+        return path
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             data_dir=default_data_dir(),
             grpc_listen=os.environ.get("REELCAST_GRPC_LISTEN", "127.0.0.1:50051"),
             max_concurrent_jobs=_env_int("REELCAST_MAX_CONCURRENT_JOBS", 1),
-            ffmpeg_path=os.environ.get("REELCAST_FFMPEG") or None,
-            ffmpeg_extra_args=tuple(shlex.split(os.environ.get("REELCAST_FFMPEG_EXTRA_ARGS", ""))),
-            render_timeout_seconds=_env_float("REELCAST_RENDER_TIMEOUT", 3600.0),
             progress_min_interval_seconds=_env_float("REELCAST_PROGRESS_INTERVAL", 0.2),
-            ffmpeg_log_max_bytes=_env_int("REELCAST_FFMPEG_LOG_MAX_BYTES", 1_048_576),
-            x264_preset=os.environ.get("REELCAST_X264_PRESET") or "veryfast",
-            espeak_data_path=os.environ.get("REELCAST_ESPEAK_DATA") or None,
             disabled_plugins=disabled_plugins_from_env(),
             stall_timeout_seconds=_env_float("REELCAST_STALL_TIMEOUT", 90.0),
             max_attempts=_env_int("REELCAST_MAX_ATTEMPTS", 3),
@@ -227,6 +280,7 @@ class Settings:
             metrics_interval_seconds=_env_float("REELCAST_METRICS_INTERVAL", 5.0),
             log_format=check_log_format(os.environ.get("REELCAST_LOG_FORMAT") or "json"),
             log_level=check_log_level(os.environ.get("REELCAST_LOG_LEVEL") or "INFO"),
+            environment={name: value for name, value in os.environ.items() if name.startswith("REELCAST_")},
         )
 
     @property
@@ -242,8 +296,13 @@ class Settings:
         return self.data_dir / "jobs"
 
     @property
+    def logs_dir(self) -> Path:
+        """The log root a stage gets as ``ctx.log_dir``."""
+        return self.data_dir / "Logs"
+
+    @property
     def ffmpeg_logs_dir(self) -> Path:
-        return self.data_dir / "Logs" / "ffmpeg"
+        return self.logs_dir / "ffmpeg"
 
     def work_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import shutil
 import time
@@ -30,8 +29,9 @@ from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.metadata import correlation_id_var
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
-from reelcast.plugins.host import InstalledStage, PluginHost, await_me_maybe
-from reelcast.plugins.stage import OUTPUT_ARTIFACT, StageContext
+from reelcast.plugins.host import InstalledStage, PluginHost
+from reelcast.plugins.invocation import run_stage
+from reelcast.plugins.stage import OUTPUT_ARTIFACT, Stage
 from reelcast.server.config import Settings
 from reelcast.server.eta import duration_bucket, expected_durations
 from reelcast.server.logs import job_context, stage_context
@@ -134,6 +134,11 @@ class JobRunner:
         self._idle.set()
         self._disk_free = 0
         self._disk_checked_at = float("-inf")
+        # Each stage's own settings, built once (a bad value fails here, at start, rather than mid-job).
+        # By stage object (its id; the stage is kept with it): a replacement of the same name has its own.
+        self._stage_settings: dict[int, tuple[Stage, Any]] = {}
+        for installed in host.stages():
+            self._settings_of(installed.stage)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -483,6 +488,13 @@ class JobRunner:
             delay, self._watch_for_stall, running, task
         )
 
+    def _settings_of(self, stage: Stage) -> Any:
+        """A stage's own settings, built once per stage (a plugin may register after the runner starts)."""
+        if id(stage) not in self._stage_settings:
+            names = [installed.stage.name for installed in self.host.stages()]
+            self._stage_settings[id(stage)] = (stage, self.settings.settings_of_stage(stage, names))
+        return self._stage_settings[id(stage)][1]
+
     async def _run_stage(
         self,
         running: _RunningJob,
@@ -498,31 +510,20 @@ class JobRunner:
         if running.cancel_event.is_set():
             stop.set()
         running.stage_stop = stop
-        context = StageContext(
+        invoke = run_stage(
+            stage,
             job_id=job.id,
             correlation_id=job.correlation_id,
-            stage_name=stage.name,
             spec=job.spec,
             work_dir=work_dir,
-            settings=self.settings,
-            artifacts=dict(artifacts),
-            log=logging.LoggerAdapter(
-                logging.getLogger(f"reelcast.stage.{stage.name}"),
-                {"job_id": job.id, "correlation_id": job.correlation_id},
-            ),
+            log_dir=self.settings.logs_dir,
+            settings=self._settings_of(stage),
+            artifacts=artifacts,
             cancel_event=stop,
-            _report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
+            report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
         )
 
-        async def invoke() -> dict[str, Any]:
-            result: Any
-            if inspect.iscoroutinefunction(stage.run):
-                result = await stage.run(context)
-            else:
-                result = await await_me_maybe(await asyncio.to_thread(stage.run, context))
-            return dict(result or {})
-
-        task = asyncio.create_task(invoke(), name=f"stage-{job.id}-{stage.name}")
+        task = asyncio.create_task(invoke, name=f"stage-{job.id}-{stage.name}")
         running.stage_task = task
         running.disk_full = None
         self._watch_for_stall(running, task)

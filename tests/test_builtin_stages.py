@@ -19,7 +19,6 @@ from reelcast.plugins.builtin import espeak, script, visuals, voice
 from reelcast.plugins.builtin.captions import build_cues, parse_srt, to_srt
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader
 from reelcast.plugins.host import PluginHost
-from reelcast.server.config import Settings
 from tests.media import wav_seconds
 
 
@@ -33,7 +32,8 @@ async def _context(
         stage_name="test",
         spec=with_defaults(spec),
         work_dir=tmp_path,
-        settings=Settings(data_dir=tmp_path / "data"),
+        log_dir=tmp_path / "data" / "Logs",
+        settings=None,
         artifacts=artifacts or {},
         log=logging.LoggerAdapter(logging.getLogger("test"), {}),
         cancel_event=asyncio.Event(),

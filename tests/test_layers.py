@@ -74,3 +74,28 @@ def test_the_kernel_imports_only_protobuf_grpcio_and_grpcio_status(module: str) 
         and not name.startswith("reelcast.jobs")
     )
     assert foreign == []
+
+
+# -- the plugin API stands alone ------------------------------------------------------------------------
+
+# What a plugin author imports: the API and the pytest kit (which every pytest run loads, as pytest11).
+PLUGIN_API_MODULES = ("reelcast.plugins", "reelcast.plugins.testing")
+
+
+@pytest.mark.parametrize("module", PLUGIN_API_MODULES)
+def test_importing_the_plugin_api_loads_neither_the_server_nor_sqlite(module: str) -> None:
+    loaded = _loaded_after_importing(module)
+    server = [name for name in loaded if name == "reelcast.server" or name.startswith("reelcast.server.")]
+    assert server == [], f"{module} loads {server}"
+    assert "sqlite3" not in loaded and "_sqlite3" not in loaded
+
+
+def test_the_plugin_api_declares_its_public_names_and_version() -> None:
+    import reelcast.plugins
+
+    assert all(hasattr(reelcast.plugins, name) for name in reelcast.plugins.__all__)
+    major, minor = reelcast.plugins.API_VERSION.split(".")
+    assert (int(major), int(minor)) >= (1, 0)
+    assert {"Stage", "StageContext", "hookimpl", "ReelcastError", "API_VERSION"} <= set(
+        reelcast.plugins.__all__
+    )

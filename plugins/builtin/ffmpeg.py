@@ -22,18 +22,17 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.plugins.process import ProcessResult, run_process
 from reelcast.plugins.stage import StageContext
-from reelcast.server.config import Settings
 
 STDERR_SNIPPET_BYTES = 16 * 1024
 SEPARATOR = "-" * 80
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
-def ffmpeg_executable(settings: Settings) -> str:
-    """The configured ffmpeg, else the one bundled with imageio-ffmpeg (never one from PATH by accident).
+def ffmpeg_executable(configured: str | None) -> str:
+    """The configured ffmpeg (a stage's ``ffmpeg_path`` setting), else the one bundled with imageio-ffmpeg
+    (never one from PATH by accident).
 
     Raises E302 when it does not exist or is not executable."""
-    configured = settings.ffmpeg_path
     if configured:
         located = configured if os.sep in configured else shutil.which(configured)
     else:

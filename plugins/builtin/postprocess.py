@@ -10,6 +10,7 @@ Artifacts: ``thumbnail`` -> ``thumbnail.jpg`` and ``output`` (see ``OUTPUT_ARTIF
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from reelcast.jobs import errors
@@ -21,13 +22,22 @@ THUMBNAIL_FILE = "thumbnail.jpg"
 _SNIPPET_CHARS = 16 * 1024
 
 
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """The postprocess stage's knobs (``REELCAST_PLUGIN_POSTPROCESS_<FIELD>``, or older names in ``env``)."""
+
+    # An explicit ffmpeg; by default the one bundled with imageio-ffmpeg (the render stage's has the same).
+    ffmpeg_path: str | None = field(default=None, metadata={"env": "REELCAST_FFMPEG"})
+
+
 async def run(ctx: StageContext) -> dict[str, Any]:
     video_relative = ctx.artifacts.get("video")
     if not isinstance(video_relative, str) or not ctx.path(video_relative).is_file():
         raise ReelcastError(errors.ARTIFACT_MISSING, "No video artifact from the render stage.")
     video = ctx.path(video_relative)
     narration = load_narration(ctx)
-    ffmpeg = ffmpeg_executable(ctx.settings)
+    settings: PostprocessSettings = ctx.settings if ctx.settings is not None else PostprocessSettings()
+    ffmpeg = ffmpeg_executable(settings.ffmpeg_path)
     log_path = str(ctx.artifacts.get("ffmpeg_log") or "")
     expected = float(narration["duration"])
     stderr: list[str] = []
@@ -96,6 +106,7 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             weight=10,
             order=500,
             run=run,
+            settings=PostprocessSettings,
             description="Verifies the MP4 by decoding it, writes a JPEG thumbnail and publishes the output.",
         )
     )

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.artifacts import Frame
 from reelcast.plugins.builtin.captions import Cue, to_srt
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
 from reelcast.plugins.builtin.visuals import load_visuals
@@ -34,12 +36,27 @@ SUBTITLE_FILE = "captions.srt"
 CONCAT_FILE = "frames.ffconcat"
 
 
+@dataclass(frozen=True)
+class RenderSettings:
+    """The render stage's knobs (``REELCAST_PLUGIN_RENDER_<FIELD>``, or the older names in ``env``)."""
+
+    # An explicit ffmpeg; by default the one bundled with imageio-ffmpeg, never one from PATH.
+    ffmpeg_path: str | None = field(default=None, metadata={"env": "REELCAST_FFMPEG"})
+    # Extra encoder arguments appended to the render command (operators' tuning; also how tests force a
+    # render failure through configuration rather than code).
+    ffmpeg_extra_args: tuple[str, ...] = field(default=(), metadata={"env": "REELCAST_FFMPEG_EXTRA_ARGS"})
+    render_timeout_seconds: float = field(default=3600.0, metadata={"env": "REELCAST_RENDER_TIMEOUT"})
+    ffmpeg_log_max_bytes: int = field(default=1_048_576, metadata={"env": "REELCAST_FFMPEG_LOG_MAX_BYTES"})
+    # libx264's speed/size trade-off; still images compress well even when fast.
+    x264_preset: str = field(default="veryfast", metadata={"env": "REELCAST_X264_PRESET"})
+
+
 def _concat_quote(path: str) -> str:
     """A path as a quoted ffconcat token: single quotes, each inner quote as '\\''."""
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def concat_script(frames: Sequence[dict[str, Any]], fps: int) -> str:
+def concat_script(frames: Sequence[Frame], fps: int) -> str:
     """The concat demuxer's input: each image with its duration, and one closing frame.
 
     The demuxer ignores the duration of the final entry, and the encoder gives the last frame only one
@@ -117,10 +134,12 @@ def _iso639_2(language: str) -> str:
 async def run(ctx: StageContext) -> dict[str, Any]:
     narration = load_narration(ctx)
     visuals = load_visuals(ctx)
-    frames: list[dict[str, Any]] = visuals["frames"]
+    frames: list[Frame] = visuals["frames"]
     if not frames:
         raise ReelcastError(errors.ARTIFACT_MISSING, "The visuals stage produced no frames.")
-    ffmpeg = ffmpeg_executable(ctx.settings)
+    # None when a stage is called directly (tests, bench) rather than by the runner: the defaults.
+    settings: RenderSettings = ctx.settings if ctx.settings is not None else RenderSettings()
+    ffmpeg = ffmpeg_executable(settings.ffmpeg_path)
     render = ctx.spec.render
     cues = [Cue(**cue) for cue in visuals.get("cues", [])]
     subtitle_relative: str | None = None
@@ -137,11 +156,11 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         subtitle_path=str(ctx.path(SUBTITLE_FILE)) if soft else None,
         output_path=str(partial),
         duration=float(narration["duration"]),
-        preset=ctx.settings.x264_preset,
-        extra_args=ctx.settings.ffmpeg_extra_args,
+        preset=settings.x264_preset,
+        extra_args=settings.ffmpeg_extra_args,
     )
     total = float(narration["duration"])
-    log_path = ctx.settings.ffmpeg_logs_dir / f"{ctx.job_id}.log"
+    log_path = ctx.log_dir / "ffmpeg" / f"{ctx.job_id}.log"
     log = FfmpegLog(
         log_path,
         job_id=ctx.job_id,
@@ -149,7 +168,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         resolution=f"{visuals['width']}x{visuals['height']}",
         ffmpeg_path=ffmpeg,
         arguments=arguments,
-        max_bytes=ctx.settings.ffmpeg_log_max_bytes,
+        max_bytes=settings.ffmpeg_log_max_bytes,
     )
 
     def on_fraction(fraction: float, seconds: float) -> None:
@@ -163,7 +182,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
             [ffmpeg, *arguments],
             log=log,
             on_stdout_line=progress.line,
-            timeout=ctx.settings.render_timeout_seconds,
+            timeout=settings.render_timeout_seconds,
         )
     except BaseException:
         _remove(partial)
@@ -175,7 +194,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         _remove(partial)
         raise ReelcastError(
             errors.RENDER_TIMEOUT,
-            f"The render took longer than {ctx.settings.render_timeout_seconds:g} s.",
+            f"The render took longer than {settings.render_timeout_seconds:g} s.",
             stderr_snippet=log.stderr_snippet,
             log_path=str(log_path),
         )
@@ -207,6 +226,7 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             weight=20,
             order=400,
             run=run,
+            settings=RenderSettings,
             description="Encodes frames and narration into an H.264/AAC MP4 with ffmpeg's concat demuxer.",
         )
     )

@@ -24,6 +24,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
 
 SCRIPT_FILE = "script.json"
 SUPPORTED_LANGUAGES = ("en",)
@@ -275,11 +276,7 @@ def validate_user_script(spec: job_pb2.JobSpec) -> list[ScriptScene]:
 
 def load_scenes(ctx: StageContext) -> list[ScriptScene]:
     """The script written by this stage (or a replacement that follows the same artifact contract)."""
-    relative = ctx.artifacts.get("script")
-    if not isinstance(relative, str) or not ctx.path(relative).is_file():
-        raise ReelcastError(errors.ARTIFACT_MISSING, "No script artifact from the script stage.")
-    data: dict[str, Any] = json.loads(ctx.path(relative).read_text(encoding="utf-8"))
-    return [ScriptScene(**scene) for scene in data["scenes"]]
+    return [ScriptScene(**scene) for scene in read_script(ctx)["scenes"]]
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -293,7 +290,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     ctx.raise_if_cancelled()
     report: Callable[[float, str], None] = ctx.report
     report(0.8, f"{len(scenes)} scenes, {sum(count_words(s.narration) for s in scenes)} words")
-    document = {"language": spec.brief.language or "en", "scenes": [asdict(scene) for scene in scenes]}
+    document: ScriptArtifact = {
+        "language": spec.brief.language or "en",
+        "scenes": [ScriptSceneArtifact(**asdict(scene)) for scene in scenes],  # type: ignore[typeddict-item]
+    }
     ctx.path(SCRIPT_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
     report(1.0, "Script written")
     return {"script": SCRIPT_FILE}

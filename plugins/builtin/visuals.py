@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.artifacts import Frame, VisualsArtifact, read_visuals
 from reelcast.plugins.builtin.captions import Cue, build_cues
 from reelcast.plugins.builtin.script import ScriptScene, load_scenes
 from reelcast.plugins.builtin.text import bundled_face, draw_line, line_width, paragraph_level, truetype
@@ -177,7 +178,7 @@ def _save(image: Image.Image, path: str) -> None:
     image.save(path, format="PNG", compress_level=1)
 
 
-def _frame(image: str, start: float, duration: float, scene: int) -> dict[str, Any]:
+def _frame(image: str, start: float, duration: float, scene: int) -> Frame:
     return {"image": image, "start": start, "duration": duration, "scene": scene}
 
 
@@ -205,7 +206,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     total_images = len(scenes) + (len(cues) if burned else 0)
     drawn = 0
     scene_images: list[str] = []
-    frames: list[dict[str, Any]] = []
+    frames: list[Frame] = []
     try:
         for index, scene in enumerate(scenes):
             ctx.raise_if_cancelled()
@@ -229,7 +230,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     except OSError as error:
         detail = f"Could not write a scene image: {error.strerror}"
         raise ReelcastError(errors.VISUALS_FAILED, detail) from error
-    document = {
+    document: VisualsArtifact = {
         "width": width,
         "height": height,
         "scene_images": scene_images,
@@ -241,12 +242,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     return {"visuals": VISUALS_FILE}
 
 
-def load_visuals(ctx: StageContext) -> dict[str, Any]:
-    relative = ctx.artifacts.get("visuals")
-    if not isinstance(relative, str) or not ctx.path(relative).is_file():
-        raise ReelcastError(errors.ARTIFACT_MISSING, "No visuals artifact from the visuals stage.")
-    visuals: dict[str, Any] = json.loads(ctx.path(relative).read_text(encoding="utf-8"))
-    return visuals
+def load_visuals(ctx: StageContext) -> VisualsArtifact:
+    return read_visuals(ctx)
 
 
 @hookimpl

@@ -16,18 +16,28 @@ from __future__ import annotations
 import json
 import wave
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.jobs.validation import MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, read_narration
 from reelcast.plugins.builtin import espeak
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
 
 VOICE_FILE = "voice.json"
 NARRATION_WAV = "voice/narration.wav"
 MIN_SCENE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """The voice stage's knobs (``REELCAST_PLUGIN_VOICE_<FIELD>``, or the older name in ``env``)."""
+
+    # An espeak-ng data directory; by default the one shipped with espeakng-loader.
+    espeak_data_path: str | None = field(default=None, metadata={"env": "REELCAST_ESPEAK_DATA"})
 
 
 def wav_duration(path: Path) -> float:
@@ -65,14 +75,15 @@ def speakable(text: str) -> str:
 
 def run(ctx: StageContext) -> dict[str, Any]:
     scenes = load_scenes(ctx)
-    data_path = ctx.settings.espeak_data_path
+    settings: VoiceSettings = ctx.settings if ctx.settings is not None else VoiceSettings()
+    data_path = settings.espeak_data_path
     voice = resolve_voice(ctx.spec.voice.name, ctx.spec.brief.language, data_path)
     rate = speaking_rate(ctx.spec)
     pitch = ctx.spec.voice.pitch or 50
     ctx.report(0.0, f"Generating narration with voice {voice.key}")
     voice_dir = ctx.path("voice")
     voice_dir.mkdir(exist_ok=True)
-    entries: list[dict[str, Any]] = []
+    entries: list[NarrationScene] = []
     pcm_parts: list[bytes] = []
     sample_rate = 0
     start = 0.0
@@ -111,7 +122,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         ctx.report((index + 1) / (len(scenes) + 1), f"Narrated scene {index + 1} of {len(scenes)}")
     _write_wav(ctx.path(NARRATION_WAV), b"".join(pcm_parts), sample_rate)
     total = wav_duration(ctx.path(NARRATION_WAV))
-    document = {
+    document: NarrationArtifact = {
         "sample_rate": sample_rate,
         "audio": NARRATION_WAV,
         "duration": total,
@@ -123,12 +134,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     return {"narration": VOICE_FILE}
 
 
-def load_narration(ctx: StageContext) -> dict[str, Any]:
-    relative = ctx.artifacts.get("narration")
-    if not isinstance(relative, str) or not ctx.path(relative).is_file():
-        raise ReelcastError(errors.ARTIFACT_MISSING, "No narration artifact from the voice stage.")
-    narration: dict[str, Any] = json.loads(ctx.path(relative).read_text(encoding="utf-8"))
-    return narration
+def load_narration(ctx: StageContext) -> NarrationArtifact:
+    return read_narration(ctx)
 
 
 @hookimpl
@@ -140,6 +147,7 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             weight=20,
             order=200,
             run=run,
+            settings=VoiceSettings,
             description="Speaks each scene's narration with espeak-ng (offline) into one WAV per scene.",
         )
     )

@@ -49,7 +49,7 @@ def test_reelcast_stage_runs_one_stage_with_the_context_of_a_real_job(reelcast_s
     assert context.stage_name == "recorder"
     # The spec as a job's stage sees it: the server's defaults are filled in.
     assert (context.spec.brief.language, context.spec.render.fps) == ("en", 30)
-    assert context.settings.data_dir.is_relative_to(reelcast_stage.work_dir.parent)
+    assert context.log_dir.is_relative_to(reelcast_stage.work_dir.parent)
     assert outcome.progress == [(0.5, "half"), (1.0, "done")]
     assert outcome.artifacts == {"seen": "seen.txt"}
     assert outcome.path("seen.txt").read_text() == "upstream"

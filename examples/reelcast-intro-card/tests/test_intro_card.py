@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage
-from reelcast.plugins.host import PluginHost
-from reelcast.plugins.testing import StageHarness
+from reelcast.plugins.testing import PluginHost, StageHarness
 
 import reelcast_intro_card
 
@@ -106,12 +105,12 @@ def test_the_card_comes_first_and_everything_else_moves_back_by_its_length(
     assert outcome.fractions[-1] == 1.0
 
 
-def test_the_card_length_and_brand_come_from_the_environment(
-    reelcast_stage: StageHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REELCAST_INTRO_CARD_SECONDS", "0.75")
-    monkeypatch.setenv("REELCAST_INTRO_CARD_BRAND", "Acme")
-    outcome = reelcast_stage.run(intro_card_stage(), SMALL_SPEC, write_upstream(reelcast_stage))
+def test_the_card_length_and_brand_come_from_the_stage_settings(reelcast_stage: StageHarness) -> None:
+    # Strings, as the server reads them from REELCAST_PLUGIN_INTRO_CARD_SECONDS / _BRAND.
+    settings = {"seconds": "0.75", "brand": "Acme"}
+    outcome = reelcast_stage.run(
+        intro_card_stage(), SMALL_SPEC, write_upstream(reelcast_stage), settings=settings
+    )
     visuals = json.loads(outcome.path(outcome.artifacts["visuals"]).read_text())
     assert visuals["frames"][0]["duration"] == 0.75
     default = reelcast_intro_card.draw_card("reelcast", "Why the sky is blue", WIDTH, HEIGHT)

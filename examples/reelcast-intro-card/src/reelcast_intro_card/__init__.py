@@ -12,14 +12,23 @@ scene, so that no title or caption is ever hidden behind it.
 from __future__ import annotations
 
 import json
-import os
 import wave
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
-from reelcast.plugins import CATALOGUE, ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins import (
+    Frame,
+    NarrationArtifact,
+    Stage,
+    StageContext,
+    VisualsArtifact,
+    hookimpl,
+    read_narration,
+    read_visuals,
+)
 
 __version__ = "0.1.0"
 
@@ -37,18 +46,24 @@ DEFAULT_SECONDS = 2.0
 # (background top, background bottom, accent)
 BRAND_COLORS = ((12, 12, 20), (36, 24, 64), (255, 176, 32))
 
-ARTIFACT_MISSING = CATALOGUE["E306-ARTIFACT_MISSING"]
 
+@dataclass(frozen=True)
+class IntroCardSettings:
+    """The stage's settings. reelcast fills them in from ``REELCAST_PLUGIN_INTRO_CARD_SECONDS`` and
+    ``REELCAST_PLUGIN_INTRO_CARD_BRAND`` (docs/plugins.md, plugin configuration); the stage reads no
+    environment itself."""
 
-def card_seconds() -> float:
-    """How long the card is shown: ``REELCAST_INTRO_CARD_SECONDS``, 0.5 to 10 s."""
-    raw = os.environ.get("REELCAST_INTRO_CARD_SECONDS", "")
-    seconds = float(raw) if raw else DEFAULT_SECONDS
-    return min(10.0, max(0.5, seconds))
+    # How long the card is shown, held to 0.5 to 10 s.
+    seconds: float = DEFAULT_SECONDS
+    brand: str = DEFAULT_BRAND
 
+    @property
+    def card_seconds(self) -> float:
+        return min(10.0, max(0.5, self.seconds))
 
-def brand() -> str:
-    return os.environ.get("REELCAST_INTRO_CARD_BRAND", "").strip() or DEFAULT_BRAND
+    @property
+    def brand_text(self) -> str:
+        return self.brand.strip() or DEFAULT_BRAND
 
 
 def draw_card(brand_text: str, topic: str, width: int, height: int) -> Image.Image:
@@ -77,14 +92,6 @@ def _shorten(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_
     return text.rstrip() + "…"
 
 
-def _load_artifact(ctx: StageContext, key: str, producer: str) -> dict[str, Any]:
-    relative = ctx.artifacts.get(key)
-    if not isinstance(relative, str) or not ctx.path(relative).is_file():
-        raise ReelcastError(ARTIFACT_MISSING, f"No {key} artifact from the {producer} stage.")
-    loaded: dict[str, Any] = json.loads(ctx.path(relative).read_text(encoding="utf-8"))
-    return loaded
-
-
 def delay_wav(source: Path, target: Path, seconds: float) -> float:
     """Writes ``source`` with ``seconds`` of silence before it; returns the new duration."""
     with wave.open(str(source), "rb") as reader:
@@ -99,28 +106,31 @@ def delay_wav(source: Path, target: Path, seconds: float) -> float:
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    narration = _load_artifact(ctx, "narration", "voice")
-    visuals = _load_artifact(ctx, "visuals", "visuals")
-    seconds = card_seconds()
+    settings: IntroCardSettings = ctx.settings
+    narration = read_narration(ctx)
+    visuals = read_visuals(ctx)
+    seconds = settings.card_seconds
     width, height = int(visuals["width"]), int(visuals["height"])
     ctx.path(CARD_DIR).mkdir(exist_ok=True)
 
     ctx.raise_if_cancelled()
-    draw_card(brand(), ctx.spec.brief.topic, width, height).save(ctx.path(CARD_IMAGE), format="PNG")
+    draw_card(settings.brand_text, ctx.spec.brief.topic, width, height).save(
+        ctx.path(CARD_IMAGE), format="PNG"
+    )
     ctx.report(0.4, "Drew the intro card")
 
     ctx.raise_if_cancelled()
     duration = delay_wav(ctx.path(narration["audio"]), ctx.path(NARRATION_WAV), seconds)
     ctx.report(0.8, f"Narration starts after {seconds:g} s")
 
-    delayed_narration = {
+    delayed_narration: NarrationArtifact = {
         **narration,
         "audio": NARRATION_WAV,
         "duration": duration,
         "scenes": [{**scene, "start": scene["start"] + seconds} for scene in narration["scenes"]],
     }
-    card_frame = {"image": CARD_IMAGE, "start": 0.0, "duration": seconds, "scene": -1}
-    delayed_visuals = {
+    card_frame: Frame = {"image": CARD_IMAGE, "start": 0.0, "duration": seconds, "scene": -1}
+    delayed_visuals: VisualsArtifact = {
         **visuals,
         "frames": [card_frame] + [{**f, "start": f["start"] + seconds} for f in visuals["frames"]],
         "cues": [
@@ -143,6 +153,7 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             weight=WEIGHT,
             order=ORDER,
             run=run,
+            settings=IntroCardSettings,
             description="Puts a branded title card before the video, drawn with Pillow.",
         )
     )
