@@ -76,13 +76,18 @@ class NatsUnreachableError(ConnectionError):
     that the CLI can catch it without the ``nats`` extra installed.)"""
 
 
+class StoreChoiceError(ValueError):
+    """The store the command line or REELCAST_STORE chose cannot be used: not a store URL, or the embedded
+    store where a shared one is needed. The CLI prints it with a remediation (exit 2), never a traceback."""
+
+
 def parse_store_url(url: str) -> list[str] | None:
     """``nats://HOST:PORT[,HOST:PORT...]`` as the client's server list; None for the embedded store."""
     url = url.strip()
     if not url or url == "sqlite":
         return None
     if not url.startswith("nats://"):
-        raise ValueError(f"store must be 'sqlite' or nats://HOST:PORT[,HOST:PORT...], got {url!r}")
+        raise StoreChoiceError(f"store must be 'sqlite' or nats://HOST:PORT[,HOST:PORT...], got {url!r}")
     return [f"nats://{part.strip().removeprefix('nats://')}" for part in url.split(",") if part.strip()]
 
 

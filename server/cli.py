@@ -31,7 +31,7 @@ from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.settings import StageSettingsError
 from reelcast.server.announce import ANNOUNCE_FORMATS, Announcer, dialable_host
-from reelcast.server.backends import NatsUnreachableError
+from reelcast.server.backends import NatsUnreachableError, StoreChoiceError
 from reelcast.server.config import Settings, use_private_umask
 from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
@@ -767,6 +767,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StageSettingsError as error:  # a REELCAST_PLUGIN_* variable no stage has, or a bad value
         console.print(f"[red]error[/]: {escape(str(error))}")
         console.print("remediation: check the stage's settings in docs/plugins.md (plugin configuration)")
+        return 2
+    except StoreChoiceError as error:
+        console.print(f"[red]error[/]: {escape(str(error))}")
+        console.print("remediation: pass --store nats://HOST:PORT[,HOST:PORT...] or set REELCAST_STORE")
         return 2
     except NatsUnreachableError as error:
         console.print(f"[red]error[/]: {error}")

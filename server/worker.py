@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from reelcast.plugins.host import PluginHost
 from reelcast.server.announce import Announcer
-from reelcast.server.backends import open_backend
+from reelcast.server.backends import StoreChoiceError, open_backend
 from reelcast.server.config import Settings
 from reelcast.server.logs import configure_logging
 from reelcast.server.metrics import MetricsEndpoint, sample_periodically
@@ -40,7 +40,7 @@ async def run_worker(
     """Runs until ``stop`` is set, then drains for ``settings.shutdown_grace_seconds``."""
     backend = open_backend(settings)
     if backend.name == "sqlite":
-        raise ValueError("a worker needs a shared store: pass --store nats://HOST:PORT or set REELCAST_STORE")
+        raise StoreChoiceError("a worker needs a shared store, and the embedded SQLite store is not one")
     plugins = host if host is not None else PluginHost.load(settings.disabled_plugins)
     # A stop while NATS is still being reached (it may be down: that waits up to a minute) ends the start.
     if not await unless_stopped(backend.open(), stop):

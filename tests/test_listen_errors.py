@@ -1,5 +1,5 @@
-"""A port that is taken gets a catalogue error from every serving command, never a traceback: the operator
-learns which address failed and what to do."""
+"""A port that is taken, or a store that cannot serve the command, gets a clear error from every serving
+command, never a traceback: the operator learns what failed and what to do."""
 
 from __future__ import annotations
 
@@ -50,4 +50,24 @@ def test_a_bridge_on_a_taken_port_names_the_address_and_exits_without_a_tracebac
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "E031-LISTEN_FAILED" in output and taken_address in output, output
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker"],
+        ["worker", "--store", "sqlite"],
+        ["serve", "--store", "redis://127.0.0.1:6379", "--grpc-listen", "127.0.0.1:0", "--no-bridge"],
+        ["server", "--store", "nats:/oops", "--grpc-listen", "127.0.0.1:0"],
+    ],
+    ids=["worker-embedded", "worker-sqlite", "serve-unknown-scheme", "server-malformed"],
+)
+def test_a_store_that_cannot_serve_the_command_is_exit_2_with_a_remediation(
+    tmp_path: Path, command: list[str]
+) -> None:
+    done = reelcast(*command, "--data-dir", str(tmp_path))
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "remediation: pass --store nats://" in output, output
     assert "Traceback" not in output, output
