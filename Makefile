@@ -71,9 +71,11 @@ mypy-tree:
 	ln -sfn $(CURDIR)/client $(MYPY_TREE)/client
 	ln -sfn $(CURDIR)/proto/reelcast/jobs $(MYPY_TREE)/jobs
 
+# lint-imports reads the packages through the editable install (its finder maps reelcast.* to the source dirs).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP) mypy-tree
 	$(BIN)/mypy -p reelcast.jobs -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client
@@ -82,7 +84,7 @@ typecheck: $(STAMP) mypy-tree
 ci: test lint typecheck proto-check buf-lint
 
 clean:
-	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
 
 # The benchmark harness: `make bench` reruns every benchmark (progress latency, fan-out, the request guard's
 # cost, job overhead, idle connections, render) beside its baselines and rewrites docs/benchmarks.md and

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -23,15 +24,15 @@ from reelcast.bridge import channel, login, rest, streams, web
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
-from reelcast.bridge.metrics import metrics, metrics_route_enabled
+from reelcast.bridge.metrics import metrics
 from reelcast.bridge.openapi import openapi_document
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error, problem_response
-from reelcast.bridge.state import BridgeSettings, BridgeState, grpc_metadata
+from reelcast.bridge.settings import BridgeSettings, split_listen
+from reelcast.bridge.state import BridgeState, grpc_metadata
 from reelcast.bridge.upstream import UpstreamHub
 from reelcast.jobs import errors
 from reelcast.jobs.metadata import CORRELATION_ID_HEADER, accept_correlation_id, correlation_id_var
 from reelcast.jobs.v1 import job_service_pb2_grpc
-from reelcast.server.config import auth_required_from_env
 
 log = logging.getLogger(__name__)
 
@@ -135,67 +136,24 @@ ROUTES = [
 ]
 
 
-def create_app(
-    grpc_target: str,
-    *,
-    heartbeat_seconds: float = 15.0,
-    retry_ms: int = 3000,
-    linger_seconds: float = 30.0,
-    max_stream_jobs: int = 100,
-    send_timeout_seconds: float | None = None,
-    auth_required: bool | None = None,
-    max_sse_connections_per_user: int = 8,
-    max_body_bytes: int = 64 * 1024,
-    session_ttl_seconds: float = 12 * 3600.0,
-    secure_cookies: bool = False,
-    cors_origins: tuple[str, ...] = (),
-    allowed_hosts: tuple[str, ...] = (),
-    listen_host: str | None = None,
-    grpc_root_certificates: bytes | None = None,
-    metrics_route: bool | None = None,
-    upstream_deadline_seconds: float | None = None,
-    upstream_keepalive_seconds: float = channel.KEEPALIVE_SECONDS,
-) -> Starlette:
-    """The bridge in front of the ``JobService`` at ``grpc_target``. The channel opens in the lifespan, so
-    the app must run under a server that sends lifespan events (uvicorn does).
+def create_app(settings: BridgeSettings | str, /, **overrides: Any) -> Starlette:
+    """The bridge in front of the ``JobService`` at ``settings.grpc_target``. The channel opens in the
+    lifespan, so the app must run under a server that sends lifespan events (uvicorn does).
 
-    ``auth_required`` (default: ``REELCAST_AUTH``, which defaults to required) refuses requests without any
-    credential at once; the credentials themselves are always checked by the gRPC server.
-    ``grpc_root_certificates`` (PEM) makes the channel TLS, trusting those roots. ``metrics_route`` (default:
-    ``REELCAST_BRIDGE_METRICS``, which defaults to on) serves Prometheus metrics at ``/metrics``, without
-    authentication (bridge/metrics.py says why). ``allowed_hosts`` adds Host names to the ones answered by
-    default: localhost names, loopback addresses and ``listen_host`` (bridge/hosts.py).
-    ``upstream_deadline_seconds`` (default: ``REELCAST_UPSTREAM_DEADLINE``, which defaults to 15) bounds every
-    unary call to the ``JobService``; ``upstream_keepalive_seconds`` is the channel's keepalive ping interval
-    (bridge/channel.py)."""
-    settings = BridgeSettings(
-        grpc_target=grpc_target,
-        heartbeat_seconds=heartbeat_seconds,
-        retry_ms=retry_ms,
-        linger_seconds=linger_seconds,
-        max_stream_jobs=max_stream_jobs,
-        # Operators tune it with REELCAST_SSE_SEND_TIMEOUT (seconds, default 30).
-        send_timeout_seconds=send_timeout_seconds
-        if send_timeout_seconds is not None
-        else float(os.environ.get("REELCAST_SSE_SEND_TIMEOUT") or 30.0),
-        max_body_bytes=max_body_bytes,
-        auth_required=auth_required if auth_required is not None else auth_required_from_env(),
-        max_sse_connections_per_user=max_sse_connections_per_user,
-        session_ttl_seconds=session_ttl_seconds,
-        secure_cookies=secure_cookies,
-        cors_origins=cors_origins,
-        upstream_deadline_seconds=upstream_deadline_seconds
-        if upstream_deadline_seconds is not None
-        else float(os.environ.get(channel.DEADLINE_ENV) or channel.DEADLINE_SECONDS),
-        upstream_keepalive_seconds=upstream_keepalive_seconds,
-    )
+    ``settings`` are the bridge's (bridge/settings.py), or the gRPC target alone: then the rest comes from the
+    ``REELCAST_*`` variables, as for a bridge that another program embeds (and secure by default, as the
+    server's settings are). ``overrides`` replace single fields of them (``heartbeat_seconds=0.5``)."""
+    if isinstance(settings, str):
+        settings = dataclasses.replace(BridgeSettings.from_env(), grpc_target=settings)
+    settings = dataclasses.replace(settings, **overrides)
     channel.check_channel_settings(settings.upstream_deadline_seconds, settings.upstream_keepalive_seconds)
+    grpc_target = settings.grpc_target
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         upstream = channel.open_channel(
             grpc_target,
-            grpc_root_certificates,
+            settings.grpc_root_certificates(),
             deadline_seconds=settings.upstream_deadline_seconds,
             keepalive_seconds=settings.upstream_keepalive_seconds,
         )
@@ -203,7 +161,7 @@ def create_app(
         hub = UpstreamHub(
             jobs,
             grpc_metadata,
-            linger_seconds=linger_seconds,
+            linger_seconds=settings.linger_seconds,
             credential=lambda: credential_fingerprint(credential_var.get()),
         )
         health_check: aio.UnaryUnaryMultiCallable[
@@ -229,13 +187,15 @@ def create_app(
 
     middleware = [
         Middleware(CorrelationIdMiddleware),
-        Middleware(HostCheckMiddleware, rule=HostRule(listen_host, allowed_hosts)),
+        Middleware(
+            HostCheckMiddleware, rule=HostRule(split_listen(settings.http_listen)[0], settings.allowed_hosts)
+        ),
     ]
-    if cors_origins:  # CORS is off unless an allow-list is configured
+    if settings.cors_origins:  # CORS is off unless an allow-list is configured
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origins=list(cors_origins),
+                allow_origins=list(settings.cors_origins),
                 allow_credentials=True,
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Correlation-ID"],
@@ -246,12 +206,11 @@ def create_app(
         Middleware(
             AuthMiddleware,
             required=settings.auth_required,
-            allowed_origins=cors_origins,
+            allowed_origins=settings.cors_origins,
         )
     )
-    serve_metrics = metrics_route if metrics_route is not None else metrics_route_enabled()
-    routes = [route for route in ROUTES if serve_metrics or getattr(route, "path", "") != "/metrics"]
-    return Starlette(
+    routes = [route for route in ROUTES if settings.metrics_route or getattr(route, "path", "") != "/metrics"]
+    app = Starlette(
         routes=[*routes, *web.ROUTES],
         middleware=middleware,
         exception_handlers={
@@ -261,3 +220,6 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # serve_app reads the HTTP server's own settings (TLS, head cap, request timeout) from here.
+    app.state.settings = settings
+    return app

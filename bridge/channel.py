@@ -36,7 +36,6 @@ KEEPALIVE_TIMEOUT_SECONDS = 10.0
 # The server strikes pings closer than 5 s (server/app.py: grpc.http2.min_ping_interval_without_data_ms); a
 # second more leaves room for timer jitter.
 MIN_KEEPALIVE_SECONDS = 6.0
-DEADLINE_ENV = "REELCAST_UPSTREAM_DEADLINE"
 
 
 class UnaryDeadline(aio.UnaryUnaryClientInterceptor):

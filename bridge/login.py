@@ -33,7 +33,7 @@ from reelcast.bridge.auth import (
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.state import bridge_state, checked_job_id, grpc_metadata
 from reelcast.jobs import errors
-from reelcast.jobs.metadata import ANONYMOUS, SESSION_HEADER, STREAM_TOKEN_HEADER, USER_HEADER
+from reelcast.jobs.metadata import SESSION_HEADER, STREAM_TOKEN_HEADER
 from reelcast.jobs.v1 import job_service_pb2
 
 # Where the login URL lands once the cookie is set: the web page.
@@ -56,21 +56,20 @@ def _metadata_text(metadata: Iterable[tuple[str, str | bytes]] | None, name: str
 
 
 async def _call_as(request: Request, credential: str, session_request: str = "") -> tuple[str, str]:
-    """A cheap call made with ``credential``: (the user the server names, the session token it made when
-    ``session_request`` is "open"). 401 if the credential is not valid."""
+    """Asks the server who ``credential`` acts as (``GetCaller``): (that user, the session token the server
+    made when ``session_request`` is "open"). 401 if the credential is not valid."""
     token = credential_var.set(credential)
     try:
         metadata = grpc_metadata()
         if session_request:
             metadata = (*metadata, (SESSION_HEADER, session_request))
-        call = bridge_state(request).jobs.ListJobs(
-            job_service_pb2.ListJobsRequest(page_size=1), metadata=metadata
-        )
-        await call
+        call = bridge_state(request).jobs.GetCaller(job_service_pb2.GetCallerRequest(), metadata=metadata)
+        reply = await call
+        # Sessions are opened and closed by the server's interceptor, on any call, in its response metadata.
         initial = await call.initial_metadata()
     finally:
         credential_var.reset(token)
-    return _metadata_text(initial, USER_HEADER) or ANONYMOUS, _metadata_text(initial, SESSION_HEADER)
+    return reply.caller.user, _metadata_text(initial, SESSION_HEADER)
 
 
 async def _current_user(request: Request) -> str | None:
@@ -97,7 +96,7 @@ async def _logged_in(request: Request, response: Response, credential: str) -> R
             path="/",
             httponly=True,
             samesite="strict",
-            secure=state.settings.secure_cookies,
+            secure=state.settings.tls,
         )
     return response
 

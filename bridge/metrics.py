@@ -9,12 +9,10 @@ scrape config), as Gitea's and Grafana's metrics endpoints do; with authenticati
 without any credential come from the server's ``--metrics-listen`` port, unauthenticated and bound to a
 private address, which is how nchan, Mercure and grpc-gateway deployments keep metrics from the public: by
 network. The series carry counts and timings, never job ids, users or keys. ``REELCAST_BRIDGE_METRICS=off``
-removes the route.
+removes the route (``BridgeSettings.metrics_route``).
 """
 
 from __future__ import annotations
-
-import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -45,13 +43,6 @@ UPSTREAM_STREAMS = Gauge(
 # kind is thereby exported from the start, zero included.
 CONNECTIONS_BY_KIND = {kind: SSE_CONNECTIONS.labels(stream=kind) for kind in STREAM_KINDS}
 EVENTS_SENT_BY_KIND = {kind: SSE_EVENTS_SENT.labels(stream=kind) for kind in STREAM_KINDS}
-
-_OFF = frozenset({"0", "off", "false", "no"})
-
-
-def metrics_route_enabled() -> bool:
-    """``REELCAST_BRIDGE_METRICS`` (default on) says whether the bridge serves ``/metrics``."""
-    return os.environ.get("REELCAST_BRIDGE_METRICS", "on").strip().lower() not in _OFF
 
 
 async def metrics(request: Request) -> Response:

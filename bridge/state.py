@@ -14,6 +14,7 @@ from starlette.requests import Request
 from reelcast.bridge.auth import credential_var
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.problems import ApiError
+from reelcast.bridge.settings import BridgeSettings
 from reelcast.bridge.upstream import UpstreamHub
 from reelcast.jobs import errors
 from reelcast.jobs.metadata import (
@@ -30,33 +31,6 @@ if TYPE_CHECKING:
 # Ids are never longer or stranger than this; anything else cannot name a job, so it is a 404 without a
 # round trip (a 404, not a 400, like every unknown job: ids cannot be probed).
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-
-
-@dataclass(frozen=True)
-class BridgeSettings:
-    grpc_target: str
-    heartbeat_seconds: float = 15.0
-    # The ``retry:`` hint: how long a browser waits before reconnecting, in milliseconds.
-    retry_ms: int = 3000
-    # How long a job's shared upstream outlives its last subscriber (or its terminal event).
-    linger_seconds: float = 30.0
-    # Jobs one /api/events connection may carry.
-    max_stream_jobs: int = 100
-    max_body_bytes: int = 64 * 1024
-    # A write to an SSE client that takes longer than this drops the client (it resumes with Last-Event-ID),
-    # so a client that stopped reading cannot hold server memory.
-    send_timeout_seconds: float = 30.0
-    # The upstream channel (bridge/channel.py): the deadline of every unary JobService call, and the interval
-    # of its keepalive pings.
-    upstream_deadline_seconds: float = 15.0
-    upstream_keepalive_seconds: float = 20.0
-    # Security (docs/security.md): whether a request without any credential is refused at once, open SSE
-    # connections per user, session lifetime, whether cookies are marked Secure (TLS), CORS allow-list.
-    auth_required: bool = True
-    max_sse_connections_per_user: int = 8
-    session_ttl_seconds: float = 12 * 3600.0
-    secure_cookies: bool = False
-    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass

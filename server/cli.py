@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -37,7 +38,6 @@ from reelcast.server.keys import ApiKeys
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS, adopt_loggers, configure_logging
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 # A command, unlike a server, gives up soon when NATS cannot be reached.
 KEYS_NATS_TIMEOUT = 10.0
 console = Console(stderr=True)
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC server, the runner and the web bridge")
     serve.add_argument("--data-dir", type=Path, help="where jobs live (default: platform data dir)")
     serve.add_argument("--grpc-listen", default=None, help=f"gRPC address (default {DEFAULT_TARGET})")
-    serve.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN, help="bridge address")
+    serve.add_argument("--http-listen", default=None, help="bridge address (default 127.0.0.1:8080)")
     serve.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
     _allowed_hosts_argument(serve)
     serve.add_argument("--max-concurrent-jobs", type=int, default=None)
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--insecure-no-auth", action="store_true", help="serve without authentication")
     _observability_arguments(api)
     _announce_argument(api)
-    api.set_defaults(no_bridge=True, http_listen=DEFAULT_HTTP_LISTEN, api_only=True)
+    api.set_defaults(no_bridge=True, api_only=True)
     worker = commands.add_parser("worker", help="run jobs from the shared work queue (needs --store)")
     worker.add_argument("--data-dir", type=Path, help="running jobs' work dirs (default: platform data dir)")
     worker.add_argument("--store", default=None, help=store_help)
@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     _announce_argument(worker)
 
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
-    bridge.add_argument("--grpc-target", default=DEFAULT_TARGET)
-    bridge.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
+    bridge.add_argument("--grpc-target", default=None, help=f"the JobService (default {DEFAULT_TARGET})")
+    bridge.add_argument("--http-listen", default=None, help="bridge address (default 127.0.0.1:8080)")
     _allowed_hosts_argument(bridge)
     _tls_arguments(bridge)
     # The bridge serves its own /metrics route, so it takes the log flags but no metrics port.
@@ -426,8 +426,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.tls_cert_file = args.tls_cert
     if getattr(args, "tls_key", None):
         settings.tls_key_file = args.tls_key
-    if getattr(args, "allowed_hosts", None) is not None:
-        settings.allowed_hosts = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
     if getattr(args, "insecure_no_auth", False):
         settings.auth_required = False
     if getattr(args, "metrics_listen", None) is not None:
@@ -450,6 +448,29 @@ def _bridge_available() -> bool:
     return importlib.util.find_spec("reelcast.bridge.server") is not None
 
 
+def _bridge_settings(args: argparse.Namespace, grpc_target: str | None = None) -> Any:
+    """The bridge's own settings (bridge/settings.py): its ``REELCAST_*`` variables, then the flags of
+    ``serve`` or ``bridge`` (and the gRPC target ``serve`` listens on)."""
+    from reelcast.bridge.settings import BridgeSettings  # type: ignore[import-not-found,unused-ignore]
+
+    try:
+        settings = BridgeSettings.from_env()
+    except ValueError as invalid:  # a REELCAST_* variable with a value we refuse to guess about
+        raise argparse.ArgumentTypeError(str(invalid)) from None
+    flags: dict[str, Any] = {
+        "grpc_target": grpc_target or getattr(args, "grpc_target", None),
+        "http_listen": getattr(args, "http_listen", None),
+        "tls_cert_file": getattr(args, "tls_cert", None),
+        "tls_key_file": getattr(args, "tls_key", None),
+    }
+    if getattr(args, "allowed_hosts", None) is not None:
+        flags["allowed_hosts"] = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
+    if getattr(args, "insecure_no_auth", False):
+        flags["auth_required"] = False
+    given = {name: value for name, value in flags.items() if value is not None}
+    return dataclasses.replace(settings, **given)
+
+
 def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:
     """The insecure-setup warnings; with JSON logs each becomes a log line, so that stderr stays JSON."""
     if settings.log_format != "json":
@@ -470,6 +491,9 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     from reelcast.server.shutdown import install_stop_signals
 
     settings = _settings(args)
+    with_bridge = not args.no_bridge and _bridge_available()
+    # Read now, so that a bad bridge variable fails before the server takes any job; the target comes later.
+    bridge_settings = _bridge_settings(args) if with_bridge else None
     configure_logging(settings.log_format, settings.log_level)
     # First, so that a bad or busy metrics address fails before the server takes any job.
     metrics = MetricsEndpoint.from_settings(settings)
@@ -485,20 +509,22 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     announcer.say(f"reelcast gRPC on {server.target} (data dir {settings.data_dir})")
     if metrics is not None:
         announcer.say(f"reelcast metrics on {metrics.url}")
-    with_bridge = not args.no_bridge and _bridge_available()
     listener = None
-    if with_bridge:
+    http_listen = None
+    if bridge_settings is not None:
         from reelcast.bridge.server import bind_http_listener  # type: ignore[import-not-found,unused-ignore]
 
+        bridge_settings = dataclasses.replace(bridge_settings, grpc_target=server.target)
+        http_listen = bridge_settings.http_listen
         try:
             # Before the first-start key: a key made for a login URL that can never be shown locks people out.
-            listener = bind_http_listener(args.http_listen)
+            listener = bind_http_listener(http_listen)
         except BaseException:
             await server.stop()
             if metrics is not None:
                 metrics.close()
             raise
-    _warn_insecure_in_logs(settings, args.http_listen if with_bridge else None)
+    _warn_insecure_in_logs(settings, http_listen)
     first_key = await _first_start_key(server)
     if first_key and not with_bridge:
         announcer.say(f"first start: created admin key (shown once): {first_key}")
@@ -514,14 +540,14 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     if not with_bridge:
         announcer.ready(**ready_fields)
     tasks = []
-    if with_bridge:
+    if bridge_settings is not None:
         from reelcast.bridge.server import serve_bridge  # type: ignore[import-not-found,unused-ignore]
 
         scheme = "https" if server.tls else "http"
 
         def ready(port: int) -> None:
             adopt_loggers()  # uvicorn installed handlers of its own when the bridge started
-            host = args.http_listen.rsplit(":", 1)[0]
+            host = bridge_settings.http_listen.rsplit(":", 1)[0]
             origin = f"{scheme}://{host}:{port}"  # as listened on, for people
             http = f"{scheme}://{dialable_host(host)}:{port}"  # as a local client dials it, for programs
             announcer.say(f"reelcast web on {origin}/")
@@ -532,16 +558,7 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
             announcer.ready(**{**ready_fields, "http": http})
 
         tasks.append(
-            asyncio.create_task(
-                serve_bridge(
-                    server.target,
-                    args.http_listen,
-                    stop=stop,
-                    on_ready=ready,
-                    settings=settings,
-                    listener=listener,
-                )
-            )
+            asyncio.create_task(serve_bridge(bridge_settings, stop=stop, on_ready=ready, listener=listener))
         )
     await stop.wait()
     for task in tasks:
@@ -645,29 +662,31 @@ async def _bridge(args: argparse.Namespace, announcer: Announcer) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    # The server's settings give only the log format and level; the bridge reads its own.
     settings = _settings(args)
-    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
+    bridge_settings = _bridge_settings(args)
+    tls = bridge_settings.tls
 
     def ready(port: int) -> None:
-        host = args.http_listen.rsplit(":", 1)[0]
-        announcer.say(f"reelcast bridge on http://{host}:{port}/ -> {args.grpc_target}")
+        host = bridge_settings.http_listen.rsplit(":", 1)[0]
+        announcer.say(f"reelcast bridge on http://{host}:{port}/ -> {bridge_settings.grpc_target}")
         # uvicorn gave its loggers handlers of their own as it started; route them through ours.
         adopt_loggers()
         http = f"{'https' if tls else 'http'}://{dialable_host(host)}:{port}"
-        announcer.ready(grpc=None, http=http, metrics=None, tls=tls, grpcTarget=args.grpc_target)
+        announcer.ready(grpc=None, http=http, metrics=None, tls=tls, grpcTarget=bridge_settings.grpc_target)
 
     configure_logging(settings.log_format, settings.log_level)
     _warn_insecure_in_logs(
         Settings(
             grpc_listen="127.0.0.1:0",
-            tls_cert_file=settings.tls_cert_file,
-            tls_key_file=settings.tls_key_file,
-            auth_required=settings.auth_required,
+            tls_cert_file=bridge_settings.tls_cert_file,
+            tls_key_file=bridge_settings.tls_key_file,
+            auth_required=bridge_settings.auth_required,
             log_format=settings.log_format,
         ),
-        args.http_listen,
+        bridge_settings.http_listen,
     )
-    await serve_bridge(args.grpc_target, args.http_listen, stop=stop, on_ready=ready, settings=settings)
+    await serve_bridge(bridge_settings, stop=stop, on_ready=ready)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The one config object: every tunable of a reelcast process, from flags or ``REELCAST_*`` variables."""
+"""The job server's config object: every tunable of the server and its workers, from flags or ``REELCAST_*``
+variables. The bridge has settings of its own (bridge/settings.py)."""
 
 from __future__ import annotations
 
@@ -85,10 +86,6 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _env_list(name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
-
-
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
@@ -155,19 +152,8 @@ class Settings:
     # Open WatchJob streams per user, per server process. Larger than the SSE allowance: a bridge holds one
     # upstream stream per job it relays (shared by all of that user's browsers), up to 100 on one /api/events.
     max_grpc_streams_per_user: int = 256
-    # Bridge limits: open SSE connections per user, request bodies, session lifetime.
-    max_sse_connections_per_user: int = 8
-    max_body_bytes: int = 64 * 1024
+    # How long a browser session lasts (the bridge's own settings, bridge/settings.py, hold its HTTP limits).
     session_ttl_seconds: float = 12 * 3600.0
-    # Origins allowed to call the bridge cross-site (CORS); empty means CORS is off.
-    cors_origins: tuple[str, ...] = ()
-    # Host header names the bridge answers (DNS-rebinding guard, bridge/hosts.py); empty: the listen address,
-    # localhost names and loopback addresses. "*" answers every name.
-    allowed_hosts: tuple[str, ...] = ()
-    # A request head (request line and headers) past this many bytes gets 431; a request that has not
-    # arrived whole (head and body) this long after it began is closed (bridge/http_protocol.py).
-    max_header_bytes: int = 32 * 1024
-    request_timeout_seconds: float = 15.0
     # Browser sessions one user may hold; opening one more ends that user's oldest (server/keys.py).
     max_sessions_per_user: int = 100
     # TLS: one certificate and key (PEM) for gRPC and HTTP alike; both empty means plaintext.
@@ -266,13 +252,7 @@ class Settings:
             max_active_jobs_per_user=_env_int("REELCAST_MAX_ACTIVE_JOBS_PER_USER", 20),
             grpc_max_message_bytes=_env_int("REELCAST_GRPC_MAX_MESSAGE_BYTES", 1024 * 1024),
             max_grpc_streams_per_user=_env_int("REELCAST_MAX_GRPC_STREAMS_PER_USER", 256),
-            max_sse_connections_per_user=_env_int("REELCAST_MAX_SSE_PER_USER", 8),
-            max_body_bytes=_env_int("REELCAST_MAX_BODY_BYTES", 64 * 1024),
             session_ttl_seconds=_env_float("REELCAST_SESSION_TTL", 12 * 3600.0),
-            cors_origins=_env_list("REELCAST_CORS_ORIGINS"),
-            allowed_hosts=_env_list("REELCAST_ALLOWED_HOSTS"),
-            max_header_bytes=_env_int("REELCAST_MAX_HEADER_BYTES", 32 * 1024),
-            request_timeout_seconds=_env_float("REELCAST_REQUEST_TIMEOUT", 15.0),
             max_sessions_per_user=_env_int("REELCAST_MAX_SESSIONS_PER_USER", 100),
             tls_cert_file=_env_path("REELCAST_TLS_CERT"),
             tls_key_file=_env_path("REELCAST_TLS_KEY"),

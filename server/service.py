@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,7 @@ from reelcast.server.pagination import (
 )
 from reelcast.server.runner import JobRunner
 from reelcast.server.store import JobStore, PageCursor
+from reelcast.server.voices import installed_voices
 from reelcast.server.watch import follow_job_events
 
 Context = aio.ServicerContext[Any, Any]
@@ -78,6 +80,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self.creation_buckets = TokenBuckets(settings.job_create_rate_per_minute, settings.job_create_burst)
         self.creation_locks = UserLocks()
         self.watch_slots = StreamSlots(settings.max_grpc_streams_per_user)
+        self.espeak_data_path = settings.espeak_data_path
 
     async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
         """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed; so is
@@ -253,6 +256,20 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 for installed in self.runner.pipeline()
             ]
         )
+
+    async def ListVoices(
+        self, request: job_service_pb2.ListVoicesRequest, context: Context
+    ) -> job_service_pb2.ListVoicesResponse:
+        # Loading espeak-ng the first time takes a moment; the event loop keeps serving meanwhile.
+        voices = await asyncio.to_thread(installed_voices, self.espeak_data_path)
+        return job_service_pb2.ListVoicesResponse(voices=voices)
+
+    async def GetCaller(
+        self, request: job_service_pb2.GetCallerRequest, context: Context
+    ) -> job_service_pb2.GetCallerResponse:
+        # The interceptor has authenticated the call and set its identity (server/interceptors.py).
+        caller = job_service_pb2.Caller(user=current_caller(), admin=current_is_admin())
+        return job_service_pb2.GetCallerResponse(caller=caller)
 
     async def ReadJobArtifact(
         self, request: job_service_pb2.ReadJobArtifactRequest, context: Context

@@ -367,6 +367,24 @@ async def test_list_stages_reports_the_pipeline(server: ReelcastServer, stub: St
     ]
 
 
+async def test_list_voices_reports_the_voices_of_espeak_on_the_server_sorted_by_key(stub: Stub) -> None:
+    from reelcast.plugins.builtin import espeak
+
+    voices = (await stub.ListVoices(job_service_pb2.ListVoicesRequest())).voices
+
+    installed = espeak.available_voices()
+    assert [(v.key, v.name, list(v.languages)) for v in voices] == [
+        (v.key, v.name, list(v.languages)) for v in installed
+    ]
+    keys = [voice.key for voice in voices]
+    assert keys == sorted(keys) and "en-us" in keys
+
+
+async def test_get_caller_without_authentication_is_anonymous_and_not_an_admin(stub: Stub) -> None:
+    caller = (await stub.GetCaller(job_service_pb2.GetCallerRequest())).caller
+    assert (caller.user, caller.admin) == ("anonymous", False)
+
+
 async def test_health_and_reflection_are_served(server: ReelcastServer, channel: aio.Channel) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc

@@ -1,4 +1,5 @@
-"""The contract kernel ``reelcast.jobs`` stands alone: importing it loads no other room of reelcast.
+"""The rooms stand on their own: the contract kernel ``reelcast.jobs`` loads no other room of reelcast, and
+the bridge loads neither the server nor the plugins.
 
 Each import runs in a fresh interpreter, because this test process has long since loaded everything.
 """
@@ -99,3 +100,22 @@ def test_the_plugin_api_declares_its_public_names_and_version() -> None:
     assert {"Stage", "StageContext", "hookimpl", "ReelcastError", "API_VERSION"} <= set(
         reelcast.plugins.__all__
     )
+
+
+# -- the bridge is a gRPC client like any other --------------------------------------------------------------
+
+# The bridge's entry points: the app, and the uvicorn runner that `reelcast bridge` starts it with.
+BRIDGE_ENTRY_POINTS = ("reelcast.bridge.app", "reelcast.bridge.server")
+# What a bridge on another machine must not pull in: the job server, the plugins (espeak's native library
+# among them, through espeakng_loader) and the embedded store's sqlite3.
+NOT_IN_A_BRIDGE = ("reelcast.server", "reelcast.plugins", "espeakng_loader", "sqlite3", "_sqlite3")
+NOT_IN_A_BRIDGE_PREFIXES = tuple(f"{name}." for name in NOT_IN_A_BRIDGE)
+
+
+@pytest.mark.parametrize("module", BRIDGE_ENTRY_POINTS)
+def test_importing_the_bridge_loads_no_server_no_plugins_and_no_sqlite(module: str) -> None:
+    loaded = _loaded_after_importing(module)
+    foreign = [
+        name for name in loaded if name in NOT_IN_A_BRIDGE or name.startswith(NOT_IN_A_BRIDGE_PREFIXES)
+    ]
+    assert foreign == [], f"{module} loads {foreign}"

@@ -47,6 +47,12 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def ListStages(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("ListStages", request)
 
+    async def ListVoices(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ListVoices", request)
+
+    async def GetCaller(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("GetCaller", request)
+
     async def WatchJob(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
@@ -98,6 +104,8 @@ async def bridge_before_silent_service(
         ("GET", "/api/jobs/job-1", "GetJob"),
         ("POST", "/api/jobs/job-1/cancel", "CancelJob"),
         ("GET", "/api/jobs/job-1/events", "GetJob"),
+        ("GET", "/api/voices", "ListVoices"),
+        ("GET", "/api/me", "GetCaller"),
     ],
 )
 async def test_a_unary_call_the_server_never_answers_ends_at_the_deadline_with_e013(

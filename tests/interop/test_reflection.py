@@ -110,6 +110,8 @@ async def test_buf_curl_speaking_only_reflection_v1_lists_and_calls_job_service(
 
     assert f"{SERVICE}/CreateJob" in methods
     assert f"{SERVICE}/WatchJob" in methods
+    assert f"{SERVICE}/ListVoices" in methods
+    assert f"{SERVICE}/GetCaller" in methods
     assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
     assert [stage["name"] for stage in stages["stages"]] == [
         "script",

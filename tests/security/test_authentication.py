@@ -24,6 +24,8 @@ RPCS = [
     ("ListJobs", job_service_pb2.ListJobsRequest()),
     ("CancelJob", job_service_pb2.CancelJobRequest(job_id=JOB_ID)),
     ("ListStages", job_service_pb2.ListStagesRequest()),
+    ("ListVoices", job_service_pb2.ListVoicesRequest()),
+    ("GetCaller", job_service_pb2.GetCallerRequest()),
 ]
 STREAMING_RPCS = [
     ("WatchJob", job_service_pb2.WatchJobRequest(job_id=JOB_ID)),
@@ -75,6 +77,23 @@ async def test_a_valid_key_is_accepted_and_the_user_reported(secured: Secured) -
     )
     await call
     assert ("x-reelcast-user", "alice") in tuple(await call.initial_metadata())
+
+
+async def test_get_caller_names_the_user_of_a_key_or_session_and_whether_it_is_an_admin(
+    secured: Secured,
+) -> None:
+    for user, admin in (("alice", False), ("bob", False), ("root", True)):
+        reply = await secured.stub.GetCaller(
+            job_service_pb2.GetCallerRequest(), metadata=bearer(secured.keys[user])
+        )
+        assert (reply.caller.user, reply.caller.admin) == (user, admin)
+    browser = secured.http(None)
+    opened = await browser.post("/api/session", json={"apiKey": secured.keys["root"]})
+    session = opened.cookies["reelcast_session"]
+    reply = await secured.stub.GetCaller(
+        job_service_pb2.GetCallerRequest(), metadata=(("authorization", f"Session {session}"),)
+    )
+    assert (reply.caller.user, reply.caller.admin) == ("root", True)
 
 
 async def test_every_route_without_credentials_is_401_with_the_error_body(secured: Secured) -> None:

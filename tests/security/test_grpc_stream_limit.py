@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc import aio
 
+from reelcast.bridge.settings import BridgeSettings
 from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from tests.security.conftest import HANG_TIMEOUT, Secured, SecuredFactory, bearer, rpc_code
@@ -119,7 +120,7 @@ async def test_many_sse_viewers_of_one_job_share_one_upstream_within_the_grpc_li
     job = await secured.create_job("alice")
     alice = secured.http("alice")
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(secured.server.settings.max_sse_connections_per_user):
+        for _ in range(BridgeSettings().max_sse_connections_per_user):
             response = await stack.enter_async_context(alice.stream("GET", f"/api/jobs/{job.id}/events"))
             assert response.status_code == 200
             lines = response.aiter_lines()

@@ -140,15 +140,9 @@ async def test_tls_serves_grpc_and_https(tmp_path: Path) -> None:
                     job_service_pb2.ListJobsRequest(), metadata=bearer(raw), timeout=5
                 )
             assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
-        app = create_app(
-            server.target, auth_required=True, secure_cookies=True, grpc_root_certificates=cert.read_bytes()
-        )
+        app = create_app(server.target, auth_required=True, tls_cert_file=cert, tls_key_file=key)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(
-            serve_app(
-                app, "127.0.0.1:0", stop=stop, on_ready=ready.set_result, ssl_certfile=cert, ssl_keyfile=key
-            )
-        )
+        task = asyncio.create_task(serve_app(app, "127.0.0.1:0", stop=stop, on_ready=ready.set_result))
         port = await asyncio.wait_for(ready, 30)
         async with httpx.AsyncClient(
             base_url=f"https://127.0.0.1:{port}",

@@ -48,6 +48,11 @@ async def test_a_stream_token_opens_its_own_job_for_reading_without_other_creden
             metadata=(("authorization", f"StreamToken {token}"),),
         )
     assert rpc_code(failure.value)[0] == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(aio.AioRpcError) as failure:  # nor for asking who it acts as
+        await secured.stub.GetCaller(
+            job_service_pb2.GetCallerRequest(), metadata=(("authorization", f"StreamToken {token}"),)
+        )
+    assert rpc_code(failure.value)[0] == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_stream_tokens_are_rejected_when_expired_forged_or_for_another_job_or_user(

@@ -884,3 +884,37 @@ class Stage(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Stage: _TypeAlias = Stage  # noqa: Y015
+
+@_typing.final
+class Voice(_message.Message):
+    """A voice the installed voice stage can speak with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """What `VoiceSpec.name` takes, for example "en-us": the voice's first language tag."""
+    name: _builtins.str
+    """Display name, for example "English (America)"."""
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The language tags it speaks, lower case, in the engine's order of preference (`key` first when it has
+        any).
+        """
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        name: _builtins.str = ...,
+        languages: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "languages", b"languages", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Voice: _TypeAlias = Voice  # noqa: Y015

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from reelcast.jobs.v1 import job_pb2 as reelcast_dot_jobs_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"reelcast/jobs/v1/job_service.proto\x12\x10reelcast.jobs.v1\x1a\x1areelcast/jobs/v1/job.proto\"O\n\x10\x43reateJobRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.reelcast.jobs.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x11\x43reateJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"g\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x08statuses\x18\x03 \x03(\x0e\x32\x1b.reelcast.jobs.v1.JobStatus\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.reelcast.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\x13\n\x11ListStagesRequest\"=\n\x12ListStagesResponse\x12\'\n\x06stages\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Stage\"v\n\x16ReadJobArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.reelcast.jobs.v1.ArtifactKind\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"Q\n\x17ReadJobArtifactResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t*\x80\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41RTIFACT_KIND_VIDEO\x10\x01\x12\x1b\n\x17\x41RTIFACT_KIND_THUMBNAIL\x10\x02\x12\x1b\n\x17\x41RTIFACT_KIND_SUBTITLES\x10\x03\x32\xeb\x04\n\nJobService\x12T\n\tCreateJob\x12\".reelcast.jobs.v1.CreateJobRequest\x1a#.reelcast.jobs.v1.CreateJobResponse\x12K\n\x06GetJob\x12\x1f.reelcast.jobs.v1.GetJobRequest\x1a .reelcast.jobs.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.reelcast.jobs.v1.ListJobsRequest\x1a\".reelcast.jobs.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".reelcast.jobs.v1.CancelJobRequest\x1a#.reelcast.jobs.v1.CancelJobResponse\x12N\n\x08WatchJob\x12!.reelcast.jobs.v1.WatchJobRequest\x1a\x1d.reelcast.jobs.v1.JobProgress0\x01\x12W\n\nListStages\x12#.reelcast.jobs.v1.ListStagesRequest\x1a$.reelcast.jobs.v1.ListStagesResponse\x12h\n\x0fReadJobArtifact\x12(.reelcast.jobs.v1.ReadJobArtifactRequest\x1a).reelcast.jobs.v1.ReadJobArtifactResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"reelcast/jobs/v1/job_service.proto\x12\x10reelcast.jobs.v1\x1a\x1areelcast/jobs/v1/job.proto\"O\n\x10\x43reateJobRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.reelcast.jobs.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x11\x43reateJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"g\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x08statuses\x18\x03 \x03(\x0e\x32\x1b.reelcast.jobs.v1.JobStatus\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.reelcast.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\x13\n\x11ListStagesRequest\"=\n\x12ListStagesResponse\x12\'\n\x06stages\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Stage\"v\n\x16ReadJobArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.reelcast.jobs.v1.ArtifactKind\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"Q\n\x17ReadJobArtifactResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\x13\n\x11ListVoicesRequest\"=\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Voice\"\x12\n\x10GetCallerRequest\"%\n\x06\x43\x61ller\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\"=\n\x11GetCallerResponse\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.reelcast.jobs.v1.Caller*\x80\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41RTIFACT_KIND_VIDEO\x10\x01\x12\x1b\n\x17\x41RTIFACT_KIND_THUMBNAIL\x10\x02\x12\x1b\n\x17\x41RTIFACT_KIND_SUBTITLES\x10\x03\x32\x9a\x06\n\nJobService\x12T\n\tCreateJob\x12\".reelcast.jobs.v1.CreateJobRequest\x1a#.reelcast.jobs.v1.CreateJobResponse\x12K\n\x06GetJob\x12\x1f.reelcast.jobs.v1.GetJobRequest\x1a .reelcast.jobs.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.reelcast.jobs.v1.ListJobsRequest\x1a\".reelcast.jobs.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".reelcast.jobs.v1.CancelJobRequest\x1a#.reelcast.jobs.v1.CancelJobResponse\x12N\n\x08WatchJob\x12!.reelcast.jobs.v1.WatchJobRequest\x1a\x1d.reelcast.jobs.v1.JobProgress0\x01\x12W\n\nListStages\x12#.reelcast.jobs.v1.ListStagesRequest\x1a$.reelcast.jobs.v1.ListStagesResponse\x12h\n\x0fReadJobArtifact\x12(.reelcast.jobs.v1.ReadJobArtifactRequest\x1a).reelcast.jobs.v1.ReadJobArtifactResponse0\x01\x12W\n\nListVoices\x12#.reelcast.jobs.v1.ListVoicesRequest\x1a$.reelcast.jobs.v1.ListVoicesResponse\x12T\n\tGetCaller\x12\".reelcast.jobs.v1.GetCallerRequest\x1a#.reelcast.jobs.v1.GetCallerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reelcast.jobs.v1.job_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ARTIFACTKIND']._serialized_start=936
-  _globals['_ARTIFACTKIND']._serialized_end=1064
+  _globals['_ARTIFACTKIND']._serialized_start=1142
+  _globals['_ARTIFACTKIND']._serialized_end=1270
   _globals['_CREATEJOBREQUEST']._serialized_start=84
   _globals['_CREATEJOBREQUEST']._serialized_end=163
   _globals['_CREATEJOBRESPONSE']._serialized_start=165
@@ -60,6 +60,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READJOBARTIFACTREQUEST']._serialized_end=850
   _globals['_READJOBARTIFACTRESPONSE']._serialized_start=852
   _globals['_READJOBARTIFACTRESPONSE']._serialized_end=933
-  _globals['_JOBSERVICE']._serialized_start=1067
-  _globals['_JOBSERVICE']._serialized_end=1686
+  _globals['_LISTVOICESREQUEST']._serialized_start=935
+  _globals['_LISTVOICESREQUEST']._serialized_end=954
+  _globals['_LISTVOICESRESPONSE']._serialized_start=956
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1017
+  _globals['_GETCALLERREQUEST']._serialized_start=1019
+  _globals['_GETCALLERREQUEST']._serialized_end=1037
+  _globals['_CALLER']._serialized_start=1039
+  _globals['_CALLER']._serialized_end=1076
+  _globals['_GETCALLERRESPONSE']._serialized_start=1078
+  _globals['_GETCALLERRESPONSE']._serialized_end=1139
+  _globals['_JOBSERVICE']._serialized_start=1273
+  _globals['_JOBSERVICE']._serialized_end=2067
 # @@protoc_insertion_point(module_scope)

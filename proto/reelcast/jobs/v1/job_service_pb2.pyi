@@ -392,3 +392,115 @@ class ReadJobArtifactResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadJobArtifactResponse: _TypeAlias = ReadJobArtifactResponse  # noqa: Y015
+
+@_typing.final
+class ListVoicesRequest(_message.Message):
+    """Request of `ListVoices`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesRequest: _TypeAlias = ListVoicesRequest  # noqa: Y015
+
+@_typing.final
+class ListVoicesResponse(_message.Message):
+    """Response of `ListVoices`. Not paginated: like `ListStages`, it lists what one installation holds (about
+    140 voices, a few KiB).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def voices(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Voice]:
+        """The voices, sorted by key."""
+
+    def __init__(
+        self,
+        *,
+        voices: _abc.Iterable[_job_pb2.Voice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["voices", b"voices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesResponse: _TypeAlias = ListVoicesResponse  # noqa: Y015
+
+@_typing.final
+class GetCallerRequest(_message.Message):
+    """Request of `GetCaller`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallerRequest: _TypeAlias = GetCallerRequest  # noqa: Y015
+
+@_typing.final
+class Caller(_message.Message):
+    """Who a call acts as."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    ADMIN_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    """The user the credential belongs to: the owner of the jobs it creates."""
+    admin: _builtins.bool
+    """Whether the credential is an admin key (or a session or stream token of one), which sees and acts on
+    every user's jobs.
+    """
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        admin: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Caller: _TypeAlias = Caller  # noqa: Y015
+
+@_typing.final
+class GetCallerResponse(_message.Message):
+    """Response of `GetCaller`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def caller(self) -> Global___Caller:
+        """The caller."""
+
+    def __init__(
+        self,
+        *,
+        caller: Global___Caller | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallerResponse: _TypeAlias = GetCallerResponse  # noqa: Y015

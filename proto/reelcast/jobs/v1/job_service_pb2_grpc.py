@@ -76,6 +76,16 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactResponse.FromString,
                 _registered_method=True)
+        self.ListVoices = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ListVoices',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesResponse.FromString,
+                _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/GetCaller',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -144,6 +154,23 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVoices(self, request, context):
+        """Lists the voices that `VoiceSpec.name` may name, sorted by key: those of espeak-ng, which the built-in
+        voice stage speaks with, as installed on the server. Empty when the server cannot load espeak-ng.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaller(self, request, context):
+        """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
+        With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
+        (UNAUTHENTICATED), as it opens only its own job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +208,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReadJobArtifact,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactResponse.SerializeToString,
+            ),
+            'ListVoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVoices,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesResponse.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -378,6 +415,60 @@ class JobService:
             '/reelcast.jobs.v1.JobService/ReadJobArtifact',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReadJobArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ListVoices',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListVoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/GetCaller',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.FromString,
             options,
             channel_credentials,
             insecure,

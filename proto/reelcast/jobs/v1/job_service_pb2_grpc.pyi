@@ -65,6 +65,15 @@ class JobServiceStub:
     so that clients need no shared disk. NOT_FOUND if the job or artifact does not exist; OUT_OF_RANGE if the
     offset is past the end.
     """
+    ListVoices: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListVoicesRequest, _job_service_pb2.ListVoicesResponse]
+    """Lists the voices that `VoiceSpec.name` may name, sorted by key: those of espeak-ng, which the built-in
+    voice stage speaks with, as installed on the server. Empty when the server cannot load espeak-ng.
+    """
+    GetCaller: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetCallerRequest, _job_service_pb2.GetCallerResponse]
+    """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
+    With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
+    (UNAUTHENTICATED), as it opens only its own job.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -101,6 +110,15 @@ class JobServiceAsyncStub(JobServiceStub):
     """Streams the bytes of a finished job's artifact (video, thumbnail or subtitles), optionally a byte range,
     so that clients need no shared disk. NOT_FOUND if the job or artifact does not exist; OUT_OF_RANGE if the
     offset is past the end.
+    """
+    ListVoices: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListVoicesRequest, _job_service_pb2.ListVoicesResponse]  # type: ignore[assignment]
+    """Lists the voices that `VoiceSpec.name` may name, sorted by key: those of espeak-ng, which the built-in
+    voice stage speaks with, as installed on the server. Empty when the server cannot load espeak-ng.
+    """
+    GetCaller: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetCallerRequest, _job_service_pb2.GetCallerResponse]  # type: ignore[assignment]
+    """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
+    With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
+    (UNAUTHENTICATED), as it opens only its own job.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -177,6 +195,27 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams the bytes of a finished job's artifact (video, thumbnail or subtitles), optionally a byte range,
         so that clients need no shared disk. NOT_FOUND if the job or artifact does not exist; OUT_OF_RANGE if the
         offset is past the end.
+        """
+
+    @_abc_1.abstractmethod
+    def ListVoices(
+        self,
+        request: _job_service_pb2.ListVoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListVoicesResponse, _abc.Awaitable[_job_service_pb2.ListVoicesResponse]]:
+        """Lists the voices that `VoiceSpec.name` may name, sorted by key: those of espeak-ng, which the built-in
+        voice stage speaks with, as installed on the server. Empty when the server cannot load espeak-ng.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCaller(
+        self,
+        request: _job_service_pb2.GetCallerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.GetCallerResponse, _abc.Awaitable[_job_service_pb2.GetCallerResponse]]:
+        """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
+        With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
+        (UNAUTHENTICATED), as it opens only its own job.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
