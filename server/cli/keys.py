@@ -1,0 +1,63 @@
+"""``reelcast keys``: create, list and revoke API keys on the embedded store or on NATS."""
+
+from __future__ import annotations
+
+import argparse
+
+from reelcast.server.cli.output import console, print_result
+from reelcast.server.cli.settings import read_settings
+from reelcast.server.keys import ApiKeys
+
+# A command, unlike a server, gives up soon when NATS cannot be reached.
+KEYS_NATS_TIMEOUT = 10.0
+
+
+async def run_keys(args: argparse.Namespace) -> int:
+    """``reelcast keys``: on the embedded SQLite store, or on NATS with ``--store nats://…`` (the keys every
+    API server of that deployment checks)."""
+    from reelcast.server.backends import nats_connection, parse_store_url
+    from reelcast.server.keys import KeyStore
+
+    settings = read_settings(args)
+    try:
+        servers = parse_store_url(settings.store_url)
+    except ValueError as invalid:
+        console.print(f"[red]error[/]: {invalid}")
+        return 2
+    if servers is None:
+        store = KeyStore(settings.database_path)
+        try:
+            return await _key_command(store, args)
+        finally:
+            store.close()
+    connection = nats_connection(servers, settings)
+    from reelcast.server.nats_keys import NatsKeyStore
+
+    await connection.open(timeout=KEYS_NATS_TIMEOUT)
+    try:
+        return await _key_command(NatsKeyStore(connection), args)
+    finally:
+        await connection.close()
+
+
+async def _key_command(store: ApiKeys, args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        try:
+            record, raw = await store.acreate(args.user, admin=args.admin)
+        except ValueError as invalid:
+            console.print(f"[red]error[/]: {invalid}")
+            return 2
+        console.print(f"created key {record.id} for {record.user}{' (admin)' if record.admin else ''}")
+        console.print("it is shown only now; store it safely:")
+        print_result(raw)
+        return 0
+    if args.keys_command == "list":
+        for key in await store.alist():
+            flags = " ".join(f for f in ("admin" if key.admin else "", "revoked" if key.revoked else "") if f)
+            print_result(f"{key.id}  {key.user:<24} {flags}".rstrip())
+        return 0
+    if await store.arevoke(args.key_id):
+        print_result(f"revoked {args.key_id}")
+        return 0
+    console.print(f"[red]error[/]: no active key with id {args.key_id!r}")
+    return 1
