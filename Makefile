@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROTO_FILES := $(wildcard proto/reelcast/jobs/v1/*.proto)
 GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 # mypy cannot follow setuptools' editable import hook, so it reads the package through a tree of symlinks
-# that mirrors the import names (reelcast.server -> server/ and so on).
+# that mirrors the import names (reelcast.server -> server/, reelcast.cli -> cli/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
 .PHONY: install browser run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench bench-smoke bench-render crash-test
@@ -66,6 +66,7 @@ mypy-tree:
 	mkdir -p $(MYPY_TREE)
 	test -L $(MYPY_TREE)/jobs || rm -rf $(MYPY_TREE)/jobs
 	ln -sfn $(CURDIR)/server $(MYPY_TREE)/server
+	ln -sfn $(CURDIR)/cli $(MYPY_TREE)/cli
 	ln -sfn $(CURDIR)/plugins $(MYPY_TREE)/plugins
 	ln -sfn $(CURDIR)/bridge $(MYPY_TREE)/bridge
 	ln -sfn $(CURDIR)/client $(MYPY_TREE)/client
@@ -78,7 +79,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP) mypy-tree
-	$(BIN)/mypy -p reelcast.jobs -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client
+	$(BIN)/mypy -p reelcast.jobs -p reelcast.server -p reelcast.plugins -p reelcast.bridge -p reelcast.client -p reelcast.cli
 	$(BIN)/mypy tests $(wildcard bench)
 
 ci: test lint typecheck proto-check buf-lint

@@ -14,16 +14,16 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
-from reelcast.server.auth import Authenticator, StreamTokens, load_or_create_secret
-from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
-from reelcast.server.interceptors import CallContextInterceptor, MetricsInterceptor
+from reelcast.server.execution.runner import JobRunner
 from reelcast.server.metrics import sample_periodically
-from reelcast.server.reflection import enable_reflection
-from reelcast.server.retention import collect_periodically
-from reelcast.server.runner import JobRunner
-from reelcast.server.service import JobService
-from reelcast.server.store import JobStore
+from reelcast.server.rpc.interceptors import CallContextInterceptor, MetricsInterceptor
+from reelcast.server.rpc.reflection import enable_reflection
+from reelcast.server.rpc.service import JobService
+from reelcast.server.security.auth import Authenticator, StreamTokens, load_or_create_secret
+from reelcast.server.storage.job_store import JobStore
+from reelcast.server.storage.retention import collect_periodically
+from reelcast.server.storage.selection import open_backend
 
 log = logging.getLogger(__name__)
 # How much longer than its grace periods a stop may take before its stuck steps are abandoned.
@@ -39,19 +39,11 @@ class ReelcastServer:
     ) -> None:
         self.settings = settings
         self.host = host if host is not None else PluginHost.load(settings.disabled_plugins)
-        # SQLite by default; NATS JetStream with Settings.store_url (server/backends.py).
+        # SQLite by default; NATS JetStream with Settings.store_url (storage/selection.py).
         self.backend = open_backend(settings, store)
         self.store: JobStore = self.backend.store
         self.notifier = self.backend.notifier
-        self.runner = JobRunner(
-            settings,
-            self.store,
-            self.notifier,
-            self.host,
-            queue=self.backend.queue,
-            cancels=self.backend.cancels,
-            files=self.backend.files,
-        )
+        self.runner = JobRunner(settings, self.backend, self.host)
         self.health = health.aio.HealthServicer()
         # The key store and the token secret exist even with authentication off, so `reelcast keys` and a
         # later restart with authentication on find them.

@@ -17,12 +17,13 @@ from collections.abc import Callable
 
 from reelcast.plugins.host import PluginHost
 from reelcast.server.announce import Announcer
-from reelcast.server.backends import StoreChoiceError, open_backend
 from reelcast.server.config import Settings
+from reelcast.server.execution.runner import JobRunner
 from reelcast.server.logs import configure_logging
 from reelcast.server.metrics import MetricsEndpoint, sample_periodically
-from reelcast.server.runner import JobRunner
 from reelcast.server.shutdown import install_stop_signals, unless_stopped
+from reelcast.server.storage.backend import StoreChoiceError
+from reelcast.server.storage.selection import open_backend
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +40,14 @@ async def run_worker(
 ) -> None:
     """Runs until ``stop`` is set, then drains for ``settings.shutdown_grace_seconds``."""
     backend = open_backend(settings)
-    if backend.name == "sqlite":
+    if not backend.shared:
         raise StoreChoiceError("a worker needs a shared store, and the embedded SQLite store is not one")
     plugins = host if host is not None else PluginHost.load(settings.disabled_plugins)
     # A stop while NATS is still being reached (it may be down: that waits up to a minute) ends the start.
     if not await unless_stopped(backend.open(), stop):
         await backend.close()
         return
-    runner = JobRunner(
-        settings,
-        backend.store,
-        backend.notifier,
-        plugins,
-        queue=backend.queue,
-        cancels=backend.cancels,
-        files=backend.files,
-    )
+    runner = JobRunner(settings, backend, plugins)
     # A worker reports the shared queue's depth, not job counts: the API servers report those.
     sampler = asyncio.create_task(
         sample_periodically(settings.metrics_interval_seconds, backend.queue.depth, None)

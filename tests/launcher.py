@@ -23,7 +23,7 @@ from typing import Any
 
 # The schema version this launcher reads; an event of another version stops the start with a clear error.
 ANNOUNCE_VERSION = 1
-CLI = (sys.executable, "-m", "reelcast.server.cli")
+CLI = (sys.executable, "-m", "reelcast.cli")
 
 
 @dataclass(frozen=True)

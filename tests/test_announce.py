@@ -99,7 +99,7 @@ def test_serve_without_a_bridge_is_ready_with_grpc_alone(tmp_path: Path) -> None
 
 def test_without_the_flag_stdout_keeps_the_lines_for_people(tmp_path: Path) -> None:
     stdout = tmp_path / "stdout"
-    command = [sys.executable, "-m", "reelcast.server.cli", "serve", "--data-dir", str(tmp_path / "data")]
+    command = [sys.executable, "-m", "reelcast.cli", "serve", "--data-dir", str(tmp_path / "data")]
     command += ["--grpc-listen", "127.0.0.1:0", "--no-bridge", "--metrics-listen", "127.0.0.1:0"]
     with stdout.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)

@@ -30,10 +30,10 @@ NOT_SOURCES = shutil.ignore_patterns(
 )
 # Modules of the package that need an extra, and the extra: every other module imports in a base install.
 NEEDS_EXTRA = {
-    "reelcast.server.nats_layout": "nats",
-    "reelcast.server.nats_store": "nats",
-    "reelcast.server.nats_work": "nats",
-    "reelcast.server.nats_keys": "nats",
+    "reelcast.server.storage.nats.layout": "nats",
+    "reelcast.server.storage.nats.job_store": "nats",
+    "reelcast.server.storage.nats.work": "nats",
+    "reelcast.server.storage.nats.keys": "nats",
     # The pytest plugin of the plugin kit, loaded only by pytest (a pytest11 entry point).
     "reelcast.plugins.testing": "pytest",
 }
@@ -180,7 +180,7 @@ def test_every_module_that_needs_no_extra_imports_in_a_base_install(base_venv: B
     import json
 
     report = json.loads(base_venv.run("python", "-c", probe).stdout)
-    assert "reelcast.server.cli" in report["names"] and "reelcast.bridge.app" in report["names"]
+    assert "reelcast.cli" in report["names"] and "reelcast.bridge.app" in report["names"]
     assert set(NEEDS_EXTRA) <= set(report["names"]), "a module named here no longer exists"
     assert report["failed"] == {}
     assert report["extras"] == []

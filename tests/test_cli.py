@@ -16,7 +16,7 @@ async def run_cli(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "reelcast.server.cli",
+        "reelcast.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -26,7 +26,7 @@ def taken_address() -> Iterator[str]:
 
 
 def reelcast(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "reelcast.server.cli", *args]
+    command = [sys.executable, "-m", "reelcast.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=HANG_TIMEOUT, check=False)
 
 

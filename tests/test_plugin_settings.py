@@ -141,7 +141,7 @@ def test_a_misspelt_stage_setting_stops_serve_with_exit_2_and_no_traceback(tmp_p
         "REELCAST_DATA_DIR": str(tmp_path / "data"),
         "REELCAST_PLUGIN_RENDER_X264PRESET": "fast",
     }
-    argv = [sys.executable, "-m", "reelcast.server.cli", "serve", "--grpc-listen", "127.0.0.1:0"]
+    argv = [sys.executable, "-m", "reelcast.cli", "serve", "--grpc-listen", "127.0.0.1:0"]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     output = " ".join((result.stdout + result.stderr).split())  # the console wraps long lines
     assert result.returncode == 2, output

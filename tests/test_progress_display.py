@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import duration_pb2
 from rich.console import Console
 
+from reelcast.cli.progress_display import ProgressDisplay
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server.progress_display import ProgressDisplay
 
 BAR_CHARACTERS = "━╸╺"
 ETA = "0:01:05"

@@ -16,7 +16,7 @@ from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.app import ReelcastServer
-from reelcast.server.retention import collect_garbage
+from reelcast.server.storage.retention import collect_garbage
 from tests.processes import ALL_BUILTINS, ServerProcess
 from tests.stages import PipelinePlugin
 
@@ -134,7 +134,7 @@ def test_gc_command_removes_expired_jobs(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "reelcast.server.cli",
+        "reelcast.cli",
         "gc",
         "--data-dir",
         str(tmp_path / "data"),

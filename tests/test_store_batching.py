@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server.store import ConcurrentWriteError, DuplicateRequestError, SqliteJobStore
+from reelcast.server.storage.embedded.job_store import SqliteJobStore
+from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateRequestError
 
 
 def _job(job_id: str) -> tuple[job_pb2.Job, job_pb2.JobProgress]:

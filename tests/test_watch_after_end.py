@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server.app import ReelcastServer
-from reelcast.server.watch import RECHECK_SECONDS
+from reelcast.server.rpc.watch import RECHECK_SECONDS
 from tests.stages import PipelinePlugin
 
 if TYPE_CHECKING:

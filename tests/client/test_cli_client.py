@@ -85,7 +85,7 @@ async def test_jobs_watch_resumes_through_a_dropped_connection(hanging_server: R
             job = await client.create_job(topic="Watched by the CLI")
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "reelcast.server.cli", "jobs", "watch", job.id, "--json", "--target", proxy.target),
+                *("-m", "reelcast.cli", "jobs", "watch", job.id, "--json", "--target", proxy.target),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=dict(os.environ),
@@ -257,7 +257,7 @@ async def test_a_reader_that_leaves_early_ends_the_command_quietly(open_server: 
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "reelcast.server.cli", "jobs", "list", "--target", open_server.target),
+            *("-m", "reelcast.cli", "jobs", "list", "--target", open_server.target),
             stdout=write_end,
             stderr=asyncio.subprocess.PIPE,
         )

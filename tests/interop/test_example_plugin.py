@@ -23,7 +23,7 @@ import grpc
 import pytest
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.progress import INITIALIZATION_PERCENT
+from reelcast.server.execution.progress import INITIALIZATION_PERCENT
 from tests.launcher import ReelcastProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,9 +71,7 @@ class VenvServer:
     def __init__(self, python: Path, data_dir: Path) -> None:
         args = ["--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--no-bridge"]
         log_path = data_dir.parent / f"{data_dir.name}.log"
-        self.child = ReelcastProcess(
-            "serve", args, log_path, program=[str(python), "-m", "reelcast.server.cli"]
-        )
+        self.child = ReelcastProcess("serve", args, log_path, program=[str(python), "-m", "reelcast.cli"])
         self.target = self.child.start()
 
     def stages(self) -> list[job_pb2.Stage]:

@@ -7,7 +7,7 @@ from. A behaviour that one backend has and the other lacks fails here.
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
-from reelcast.server.store import DURATIONS_KEPT
+from reelcast.server.storage.job_store import DURATIONS_KEPT
 from tests.test_job_service import *  # noqa: F403
 
 # The store's own contract beyond JobService (what only the runner uses) follows.

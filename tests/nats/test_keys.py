@@ -22,7 +22,7 @@ from tests.processes import ALL_BUILTINS
 
 
 def keys_command(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "reelcast.server.cli", "keys", *args, "--store", store]
+    command = [sys.executable, "-m", "reelcast.cli", "keys", *args, "--store", store]
     command += ["--data-dir", str(tmp_path / "cli")]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 

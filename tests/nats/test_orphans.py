@@ -12,8 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.nats_layout import NatsConnection
-from reelcast.server.nats_store import NatsJobStore
+from reelcast.server.storage.nats.job_store import NatsJobStore
+from reelcast.server.storage.nats.layout import NatsConnection
 from tests.nats.natsproc import NatsServer
 from tests.nats.processes import server, worker
 from tests.processes import ALL_BUILTINS

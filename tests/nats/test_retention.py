@@ -12,8 +12,8 @@ from nats.js.errors import KeyNotFoundError
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server.app import ReelcastServer
-from reelcast.server.nats_layout import NatsConnection
-from reelcast.server.retention import collect_garbage
+from reelcast.server.storage.nats.layout import NatsConnection
+from reelcast.server.storage.retention import collect_garbage
 from tests.nats.natsproc import NatsServer
 from tests.stages import PipelinePlugin
 

@@ -86,7 +86,7 @@ def test_a_worker_stopped_while_it_waits_for_an_unreachable_nats_at_start_exits_
     nats_server.kill()  # nothing listens at its address any more: the start waits a minute for NATS
     process = worker(tmp_path, "worker", nats_server.url, {"REELCAST_SHUTDOWN_GRACE": str(GRACE_SECONDS)})
     process.process = subprocess.Popen(
-        [sys.executable, "-m", "reelcast.server.cli", "worker", *process.args],
+        [sys.executable, "-m", "reelcast.cli", "worker", *process.args],
         stdout=process.log_path.open("ab"),
         stderr=subprocess.STDOUT,
         env=process.env,

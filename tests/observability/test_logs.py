@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from grpc import aio
 
+from reelcast.cli import main
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.cli import main
 from tests.launcher import announcements
 from tests.observability.conftest import plugin_env
 from tests.processes import ServerProcess

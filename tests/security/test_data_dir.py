@@ -17,8 +17,8 @@ import grpc
 import pytest
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.backends import open_backend
 from reelcast.server.config import Settings
+from reelcast.server.storage.selection import open_backend
 from tests.processes import ServerProcess
 
 USUAL_UMASK = 0o022
@@ -85,7 +85,7 @@ def test_a_served_data_dir_and_everything_written_in_it_are_private_under_umask_
 
 def test_keys_create_makes_a_private_data_dir_under_umask_022(tmp_path: Path, usual_umask: None) -> None:
     data_dir = tmp_path / "keys-first"
-    command = [sys.executable, "-m", "reelcast.server.cli", "keys", "create", "--user", "alice"]
+    command = [sys.executable, "-m", "reelcast.cli", "keys", "create", "--user", "alice"]
     subprocess.run([*command, "--data-dir", str(data_dir)], check=True, capture_output=True, timeout=60)
     assert "reelcast.db" in assert_private(data_dir)
 
@@ -135,7 +135,7 @@ def test_render_keeps_its_data_dir_private_and_writes_the_output_with_the_users_
     tmp_path: Path, usual_umask: None
 ) -> None:
     data_dir, output = tmp_path / "render-data", tmp_path / "videos" / "out.mp4"
-    command = [sys.executable, "-m", "reelcast.server.cli", "render", "--topic", "Private renders"]
+    command = [sys.executable, "-m", "reelcast.cli", "render", "--topic", "Private renders"]
     command += ["--duration", "3", "--resolution", "320x180", "--fps", "10"]
     command += ["-o", str(output), "--data-dir", str(data_dir)]
     subprocess.run(command, check=True, capture_output=True, timeout=180)

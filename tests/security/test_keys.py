@@ -13,9 +13,9 @@ import httpx
 import pytest
 from grpc import aio
 
+from reelcast import cli
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.server import cli
-from reelcast.server.keys import KeyStore
+from reelcast.server.security.keys import KeyStore
 from tests.security.conftest import SecuredFactory, bearer, rpc_code
 from tests.stages import PipelinePlugin
 

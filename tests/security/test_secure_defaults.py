@@ -33,7 +33,7 @@ LOGIN_URL = re.compile(r"(http://127\.0\.0\.1:\d+)/login\?key=(rck_\S+)")
 def _serve(data_dir: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS}
     env.pop("REELCAST_AUTH", None)  # the default, as an operator gets it
-    command = [sys.executable, "-m", "reelcast.server.cli", "serve", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "reelcast.cli", "serve", "--data-dir", str(data_dir)]
     command += ["--http-listen", "127.0.0.1:0", *extra]
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

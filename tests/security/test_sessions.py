@@ -19,7 +19,7 @@ from reelcast.bridge.server import serve_app
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
-from reelcast.server.keys import ApiKeys, KeyStore
+from reelcast.server.security.keys import ApiKeys, KeyStore
 from tests.nats.natsproc import NatsServer
 from tests.security.conftest import HANG_TIMEOUT, Secured, SecuredFactory
 
@@ -172,8 +172,8 @@ async def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         finally:
             store.close()
         return
-    from reelcast.server.nats_keys import NatsKeyStore
-    from reelcast.server.nats_layout import NatsConnection
+    from reelcast.server.storage.nats.keys import NatsKeyStore
+    from reelcast.server.storage.nats.layout import NatsConnection
 
     node: NatsServer = request.getfixturevalue("nats_server")
     connection = NatsConnection([node.url], 1, 3.0)

@@ -8,7 +8,7 @@ import pytest
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
-from reelcast.server.auth import StreamTokens, load_or_create_secret
+from reelcast.server.security.auth import StreamTokens, load_or_create_secret
 from tests.security.conftest import Secured, rpc_code
 
 

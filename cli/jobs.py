@@ -1,0 +1,147 @@
+"""The client commands, ``reelcast jobs ...`` and ``reelcast stages``: gRPC calls to ``JobService``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from google.protobuf import json_format
+from rich.markup import escape
+
+from reelcast.cli.output import console, print_json, print_result, report_rpc_error
+from reelcast.client import AsyncClient, is_terminal
+from reelcast.client import ReelcastError as ClientError
+from reelcast.jobs.v1 import job_pb2
+
+
+def _status_names(values: Sequence[str]) -> list[job_pb2.JobStatus.ValueType]:
+    statuses: list[job_pb2.JobStatus.ValueType] = []
+    for value in values:
+        name = f"JOB_STATUS_{value.upper()}"
+        if name not in job_pb2.JobStatus.keys():  # noqa: SIM118 - EnumTypeWrapper is not a dict
+            raise argparse.ArgumentTypeError(f"unknown status {value!r}")
+        statuses.append(job_pb2.JobStatus.Value(name))
+    return statuses
+
+
+def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(
+            topic=args.topic, audience=args.audience, goal=args.goal, tone=args.tone, language=args.language
+        ),
+        plan=job_pb2.Plan(target_duration_seconds=args.duration),
+        voice=job_pb2.VoiceSpec(name=args.voice),
+        render=job_pb2.RenderSpec(fps=args.fps, captions=args.captions),
+    )
+    if args.resolution:
+        spec.render.width, spec.render.height = args.resolution
+    return spec
+
+
+def _client(args: argparse.Namespace) -> AsyncClient:
+    """The client of a `reelcast jobs ...`/`reelcast stages` command, from its --target, --api-key (or
+    REELCAST_API_KEY), --tls-ca and --correlation-id."""
+    return AsyncClient(
+        args.target,
+        api_key=getattr(args, "api_key", "") or "",
+        root_certificates=getattr(args, "tls_ca", None),
+        correlation_id=getattr(args, "correlation_id", None),
+    )
+
+
+async def follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> job_pb2.JobProgress | None:
+    """Follows a job to its end and returns its completion event, or None once it has reported on stderr why
+    the job did not complete. The watch resumes by itself across dropped connections and server restarts."""
+    from reelcast.cli.progress_display import ProgressDisplay
+
+    # An unknown job gets its error before anything is drawn.
+    await client.get_job(job_id)
+    events = client.watch_job(job_id, after)
+    last: job_pb2.JobProgress | None = None
+    if as_json:
+        async for event in events:
+            print_result(json_format.MessageToJson(event, indent=None))
+            last = event
+    else:
+        with ProgressDisplay(console) as display:
+            async for event in events:
+                display.update(event)
+                last = event
+    if last is None or not is_terminal(last):
+        console.print("[yellow]stream ended before the job finished[/]")
+        return None
+    if last.kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
+        return last
+    for error in last.errors:
+        console.print(
+            f"[red]{escape(error.code)}[/]: {escape(error.message)}\nremediation: {escape(error.remediation)}"
+        )
+    if last.correlation_id:
+        console.print(f"correlation id: {last.correlation_id}")
+    if last.failure.log_path:
+        console.print(f"log: {escape(last.failure.log_path)}")
+    return None
+
+
+async def _follow_to_output(client: AsyncClient, job_id: str, after: int) -> int:
+    """Follows a job with the live display; its video's path is the result."""
+    completed = await follow(client, job_id, after, False)
+    if completed is None:
+        return 1
+    print_result(completed.output.video_path)
+    return 0
+
+
+async def client_command(args: argparse.Namespace) -> int:
+    try:
+        client = _client(args)
+    except (ValueError, OSError) as invalid:  # a malformed --correlation-id, an unreadable --tls-ca
+        console.print(f"[red]error[/]: {escape(str(invalid))}")
+        return 2
+    try:
+        async with client:
+            return await _run_client_command(client, args)
+    except ClientError as error:
+        return report_rpc_error(error)
+
+
+async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> int:
+    if args.command == "stages":
+        for stage in await client.list_stages():
+            print_result(
+                f"{stage.order:>5}  {stage.name:<14} {stage.title:<16} weight {stage.weight:g}  "
+                f"{stage.plugin} {stage.plugin_version}".rstrip()
+            )
+        return 0
+    command = args.jobs_command
+    if command == "create":
+        created = await client.create_job(job_spec(args), request_id=args.request_id or None)
+        print_result(created.id)
+        return await _follow_to_output(client, created.id, 0) if args.watch else 0
+    if command == "get":
+        print_json(await client.get_job(args.job_id))
+        return 0
+    if command == "list":
+        listed = await client.list_jobs_page(
+            statuses=_status_names(args.status), page_size=args.page_size, page_token=args.page_token
+        )
+        if args.json:
+            print_json(listed)
+            return 0
+        for job in listed.jobs:
+            status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+            print_result(f"{job.id}  {status:<10} {job.percent:5.1f}%  {job.spec.brief.topic[:60]}")
+        if listed.next_page_token:
+            # A hint for people, so that each line of stdout is a job; `--json` gives scripts the token.
+            console.print(f"next page: --page-token {listed.next_page_token}", soft_wrap=True, markup=False)
+        return 0
+    if command == "watch":
+        if args.json:
+            # The events are the result: one JSON line each, and nothing else on stdout.
+            return 0 if await follow(client, args.job_id, args.after, True) is not None else 1
+        return await _follow_to_output(client, args.job_id, args.after)
+    if command == "cancel":
+        cancelled = await client.cancel_job(args.job_id)
+        print_result(f"cancel requested: {cancelled.id}")
+        return 0
+    raise AssertionError(f"unhandled command {args}")

@@ -1,0 +1,46 @@
+"""``reelcast render``: one video end to end, on an in-process server of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+
+from reelcast.cli.jobs import follow, job_spec
+from reelcast.cli.output import print_result, report_rpc_error
+from reelcast.cli.settings import read_settings
+from reelcast.client import AsyncClient
+from reelcast.client import ReelcastError as ClientError
+from reelcast.server.config import use_private_umask
+
+
+async def run_render(args: argparse.Namespace) -> int:
+    """Runs an in-process server on a free loopback port and drives it like any other client."""
+    from reelcast.server.app import ReelcastServer
+
+    settings = read_settings(args)
+    settings.grpc_listen = "127.0.0.1:0"
+    settings.tls_cert_file = settings.tls_key_file = None
+    # Owner-only in the data dir (docs/security.md), while the copy at --output gets the user's usual mode.
+    user_umask = use_private_umask()
+    server = ReelcastServer(settings)
+    await server.start()
+    # A key of its own for this one render, revoked when it ends: the port is open to local users meanwhile.
+    record, raw_key = await server.keys.acreate("render")
+    try:
+        async with AsyncClient(server.target, api_key=raw_key) as client:
+            created = await client.create_job(job_spec(args))
+            completed = await follow(client, created.id, 0, False)
+            if completed is None:
+                return 1
+            os.umask(user_umask)
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(shutil.copyfile, completed.output.video_path, args.output)
+            print_result(str(args.output.resolve()))
+            return 0
+    except ClientError as error:
+        return report_rpc_error(error)
+    finally:
+        await server.keys.arevoke(record.id)
+        await server.stop(grace=1.0)

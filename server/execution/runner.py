@@ -1,0 +1,249 @@
+"""The job runner: queues jobs, hands each one a worker that runs it through the pipeline (pipeline.py), and
+cancels them, queued or running.
+
+Where jobs wait, how a cancel reaches the worker and where work dirs are kept come from the backend
+(work_queue.py): in one process an asyncio queue and the local disk; across machines, NATS JetStream. When the
+backend's claims can lapse (a worker that stops heartbeating loses its job to another), a job that fails
+``max_attempts`` times that way ends with E702-WORKER_LOST. How many jobs run at once is
+``Settings.max_concurrent_jobs``; the watchdogs over a running stage are in watchdog.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import correlation_id_var
+from reelcast.jobs.terminal import TERMINAL_STATUSES
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.host import InstalledStage, PluginHost
+from reelcast.server.config import Settings
+from reelcast.server.execution.pipeline import JobPipeline, job_error
+from reelcast.server.execution.recorder import JobRecorder, now_timestamp
+from reelcast.server.execution.running_job import RunningJob
+from reelcast.server.logs import job_context
+from reelcast.server.storage.backend import Backend
+from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateRequestError, JobStore
+from reelcast.server.storage.notifier import EventNotifier
+from reelcast.server.storage.work import CancelBus, Claim, JobFiles, WorkQueue
+
+log = logging.getLogger(
+    "reelcast.server.runner"
+)  # the documented name operators filter on (docs/observability.md)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobRunner:
+    """Owns the queue and the worker tasks of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        host: PluginHost,
+    ) -> None:
+        self.settings = settings
+        self.store: JobStore = backend.store
+        self.notifier: EventNotifier = backend.notifier
+        self.host = host
+        self.queue: WorkQueue = backend.queue
+        self.cancels: CancelBus = backend.cancels
+        self.files: JobFiles = backend.files
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, RunningJob] = {}
+        # Guards the read-modify-write of jobs that no worker owns (cancelling a queued job).
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        self.accepting = True
+        # Cleared while draining for shutdown, so that idle workers take no new job from the queue.
+        self._open_for_work = asyncio.Event()
+        self._open_for_work.set()
+        # Set whenever no job is running (what a graceful stop waits for).
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pipeline = JobPipeline(settings, self.store, self.notifier, host, self.files)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recovers the jobs a previous process left unfinished, then starts the workers (none when
+        ``Settings.embedded_worker`` is off: an API-only server)."""
+        await self.queue.recover(self.store)
+        await self.cancels.listen(self._cancel_here)
+        if not self.settings.embedded_worker:
+            return
+        for index in range(max(1, self.settings.max_concurrent_jobs)):
+            self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stops the workers. Running jobs get ``grace`` seconds to finish; those still running after that
+        are stopped and stay Running in the store, to resume from their checkpoint on the next start. New
+        jobs are still accepted (as Queued) until ``accepting`` is cleared."""
+        self._open_for_work.clear()
+        if self._running and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers.clear()
+        self._open_for_work.set()
+
+    # -- requests --------------------------------------------------------------------------------------
+
+    def pipeline(self) -> list[InstalledStage]:
+        return self._pipeline.stages()
+
+    async def submit(
+        self, spec: job_pb2.JobSpec, owner: str, correlation_id: str, request_id: str = ""
+    ) -> job_pb2.Job:
+        if not self.accepting:
+            raise ReelcastError(errors.SERVER_SHUTTING_DOWN)
+        job = job_pb2.Job(
+            id=new_job_id(),
+            owner=owner,
+            status=job_pb2.JOB_STATUS_QUEUED,
+            spec=spec,
+            correlation_id=correlation_id,
+            create_time=now_timestamp(),
+        )
+        for installed in self.pipeline():
+            job.steps.add(
+                name=installed.stage.name, title=installed.stage.title, status=job_pb2.STEP_STATUS_PENDING
+            )
+        first = job_pb2.JobProgress(
+            job_id=job.id,
+            kind=job_pb2.EVENT_KIND_JOB_STATUS,
+            job_status=job.status,
+            message="Queued",
+            time=job.create_time,
+            correlation_id=correlation_id,
+        )
+        try:
+            await self.store.create_job(job, first, request_id)
+        except DuplicateRequestError as duplicate:
+            return duplicate.existing
+        self.notifier.published(job.id, 1)
+        await self.queue.put(job.id)
+        return job
+
+    def _cancel_here(self, job_id: str) -> None:
+        """A cancel request from any process: stops the job if this runner runs it."""
+        running = self._running.get(job_id)
+        if running is not None and not running.recorder.finished:
+            running.cancel()
+
+    async def cancel(self, job_id: str) -> job_pb2.Job:
+        """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
+        running = self._running.get(job_id)
+        if running is not None:
+            if running.recorder.finished:
+                raise ReelcastError(errors.JOB_ALREADY_FINISHED)
+            running.cancel()
+            return running.recorder.job
+        lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            running = self._running.get(job_id)
+            if running is not None:  # a worker picked it up while we waited
+                running.cancel()
+                return running.recorder.job
+            job = await self.store.latest_job(job_id)
+            if job is None:
+                raise ReelcastError(errors.JOB_NOT_FOUND)
+            if job.status in TERMINAL_STATUSES:
+                raise ReelcastError(errors.JOB_ALREADY_FINISHED)
+            # Recorded before any check, so that a worker claiming the job from now on sees it (see
+            # NatsCancelBus); the worker running it now gets it as a message.
+            await self.cancels.request(job_id)
+            if job.status == job_pb2.JOB_STATUS_RUNNING and self.cancels.remote:
+                return job  # its worker, on some machine, writes the terminal event
+            recorder = JobRecorder(self.store, self.notifier, job)
+            cancelled = ReelcastError(errors.CANCELLED)
+            try:
+                await recorder.failed(job_pb2.JOB_STATUS_CANCELLED, [job_error(cancelled)], None, "Cancelled")
+            except ConcurrentWriteError:
+                # A worker claimed the job meanwhile; it has the request and ends the job itself.
+                latest = await self.store.latest_job(job_id)
+                return latest if latest is not None else job
+            await self.files.delete(job_id)
+            return recorder.job
+
+    # -- execution -------------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            await self._open_for_work.wait()
+            claim = await self.queue.take()
+            if not self._open_for_work.is_set():  # draining began while this worker waited
+                await claim.release()
+                continue
+            # Every line logged for this job, here or in its stages, carries its id and correlation id.
+            with job_context(claim.job_id):
+                await self._work_on(claim)
+
+    async def _work_on(self, claim: Claim) -> None:
+        job_id = claim.job_id
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+            async with lock:
+                job = await self.store.latest_job(job_id)
+                if job is None or job.status in TERMINAL_STATUSES:
+                    await claim.finish()
+                    return
+                correlation_id_var.set(job.correlation_id)  # undone when job_context ends
+                recorder = JobRecorder(
+                    self.store,
+                    self.notifier,
+                    job,
+                    progress_min_interval=self.settings.progress_min_interval_seconds,
+                )
+                running = RunningJob(recorder)
+                self._running[job_id] = running
+                self._idle.clear()
+            log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
+            if self.queue.heartbeat_seconds is not None:  # claims that never lapse need no heartbeat task
+                heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
+            if await self.cancels.requested(job_id):
+                running.cancel_event.set()
+            await self._pipeline.run(running, claim)
+            await claim.finish()
+            log.info("job %s ended %s", job_id, job_pb2.JobStatus.Name(running.recorder.job.status))
+        except asyncio.CancelledError:
+            # This worker is stopping: another one (or this one, restarted) resumes the job.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(claim.release())
+            raise
+        except ConcurrentWriteError:
+            # Another writer owns the job now (its claim lapsed and it was redelivered, or it was
+            # cancelled while queued): stop here without touching the claim, which is no longer ours.
+            log.warning("job %s: another writer took over; this worker stops it", job_id)
+        except Exception:
+            log.exception("job %s: runner error", job_id)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            self._running.pop(job_id, None)
+            if not self._running:
+                self._idle.set()
+            self._job_locks.pop(job_id, None)
+
+    async def _keep_alive(self, claim: Claim) -> None:
+        """Heartbeats the claim while the job runs, however long its stages take."""
+        interval = self.queue.heartbeat_seconds
+        if interval is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await claim.keep_alive()
+            except Exception as error:  # the next beat may get through; the claim lapses only after several
+                log.warning("job %s: heartbeat failed (%s)", claim.job_id, error)

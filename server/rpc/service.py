@@ -1,0 +1,305 @@
+"""The ``JobService`` servicer: each RPC checks its input and delegates to the runner or the store."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc import aio
+
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.metadata import STREAM_TOKEN_HEADER, current_correlation_id
+from reelcast.jobs.terminal import TERMINAL_STATUSES
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.jobs.validation import REQUEST_ID, validate_spec, with_defaults
+from reelcast.jobs.violations import FieldViolation
+from reelcast.server.config import Settings
+from reelcast.server.execution.runner import JobRunner
+from reelcast.server.rpc.abort import abort
+from reelcast.server.rpc.voices import installed_voices
+from reelcast.server.rpc.watch import follow_job_events
+from reelcast.server.security.auth import StreamTokens, principal_var
+from reelcast.server.security.callcontext import current_caller, current_is_admin, may_see
+from reelcast.server.security.limits import StreamSlots, TokenBuckets, UserLocks
+from reelcast.server.storage.job_store import JobStore, PageCursor
+from reelcast.server.storage.notifier import EventNotifier
+from reelcast.server.storage.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvalidPageTokenError,
+    decode_page_token,
+    encode_page_token,
+    filter_fingerprint,
+)
+
+Context = aio.ServicerContext[Any, Any]
+# ListJobsRequest.statuses: repeats are counted once, but a list longer than this is refused before it is
+# read (a 1 MiB request holds a million entries). Generous, so that a REST query naming a status twice passes.
+MAX_STATUS_FILTERS = 64
+# What a refused stream is told to wait before it tries again (as the bridge's Retry-After for SSE).
+STREAM_RETRY_SECONDS = 5.0
+# The ids the runner gives (32 hex digits) and the bridge accepts in a path.
+JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_ARTIFACT_FIELDS = {
+    job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
+    job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
+    job_service_pb2.ARTIFACT_KIND_SUBTITLES: "subtitle_path",
+}
+
+
+def _invalid(field: str, description: str) -> tuple[ReelcastError, list[FieldViolation]]:
+    return ReelcastError(errors.INVALID_REQUEST, f"{field} {description}"), [
+        FieldViolation(field, description)
+    ]
+
+
+def _metadata_value(context: Context, key: str) -> str:
+    for item_key, value in context.invocation_metadata() or ():
+        if item_key == key:
+            return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
+    return ""
+
+
+class JobService(job_service_pb2_grpc.JobServiceServicer):
+    def __init__(
+        self,
+        runner: JobRunner,
+        store: JobStore,
+        notifier: EventNotifier,
+        stream_tokens: StreamTokens | None = None,
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.notifier = notifier
+        self.stream_tokens = stream_tokens
+        settings: Settings = runner.settings
+        self.max_active_jobs = settings.max_active_jobs_per_user
+        self.creation_buckets = TokenBuckets(settings.job_create_rate_per_minute, settings.job_create_burst)
+        self.creation_locks = UserLocks()
+        self.watch_slots = StreamSlots(settings.max_grpc_streams_per_user)
+        self.espeak_data_path = settings.espeak_data_path
+
+    async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
+        """The job if the caller may see it. Another owner's job is NOT_FOUND, so ids cannot be probed; so is
+        an id that no job can have (too long, or with other characters), without asking the store."""
+        if not job_id:
+            error, violations = _invalid("job_id", "is required")
+            await abort(context, error, violations)
+        job = await self.store.get_job(job_id) if JOB_ID.match(job_id) else None
+        if job is None or not may_see(job.owner):
+            # The id is not echoed: the answer for a foreign job must be the same bytes as for a missing one.
+            await abort(context, ReelcastError(errors.JOB_NOT_FOUND, "No job with this id."))
+        return job
+
+    async def CreateJob(
+        self, request: job_service_pb2.CreateJobRequest, context: Context
+    ) -> job_service_pb2.CreateJobResponse:
+        violations = validate_spec(request.spec)
+        if request.request_id and not REQUEST_ID.match(request.request_id):
+            violations.append(FieldViolation("request_id", "must be 1 to 64 characters of [A-Za-z0-9._-]"))
+        if violations:
+            summary = "; ".join(f"{v.field} {v.description}" for v in violations)
+            await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
+        principal = principal_var.get()
+        if principal is None:  # authentication is off: no users, so no per-user limits
+            job = await self._submit(request, context)
+            return job_service_pb2.CreateJobResponse(job=job)
+        wait = self.creation_buckets.take(principal.user)
+        if wait > 0:
+            await abort(
+                context,
+                ReelcastError(errors.RATE_LIMITED, f"Job creation is limited; retry in {wait:.0f} s."),
+                retry_after_seconds=wait,
+            )
+        async with self.creation_locks.of(principal.user):
+            active = await self.store.list_jobs(
+                principal.user,
+                [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING],
+                self.max_active_jobs,
+                None,
+            )
+            if len(active) >= self.max_active_jobs:
+                await abort(
+                    context,
+                    ReelcastError(
+                        errors.TOO_MANY_ACTIVE_JOBS,
+                        f"You have {len(active)} unfinished jobs; the limit is {self.max_active_jobs}.",
+                    ),
+                    retry_after_seconds=10.0,
+                )
+            job = await self._submit(request, context)
+        return job_service_pb2.CreateJobResponse(job=job)
+
+    async def _submit(self, request: job_service_pb2.CreateJobRequest, context: Context) -> job_pb2.Job:
+        try:
+            return await self.runner.submit(
+                with_defaults(request.spec), current_caller(), current_correlation_id(), request.request_id
+            )
+        except ReelcastError as error:
+            await abort(context, error)
+
+    async def GetJob(
+        self, request: job_service_pb2.GetJobRequest, context: Context
+    ) -> job_service_pb2.GetJobResponse:
+        job = await self._owned_job(request.job_id, context)
+        principal = principal_var.get()
+        if (
+            _metadata_value(context, STREAM_TOKEN_HEADER) == "request"
+            and self.stream_tokens is not None
+            and principal is not None
+            and principal.job_id is None  # a token cannot mint tokens
+        ):
+            token = self.stream_tokens.issue(principal.user, principal.key_id, job.id)
+            context.set_trailing_metadata(((STREAM_TOKEN_HEADER, token),))
+        return job_service_pb2.GetJobResponse(job=job)
+
+    async def ListJobs(
+        self, request: job_service_pb2.ListJobsRequest, context: Context
+    ) -> job_service_pb2.ListJobsResponse:
+        if request.page_size < 0:
+            error, violations = _invalid("page_size", "must not be negative")
+            await abort(context, error, violations)
+        if len(request.statuses) > MAX_STATUS_FILTERS:
+            # Checked before anything else reads the list: it may hold up to a 1 MiB message of entries.
+            error, violations = _invalid("statuses", f"must list at most {MAX_STATUS_FILTERS} statuses")
+            await abort(context, error, violations)
+        unknown = [s for s in request.statuses if s not in job_pb2.JobStatus.values()]
+        if unknown:
+            error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
+            await abort(context, error, violations)
+        statuses = sorted({s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED})
+        owner = None if current_is_admin() else current_caller()
+        fingerprint = filter_fingerprint(current_caller(), statuses)
+        cursor = None
+        if request.page_token:
+            try:
+                cursor = decode_page_token(request.page_token, fingerprint)
+            except InvalidPageTokenError as invalid:
+                error, violations = _invalid("page_token", str(invalid).removeprefix("page_token "))
+                await abort(context, error, violations)
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        jobs = await self.store.list_jobs(owner, statuses, size + 1, cursor)
+        response = job_service_pb2.ListJobsResponse(jobs=jobs[:size])
+        if len(jobs) > size:
+            last = jobs[size - 1]
+            time_us = last.create_time.seconds * 1_000_000 + last.create_time.nanos // 1000
+            response.next_page_token = encode_page_token(PageCursor(time_us, last.id), fingerprint)
+        return response
+
+    async def CancelJob(
+        self, request: job_service_pb2.CancelJobRequest, context: Context
+    ) -> job_service_pb2.CancelJobResponse:
+        await self._owned_job(request.job_id, context)
+        try:
+            job = await self.runner.cancel(request.job_id)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.CancelJobResponse(job=job)
+
+    async def WatchJob(
+        self, request: job_service_pb2.WatchJobRequest, context: Context
+    ) -> AsyncIterator[job_pb2.JobProgress]:
+        if request.after_sequence < 0:
+            error, violations = _invalid("after_sequence", "must not be negative")
+            await abort(context, error, violations)
+        job = await self._owned_job(request.job_id, context)
+        if request.after_sequence > job.last_sequence:
+            # On NATS the snapshot is written just after its event: ask the log before refusing the cursor.
+            latest = await self.store.latest_job(request.job_id)
+            job = latest if latest is not None else job
+        if request.after_sequence > job.last_sequence:
+            error, violations = _invalid(
+                "after_sequence", f"is past the job's last event ({job.last_sequence})"
+            )
+            await abort(context, error, violations)
+        if request.after_sequence == job.last_sequence and job.status in TERMINAL_STATUSES:
+            return  # a finished job with nothing after the cursor: the stream is simply complete
+        principal = principal_var.get()
+        user = principal.user if principal is not None else None  # authentication off: no per-user limit
+        if user is not None and not self.watch_slots.acquire(user):
+            await abort(
+                context,
+                ReelcastError(
+                    errors.TOO_MANY_STREAMS,
+                    f"You have {self.watch_slots.open[user]} open WatchJob streams; "
+                    f"the limit is {self.watch_slots.limit}.",
+                ),
+                retry_after_seconds=STREAM_RETRY_SECONDS,
+            )
+        events = follow_job_events(self.store, self.notifier, request.job_id, request.after_sequence)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            if user is not None:
+                self.watch_slots.release(user)
+            # A client cancel arrives here as CancelledError; closing the generator releases its wait.
+            await events.aclose()
+
+    async def ListStages(
+        self, request: job_service_pb2.ListStagesRequest, context: Context
+    ) -> job_service_pb2.ListStagesResponse:
+        return job_service_pb2.ListStagesResponse(
+            stages=[
+                job_pb2.Stage(
+                    name=installed.stage.name,
+                    title=installed.stage.title,
+                    weight=installed.stage.weight,
+                    order=installed.stage.order,
+                    plugin=installed.plugin,
+                    plugin_version=installed.plugin_version,
+                    description=installed.stage.description,
+                )
+                for installed in self.runner.pipeline()
+            ]
+        )
+
+    async def ListVoices(
+        self, request: job_service_pb2.ListVoicesRequest, context: Context
+    ) -> job_service_pb2.ListVoicesResponse:
+        # Loading espeak-ng the first time takes a moment; the event loop keeps serving meanwhile.
+        voices = await asyncio.to_thread(installed_voices, self.espeak_data_path)
+        return job_service_pb2.ListVoicesResponse(voices=voices)
+
+    async def GetCaller(
+        self, request: job_service_pb2.GetCallerRequest, context: Context
+    ) -> job_service_pb2.GetCallerResponse:
+        # The interceptor has authenticated the call and set its identity (server/interceptors.py).
+        caller = job_service_pb2.Caller(user=current_caller(), admin=current_is_admin())
+        return job_service_pb2.GetCallerResponse(caller=caller)
+
+    async def ReadJobArtifact(
+        self, request: job_service_pb2.ReadJobArtifactRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.ReadJobArtifactResponse]:
+        field = _ARTIFACT_FIELDS.get(request.kind)
+        if field is None:
+            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL or SUBTITLES")
+            await abort(context, error, violations)
+        if request.offset < 0 or request.length < 0:
+            error, violations = _invalid("offset", "and length must not be negative")
+            await abort(context, error, violations)
+        job = await self._owned_job(request.job_id, context)
+        path_text = getattr(job.output, field) if job.status == job_pb2.JOB_STATUS_SUCCEEDED else ""
+        # From the backend's job files: the local work dir, or (NATS) the object store that any server reads.
+        output = await self.runner.files.open_output(job.id, path_text) if path_text else None
+        if output is None:
+            await abort(context, ReelcastError(errors.ARTIFACT_NOT_FOUND))
+        total = output.size
+        if request.offset > total or (request.offset == total and total > 0):
+            await abort(context, ReelcastError(errors.RANGE_NOT_SATISFIABLE))
+        end = total if not request.length else min(total, request.offset + request.length)
+        first: job_service_pb2.ReadJobArtifactResponse | None = job_service_pb2.ReadJobArtifactResponse(
+            total_size=total, content_type=output.content_type
+        )
+        async for data in output.read_range(request.offset, end):
+            if first is not None:
+                first.data = data
+                yield first
+                first = None
+            else:
+                yield job_service_pb2.ReadJobArtifactResponse(data=data)
+        if first is not None:  # nothing in range: the sizes still go out
+            yield first

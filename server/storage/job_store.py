@@ -1,0 +1,92 @@
+"""The job store interface every backend implements (embedded/job_store.py: SQLite; nats/job_store.py:
+JetStream), and the errors and cursor it speaks in. One contract test suite runs against each. The store
+assigns event sequences: an append succeeds only if the job's last sequence is the one the writer expects,
+so two writers can never interleave a job's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reelcast.jobs.v1 import job_pb2
+
+# How many durations the store keeps per bucket and stage for the ETA (execution/eta.py reads their median).
+DURATIONS_KEPT = 20
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer appended to the job's log first (its last sequence is not the expected one)."""
+
+
+class DuplicateRequestError(RuntimeError):
+    """A job with the same owner and request id exists already."""
+
+    def __init__(self, existing: job_pb2.Job) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Position after the last job of a page, in newest-first order."""
+
+    create_time_us: int
+    job_id: str
+
+
+class JobStore(Protocol):
+    """What every backend provides. All methods are coroutines and safe to call concurrently."""
+
+    async def create_job(self, job: job_pb2.Job, first_event: job_pb2.JobProgress, request_id: str) -> None:
+        """Stores a new job with its first event (sequence 1). DuplicateRequestError on a repeated key."""
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None: ...
+
+    async def latest_job(self, job_id: str) -> job_pb2.Job | None:
+        """The job as its last stored event left it: what a writer resumes from. A backend whose snapshot
+        can lag its log (NATS: the snapshot is written after the event) repairs the snapshot here."""
+
+    async def list_jobs(
+        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+    ) -> list[job_pb2.Job]:
+        """Jobs newest first; ``owner`` None means every owner."""
+
+    async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
+        """Appends ``event`` with sequence ``job.last_sequence + 1`` and stores ``job`` as the new snapshot.
+
+        Both are mutated to carry the new sequence. ConcurrentWriteError if the stored last sequence
+        differs from the one ``job`` carried.
+        """
+
+    async def events_after(self, job_id: str, after_sequence: int, limit: int) -> list[job_pb2.JobProgress]:
+        """Stored events with a sequence greater than ``after_sequence``, oldest first."""
+
+    async def first_sequence(self, job_id: str) -> int:
+        """The oldest sequence still kept (1 unless history was trimmed); 0 if there is none."""
+
+    async def save_checkpoint(self, job_id: str, stage: str, artifacts: dict[str, Any]) -> None: ...
+
+    async def checkpoints(self, job_id: str) -> dict[str, dict[str, Any]]: ...
+
+    async def unfinished_jobs(self) -> list[job_pb2.Job]:
+        """Jobs that are Queued or Running, oldest first (for recovery after a restart)."""
+
+    async def finished_before(self, cutoff_us: int, limit: int) -> list[str]:
+        """Ids of terminal jobs that finished before ``cutoff_us`` (microseconds since the epoch)."""
+
+    async def count_by_status(self) -> dict[int, int]:
+        """How many jobs the store holds in each status (the ``reelcast_jobs`` metric); absent: none."""
+
+    async def delete_job(self, job_id: str) -> None:
+        """Deletes a job with its events and checkpoints."""
+
+    async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
+        """Keeps how long each stage (name: seconds) of one job of ``bucket`` (eta.duration_bucket) took,
+        for the ETA of later jobs. Only the newest ``DURATIONS_KEPT`` per bucket and stage are kept."""
+
+    async def stage_durations(self, bucket: str) -> dict[str, list[float]]:
+        """The kept durations of ``bucket``, per stage, oldest first (empty for an unknown bucket)."""
+
+    async def close(self) -> None: ...
