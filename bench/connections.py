@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,15 +25,16 @@ from typing import Any
 
 from bench import nchan
 from bench.harness import (
-    ROOT,
     ClientFleet,
     bridge,
     create_jobs,
+    pyplot,
     raise_nofile,
     rss_kib,
     save_figure,
     section_main,
     serve,
+    stdin_held_server,
 )
 
 SERVERS = ("reelcast", "starlette", "nchan")
@@ -68,21 +68,8 @@ def reelcast_server(scratch: Path, jobs: int) -> Iterator[tuple[str, list[str], 
 
 @contextmanager
 def starlette_server(scratch: Path, jobs: int) -> Iterator[tuple[str, list[str], int]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.broadcast_server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        info = json.loads(process.stdout.readline())
+    with stdin_held_server("bench.broadcast_server") as info:
         yield info["http"], ["/sub"], info["pid"]
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=30)
 
 
 @contextmanager
@@ -197,10 +184,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 3.5))
     colors = {"reelcast": "#d62728", "starlette": "#1f77b4", "nchan": "#7f7f7f"}

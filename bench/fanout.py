@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,16 @@ from typing import Any
 from grpc import aio
 
 from bench import nchan
-from bench.harness import ClientFleet, create_jobs, sample_cpu, save_figure, section_main, serve
+from bench.harness import (
+    ClientFleet,
+    create_jobs,
+    pyplot,
+    sample_cpu,
+    save_figure,
+    section_main,
+    serve,
+    stdin_held_server,
+)
 from bench.payloads import data_payloads
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
@@ -149,16 +157,7 @@ def run_nchan(scale: Scale, scratch: Path) -> dict[str, Any]:
 
 
 def run_starlette(scale: Scale, scratch: Path) -> dict[str, Any]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.broadcast_server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    try:
-        assert process.stdout is not None
-        info = json.loads(process.stdout.readline())
+    with stdin_held_server("bench.broadcast_server") as info:
         http, pid = info["http"], info["pid"]
         fleet = ClientFleet(http, ["/sub"], scale.subscribers, scale.client_processes)
         try:
@@ -173,10 +172,6 @@ def run_starlette(scale: Scale, scratch: Path) -> dict[str, Any]:
                 published = json.loads(answer.read())["published"]
         finally:
             fleet.close()
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=30)
     return _result("starlette", scale, clients, published, server_cpu, fleet.ready)
 
 
@@ -281,10 +276,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rates = _by_server(results, "frames_per_s")
     names = results["servers"]

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +422,36 @@ class ClientFleet:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait(timeout=30)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display), imported only by a section that plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@contextlib.contextmanager
+def stdin_held_server(*module_args: str) -> Iterator[dict[str, Any]]:
+    """Runs ``python -m MODULE ARGS...``, a bench server that prints one JSON line (where it listens, its
+    pid) and serves until its stdin closes; yields that line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *module_args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=30)
 
 
 def save_figure(figure: Any, path: Path) -> None:

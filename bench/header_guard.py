@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fanout import QUICK, Scale, run_reelcast
-from bench.harness import save_figure, section_main
+from bench.harness import pyplot, save_figure, section_main
 
 # A modest scale: the machine is small and shared; the guard's cost, if any, is per connection, not per event.
 MODEST = Scale(subscribers=300, client_processes=2, warmup=1.0, seconds=3.0, rounds=4)
@@ -131,10 +131,7 @@ def _load_note(results: dict[str, Any]) -> list[str]:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 3.5))
     for index, name in enumerate(VARIANTS):

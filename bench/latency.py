@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, ServerHandle, create_jobs, run_clients, save_figure, section_main
+from bench.harness import ROOT, ServerHandle, create_jobs, pyplot, run_clients, save_figure, section_main
 from bench.harness import summary as latency_summary
 
 REPORT_INTERVAL = 0.7
@@ -171,10 +171,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes = ("push", "poll-1s", "poll-500ms")
     colors = {"push": "#d62728", "poll-1s": "#7f7f7f", "poll-500ms": "#1f77b4"}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 
-from bench.harness import ROOT, percentile, sample_cpu, save_figure, serve
+from bench.harness import ROOT, percentile, pyplot, sample_cpu, save_figure, serve, stdin_held_server
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -227,21 +227,8 @@ def run_reelcast(backend: str, scale: Scale, scratch: Path) -> dict[str, Any]:
 
 
 def run_echo(scale: Scale) -> dict[str, Any]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.overhead", "echo-server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        info = json.loads(process.stdout.readline())
+    with stdin_held_server("bench.overhead", "echo-server") as info:
         return _drive(info["grpc"], "echo", scale, [info["pid"]])
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=30)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -323,10 +310,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 3.5))
     medians = [statistics.median(_values(results, b, "per_s")) for b in BACKENDS]

@@ -26,6 +26,7 @@ from typing import Any
 
 import imageio_ffmpeg
 
+from bench.harness import pyplot
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins import StageContext
@@ -210,10 +211,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     times = results["seconds"]
     modes = ("CFR 30 fps", "VFR")

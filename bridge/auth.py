@@ -6,8 +6,8 @@ see. Three ways in:
 
 - ``Authorization: Bearer <key>`` (API clients);
 - the ``reelcast_session`` cookie from ``POST /api/session`` (HttpOnly, SameSite=Strict): a session token that
-  the gRPC server made and stores (server/keys.py), forwarded as ``Session <token>``. The bridge keeps no
-  session state, so a session works on every bridge of a deployment and after a restart; ``DELETE
+  the gRPC server made and stores (server/security/keys.py), forwarded as ``Session <token>``. The bridge
+  keeps no session state, so a session works on every bridge of a deployment and after a restart; ``DELETE
   /api/session`` ends it on the server, hence everywhere;
 - ``?token=`` on GET routes of one job: a stream token that only the gRPC server can sign and check (the
   bridge cannot make one), for EventSource and ``<video>``, which cannot send headers.

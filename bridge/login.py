@@ -1,14 +1,14 @@
 """Logging in and out, and stream tokens: the routes that turn an API key into browser credentials.
 
 ``POST /api/session`` checks the key with the gRPC server (the bridge cannot tell a good key from a bad one
-itself), which opens a session in the backend (server/keys.py); the answer carries its token in an HttpOnly,
-SameSite=Strict cookie. It takes JSON only, and only from the bridge's own origin (``Origin``, else
+itself), which opens a session in the backend (server/security/keys.py); the answer carries its token in an
+HttpOnly, SameSite=Strict cookie. It takes JSON only, and only from the bridge's own origin (``Origin``, else
 ``Sec-Fetch-Site``; the scheme counts), so a foreign page cannot log a browser into another account (login
 CSRF). ``GET /login?key=`` serves the login URL that ``reelcast serve`` prints on first start: typed or pasted
-into a browser without a session it logs in and redirects, so the key leaves the address bar at once;
-followed from another site, or over a session of someone else, it first asks, on a page naming both users
-(``POST /login`` confirms). ``GET /api/me`` names the caller, for the page's header.
-``POST /api/jobs/{id}/stream-token`` asks the server to sign a token for that one job.
+into a browser without a session it logs in and redirects, so the key leaves the address bar at once; followed
+from another site, or over a session of someone else, it first asks, on a page naming both users (``POST
+/login`` confirms). ``GET /api/me`` names the caller, for the page's header. ``POST
+/api/jobs/{id}/stream-token`` asks the server to sign a token for that one job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import grpc
 import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from reelcast.bridge.auth import (
     SESSION_COOKIE,
@@ -31,6 +31,7 @@ from reelcast.bridge.auth import (
     is_same_origin,
 )
 from reelcast.bridge.problems import ApiError
+from reelcast.bridge.rest import struct_response
 from reelcast.bridge.state import bridge_state, checked_job_id, grpc_metadata
 from reelcast.jobs import errors
 from reelcast.jobs.metadata import SESSION_HEADER, STREAM_TOKEN_HEADER
@@ -45,7 +46,25 @@ MAX_LOGIN_BODY = 4096
 
 
 class SessionBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """``POST /api/session``'s JSON body (a Bearer header does as well)."""
+
     api_key: str
+
+
+class SessionUser(msgspec.Struct):
+    """Who a session or key acts as: ``POST /api/session`` and ``GET /api/me``."""
+
+    user: str
+
+
+class StreamToken(msgspec.Struct):
+    """``POST /api/jobs/{jobId}/stream-token``: a short-lived token for ``?token=``."""
+
+    token: str
+
+
+# The login routes' bodies, for the OpenAPI document's components (bridge/openapi.py).
+LOGIN_SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (SessionBody, SessionUser, StreamToken)
 
 
 def _metadata_text(metadata: Iterable[tuple[str, str | bytes]] | None, name: str) -> str:
@@ -130,7 +149,7 @@ async def open_session(request: Request) -> Response:
             raise ApiError(errors.UNAUTHENTICATED, "Send the key as Authorization: Bearer.") from None
         credential = _key_credential(body.api_key)
     user, _ = await _call_as(request, credential)
-    return await _logged_in(request, JSONResponse({"user": user}, status_code=201), credential)
+    return await _logged_in(request, struct_response(SessionUser(user), 201), credential)
 
 
 async def close_session(request: Request) -> Response:
@@ -147,7 +166,7 @@ async def close_session(request: Request) -> Response:
 async def current_user(request: Request) -> Response:
     """``GET /api/me``: who the caller is (the page's header shows it)."""
     user, _ = await _call_as(request, credential_var.get())
-    return JSONResponse({"user": user})
+    return struct_response(SessionUser(user))
 
 
 def _confirmation_page(key: str, new_user: str, current: str | None) -> HTMLResponse:
@@ -214,6 +233,6 @@ async def stream_token(request: Request) -> Response:
     for key, value in await call.trailing_metadata() or ():
         if key == STREAM_TOKEN_HEADER:
             token = value if isinstance(value, str) else value.decode()
-            return JSONResponse({"token": token}, status_code=201)
+            return struct_response(StreamToken(token), 201)
     # The server issues tokens only with authentication on, and only to key holders.
     raise ApiError(errors.INVALID_REQUEST, "Stream tokens are issued to API-key or session callers only.")

@@ -1,12 +1,12 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
 The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge
-decodes and encodes with (bridge/resources.py, bridge/problems.py), so what the document says is what the
-server sends. Written here are what no Struct or route introspection knows: the paths, parameters and
-statuses, the SSE event vocabulary and resume rules, and the small bodies of the login routes. The events'
-``data:`` is built by bridge/sse.py as plain dicts, so their schemas are written here too, from the same
-Structs' components. Tests hold all of it to the server: every route of the app is described here and nothing
-else is (tests/bridge/test_rest.py), and every real answer and event validates against this document, with no
+decodes and encodes with (bridge/resources.py, bridge/login.py, bridge/problems.py), so what the document
+says is what the server sends. Written here are what no Struct or route introspection knows: the paths,
+parameters and statuses, and the SSE event vocabulary and resume rules. The events' ``data:`` is built by
+bridge/sse.py as plain dicts, so their schemas are written here too, from the same Structs' components.
+Tests hold all of it to the server: every route of the app is described here and nothing else is
+(tests/bridge/test_rest.py), and every real answer and event validates against this document, with no
 undeclared field (tests/bridge/test_openapi_conformance.py).
 """
 
@@ -16,6 +16,7 @@ from typing import Any, get_args
 
 import msgspec
 
+from reelcast.bridge.login import LOGIN_SCHEMA_TYPES
 from reelcast.bridge.problems import Problem
 from reelcast.bridge.resources import SCHEMA_TYPES, JobWord, StepWord
 from reelcast.bridge.sse import EVENT_NAMES
@@ -86,7 +87,7 @@ def _struct_schemas() -> dict[str, Any]:
     """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
     declaration for the server and the document. ``title`` is the component's name already."""
     _refs, components = msgspec.json.schema_components(
-        (*SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
+        (*SCHEMA_TYPES, *LOGIN_SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
     )
     for schema in components.values():
         schema.pop("title", None)
@@ -342,13 +343,10 @@ PATHS.update(
                 "summary": "Log in: exchanges an API key (Bearer, or {apiKey}) for a session cookie",
                 "requestBody": {
                     "required": False,
-                    "content": {"application/json": {"schema": _obj({"apiKey": _STRING}, ["apiKey"])}},
+                    "content": {"application/json": {"schema": _ref("SessionBody")}},
                 },
                 "responses": {
-                    "201": {
-                        "description": "Logged in; Set-Cookie: reelcast_session",
-                        "content": {"application/json": {"schema": _obj({"user": _STRING}, ["user"])}},
-                    },
+                    "201": _json("SessionUser", "Logged in; Set-Cookie: reelcast_session"),
                     "401": _error("Not a valid key (E020)"),
                     "403": _error("Not from the bridge's own origin: Origin, else Sec-Fetch-Site (E024)"),
                     "413": _error("Body over 4 KiB (E008)"),
@@ -365,10 +363,7 @@ PATHS.update(
                 "summary": "A short-lived token for ?token= on this job's GET routes (EventSource, <video>)",
                 "parameters": [_JOB_ID],
                 "responses": {
-                    "201": {
-                        "description": "The token",
-                        "content": {"application/json": {"schema": _obj({"token": _STRING}, ["token"])}},
-                    },
+                    "201": _json("StreamToken", "The token"),
                     "400": _error(
                         "Authentication is off, or the caller's credential is a stream token (E002)"
                     ),

@@ -3,56 +3,28 @@
 
 The bridge is a gRPC client of ``JobService`` like any other, so it has no use for the server's settings: a
 bridge on another machine reads these and nothing else. :meth:`BridgeSettings.from_env` is the one reader of
-the environment; ``reelcast serve`` and ``reelcast bridge`` (server/cli.py) call it and apply their flags.
+the environment; ``reelcast serve`` and ``reelcast bridge`` (cli/settings.py) call it and apply their flags.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reelcast.bridge.channel import DEADLINE_SECONDS, KEEPALIVE_SECONDS
-
-_OFF = frozenset({"0", "off", "false", "no"})
-
-
-def _auth_mode(text: str) -> bool:
-    """``required`` or ``off``; anything else is refused rather than guessed, so that a typo can never switch
-    authentication off."""
-    if text.lower() not in ("required", "off"):
-        raise ValueError("must be 'required' or 'off'")
-    return text.lower() == "required"
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("must be a whole number") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("must be a number") from None
-
-
-def _switch(text: str) -> bool:
-    return text.lower() not in _OFF
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _from(variable: str, parse: Callable[[str], Any]) -> dict[str, Any]:
-    """Field metadata: the variable that sets the field, and how its text becomes the value."""
-    return {"variable": variable, "parse": parse}
+from reelcast.jobs.settings_fields import (
+    auth_mode,
+    from_environment,
+    integer,
+    names,
+    number,
+    path,
+    setting,
+    switch,
+)
+from reelcast.jobs.settings_fields import variables as setting_variables
 
 
 @dataclass(frozen=True)
@@ -74,58 +46,44 @@ class BridgeSettings:
     max_stream_jobs: int = 100
     # A write to an SSE client that takes longer than this drops the client (it resumes with Last-Event-ID),
     # so a client that stopped reading cannot hold server memory.
-    send_timeout_seconds: float = field(default=30.0, metadata=_from("REELCAST_SSE_SEND_TIMEOUT", _number))
+    send_timeout_seconds: float = setting("REELCAST_SSE_SEND_TIMEOUT", number, default=30.0)
     # The upstream channel (bridge/channel.py): the deadline of every unary JobService call, and the interval
     # of its keepalive pings.
-    upstream_deadline_seconds: float = field(
-        default=DEADLINE_SECONDS, metadata=_from("REELCAST_UPSTREAM_DEADLINE", _number)
-    )
+    upstream_deadline_seconds: float = setting("REELCAST_UPSTREAM_DEADLINE", number, default=DEADLINE_SECONDS)
     upstream_keepalive_seconds: float = KEEPALIVE_SECONDS
 
     # -- security (docs/security.md) ---------------------------------------------------------------------
     # Whether a request without any credential is refused at once; the credentials themselves are always
     # checked by the gRPC server.
-    auth_required: bool = field(default=True, metadata=_from("REELCAST_AUTH", _auth_mode))
+    auth_required: bool = setting("REELCAST_AUTH", auth_mode, default=True)
     # Open SSE connections per user, both SSE endpoints together.
-    max_sse_connections_per_user: int = field(
-        default=8, metadata=_from("REELCAST_MAX_SSE_PER_USER", _integer)
-    )
-    max_body_bytes: int = field(default=64 * 1024, metadata=_from("REELCAST_MAX_BODY_BYTES", _integer))
+    max_sse_connections_per_user: int = setting("REELCAST_MAX_SSE_PER_USER", integer, default=8)
+    max_body_bytes: int = setting("REELCAST_MAX_BODY_BYTES", integer, default=64 * 1024)
     # The session cookie's lifetime; the server ends the session itself after its own REELCAST_SESSION_TTL.
-    session_ttl_seconds: float = field(default=12 * 3600.0, metadata=_from("REELCAST_SESSION_TTL", _number))
+    session_ttl_seconds: float = setting("REELCAST_SESSION_TTL", number, default=12 * 3600.0)
     # Origins allowed to call the bridge cross-site (CORS); empty means CORS is off.
-    cors_origins: tuple[str, ...] = field(default=(), metadata=_from("REELCAST_CORS_ORIGINS", _names))
+    cors_origins: tuple[str, ...] = setting("REELCAST_CORS_ORIGINS", names, default=())
     # Host names answered besides localhost names, loopback addresses and the listen host (DNS-rebinding
     # guard, bridge/hosts.py); "*" answers every name.
-    allowed_hosts: tuple[str, ...] = field(default=(), metadata=_from("REELCAST_ALLOWED_HOSTS", _names))
+    allowed_hosts: tuple[str, ...] = setting("REELCAST_ALLOWED_HOSTS", names, default=())
     # A request head (request line and headers) past this many bytes gets 431; a request that has not
     # arrived whole (head and body) this long after it began is closed (bridge/http_protocol.py).
-    max_header_bytes: int = field(default=32 * 1024, metadata=_from("REELCAST_MAX_HEADER_BYTES", _integer))
-    request_timeout_seconds: float = field(default=15.0, metadata=_from("REELCAST_REQUEST_TIMEOUT", _number))
+    max_header_bytes: int = setting("REELCAST_MAX_HEADER_BYTES", integer, default=32 * 1024)
+    request_timeout_seconds: float = setting("REELCAST_REQUEST_TIMEOUT", number, default=15.0)
     # TLS: a certificate and key (PEM) to serve HTTPS with (cookies are then Secure); the gRPC channel then
     # trusts that certificate too, as `reelcast serve` uses one for both.
-    tls_cert_file: Path | None = field(default=None, metadata=_from("REELCAST_TLS_CERT", Path))
-    tls_key_file: Path | None = field(default=None, metadata=_from("REELCAST_TLS_KEY", Path))
+    tls_cert_file: Path | None = setting("REELCAST_TLS_CERT", path, default=None)
+    tls_key_file: Path | None = setting("REELCAST_TLS_KEY", path, default=None)
 
     # -- observability (docs/observability.md) -----------------------------------------------------------
     # Whether ``/metrics`` is served (bridge/metrics.py).
-    metrics_route: bool = field(default=True, metadata=_from("REELCAST_BRIDGE_METRICS", _switch))
+    metrics_route: bool = setting("REELCAST_BRIDGE_METRICS", switch, default=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> BridgeSettings:
         """The defaults, with each field that has a variable set (and not empty) taken from it. A value that
         cannot be used raises ValueError naming the variable."""
-        values: dict[str, Any] = {}
-        for each in dataclasses.fields(cls):
-            variable = each.metadata.get("variable")
-            text = environ.get(variable, "").strip() if variable else ""
-            if not text:
-                continue
-            try:
-                values[each.name] = each.metadata["parse"](text)
-            except ValueError as invalid:
-                raise ValueError(f"{variable} {invalid}, got {text!r}") from None
-        return cls(**values)
+        return cls(**from_environment(cls, environ))
 
     @property
     def tls(self) -> bool:
@@ -139,7 +97,7 @@ class BridgeSettings:
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Field name → the variable that sets it, for every field that has one."""
-        return {f.name: f.metadata["variable"] for f in dataclasses.fields(cls) if "variable" in f.metadata}
+        return setting_variables(cls)
 
 
 def split_listen(http_listen: str) -> tuple[str, int]:

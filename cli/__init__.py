@@ -35,6 +35,29 @@ PRIVATE_COMMANDS = ("serve", "server", "worker", "gc", "keys")
 SERVING_COMMANDS = ("serve", "server", "worker", "bridge")
 
 
+# The failures a command ends in without a catalogue code: what to do about each, and the exit status (2: the
+# command line or the environment asks for something unusable). The first matching type wins: the NATS
+# error is an OSError too.
+FAILURES: tuple[tuple[type[Exception], str | None, int], ...] = (
+    (argparse.ArgumentTypeError, None, 2),
+    (StageSettingsError, "check the stage's settings in docs/plugins.md (plugin configuration)", 2),
+    (StoreChoiceError, "pass --store nats://HOST:PORT[,HOST:PORT...] or set REELCAST_STORE", 2),
+    (NatsUnreachableError, "start nats-server there, or check --store / REELCAST_STORE", 1),
+    (OSError, "check the address, port and data directory", 1),
+)
+FAILURE_TYPES = tuple(kind for kind, _, _ in FAILURES)
+
+
+def report_failure(error: Exception) -> int:
+    """Prints ``error`` and its remediation (never a traceback) and returns the exit status."""
+    remediation, status = next((fix, code) for kind, fix, code in FAILURES if isinstance(error, kind))
+    text = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+    console.print(f"[red]error[/]: {escape(text)}")
+    if remediation:
+        console.print(f"remediation: {remediation}")
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in PRIVATE_COMMANDS:
@@ -56,24 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]error {error.code}[/]: {escape(error.message)}")
         console.print(f"remediation: {escape(error.error.remediation)}")
         return 1
-    except argparse.ArgumentTypeError as error:
-        console.print(f"[red]error[/]: {error}")
-        return 2
-    except StageSettingsError as error:  # a REELCAST_PLUGIN_* variable no stage has, or a bad value
-        console.print(f"[red]error[/]: {escape(str(error))}")
-        console.print("remediation: check the stage's settings in docs/plugins.md (plugin configuration)")
-        return 2
-    except StoreChoiceError as error:
-        console.print(f"[red]error[/]: {escape(str(error))}")
-        console.print("remediation: pass --store nats://HOST:PORT[,HOST:PORT...] or set REELCAST_STORE")
-        return 2
-    except NatsUnreachableError as error:
-        console.print(f"[red]error[/]: {error}")
-        console.print("remediation: start nats-server there, or check --store / REELCAST_STORE")
-        return 1
-    except OSError as error:
-        console.print(f"[red]error[/]: {error.strerror or error}")
-        console.print("remediation: check the address, port and data directory")
-        return 1
+    except FAILURE_TYPES as error:
+        return report_failure(error)
     except KeyboardInterrupt:
         return 130

@@ -9,36 +9,36 @@ from typing import Any
 
 from reelcast.server.config import Settings
 
+# Flags that set a Settings field when given (a command has only some of them).
+FLAG_FIELDS = {
+    "data_dir": "data_dir",
+    "grpc_listen": "grpc_listen",
+    "max_concurrent_jobs": "max_concurrent_jobs",
+    "concurrency": "max_concurrent_jobs",
+    "store": "store_url",
+    "tls_cert": "tls_cert_file",
+    "tls_key": "tls_key_file",
+    "log_format": "log_format",
+    "log_level": "log_level",
+}
+# Switches, and the value they give their field.
+SWITCH_FIELDS = {"api_only": ("embedded_worker", False), "insecure_no_auth": ("auth_required", False)}
+
 
 def read_settings(args: argparse.Namespace) -> Settings:
+    """``Settings.from_env``, then the flags of ``args`` that were given."""
     try:
         settings = Settings.from_env()
     except ValueError as invalid:  # a REELCAST_* variable with a value we refuse to guess about
         raise argparse.ArgumentTypeError(str(invalid)) from None
-    if getattr(args, "data_dir", None):
-        settings.data_dir = args.data_dir
-    if getattr(args, "grpc_listen", None):
-        settings.grpc_listen = args.grpc_listen
-    if getattr(args, "max_concurrent_jobs", None):
-        settings.max_concurrent_jobs = args.max_concurrent_jobs
-    if getattr(args, "concurrency", None):
-        settings.max_concurrent_jobs = args.concurrency
-    if getattr(args, "store", None):
-        settings.store_url = args.store
-    if getattr(args, "api_only", False):
-        settings.embedded_worker = False
-    if getattr(args, "tls_cert", None):
-        settings.tls_cert_file = args.tls_cert
-    if getattr(args, "tls_key", None):
-        settings.tls_key_file = args.tls_key
-    if getattr(args, "insecure_no_auth", False):
-        settings.auth_required = False
-    if getattr(args, "metrics_listen", None) is not None:
+    for flag, name in FLAG_FIELDS.items():
+        if getattr(args, flag, None):
+            setattr(settings, name, getattr(args, flag))
+    for flag, (name, value) in SWITCH_FIELDS.items():
+        if getattr(args, flag, False):
+            setattr(settings, name, value)
+    if getattr(args, "metrics_listen", None) is not None:  # "" is a choice too: no metrics endpoint
         settings.metrics_listen = args.metrics_listen.strip()
-    if getattr(args, "log_format", None):
-        settings.log_format = args.log_format
-    if getattr(args, "log_level", None):
-        settings.log_level = args.log_level
     if settings.metrics_listen and hasattr(args, "metrics_listen"):  # commands that serve metrics
         from reelcast.server.metrics import split_listen
 

@@ -2,9 +2,9 @@
 constructor they share (:class:`ClientBase`).
 
 Authentication and correlation ids travel as per-call metadata, as the server reads them
-(server/interceptors.py): ``authorization: Bearer <key>`` and ``x-correlation-id``. Per-call metadata rather
-than ``grpc.metadata_call_credentials`` because call credentials need a secure channel, and a key is also
-used over plain loopback connections.
+(server/rpc/interceptors.py): ``authorization: Bearer <key>`` and ``x-correlation-id``. Per-call metadata
+rather than ``grpc.metadata_call_credentials`` because call credentials need a secure channel, and a key is
+also used over plain loopback connections.
 """
 
 from __future__ import annotations

@@ -6,13 +6,24 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from reelcast.jobs.settings_fields import (
+    auth_mode,
+    from_environment,
+    integer,
+    names,
+    number,
+    path,
+    setting,
+    text,
+)
+from reelcast.jobs.settings_fields import variables as setting_variables
 from reelcast.plugins.settings import build_stage_settings
 from reelcast.plugins.stage import Stage
 from reelcast.server.logs import check_log_format, check_log_level
@@ -76,99 +87,85 @@ def use_private_umask() -> int:
     return os.umask(PRIVATE_UMASK)
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
-
-
 def auth_required_from_env() -> bool:
-    """``REELCAST_AUTH``: ``required`` (the default) or ``off``. Anything else is refused rather than guessed,
-    so a typo can never switch authentication off."""
-    value = os.environ.get("REELCAST_AUTH", "required").strip().lower()
-    if value not in ("required", "off"):
-        raise ValueError(f"REELCAST_AUTH must be 'required' or 'off', got {value!r}")
-    return value == "required"
+    """``REELCAST_AUTH``: ``required`` (the default) or ``off``. A Settings built in code follows it too, so
+    it is secure by default, and a typo can never switch authentication off."""
+    raw = os.environ.get("REELCAST_AUTH", "").strip()
+    try:
+        return auth_mode(raw or "required")
+    except ValueError as invalid:
+        raise ValueError(f"REELCAST_AUTH {invalid}, got {raw!r}") from None
 
 
 @dataclass
 class Settings:
     """Configuration of one process. Construct with :meth:`from_env` and override fields from CLI flags."""
 
-    data_dir: Path = field(default_factory=default_data_dir)
-    grpc_listen: str = "127.0.0.1:50051"
+    data_dir: Path = setting("REELCAST_DATA_DIR", path, default_factory=default_data_dir)
+    grpc_listen: str = setting("REELCAST_GRPC_LISTEN", text, default="127.0.0.1:50051")
     # How many jobs run at once; the rest wait as Queued.
-    max_concurrent_jobs: int = 1
+    max_concurrent_jobs: int = setting("REELCAST_MAX_CONCURRENT_JOBS", integer, default=1)
     # Progress events are persisted; ticks closer than this are merged (the latest wins) unless they finish
     # a stage, so a chatty stage cannot flood the log.
-    progress_min_interval_seconds: float = 0.2
-    disabled_plugins: tuple[str, ...] = ()
+    progress_min_interval_seconds: float = setting("REELCAST_PROGRESS_INTERVAL", number, default=0.2)
+    disabled_plugins: tuple[str, ...] = setting("REELCAST_DISABLED_PLUGINS", names, default=())
     # A stage that reports no progress for this long is stopped and fails with E305.
-    stall_timeout_seconds: float = 90.0
+    stall_timeout_seconds: float = setting("REELCAST_STALL_TIMEOUT", number, default=90.0)
     # A job interrupted (by restarts or lost workers) more often than this fails with E701.
-    max_attempts: int = 3
+    max_attempts: int = setting("REELCAST_MAX_ATTEMPTS", integer, default=3)
     # Finished jobs (rows, events, work dirs, outputs, ffmpeg logs) are deleted this long after they end.
-    retention_seconds: float = 7 * 24 * 3600.0
-    gc_interval_seconds: float = 3600.0
+    retention_seconds: float = setting("REELCAST_RETENTION_SECONDS", number, default=7 * 24 * 3600.0)
+    gc_interval_seconds: float = setting("REELCAST_GC_INTERVAL", number, default=3600.0)
     # Below this much free space in the data dir, the next stage fails with E601 instead of filling the disk.
-    min_free_disk_bytes: int = 256 * 1024 * 1024
+    min_free_disk_bytes: int = setting("REELCAST_MIN_FREE_DISK_BYTES", integer, default=256 * 1024 * 1024)
     # On SIGTERM, running jobs get this long to finish before they are stopped (they resume on restart).
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = setting("REELCAST_SHUTDOWN_GRACE", number, default=10.0)
 
     # -- storage backend (docs/operations.md) ------------------------------------------------------------
     # "" or "sqlite": the embedded store under data_dir; nats://HOST:PORT[,HOST:PORT...]: NATS JetStream.
-    store_url: str = ""
+    store_url: str = setting("REELCAST_STORE", text, default="")
     # JetStream replicas of every stream and bucket: 1 on a laptop, 3 in production.
-    nats_replicas: int = 1
+    nats_replicas: int = setting("REELCAST_NATS_REPLICAS", integer, default=1)
     # A worker's claim on a job lapses after this long without a heartbeat (it heartbeats every third of it).
-    nats_ack_wait_seconds: float = 30.0
+    nats_ack_wait_seconds: float = setting("REELCAST_NATS_ACK_WAIT", number, default=30.0)
     # Whether this process runs jobs (`reelcast server` serves the API, `reelcast worker` only runs jobs).
     embedded_worker: bool = True
 
     # -- security (docs/security.md) ---------------------------------------------------------------------
     # Every RPC except health and reflection needs an API key. Off only by explicit choice
     # (REELCAST_AUTH=off); a dataclass built in code follows the environment, so it is secure by default.
-    auth_required: bool = field(default_factory=auth_required_from_env)
+    auth_required: bool = setting("REELCAST_AUTH", auth_mode, default_factory=auth_required_from_env)
     # Open streams re-check their key this often, so a revoked key's streams end within about this long.
-    key_recheck_seconds: float = 1.0
+    key_recheck_seconds: float = setting("REELCAST_KEY_RECHECK", number, default=1.0)
     # Signed per-job stream tokens (``?token=``) can be used to open a stream for this long.
-    stream_token_ttl_seconds: float = 600.0
+    stream_token_ttl_seconds: float = setting("REELCAST_STREAM_TOKEN_TTL", number, default=600.0)
     # Job creation per user: a token bucket refilled at this rate (jobs per minute) holding ``burst``.
-    job_create_rate_per_minute: float = 30.0
-    job_create_burst: int = 10
+    job_create_rate_per_minute: float = setting("REELCAST_JOB_CREATE_RATE", number, default=30.0)
+    job_create_burst: int = setting("REELCAST_JOB_CREATE_BURST", integer, default=10)
     # Queued plus running jobs one user may have.
-    max_active_jobs_per_user: int = 20
+    max_active_jobs_per_user: int = setting("REELCAST_MAX_ACTIVE_JOBS_PER_USER", integer, default=20)
     # Largest gRPC message the server accepts (CreateJob is the largest request).
-    grpc_max_message_bytes: int = 1024 * 1024
+    grpc_max_message_bytes: int = setting("REELCAST_GRPC_MAX_MESSAGE_BYTES", integer, default=1024 * 1024)
     # Open WatchJob streams per user, per server process. Larger than the SSE allowance: a bridge holds one
     # upstream stream per job it relays (shared by all of that user's browsers), up to 100 on one /api/events.
-    max_grpc_streams_per_user: int = 256
+    max_grpc_streams_per_user: int = setting("REELCAST_MAX_GRPC_STREAMS_PER_USER", integer, default=256)
     # How long a browser session lasts (the bridge's own settings, bridge/settings.py, hold its HTTP limits).
-    session_ttl_seconds: float = 12 * 3600.0
-    # Browser sessions one user may hold; opening one more ends that user's oldest (server/keys.py).
-    max_sessions_per_user: int = 100
+    session_ttl_seconds: float = setting("REELCAST_SESSION_TTL", number, default=12 * 3600.0)
+    # Browser sessions one user may hold; opening one more ends that user's oldest (server/security/keys.py).
+    max_sessions_per_user: int = setting("REELCAST_MAX_SESSIONS_PER_USER", integer, default=100)
     # TLS: one certificate and key (PEM) for gRPC and HTTP alike; both empty means plaintext.
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: Path | None = setting("REELCAST_TLS_CERT", path, default=None)
+    tls_key_file: Path | None = setting("REELCAST_TLS_KEY", path, default=None)
 
     # -- observability (docs/observability.md) -----------------------------------------------------------
     # HOST:PORT of a Prometheus /metrics endpoint of this process; "" (the default) serves none. Port 0
     # picks a free port (the process prints the address it got).
-    metrics_listen: str = ""
+    metrics_listen: str = setting("REELCAST_METRICS_LISTEN", text, default="")
     # How often job counts by status and the queue depth are sampled for the metrics.
-    metrics_interval_seconds: float = 5.0
+    metrics_interval_seconds: float = setting("REELCAST_METRICS_INTERVAL", number, default=5.0)
     # "json" (one JSON object per line) or "human", on stderr; and the lowest level logged.
-    log_format: str = "json"
-    log_level: str = "INFO"
+    log_format: str = setting("REELCAST_LOG_FORMAT", check_log_format, default="json")
+    log_level: str = setting("REELCAST_LOG_LEVEL", check_log_level, default="INFO")
 
     # -- stages (docs/plugins.md, plugin configuration) ----------------------------------------------------
     # Each stage's own settings given in code, by stage name: {"render": {"x264_preset": "ultrafast"}}.
@@ -228,40 +225,18 @@ class Settings:
         return path
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """The defaults, with each field that has a variable set (and not blank) taken from it; ValueError
+        names a variable whose value cannot be used."""
         return cls(
-            data_dir=default_data_dir(),
-            grpc_listen=os.environ.get("REELCAST_GRPC_LISTEN", "127.0.0.1:50051"),
-            max_concurrent_jobs=_env_int("REELCAST_MAX_CONCURRENT_JOBS", 1),
-            progress_min_interval_seconds=_env_float("REELCAST_PROGRESS_INTERVAL", 0.2),
-            disabled_plugins=disabled_plugins_from_env(),
-            stall_timeout_seconds=_env_float("REELCAST_STALL_TIMEOUT", 90.0),
-            max_attempts=_env_int("REELCAST_MAX_ATTEMPTS", 3),
-            retention_seconds=_env_float("REELCAST_RETENTION_SECONDS", 7 * 24 * 3600.0),
-            gc_interval_seconds=_env_float("REELCAST_GC_INTERVAL", 3600.0),
-            min_free_disk_bytes=_env_int("REELCAST_MIN_FREE_DISK_BYTES", 256 * 1024 * 1024),
-            shutdown_grace_seconds=_env_float("REELCAST_SHUTDOWN_GRACE", 10.0),
-            store_url=os.environ.get("REELCAST_STORE", ""),
-            nats_replicas=_env_int("REELCAST_NATS_REPLICAS", 1),
-            nats_ack_wait_seconds=_env_float("REELCAST_NATS_ACK_WAIT", 30.0),
-            auth_required=auth_required_from_env(),
-            key_recheck_seconds=_env_float("REELCAST_KEY_RECHECK", 1.0),
-            stream_token_ttl_seconds=_env_float("REELCAST_STREAM_TOKEN_TTL", 600.0),
-            job_create_rate_per_minute=_env_float("REELCAST_JOB_CREATE_RATE", 30.0),
-            job_create_burst=_env_int("REELCAST_JOB_CREATE_BURST", 10),
-            max_active_jobs_per_user=_env_int("REELCAST_MAX_ACTIVE_JOBS_PER_USER", 20),
-            grpc_max_message_bytes=_env_int("REELCAST_GRPC_MAX_MESSAGE_BYTES", 1024 * 1024),
-            max_grpc_streams_per_user=_env_int("REELCAST_MAX_GRPC_STREAMS_PER_USER", 256),
-            session_ttl_seconds=_env_float("REELCAST_SESSION_TTL", 12 * 3600.0),
-            max_sessions_per_user=_env_int("REELCAST_MAX_SESSIONS_PER_USER", 100),
-            tls_cert_file=_env_path("REELCAST_TLS_CERT"),
-            tls_key_file=_env_path("REELCAST_TLS_KEY"),
-            metrics_listen=os.environ.get("REELCAST_METRICS_LISTEN", "").strip(),
-            metrics_interval_seconds=_env_float("REELCAST_METRICS_INTERVAL", 5.0),
-            log_format=check_log_format(os.environ.get("REELCAST_LOG_FORMAT") or "json"),
-            log_level=check_log_level(os.environ.get("REELCAST_LOG_LEVEL") or "INFO"),
-            environment={name: value for name, value in os.environ.items() if name.startswith("REELCAST_")},
+            **from_environment(cls, environ),
+            environment={name: value for name, value in environ.items() if name.startswith("REELCAST_")},
         )
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Field name → the variable that sets it, for every field that has one (docs/configuration.md)."""
+        return setting_variables(cls)
 
     @property
     def database_path(self) -> Path:
@@ -286,9 +261,3 @@ class Settings:
 
     def work_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
-
-
-def disabled_plugins_from_env() -> tuple[str, ...]:
-    """The block list: ``REELCAST_DISABLED_PLUGINS``, comma separated plugin names."""
-    raw = os.environ.get("REELCAST_DISABLED_PLUGINS", "")
-    return tuple(name.strip() for name in raw.split(",") if name.strip())

@@ -109,14 +109,14 @@ class HumanFormatter(logging.Formatter):
 def check_log_format(value: str) -> str:
     normalized = value.strip().lower()
     if normalized not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
     return normalized
 
 
 def check_log_level(value: str) -> str:
     normalized = value.strip().upper()
     if normalized not in LOG_LEVELS:
-        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
     return normalized
 
 

@@ -14,14 +14,18 @@ import pytest
 
 # The kernel's modules (the generated v1 package aside): each holds one piece of the shared contract.
 KERNEL_MODULES = (
+    "reelcast.jobs.error_codes",
     "reelcast.jobs.errors",
     "reelcast.jobs.metadata",
+    "reelcast.jobs.request_errors",
+    "reelcast.jobs.settings_fields",
+    "reelcast.jobs.stage_errors",
     "reelcast.jobs.status",
     "reelcast.jobs.terminal",
     "reelcast.jobs.validation",
     "reelcast.jobs.violations",
 )
-OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client")
+OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client", "reelcast.cli")
 # What the kernel may import: protobuf, grpcio and grpcio-status (with the google.rpc messages it brings).
 ALLOWED_DEPENDENCIES = ("google", "grpc", "grpc_status")
 

@@ -2,8 +2,8 @@
 cancels them, queued or running.
 
 Where jobs wait, how a cancel reaches the worker and where work dirs are kept come from the backend
-(work_queue.py): in one process an asyncio queue and the local disk; across machines, NATS JetStream. When the
-backend's claims can lapse (a worker that stops heartbeating loses its job to another), a job that fails
+(storage/work.py): in one process an asyncio queue and the local disk; across machines, NATS JetStream. When
+the backend's claims can lapse (a worker that stops heartbeating loses its job to another), a job that fails
 ``max_attempts`` times that way ends with E702-WORKER_LOST. How many jobs run at once is
 ``Settings.max_concurrent_jobs``; the watchdogs over a running stage are in watchdog.py.
 """

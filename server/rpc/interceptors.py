@@ -11,7 +11,7 @@ are set there), for unary-request methods and for reflection's request stream al
    identity in ``caller_var``/``admin_var``; without a valid credential the call is UNAUTHENTICATED. Health
    and reflection stay open. A stream re-checks its key every ``recheck_seconds`` and ends UNAUTHENTICATED
    once the key is revoked (or its session ended). ``x-reelcast-session`` opens or closes a browser session
-   (server/auth.py);
+   (server/security/auth.py);
 3. a request message that does not parse (corrupt wire format, a string that is not UTF-8) is
    ``E002-INVALID_REQUEST``: grpc would log the parse error with a traceback and answer UNKNOWN;
 4. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server

@@ -267,7 +267,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     async def GetCaller(
         self, request: job_service_pb2.GetCallerRequest, context: Context
     ) -> job_service_pb2.GetCallerResponse:
-        # The interceptor has authenticated the call and set its identity (server/interceptors.py).
+        # The interceptor has authenticated the call and set its identity (server/rpc/interceptors.py).
         caller = job_service_pb2.Caller(user=current_caller(), admin=current_is_admin())
         return job_service_pb2.GetCallerResponse(caller=caller)
 

@@ -2,16 +2,16 @@
 
 Three credentials are accepted:
 
-- ``Bearer <key>``: an API key from the key store (server/keys.py).
+- ``Bearer <key>``: an API key from the key store (server/security/keys.py).
 - ``Session <token>``: a browser session opened with a key (``x-reelcast-session: open`` on a call made with
   the key answers with a session token in initial metadata; ``close`` on a call made with the session ends
-  it). It acts as its key while the key is unrevoked and the session has not ended (server/keys.py).
+  it). It acts as its key while the key is unrevoked and the session has not ended (server/security/keys.py).
 - ``StreamToken <token>``: a short-lived token signed for one job and one user, for browsers that cannot
   send headers (EventSource, ``<video>``). A token is valid only for GetJob, WatchJob and ReadJobArtifact of
   its own job, and only while the key it was issued through is not revoked.
 
 Tokens are HMAC-SHA256 signed with a secret kept in the data dir (``secrets/stream-token.key``, mode 0600),
-or on NATS in the deployment's keys bucket (server/nats_keys.py).
+or on NATS in the deployment's keys bucket (server/storage/nats/keys.py).
 Only the gRPC server holds that secret: the bridge forwards a token without being able to make one, so it
 never holds anything that would let it act as a user who did not ask.
 """

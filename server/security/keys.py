@@ -9,7 +9,7 @@ secrets; a 256-bit random secret cannot be guessed, and a slow hash on every RPC
 
 The store follows the job store: a table in the same SQLite database (WAL allows the server and the CLI to use
 it at once), its own connection, statements on one thread. On NATS, keys live in the ``reelcast_keys`` KV
-bucket that every API server shares (server/nats_keys.py); both implement :class:`ApiKeys`.
+bucket that every API server shares (server/storage/nats/keys.py); both implement :class:`ApiKeys`.
 
 Browser sessions live beside the keys they were opened with, made the same way: a session token reads
 ``rcs_<id>_<secret>`` and only its SHA-256 is stored, with the user, the key id and an expiry. Every API

@@ -101,7 +101,7 @@ def _time_us(stamp: Any) -> int:
 
 
 class NatsJobStore:
-    """``JobStore`` on a JetStream layout (see nats_layout.py). Safe to use from many processes at once."""
+    """``JobStore`` on a JetStream layout (see layout.py). Safe to use from many processes at once."""
 
     def __init__(self, connection: NatsConnection) -> None:
         self._connection = connection

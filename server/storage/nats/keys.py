@@ -3,13 +3,15 @@ created once (``reelcast keys create --store nats://…``) works on all of them,
 them at their next check.
 
 One entry per key, ``key.<id>``: a JSON record with the user, the admin flag, the SHA-256 of the whole key,
-and the creation and revocation times. Same contract and same hashing as the SQLite store (server/keys.py).
+and the creation and revocation times. Same contract and same hashing as the SQLite store
+(server/security/keys.py).
 Creation uses the bucket's create (fails if the id exists), revocation a compare-and-set on the revision, so
 two processes never overwrite each other.
 
-Browser sessions (see server/keys.py) are ``session.<id>`` entries (user, key id, hash, times) and, per user,
-``sessions-of.<hex of the user name>``: the list of that user's session ids, oldest first, updated with a
-compare-and-set, so that the per-user cap finds the user's oldest sessions without listing anyone else's.
+Browser sessions (see server/security/keys.py) are ``session.<id>`` entries (user, key id, hash, times) and,
+per user, ``sessions-of.<hex of the user name>``: the list of that user's session ids, oldest first, updated
+with a compare-and-set, so that the per-user cap finds the user's oldest sessions without listing anyone
+else's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The runner's distributed pieces on JetStream: work queue, cancel bus, job files and the event notifier.
 
-See work_queue.py for the interfaces and nats_layout.py for the streams and buckets behind them.
+See storage/work.py for the interfaces and layout.py for the streams and buckets behind them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,221 @@
+"""The catalogue's job codes: E1xx script, E2xx voice, E3xx render and job runtime, E4xx visuals, E5xx
+internal, E6xx resources, E7xx lifecycle. Import them through ``reelcast.jobs.errors``."""
+
+from __future__ import annotations
+
+import grpc
+
+from reelcast.jobs.error_codes import define
+
+__all__ = [
+    "ARTIFACT_MISSING",
+    "BRIEF_INVALID",
+    "CANCELLED",
+    "FFMPEG_NOT_FOUND",
+    "FFMPEG_RUNTIME",
+    "INTERNAL",
+    "INTERRUPTED",
+    "JOB_STALLED",
+    "LANGUAGE_UNSUPPORTED",
+    "LOW_DISK_SPACE",
+    "NARRATION_TOO_LONG",
+    "OUTPUT_INVALID",
+    "RENDER_TIMEOUT",
+    "SCRIPT_INVALID",
+    "STAGE_FAILED",
+    "STAGE_MISSING",
+    "TTS_FAILED",
+    "VISUALS_FAILED",
+    "VOICE_UNKNOWN",
+    "WORKER_LOST",
+]
+
+_S = grpc.StatusCode
+
+BRIEF_INVALID = define(
+    "E101-BRIEF_INVALID",
+    "Brief cannot be scripted",
+    "The brief does not contain enough usable text to write a script.",
+    "Give a topic with at least one word of letters or digits.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Rephrase the topic", "Add an audience and a goal to the brief"],
+)
+SCRIPT_INVALID = define(
+    "E102-SCRIPT_INVALID",
+    "Supplied script is invalid",
+    "The user-supplied script has a scene without narration or a scene that is too long.",
+    "Give every scene 1 to 2000 characters of narration, and at most 100 scenes.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Check each scene's narration", "Split long scenes"],
+)
+LANGUAGE_UNSUPPORTED = define(
+    "E103-LANGUAGE_UNSUPPORTED",
+    "Language not supported",
+    "The script writer has no template for the requested language.",
+    "Use a supported language (see docs/stages.md) or supply your own script.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Set brief.language to 'en'", "Supply a script in your language"],
+)
+
+VOICE_UNKNOWN = define(
+    "E201-VOICE_UNKNOWN",
+    "Unknown voice",
+    "The requested voice is not installed.",
+    "Choose one of the available voices listed in the message.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["List voices with `reelcast voices`", "Leave the voice empty to use the language's default"],
+)
+TTS_FAILED = define(
+    "E202-TTS_FAILED",
+    "Speech synthesis failed",
+    "The speech engine could not synthesize the narration.",
+    "Check that espeakng-loader is installed correctly; retry the job.",
+    _S.INTERNAL,
+    500,
+    ["Reinstall reelcast to restore espeakng-loader", "Retry the job"],
+)
+NARRATION_TOO_LONG = define(
+    "E203-NARRATION_TOO_LONG",
+    "Narration too long",
+    "The spoken narration runs past the duration limit.",
+    "Shorten the script: numbers, abbreviations and long words take longer to say than their words suggest.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Shorten the scenes' narration", "Write long numbers in words or round them", "Raise the voice rate"],
+)
+
+FFMPEG_NOT_FOUND = define(
+    "E302-FFMPEG_NOT_FOUND",
+    "FFmpeg not found",
+    "The ffmpeg executable could not be found or started.",
+    "Reinstall reelcast so that imageio-ffmpeg provides ffmpeg, or set REELCAST_FFMPEG to a working ffmpeg.",
+    _S.FAILED_PRECONDITION,
+    500,
+    ["Run `pip install --force-reinstall imageio-ffmpeg`", "Check REELCAST_FFMPEG"],
+)
+FFMPEG_RUNTIME = define(
+    "E304-FFMPEG_RUNTIME",
+    "FFmpeg render failed",
+    "FFmpeg exited with an error while rendering.",
+    "Read the stderr snippet and the log; check custom encoder options in the configuration.",
+    _S.INTERNAL,
+    500,
+    [
+        "Open the FFmpeg log at the log path",
+        "Remove custom encoder options (REELCAST_FFMPEG_EXTRA_ARGS)",
+        "Retry with a lower resolution",
+    ],
+)
+JOB_STALLED = define(
+    "E305-JOB_STALLED",
+    "Job stalled",
+    "A stage reported no progress for too long and was stopped.",
+    "Retry the job; if it stalls again, raise the stall timeout or check the machine's load.",
+    _S.DEADLINE_EXCEEDED,
+    500,
+    ["Retry the job", "Check CPU and disk load on the server", "Raise REELCAST_STALL_TIMEOUT"],
+)
+ARTIFACT_MISSING = define(
+    "E306-ARTIFACT_MISSING",
+    "Stage input missing",
+    "A stage did not find the files an earlier stage should have produced.",
+    "Check that a plugin replacing a built-in stage publishes the same artifacts (see docs/stages.md).",
+    _S.FAILED_PRECONDITION,
+    500,
+    ["Check replaced stages against docs/stages.md", "Retry the job"],
+)
+RENDER_TIMEOUT = define(
+    "E308-RENDER_TIMEOUT",
+    "Render timed out",
+    "The render took longer than the configured limit.",
+    "Shorten the video, lower the resolution, or raise REELCAST_RENDER_TIMEOUT.",
+    _S.DEADLINE_EXCEEDED,
+    500,
+    ["Lower the resolution", "Shorten the target duration", "Raise REELCAST_RENDER_TIMEOUT"],
+)
+STAGE_FAILED = define(
+    "E309-STAGE_FAILED",
+    "Stage failed",
+    "A stage failed with an unexpected error.",
+    "Retry the job. If it fails again, report it with the correlation id.",
+    _S.INTERNAL,
+    500,
+    ["Retry the job", "Report the correlation id to the operator"],
+)
+OUTPUT_INVALID = define(
+    "E310-OUTPUT_INVALID",
+    "Output failed verification",
+    "The rendered video did not decode cleanly.",
+    "Retry the job; check free disk space and the FFmpeg log.",
+    _S.INTERNAL,
+    500,
+    ["Retry the job", "Open the FFmpeg log at the log path"],
+)
+CANCELLED = define(
+    "E311-CANCELLED",
+    "Job cancelled",
+    "The job was cancelled.",
+    "Create the job again if you still want the video.",
+    _S.CANCELLED,
+    409,
+)
+STAGE_MISSING = define(
+    "E312-STAGE_MISSING",
+    "Stage not installed",
+    "A stage this job needs is not installed or was disabled.",
+    "Install the plugin that provides it, or remove it from REELCAST_DISABLED_PLUGINS.",
+    _S.FAILED_PRECONDITION,
+    500,
+)
+
+VISUALS_FAILED = define(
+    "E401-VISUALS_FAILED",
+    "Visuals failed",
+    "The scene images could not be drawn.",
+    "Retry the job; check free disk space.",
+    _S.INTERNAL,
+    500,
+)
+
+INTERNAL = define(
+    "E500-INTERNAL",
+    "Internal error",
+    "An internal error occurred.",
+    "Retry; if it persists, report the correlation id to the operator.",
+    _S.INTERNAL,
+    500,
+)
+
+LOW_DISK_SPACE = define(
+    "E601-LOW_DISK_SPACE",
+    "Low disk space",
+    "There is too little free disk space to run the next stage.",
+    "Free disk space in the data directory or lower the retention period (`reelcast gc`).",
+    _S.RESOURCE_EXHAUSTED,
+    507,
+    ["Run `reelcast gc`", "Free disk space in the data directory"],
+)
+
+INTERRUPTED = define(
+    "E701-INTERRUPTED",
+    "Job interrupted",
+    "The job was interrupted by restarts more often than allowed.",
+    "Retry the job; check the server's logs for why it restarted.",
+    _S.ABORTED,
+    500,
+    ["Retry the job", "Check the server's logs"],
+)
+
+WORKER_LOST = define(
+    "E702-WORKER_LOST",
+    "Worker lost",
+    "The workers running the job stopped responding more often than allowed.",
+    "Retry the job; check the workers' logs and resources (memory, disk) for why they died.",
+    _S.ABORTED,
+    500,
+    ["Retry the job", "Check the workers' logs"],
+)
