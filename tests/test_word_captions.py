@@ -99,6 +99,18 @@ def landscape(tmp_path_factory: pytest.TempPathFactory) -> Pair:
     )
 
 
+@pytest.fixture(scope="module")
+def square(tmp_path_factory: pytest.TempPathFactory) -> Pair:
+    tmp = tmp_path_factory.mktemp("square")
+    one = job_pb2.ASPECT_SQUARE_1_1
+    return Pair(
+        _render(tmp / "words", 360, 360, one, True, False),
+        _render(tmp / "plain", 360, 360, one, False, False),
+        360,
+        360,
+    )
+
+
 def _frame(run: JobRun, seconds: float, width: int, height: int) -> Image.Image:
     """The frame on screen at ``seconds``. Not ``-ss``: at a variable frame rate a seek drops the frame
     that began before the moment (the one on screen); the fps filter repeats it instead."""
@@ -156,6 +168,10 @@ def test_portrait_word_captions_lie_above_the_bottom_fifth_inside_the_safe_margi
 
 def test_landscape_word_captions_lie_inside_the_title_safe_area(landscape: Pair) -> None:
     _assert_inside_safe_area(landscape, 0.9)
+
+
+def test_square_word_captions_lie_inside_the_title_safe_area(square: Pair) -> None:
+    _assert_inside_safe_area(square, 0.9)
 
 
 def test_variable_frame_rate_word_captions_get_a_frame_per_change_and_end_with_the_sound(
