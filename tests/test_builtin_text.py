@@ -128,7 +128,8 @@ def test_hostile_script_text_renders_in_both_caption_modes(
             if line.startswith("Dialogue:")
         ]
         assert events and all(
-            re.fullmatch(r"(\{\\(k|fs)[\d.]+\}|[^{}])*", event.replace("\\N", " ")) for event in events
+            re.fullmatch(r"(\{\\(k|fs)[\d.]+\}|\{\\fnNoto [A-Za-z ]+\}|[^{}])*", event.replace("\\N", " "))
+            for event in events
         ), events
 
 

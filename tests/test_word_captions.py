@@ -385,6 +385,12 @@ def test_ass_text_cannot_open_override_blocks_or_escapes() -> None:
     assert "\\N" not in ass.ass_text("a\\Nb")
 
 
+def test_hebrew_and_arabic_are_drawn_in_the_bundled_fonts_never_a_system_one() -> None:
+    assert ass.ass_text("שלום.") == "{\\fnNoto Sans Hebrew}שלום{\\fnNoto Sans ExtraBold}."
+    assert ass.ass_text("مرحبا") == "{\\fnNoto Naskh Arabic}مرحبا{\\fnNoto Sans ExtraBold}"
+    assert ass.ass_text("Ça très") == "Ça très"
+
+
 def test_long_words_are_drawn_smaller_to_stay_inside_the_margins() -> None:
     place = ass.placement(360, 640)
     lines, size = ass.fitted_lines(["Supercalifragilisticexpialidocious"], place, 360)

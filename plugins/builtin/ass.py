@@ -2,7 +2,9 @@
 
 libass ships in imageio-ffmpeg's ffmpeg (the ``ass`` filter), shapes text with HarfBuzz and draws an outline
 that Pillow's text cannot. The font is the bundled Noto Sans ExtraBold (``fonts/``, passed as the filter's
-``fontsdir``), under its own family name, so no system font is ever picked instead.
+``fontsdir``), under its own family name, so no system font is ever picked instead; characters it lacks
+(Hebrew, Arabic) are switched to the visuals stage's bundled fallback fonts with ``\\fn``, since libass
+would otherwise ask fontconfig for whatever the machine has. libass draws no colour emoji.
 
 Placement: inside the title-safe area (10 % in from each edge) of every aspect, bottom-centred; on portrait
 frames (9:16) the caption's bottom stays above 75 % of the height, clear of the bottom fifth where the
@@ -23,6 +25,7 @@ from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # no py.type
 from PIL import ImageFont
 
 from reelcast.plugins.builtin.captions import Cue, estimate_words
+from reelcast.plugins.builtin.text import faces
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_FILE = FONTS_DIR / "NotoSans-ExtraBold.ttf"
@@ -125,10 +128,50 @@ def ass_time(seconds: float) -> str:
     return f"{hours:d}:{minutes:02d}:{secs:02d}.{centis:02d}"
 
 
-def ass_text(text: str) -> str:
-    """Literal text for an ASS event: braces would open override blocks and a backslash an escape
-    (``\\N``), so braces become parentheses and a word joiner follows each backslash."""
+def _literal(text: str) -> str:
+    # Braces would open override blocks and a backslash an escape (``\\N``): braces become parentheses
+    # and a word joiner follows each backslash.
     return text.replace("\\", "\\\u2060").replace("{", "(").replace("}", ")")
+
+
+@functools.cache
+def _caption_coverage() -> frozenset[int]:
+    font = TTFont(str(FONT_FILE), lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or {})
+    finally:
+        font.close()
+
+
+def _fallback_family(char: str) -> str | None:
+    """The bundled font (by family) that draws a character the caption font lacks: the visuals stage's
+    chain (``text.py``), so that libass never falls back to whatever fonts the machine has."""
+    if ord(char) in _caption_coverage() or not char.strip():
+        return None
+    return next(
+        (
+            face.name
+            for face in faces()[1:]
+            if face.path is not None and face.strike is None and face.covers(char)
+        ),
+        None,
+    )
+
+
+def ass_text(text: str) -> str:
+    """Literal text for an ASS event, with ``\\fn`` switches to the bundled Hebrew and Arabic fonts
+    around the characters the caption font lacks."""
+    parts: list[str] = []
+    current: str | None = None
+    for char in text:
+        family = _fallback_family(char) if not (current and not char.strip()) else current
+        if family != current:
+            parts.append(f"{{\\fn{family or FONT_NAME}}}")
+            current = family
+        parts.append(_literal(char))
+    if current is not None:
+        parts.append(f"{{\\fn{FONT_NAME}}}")
+    return "".join(parts)
 
 
 def karaoke_text(cue: Cue, lines: Sequence[Sequence[str]]) -> str:
