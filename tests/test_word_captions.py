@@ -18,7 +18,7 @@ import webvtt
 from PIL import Image, ImageChops
 
 from reelcast.jobs.v1 import job_pb2
-from reelcast.jobs.validation import with_defaults
+from reelcast.jobs.validation import validate_spec, with_defaults
 from reelcast.plugins.artifacts import NarrationScene, WordTiming
 from reelcast.plugins.builtin import ass
 from reelcast.plugins.builtin.captions import (
@@ -330,6 +330,11 @@ def test_captions_default_to_the_words_style() -> None:
     assert spec.render.caption_style == job_pb2.CAPTION_STYLE_WORDS
     plain = with_defaults(job_pb2.JobSpec(render=job_pb2.RenderSpec(captions=False)))
     assert plain.render.caption_style == job_pb2.CAPTION_STYLE_UNSPECIFIED
+
+
+def test_an_unknown_caption_style_is_a_field_violation() -> None:
+    spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="Bees"), render=job_pb2.RenderSpec(caption_style=7))  # type: ignore[arg-type]
+    assert [v.field for v in validate_spec(spec)] == ["spec.render.caption_style"]
 
 
 # -- grouping and timing, without rendering ----------------------------------------------------------------
