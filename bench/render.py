@@ -39,7 +39,14 @@ def _spec(seconds: float, vfr: bool) -> job_pb2.JobSpec:
         job_pb2.JobSpec(
             brief=job_pb2.Brief(topic="How bees make honey", audience="curious adults"),
             plan=job_pb2.Plan(target_duration_seconds=seconds),
-            render=job_pb2.RenderSpec(width=1920, height=1080, captions=True, variable_frame_rate=vfr),
+            # Sentence captions, burned into the frames: every renderer compared gets the same images.
+            render=job_pb2.RenderSpec(
+                width=1920,
+                height=1080,
+                captions=True,
+                caption_style=job_pb2.CAPTION_STYLE_SENTENCES,
+                variable_frame_rate=vfr,
+            ),
         )
     )
 

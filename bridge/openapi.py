@@ -254,6 +254,7 @@ PATHS: dict[str, Any] = {
     "/api/jobs/{jobId}/output": _artifact("MP4 video", "video/mp4"),
     "/api/jobs/{jobId}/thumbnail": _artifact("JPEG thumbnail", "image/jpeg"),
     "/api/jobs/{jobId}/subtitles": _artifact("SRT subtitles", "application/x-subrip"),
+    "/api/jobs/{jobId}/webvtt": _artifact("WebVTT subtitles, for a <track>", "text/vtt"),
     "/api/jobs/{jobId}/failure-details": {
         "get": {
             "summary": "Diagnostics of a failed or cancelled job",
@@ -303,6 +304,7 @@ _TOKEN_PATHS = {
     "/api/jobs/{jobId}/output",
     "/api/jobs/{jobId}/thumbnail",
     "/api/jobs/{jobId}/subtitles",
+    "/api/jobs/{jobId}/webvtt",
 }
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `reelcast keys create`."},

@@ -55,6 +55,7 @@ PACINGS = {
     "Fast": job_pb2.PACING_FAST,
 }
 CAPTION_MODES = {"burned": job_pb2.CAPTION_MODE_BURNED, "soft": job_pb2.CAPTION_MODE_SOFT}
+CAPTION_STYLES = {"words": job_pb2.CAPTION_STYLE_WORDS, "sentences": job_pb2.CAPTION_STYLE_SENTENCES}
 
 # -- the POST /api/jobs body -------------------------------------------------------------------------------
 # Types and shape are checked here; ranges and lengths are JobService's (one validation, reported with the
@@ -65,6 +66,7 @@ Text = Annotated[str, msgspec.Meta(max_length=10_000)]
 AspectWord = Literal["16:9", "9:16", "1:1"]
 PacingWord = Literal["Chill", "Conversational", "Fast"]
 CaptionModeWord = Literal["burned", "soft"]
+CaptionStyleWord = Literal["words", "sentences"]
 JobWord = Literal["Queued", "Running", "Succeeded", "Failed"]
 StepWord = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 
@@ -110,6 +112,9 @@ class RenderBody(_Body):
     audio_bitrate_k: Int32 = validation.DEFAULT_AUDIO_BITRATE_KBPS
     captions: bool = False
     caption_mode: CaptionModeWord = "burned"
+    caption_style: Annotated[
+        CaptionStyleWord, msgspec.Meta(description="words: 1 to 4 at a time, karaoke-highlighted.")
+    ] = "words"
     variable_frame_rate: bool = False
 
 
@@ -158,6 +163,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
             audio_bitrate_kbps=render.audio_bitrate_k,
             captions=render.captions,
             caption_mode=CAPTION_MODES[render.caption_mode],
+            caption_style=CAPTION_STYLES[render.caption_style],
             variable_frame_rate=render.variable_frame_rate,
         ),
         script=[
@@ -192,8 +198,12 @@ class Output(_Answer, kw_only=True):
     duration_seconds: Number | msgspec.UnsetType = msgspec.UNSET
     thumbnail_path: str | msgspec.UnsetType = msgspec.UNSET
     subtitle_path: str | msgspec.UnsetType = msgspec.UNSET
+    webvtt_path: str | msgspec.UnsetType = msgspec.UNSET
     video_url: Annotated[str, msgspec.Meta(description="GET /api/jobs/{jobId}/output")]
     thumbnail_url: str | msgspec.UnsetType = msgspec.UNSET
+    webvtt_url: Annotated[
+        str | msgspec.UnsetType, msgspec.Meta(description="GET /api/jobs/{jobId}/webvtt, for a <track>")
+    ] = msgspec.UNSET
 
 
 class Step(_Answer):
@@ -237,6 +247,7 @@ class Render(_Answer):
     audio_bitrate_k: int
     captions: bool
     caption_mode: CaptionModeWord
+    caption_style: CaptionStyleWord
     variable_frame_rate: bool
 
 
@@ -361,6 +372,8 @@ def output_resource(job_id: str, output: job_pb2.JobOutput) -> Output:
         thumbnail_path=output.thumbnail_path or msgspec.UNSET,
         subtitle_path=output.subtitle_path or msgspec.UNSET,
         thumbnail_url=f"/api/jobs/{job_id}/thumbnail" if output.thumbnail_path else msgspec.UNSET,
+        webvtt_path=output.webvtt_path or msgspec.UNSET,
+        webvtt_url=f"/api/jobs/{job_id}/webvtt" if output.webvtt_path else msgspec.UNSET,
     )
 
 
@@ -409,6 +422,7 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
             audio_bitrate_k=render.audio_bitrate_kbps,
             captions=render.captions,
             caption_mode=_word(CAPTION_MODES, render.caption_mode, "burned"),
+            caption_style=_word(CAPTION_STYLES, render.caption_style, "words"),
             variable_frame_rate=render.variable_frame_rate,
         ),
         script=[Scene(s.title, s.narration, s.caption, s.visual_hint) for s in spec.script],

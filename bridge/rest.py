@@ -222,3 +222,7 @@ async def job_thumbnail(request: Request) -> Response:
 
 async def job_subtitles(request: Request) -> Response:
     return await _artifact(request, job_service_pb2.ARTIFACT_KIND_SUBTITLES)
+
+
+async def job_webvtt(request: Request) -> Response:
+    return await _artifact(request, job_service_pb2.ARTIFACT_KIND_WEBVTT)

@@ -234,8 +234,8 @@ class AsyncClient(ClientBase):
         length: int = 0,
         correlation_id: str | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        """The bytes of a finished job's artifact ("video", "thumbnail" or "subtitles"), in chunks of at most
-        64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
+        """The bytes of a finished job's artifact ("video", "thumbnail", "subtitles" or "webvtt"), in chunks
+        of at most 64 KiB, from ``offset`` for ``length`` bytes (0: to the end)."""
         sent = self.connection.call_correlation_id(correlation_id)
         call = self._service().ReadJobArtifact(
             artifact_request(job_id, kind, offset, length), metadata=self.connection.metadata(sent)

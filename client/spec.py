@@ -98,6 +98,7 @@ ARTIFACT_KINDS: dict[str, job_service_pb2.ArtifactKind.ValueType] = {
     "video": job_service_pb2.ARTIFACT_KIND_VIDEO,
     "thumbnail": job_service_pb2.ARTIFACT_KIND_THUMBNAIL,
     "subtitles": job_service_pb2.ARTIFACT_KIND_SUBTITLES,
+    "webvtt": job_service_pb2.ARTIFACT_KIND_WEBVTT,
 }
 
 

@@ -38,10 +38,17 @@ class ScriptArtifact(TypedDict):
     scenes: list[ScriptSceneArtifact]
 
 
+class WordTiming(TypedDict):
+    text: str
+    start: float
+    end: float
+
+
 class NarrationScene(TypedDict):
     wav: str
     start: float
     duration: float
+    words: NotRequired[list[WordTiming]]
 
 
 class NarrationArtifact(TypedDict):

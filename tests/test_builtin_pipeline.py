@@ -1,6 +1,6 @@
 """The built-in stages end to end through the gRPC server: a real, playable MP4 with speech, from a brief.
 
-One 20 s 1280x720 job with burned-in captions is rendered once per module and measured many ways.
+One 20 s 1280x720 job with burned-in sentence captions is rendered once per module and measured many ways.
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="How bees make honey", audience="kids", goal="understand the hive"),
         plan=job_pb2.Plan(target_duration_seconds=20),
-        render=job_pb2.RenderSpec(width=1280, height=720, captions=True),
+        # Sentence captions: this module measures the sentence cues that the visuals stage burns into
+        # frames (word captions, the default, are tests/test_word_captions.py's).
+        render=job_pb2.RenderSpec(
+            width=1280, height=720, captions=True, caption_style=job_pb2.CAPTION_STYLE_SENTENCES
+        ),
     )
     return run_job(settings, with_defaults(spec))
 
@@ -214,8 +218,14 @@ def test_both_frame_rate_modes_give_a_playable_mp4_as_long_as_the_narration(
                 title="Keepers", narration="Keepers lived beside the lamp and kept it lit all night."
             ),
         ],
+        # Sentence captions, so that a frame is an image (word captions split frames at every word:
+        # tests/test_word_captions.py).
         render=job_pb2.RenderSpec(
-            width=640, height=360, captions=True, variable_frame_rate=variable_frame_rate
+            width=640,
+            height=360,
+            captions=True,
+            caption_style=job_pb2.CAPTION_STYLE_SENTENCES,
+            variable_frame_rate=variable_frame_rate,
         ),
     )
     run = run_job(settings, with_defaults(spec))

@@ -5,6 +5,7 @@ Arabic are drawn as real glyphs rather than placeholder boxes is shown in test_b
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,12 +69,19 @@ def _assert_emoji_cue_is_burned_in_colour(work_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "variable_frame_rate"),
-    [(job_pb2.CAPTION_MODE_SOFT, True), (job_pb2.CAPTION_MODE_BURNED, False)],
-    ids=["soft-vfr", "burned-cfr"],
+    ("mode", "variable_frame_rate", "style"),
+    [
+        (job_pb2.CAPTION_MODE_SOFT, True, job_pb2.CAPTION_STYLE_WORDS),
+        (job_pb2.CAPTION_MODE_BURNED, False, job_pb2.CAPTION_STYLE_SENTENCES),
+        (job_pb2.CAPTION_MODE_BURNED, True, job_pb2.CAPTION_STYLE_WORDS),
+    ],
+    ids=["soft-vfr", "burned-cfr", "burned-words-vfr"],
 )
 def test_hostile_script_text_renders_in_both_caption_modes(
-    tmp_path: Path, mode: job_pb2.CaptionMode.ValueType, variable_frame_rate: bool
+    tmp_path: Path,
+    mode: job_pb2.CaptionMode.ValueType,
+    variable_frame_rate: bool,
+    style: job_pb2.CaptionStyle.ValueType,
 ) -> None:
     scenes = [
         job_pb2.Scene(title=text.split("\n")[0][:60], narration=text, caption=text, visual_hint="quote")
@@ -88,6 +96,7 @@ def test_hostile_script_text_renders_in_both_caption_modes(
                 height=360,
                 captions=True,
                 caption_mode=mode,
+                caption_style=style,
                 variable_frame_rate=variable_frame_rate,
             ),
         )
@@ -109,8 +118,19 @@ def test_hostile_script_text_renders_in_both_caption_modes(
         for word in text.replace("-->", "->").split():
             assert word in srt_text, word
     _assert_no_text_in_command(settings, run.job.id, list(HOSTILE))
-    if mode == job_pb2.CAPTION_MODE_BURNED:
+    if mode == job_pb2.CAPTION_MODE_BURNED and style == job_pb2.CAPTION_STYLE_SENTENCES:
         _assert_emoji_cue_is_burned_in_colour(run.work_dir)
+    if mode == job_pb2.CAPTION_MODE_BURNED and style == job_pb2.CAPTION_STYLE_WORDS:
+        # The words reach libass as literal text: no brace opens an override block of their own.
+        events = [
+            line.split(",", 9)[9]
+            for line in (run.work_dir / "captions.ass").read_text(encoding="utf-8").splitlines()
+            if line.startswith("Dialogue:")
+        ]
+        assert events and all(
+            re.fullmatch(r"(\{\\(k|fs)[\d.]+\}|\{\\fnNoto [A-Za-z ]+\}|[^{}])*", event.replace("\\N", " "))
+            for event in events
+        ), events
 
 
 def test_hostile_topic_goes_through_the_script_writer(tmp_path: Path) -> None:

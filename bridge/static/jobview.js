@@ -57,6 +57,7 @@ export class JobView {
       this.stepsList.replaceChildren();
       this.video.removeAttribute('src');
       this.video.removeAttribute('poster');
+      this.video.replaceChildren();
       this.video.load();
       this.cancelButton.disabled = false;
       this.cancelButton.textContent = 'Cancel';
@@ -152,12 +153,26 @@ export class JobView {
     if (!output) return;
     if (this.video.getAttribute('src') !== output.videoUrl) {
       if (output.thumbnailUrl) this.video.poster = output.thumbnailUrl;
+      this.video.replaceChildren(...this.#captionTracks(job, output));
       this.video.src = output.videoUrl;
     }
     const download = $('download');
     download.href = output.videoUrl;
     download.setAttribute('download', `reelcast-${job.id}.mp4`);
     $('file-size').textContent = formatBytes(output.sizeBytes);
+  }
+
+  // The WebVTT captions as a track the player's menu offers; shown at once only when the picture has
+  // none burned in (soft captions: browsers do not play the MP4's own subtitle track).
+  #captionTracks(job, output) {
+    if (!output.webvttUrl) return [];
+    const track = document.createElement('track');
+    track.kind = 'captions';
+    track.label = 'Captions';
+    track.srclang = job.spec?.brief?.language || 'en';
+    track.src = output.webvttUrl;
+    track.default = job.spec?.render?.captionMode === 'soft';
+    return [track];
   }
 
   #renderFailure(job) {

@@ -86,12 +86,14 @@ async def run(ctx: StageContext) -> dict[str, Any]:
             log_path=log_path,
         )
     subtitles = ctx.artifacts.get("subtitles")
+    webvtt = ctx.artifacts.get("webvtt")
     output = {
         "video_path": str(video),
         "size_bytes": video.stat().st_size,
         "duration_seconds": duration,
         "thumbnail_path": str(thumbnail),
         "subtitle_path": str(ctx.path(subtitles)) if isinstance(subtitles, str) else "",
+        "webvtt_path": str(ctx.path(webvtt)) if isinstance(webvtt, str) else "",
     }
     ctx.report(1.0, "Postprocessing done")
     return {"thumbnail": THUMBNAIL_FILE, OUTPUT_ARTIFACT: output}

@@ -3,19 +3,25 @@
 The frames go through ffmpeg's concat demuxer, one entry per image with its duration; never ``-loop 1``
 per image, which is slow and rounds every duration to whole frames. Constant frame rate (the default)
 resamples that timeline with the ``fps`` filter; variable frame rate keeps one frame per image and is much
-faster. No text reaches ffmpeg: burned captions are already in the frames, soft captions come from the SRT
-file, and arguments go to ffmpeg as a list, never through a shell.
+faster. No caption text reaches ffmpeg's command line: burned sentence captions are already in the frames,
+word captions are drawn by libass from an ASS file (``ass.py``; the ``ass`` filter after ``fps``), soft
+captions come from the SRT file, and arguments go to ffmpeg as a list, never through a shell. At a
+variable frame rate the frames are split at every caption change, so that each word's highlight gets a
+frame of its own.
 
 Progress is ffmpeg's ``-progress pipe:1``: ``out_time_us`` against the timeline's length, clamped and never
 decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the seed's format.
 
-Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` (or none), ``ffmpeg_log`` (an
-absolute path).
+Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
+(or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned word captions only),
+``ffmpeg_log`` (an absolute path).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +30,9 @@ from typing import Any
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.plugins.artifacts import Frame
-from reelcast.plugins.builtin.captions import Cue, to_srt
+from reelcast.plugins.artifacts import Frame, NarrationArtifact, read_script
+from reelcast.plugins.builtin.ass import FONTS_DIR, to_ass
+from reelcast.plugins.builtin.captions import Cue, build_word_cues, to_srt, to_webvtt, uses_word_cues
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
@@ -33,6 +40,8 @@ from reelcast.plugins.builtin.voice import load_narration
 VIDEO_FILE = "video.mp4"
 PARTIAL_VIDEO_FILE = "video.mp4.part"
 SUBTITLE_FILE = "captions.srt"
+WEBVTT_FILE = "captions.vtt"
+ASS_FILE = "captions.ass"
 CONCAT_FILE = "frames.ffconcat"
 
 
@@ -81,6 +90,39 @@ def concat_script(frames: Sequence[Frame], fps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _escaped(text: str, specials: str) -> str:
+    return "".join("\\" + char if char in specials else char for char in text)
+
+
+def _filter_value(text: str) -> str:
+    """A filter option value (a path) escaped for both levels of ffmpeg's filtergraph syntax: first the
+    option parser's specials, then the graph parser's."""
+    return _escaped(_escaped(text, "\\':"), "\\'[],;")
+
+
+def ass_filter(ass_path: str, fonts_dir: str) -> str:
+    """The ``ass`` filter drawing ``ass_path`` with fonts from ``fonts_dir`` only."""
+    return f"ass=filename={_filter_value(ass_path)}:fontsdir={_filter_value(fonts_dir)}"
+
+
+def frames_split_at(frames: Sequence[Frame], moments: Sequence[float], fps: int) -> list[Frame]:
+    """The frames with each one cut at the given moments (on the ``1/fps`` grid, at least one interval
+    from its ends), so that at a variable frame rate every caption change starts a frame."""
+    interval = 1.0 / fps - 1e-9
+    # A frame at grid time t shows the captions of moment t, so a change is seen from the next grid time.
+    grid = sorted({math.ceil(moment * fps - 1e-6) / fps for moment in moments})
+    split: list[Frame] = []
+    for frame in frames:
+        start, end = float(frame["start"]), float(frame["start"]) + float(frame["duration"])
+        cuts = [start]
+        for moment in grid:
+            if moment - cuts[-1] >= interval and end - moment >= interval:
+                cuts.append(moment)
+        cuts.append(end)
+        split.extend({**frame, "start": a, "duration": b - a} for a, b in itertools.pairwise(cuts))
+    return split
+
+
 def render_arguments(
     spec: job_pb2.JobSpec,
     *,
@@ -88,6 +130,7 @@ def render_arguments(
     audio_path: str,
     subtitle_path: str | None,
     output_path: str,
+    ass_path: str | None = None,
     duration: float,
     preset: str,
     extra_args: Sequence[str],
@@ -108,11 +151,14 @@ def render_arguments(
         args += ["-b:v", f"{render.video_bitrate_kbps}k"]
     else:
         args += ["-crf", "23"]
+    captions = [ass_filter(ass_path, str(FONTS_DIR))] if ass_path is not None else []
     if render.variable_frame_rate:
         # One frame per image, each as long as its entry: nothing to encode between changes.
+        if captions:
+            args += ["-vf", ",".join(captions)]
         args += ["-fps_mode", "vfr"]
     else:
-        args += ["-vf", f"fps={fps}", "-fps_mode", "cfr", "-r", str(fps)]
+        args += ["-vf", ",".join([f"fps={fps}", *captions]), "-fps_mode", "cfr", "-r", str(fps)]
     # A keyframe at least every 2 s keeps seeking cheap in players.
     args += ["-g", str(fps * 2)]
     args += ["-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000", "-ac", "1"]
@@ -141,13 +187,24 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     settings: RenderSettings = ctx.settings if ctx.settings is not None else RenderSettings()
     ffmpeg = ffmpeg_executable(settings.ffmpeg_path)
     render = ctx.spec.render
-    cues = [Cue(**cue) for cue in visuals.get("cues", [])]
-    subtitle_relative: str | None = None
+    fps = render.fps or 30
+    words = render.captions and uses_word_cues(render)
+    soft = render.captions and render.caption_mode == job_pb2.CAPTION_MODE_SOFT
+    cues = word_cues(ctx, narration) if words else [Cue(**cue) for cue in visuals.get("cues", [])]
+    published: dict[str, str | None] = {"subtitles": None, "webvtt": None}
     if render.captions:
         ctx.path(SUBTITLE_FILE).write_text(to_srt(cues), encoding="utf-8")
-        subtitle_relative = SUBTITLE_FILE
-    ctx.path(CONCAT_FILE).write_text(concat_script(frames, render.fps or 30), encoding="utf-8")
-    soft = render.captions and render.caption_mode == job_pb2.CAPTION_MODE_SOFT
+        ctx.path(WEBVTT_FILE).write_text(to_webvtt(cues), encoding="utf-8")
+        published = {"subtitles": SUBTITLE_FILE, "webvtt": WEBVTT_FILE}
+    ass_path: str | None = None
+    if words and not soft:
+        ctx.path(ASS_FILE).write_text(to_ass(cues, visuals["width"], visuals["height"]), encoding="utf-8")
+        published["captions_ass"] = ASS_FILE
+        ass_path = str(ctx.path(ASS_FILE))
+        if render.variable_frame_rate:
+            changes = [moment for cue in cues for moment in caption_changes(cue)]
+            frames = frames_split_at(frames, changes, fps)
+    ctx.path(CONCAT_FILE).write_text(concat_script(frames, fps), encoding="utf-8")
     partial = ctx.path(PARTIAL_VIDEO_FILE)
     arguments = render_arguments(
         ctx.spec,
@@ -155,6 +212,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         audio_path=str(ctx.path(narration["audio"])),
         subtitle_path=str(ctx.path(SUBTITLE_FILE)) if soft else None,
         output_path=str(partial),
+        ass_path=ass_path,
         duration=float(narration["duration"]),
         preset=settings.x264_preset,
         extra_args=settings.ffmpeg_extra_args,
@@ -209,7 +267,21 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         )
     partial.replace(ctx.path(VIDEO_FILE))
     ctx.report(1.0, "Rendered")
-    return {"video": VIDEO_FILE, "subtitles": subtitle_relative, "ffmpeg_log": str(log_path)}
+    return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(log_path)}
+
+
+def word_cues(ctx: StageContext, narration: NarrationArtifact) -> list[Cue]:
+    """The word cues of the script's narration, timed by the narration's words (or their estimate)."""
+    scenes = read_script(ctx)["scenes"]
+    timing = narration["scenes"]
+    if len(timing) != len(scenes):
+        raise ReelcastError(errors.ARTIFACT_MISSING, "The narration does not have one entry per scene.")
+    return build_word_cues([scene["narration"] for scene in scenes], timing, ctx.path)
+
+
+def caption_changes(cue: Cue) -> list[float]:
+    """When the picture of a word cue changes: it appears, each word lights up, it goes."""
+    return [cue.start, *(word["start"] for word in cue.words), cue.end]
 
 
 def _remove(path: Path) -> None:

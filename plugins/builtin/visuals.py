@@ -22,10 +22,9 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from reelcast.jobs import errors
-from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import Frame, VisualsArtifact, read_visuals
-from reelcast.plugins.builtin.captions import Cue, build_cues
+from reelcast.plugins.builtin.captions import Cue, build_cues, burns_sentence_bands
 from reelcast.plugins.builtin.script import ScriptScene, load_scenes
 from reelcast.plugins.builtin.text import bundled_face, draw_line, line_width, paragraph_level, truetype
 from reelcast.plugins.builtin.voice import load_narration
@@ -191,7 +190,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     render = ctx.spec.render
     width, height = render.width or 1280, render.height or 720
     captions = render.captions
-    burned = captions and render.caption_mode != job_pb2.CAPTION_MODE_SOFT
+    burned = burns_sentence_bands(render)
     cues: list[Cue] = (
         build_cues(
             [scene.narration for scene in scenes],

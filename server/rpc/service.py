@@ -47,6 +47,7 @@ _ARTIFACT_FIELDS = {
     job_service_pb2.ARTIFACT_KIND_VIDEO: "video_path",
     job_service_pb2.ARTIFACT_KIND_THUMBNAIL: "thumbnail_path",
     job_service_pb2.ARTIFACT_KIND_SUBTITLES: "subtitle_path",
+    job_service_pb2.ARTIFACT_KIND_WEBVTT: "webvtt_path",
 }
 
 
@@ -276,7 +277,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[job_service_pb2.ReadJobArtifactResponse]:
         field = _ARTIFACT_FIELDS.get(request.kind)
         if field is None:
-            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL or SUBTITLES")
+            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL, SUBTITLES or WEBVTT")
             await abort(context, error, violations)
         if request.offset < 0 or request.length < 0:
             error, violations = _invalid("offset", "and length must not be negative")

@@ -94,6 +94,26 @@ async def test_create_job_maps_every_body_field_into_the_spec(
     await finish(client, response.json()["jobId"])
 
 
+async def test_caption_style_is_words_by_default_and_sentences_on_request(
+    client: httpx.AsyncClient, pipeline: PipelinePlugin
+) -> None:
+    styles = {}
+    for requested in (None, "sentences"):
+        render: dict[str, object] = {"captions": True}
+        if requested:
+            render["captionStyle"] = requested
+        response = await client.post("/api/jobs", json={"brief": {"topic": "Bees"}, "render": render})
+        assert response.status_code == 201, response.text
+        styles[requested] = response.json()["spec"]["render"]["captionStyle"]
+        await finish(client, response.json()["jobId"])
+    assert styles == {None: "words", "sentences": "sentences"}
+    refused = await client.post(
+        "/api/jobs", json={"brief": {"topic": "Bees"}, "render": {"captionStyle": "karaoke"}}
+    )
+    problem = assert_problem(refused, 400, "E001-INVALID_SPEC")
+    assert "render.captionStyle" in [v["field"] for v in problem["violations"]]  # type: ignore[attr-defined]
+
+
 BAD_BODIES = [
     pytest.param(b'{"brief": {"topic": "x"', 400, "E002-INVALID_REQUEST", None, id="bad-json"),
     pytest.param(b'{"brief": {"topic": 42}}', 400, "E001-INVALID_SPEC", "brief.topic", id="wrong-type"),

@@ -101,7 +101,7 @@ async def test_http_routes_on_another_users_job_are_404_without_its_data(secured
     bob = secured.http("bob")
     requests: list[tuple[str, str, dict[str, str]]] = []
     for job in (done, cancelled):
-        for suffix in ("", "/output", "/thumbnail", "/subtitles", "/failure-details", "/events"):
+        for suffix in ("", "/output", "/thumbnail", "/subtitles", "/webvtt", "/failure-details", "/events"):
             requests.append(("GET", f"/api/jobs/{job.id}{suffix}", {}))
         requests += [
             ("GET", f"/api/jobs/{job.id}/events", {"Last-Event-ID": "2"}),

@@ -263,3 +263,33 @@ async def test_a_failed_render_opens_the_modal_with_the_code_remediation_stderr_
         assert session.errors == []
     finally:
         await session.context.close()
+
+
+async def test_a_captioned_job_plays_with_its_webvtt_captions_as_a_track(
+    logged_in: PageSession, deployment: Deployment
+) -> None:
+    page = logged_in.page
+    await page.goto("/#/")
+    await fill_brief(page, "Why honey never spoils", 5)
+    await page.get_by_label("Captions").check()
+    await page.get_by_role("button", name="Create video").click()
+    await page.wait_for_url("**/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[-1]
+    await expect(page.locator("#job-view")).to_have_attribute("data-status", "Succeeded")
+
+    output = (await api_job(deployment, job_id))["output"]
+    track = page.locator("#job-video track")
+    await expect(track).to_have_attribute("src", output["webvttUrl"])
+    await expect(track).to_have_attribute("kind", "captions")
+    # Chromium itself fetches and parses the WebVTT: its cues are the job's word captions.
+    cues = await track.evaluate(
+        """t => new Promise((resolve, reject) => {
+            const done = () => resolve([...t.track.cues].map(c => [c.startTime, c.endTime, c.text]));
+            t.addEventListener('load', done, { once: true });
+            t.addEventListener('error', () => reject(new Error('track failed to load')), { once: true });
+            t.track.mode = 'hidden';
+            if (t.readyState === 2) done();
+        })"""
+    )
+    assert len(cues) >= 3
+    assert all(1 <= len(text.split()) <= 4 and end > start for start, end, text in cues)

@@ -132,6 +132,8 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
         violations.append(FieldViolation("spec.render.audio_bitrate_kbps", "must be between 32 and 512"))
     if render.caption_mode not in job_pb2.CaptionMode.values():
         violations.append(FieldViolation("spec.render.caption_mode", "is not a known caption mode"))
+    if render.caption_style not in job_pb2.CaptionStyle.values():
+        violations.append(FieldViolation("spec.render.caption_style", "is not a known caption style"))
 
     if len(spec.script) > MAX_SCENES:
         violations.append(FieldViolation("spec.script", f"must have at most {MAX_SCENES} scenes"))
@@ -197,4 +199,6 @@ def with_defaults(spec: job_pb2.JobSpec) -> job_pb2.JobSpec:
     render.audio_bitrate_kbps = render.audio_bitrate_kbps or DEFAULT_AUDIO_BITRATE_KBPS
     if render.captions and render.caption_mode == job_pb2.CAPTION_MODE_UNSPECIFIED:
         render.caption_mode = job_pb2.CAPTION_MODE_BURNED
+    if render.captions and render.caption_style == job_pb2.CAPTION_STYLE_UNSPECIFIED:
+        render.caption_style = job_pb2.CAPTION_STYLE_WORDS
     return filled

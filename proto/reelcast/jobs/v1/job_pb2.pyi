@@ -225,6 +225,34 @@ CAPTION_MODE_SOFT: CaptionMode.ValueType  # 2
 """A soft `mov_text` subtitle track that players can toggle."""
 Global___CaptionMode: _TypeAlias = CaptionMode  # noqa: Y015
 
+class _CaptionStyle:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CaptionStyleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaptionStyle.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CAPTION_STYLE_UNSPECIFIED: _CaptionStyle.ValueType  # 0
+    """Defaults to words when `RenderSpec.captions` is true."""
+    CAPTION_STYLE_WORDS: _CaptionStyle.ValueType  # 1
+    """One to four words at a time, bold with an outline, each word highlighted as it is spoken (karaoke),
+    timed by the narration's word timings. Burned in, it is drawn by libass from an ASS file.
+    """
+    CAPTION_STYLE_SENTENCES: _CaptionStyle.ValueType  # 2
+    """Whole sentences (split when longer than about 84 characters), in a dark band."""
+
+class CaptionStyle(_CaptionStyle, metaclass=_CaptionStyleEnumTypeWrapper):
+    """What one caption shows at a time."""
+
+CAPTION_STYLE_UNSPECIFIED: CaptionStyle.ValueType  # 0
+"""Defaults to words when `RenderSpec.captions` is true."""
+CAPTION_STYLE_WORDS: CaptionStyle.ValueType  # 1
+"""One to four words at a time, bold with an outline, each word highlighted as it is spoken (karaoke),
+timed by the narration's word timings. Burned in, it is drawn by libass from an ASS file.
+"""
+CAPTION_STYLE_SENTENCES: CaptionStyle.ValueType  # 2
+"""Whole sentences (split when longer than about 84 characters), in a dark band."""
+Global___CaptionStyle: _TypeAlias = CaptionStyle  # noqa: Y015
+
 @_typing.final
 class Brief(_message.Message):
     """What the video is about and for whom."""
@@ -341,6 +369,7 @@ class RenderSpec(_message.Message):
     CAPTIONS_FIELD_NUMBER: _builtins.int
     CAPTION_MODE_FIELD_NUMBER: _builtins.int
     VARIABLE_FRAME_RATE_FIELD_NUMBER: _builtins.int
+    CAPTION_STYLE_FIELD_NUMBER: _builtins.int
     width: _builtins.int
     """Frame width in pixels, even, 160 to 3840. 0 means derived from the aspect (1280 for 16:9)."""
     height: _builtins.int
@@ -352,11 +381,15 @@ class RenderSpec(_message.Message):
     audio_bitrate_kbps: _builtins.int
     """Audio bitrate in kbit/s. 0 means 128."""
     captions: _builtins.bool
-    """Whether captions are added (a sidecar .srt is always written when true)."""
+    """Whether captions are added (sidecar .srt and .vtt files are always written when true)."""
     caption_mode: Global___CaptionMode.ValueType
     """How captions are delivered when `captions` is true."""
     variable_frame_rate: _builtins.bool
     """Render with a variable frame rate: faster, one frame per still image."""
+    caption_style: Global___CaptionStyle.ValueType
+    """What each caption shows when `captions` is true: a few words (the default) or whole sentences. The
+    sidecar subtitles carry the same cues as the picture.
+    """
     def __init__(
         self,
         *,
@@ -368,10 +401,11 @@ class RenderSpec(_message.Message):
         captions: _builtins.bool = ...,
         caption_mode: Global___CaptionMode.ValueType = ...,
         variable_frame_rate: _builtins.bool = ...,
+        caption_style: Global___CaptionStyle.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_bitrate_kbps", b"audio_bitrate_kbps", "caption_mode", b"caption_mode", "captions", b"captions", "fps", b"fps", "height", b"height", "variable_frame_rate", b"variable_frame_rate", "video_bitrate_kbps", b"video_bitrate_kbps", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_bitrate_kbps", b"audio_bitrate_kbps", "caption_mode", b"caption_mode", "caption_style", b"caption_style", "captions", b"captions", "fps", b"fps", "height", b"height", "variable_frame_rate", b"variable_frame_rate", "video_bitrate_kbps", b"video_bitrate_kbps", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,6 +584,7 @@ class JobOutput(_message.Message):
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     THUMBNAIL_PATH_FIELD_NUMBER: _builtins.int
     SUBTITLE_PATH_FIELD_NUMBER: _builtins.int
+    WEBVTT_PATH_FIELD_NUMBER: _builtins.int
     video_path: _builtins.str
     """Path of the MP4 on the server's disk."""
     size_bytes: _builtins.int
@@ -560,6 +595,8 @@ class JobOutput(_message.Message):
     """Path of the JPEG thumbnail on the server's disk."""
     subtitle_path: _builtins.str
     """Path of the sidecar .srt on the server's disk, when captions were requested."""
+    webvtt_path: _builtins.str
+    """Path of the sidecar WebVTT (.vtt) on the server's disk, when captions were requested."""
     def __init__(
         self,
         *,
@@ -568,10 +605,11 @@ class JobOutput(_message.Message):
         duration_seconds: _builtins.float = ...,
         thumbnail_path: _builtins.str = ...,
         subtitle_path: _builtins.str = ...,
+        webvtt_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "size_bytes", b"size_bytes", "subtitle_path", b"subtitle_path", "thumbnail_path", b"thumbnail_path", "video_path", b"video_path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "size_bytes", b"size_bytes", "subtitle_path", b"subtitle_path", "thumbnail_path", b"thumbnail_path", "video_path", b"video_path", "webvtt_path", b"webvtt_path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,6 +34,8 @@ class _ArtifactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Artifact
     """The JPEG thumbnail (image/jpeg)."""
     ARTIFACT_KIND_SUBTITLES: _ArtifactKind.ValueType  # 3
     """The sidecar subtitles (application/x-subrip)."""
+    ARTIFACT_KIND_WEBVTT: _ArtifactKind.ValueType  # 4
+    """The sidecar subtitles as WebVTT (text/vtt), what a browser's `<track>` plays."""
 
 class ArtifactKind(_ArtifactKind, metaclass=_ArtifactKindEnumTypeWrapper):
     """Which file of a finished job to read."""
@@ -46,6 +48,8 @@ ARTIFACT_KIND_THUMBNAIL: ArtifactKind.ValueType  # 2
 """The JPEG thumbnail (image/jpeg)."""
 ARTIFACT_KIND_SUBTITLES: ArtifactKind.ValueType  # 3
 """The sidecar subtitles (application/x-subrip)."""
+ARTIFACT_KIND_WEBVTT: ArtifactKind.ValueType  # 4
+"""The sidecar subtitles as WebVTT (text/vtt), what a browser's `<track>` plays."""
 Global___ArtifactKind: _TypeAlias = ArtifactKind  # noqa: Y015
 
 @_typing.final

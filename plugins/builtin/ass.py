@@ -1,0 +1,231 @@
+"""The ASS subtitle document that libass draws word captions from: font, placement, outline and karaoke.
+
+libass ships in imageio-ffmpeg's ffmpeg (the ``ass`` filter), shapes text with HarfBuzz and draws an outline
+that Pillow's text cannot. The font is the bundled Noto Sans ExtraBold (``fonts/``, passed as the filter's
+``fontsdir``), under its own family name, so no system font is ever picked instead; characters it lacks
+(Hebrew, Arabic) are switched to the visuals stage's bundled fallback fonts with ``\\fn``, since libass
+would otherwise ask fontconfig for whatever the machine has. libass draws no colour emoji.
+
+Placement: inside the title-safe area (10 % in from each edge) of every aspect, bottom-centred; on portrait
+frames (9:16) the caption's bottom stays above 75 % of the height, clear of the bottom fifth where the
+platforms draw their own overlay. Lines are wrapped here, by the font's measured widths, into at most two;
+a cue that does not fit is drawn smaller.
+
+Karaoke: each word carries a ``\\k`` tag, so libass draws it white until it is spoken and gold from then on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # no py.typed
+from PIL import ImageFont
+
+from reelcast.plugins.builtin.captions import Cue, estimate_words
+from reelcast.plugins.builtin.text import faces
+
+FONTS_DIR = Path(__file__).parent / "fonts"
+FONT_FILE = FONTS_DIR / "NotoSans-ExtraBold.ttf"
+FONT_NAME = "Noto Sans ExtraBold"
+# ASS colours are &HAABBGGRR (alpha 00 is opaque).
+SPOKEN_COLOUR = "&H0000D7FF"  # gold, RGB (255, 215, 0)
+UNSPOKEN_COLOUR = "&H00FFFFFF"
+OUTLINE_COLOUR = "&H00000000"
+SHADOW_COLOUR = "&H80000000"
+SPOKEN_RGB = (255, 215, 0)
+SAFE_MARGIN = 0.10
+# On portrait frames the caption ends above this fraction of the height (platform overlays sit below 80 %).
+PORTRAIT_BOTTOM = 0.75
+STYLE_NAME = "Words"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how big captions are drawn on one frame size (pixels, with PlayRes = the frame)."""
+
+    font_size: float
+    margin_x: int
+    margin_bottom: int
+    outline: float
+    shadow: float
+
+
+def is_portrait(width: int, height: int) -> bool:
+    return height >= width * 1.4
+
+
+def placement(width: int, height: int) -> Placement:
+    unit = min(width, height)
+    if is_portrait(width, height):
+        size, bottom = width * 0.12, round(height * (1 - PORTRAIT_BOTTOM))
+    else:
+        size, bottom = unit * 0.095, round(height * SAFE_MARGIN)
+    return Placement(
+        font_size=round(size, 1),
+        margin_x=round(width * SAFE_MARGIN),
+        margin_bottom=bottom,
+        outline=round(max(2.0, size * 0.09), 1),
+        shadow=round(max(1.0, size * 0.04), 1),
+    )
+
+
+@functools.cache
+def _em_per_font_size() -> float:
+    # libass sizes a font so that its Windows ascent plus descent equal the ASS font size.
+    font = TTFont(str(FONT_FILE), lazy=True)
+    os2 = font["OS/2"]
+    return float(font["head"].unitsPerEm) / float(os2.usWinAscent + os2.usWinDescent)
+
+
+@functools.cache
+def _measuring_font(font_size: float) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_FILE), max(1, round(font_size * _em_per_font_size())))
+
+
+def text_width(text: str, font_size: float) -> float:
+    """The drawn width of ``text`` at ASS font size ``font_size``, in pixels."""
+    return float(_measuring_font(font_size).getlength(text))
+
+
+def wrap_words(words: Sequence[str], font_size: float, max_width: float) -> list[list[str]] | None:
+    """Words in lines no wider than ``max_width``, or None when a word alone is wider or it takes more than
+    MAX_LINES lines. Two lines are balanced: the break that makes the longer line shortest."""
+    if not words or any(text_width(word, font_size) > max_width for word in words):
+        return None
+    if text_width(" ".join(words), font_size) <= max_width:
+        return [list(words)]
+    best: list[list[str]] | None = None
+    best_width = float("inf")
+    for cut in range(1, len(words)):
+        lines = [list(words[:cut]), list(words[cut:])]
+        widest = max(text_width(" ".join(line), font_size) for line in lines)
+        if widest <= max_width and widest < best_width:
+            best, best_width = lines, widest
+    return best
+
+
+def fitted_lines(words: Sequence[str], place: Placement, width: int) -> tuple[list[list[str]], float]:
+    """The lines of one cue and the font size they fit at (the style's size, or smaller)."""
+    size = place.font_size
+    max_width = width - 2 * place.margin_x - 2 * place.outline
+    while True:
+        lines = wrap_words(words, size, max_width)
+        if lines is not None:
+            return lines, size
+        if size <= place.font_size * 0.3:
+            return [list(words)], size
+        size = round(size * 0.9, 1)
+
+
+def ass_time(seconds: float) -> str:
+    centis = max(0, round(seconds * 100))
+    hours, centis = divmod(centis, 360_000)
+    minutes, centis = divmod(centis, 6000)
+    secs, centis = divmod(centis, 100)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}.{centis:02d}"
+
+
+def _literal(text: str) -> str:
+    # Braces would open override blocks and a backslash an escape (``\\N``): braces become parentheses
+    # and a word joiner follows each backslash.
+    return text.replace("\\", "\\\u2060").replace("{", "(").replace("}", ")")
+
+
+@functools.cache
+def _caption_coverage() -> frozenset[int]:
+    font = TTFont(str(FONT_FILE), lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or {})
+    finally:
+        font.close()
+
+
+def _fallback_family(char: str) -> str | None:
+    """The bundled font (by family) that draws a character the caption font lacks: the visuals stage's
+    chain (``text.py``), so that libass never falls back to whatever fonts the machine has."""
+    if ord(char) in _caption_coverage() or not char.strip():
+        return None
+    return next(
+        (
+            face.name
+            for face in faces()[1:]
+            if face.path is not None and face.strike is None and face.covers(char)
+        ),
+        None,
+    )
+
+
+def ass_text(text: str) -> str:
+    """Literal text for an ASS event, with ``\\fn`` switches to the bundled Hebrew and Arabic fonts
+    around the characters the caption font lacks."""
+    parts: list[str] = []
+    current: str | None = None
+    for char in text:
+        family = _fallback_family(char) if not (current and not char.strip()) else current
+        if family != current:
+            parts.append(f"{{\\fn{family or FONT_NAME}}}")
+            current = family
+        parts.append(_literal(char))
+    if current is not None:
+        parts.append(f"{{\\fn{FONT_NAME}}}")
+    return "".join(parts)
+
+
+def karaoke_text(cue: Cue, lines: Sequence[Sequence[str]]) -> str:
+    """The cue's words with ``\\k`` durations: each word lights up when it is spoken and stays lit."""
+    words = list(cue.words) or estimate_words(cue.text, cue.start, cue.end)
+    starts = [word["start"] for word in words[1:]] + [cue.end]
+
+    def centis(moment: float) -> int:
+        return max(0, round((moment - cue.start) * 100))
+
+    parts: list[str] = []
+    index = 0
+    for line_number, line in enumerate(lines):
+        for position, text in enumerate(line):
+            begin = centis(words[index]["start"]) if index else 0
+            duration = max(0, centis(starts[index]) - begin)
+            separator = "" if position == len(line) - 1 else " "
+            parts.append(f"{{\\k{duration}}}{ass_text(text)}{separator}")
+            index += 1
+        if line_number < len(lines) - 1:
+            parts.append("\\N")
+    return "".join(parts)
+
+
+def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
+    """The whole ASS document for ``cues`` on a ``width`` x ``height`` frame."""
+    place = placement(width, height)
+    header = [
+        "[Script Info]",
+        "; Written by reelcast's render stage: word captions with karaoke highlighting.",
+        "ScriptType: v4.00+",
+        f"PlayResX: {width}",
+        f"PlayResY: {height}",
+        "WrapStyle: 2",
+        "ScaledBorderAndShadow: yes",
+        "",
+        "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+        "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+        "Alignment, MarginL, MarginR, MarginV, Encoding",
+        f"Style: {STYLE_NAME},{FONT_NAME},{place.font_size:g},{SPOKEN_COLOUR},{UNSPOKEN_COLOUR},"
+        f"{OUTLINE_COLOUR},{SHADOW_COLOUR},0,0,0,0,100,100,0,0,1,{place.outline:g},{place.shadow:g},2,"
+        f"{place.margin_x},{place.margin_x},{place.margin_bottom},1",
+        "",
+        "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+    events = []
+    for cue in cues:
+        texts = [word["text"] for word in cue.words] or cue.text.split()
+        if not texts:
+            continue
+        lines, size = fitted_lines(texts, place, width)
+        override = f"{{\\fs{size:g}}}" if size != place.font_size else ""
+        text = override + karaoke_text(cue, lines)
+        events.append(f"Dialogue: 0,{ass_time(cue.start)},{ass_time(cue.end)},{STYLE_NAME},,0,0,0,,{text}")
+    return "\n".join(header + events) + "\n"
