@@ -87,7 +87,7 @@ def test_script_writer_is_deterministic_and_uses_the_brief() -> None:
     first = script.write_script(spec)
     assert first == script.write_script(spec)
     text = " ".join(scene.narration for scene in first.scenes)
-    assert "honey bees" in text and "kids" in text and "understand the hive" in text
+    assert "Honey bees" in text and "kids" in text and "understand the hive" in text
     assert "worker bees collect nectar" in text.lower()
     assert all(scene.title and scene.caption and scene.visual_hint for scene in first.scenes)
     other = script.write_script(with_defaults(job_pb2.JobSpec(brief=job_pb2.Brief(topic="Volcanoes"))))

@@ -58,6 +58,9 @@ class Phrasebook:
     # Without key points there is nothing to explain: these say only what the video is about.
     intro_noun: str
     intro_clause: str
+    # The same, for a topic whose first word may be a name: the topic opens the sentence.
+    lead_topic: str
+    intro_topic: str
     audience: Variants
     goal: Variants
     goal_determiner: Variants  # English only: a goal that starts with an article reads as a noun phrase
@@ -173,12 +176,14 @@ ENGLISH = Phrasebook(
         SERIOUS: "This video explains {topic}.",
     },
     question="{topic}?",
-    intro_noun="This is a short video about {topic}.",
-    intro_clause="This short video is about {topic}.",
+    intro_noun="This is a short first look at {topic}.",
+    intro_clause="This is a short first look at {topic}.",
+    lead_topic="{topic}: here is what you need to know.",
+    intro_topic="{topic}: a short first look.",
     audience={
-        NEUTRAL: "It is made for {audience}.",
+        NEUTRAL: "We made this video for {audience}.",
         PLAYFUL: "If you count yourself among {audience}, this one is for you.",
-        SERIOUS: "It is written for {audience}.",
+        SERIOUS: "This video is written for {audience}.",
     },
     goal={
         NEUTRAL: "By the end, you will be able to {goal}.",
@@ -339,10 +344,12 @@ FRENCH = Phrasebook(
     question="{topic} ?",
     intro_noun="Voici une courte vidéo sur {topic}.",
     intro_clause="Cette courte vidéo se demande {topic}.",
+    lead_topic="{topic} : voici l'essentiel à savoir.",
+    intro_topic="{topic} : voilà le sujet de cette courte vidéo.",
     audience={
         NEUTRAL: "Cette vidéo est pensée pour {audience}.",
         PLAYFUL: "Cette vidéo a été faite tout spécialement pour {audience}.",
-        SERIOUS: "Ce contenu s'adresse en priorité à ce public : {audience}.",
+        SERIOUS: "Public visé : {audience}.",
     },
     goal={
         NEUTRAL: "L'objectif : {goal}.",
@@ -482,10 +489,12 @@ GERMAN = Phrasebook(
     question="{topic}?",
     intro_noun="Ein kurzes Video zum Thema: {topic}.",
     intro_clause="Ein kurzes Video zu der Frage: {topic}.",
+    lead_topic="Unser Thema heute: {topic}.",
+    intro_topic="Ein kurzes Video zum Thema: {topic}.",
     audience={
         NEUTRAL: "Dieses Video ist für {audience} gedacht.",
-        PLAYFUL: "Es ist extra für {audience} gemacht.",
-        SERIOUS: "Es richtet sich an eine bestimmte Zielgruppe: {audience}.",
+        PLAYFUL: "Dieses Video ist extra für {audience} gemacht.",
+        SERIOUS: "Das Video richtet sich an eine bestimmte Zielgruppe: {audience}.",
     },
     goal={
         NEUTRAL: "Das Ziel: {goal}.",
@@ -631,9 +640,11 @@ SPANISH = Phrasebook(
     question="¿{topic}?",
     intro_noun="Este es un vídeo corto sobre {topic}.",
     intro_clause="Este vídeo corto trata de {topic}.",
+    lead_topic="{topic}: esto es lo que necesitas saber.",
+    intro_topic="{topic}: ese es el tema de este vídeo corto.",
     audience={
         NEUTRAL: "Este vídeo está pensado para {audience}.",
-        PLAYFUL: "Lo hemos hecho especialmente para {audience}.",
+        PLAYFUL: "Hemos hecho este vídeo especialmente para {audience}.",
         SERIOUS: "Está dirigido a un público concreto: {audience}.",
     },
     goal={

@@ -35,9 +35,9 @@ MIN_SCENE_SECONDS = 4.0
 MAX_SCENE_SECONDS = 12.0
 MIN_SENTENCE_SECONDS = 1.3
 # Characters (not counting spaces) that espeak-ng speaks per second at 160 words per minute, measured on
-# sentences of this writer (the pace scales with the rate). A voice that speaks at the rate it is given
-# keeps these estimates.
-CHARACTERS_PER_SECOND = {"en": 14.1, "fr": 17.5, "de": 14.3, "es": 14.1}
+# sentences of this writer, pauses at punctuation included (the pace scales with the rate). A voice that
+# speaks at the rate it is given keeps these estimates.
+CHARACTERS_PER_SECOND = {"en": 14.1, "fr": 16.0, "de": 14.3, "es": 14.1}
 REFERENCE_RATE = 160
 # Optional lines are added while the estimate stays under this share of the target: the voice pads short
 # scenes and pauses between them, so the spoken narration runs a little longer than the estimate.
@@ -125,7 +125,8 @@ class Recaser:
 
     A first word is lowercased when it is a function word of the language (The, How, Les, Der), or when
     the brief writes the same word in lower case elsewhere (topic "Volcanoes", key point "...the
-    volcanoes erupt"). Otherwise it may be a name and keeps its capital. German only lowercases function
+    volcanoes erupt"). Otherwise it may be a name ("Paris in winter"), and the writer places the phrase
+    where a capital is right instead. German only lowercases function
     words: its nouns are capitalized everywhere."""
 
     def __init__(self, book: Phrasebook, brief_text: str) -> None:
@@ -139,7 +140,7 @@ class Recaser:
         """Whether the brief writes ``word`` with a capital after the start of a sentence (a name)."""
         return word in self.capitalized_mid_sentence
 
-    def lowercasable(self, text: str, *, topic: bool = False, common: bool = False) -> bool:
+    def lowercasable(self, text: str, *, common: bool = False) -> bool:
         word = _first_word(text)
         if not word or not word[0].isupper() or (len(word) > 1 and word.isupper()):
             return not word or word[0].islower()
@@ -153,20 +154,18 @@ class Recaser:
             return False
         if common:  # a goal starts with a verb, an audience with a common noun, unless the brief names it
             return not self.named_mid_sentence(word)
-        # A plural is a common noun ("Volcanoes", "Otters"); names rarely end so ("Paris", "Texas" do not).
-        plural = lowered.endswith("s") and not lowered.endswith(("ss", "us", "is", "as"))
-        return lowered in self.lowercase_words or (topic and plural)
+        return lowered in self.lowercase_words
 
-    def inside(self, text: str, *, topic: bool = False, common: bool = False) -> str | None:
+    def inside(self, text: str, *, common: bool = False) -> str | None:
         """``text`` with its first letter lowercased, or None when it may be a name."""
-        if not self.lowercasable(text, topic=topic, common=common):
+        if not self.lowercasable(text, common=common):
             return None
         index = text.find(_first_word(text)[:1]) if _first_word(text) else 0
         return text[:index] + text[index].lower() + text[index + 1 :] if text else text
 
-    def embedded(self, text: str, *, topic: bool = False, common: bool = False) -> str:
+    def embedded(self, text: str, *, common: bool = False) -> str:
         """``text`` placed mid-sentence: lowercased when safe, else as typed."""
-        lowered = self.inside(text, topic=topic, common=common)
+        lowered = self.inside(text, common=common)
         return text if lowered is None else lowered
 
 
@@ -241,7 +240,7 @@ class Writer:
         self.points = [_tidy(point) for point in key_points if _tidy(point)]
         self.recaser = Recaser(book, ". ".join([topic, audience, goal, *self.points]))
         self.topic_raw = topic
-        self.topic_typed = _strip_end(topic)
+        self.topic_typed = _strip_end(topic).lstrip("¿¡ ")
         self.kind = _topic_kind(topic, book)
         self.audience = _strip_end(audience)
         self.goal = _strip_end(goal)
@@ -251,25 +250,14 @@ class Writer:
     def _variant(self, variants: dict[str, str]) -> str:
         return pick(variants, self.family)
 
-    def _topic_inside(self) -> str:
+    def _topic_inside(self) -> str | None:
+        """The topic recased to sit inside a sentence, or None when its first word may be a name."""
         topic = self.topic_typed
         if self.kind == "clause":
             topic = _title_case_clause(topic)
-        words = topic.split()
-        if (
-            self.book.language != "de"
-            and len(words) > 1
-            and all(w.islower() for w in words[1:] if w.isalpha())
-            and not self.recaser.named_mid_sentence(words[0])
-        ):
-            # Typed in sentence case ("Sea otters"): the capital only marks the start of what was typed,
-            # and the same word may be lowercased after a lead-in too ("First, sea otters...").
-            lowered = words[0][:1].lower() + words[0][1:]
-            self.recaser.lowercase_words.add(lowered)
-            return lowered + topic[len(words[0]) :]
         if self.book.language == "de":
             return _capitalize(topic)  # German places the topic after a colon, as a sentence of its own
-        return self.recaser.embedded(topic, topic=True)
+        return self.recaser.inside(topic)
 
     def _goal_inside(self) -> str:
         goal = self.goal
@@ -304,6 +292,10 @@ class Writer:
         topic = self._topic_inside()
         if self.kind == "question":
             return _sentence(self.book.question.format(topic=_capitalize(self.topic_typed)))
+        if topic is None:
+            # "Sea otters", "Paris in winter": the topic opens the sentence, where its capital is right.
+            template = self.book.lead_topic if self.points else self.book.intro_topic
+            return _sentence(template.format(topic=_capitalize(self.topic_typed)))
         if not self.points:
             template = self.book.intro_clause if self.kind == "clause" else self.book.intro_noun
             return _sentence(template.format(topic=topic))
@@ -343,7 +335,13 @@ class Writer:
             )
         topic = self._topic_inside()
         if self.kind == "question":
-            lines.append(_sentence(self._variant(self.book.close_question).format(topic=topic)))
+            # German keeps the question's capital after the colon; the others lowercase it when safe.
+            question = (
+                topic if self.book.language == "de" and topic else self.recaser.embedded(self.topic_typed)
+            )
+            lines.append(_sentence(self._variant(self.book.close_question).format(topic=question)))
+        elif topic is None:
+            pass  # the topic would need its capital mid-sentence: the close leaves it out
         elif self.kind == "clause":
             lines.append(_sentence(self._variant(self.book.close_clause).format(topic=topic)))
         else:
