@@ -309,3 +309,12 @@ def test_topics_without_key_points_share_no_sentence_but_the_sign_off(
         scripts.append(_spoken(harness, _spec(brief)))
     first, second = (set(_sentences(script)) for script, _ in scripts)
     assert first & second <= {PHRASEBOOKS["en"].sign_off}
+
+
+def test_without_key_points_the_stage_says_they_would_help(reelcast_stage: StageHarness) -> None:
+    outcome = reelcast_stage.run("script", _spec(BRIEFS_WITHOUT_KEY_POINTS[0]))
+    script = json.loads(outcome.path(outcome.artifacts["script"]).read_text(encoding="utf-8"))
+    assert any("key points" in note.lower() for note in script["notes"])
+    assert any("key points" in message.lower() for _, message in outcome.progress)
+    with_points = reelcast_stage.run("script", _spec(BRIEFS[0]))
+    assert "notes" not in json.loads(with_points.path(with_points.artifacts["script"]).read_text())
