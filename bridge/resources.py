@@ -82,6 +82,12 @@ class BriefBody(_Body):
     tone: Text = ""
     language: Text = "en"
     aspect: AspectWord = "16:9"
+    key_points: Annotated[
+        list[Text],
+        msgspec.Meta(
+            description="The facts or beats to say, in order: at most 20, 1 to 300 characters each."
+        ),
+    ] = []
 
 
 class PlanBody(_Body):
@@ -148,6 +154,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
             tone=body.brief.tone,
             language=body.brief.language,
             aspect=ASPECTS[body.brief.aspect],
+            key_points=body.brief.key_points,
         ),
         plan=job_pb2.Plan(
             target_duration_seconds=plan.target_duration_seconds,
@@ -225,6 +232,7 @@ class Brief(_Answer):
     tone: str
     language: str
     aspect: AspectWord
+    key_points: list[str]
 
 
 class Plan(_Answer):
@@ -409,6 +417,7 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
             brief.tone,
             brief.language,
             _word(ASPECTS, brief.aspect, "16:9"),
+            list(brief.key_points),
         ),
         plan=Plan(
             number(plan.target_duration_seconds), _word(PACINGS, plan.pacing, "Conversational"), plan.style

@@ -36,6 +36,8 @@ class ScriptArtifact(TypedDict):
 
     language: str
     scenes: list[ScriptSceneArtifact]
+    # What the built-in writer could not do for the brief (no key points, a target it could not fill).
+    notes: NotRequired[list[str]]
 
 
 class WordTiming(TypedDict):

@@ -15,7 +15,7 @@ from PIL import ImageChops
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins import ReelcastError, StageContext
-from reelcast.plugins.builtin import espeak, script, visuals, voice
+from reelcast.plugins.builtin import script, visuals, voice
 from reelcast.plugins.builtin.captions import build_cues, parse_srt, to_srt
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader
 from reelcast.plugins.host import PluginHost
@@ -73,46 +73,40 @@ def test_builtins_register_with_the_seed_weights_and_orders() -> None:
 
 
 def test_script_writer_is_deterministic_and_uses_the_brief() -> None:
-    brief = job_pb2.Brief(topic="Honey bees", audience="kids", goal="Understand the hive", tone="playful")
-    first = script.write_script(brief, 80, 30)
-    assert first == script.write_script(brief, 80, 30)
-    text = " ".join(scene.narration for scene in first)
+    brief = job_pb2.Brief(
+        topic="Honey bees",
+        audience="kids",
+        goal="Understand the hive",
+        tone="playful",
+        key_points=[
+            "Worker bees collect nectar from flowers.",
+            "They fan it with their wings until it thickens.",
+        ],
+    )
+    spec = with_defaults(job_pb2.JobSpec(brief=brief))
+    first = script.write_script(spec)
+    assert first == script.write_script(spec)
+    text = " ".join(scene.narration for scene in first.scenes)
     assert "Honey bees" in text and "kids" in text and "understand the hive" in text
-    assert "fun" in text  # the playful closer
-    assert all(scene.title and scene.caption and scene.visual_hint for scene in first)
-    other = script.write_script(job_pb2.Brief(topic="Volcanoes"), 80, 30)
+    assert "worker bees collect nectar" in text.lower()
+    assert all(scene.title and scene.caption and scene.visual_hint for scene in first.scenes)
+    other = script.write_script(with_defaults(job_pb2.JobSpec(brief=job_pb2.Brief(topic="Volcanoes"))))
     assert other != first
-
-
-@pytest.mark.parametrize(("seconds", "rate"), [(18, 160), (30, 160), (60, 200), (120, 160)])
-def test_generated_narration_fits_target_duration_within_ten_percent_when_spoken(
-    seconds: int, rate: int
-) -> None:
-    spec = with_defaults(_brief_spec("Kubernetes networking", seconds, audience="engineers"))
-    spec.voice.rate = rate
-    scenes = script.write_script(spec.brief, script.word_budget(spec), seconds)
-    assert (
-        abs(sum(script.count_words(s.narration) for s in scenes) - seconds * rate / 60)
-        <= seconds * rate / 60 * 0.1
-    )
-    english = espeak.find_voice("en")
-    assert english is not None
-    spoken = sum(
-        espeak.synthesize(s.narration, english, rate=rate, pitch=50).duration_seconds for s in scenes
-    )
-    assert abs(spoken - seconds) <= 0.1 * seconds, spoken
 
 
 def test_brief_without_letters_is_e101() -> None:
     with pytest.raises(ReelcastError) as raised:
-        script.write_script(job_pb2.Brief(topic="!!! ???"), 50, 20)
+        script.write_script(with_defaults(job_pb2.JobSpec(brief=job_pb2.Brief(topic="!!! ???"))))
     assert raised.value.code == "E101-BRIEF_INVALID"
 
 
-def test_unsupported_language_is_e103() -> None:
-    with pytest.raises(ReelcastError) as raised:
-        script.write_script(job_pb2.Brief(topic="Bees", language="ja"), 50, 20)
-    assert raised.value.code == "E103-LANGUAGE_UNSUPPORTED"
+async def test_a_language_without_sentences_falls_back_to_english_with_a_note(tmp_path: Path) -> None:
+    context = await _context(tmp_path, _brief_spec("Bees", language="ja"))
+    script.run(context)
+    document = json.loads((tmp_path / "script.json").read_text())
+    assert document["scenes"][-1]["narration"].endswith("Thanks for watching.")
+    assert any("'ja'" in note for note in document["notes"])
+    assert any("'ja'" in message for _, message in context.reports)  # type: ignore[attr-defined]
 
 
 async def test_supplied_script_skips_the_writer_and_fills_defaults(tmp_path: Path) -> None:

@@ -29,6 +29,11 @@ export class BriefForm {
       const value = Number(this.number.value);
       if (Number.isFinite(value)) this.range.value = String(Math.min(Math.max(value, 3), 300));
     });
+    this.keyPoints = form.querySelector('#key-points');
+    this.keyPointsMissing = form.querySelector('#key-points-missing');
+    // The writer only says what it is told: the page says so while no key point is given.
+    this.keyPoints.addEventListener('input', () => this.#showKeyPointsHint());
+    this.#showKeyPointsHint();
     for (const radio of form.querySelectorAll('input[name="aspect"]')) {
       radio.addEventListener('change', () => this.#fillResolutions());
     }
@@ -52,6 +57,14 @@ export class BriefForm {
     }
   }
 
+  get keyPointList() {
+    return this.keyPoints.value.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  }
+
+  #showKeyPointsHint() {
+    this.keyPointsMissing.hidden = this.keyPointList.length > 0;
+  }
+
   get aspect() {
     return this.form.querySelector('input[name="aspect"]:checked')?.value || '16:9';
   }
@@ -73,7 +86,13 @@ export class BriefForm {
     const [width, height] = this.resolution.value.split('x').map(Number);
     const duration = this.number.value.trim() === '' ? null : Number(this.number.value);
     return {
-      brief: { topic: value('topic'), audience: value('audience'), tone: value('tone'), aspect: this.aspect },
+      brief: {
+        topic: value('topic'),
+        audience: value('audience'),
+        tone: value('tone'),
+        aspect: this.aspect,
+        keyPoints: this.keyPointList,
+      },
       plan: { targetDurationSeconds: duration },
       voice: { voiceName: this.voice.value },
       render: { width, height, captions: this.form.elements.captions.checked },
@@ -105,7 +124,7 @@ export class BriefForm {
 
   #fieldFor(path) {
     // "render.height" belongs to the same control as "render.width"; "script[0].narration" has none.
-    const normalized = path.replace(/^render\.height$/, 'render.width');
+    const normalized = path.replace(/^render\.height$/, 'render.width').replace(/^brief\.keyPoints\[\d+\]$/, 'brief.keyPoints');
     return this.form.querySelector(`[data-field="${CSS.escape(normalized)}"]`);
   }
 

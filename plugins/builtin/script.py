@@ -1,22 +1,19 @@
-"""The built-in script stage: an offline, deterministic writer that turns a brief into scenes.
+"""The built-in script stage: the offline writer (writer.py) turns a brief into scenes.
 
-The writer needs no model and no network. It assembles each scene from sentence templates chosen by the
-scene's role (opening, background, key points, example, takeaway), filled in from the brief's topic,
-audience, goal and tone, and picked by a random generator seeded from the brief, so the same brief always
-gives the same script. It counts words against the narration budget: target duration times the voice's
-speaking rate. A user-supplied script skips the writer and is validated instead.
+The writer needs no model and no network, and is deterministic: the same brief gives the same script. A
+user-supplied script skips the writer and is validated instead. What the writer could not do (no key
+points, a target it could not fill) is logged, reported in the stage's last message and kept as the
+artifact's ``notes``.
 
 Artifact: ``script`` -> ``script.json`` (``{"language", "scenes": [{title, narration, caption,
-visual_hint}]}``).
+visual_hint}], "notes"?}``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,15 +22,11 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
+from reelcast.plugins.builtin.writer import Writer, WrittenScript
 
 SCRIPT_FILE = "script.json"
-SUPPORTED_LANGUAGES = ("en",)
-SECONDS_PER_SCENE = 6.0
 MAX_NARRATION_CHARS = 2000
 MAX_SCENES = 200
-# Words per nominal word-per-minute. espeak's real pace on this writer's prose was measured within 5 % of
-# its nominal rate from 120 to 300 wpm (tests/test_builtin_script.py checks it with real speech).
-ESPEAK_RATE_FACTOR = 1.0
 _WORD = re.compile(r"\w", re.UNICODE)
 
 
@@ -51,203 +44,25 @@ def speaking_rate(spec: job_pb2.JobSpec) -> int:
     return max(80, min(450, round(base * PACING_RATE_FACTOR.get(spec.plan.pacing, 1.0))))
 
 
-def word_budget(spec: job_pb2.JobSpec) -> int:
-    duration = spec.plan.target_duration_seconds or 30.0
-    return max(3, round(duration * speaking_rate(spec) / 60.0 * ESPEAK_RATE_FACTOR))
-
-
 def count_words(text: str) -> int:
     return len(text.split())
 
 
-# -- the English writer ------------------------------------------------------------------------------
-
-_OPENINGS = (
-    "Let's talk about {topic}.",
-    "Today we look at {topic}.",
-    "Here is a short guide to {topic}.",
-    "Welcome to a quick tour of {topic}.",
-)
-_AUDIENCE = (
-    "This is made for {audience}.",
-    "If you are one of the {audience}, this is for you.",
-    "We keep it simple for {audience}.",
-)
-_GOAL = (
-    "By the end, you will {goal}.",
-    "The aim is simple: {goal}.",
-    "Our goal today is to help you {goal}.",
-)
-_BODY = {
-    "background": (
-        "First, some background on why it matters.",
-        "It touches more of daily life than most people expect.",
-        "Many people have heard of it, but few know how it really works.",
-        "The idea is older than it looks, and it keeps changing.",
-        "It starts with a handful of simple ideas.",
-        "Once you see the basic pattern, the rest falls into place.",
-    ),
-    "point": (
-        "The first thing to know is how the parts fit together.",
-        "Each part has one clear job, and they work as a team.",
-        "Small details make a big difference here.",
-        "A good rule of thumb is to start small and build up.",
-        "Timing matters just as much as the method.",
-        "Practice turns the basics into habits.",
-        "Look for the pattern, and the details become easy to remember.",
-        "It helps to compare it with something you already know.",
-        "Mistakes are normal, and each one teaches something.",
-        "Most experts agree that consistency beats intensity.",
-    ),
-    "example": (
-        "Take a simple example from everyday life.",
-        "Picture a typical morning and where it shows up.",
-        "Imagine trying it for one week and noting what changes.",
-        "A real case shows the idea better than any definition.",
-        "Think of a friend who tried it for the first time.",
-    ),
-    "takeaway": (
-        "So, what should you remember?",
-        "Keep the main idea in mind and the rest follows.",
-        "Start with one small step today.",
-        "Come back to the basics whenever you feel lost.",
-        "Share what you learned with someone else.",
-    ),
-}
-_FILLERS = (
-    "That is worth remembering.",
-    "It is easier than it sounds.",
-    "Keep that in mind.",
-    "This is the key.",
-    "Simple, but powerful.",
-    "Let's keep going.",
-    "Think about it.",
-    "Here is why.",
-    "Really.",
-)
-_TONE_CLOSERS = {
-    "playful": "And yes, it can be fun too.",
-    "serious": "It deserves careful attention.",
-    "inspiring": "You can do more than you think.",
-    "informative": "Those are the facts that matter.",
-}
-_TITLES = {
-    "opening": "{topic}",
-    "background": "Why it matters",
-    "point": "Key idea {number}",
-    "example": "An example",
-    "takeaway": "The takeaway",
-}
-_HINTS = {
-    "opening": "title",
-    "background": "diagram",
-    "point": "list",
-    "example": "example",
-    "takeaway": "summary",
-}
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split()).strip().rstrip(".!?")
-
-
-def _short(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0] or text[: limit - 1]
-    return cut + "…"
-
-
-def _roles(scene_count: int) -> list[str]:
-    if scene_count == 1:
-        return ["opening"]
-    middle: list[str] = []
-    for index in range(scene_count - 2):
-        if index == 0:
-            middle.append("background")
-        elif index % 3 == 2:
-            middle.append("example")
-        else:
-            middle.append("point")
-    return ["opening", *middle, "takeaway"]
-
-
-def _fill(sentences: list[str], pool: Sequence[str], budget: int, rng: random.Random, used: set[str]) -> None:
-    """Adds unused sentences from ``pool`` (then short fillers) while they fit the budget."""
-    available = [sentence for sentence in pool if sentence not in used]
-    rng.shuffle(available)
-    while True:
-        left = budget - sum(count_words(sentence) for sentence in sentences)
-        fitting = [sentence for sentence in available if count_words(sentence) <= left]
-        if not fitting:
-            fillers = [f for f in _FILLERS if count_words(f) <= left and f not in sentences]
-            if not fillers:
-                return
-            fitting = fillers
-        choice = fitting[0]
-        sentences.append(choice)
-        used.add(choice)
-        if choice in available:
-            available.remove(choice)
-
-
-def write_script(brief: job_pb2.Brief, words: int, seconds: float) -> list[ScriptScene]:
-    """Writes a script of about ``words`` words spread over scenes of about six seconds each."""
-    topic = _clean(brief.topic)
-    if not _WORD.search(topic):
+def write_script(spec: job_pb2.JobSpec) -> WrittenScript:
+    """The built-in writer's script for ``spec`` (with its defaults filled in); see writer.py."""
+    brief = spec.brief
+    if not _WORD.search(brief.topic):
         raise ReelcastError(errors.BRIEF_INVALID, "The topic has no letters or digits to write about.")
-    language = (brief.language or "en").lower().split("-", 1)[0]
-    if language not in SUPPORTED_LANGUAGES:
-        raise ReelcastError(
-            errors.LANGUAGE_UNSUPPORTED,
-            f"The script writer has no template for language {brief.language!r}; supported: "
-            f"{', '.join(SUPPORTED_LANGUAGES)}. Supply your own script to use another language.",
-        )
-    seed = hashlib.sha256(
-        "\x1f".join([topic, brief.audience, brief.goal, brief.tone, language, str(words)]).encode()
-    ).digest()
-    rng = random.Random(seed)
-    scene_count = max(1, min(MAX_SCENES, round(seconds / SECONDS_PER_SCENE)))
-    scene_count = min(scene_count, max(1, words // 6))
-    roles = _roles(scene_count)
-    audience = _clean(brief.audience)
-    goal = _clean(brief.goal)
-    goal = goal[0].lower() + goal[1:] if goal else ""
-    tone = _clean(brief.tone).lower()
-    scenes: list[ScriptScene] = []
-    point_number = 0
-    written = 0
-    used: set[str] = set()
-    for index, role in enumerate(roles):
-        # Each scene gets an even share of what is left, so one scene's surplus is absorbed by the rest.
-        budget = round((words - written) / (scene_count - index))
-        sentences: list[str] = []
-        if role == "opening":
-            sentences.append(rng.choice(_OPENINGS).format(topic=topic))
-            for template, value in ((_AUDIENCE, audience), (_GOAL, goal)):
-                extra = rng.choice(template).format(audience=value, goal=value) if value else ""
-                if extra and count_words(" ".join([*sentences, extra])) <= budget:
-                    sentences.append(extra)
-            pool: Sequence[str] = _BODY["background"]
-        else:
-            pool = _BODY[role]
-        # The takeaway always ends on the goal and the tone's closing line; the rest of its budget is body.
-        closing: list[str] = []
-        if role == "takeaway" or scene_count == 1:
-            if goal and not any(goal in sentence for sentence in sentences):
-                closing.append(f"Now you can {goal}.")
-            if tone in _TONE_CLOSERS:
-                closing.append(_TONE_CLOSERS[tone])
-        _fill(sentences, pool, budget - count_words(" ".join(closing)), rng, used)
-        sentences.extend(closing)
-        if role == "point":
-            point_number += 1
-        narration = " ".join(sentences) or f"{topic}."
-        title = _TITLES[role].format(topic=_short(topic, 60), number=point_number)
-        caption = _short(sentences[0] if sentences else topic, 90)
-        scenes.append(ScriptScene(title, narration, caption, _HINTS[role]))
-        written += count_words(narration)
-    return scenes
+    return Writer(
+        topic=brief.topic,
+        audience=brief.audience,
+        goal=brief.goal,
+        tone=brief.tone,
+        language=brief.language or "en",
+        key_points=list(brief.key_points),
+        target_seconds=spec.plan.target_duration_seconds or 30.0,
+        rate=speaking_rate(spec),
+    ).write()
 
 
 def validate_user_script(spec: job_pb2.JobSpec) -> list[ScriptScene]:
@@ -284,16 +99,24 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if spec.script:
         ctx.report(0.2, "Validating the supplied script")
         scenes = validate_user_script(spec)
+        notes: list[str] = []
     else:
         ctx.report(0.1, "Generating script")
-        scenes = write_script(spec.brief, word_budget(spec), spec.plan.target_duration_seconds or 30.0)
+        written = write_script(spec)
+        scenes = [ScriptScene(**asdict(scene)) for scene in written.scenes]
+        notes = written.notes
+        for note in notes:
+            ctx.log.info("script note: %s", note)
     ctx.raise_if_cancelled()
     report: Callable[[float, str], None] = ctx.report
-    report(0.8, f"{len(scenes)} scenes, {sum(count_words(s.narration) for s in scenes)} words")
+    summary = f"{len(scenes)} scenes, {sum(count_words(s.narration) for s in scenes)} words"
+    report(0.8, " ".join([summary + ("." if notes else ""), *notes]))
     document: ScriptArtifact = {
         "language": spec.brief.language or "en",
         "scenes": [ScriptSceneArtifact(**asdict(scene)) for scene in scenes],  # type: ignore[typeddict-item]
     }
+    if notes:
+        document["notes"] = notes
     ctx.path(SCRIPT_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
     report(1.0, "Script written")
     return {"script": SCRIPT_FILE}

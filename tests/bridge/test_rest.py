@@ -69,6 +69,7 @@ async def test_create_job_maps_every_body_field_into_the_spec(
             "tone": "playful",
             "language": "en",
             "aspect": "9:16",
+            "keyPoints": ["Bees dance to point the way.", "The hive keeps warm in winter."],
         },
         "plan": {"targetDurationSeconds": 12.5, "pacing": "Fast", "style": "clean"},
         "voice": {"voiceName": "en-us", "rate": 200, "pitch": 40},
@@ -86,6 +87,7 @@ async def test_create_job_maps_every_body_field_into_the_spec(
     assert response.status_code == 201, response.text
     spec = response.json()["spec"]
     assert spec["brief"]["aspect"] == "9:16"
+    assert spec["brief"]["keyPoints"] == ["Bees dance to point the way.", "The hive keeps warm in winter."]
     assert spec["plan"] == {"targetDurationSeconds": 12.5, "pacing": "Fast", "style": "clean"}
     assert spec["voice"] == {"voiceName": "en-us", "rate": 200, "pitch": 40}
     assert spec["render"]["videoBitrateK"] == 800
@@ -151,6 +153,27 @@ BAD_BODIES = [
     ),
     pytest.param(
         b'{"brief": {"topic": "x"}, "colour": "red"}', 400, "E001-INVALID_SPEC", "colour", id="unknown-field"
+    ),
+    pytest.param(
+        json.dumps({"brief": {"topic": "x", "keyPoints": ["fine", "   "]}}).encode(),
+        400,
+        "E001-INVALID_SPEC",
+        "brief.keyPoints[1]",
+        id="blank-key-point",
+    ),
+    pytest.param(
+        json.dumps({"brief": {"topic": "x", "keyPoints": ["p"] * 21}}).encode(),
+        400,
+        "E001-INVALID_SPEC",
+        "brief.keyPoints",
+        id="too-many-key-points",
+    ),
+    pytest.param(
+        json.dumps({"brief": {"topic": "x", "keyPoints": ["k" * 301]}}).encode(),
+        400,
+        "E001-INVALID_SPEC",
+        "brief.keyPoints[0]",
+        id="key-point-too-long",
     ),
     pytest.param(b"[1, 2]", 400, "E001-INVALID_SPEC", None, id="not-an-object"),
     pytest.param(

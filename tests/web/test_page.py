@@ -32,9 +32,13 @@ STEPS = ["script", "voice", "visuals", "render", "postprocess"]
 TITLES = ["Script", "Voice", "Visuals", "Rendering", "Postprocessing"]
 
 
+KEY_POINTS = ["Bees collect nectar from flowers.", "In the hive, they dry it into thick honey."]
+
+
 async def fill_brief(page: Page, topic: str, seconds: int, resolution: str = "640x360") -> None:
     await page.get_by_label("Topic").fill(topic)
     await page.get_by_label("Audience").fill("Curious adults")
+    await page.get_by_label("Key points").fill("\n".join(KEY_POINTS) + "\n\n")
     await page.get_by_label("Tone").fill("Friendly")
     await page.locator("#duration-number").fill(str(seconds))
     await page.get_by_label("Resolution").select_option(resolution)
@@ -102,6 +106,17 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     logged_in: PageSession, deployment: Deployment, artifacts_dir: Path
 ) -> None:
     page = logged_in.page
+    # Without key points the page says what they are for; with one, it says only how to write them.
+    hint, missing = page.locator("#key-points-hint"), page.locator("#key-points-missing")
+    await expect(page.get_by_label("Key points")).to_have_attribute("aria-describedby", "key-points-hint")
+    await expect(missing).to_be_visible()
+    await expect(missing).to_contain_text("Without key points")
+    await page.get_by_label("Key points").fill("Bees dance.")
+    await expect(missing).to_be_hidden()
+    await expect(hint).to_be_visible()
+    await expect(hint).to_contain_text("One fact per line")
+    await page.get_by_label("Key points").fill("  \n ")
+    await expect(missing).to_be_visible()
     voices = page.get_by_label("Voice")
     await expect(voices.locator("option")).not_to_have_count(1)
     assert await voices.locator('option[value="en-us"]').count() == 1
@@ -170,6 +185,7 @@ async def test_a_10s_job_runs_its_steps_in_order_to_100_and_its_video_plays_and_
     await expect(row.locator(".badge")).to_have_text("Succeeded")
 
     job = await api_job(deployment, job_id)
+    assert job["spec"]["brief"]["keyPoints"] == KEY_POINTS  # one per line, blank lines dropped
     output = job["output"]
     video = page.locator("#job-video")
     await expect(video).to_have_attribute("poster", output["thumbnailUrl"])

@@ -19,6 +19,9 @@ DEFAULT_FPS = 30
 DEFAULT_AUDIO_BITRATE_KBPS = 128
 MAX_TOPIC_CHARS = 500
 MAX_TEXT_FIELD_CHARS = 500
+# A key point is one fact or beat: a sentence or two, spoken in a scene of its own.
+MAX_KEY_POINTS = 20
+MAX_KEY_POINT_CHARS = 300
 MAX_SCENES = 100
 # Security bounds (docs/security.md): a job renders at most 10 minutes, at most 4K UHD in either orientation.
 MAX_DURATION_SECONDS = 600
@@ -83,6 +86,15 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
         violations.append(
             FieldViolation("spec.brief.language", "must be a BCP-47 tag such as 'en' or 'en-US'")
         )
+    if len(brief.key_points) > MAX_KEY_POINTS:
+        violations.append(
+            FieldViolation("spec.brief.key_points", f"must have at most {MAX_KEY_POINTS} points")
+        )
+    for index, point in enumerate(brief.key_points[:MAX_KEY_POINTS]):
+        path = f"spec.brief.key_points[{index}]"
+        if not point.strip():
+            violations.append(FieldViolation(path, "must not be empty"))
+        _check_text(violations, path, point, MAX_KEY_POINT_CHARS)
     if brief.aspect not in job_pb2.Aspect.values():
         violations.append(FieldViolation("spec.brief.aspect", "is not a known aspect"))
 

@@ -265,6 +265,7 @@ class Brief(_message.Message):
     TONE_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     ASPECT_FIELD_NUMBER: _builtins.int
+    KEY_POINTS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """The subject of the video. Required, 1 to 500 characters."""
     audience: _builtins.str
@@ -277,6 +278,14 @@ class Brief(_message.Message):
     """BCP-47 language tag of the narration, for example "en". Defaults to "en"."""
     aspect: Global___Aspect.ValueType
     """The frame aspect. Defaults to 16:9."""
+    @_builtins.property
+    def key_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The facts or beats the video must say, in the order it says them. The built-in writer gives each one a
+        scene (merging short ones and splitting long ones to fit the duration) and never invents others; without
+        key points it writes only a short video from the topic. Optional; at most 20 points of 1 to 300
+        characters each.
+        """
+
     def __init__(
         self,
         *,
@@ -286,10 +295,11 @@ class Brief(_message.Message):
         tone: _builtins.str = ...,
         language: _builtins.str = ...,
         aspect: Global___Aspect.ValueType = ...,
+        key_points: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect", b"aspect", "audience", b"audience", "goal", b"goal", "language", b"language", "tone", b"tone", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect", b"aspect", "audience", b"audience", "goal", b"goal", "key_points", b"key_points", "language", b"language", "tone", b"tone", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

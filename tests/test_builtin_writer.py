@@ -1,0 +1,320 @@
+"""The built-in writer's acceptance: scripts built around the key points, spoken by the real voice stage.
+
+The briefs are kept here (issue 16): ten with key points across topics, audiences, tones, durations and
+languages, and two without. Each brief's script is written by the script stage and spoken by the voice
+stage (whatever the default voice is), and the captions are cut from that measured timing by the
+captions module the visuals stage uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.builtin.phrasebook import PHRASEBOOKS
+from reelcast.plugins.builtin.writer import split_sentences
+from reelcast.plugins.testing import StageHarness
+
+BRIEFS: list[dict[str, Any]] = [
+    {
+        "topic": "How volcanoes form",
+        "audience": "beginners",
+        "goal": "explain an eruption",
+        "tone": "informative",
+        "seconds": 30,
+        "key_points": [
+            "Magma forms deep underground, where rock melts in the heat of the mantle.",
+            "The molten rock is lighter than the rock around it, so it rises and collects in a chamber.",
+            "When pressure in the chamber grows too high, the magma breaks through the crust.",
+            "Each eruption leaves a layer of lava and ash, and the layers build the mountain.",
+        ],
+    },
+    {
+        "topic": "Sea otters",
+        "audience": "curious kids",
+        "tone": "playful",
+        "seconds": 20,
+        "aspect": job_pb2.ASPECT_VERTICAL_9_16,
+        "key_points": [
+            "Sea otters hold paws while they sleep, so the current does not pull them apart.",
+            "They keep a favourite stone in a pocket of skin under each arm.",
+            "They use the stone to crack open shells on their bellies.",
+        ],
+    },
+    {
+        "topic": "Why is the sky blue?",
+        "audience": "students",
+        "goal": "answer the question in class",
+        "seconds": 15,
+        "key_points": [
+            "Sunlight contains every colour of the rainbow.",
+            "Air molecules scatter short blue waves far more than long red ones.",
+        ],
+    },
+    {
+        "topic": "Password managers",
+        "audience": "small business owners",
+        "goal": "pick a password manager",
+        "tone": "serious",
+        "seconds": 45,
+        "key_points": [
+            "A password manager stores every password in a vault that only your master password opens.",
+            "It generates a long random password for each site, so one leak does not unlock the others.",
+            "Most managers fill in logins for you and warn you when a site you use has been breached.",
+            "Choose one that supports two-factor authentication and lets you share vaults with your staff.",
+            "Write the master password down once and keep that paper somewhere safe, away from the office.",
+        ],
+    },
+    {
+        "topic": "The French Revolution",
+        "audience": "history fans",
+        "seconds": 30,
+        "key_points": [
+            "In 1789 France was bankrupt, and bread had become too expensive for ordinary families.",
+            "On the fourteenth of July, crowds in Paris stormed the Bastille prison.",
+            "The National Assembly abolished feudal privileges and declared the rights of man.",
+            "King Louis the Sixteenth was tried and executed in 1793.",
+        ],
+    },
+    {
+        "topic": "Sourdough bread at home",
+        "audience": "home bakers",
+        "goal": "bake a first loaf",
+        "tone": "friendly",
+        "seconds": 40,
+        "pacing": job_pb2.PACING_FAST,
+        "key_points": [
+            "A sourdough starter is just flour and water that wild yeast and bacteria have colonised.",
+            "Feed the starter every day for a week, until it doubles in size a few hours after each meal.",
+            "Mix the active starter with flour, water and salt, then fold the dough every half hour.",
+            "Let the shaped loaf rise overnight in the fridge, where the slow cold builds flavour.",
+            "Bake it in a very hot covered pot, then uncover it so the crust turns deep brown.",
+        ],
+    },
+    {
+        "topic": "Le cycle de l'eau",
+        "audience": "les enfants curieux",
+        "goal": "comprendre d'où vient la pluie",
+        "tone": "ludique",
+        "language": "fr",
+        "seconds": 30,
+        "key_points": [
+            "Le soleil chauffe l'eau des océans, qui s'évapore.",
+            "La vapeur monte, refroidit et forme des nuages.",
+            "Les gouttes grossissent et retombent en pluie.",
+            "L'eau rejoint les rivières puis la mer, et tout recommence.",
+        ],
+    },
+    {
+        "topic": "Comment fonctionne un vaccin",
+        "audience": "le grand public",
+        "tone": "sérieux",
+        "language": "fr-FR",
+        "seconds": 25,
+        "key_points": [
+            "Un vaccin présente au corps une partie inoffensive d'un microbe.",
+            "Le système immunitaire apprend à reconnaître cette partie et fabrique des anticorps.",
+            "Des cellules mémoire gardent ce souvenir des années et réagissent vite en cas d'infection.",
+        ],
+    },
+    {
+        "topic": "Der Wasserkreislauf",
+        "audience": "Grundschulkinder",
+        "goal": "den Regen erklären",
+        "language": "de",
+        "seconds": 30,
+        "key_points": [
+            "Die Sonne erwärmt das Wasser in Meeren und Seen, und es verdunstet.",
+            "Der Wasserdampf steigt auf, kühlt ab und bildet Wolken.",
+            "Die Tropfen in den Wolken werden schwerer und fallen als Regen herunter.",
+            "Über Bäche und Flüsse gelangt das Wasser zurück ins Meer.",
+        ],
+    },
+    {
+        "topic": "Cómo ahorrar energía en casa",
+        "audience": "familias",
+        "goal": "pagar menos luz",
+        "language": "es",
+        "seconds": 25,
+        "pacing": job_pb2.PACING_CHILL,
+        "key_points": [
+            "Apaga los aparatos en lugar de dejarlos en espera.",
+            "Lava la ropa con agua fría siempre que puedas.",
+            "Cambia las bombillas antiguas por luces LED, que gastan mucho menos.",
+        ],
+    },
+]
+
+BRIEFS_WITHOUT_KEY_POINTS: list[dict[str, Any]] = [
+    {"topic": "How bees make honey", "audience": "kids", "goal": "understand the hive", "seconds": 20},
+    {"topic": "Black holes", "audience": "space fans", "goal": "explain an event horizon", "seconds": 20},
+]
+# Words too common to show that a key point was said (checked in every language).
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "that",
+        "this",
+        "with",
+        "from",
+        "they",
+        "them",
+        "their",
+        "your",
+        "when",
+        "where",
+        "which",
+        "while",
+        "into",
+        "over",
+        "than",
+        "then",
+        "there",
+        "les",
+        "des",
+        "une",
+        "que",
+        "qui",
+        "dans",
+        "pour",
+        "avec",
+        "sont",
+        "elle",
+        "elles",
+        "cette",
+        "der",
+        "die",
+        "das",
+        "den",
+        "dem",
+        "und",
+        "ist",
+        "sie",
+        "ein",
+        "eine",
+        "einen",
+        "mit",
+        "von",
+        "über",
+        "los",
+        "las",
+        "una",
+        "con",
+        "por",
+        "para",
+        "del",
+        "que",
+    ]
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _spec(brief: dict[str, Any]) -> job_pb2.JobSpec:
+    fields = dict(brief)
+    seconds = fields.pop("seconds")
+    pacing = fields.pop("pacing", job_pb2.PACING_UNSPECIFIED)
+    return job_pb2.JobSpec(
+        brief=job_pb2.Brief(**fields), plan=job_pb2.Plan(target_duration_seconds=seconds, pacing=pacing)
+    )
+
+
+def _spoken(harness: StageHarness, spec: job_pb2.JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The script and narration artifacts of ``spec``, from the real script and voice stages."""
+    harness.run("script", spec)
+    harness.run("voice", spec)
+    script = json.loads(harness.path(harness.artifacts["script"]).read_text(encoding="utf-8"))
+    narration = json.loads(harness.path(harness.artifacts["narration"]).read_text(encoding="utf-8"))
+    return script, narration
+
+
+def _words(text: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(text)]
+
+
+def _content_words(text: str) -> list[str]:
+    return [word for word in _words(text) if len(word) > 3 and word not in _STOPWORDS]
+
+
+def _sentences(script: dict[str, Any]) -> list[str]:
+    return [
+        sentence
+        for scene in script["scenes"]
+        for sentence in re.split(r"(?<=[.!?])\s+", scene["narration"].strip())
+        if sentence
+    ]
+
+
+def _appear_in_order(needles: list[str], haystack: list[str]) -> bool:
+    remaining = iter(haystack)
+    return all(any(word == needle for word in remaining) for needle in needles)
+
+
+@pytest.fixture(params=BRIEFS, ids=[brief["topic"] for brief in BRIEFS])
+def spoken(request: pytest.FixtureRequest, reelcast_stage: StageHarness) -> dict[str, Any]:
+    brief: dict[str, Any] = request.param
+    script, narration = _spoken(reelcast_stage, _spec(brief))
+    return {"brief": brief, "script": script, "narration": narration}
+
+
+def test_every_key_points_content_words_are_spoken_in_order(spoken: dict[str, Any]) -> None:
+    narration = _words(" ".join(scene["narration"] for scene in spoken["script"]["scenes"]))
+    needles = [word for point in spoken["brief"]["key_points"] for word in _content_words(point)]
+    assert needles and _appear_in_order(needles, narration), spoken["script"]
+
+
+def test_no_sentence_is_written_twice_in_a_script(spoken: dict[str, Any]) -> None:
+    sentences = _sentences(spoken["script"])
+    assert len(sentences) == len(set(sentences)), sentences
+
+
+def test_no_sentence_caption_lasts_under_0_8_s_with_the_measured_voice(spoken: dict[str, Any]) -> None:
+    # A sentence caption shows while its sentence is spoken: the scene's measured time shared by length,
+    # as the captions module shares it. (Its 84-character line cut is the captions' own business.)
+    short = []
+    for scene, entry in zip(spoken["script"]["scenes"], spoken["narration"]["scenes"], strict=True):
+        sentences = split_sentences(scene["narration"])
+        characters = sum(len(sentence) for sentence in sentences)
+        for sentence in sentences:
+            seconds = entry["duration"] * len(sentence) / characters
+            if seconds < 0.8:
+                short.append((sentence, round(seconds, 2)))
+    assert not short, short
+
+
+def test_the_narration_lands_within_10_percent_of_the_target(spoken: dict[str, Any]) -> None:
+    target = spoken["brief"]["seconds"]
+    assert abs(spoken["narration"]["duration"] - target) <= 0.1 * target, spoken["script"]
+
+
+def test_the_script_is_in_the_briefs_language(spoken: dict[str, Any]) -> None:
+    language = spoken["brief"].get("language", "en").split("-")[0]
+    sign_off = PHRASEBOOKS[language].sign_off
+    assert spoken["script"]["scenes"][-1]["narration"].endswith(sign_off)
+    assert "notes" not in spoken["script"] or not any(
+        "language" in note for note in spoken["script"]["notes"]
+    )
+
+
+def test_topics_without_key_points_share_no_sentence_but_the_sign_off(
+    tmp_path: Any, reelcast_plugin_host: Any
+) -> None:
+    scripts = []
+    for index, brief in enumerate(BRIEFS_WITHOUT_KEY_POINTS):
+        harness = StageHarness(tmp_path / f"work-{index}", tmp_path / "logs", reelcast_plugin_host)
+        scripts.append(_spoken(harness, _spec(brief)))
+    first, second = (set(_sentences(script)) for script, _ in scripts)
+    assert first & second <= {PHRASEBOOKS["en"].sign_off}
+
+
+def test_without_key_points_the_stage_says_they_would_help(reelcast_stage: StageHarness) -> None:
+    outcome = reelcast_stage.run("script", _spec(BRIEFS_WITHOUT_KEY_POINTS[0]))
+    script = json.loads(outcome.path(outcome.artifacts["script"]).read_text(encoding="utf-8"))
+    assert any("key points" in note.lower() for note in script["notes"])
+    assert any("key points" in message.lower() for _, message in outcome.progress)
+    with_points = reelcast_stage.run("script", _spec(BRIEFS[0]))
+    assert "notes" not in json.loads(with_points.path(with_points.artifacts["script"]).read_text())
