@@ -13,7 +13,7 @@ import httpx
 import pytest
 from grpc import aio
 
-from reelcast import cli
+import reelcast.cli as cli
 from reelcast.jobs.v1 import job_service_pb2
 from reelcast.server.security.keys import KeyStore
 from tests.security.conftest import SecuredFactory, bearer, rpc_code
