@@ -7,6 +7,9 @@ import array
 import itertools
 import json
 import math
+import re
+import statistics
+import subprocess
 import wave
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins.testing import PluginHost, StageHarness
 from reelcast.server.config import Settings
-from tests.media import decode_exit_code, probe, run_job, wav_seconds
+from tests.media import FFMPEG, decode_exit_code, probe, run_job, wav_seconds
 
 NARRATIONS = (
     "Volcanoes form where magma rises through the crust. It erupts, cools, and builds a mountain!",
@@ -153,6 +156,52 @@ def test_each_spoken_word_spans_speech_and_sentence_pauses_fall_between_words(
     # The whole scene is covered from its first word to its last: no word is lost at the edges.
     assert spoken[0]["start"] <= first["start"] + 0.5
     assert spoken[-1]["end"] >= first["start"] + first["duration"] - 0.5
+
+
+# Plain dictionary words, so that the aligner knows every one (it has no entry for "1990" or "Mt.").
+ALIGNED_SCENES = (
+    "Volcanoes form where magma rises through the crust. The molten rock erupts, cools and builds a hill.",
+    "Some volcanoes sleep for thousands of years before they wake again.",
+    "Scientists watch the ground for small earthquakes and rising gas, which warn that an eruption is near.",
+)
+
+
+def _forced_alignment(wav: Path, words: list[str]) -> list[tuple[str, float]]:
+    """(word, start in seconds) of each word, from pocketsphinx aligning ``words`` with the audio."""
+    from pocketsphinx import Decoder
+
+    raw = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(wav), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    decoder = Decoder(samprate=16000, loglevel="ERROR")
+    decoder.set_align_text(" ".join(words))
+    decoder.start_utt()
+    decoder.process_raw(raw, full_utt=True)
+    decoder.end_utt()
+    fillers = ("<s>", "</s>", "<sil>", "(NULL)", "[NOISE]")
+    # pocketsphinx's frames are 10 ms; "word(2)" names a word's second pronunciation.
+    return [
+        (re.sub(r"\(\d+\)$", "", segment.word), segment.start_frame / 100)
+        for segment in decoder.seg()
+        if segment.word not in fillers
+    ]
+
+
+def test_piper_word_starts_agree_with_an_independent_forced_aligner(reelcast_stage: StageHarness) -> None:
+    spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="Volcanoes"))
+    for narration in ALIGNED_SCENES:
+        spec.script.add(title="Scene", narration=narration)
+    document, _ = _narrate(reelcast_stage, spec)
+    assert document["voice"] == "en-us-joe"
+    timed = [word for scene in document["scenes"] for word in scene["words"]]
+    plain = [re.sub(r"[^a-z']", "", word["text"].lower()) for word in timed]
+    aligned = _forced_alignment(reelcast_stage.path(document["audio"]), plain)
+    assert [word for word, _ in aligned] == plain
+    errors = [abs(word["start"] - start) for word, (_, start) in zip(timed, aligned, strict=True)]
+    assert statistics.median(errors) <= 0.1, errors
+    assert max(errors) <= 0.25, list(zip(plain, errors, strict=True))
 
 
 # -- a whole job ---------------------------------------------------------------------------------------------
