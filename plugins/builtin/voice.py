@@ -107,10 +107,17 @@ def _announcement(voice: voices.Voice, pitch: int) -> str:
     return message
 
 
-def _timed_words(text: str, spans: tuple[Span, ...], scene_start: float) -> list[WordTiming]:
-    """The scene's words with their spans made absolute in the whole narration."""
+def _timed_words(
+    text: str, spans: tuple[Span, ...], scene_start: float, scene_end: float
+) -> list[WordTiming]:
+    """The scene's words with their spans made absolute in the whole narration, to the millisecond, and
+    kept inside the scene (rounding alone could push a word a fraction of a millisecond past its edges)."""
+
+    def absolute(seconds: float) -> float:
+        return min(max(round(scene_start + seconds, 3), scene_start), scene_end)
+
     return [
-        {"text": word, "start": round(scene_start + start, 3), "end": round(scene_start + end, 3)}
+        {"text": word, "start": absolute(start), "end": absolute(end)}
         for word, (start, end) in zip(words_of(text), spans, strict=True)
     ]
 
@@ -139,7 +146,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         relative = f"voice/scene-{index + 1:03d}.wav"
         _write_wav(ctx.path(relative), pcm, sample_rate)
         duration = wav_duration(ctx.path(relative))
-        words = _timed_words(scene.narration, spans, start)
+        words = _timed_words(scene.narration, spans, start, start + duration)
         entries.append({"wav": relative, "start": round(start, 6), "duration": duration, "words": words})
         pcm_parts.append(pcm)
         start += duration
