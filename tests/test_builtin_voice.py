@@ -107,6 +107,17 @@ def test_piper_rate_sets_the_pace(tmp_path: Path, reelcast_plugin_host: PluginHo
     assert 2.5 < ratio < 4.5, ratio
 
 
+@pytest.mark.parametrize(
+    ("language", "key"), [("en", "en-us-joe"), ("en-GB", "en-us-joe"), ("fr", "fr-fr"), ("de", "de")]
+)
+def test_every_english_brief_defaults_to_piper_and_other_languages_to_espeak(language: str, key: str) -> None:
+    from reelcast.plugins.builtin import voices
+
+    voice = voices.find_voice("", language)
+    assert voice is not None and voice.key == key
+    assert voice.engine == ("piper" if key == "en-us-joe" else "espeak-ng")
+
+
 def test_a_pitch_for_a_piper_voice_is_reported_as_not_applied(reelcast_stage: StageHarness) -> None:
     _, progress = _narrate(reelcast_stage, _spec(pitch=80))
     assert any("pitch" in message.lower() and "no effect" in message for _, message in progress), progress
