@@ -218,6 +218,33 @@ def test_piper_word_starts_agree_with_an_independent_forced_aligner(reelcast_sta
 # -- a whole job ---------------------------------------------------------------------------------------------
 
 
+def test_a_long_piper_scene_reports_each_sentence_so_the_stall_watchdog_lets_it_finish(
+    tmp_path: Path,
+) -> None:
+    # About 80 s of speech in one scene takes Piper several seconds, longer than this stall timeout.
+    sentences = [f"Sentence {n} of the long scene is here, and it is said with care." for n in range(1, 21)]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        grpc_listen="127.0.0.1:0",
+        progress_min_interval_seconds=0.0,
+        x264_preset="ultrafast",
+        stall_timeout_seconds=3.0,
+    )
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(topic="A long scene"),
+        script=[job_pb2.Scene(title="Long", narration=" ".join(sentences))],
+        render=job_pb2.RenderSpec(width=320, height=180, fps=5),
+    )
+    run = run_job(settings, with_defaults(spec))
+    assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, (run.job.failure, list(run.job.errors))
+    narrating = [
+        e.message for e in run.events if e.stage == "voice" and e.message.startswith("Narrating scene 1")
+    ]
+    assert len(narrating) >= 10, narrating
+    narration = json.loads((run.work_dir / "voice.json").read_text(encoding="utf-8"))
+    assert narration["voice"] == "en-us-joe" and narration["duration"] > 40
+
+
 def test_a_job_with_the_default_voice_gives_a_playable_mp4_spoken_by_piper(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "data",

@@ -106,10 +106,15 @@ def _loaded(voice: PiperVoiceInfo) -> PiperVoice:
 
 
 def synthesize(
-    text: str, voice: PiperVoiceInfo, *, rate: int, should_stop: Callable[[], bool] = lambda: False
+    text: str,
+    voice: PiperVoiceInfo,
+    *,
+    rate: int,
+    after_sentence: Callable[[float], bool] = lambda _seconds: True,
 ) -> Speech:
-    """Speaks ``text`` with ``voice`` at ``rate`` wpm, one sentence at a time (``should_stop`` is asked
-    between sentences), with no random noise."""
+    """Speaks ``text`` with ``voice`` at ``rate`` wpm, with no random noise, one sentence at a time:
+    ``after_sentence`` gets the seconds spoken so far after each one and returns False to stop there (a
+    long scene takes Piper a while, so the stage reports progress and watches its limits from it)."""
     from piper import SynthesisConfig
 
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=length_scale(rate))
@@ -121,12 +126,12 @@ def synthesize(
         samples = 0
         try:
             for chunk in model.synthesize(text, syn_config=config, include_alignments=True):
-                if should_stop():
-                    break
                 audio = chunk.audio_int16_bytes
                 pcm.append(audio)
                 spoken.extend(_timed_phonemes(chunk, samples, sample_rate))
                 samples += len(audio) // 2
+                if not after_sentence(samples / sample_rate):
+                    break
             word_phonemes = [_phonemes_of(model, word) for word in words_of(text)]
         except Exception as error:  # onnxruntime's and the phonemizer's own exception types
             raise PiperError(str(error)) from error

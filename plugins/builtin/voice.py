@@ -82,12 +82,18 @@ def speakable(text: str) -> str:
 
 
 def _speak(
-    ctx: StageContext, text: str, voice: voices.Voice, rate: int, pitch: int, data_path: str | None
+    ctx: StageContext,
+    text: str,
+    voice: voices.Voice,
+    rate: int,
+    pitch: int,
+    data_path: str | None,
+    after_sentence: Callable[[float], bool],
 ) -> tuple[bytes, int, tuple[Span, ...]]:
     """(PCM, sample rate, one span per word) of ``text`` in ``voice``; E202 when the engine fails."""
     try:
         if voice.piper is not None:
-            speech = piper_tts.synthesize(text, voice.piper, rate=rate, should_stop=lambda: ctx.cancelled)
+            speech = piper_tts.synthesize(text, voice.piper, rate=rate, after_sentence=after_sentence)
             return speech.pcm, speech.sample_rate, speech.words
         assert voice.espeak is not None
         spoken = espeak.synthesize(
@@ -138,7 +144,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
     start = 0.0
     for index, scene in enumerate(scenes):
         ctx.raise_if_cancelled()
-        pcm, sample_rate, spans = _speak(ctx, speakable(scene.narration), voice, rate, pitch, data_path)
+
+        def after_sentence(spoken: float, index: int = index, scene_start: float = start) -> bool:
+            # A long scene takes Piper a while: say how far it got (the stall watchdog hears it too), and
+            # stop as soon as the narration passes its limit or the job is cancelled.
+            ctx.report(
+                index / (len(scenes) + 1), f"Narrating scene {index + 1} of {len(scenes)}: {spoken:.0f} s"
+            )
+            return not ctx.cancelled and scene_start + spoken <= MAX_NARRATION_SECONDS
+
+        text = speakable(scene.narration)
+        pcm, sample_rate, spans = _speak(ctx, text, voice, rate, pitch, data_path, after_sentence)
         ctx.raise_if_cancelled()
         minimum_bytes = int(MIN_SCENE_SECONDS * sample_rate) * 2
         if len(pcm) < minimum_bytes:
