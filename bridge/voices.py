@@ -14,10 +14,19 @@ from reelcast.jobs.v1 import job_service_pb2
 
 
 async def list_voices(request: Request) -> Response:
-    """``{"voices": [{"key", "name", "languages"}]}`` sorted by key; ``key`` is what ``voice.voiceName``
-    takes. An empty ``voiceName`` means the default voice of the brief's language."""
+    """``{"voices": [{"key", "name", "languages", "engine", "quality"}]}`` sorted by key; ``key`` is what
+    ``voice.voiceName`` takes. An empty ``voiceName`` means the default voice of the brief's language."""
     reply = await bridge_state(request).jobs.ListVoices(
         job_service_pb2.ListVoicesRequest(), metadata=grpc_metadata()
     )
-    voices = [{"key": v.key, "name": v.name, "languages": list(v.languages)} for v in reply.voices]
+    voices = [
+        {
+            "key": v.key,
+            "name": v.name,
+            "languages": list(v.languages),
+            "engine": v.engine,
+            "quality": v.quality,
+        }
+        for v in reply.voices
+    ]
     return JSONResponse({"voices": voices}, headers={"Cache-Control": "private, max-age=3600"})

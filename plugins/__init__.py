@@ -44,6 +44,7 @@ from reelcast.plugins.artifacts import (
     ScriptArtifact,
     ScriptSceneArtifact,
     VisualsArtifact,
+    WordTiming,
     read_artifact,
     read_narration,
     read_script,
@@ -56,7 +57,7 @@ from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, Stage, StageConte
 # The plugin API's version, MAJOR.MINOR. MINOR grows when names or optional arguments are added; MAJOR
 # grows when a name in __all__ is removed or changes meaning. A plugin written for 1.x works on every 1.y
 # with y >= x.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 hookimpl = pluggy.HookimplMarker("reelcast")
 
@@ -81,6 +82,7 @@ __all__ = [
     "StageContext",
     "StageSettingsError",
     "VisualsArtifact",
+    "WordTiming",
     "hookimpl",
     "read_artifact",
     "read_narration",

@@ -41,6 +41,9 @@ class ScriptArtifact(TypedDict):
 
 
 class WordTiming(TypedDict):
+    """One word of a scene's narration as written (split on whitespace, punctuation attached) and when it
+    is spoken, in seconds from the start of the whole narration audio (not of the scene)."""
+
     text: str
     start: float
     end: float
@@ -50,6 +53,8 @@ class NarrationScene(TypedDict):
     wav: str
     start: float
     duration: float
+    # The scene's words in order, one per word of its narration; each ends no later than the next starts. A
+    # word the voice says nothing for (an emoji, a dash) spans the silence between its neighbours.
     words: NotRequired[list[WordTiming]]
 
 

@@ -136,6 +136,23 @@ def test_a_base_install_serves_a_real_job_to_the_end(served: tuple[str, str], tm
     assert decode_exit_code(video) == 0
 
 
+def test_a_base_install_speaks_english_with_piper_joe_the_same_bytes_every_time(base_venv: BaseVenv) -> None:
+    probe = (
+        "import json\n"
+        "from reelcast.plugins.builtin import piper_tts, voices\n"
+        "voice = voices.find_voice('', 'en')\n"
+        "text = 'A base install speaks with Piper.'\n"
+        "first, second = (piper_tts.synthesize(text, voice.piper, rate=160) for _ in range(2))\n"
+        "print(json.dumps({'key': voice.key, 'engine': voice.engine, 'same': first.pcm == second.pcm,\n"
+        "                  'words': len(first.words), 'seconds': len(first.pcm) / 2 / first.sample_rate}))\n"
+    )
+    import json
+
+    report = json.loads(base_venv.run("python", "-c", probe).stdout)
+    assert (report["key"], report["engine"], report["same"]) == ("en-us-joe", "piper", True)
+    assert report["words"] == 6 and report["seconds"] > 1
+
+
 @pytest.mark.parametrize(
     "command",
     [

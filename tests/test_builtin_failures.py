@@ -178,6 +178,9 @@ def test_a_script_that_speaks_far_longer_than_it_reads_stops_at_the_voice_stage_
     spec = with_defaults(
         job_pb2.JobSpec(
             brief=job_pb2.Brief(topic="Numbers"),
+            # espeak-ng speaks 660 s in a second; Piper takes minutes (tests/test_builtin_voice.py covers a
+            # long Piper scene).
+            voice=job_pb2.VoiceSpec(name="en-us"),
             script=[job_pb2.Scene(title=f"Part {index}", narration=numbers) for index in range(5)],
             render=job_pb2.RenderSpec(width=640, height=360),
         )

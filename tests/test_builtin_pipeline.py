@@ -147,9 +147,9 @@ def test_sidecar_srt_timing_follows_the_measured_narration(rendered: JobRun) -> 
     assert abs(cues[-1][1] - narration_seconds(rendered)) <= 0.002
     for (_, end, _), (start, _, _) in itertools.pairwise(cues):
         assert abs(end - start) <= 0.002  # contiguous: each cue ends where the next begins
-    starts = [cue[0] for cue in cues]  # to the SRT's millisecond: rounding both to 0.01 s can split them
     for scene_start, _ in scene_spans(rendered):
-        assert any(abs(scene_start - start) <= 0.002 for start in starts)
+        # SRT times are whole milliseconds: a cue starts within 2 ms of each scene.
+        assert any(abs(scene_start - cue[0]) <= 0.002 for cue in cues), (scene_start, cues)
     spoken = " ".join(text for _, _, text in cues).split()
     script = (rendered.work_dir / "script.json").read_text(encoding="utf-8")
     assert spoken and all(word in script for word in spoken)

@@ -163,8 +163,9 @@ async def test_voice_rate_and_pitch_are_applied(tmp_path: Path) -> None:
     _, slow = await _voiced(tmp_path / "slow", rate=100)
     _, fast = await _voiced(tmp_path / "fast", rate=300)
     assert slow["scenes"][0]["duration"] > 2 * fast["scenes"][0]["duration"]
-    _, low = await _voiced(tmp_path / "low", pitch=5)
-    _, high = await _voiced(tmp_path / "high", pitch=95)
+    # Pitch moves espeak-ng voices only (Piper, the default English voice, has no pitch control).
+    _, low = await _voiced(tmp_path / "low", name="en-us", pitch=5)
+    _, high = await _voiced(tmp_path / "high", name="en-us", pitch=95)
     low_pcm = (tmp_path / "low" / low["scenes"][0]["wav"]).read_bytes()
     high_pcm = (tmp_path / "high" / high["scenes"][0]["wav"]).read_bytes()
     assert low_pcm != high_pcm

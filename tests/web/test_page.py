@@ -120,6 +120,8 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     voices = page.get_by_label("Voice")
     await expect(voices.locator("option")).not_to_have_count(1)
     assert await voices.locator('option[value="en-us"]').count() == 1
+    joe = voices.locator('option[value="en-us-joe"]')
+    await expect(joe).to_have_text("Joe, English (America) (en-us-joe): piper, medium quality")
     await fill_brief(page, "How bees make honey", 45)
     await page.get_by_label("Voice").select_option("en-us")
     await screenshot(page, artifacts_dir, "form")

@@ -345,11 +345,18 @@ class VoiceSpec(_message.Message):
     RATE_FIELD_NUMBER: _builtins.int
     PITCH_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Voice name as listed by the voice stage, for example "en-us". Empty means the language's default voice."""
+    """A voice key from `ListVoices`, for example "en-us-joe" (Piper) or "en-us" (espeak-ng). Empty means the
+    language's default voice: Piper's "en-us-joe" for English, espeak-ng's voice for other languages.
+    """
     rate: _builtins.int
-    """Speaking rate in words per minute. 0 means the default (160); otherwise 80 to 450."""
+    """Speaking rate in words per minute. 0 means the default (160); otherwise 80 to 450. Piper voices take it
+    as their phoneme length (160 / rate: 1.0 at the default, 2.0 at 80).
+    """
     pitch: _builtins.int
-    """Pitch from 0 to 100. 0 means the default (50)."""
+    """Pitch from 0 to 100. 0 means the default (50). It moves espeak-ng voices only: Piper has no pitch
+    control, so a Piper voice speaks at its own pitch and the voice step's message says the pitch had no
+    effect.
+    """
     def __init__(
         self,
         *,
@@ -942,10 +949,20 @@ class Voice(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     LANGUAGES_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
-    """What `VoiceSpec.name` takes, for example "en-us": the voice's first language tag."""
+    """What `VoiceSpec.name` takes: "en-us-joe" for Piper's joe, and for an espeak-ng voice its first language
+    tag, for example "en-us".
+    """
     name: _builtins.str
-    """Display name, for example "English (America)"."""
+    """Display name, for example "Joe, English (America)" or "English (America)"."""
+    engine: _builtins.str
+    """The speech engine: "piper" (neural) or "espeak-ng" (formant)."""
+    quality: _builtins.str
+    """How natural it sounds, as Piper names its tiers: "x_low", "low", "medium" or "high". espeak-ng's voices
+    are "low": clear, and robotic.
+    """
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The language tags it speaks, lower case, in the engine's order of preference (`key` first when it has
@@ -958,10 +975,12 @@ class Voice(_message.Message):
         key: _builtins.str = ...,
         name: _builtins.str = ...,
         languages: _abc.Iterable[_builtins.str] | None = ...,
+        engine: _builtins.str = ...,
+        quality: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "languages", b"languages", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "key", b"key", "languages", b"languages", "name", b"name", "quality", b"quality"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
