@@ -37,11 +37,11 @@ Q, R, W = S.JOB_STATUS_QUEUED, S.JOB_STATUS_RUNNING, S.JOB_STATUS_AWAITING_REVIE
 
 
 def job_event(status: int, message: str) -> tuple[Any, ...]:
-    return ("job-status", S.JobStatus.Name(status), message)
+    return ("job-status", S.JobStatus.Name(status), message)  # type: ignore[arg-type]
 
 
 def step_event(stage: str, status: int) -> tuple[Any, ...]:
-    return ("step-status", stage, S.StepStatus.Name(status))
+    return ("step-status", stage, S.StepStatus.Name(status))  # type: ignore[arg-type]
 
 
 def ran(stage: str) -> list[tuple[Any, ...]]:
