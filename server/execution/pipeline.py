@@ -205,7 +205,11 @@ class JobPipeline:
         A cancel that came meanwhile ends it here: after this the runner no longer holds it."""
         running.raise_if_cancelled()
         recorder = running.recorder
-        scenes = await asyncio.to_thread(read_script_scenes, script_path)
+        try:
+            scenes = await asyncio.to_thread(read_script_scenes, script_path)
+        except (OSError, ValueError, AttributeError) as unreadable:
+            detail = f"The script artifact cannot be read for review ({type(unreadable).__name__})."
+            raise ReelcastError(errors.ARTIFACT_MISSING, detail) from None
         open_review(recorder.job, scenes, self.settings.review_timeout_seconds)
         await recorder.job_status(job_pb2.JOB_STATUS_AWAITING_REVIEW, "Script ready for review")
 
