@@ -121,5 +121,8 @@ def scene_messages(scenes: Iterable[job_pb2.Scene | Mapping[str, Any]]) -> list[
         if isinstance(scene, job_pb2.Scene):
             messages.append(scene)
         else:
-            messages.append(json_format.ParseDict(dict(scene), job_pb2.Scene()))
+            try:
+                messages.append(json_format.ParseDict(dict(scene), job_pb2.Scene()))
+            except json_format.ParseError as invalid:
+                raise ValueError(f"not a scene: {invalid}") from None
     return messages
