@@ -208,7 +208,7 @@ class JobRunner:
 
         async def approve(recorder: JobRecorder) -> None:
             review = recorder.job.review
-            if scenes:
+            if scenes and list(scenes) != list(review.scenes):  # a revision counts changes
                 review.revision += 1
                 del review.scenes[:]
                 review.scenes.extend(scenes)
