@@ -4,7 +4,9 @@ Stage outputs are checkpointed when a stage completes, so a job interrupted by a
 last completed stage. A job that was interrupted more than ``Settings.max_attempts`` times fails with E701
 (E702-WORKER_LOST when the backend's claims lapsed, see runner.py). A stage that reports nothing for
 ``Settings.stall_timeout_seconds`` is stopped and fails with E305, one that runs while the disk fills up
-with E601 (watchdog.py); any other exception a stage raises becomes E301.
+with E601 (watchdog.py); any other exception a stage raises becomes E301. A job that asks for review
+(``JobSpec.review_script``) stops after its script and, once approved, resumes here with the approved scenes
+(review.py).
 """
 
 from __future__ import annotations
