@@ -161,6 +161,10 @@ class JobPipeline:
                         # The process died between the checkpoint and its step event: finish the record.
                         restored = f"{stage.title} restored from checkpoint"
                         await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, restored)
+                    if self._stops_for_review(job, checkpoints[stage.name]):
+                        # The process died after the script's checkpoint, before the review began.
+                        await self._await_review(running, work_dir / str(checkpoints[stage.name][SCRIPT]))
+                        break
                     continue
                 # Lines logged while the stage runs (its own included) carry its name.
                 with stage_context(stage.name):
@@ -175,7 +179,7 @@ class JobPipeline:
                     done = f"{stage.title} done"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, done)
                     durations[stage.name] = time.monotonic() - started
-                    if SCRIPT in produced and job.spec.review_script and not job.review.approved:
+                    if self._stops_for_review(job, produced):
                         await self._await_review(running, work_dir / str(produced[SCRIPT]))
                         break
             else:
@@ -201,6 +205,11 @@ class JobPipeline:
         # Reached when the attempt ended here (not when the worker stops or another writer took over).
         if durations:
             await self._record_stage_durations(bucket, durations)
+
+    @staticmethod
+    def _stops_for_review(job: job_pb2.Job, produced: Mapping[str, Any]) -> bool:
+        """Whether the job waits for review after the stage that produced ``produced``: its script."""
+        return SCRIPT in produced and job.spec.review_script and not job.review.approved
 
     async def _await_review(self, running: RunningJob, script_path: Path) -> None:
         """Stops the job after its script for the owner's review (review.py); the runner finishes the claim.

@@ -282,7 +282,13 @@ class JobRunner:
             lock = self._job_locks.setdefault(job_id, asyncio.Lock())
             async with lock:
                 job = await self.store.latest_job(job_id)
-                if job is None or job.status in TERMINAL_STATUSES:
+                # A job awaiting review is nobody's work until it is approved (a redelivered claim of the
+                # worker that stopped it for review, say).
+                if (
+                    job is None
+                    or job.status in TERMINAL_STATUSES
+                    or job.status == job_pb2.JOB_STATUS_AWAITING_REVIEW
+                ):
                     await claim.finish()
                     return
                 correlation_id_var.set(job.correlation_id)  # undone when job_context ends

@@ -35,15 +35,20 @@ def small_spec(review: bool = True) -> job_pb2.JobSpec:
 
 
 @pytest.fixture
-async def stub(settings: Settings) -> AsyncIterator[Stub]:
+async def review_server(settings: Settings) -> AsyncIterator[ReelcastServer]:
     settings.stage_settings = {"render": {"x264_preset": "ultrafast"}}
     server = ReelcastServer(settings, host=PluginHost.load())
     await server.start()
     try:
-        async with aio.insecure_channel(server.target) as channel:
-            yield job_service_pb2_grpc.JobServiceStub(channel)
+        yield server
     finally:
         await server.stop(grace=0.5)
+
+
+@pytest.fixture
+async def stub(review_server: ReelcastServer) -> AsyncIterator[Stub]:
+    async with aio.insecure_channel(review_server.target) as channel:
+        yield job_service_pb2_grpc.JobServiceStub(channel)
 
 
 async def create(stub: Stub, review: bool = True) -> str:
@@ -159,3 +164,20 @@ async def test_bad_review_requests_get_catalogue_errors(stub: Stub) -> None:
     late_edit = await rejected(update(1, edited(scenes)))
     assert late_edit[:2] == (grpc.StatusCode.FAILED_PRECONDITION, "E015-JOB_NOT_AWAITING_REVIEW")
     assert (await events_until(stub, job_id))[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+
+
+async def test_a_waiting_job_handed_to_a_worker_again_stays_waiting(
+    review_server: ReelcastServer, stub: Stub
+) -> None:
+    """As when the worker that stopped it for review died before it finished its claim: the job comes back
+    from the work queue, and the worker leaves it waiting instead of rendering an unapproved script."""
+    job_id = await create(stub)
+    await events_until(stub, job_id, W)
+    before = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job_id))).job
+    await review_server.runner.queue.put(job_id, before.last_sequence + 100)  # a message of its own
+    # One worker takes jobs in order: once this later job is done, the stale message was handled.
+    assert (await events_until(stub, await create(stub, review=False)))[
+        -1
+    ].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+    after = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job_id))).job
+    assert after.status == W and after.last_sequence == before.last_sequence
