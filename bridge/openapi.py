@@ -251,6 +251,43 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/jobs/{jobId}/script": {
+        "put": {
+            "summary": "Edit the script of a job that is AwaitingReview (JobService.UpdateJobScript)",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("UpdateScriptBody")}},
+            },
+            "responses": {
+                "200": _json("Job", "Edited; review.revision is one more"),
+                "400": _error("Bad JSON, wrong types, invalid scenes (E001, E002)"),
+                "404": _error("Unknown job (E003)"),
+                "409": _error("Not awaiting review (E015) or edited meanwhile (E016)"),
+                "413": _error("Body over 64 KiB (E008)"),
+                "415": _error("Body is not JSON (E012)"),
+            },
+        }
+    },
+    "/api/jobs/{jobId}/approve": {
+        "post": {
+            "summary": "Approve the script of a job that is AwaitingReview; it is Queued again and renders",
+            "description": "The body is optional: without one the current review.scenes are approved.",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("ApproveBody")}},
+            },
+            "responses": {
+                "200": _json("Job", "Approved; the job is Queued"),
+                "400": _error("Bad JSON, wrong types, invalid scenes (E001, E002)"),
+                "404": _error("Unknown job (E003)"),
+                "409": _error("Not awaiting review (E015)"),
+                "413": _error("Body over 64 KiB (E008)"),
+                "415": _error("Body is not JSON (E012)"),
+            },
+        }
+    },
     "/api/jobs/{jobId}/output": _artifact("MP4 video", "video/mp4"),
     "/api/jobs/{jobId}/thumbnail": _artifact("JPEG thumbnail", "image/jpeg"),
     "/api/jobs/{jobId}/subtitles": _artifact("SRT subtitles", "application/x-subrip"),

@@ -27,6 +27,7 @@ JOB_STATUS_WORDS = {
     job_pb2.JOB_STATUS_SUCCEEDED: "Succeeded",
     job_pb2.JOB_STATUS_FAILED: "Failed",
     job_pb2.JOB_STATUS_CANCELLED: "Failed",
+    job_pb2.JOB_STATUS_AWAITING_REVIEW: "AwaitingReview",
 }
 # A filter word selects these statuses (Failed covers cancelled jobs, as it does on the wire).
 JOB_STATUS_FILTERS = {
@@ -34,6 +35,7 @@ JOB_STATUS_FILTERS = {
     "Running": [job_pb2.JOB_STATUS_RUNNING],
     "Succeeded": [job_pb2.JOB_STATUS_SUCCEEDED],
     "Failed": [job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED],
+    "AwaitingReview": [job_pb2.JOB_STATUS_AWAITING_REVIEW],
 }
 STEP_STATUS_WORDS = {
     job_pb2.STEP_STATUS_UNSPECIFIED: "Pending",
@@ -67,7 +69,7 @@ AspectWord = Literal["16:9", "9:16", "1:1"]
 PacingWord = Literal["Chill", "Conversational", "Fast"]
 CaptionModeWord = Literal["burned", "soft"]
 CaptionStyleWord = Literal["words", "sentences"]
-JobWord = Literal["Queued", "Running", "Succeeded", "Failed"]
+JobWord = Literal["Queued", "Running", "Succeeded", "Failed", "AwaitingReview"]
 StepWord = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 
 
@@ -137,9 +139,32 @@ class CreateJobBody(_Body):
     voice: VoiceBody | None = None
     render: RenderBody | None = None
     script: list[SceneBody] | None = None
+    review_script: Annotated[
+        bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
+    ] = False
     request_id: Annotated[
         Text, msgspec.Meta(description="Idempotency key: a retry returns the first job.")
     ] = ""
+
+
+class UpdateScriptBody(_Body):
+    """``PUT /api/jobs/{jobId}/script``: the edited scenes and the review revision they were edited from."""
+
+    scenes: Annotated[list[SceneBody], msgspec.Meta(description="1 to 100 scenes, checked like script.")]
+    expected_revision: Annotated[Int32, msgspec.Meta(description="The job's review.revision.")]
+
+
+class ApproveBody(_Body):
+    """``POST /api/jobs/{jobId}/approve``: optionally the final scenes; without them the current ones."""
+
+    scenes: list[SceneBody] | None = None
+
+
+def scenes_from_body(scenes: list[SceneBody] | None) -> list[job_pb2.Scene]:
+    return [
+        job_pb2.Scene(title=s.title, narration=s.narration, caption=s.caption, visual_hint=s.visual_hint)
+        for s in scenes or ()
+    ]
 
 
 def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
@@ -173,10 +198,8 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
             caption_style=CAPTION_STYLES[render.caption_style],
             variable_frame_rate=render.variable_frame_rate,
         ),
-        script=[
-            job_pb2.Scene(title=s.title, narration=s.narration, caption=s.caption, visual_hint=s.visual_hint)
-            for s in body.script or ()
-        ],
+        script=scenes_from_body(body.script),
+        review_script=body.review_script,
     )
 
 
@@ -274,6 +297,16 @@ class JobSpec(_Answer):
     voice: Voice
     render: Render
     script: list[Scene]
+    review_script: bool
+
+
+class ScriptReview(_Answer):
+    """The script of a job that asked for review: edit it while the job is AwaitingReview, then approve."""
+
+    scenes: list[Scene]
+    revision: Annotated[int, msgspec.Meta(description="1 as written; one more per edit.")]
+    expire_time: Annotated[Time, msgspec.Meta(description="The job fails with E703 unless approved by then.")]
+    approved: bool
 
 
 class Job(_Answer):
@@ -294,6 +327,9 @@ class Job(_Answer):
     last_event_id: Annotated[str, msgspec.Meta(description="Id of the job's latest event.")]
     attempt: int
     events_url: str
+    review: Annotated[
+        ScriptReview | None, msgspec.Meta(description="Set once a job with reviewScript wrote its script.")
+    ]
 
 
 class JobList(_Answer):
@@ -342,6 +378,8 @@ class Health(_Answer):
 # Every Struct the document publishes (bridge/openapi.py), answers and the body alike.
 SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
     CreateJobBody,
+    UpdateScriptBody,
+    ApproveBody,
     Job,
     JobList,
     Stage,
@@ -434,7 +472,24 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
             caption_style=_word(CAPTION_STYLES, render.caption_style, "words"),
             variable_frame_rate=render.variable_frame_rate,
         ),
-        script=[Scene(s.title, s.narration, s.caption, s.visual_hint) for s in spec.script],
+        script=scenes_resource(spec.script),
+        review_script=spec.review_script,
+    )
+
+
+def scenes_resource(scenes: Any) -> list[Scene]:
+    return [Scene(s.title, s.narration, s.caption, s.visual_hint) for s in scenes]
+
+
+def review_resource(job: job_pb2.Job) -> ScriptReview | None:
+    if not job.HasField("review"):
+        return None
+    review = job.review
+    return ScriptReview(
+        scenes=scenes_resource(review.scenes),
+        revision=review.revision,
+        expire_time=timestamp(review, "expire_time"),
+        approved=review.approved,
     )
 
 
@@ -473,6 +528,7 @@ def job_resource(job: job_pb2.Job) -> Job:
         last_event_id=str(job.last_sequence),
         attempt=job.attempt,
         events_url=f"/api/jobs/{job.id}/events",
+        review=review_resource(job),
     )
 
 

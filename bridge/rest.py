@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any, TypeVar
 
 import grpc
 import msgspec
@@ -20,13 +21,16 @@ from reelcast.bridge.problems import ApiError
 from reelcast.bridge.ranges import open_artifact, parse_range
 from reelcast.bridge.resources import (
     JOB_STATUS_FILTERS,
+    ApproveBody,
     CreateJobBody,
     Health,
     JobList,
     StageList,
+    UpdateScriptBody,
     failure_resource,
     job_resource,
     job_spec_from_body,
+    scenes_from_body,
     stage_resource,
 )
 from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
@@ -34,6 +38,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.jobs.violations import FieldViolation
 
+BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 _VIOLATION_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 
@@ -99,14 +104,20 @@ def _body_violation(error: msgspec.ValidationError) -> FieldViolation:
     return FieldViolation(path.lstrip(".") or "(body)", what)
 
 
-async def create_job(request: Request) -> Response:
-    state = bridge_state(request)
+async def decode_json_body(request: Request, body_type: type[BodyT], empty: BodyT | None = None) -> BodyT:
+    """The JSON body as ``body_type``: 415 when it is not JSON, 413 past the cap, 400 with the field's path
+    when it does not fit the Struct. ``empty``, when given, is what no body at all means."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    if not is_json and (empty is None or media_type):
         raise ApiError(errors.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is '{media_type[:100]}'.")
-    raw = await read_capped_body(request, state.settings.max_body_bytes)
+    raw = await read_capped_body(request, bridge_state(request).settings.max_body_bytes)
+    if empty is not None and not raw.strip():
+        return empty
+    if not is_json:
+        raise ApiError(errors.UNSUPPORTED_MEDIA_TYPE, "A body needs Content-Type: application/json.")
     try:
-        body = msgspec.json.decode(raw, type=CreateJobBody)
+        return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as invalid:
         violation = _body_violation(invalid)
         raise ApiError(
@@ -114,6 +125,21 @@ async def create_job(request: Request) -> Response:
         ) from None
     except msgspec.DecodeError as invalid:
         raise ApiError(errors.INVALID_REQUEST, f"The body is not valid JSON: {invalid}.") from None
+
+
+def _encodable(message: Any) -> None:
+    """Surfaces text protobuf cannot carry (lone surrogates) as a 400."""
+    try:
+        message.SerializeToString()
+    except (ValueError, TypeError, UnicodeError) as invalid:
+        raise ApiError(
+            errors.INVALID_SPEC, f"The body cannot be encoded: {type(invalid).__name__}."
+        ) from None
+
+
+async def create_job(request: Request) -> Response:
+    state = bridge_state(request)
+    body = await decode_json_body(request, CreateJobBody)
     try:
         spec = job_spec_from_body(body)
         spec.SerializeToString()  # surfaces text protobuf cannot carry (lone surrogates) as a 400
@@ -185,6 +211,28 @@ async def cancel_job(request: Request) -> Response:
         job_service_pb2.CancelJobRequest(job_id=job_id), metadata=grpc_metadata()
     )
     return struct_response(job_resource(reply.job), 202)
+
+
+async def update_script(request: Request) -> Response:
+    """``PUT /api/jobs/{jobId}/script``: JobService.UpdateJobScript."""
+    job_id = checked_job_id(request)
+    body = await decode_json_body(request, UpdateScriptBody)
+    update = job_service_pb2.UpdateJobScriptRequest(
+        job_id=job_id, scenes=scenes_from_body(body.scenes), expected_revision=body.expected_revision
+    )
+    _encodable(update)
+    reply = await bridge_state(request).jobs.UpdateJobScript(update, metadata=grpc_metadata())
+    return struct_response(job_resource(reply.job))
+
+
+async def approve_job(request: Request) -> Response:
+    """``POST /api/jobs/{jobId}/approve``: JobService.ApproveJob; no body approves the script as it is."""
+    job_id = checked_job_id(request)
+    body = await decode_json_body(request, ApproveBody, empty=ApproveBody())
+    approve = job_service_pb2.ApproveJobRequest(job_id=job_id, scenes=scenes_from_body(body.scenes))
+    _encodable(approve)
+    reply = await bridge_state(request).jobs.ApproveJob(approve, metadata=grpc_metadata())
+    return struct_response(job_resource(reply.job))
 
 
 async def failure_details(request: Request) -> Response:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from google.protobuf import json_format
 from rich.markup import escape
@@ -11,6 +13,7 @@ from rich.markup import escape
 from reelcast.cli.output import console, print_json, print_result, report_rpc_error
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
+from reelcast.client.spec import scene_messages
 from reelcast.jobs.v1 import job_pb2
 
 
@@ -115,8 +118,19 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
         return 0
     command = args.jobs_command
     if command == "create":
-        created = await client.create_job(job_spec(args), request_id=args.request_id or None)
+        spec = job_spec(args)
+        spec.review_script = args.review
+        created = await client.create_job(spec, request_id=args.request_id or None)
         print_result(created.id)
+        if args.review:
+            # Followed to its end, the job would wait for the approval that this command cannot give.
+            console.print(
+                f"the job waits for review after its script: `reelcast jobs script {created.id}`, then "
+                f"`reelcast jobs approve {created.id} [--script FILE]`",
+                soft_wrap=True,
+                markup=False,
+            )
+            return 0
         return await _follow_to_output(client, created.id, 0) if args.watch else 0
     if command == "get":
         print_json(await client.get_job(args.job_id))
@@ -144,4 +158,43 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
         cancelled = await client.cancel_job(args.job_id)
         print_result(f"cancel requested: {cancelled.id}")
         return 0
+    if command == "script":
+        job = await client.get_job(args.job_id)
+        if not job.HasField("review"):
+            status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+            console.print(f"[red]error[/]: the job has no script under review (it is {status})")
+            console.print(
+                "remediation: create it with `reelcast jobs create --review` and wait for its script"
+            )
+            return 1
+        shown = [json_format.MessageToDict(scene) for scene in job.review.scenes]
+        print_result(json.dumps(shown, ensure_ascii=False, indent=2))
+        return 0
+    if command == "approve":
+        scenes: list[job_pb2.Scene] | None = _scenes_file(args.script) if args.script is not None else []
+        if scenes is None:
+            return 2
+        approved = await client.approve_job(args.job_id, scenes)
+        print_result(f"approved: {approved.id}")
+        return 0
     raise AssertionError(f"unhandled command {args}")
+
+
+def _scenes_file(path: Path) -> list[job_pb2.Scene] | None:
+    """The scenes of ``approve --script FILE``: a JSON list of objects; None once the problem is printed."""
+    try:
+        scenes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, ValueError) as unreadable:
+        console.print(
+            f"[red]error[/]: cannot read the scenes in {escape(str(path))}: {escape(str(unreadable))}"
+        )
+        console.print("remediation: pass a JSON list of scenes, as `reelcast jobs script JOB_ID` prints it")
+        return None
+    try:
+        if not isinstance(scenes, list) or not all(isinstance(scene, dict) for scene in scenes):
+            raise ValueError("not a JSON list of scene objects")
+        return scene_messages(scenes)
+    except ValueError as invalid:
+        console.print(f"[red]error[/]: {escape(str(path))}: {escape(str(invalid))}")
+        console.print("remediation: pass a JSON list of scenes, as `reelcast jobs script JOB_ID` prints it")
+        return None

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_arguments(create)
     create.add_argument("--request-id", default="", help="idempotency key")
     create.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    create.add_argument(
+        "--review", action="store_true", help="stop after the script until `jobs approve` (docs/api.md)"
+    )
     get = jobs.add_parser("get", help="print a job as JSON")
     client(get)
     get.add_argument("job_id")
@@ -119,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = jobs.add_parser("cancel", help="cancel a job")
     client(cancel)
     cancel.add_argument("job_id")
+    script = jobs.add_parser("script", help="print the scenes of a job awaiting review as JSON")
+    client(script)
+    script.add_argument("job_id")
+    approve = jobs.add_parser("approve", help="approve the script of a job awaiting review; it renders")
+    client(approve)
+    approve.add_argument("job_id")
+    approve.add_argument(
+        "--script", type=Path, default=None, help="a JSON list of scenes (as `jobs script` prints) to approve"
+    )
 
     stages = commands.add_parser("stages", help="list the installed stages")
     client(stages)

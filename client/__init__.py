@@ -10,6 +10,7 @@ event loop thread of its own (reelcast.client.sync says why). See docs/client.md
 
 from reelcast.client.aio import AsyncClient
 from reelcast.client.errors import (
+    AbortedError,
     CallCancelledError,
     DeadlineExceededError,
     FailedPreconditionError,
@@ -32,6 +33,7 @@ from reelcast.jobs.violations import FieldViolation
 
 __all__ = [
     "NO_RETRY",
+    "AbortedError",
     "AsyncClient",
     "CallCancelledError",
     "Client",

@@ -14,7 +14,13 @@ from grpc import aio
 from reelcast.client.connection import ClientBase
 from reelcast.client.errors import CallCancelledError, ReelcastError, from_rpc_error
 from reelcast.client.retry import RetryPolicy
-from reelcast.client.spec import SpecFields, artifact_request, create_request, list_request
+from reelcast.client.spec import (
+    SpecFields,
+    artifact_request,
+    create_request,
+    list_request,
+    scene_messages,
+)
 from reelcast.client.watch import WatchState
 from reelcast.jobs.metadata import new_correlation_id
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -176,6 +182,46 @@ class AsyncClient(ClientBase):
             job_service_pb2.CancelJobRequest(job_id=job_id),
             correlation_id,
             timeout,
+        )
+        return response.job
+
+    async def update_job_script(
+        self,
+        job_id: str,
+        scenes: Iterable[job_pb2.Scene | Mapping[str, Any]],
+        expected_revision: int,
+        *,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_pb2.Job:
+        """Replaces the scenes of a job that waits for review (``JOB_STATUS_AWAITING_REVIEW``) and returns
+        the job with its next ``review.revision``. ``expected_revision`` is the ``review.revision`` the edit
+        was made from: :class:`~reelcast.client.AbortedError` (E016) when someone edited it meanwhile,
+        :class:`~reelcast.client.FailedPreconditionError` (E015) when the job does not wait for review,
+        :class:`~reelcast.client.InvalidArgumentError` (E001) for invalid scenes. A scene is a ``Scene`` or
+        its JSON mapping (``{"title": ..., "narration": ...}``)."""
+        request = job_service_pb2.UpdateJobScriptRequest(
+            job_id=job_id, scenes=scene_messages(scenes), expected_revision=expected_revision
+        )
+        response: job_service_pb2.UpdateJobScriptResponse = await self._unary(
+            self._service().UpdateJobScript, request, correlation_id, timeout
+        )
+        return response.job
+
+    async def approve_job(
+        self,
+        job_id: str,
+        scenes: Iterable[job_pb2.Scene | Mapping[str, Any]] = (),
+        *,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_pb2.Job:
+        """Approves the script of a job that waits for review (with ``scenes`` as its final script when
+        given) and returns the job, Queued again: it resumes after its script and renders the approved
+        scenes. :class:`~reelcast.client.FailedPreconditionError` (E015) when the job does not wait."""
+        request = job_service_pb2.ApproveJobRequest(job_id=job_id, scenes=scene_messages(scenes))
+        response: job_service_pb2.ApproveJobResponse = await self._unary(
+            self._service().ApproveJob, request, correlation_id, timeout
         )
         return response.job
 

@@ -68,6 +68,11 @@ class FailedPreconditionError(ReelcastError):
     """FAILED_PRECONDITION: for example cancelling a job that already finished (E004)."""
 
 
+class AbortedError(ReelcastError):
+    """ABORTED: a concurrent change won, for example an edit of a script edited meanwhile (E016); read the
+    current state and try again."""
+
+
 class UnauthenticatedError(ReelcastError):
     """UNAUTHENTICATED: no API key, or an unknown or revoked one (E020)."""
 
@@ -105,6 +110,7 @@ _BY_STATUS: dict[grpc.StatusCode, type[ReelcastError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.ABORTED: AbortedError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,

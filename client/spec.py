@@ -28,6 +28,7 @@ class SpecFields(TypedDict, total=False):
     height: int
     fps: int
     captions: bool
+    review_script: bool
 
 
 def job_spec(**fields: Any) -> job_pb2.JobSpec:
@@ -56,6 +57,7 @@ def job_spec(**fields: Any) -> job_pb2.JobSpec:
             fps=fields.get("fps", 0),
             captions=fields.get("captions", False),
         ),
+        review_script=fields.get("review_script", False),
     )
     return spec
 
@@ -110,3 +112,18 @@ def artifact_request(
             raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(ARTIFACT_KINDS)}")
         kind = ARTIFACT_KINDS[kind]
     return job_service_pb2.ReadJobArtifactRequest(job_id=job_id, kind=kind, offset=offset, length=length)
+
+
+def scene_messages(scenes: Iterable[job_pb2.Scene | Mapping[str, Any]]) -> list[job_pb2.Scene]:
+    """Scenes from ``Scene`` messages or their JSON mappings (``{"title", "narration", "caption",
+    "visualHint"}``); a mapping with an unknown key is a ValueError."""
+    messages = []
+    for scene in scenes:
+        if isinstance(scene, job_pb2.Scene):
+            messages.append(scene)
+        else:
+            try:
+                messages.append(json_format.ParseDict(dict(scene), job_pb2.Scene()))
+            except json_format.ParseError as invalid:
+                raise ValueError(f"not a scene: {invalid}") from None
+    return messages

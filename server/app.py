@@ -15,6 +15,7 @@ from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.config import Settings
+from reelcast.server.execution.review import expire_reviews_periodically
 from reelcast.server.execution.runner import JobRunner
 from reelcast.server.metrics import sample_periodically
 from reelcast.server.rpc.interceptors import CallContextInterceptor, MetricsInterceptor
@@ -79,6 +80,7 @@ class ReelcastServer:
         self.port = 0
         self._retention: asyncio.Task[None] | None = None
         self._metrics: asyncio.Task[None] | None = None
+        self._reviews: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         await self.backend.open()
@@ -110,6 +112,8 @@ class ReelcastServer:
         self._retention = asyncio.create_task(
             collect_periodically(self.settings, self.store, self.backend.queue)
         )
+        # Every API server fails the reviews that expired (a job waiting for review has no worker).
+        self._reviews = asyncio.create_task(expire_reviews_periodically(self.settings, self.runner))
         # Job counts come from the API servers (every one reports the whole store; workers report none).
         self._metrics = asyncio.create_task(
             sample_periodically(
@@ -123,7 +127,7 @@ class ReelcastServer:
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         self.runner.accepting = False
-        for task in (self._retention, self._metrics):
+        for task in (self._retention, self._metrics, self._reviews):
             if task is not None:
                 task.cancel()
         # Running jobs get the shutdown grace to finish while open calls drain; whatever is still running

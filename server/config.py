@@ -116,6 +116,8 @@ class Settings:
     # Finished jobs (rows, events, work dirs, outputs, ffmpeg logs) are deleted this long after they end.
     retention_seconds: float = setting("REELCAST_RETENTION_SECONDS", number, default=7 * 24 * 3600.0)
     gc_interval_seconds: float = setting("REELCAST_GC_INTERVAL", number, default=3600.0)
+    # A job that waits for its script's review (JobSpec.review_script) this long fails with E703.
+    review_timeout_seconds: float = setting("REELCAST_REVIEW_TIMEOUT", number, default=24 * 3600.0)
     # Below this much free space in the data dir, the next stage fails with E601 instead of filling the disk.
     min_free_disk_bytes: int = setting("REELCAST_MIN_FREE_DISK_BYTES", integer, default=256 * 1024 * 1024)
     # On SIGTERM, running jobs get this long to finish before they are stopped (they resume on restart).

@@ -46,6 +46,10 @@ export const listJobs = () => request('GET', '/api/jobs?pageSize=50');
 export const getJob = (jobId) => request('GET', `/api/jobs/${encodeURIComponent(jobId)}`);
 export const createJob = (body) => request('POST', '/api/jobs', body);
 export const cancelJob = (jobId) => request('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`);
+export const updateScript = (jobId, scenes, expectedRevision) =>
+  request('PUT', `/api/jobs/${encodeURIComponent(jobId)}/script`, { scenes, expectedRevision });
+export const approveJob = (jobId, scenes) =>
+  request('POST', `/api/jobs/${encodeURIComponent(jobId)}/approve`, { scenes });
 export const failureDetails = (jobId) =>
   request('GET', `/api/jobs/${encodeURIComponent(jobId)}/failure-details`);
 export const listVoices = () => request('GET', '/api/voices');

@@ -32,6 +32,7 @@ const view = new JobView({
     const job = store.get(jobId);
     if (job) modal.open(job);
   },
+  onReviewed: (snapshot) => store.upsert(snapshot),
 });
 
 const CONNECTION_TEXT = {
@@ -85,6 +86,10 @@ store.addEventListener('change', ({ detail: { job, type, finishedBy } }) => {
   if (finishedBy === 'job-failed' && !job.cancelled) unseenFailures.add(job.id);
   // The final snapshot carries the server's exact step durations and closing statuses.
   if (finishedBy) getJob(job.id).then((snapshot) => store.upsert(snapshot), () => {});
+  // The events say that the job waits for review; the script to show comes with its snapshot.
+  if (type === 'job-status' && job.status === 'AwaitingReview') {
+    getJob(job.id).then((snapshot) => store.upsert(snapshot), () => {});
+  }
   if (job.id === view.jobId) {
     if (type === 'step-progress') scheduleRender();
     else view.render(job);

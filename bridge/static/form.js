@@ -97,6 +97,7 @@ export class BriefForm {
       plan: { targetDurationSeconds: duration },
       voice: { voiceName: this.voice.value },
       render: { width, height, captions: this.form.elements.captions.checked },
+      reviewScript: this.form.elements.reviewScript.checked,
     };
   }
 

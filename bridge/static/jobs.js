@@ -6,9 +6,13 @@
 
 export const CANCELLED_CODE = 'E311-CANCELLED';
 const STEP_RANK = { Pending: 0, Running: 1, Succeeded: 2, Failed: 2, Skipped: 2, Cancelled: 2 };
-const JOB_RANK = { Queued: 0, Running: 1, Succeeded: 2, Failed: 2 };
+const JOB_RANK = { Queued: 0, Running: 1, AwaitingReview: 1, Succeeded: 2, Failed: 2 };
 
 const forward = (current, next, ranks) => ((ranks[next] ?? 0) >= (ranks[current] ?? 0) ? next : current);
+// A job under review goes back: Running, AwaitingReview, then Queued and Running again once approved. Only
+// a final status is final; events come in their log's order, so a replay ends where the log ends.
+const forwardJob = (current, next) =>
+  current === 'AwaitingReview' && JOB_RANK[next] !== undefined ? next : forward(current, next, JOB_RANK);
 const grow = (current, next) => (typeof next === 'number' && next > current ? Math.min(next, 100) : current);
 
 export const isFinished = (job) => JOB_RANK[job.status] === 2;
@@ -36,6 +40,7 @@ function newJob(jobId) {
     createTime: null,
     startTime: null,
     finishTime: null,
+    review: null,
   };
 }
 
@@ -62,7 +67,8 @@ function setStepStatus(step, status, time) {
 function mergeSnapshot(job, snapshot) {
   job.spec = snapshot.spec || job.spec;
   job.topic = snapshot.spec?.brief?.topic ?? job.topic;
-  job.status = forward(job.status, snapshot.status, JOB_RANK);
+  job.status = forwardJob(job.status, snapshot.status);
+  job.review = snapshot.review ?? job.review;
   job.cancelled = job.cancelled || Boolean(snapshot.cancelled);
   job.pct = grow(job.pct, snapshot.jobProgressPct);
   job.stage = snapshot.stage || job.stage;
@@ -103,7 +109,7 @@ function applyEvent(job, type, data) {
   if (data.message) job.message = data.message;
   switch (type) {
     case 'job-status':
-      job.status = forward(job.status, data.status, JOB_RANK);
+      job.status = forwardJob(job.status, data.status);
       if (job.status === 'Running' && !job.startTime) job.startTime = data.time || null;
       break;
     case 'step-status': {

@@ -4,6 +4,7 @@
 
 import { element, formatBytes, formatPct, formatSeconds, formatTime, secondsBetween } from './format.js';
 import { isFinished, isStepFinished, jobBadge } from './jobs.js';
+import { ScriptReview } from './review.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,7 +16,8 @@ function stepDuration(step) {
 
 // The server's own estimate when it sent one (counted down since it arrived), else one from the pace so far.
 export function etaSeconds(job) {
-  if (isFinished(job)) return null;
+  // A job waiting for its owner's review has no end to estimate.
+  if (isFinished(job) || job.status === 'AwaitingReview') return null;
   if (typeof job.etaSeconds === 'number') {
     return Math.max(0, job.etaSeconds - (Date.now() - job.etaReceivedAt) / 1000);
   }
@@ -33,8 +35,9 @@ function formatEta(seconds) {
 }
 
 export class JobView {
-  constructor({ onCancel, onShowFailure }) {
+  constructor({ onCancel, onShowFailure, onReviewed }) {
     this.section = $('job-view');
+    this.review = new ScriptReview({ onUpdated: onReviewed });
     this.stepsList = $('steps');
     this.video = $('job-video');
     this.cancelButton = $('cancel-job');
@@ -136,12 +139,14 @@ export class JobView {
     let live = `${word}`;
     if (running && !isFinished(job)) live = `${running.title}: running`;
     if (isFinished(job)) live = `Job ${word.toLowerCase()}`;
+    if (job.status === 'AwaitingReview') live = 'The script waits for your review';
     if (live !== this.liveText) {
       this.liveText = live;
       $('job-live').textContent = live;
     }
 
     this.cancelButton.hidden = isFinished(job);
+    this.review.render(job);
     this.#renderResult(job);
     this.#renderFailure(job);
   }

@@ -4,7 +4,9 @@ Stage outputs are checkpointed when a stage completes, so a job interrupted by a
 last completed stage. A job that was interrupted more than ``Settings.max_attempts`` times fails with E701
 (E702-WORKER_LOST when the backend's claims lapsed, see runner.py). A stage that reports nothing for
 ``Settings.stall_timeout_seconds`` is stopped and fails with E305, one that runs while the disk fills up
-with E601 (watchdog.py); any other exception a stage raises becomes E301.
+with E601 (watchdog.py); any other exception a stage raises becomes E301. A job that asks for review
+(``JobSpec.review_script``) stops after its script and, once approved, resumes here with the approved scenes
+(review.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from google.protobuf import json_format
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.artifacts import SCRIPT
 from reelcast.plugins.host import InstalledStage, PluginHost
 from reelcast.plugins.invocation import run_stage
 from reelcast.plugins.stage import OUTPUT_ARTIFACT, Stage
@@ -30,6 +33,7 @@ from reelcast.server.config import Settings
 from reelcast.server.execution.eta import duration_bucket, expected_durations
 from reelcast.server.execution.progress import ProgressModel
 from reelcast.server.execution.recorder import JobRecorder, find_step, now_timestamp
+from reelcast.server.execution.review import open_review, read_script_scenes, write_script_scenes
 from reelcast.server.execution.running_job import RunningJob
 from reelcast.server.execution.watchdog import DiskWatcher, StallWatchdog
 from reelcast.server.logs import stage_context
@@ -47,6 +51,18 @@ FORGET_AFTER_SECONDS = 10.0
 
 def job_error(error: ReelcastError) -> job_pb2.JobError:
     return job_pb2.JobError(code=error.code, message=error.message, remediation=error.error.remediation)
+
+
+def failure_details(error: ReelcastError, stage: str) -> job_pb2.FailureDetails:
+    return job_pb2.FailureDetails(
+        stage=stage,
+        message=error.message,
+        stderr_snippet=error.stderr_snippet,
+        log_path=error.log_path,
+        suggested_actions=list(error.actions),
+        error_code=error.code,
+        failed_at=now_timestamp(),
+    )
 
 
 class JobPipeline:
@@ -99,8 +115,12 @@ class JobPipeline:
         if running.cancel_event.is_set():
             await self._cancelled(recorder)
             return
-        resumed = job.attempt > 0
-        job.attempt += 1
+        # An approved review queues the job again (review.py): it goes on within its attempt, from its
+        # checkpoints, and that is no interruption counted against max_attempts.
+        reviewed = job.status == job_pb2.JOB_STATUS_QUEUED and job.review.approved
+        resumed = job.attempt > 0 and not reviewed
+        if not reviewed:
+            job.attempt += 1
         if job.attempt > self.settings.max_attempts:
             # Lapsed claims mean lost workers; otherwise restarts of this process interrupted the job.
             lost = errors.WORKER_LOST if claim.redelivered else errors.INTERRUPTED
@@ -108,14 +128,17 @@ class JobPipeline:
             return
         bucket = duration_bucket(job.spec)
         recorder.expected_durations = expected_durations(await self._stage_durations(bucket))
-        await recorder.job_status(
-            job_pb2.JOB_STATUS_RUNNING, f"Resumed (attempt {job.attempt})" if resumed else "Running"
-        )
+        running_message = "Running"
+        if resumed:
+            running_message = f"Resumed (attempt {job.attempt})"
+        elif reviewed:
+            running_message = "Resumed after review"
+        await recorder.job_status(job_pb2.JOB_STATUS_RUNNING, running_message)
         work_dir = self.settings.work_dir(job.id)
         work_dir.mkdir(parents=True, exist_ok=True)
         # A first attempt has no checkpoints: the attempt count is stored (with the Running event above)
         # before any stage runs, so only a resumed job can have any, and a fresh one skips the read.
-        checkpoints = await self.store.checkpoints(job.id) if resumed else {}
+        checkpoints = await self.store.checkpoints(job.id) if resumed or reviewed else {}
         if checkpoints:
             await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}
@@ -129,10 +152,19 @@ class JobPipeline:
                 running.raise_if_cancelled()
                 if stage.name in checkpoints:
                     artifacts.update(checkpoints[stage.name])
+                    if job.review.approved and SCRIPT in checkpoints[stage.name]:
+                        # The later stages speak and draw what the owner approved, not what was written.
+                        language = job.spec.brief.language
+                        script_path = work_dir / str(checkpoints[stage.name][SCRIPT])
+                        await asyncio.to_thread(write_script_scenes, script_path, job.review.scenes, language)
                     if find_step(job, stage.name).status != job_pb2.STEP_STATUS_SUCCEEDED:
                         # The process died between the checkpoint and its step event: finish the record.
                         restored = f"{stage.title} restored from checkpoint"
                         await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, restored)
+                    if self._stops_for_review(job, checkpoints[stage.name]):
+                        # The process died after the script's checkpoint, before the review began.
+                        await self._await_review(running, work_dir / str(checkpoints[stage.name][SCRIPT]))
+                        break
                     continue
                 # Lines logged while the stage runs (its own included) carry its name.
                 with stage_context(stage.name):
@@ -147,9 +179,13 @@ class JobPipeline:
                     done = f"{stage.title} done"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_SUCCEEDED, done)
                     durations[stage.name] = time.monotonic() - started
-            running.raise_if_cancelled()
-            await recorder.completed(self._output(artifacts))
-            await self.files.finished(job.id, work_dir)
+                    if self._stops_for_review(job, produced):
+                        await self._await_review(running, work_dir / str(produced[SCRIPT]))
+                        break
+            else:
+                running.raise_if_cancelled()
+                await recorder.completed(self._output(artifacts))
+                await self.files.finished(job.id, work_dir)
         except ConcurrentWriteError:
             raise
         except ReelcastError as failure:
@@ -169,6 +205,24 @@ class JobPipeline:
         # Reached when the attempt ended here (not when the worker stops or another writer took over).
         if durations:
             await self._record_stage_durations(bucket, durations)
+
+    @staticmethod
+    def _stops_for_review(job: job_pb2.Job, produced: Mapping[str, Any]) -> bool:
+        """Whether the job waits for review after the stage that produced ``produced``: its script."""
+        return SCRIPT in produced and job.spec.review_script and not job.review.approved
+
+    async def _await_review(self, running: RunningJob, script_path: Path) -> None:
+        """Stops the job after its script for the owner's review (review.py); the runner finishes the claim.
+        A cancel that came meanwhile ends it here: after this the runner no longer holds it."""
+        running.raise_if_cancelled()
+        recorder = running.recorder
+        try:
+            scenes = await asyncio.to_thread(read_script_scenes, script_path)
+        except (OSError, ValueError, AttributeError) as unreadable:
+            detail = f"The script artifact cannot be read for review ({type(unreadable).__name__})."
+            raise ReelcastError(errors.ARTIFACT_MISSING, detail) from None
+        open_review(recorder.job, scenes, self.settings.review_timeout_seconds)
+        await recorder.job_status(job_pb2.JOB_STATUS_AWAITING_REVIEW, "Script ready for review")
 
     async def _stage_durations(self, bucket: str) -> dict[str, list[float]]:
         """Earlier jobs' stage durations for the ETA; without them (a store hiccup) the ETA only waits
@@ -288,13 +342,5 @@ class JobPipeline:
         shutil.rmtree(self.settings.work_dir(job_id), ignore_errors=True)
 
     async def _fail(self, recorder: JobRecorder, error: ReelcastError, stage: str) -> None:
-        failure = job_pb2.FailureDetails(
-            stage=stage,
-            message=error.message,
-            stderr_snippet=error.stderr_snippet,
-            log_path=error.log_path,
-            suggested_actions=list(error.actions),
-            error_code=error.code,
-            failed_at=now_timestamp(),
-        )
+        failure = failure_details(error, stage)
         await recorder.failed(job_pb2.JOB_STATUS_FAILED, [job_error(error)], failure, error.message)

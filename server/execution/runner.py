@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
@@ -22,8 +23,9 @@ from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost
 from reelcast.server.config import Settings
-from reelcast.server.execution.pipeline import JobPipeline, job_error
+from reelcast.server.execution.pipeline import JobPipeline, failure_details, job_error
 from reelcast.server.execution.recorder import JobRecorder, now_timestamp
+from reelcast.server.execution.review import is_expired
 from reelcast.server.execution.running_job import RunningJob
 from reelcast.server.logs import job_context
 from reelcast.server.storage.backend import Backend
@@ -176,6 +178,90 @@ class JobRunner:
             await self.files.delete(job_id)
             return recorder.job
 
+    # -- review before render (review.py) ---------------------------------------------------------------
+
+    async def update_script(
+        self, job_id: str, scenes: Sequence[job_pb2.Scene], expected_revision: int
+    ) -> job_pb2.Job:
+        """Replaces the scenes of a job awaiting review. E016 when ``expected_revision`` is not its
+        current revision, E015 when it does not wait for review. ``scenes`` are valid."""
+
+        async def edit(recorder: JobRecorder) -> None:
+            review = recorder.job.review
+            if expected_revision != review.revision:
+                raise ReelcastError(
+                    errors.REVIEW_REVISION_STALE,
+                    f"The script is at revision {review.revision}; this edit was made from revision "
+                    f"{expected_revision}.",
+                )
+            review.revision += 1
+            del review.scenes[:]
+            review.scenes.extend(scenes)
+            await recorder.job_status(
+                job_pb2.JOB_STATUS_AWAITING_REVIEW, f"Script edited (revision {review.revision})"
+            )
+
+        return await self._change_waiting_job(job_id, edit)
+
+    async def approve(self, job_id: str, scenes: Sequence[job_pb2.Scene] = ()) -> job_pb2.Job:
+        """Approves a waiting job's script (replaced by ``scenes`` when given) and queues the job again."""
+
+        async def approve(recorder: JobRecorder) -> None:
+            review = recorder.job.review
+            if scenes and list(scenes) != list(review.scenes):  # a revision counts changes
+                review.revision += 1
+                del review.scenes[:]
+                review.scenes.extend(scenes)
+            review.approved = True
+            await recorder.job_status(job_pb2.JOB_STATUS_QUEUED, "Approved")
+
+        job = await self._change_waiting_job(job_id, approve)
+        await self.queue.put(job_id, job.last_sequence)
+        return job
+
+    async def expire_review(self, job_id: str) -> bool:
+        """Fails a job whose review expired with E703; False when it no longer waits (approved, cancelled,
+        edited or expired by another server meanwhile) or has not expired."""
+
+        async def expire(recorder: JobRecorder) -> None:
+            if not is_expired(recorder.job, now_timestamp().ToNanoseconds()):
+                raise ReelcastError(errors.JOB_NOT_AWAITING_REVIEW)
+            error = ReelcastError(errors.REVIEW_EXPIRED)
+            failure = failure_details(error, stage="")
+            await recorder.failed(job_pb2.JOB_STATUS_FAILED, [job_error(error)], failure, error.message)
+
+        try:
+            await self._change_waiting_job(job_id, expire)
+        except ReelcastError:
+            return False
+        await self.files.delete(job_id)
+        return True
+
+    async def _change_waiting_job(
+        self, job_id: str, change: Callable[[JobRecorder], Awaitable[None]]
+    ) -> job_pb2.Job:
+        """Writes one change of a job awaiting review, as ``cancel`` does for a queued job: under the job's
+        lock here, and refused when another server or a worker wrote to the job first."""
+        lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            job = await self.store.latest_job(job_id)
+            if job is None:
+                raise ReelcastError(errors.JOB_NOT_FOUND)
+            if job.status != job_pb2.JOB_STATUS_AWAITING_REVIEW:
+                status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_")
+                raise ReelcastError(
+                    errors.JOB_NOT_AWAITING_REVIEW, f"The job is {status}, not awaiting review."
+                )
+            recorder = JobRecorder(self.store, self.notifier, job)
+            try:
+                await change(recorder)
+            except ConcurrentWriteError:
+                latest = await self.store.latest_job(job_id)
+                if latest is None or latest.status != job_pb2.JOB_STATUS_AWAITING_REVIEW:
+                    raise ReelcastError(errors.JOB_NOT_AWAITING_REVIEW) from None
+                raise ReelcastError(errors.REVIEW_REVISION_STALE) from None
+            return recorder.job
+
     # -- execution -------------------------------------------------------------------------------------
 
     async def _work(self) -> None:
@@ -196,7 +282,13 @@ class JobRunner:
             lock = self._job_locks.setdefault(job_id, asyncio.Lock())
             async with lock:
                 job = await self.store.latest_job(job_id)
-                if job is None or job.status in TERMINAL_STATUSES:
+                # A job awaiting review is nobody's work until it is approved (a redelivered claim of the
+                # worker that stopped it for review, say).
+                if (
+                    job is None
+                    or job.status in TERMINAL_STATUSES
+                    or job.status == job_pb2.JOB_STATUS_AWAITING_REVIEW
+                ):
                     await claim.finish()
                     return
                 correlation_id_var.set(job.correlation_id)  # undone when job_context ends
@@ -215,6 +307,12 @@ class JobRunner:
             if await self.cancels.requested(job_id):
                 running.cancel_event.set()
             await self._pipeline.run(running, claim)
+            if running.recorder.job.status == job_pb2.JOB_STATUS_AWAITING_REVIEW:
+                # From here a cancel takes the path of a job no worker holds; one that came before is
+                # written now (the pipeline checked just before it stopped for review).
+                self._running.pop(job_id, None)
+                if running.cancel_event.is_set() or await self.cancels.requested(job_id):
+                    await self.cancel(job_id)
             await claim.finish()
             log.info("job %s ended %s", job_id, job_pb2.JobStatus.Name(running.recorder.job.status))
         except asyncio.CancelledError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from grpc import aio
@@ -14,7 +14,7 @@ from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.metadata import STREAM_TOKEN_HEADER, current_correlation_id
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.jobs.validation import REQUEST_ID, validate_spec, with_defaults
+from reelcast.jobs.validation import REQUEST_ID, validate_scenes, validate_spec, with_defaults
 from reelcast.jobs.violations import FieldViolation
 from reelcast.server.config import Settings
 from reelcast.server.execution.runner import JobRunner
@@ -118,7 +118,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         async with self.creation_locks.of(principal.user):
             active = await self.store.list_jobs(
                 principal.user,
-                [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING],
+                [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_AWAITING_REVIEW],
                 self.max_active_jobs,
                 None,
             )
@@ -199,6 +199,38 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         except ReelcastError as error:
             await abort(context, error)
         return job_service_pb2.CancelJobResponse(job=job)
+
+    async def UpdateJobScript(
+        self, request: job_service_pb2.UpdateJobScriptRequest, context: Context
+    ) -> job_service_pb2.UpdateJobScriptResponse:
+        job = await self._owned_job(request.job_id, context)
+        await self._check_scenes(job, request.scenes, context, required=True)
+        try:
+            job = await self.runner.update_script(request.job_id, request.scenes, request.expected_revision)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.UpdateJobScriptResponse(job=job)
+
+    async def ApproveJob(
+        self, request: job_service_pb2.ApproveJobRequest, context: Context
+    ) -> job_service_pb2.ApproveJobResponse:
+        job = await self._owned_job(request.job_id, context)
+        await self._check_scenes(job, request.scenes, context, required=False)
+        try:
+            job = await self.runner.approve(request.job_id, request.scenes)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.ApproveJobResponse(job=job)
+
+    @staticmethod
+    async def _check_scenes(
+        job: job_pb2.Job, scenes: Sequence[job_pb2.Scene], context: Context, *, required: bool
+    ) -> None:
+        """Edited scenes get the checks of a user-supplied ``JobSpec.script``, reported on ``scenes``."""
+        violations = validate_scenes(job.spec, scenes, required=required)
+        if violations:
+            summary = "; ".join(f"{v.field} {v.description}" for v in violations)
+            await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
 
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context

@@ -44,7 +44,9 @@ class WorkQueue(Protocol):
     async def recover(self, store: JobStore) -> None:
         """Called once when the runner starts, before any ``take``."""
 
-    async def put(self, job_id: str) -> None: ...
+    async def put(self, job_id: str, queued_at: int = 1) -> None:
+        """Queues the job. ``queued_at`` is the sequence of the event that made it Queued (1 when it was
+        created, later when its review was approved): a queue that drops repeats keeps one per queueing."""
 
     async def queue_orphans(self, store: JobStore) -> None:
         """Queues the jobs stored as Queued that the queue does not hold (their server stopped between

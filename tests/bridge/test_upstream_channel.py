@@ -53,6 +53,12 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def GetCaller(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("GetCaller", request)
 
+    async def UpdateJobScript(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("UpdateJobScript", request)
+
+    async def ApproveJob(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ApproveJob", request)
+
     async def WatchJob(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

@@ -8,9 +8,12 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
 from tests.client.conftest import HANG_TIMEOUT, Secured
 from tests.client.proxy import CuttingProxy
 from tests.test_cli import run_cli
@@ -266,3 +269,53 @@ async def test_a_reader_that_leaves_early_ends_the_command_quietly(open_server: 
     _, err = await asyncio.wait_for(process.communicate(), HANG_TIMEOUT)
     assert process.returncode == 1
     assert err.decode() == ""
+
+
+async def test_jobs_create_review_then_script_then_approve_with_an_edited_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from reelcast.plugins.builtin import script
+
+    server = ReelcastServer(settings, host=PluginHost.load(builtins=False))
+    server.host.register(script, "script")  # a real script.json to review, and nothing to render
+    await server.start()
+    target = ("--target", server.target)
+    try:
+        code, out, err = await run_cli("jobs", "create", "--topic", "Reviewed otters", "--review", *target)
+        assert code == 0, err
+        job_id = out.strip()
+        assert f"reelcast jobs approve {job_id}" in err
+        for _ in range(int(HANG_TIMEOUT * 10)):
+            code, out, err = await run_cli("jobs", "script", job_id, *target)
+            if code == 0:
+                break
+            assert "no script under review" in err
+            await asyncio.sleep(0.1)
+        scenes = json.loads(out)
+        assert scenes and all(scene["narration"] for scene in scenes)
+
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"narration": "not a list"}')
+        code, _, err = await run_cli("jobs", "approve", job_id, "--script", str(bad), *target)
+        assert code == 2 and "not a JSON list of scene objects" in err
+        unknown = tmp_path / "unknown.json"
+        unknown.write_text('[{"narration": "ok", "colour": "red"}]')
+        code, _, err = await run_cli("jobs", "approve", job_id, "--script", str(unknown), *target)
+        assert code == 2 and "colour" in err
+        blank = tmp_path / "blank.json"
+        blank.write_text('[{"narration": " "}]')
+        code, _, err = await run_cli("jobs", "approve", job_id, "--script", str(blank), *target)
+        assert code == 1 and "E001-INVALID_SPEC" in err and "scenes[0].narration" in err
+
+        edited = tmp_path / "edited.json"
+        edited.write_text(json.dumps([{**scenes[0], "narration": "Edited on the command line."}]))
+        code, out, err = await run_cli("jobs", "approve", job_id, "--script", str(edited), *target)
+        assert (code, out.strip()) == (0, f"approved: {job_id}"), err
+        code, _, err = await run_cli("jobs", "approve", job_id, *target)
+        assert code == 1 and "E015-JOB_NOT_AWAITING_REVIEW" in err
+        job = await server.store.get_job(job_id)
+        assert job is not None and [scene.narration for scene in job.review.scenes] == [
+            "Edited on the command line."
+        ]
+    finally:
+        await server.stop(grace=0.5)

@@ -12,7 +12,9 @@ import pytest
 
 from reelcast.client import Client, FailedPreconditionError, NotFoundError, is_terminal
 from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
 from tests.client.conftest import HANG_TIMEOUT
 
 T = TypeVar("T")
@@ -67,3 +69,40 @@ async def test_breaking_out_of_a_watch_cancels_its_stream(open_server: ReelcastS
             return first.sequence
 
     assert await blocking(scenario) == 1
+
+
+async def test_a_script_under_review_is_edited_and_approved_through_the_client(settings: Settings) -> None:
+    from reelcast.client import AbortedError
+    from reelcast.plugins.builtin import script
+
+    # The built-in script stage alone: a real script.json for the review to show, and nothing to render.
+    server = ReelcastServer(settings, host=PluginHost.load(builtins=False))
+    server.host.register(script, "script")
+    await server.start()
+
+    def scenario() -> None:
+        with Client(server.target) as client:
+            job = client.create_job(topic="Review me", review_script=True)
+            for event in client.watch_job(job.id):
+                if event.job_status == job_pb2.JOB_STATUS_AWAITING_REVIEW:
+                    break
+            waiting = client.get_job(job.id)
+            assert waiting.review.revision == 1 and waiting.review.scenes
+            scenes = [{"title": "One", "narration": "Edited through the client."}]
+            edited = client.update_job_script(job.id, scenes, expected_revision=1)
+            assert edited.review.revision == 2
+            assert [scene.narration for scene in edited.review.scenes] == ["Edited through the client."]
+            with pytest.raises(AbortedError) as stale:
+                client.update_job_script(job.id, scenes, expected_revision=1)
+            assert stale.value.code == "E016-REVIEW_REVISION_STALE"
+            approved = client.approve_job(job.id)
+            assert approved.status == job_pb2.JOB_STATUS_QUEUED and approved.review.approved
+            with pytest.raises(FailedPreconditionError) as not_waiting:
+                client.approve_job(job.id)
+            assert not_waiting.value.code == "E015-JOB_NOT_AWAITING_REVIEW"
+            assert list(client.watch_job(job.id))[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+
+    try:
+        await blocking(scenario)
+    finally:
+        await server.stop(grace=0.5)

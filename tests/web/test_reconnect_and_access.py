@@ -95,7 +95,7 @@ async def test_every_control_is_labelled_reachable_by_keyboard_and_the_page_fits
     order = await _tab_order(page, "#topic", "#create-job")
     for control in ("topic", "audience", "tone", "duration-range", "duration-number", "voice", "16:9"):
         assert control in order, order
-    assert order[-3:] == ["resolution", "captions", "create-job"], order
+    assert order[-4:] == ["resolution", "captions", "review-script", "create-job"], order
 
     # A whole job by keyboard alone: type, Tab to the button, Enter.
     await page.locator("#topic").focus()
@@ -105,6 +105,7 @@ async def test_every_control_is_labelled_reachable_by_keyboard_and_the_page_fits
     await page.keyboard.type("4")
     await page.locator("#resolution").focus()
     await page.keyboard.press("Home")  # the smallest size
+    await page.keyboard.press("Tab")
     await page.keyboard.press("Tab")
     await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")

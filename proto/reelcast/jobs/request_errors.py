@@ -16,6 +16,7 @@ __all__ = [
     "INVALID_REQUEST",
     "INVALID_SPEC",
     "JOB_ALREADY_FINISHED",
+    "JOB_NOT_AWAITING_REVIEW",
     "JOB_NOT_FOUND",
     "LISTEN_FAILED",
     "METHOD_NOT_ALLOWED",
@@ -25,6 +26,7 @@ __all__ = [
     "RANGE_NOT_SATISFIABLE",
     "RATE_LIMITED",
     "REQUEST_TIMEOUT",
+    "REVIEW_REVISION_STALE",
     "ROUTE_NOT_FOUND",
     "SERVER_SHUTTING_DOWN",
     "TOO_MANY_ACTIVE_JOBS",
@@ -148,6 +150,24 @@ NO_FAILURE_DETAILS = define(
     "Read the job's status; failure details exist once it ends with Failed.",
     _S.NOT_FOUND,
     404,
+)
+# Review before render (JobSpec.review_script): edits and approval of a waiting job's script.
+JOB_NOT_AWAITING_REVIEW = define(
+    "E015-JOB_NOT_AWAITING_REVIEW",
+    "Job not awaiting review",
+    "The job does not wait for a script review, so its script cannot be edited or approved.",
+    "Create the job with review_script (REST reviewScript, CLI --review) and edit it while its status is "
+    "AwaitingReview; read the job's status first.",
+    _S.FAILED_PRECONDITION,
+    409,
+)
+REVIEW_REVISION_STALE = define(
+    "E016-REVIEW_REVISION_STALE",
+    "Script changed meanwhile",
+    "The script was edited since the revision this edit was made from.",
+    "Read the job again, apply your changes to its current review.scenes and send its review.revision.",
+    _S.ABORTED,
+    409,
 )
 
 UNAUTHENTICATED = define(

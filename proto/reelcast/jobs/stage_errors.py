@@ -21,6 +21,7 @@ __all__ = [
     "NARRATION_TOO_LONG",
     "OUTPUT_INVALID",
     "RENDER_TIMEOUT",
+    "REVIEW_EXPIRED",
     "SCRIPT_INVALID",
     "STAGE_FAILED",
     "STAGE_MISSING",
@@ -218,4 +219,15 @@ WORKER_LOST = define(
     _S.ABORTED,
     500,
     ["Retry the job", "Check the workers' logs"],
+)
+
+REVIEW_EXPIRED = define(
+    "E703-REVIEW_EXPIRED",
+    "Review expired",
+    "The job waited for its script to be approved longer than the server allows.",
+    "Create the job again and approve its script sooner, or ask the operator to raise "
+    "REELCAST_REVIEW_TIMEOUT.",
+    _S.DEADLINE_EXCEEDED,
+    408,
+    ["Create the job again", "Approve the script before the review expires"],
 )

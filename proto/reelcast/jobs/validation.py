@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.violations import FieldViolation
@@ -169,6 +170,25 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
                 )
             )
     return violations
+
+
+def validate_scenes(
+    spec: job_pb2.JobSpec, scenes: Sequence[job_pb2.Scene], *, required: bool = True
+) -> list[FieldViolation]:
+    """The violations of ``scenes`` edited in a job's review: the checks of a user-supplied
+    ``spec.script`` (the job's own language, voice and pacing included), reported on ``scenes[i]...``.
+    Empty ``scenes`` is a violation when ``required``."""
+    if not scenes:
+        return [FieldViolation("scenes", "must list at least one scene")] if required else []
+    edited = job_pb2.JobSpec()
+    edited.CopyFrom(spec)
+    del edited.script[:]
+    edited.script.extend(scenes)
+    return [
+        FieldViolation("scenes" + violation.field.removeprefix("spec.script"), violation.description)
+        for violation in validate_spec(edited)
+        if violation.field.startswith("spec.script")
+    ]
 
 
 def estimated_narration_seconds(spec: job_pb2.JobSpec) -> float:

@@ -52,7 +52,7 @@ class LocalWorkQueue:
     def put_nowait(self, job_id: str) -> None:
         self._ids.put_nowait(job_id)
 
-    async def put(self, job_id: str) -> None:
+    async def put(self, job_id: str, queued_at: int = 1) -> None:
         self._ids.put_nowait(job_id)
 
     async def take(self) -> Claim:

@@ -92,23 +92,25 @@ class NatsWorkQueue:
         server is alive and about to queue it is queued twice under one ``Nats-Msg-Id``, which the stream's
         duplicate window stores once; a job that ended between the two reads gets a message its worker
         acknowledges without running it (``_work_on`` sees it finished)."""
-        queued = [job.id for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED]
+        queued = [job for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED]
         if not queued:
             return
         waiting = await self._ids_in_stream()
-        for job_id in queued:
-            if job_id not in waiting:
-                log.warning("job %s was stored but never queued (its server stopped in between)", job_id)
-                await self.put(job_id)
+        for job in queued:
+            if job.id not in waiting:
+                log.warning("job %s was stored but never queued (its server stopped in between)", job.id)
+                await self.put(job.id, job.last_sequence)
 
     async def _ids_in_stream(self) -> set[str]:
         """The job ids of every message in the work stream: waiting, or claimed and not yet acknowledged."""
         messages = stream_messages(self._connection.layout.js, WORK_STREAM, WORK_SUBJECT)
         return {(message.data or b"").decode() async for message in messages}
 
-    async def put(self, job_id: str) -> None:
+    async def put(self, job_id: str, queued_at: int = 1) -> None:
         js = self._connection.layout.js
-        headers = {"Nats-Msg-Id": f"work:{job_id}"}
+        # One id per queueing: an approved review queues the job again within the duplicate window.
+        message_id = f"work:{job_id}" if queued_at <= 1 else f"work:{job_id}:{queued_at}"
+        headers = {"Nats-Msg-Id": message_id}
         await retrying(lambda: js.publish(WORK_SUBJECT, job_id.encode(), headers=dict(headers)))
 
     async def take(self) -> Claim:

@@ -41,6 +41,11 @@ class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.V
     """Cancelled on request. Terminal. The SSE bridge reports it as `Failed` with `E311-CANCELLED`, as the
     seed's wire format prescribes.
     """
+    JOB_STATUS_AWAITING_REVIEW: _JobStatus.ValueType  # 6
+    """The script is written and the job waits for its owner to read, edit (`UpdateJobScript`) and approve it
+    (`ApproveJob`), as `JobSpec.review_script` asked. Not terminal; holds no runner slot. After
+    `REELCAST_REVIEW_TIMEOUT` without approval the job fails with `E703-REVIEW_EXPIRED`.
+    """
 
 class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper):
     """The lifecycle state of a job."""
@@ -58,6 +63,11 @@ JOB_STATUS_FAILED: JobStatus.ValueType  # 4
 JOB_STATUS_CANCELLED: JobStatus.ValueType  # 5
 """Cancelled on request. Terminal. The SSE bridge reports it as `Failed` with `E311-CANCELLED`, as the
 seed's wire format prescribes.
+"""
+JOB_STATUS_AWAITING_REVIEW: JobStatus.ValueType  # 6
+"""The script is written and the job waits for its owner to read, edit (`UpdateJobScript`) and approve it
+(`ApproveJob`), as `JobSpec.review_script` asked. Not terminal; holds no runner slot. After
+`REELCAST_REVIEW_TIMEOUT` without approval the job fails with `E703-REVIEW_EXPIRED`.
 """
 Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
@@ -473,6 +483,11 @@ class JobSpec(_message.Message):
     VOICE_FIELD_NUMBER: _builtins.int
     RENDER_FIELD_NUMBER: _builtins.int
     SCRIPT_FIELD_NUMBER: _builtins.int
+    REVIEW_SCRIPT_FIELD_NUMBER: _builtins.int
+    review_script: _builtins.bool
+    """Stop after the script stage and wait (`JOB_STATUS_AWAITING_REVIEW`) for the owner to edit and approve the
+    scenes; the other stages then use the approved scenes.
+    """
     @_builtins.property
     def brief(self) -> Global___Brief:
         """What the video is about. `brief.topic` is required."""
@@ -501,10 +516,11 @@ class JobSpec(_message.Message):
         voice: Global___VoiceSpec | None = ...,
         render: Global___RenderSpec | None = ...,
         script: _abc.Iterable[Global___Scene] | None = ...,
+        review_script: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "plan", b"plan", "render", b"render", "voice", b"voice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "plan", b"plan", "render", b"render", "script", b"script", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -716,6 +732,7 @@ class Job(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The job's identifier, assigned by the server."""
     owner: _builtins.str
@@ -764,6 +781,10 @@ class Job(_message.Message):
     def finish_time(self) -> _timestamp_pb2.Timestamp:
         """When the job reached a terminal status."""
 
+    @_builtins.property
+    def review(self) -> Global___ScriptReview:
+        """The script under review, set once a job with `JobSpec.review_script` has written its script."""
+
     def __init__(
         self,
         *,
@@ -783,14 +804,53 @@ class Job(_message.Message):
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         last_sequence: _builtins.int = ...,
         attempt: _builtins.int = ...,
+        review: Global___ScriptReview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class ScriptReview(_message.Message):
+    """The script of a job that waits for review (`JOB_STATUS_AWAITING_REVIEW`), and its approval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENES_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """1 for the written script, one more for every edit; `UpdateJobScript` names the revision it edits."""
+    approved: _builtins.bool
+    """Set by `ApproveJob`: the job went back to the queue with these scenes."""
+    @_builtins.property
+    def scenes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Scene]:
+        """The scenes the later stages will speak and draw: those the script stage wrote, or the owner's edit."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the job fails with `E703-REVIEW_EXPIRED` unless it is approved before."""
+
+    def __init__(
+        self,
+        *,
+        scenes: _abc.Iterable[Global___Scene] | None = ...,
+        revision: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        approved: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "expire_time", b"expire_time", "revision", b"revision", "scenes", b"scenes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScriptReview: _TypeAlias = ScriptReview  # noqa: Y015
 
 @_typing.final
 class JobProgress(_message.Message):

@@ -508,3 +508,111 @@ class GetCallerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCallerResponse: _TypeAlias = GetCallerResponse  # noqa: Y015
+
+@_typing.final
+class UpdateJobScriptRequest(_message.Message):
+    """Request of `UpdateJobScript`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    SCENES_FIELD_NUMBER: _builtins.int
+    EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    expected_revision: _builtins.int
+    """The `review.revision` the edit was made from."""
+    @_builtins.property
+    def scenes(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Scene]:
+        """The new scenes, 1 to 100, validated like `JobSpec.script`."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        scenes: _abc.Iterable[_job_pb2.Scene] | None = ...,
+        expected_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_revision", b"expected_revision", "job_id", b"job_id", "scenes", b"scenes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateJobScriptRequest: _TypeAlias = UpdateJobScriptRequest  # noqa: Y015
+
+@_typing.final
+class UpdateJobScriptResponse(_message.Message):
+    """Response of `UpdateJobScript`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The job with its new `review` (the revision is one more)."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateJobScriptResponse: _TypeAlias = UpdateJobScriptResponse  # noqa: Y015
+
+@_typing.final
+class ApproveJobRequest(_message.Message):
+    """Request of `ApproveJob`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    SCENES_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    @_builtins.property
+    def scenes(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Scene]:
+        """Final scenes to approve instead of the current `review.scenes`; empty approves those as they are."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        scenes: _abc.Iterable[_job_pb2.Scene] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "scenes", b"scenes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveJobRequest: _TypeAlias = ApproveJobRequest  # noqa: Y015
+
+@_typing.final
+class ApproveJobResponse(_message.Message):
+    """Response of `ApproveJob`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The job, QUEUED again with `review.approved` set."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveJobResponse: _TypeAlias = ApproveJobResponse  # noqa: Y015

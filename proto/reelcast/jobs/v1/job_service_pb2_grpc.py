@@ -86,6 +86,16 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.FromString,
                 _registered_method=True)
+        self.UpdateJobScript = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/UpdateJobScript',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptResponse.FromString,
+                _registered_method=True)
+        self.ApproveJob = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ApproveJob',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -171,6 +181,27 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateJobScript(self, request, context):
+        """Replaces the scenes of a job that waits for review (`JOB_STATUS_AWAITING_REVIEW`). The scenes are
+        validated like `JobSpec.script` (INVALID_ARGUMENT `E001-INVALID_SPEC` with field violations on `scenes`).
+        `expected_revision` must be the job's `review.revision` (ABORTED `E016-REVIEW_REVISION_STALE` otherwise,
+        so that two editors cannot overwrite each other); a job that does not wait for review is
+        FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`. Appends a job-status event "Script edited (revision N)".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveJob(self, request, context):
+        """Approves the script of a job that waits for review, optionally with final scenes (validated like
+        `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
+        the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
+        is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +249,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetCaller,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.SerializeToString,
+            ),
+            'UpdateJobScript': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateJobScript,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptResponse.SerializeToString,
+            ),
+            'ApproveJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveJob,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -469,6 +510,60 @@ class JobService:
             '/reelcast.jobs.v1.JobService/GetCaller',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetCallerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateJobScript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/UpdateJobScript',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UpdateJobScriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ApproveJob',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

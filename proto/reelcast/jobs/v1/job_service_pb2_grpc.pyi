@@ -74,6 +74,19 @@ class JobServiceStub:
     With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
     (UNAUTHENTICATED), as it opens only its own job.
     """
+    UpdateJobScript: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.UpdateJobScriptRequest, _job_service_pb2.UpdateJobScriptResponse]
+    """Replaces the scenes of a job that waits for review (`JOB_STATUS_AWAITING_REVIEW`). The scenes are
+    validated like `JobSpec.script` (INVALID_ARGUMENT `E001-INVALID_SPEC` with field violations on `scenes`).
+    `expected_revision` must be the job's `review.revision` (ABORTED `E016-REVIEW_REVISION_STALE` otherwise,
+    so that two editors cannot overwrite each other); a job that does not wait for review is
+    FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`. Appends a job-status event "Script edited (revision N)".
+    """
+    ApproveJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ApproveJobRequest, _job_service_pb2.ApproveJobResponse]
+    """Approves the script of a job that waits for review, optionally with final scenes (validated like
+    `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
+    the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
+    is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -119,6 +132,19 @@ class JobServiceAsyncStub(JobServiceStub):
     """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
     With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
     (UNAUTHENTICATED), as it opens only its own job.
+    """
+    UpdateJobScript: _aio.UnaryUnaryMultiCallable[_job_service_pb2.UpdateJobScriptRequest, _job_service_pb2.UpdateJobScriptResponse]  # type: ignore[assignment]
+    """Replaces the scenes of a job that waits for review (`JOB_STATUS_AWAITING_REVIEW`). The scenes are
+    validated like `JobSpec.script` (INVALID_ARGUMENT `E001-INVALID_SPEC` with field violations on `scenes`).
+    `expected_revision` must be the job's `review.revision` (ABORTED `E016-REVIEW_REVISION_STALE` otherwise,
+    so that two editors cannot overwrite each other); a job that does not wait for review is
+    FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`. Appends a job-status event "Script edited (revision N)".
+    """
+    ApproveJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ApproveJobRequest, _job_service_pb2.ApproveJobResponse]  # type: ignore[assignment]
+    """Approves the script of a job that waits for review, optionally with final scenes (validated like
+    `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
+    the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
+    is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -216,6 +242,31 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns who the call's credential acts as: the user its jobs belong to, and whether it is an admin's.
         With authentication off every caller is `anonymous` and not an admin. A stream token cannot call it
         (UNAUTHENTICATED), as it opens only its own job.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateJobScript(
+        self,
+        request: _job_service_pb2.UpdateJobScriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.UpdateJobScriptResponse, _abc.Awaitable[_job_service_pb2.UpdateJobScriptResponse]]:
+        """Replaces the scenes of a job that waits for review (`JOB_STATUS_AWAITING_REVIEW`). The scenes are
+        validated like `JobSpec.script` (INVALID_ARGUMENT `E001-INVALID_SPEC` with field violations on `scenes`).
+        `expected_revision` must be the job's `review.revision` (ABORTED `E016-REVIEW_REVISION_STALE` otherwise,
+        so that two editors cannot overwrite each other); a job that does not wait for review is
+        FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`. Appends a job-status event "Script edited (revision N)".
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveJob(
+        self,
+        request: _job_service_pb2.ApproveJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ApproveJobResponse, _abc.Awaitable[_job_service_pb2.ApproveJobResponse]]:
+        """Approves the script of a job that waits for review, optionally with final scenes (validated like
+        `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
+        the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
+        is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
