@@ -299,8 +299,15 @@ def test_word_cues_follow_the_speech_of_each_scene(portrait: Pair) -> None:
         begin, finish = speech_span(run.work_dir / scene["wav"], scene["start"], scene["duration"])
         inside = [cue for cue in cues if scene["start"] <= cue[0] < scene["start"] + scene["duration"]]
         assert inside
-        # The first caption of a scene appears when its speech starts (not with the scene's silence).
-        assert abs(inside[0][0] - begin) <= 0.002
+        # The first caption of a scene appears when its speech starts (not with the scene's silence): at the
+        # first word's time when the voice gave word timings (Piper's first word starts within a frame or two
+        # of where the audio's energy rises), at the energy's rise when the words are estimated.
+        words = scene.get("words")
+        if words:
+            assert abs(inside[0][0] - words[0]["start"]) <= 0.002
+            assert abs(words[0]["start"] - begin) <= 0.05
+        else:
+            assert abs(inside[0][0] - begin) <= 0.002
         assert inside[-1][1] <= scene["start"] + scene["duration"] + 0.002
         assert finish - begin > 0.5
 

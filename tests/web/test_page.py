@@ -7,6 +7,7 @@ server is asked only to confirm facts the page cannot show (the job really ran, 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +36,23 @@ TITLES = ["Script", "Voice", "Visuals", "Rendering", "Postprocessing"]
 KEY_POINTS = ["Bees collect nectar from flowers.", "In the hive, they dry it into thick honey."]
 
 
-async def fill_brief(page: Page, topic: str, seconds: int, resolution: str = "640x360") -> None:
+async def fill_brief(
+    page: Page, topic: str, seconds: int, resolution: str = "640x360", key_points: Sequence[str] = KEY_POINTS
+) -> None:
     await page.get_by_label("Topic").fill(topic)
     await page.get_by_label("Audience").fill("Curious adults")
-    await page.get_by_label("Key points").fill("\n".join(KEY_POINTS) + "\n\n")
+    await page.get_by_label("Key points").fill("\n".join(key_points) + "\n\n")
     await page.get_by_label("Tone").fill("Friendly")
     await page.locator("#duration-number").fill(str(seconds))
     await page.get_by_label("Resolution").select_option(resolution)
 
 
-async def create_from_form(page: Page, topic: str, seconds: int, resolution: str = "640x360") -> str:
+async def create_from_form(
+    page: Page, topic: str, seconds: int, resolution: str = "640x360", key_points: Sequence[str] = KEY_POINTS
+) -> str:
     """Fills and submits the brief form; returns the new job's id from the job view's URL."""
     await page.goto("/#/")
-    await fill_brief(page, topic, seconds, resolution)
+    await fill_brief(page, topic, seconds, resolution, key_points)
     await page.get_by_role("button", name="Create video").click()
     await page.wait_for_url("**/#/jobs/*")
     await expect(page.locator("#job-title")).to_have_text(topic)

@@ -22,6 +22,21 @@ from tests.web.test_page import STEPS, api_job, create_from_form, step_row
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+BICYCLE_POINTS = [
+    "The first bicycle, the running machine of 1817, had no pedals: riders pushed it along with their feet.",
+    "In the 1860s, French makers fixed pedals to the front wheel, and the machine became the velocipede.",
+    "Riders called it the boneshaker, because its iron tyres rattled over the cobbled streets of the time.",
+    "To go faster, makers grew the front wheel, and the high wheeler of the 1870s stood taller than a man.",
+    "A fall from a high wheeler was so common that riders gave it a name: taking a header.",
+    "The safety bicycle of 1885 brought back two wheels of the same size and drove the rear one by a chain.",
+    "Air-filled tyres, patented by John Dunlop in 1888, made the ride smooth enough for everyday travel.",
+    "Within a decade, millions of people rode to work, and the bicycle gave many women a new freedom.",
+    "Gears arrived early in the twentieth century, so that riders could climb hills without walking.",
+    "After the war, cars took over many roads, and in much of the world the bicycle became a toy.",
+    "Mountain bikes, built in California in the 1970s, took riders off the road and onto the trails.",
+    "Today, cities build cycle lanes again, because a bicycle is quiet, cheap and takes little space.",
+]
+
 
 async def test_a_bridge_killed_mid_job_shows_reconnecting_then_the_page_ends_right_without_duplicates(
     browser: Browser, open_deployment: Deployment
@@ -32,7 +47,9 @@ async def test_a_bridge_killed_mid_job_shows_reconnecting_then_the_page_ends_rig
     try:
         await page.locator("#app-view").wait_for(state="visible")
         await install_recorder(page)
-        job_id = await create_from_form(page, "The history of the bicycle", 120)
+        # Enough to say that the job is still rendering when the bridge comes back (the writer says only
+        # what the key points give it, so the length comes from them).
+        job_id = await create_from_form(page, "The history of the bicycle", 120, key_points=BICYCLE_POINTS)
         await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
         await expect(step_row(page, "voice")).to_have_attribute("data-status", "Succeeded")
 
