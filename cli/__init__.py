@@ -20,6 +20,7 @@ from reelcast.cli.output import console, report_rpc_error
 from reelcast.cli.parser import build_parser
 from reelcast.cli.render import run_render
 from reelcast.cli.serving import run_serving
+from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.plugins.settings import StageSettingsError
 from reelcast.server.config import use_private_umask
@@ -46,6 +47,8 @@ FAILURES: tuple[tuple[type[Exception], str | None, int], ...] = (
     (OSError, "check the address, port and data directory", 1),
 )
 FAILURE_TYPES = tuple(kind for kind, _, _ in FAILURES)
+# Catalogue errors that the command line itself asked for: exit status 2, like a bad flag.
+COMMAND_LINE_ERRORS = {errors.SCRIPT_FILE_INVALID.code: 2}
 
 
 def report_failure(error: Exception) -> int:
@@ -76,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_rpc_error(error)
     except ReelcastError as error:
         # Escaped: a remediation such as `pip install 'reelcast[nats]'` is text, not console markup.
-        console.print(f"[red]error {error.code}[/]: {escape(error.message)}")
-        console.print(f"remediation: {escape(error.error.remediation)}")
-        return 1
+        console.print(f"[red]error {error.code}[/]: {escape(error.message)}", soft_wrap=True)
+        console.print(f"remediation: {escape(error.error.remediation)}", soft_wrap=True)
+        return COMMAND_LINE_ERRORS.get(error.code, 1)
     except FAILURE_TYPES as error:
         return report_failure(error)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from rich.markup import escape
 
 from reelcast.cli.output import console, print_json, print_result, report_rpc_error
+from reelcast.cli.script_file import read_script_file
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.client.spec import scene_messages
@@ -27,18 +28,45 @@ def _status_names(values: Sequence[str]) -> list[job_pb2.JobStatus.ValueType]:
     return statuses
 
 
+CAPTION_STYLES = {"sentences": job_pb2.CAPTION_STYLE_SENTENCES, "words": job_pb2.CAPTION_STYLE_WORDS}
+
+
 def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
+    """The job spec of a `render`/`jobs create` command line; reads ``--script`` (E350 when it cannot)."""
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(
-            topic=args.topic, audience=args.audience, goal=args.goal, tone=args.tone, language=args.language
+            topic=args.topic,
+            audience=args.audience,
+            goal=args.goal,
+            tone=args.tone,
+            language=args.language,
+            key_points=args.key_points,
         ),
         plan=job_pb2.Plan(target_duration_seconds=args.duration),
         voice=job_pb2.VoiceSpec(name=args.voice),
-        render=job_pb2.RenderSpec(fps=args.fps, captions=args.captions),
+        render=job_pb2.RenderSpec(
+            fps=args.fps,
+            captions=args.captions != "off",
+            caption_style=CAPTION_STYLES.get(args.captions, job_pb2.CAPTION_STYLE_UNSPECIFIED),
+        ),
     )
+    if args.script is not None:
+        spec.script.extend(read_script_file(args.script))
     if args.resolution:
         spec.render.width, spec.render.height = args.resolution
     return spec
+
+
+def hint_key_points(spec: job_pb2.JobSpec) -> None:
+    """Says on stderr, in one line, that key points make a better video, when the spec has none and no
+    script: the built-in writer then only says what the video is about."""
+    if not spec.brief.key_points and not spec.script:
+        console.print(
+            "hint: key points make a better video: add --key-point TEXT for each fact to say, in order"
+            " (without them the video only says what it is about)",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:
@@ -96,6 +124,8 @@ async def _follow_to_output(client: AsyncClient, job_id: str, after: int) -> int
 
 
 async def client_command(args: argparse.Namespace) -> int:
+    # The spec is read first: a --script that cannot be used fails before any connection.
+    spec = job_spec(args) if getattr(args, "jobs_command", None) == "create" else None
     try:
         client = _client(args)
     except (ValueError, OSError) as invalid:  # a malformed --correlation-id, an unreadable --tls-ca
@@ -103,12 +133,14 @@ async def client_command(args: argparse.Namespace) -> int:
         return 2
     try:
         async with client:
-            return await _run_client_command(client, args)
+            return await _run_client_command(client, args, spec)
     except ClientError as error:
         return report_rpc_error(error)
 
 
-async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> int:
+async def _run_client_command(
+    client: AsyncClient, args: argparse.Namespace, spec: job_pb2.JobSpec | None
+) -> int:
     if args.command == "stages":
         for stage in await client.list_stages():
             print_result(
@@ -118,10 +150,11 @@ async def _run_client_command(client: AsyncClient, args: argparse.Namespace) -> 
         return 0
     command = args.jobs_command
     if command == "create":
-        spec = job_spec(args)
+        assert spec is not None
         spec.review_script = args.review
         created = await client.create_job(spec, request_id=args.request_id or None)
         print_result(created.id)
+        hint_key_points(spec)
         if args.review:
             # Followed to its end, the job would wait for the approval that this command cannot give.
             console.print(

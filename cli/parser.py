@@ -163,17 +163,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `--captions` alone means words, the default style (before issue 16 it was an on/off switch).
+CAPTION_CHOICES = ("off", "sentences", "words")
+
+
 def _spec_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--topic", required=True)
     sub.add_argument("--audience", default="")
     sub.add_argument("--goal", default="")
     sub.add_argument("--tone", default="")
-    sub.add_argument("--language", default="")
+    sub.add_argument(
+        "--language", default="", help="BCP-47 tag of the narration: en (default), fr, de, es, ..."
+    )
+    sub.add_argument(
+        "--key-point",
+        dest="key_points",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a fact the video must say; repeat it, in the order the video says them",
+    )
+    sub.add_argument(
+        "--script",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="speak this script instead of writing one: a JSON list of scenes ({title, narration, caption,"
+        " visualHint}, narration required) or plain text, one scene per paragraph",
+    )
     sub.add_argument("--duration", type=float, default=0.0, help="target seconds")
     sub.add_argument("--resolution", type=_resolution, default=None, help="WIDTHxHEIGHT")
     sub.add_argument("--fps", type=int, default=0)
-    sub.add_argument("--voice", default="")
-    sub.add_argument("--captions", action="store_true")
+    sub.add_argument(
+        "--voice", default="", help="a voice key, for example en-us-joe (Piper) or en-us, fr-fr (espeak-ng)"
+    )
+    sub.add_argument(
+        "--captions",
+        nargs="?",
+        choices=CAPTION_CHOICES,
+        const="words",
+        default="off",
+        help="off (default), sentences, or words (a few words at a time, each lit as it is spoken; what"
+        " a bare --captions means)",
+    )
 
 
 def _observability_arguments(sub: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import shutil
 
-from reelcast.cli.jobs import follow, job_spec
+from reelcast.cli.jobs import follow, hint_key_points, job_spec
 from reelcast.cli.output import print_result, report_rpc_error
 from reelcast.cli.settings import read_settings
 from reelcast.client import AsyncClient
@@ -16,9 +16,12 @@ from reelcast.server.config import use_private_umask
 
 
 async def run_render(args: argparse.Namespace) -> int:
-    """Runs an in-process server on a free loopback port and drives it like any other client."""
+    """Runs an in-process server on a free loopback port and drives it like any other client. With
+    captions, the SRT and WebVTT files are written beside the MP4, with its name (``otters.srt``)."""
     from reelcast.server.app import ReelcastServer
 
+    spec = job_spec(args)  # a --script that cannot be used fails before the server starts
+    hint_key_points(spec)
     settings = read_settings(args)
     settings.grpc_listen = "127.0.0.1:0"
     settings.tls_cert_file = settings.tls_key_file = None
@@ -30,13 +33,20 @@ async def run_render(args: argparse.Namespace) -> int:
     record, raw_key = await server.keys.acreate("render")
     try:
         async with AsyncClient(server.target, api_key=raw_key) as client:
-            created = await client.create_job(job_spec(args))
+            created = await client.create_job(spec)
             completed = await follow(client, created.id, 0, False)
             if completed is None:
                 return 1
             os.umask(user_umask)
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(shutil.copyfile, completed.output.video_path, args.output)
+            output = completed.output
+            copies = [(output.video_path, args.output)] + [
+                (source, args.output.with_suffix(suffix))
+                for source, suffix in ((output.subtitle_path, ".srt"), (output.webvtt_path, ".vtt"))
+                if source
+            ]
+            for source, destination in copies:
+                await asyncio.to_thread(shutil.copyfile, source, destination)
             print_result(str(args.output.resolve()))
             return 0
     except ClientError as error:

@@ -96,9 +96,15 @@ export class BriefForm {
       },
       plan: { targetDurationSeconds: duration },
       voice: { voiceName: this.voice.value },
-      render: { width, height, captions: this.form.elements.captions.checked },
+      render: { width, height, ...this.#captions() },
       reviewScript: this.form.elements.reviewScript.checked,
     };
+  }
+
+  #captions() {
+    // "off", or a caption style: the API's `captions` switch and its `captionStyle`.
+    const style = this.form.elements.captions.value;
+    return style === 'off' ? { captions: false } : { captions: true, captionStyle: style };
   }
 
   async submit() {
@@ -126,7 +132,10 @@ export class BriefForm {
 
   #fieldFor(path) {
     // "render.height" belongs to the same control as "render.width"; "script[0].narration" has none.
-    const normalized = path.replace(/^render\.height$/, 'render.width').replace(/^brief\.keyPoints\[\d+\]$/, 'brief.keyPoints');
+    const normalized = path
+      .replace(/^render\.height$/, 'render.width')
+      .replace(/^render\.captions$/, 'render.captionStyle')
+      .replace(/^brief\.keyPoints\[\d+\]$/, 'brief.keyPoints');
     return this.form.querySelector(`[data-field="${CSS.escape(normalized)}"]`);
   }
 

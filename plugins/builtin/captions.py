@@ -1,15 +1,15 @@
 """Caption cues from the narration and its timing, in two styles, and their SRT and WebVTT forms.
 
 Sentence cues: each scene's narration is split into cues of at most ``MAX_CUE_CHARS`` characters, at
-sentence ends where possible, and the scene's measured audio time is shared among them by length. The first
-cue of a scene starts exactly when its audio starts and the last ends when it ends. The visuals stage burns
-these into frames.
+sentence ends, a longer sentence into even parts, and the scene's measured audio time is shared among them
+by length. A cue shorter than ``MIN_CUE_SECONDS`` joins a neighbour. The first cue of a scene starts exactly
+when its audio starts and the last ends when it ends. The visuals stage burns these into frames.
 
 Word cues (the default style): one to ``MAX_GROUP_WORDS`` words at a time, from the narration's word timings
 (``NarrationScene.words``). A cue breaks at phrase punctuation and never runs across a sentence end; a phrase
-of more words is cut into balanced groups. A cue starts when its first word is spoken and stays until the
-next cue of its scene starts (or a moment after its last word). The render stage draws them with libass
-(``ass.py``).
+of more words is cut into balanced groups, and a phrase spoken in less than ``MIN_CUE_SECONDS`` joins its
+neighbour in the sentence. A cue starts when its first word is spoken and stays until the next cue of its
+scene starts (or a moment after its last word). The render stage draws them with libass (``ass.py``).
 
 When a scene has no word timings (a voice stage that does not give them), they are estimated: the narration
 is split at spaces and the scene's speech span (its audio without leading and trailing silence, measured on
@@ -37,6 +37,8 @@ MAX_GROUP_WORDS = 4
 MAX_GROUP_CHARS = 26
 # How long a word cue stays after its last word when no other cue of the scene follows closely.
 WORD_CUE_HOLD_SECONDS = 0.6
+# No cue is shown for less (issue 16): shorter ones are merged with a neighbour in their sentence.
+MIN_CUE_SECONDS = 0.8
 # A sample below this fraction of full scale is silence, for the speech span of an estimate.
 SILENCE_LEVEL = 0.01
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -72,26 +74,42 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()).replace("-->", "->")
 
 
+def _cut_sentence(words: Sequence[str], limit: int) -> list[str]:
+    """A sentence longer than ``limit`` in the fewest lines of at most ``limit`` characters, as even as
+    possible and cut after phrase punctuation where one is near (so no short tail is left over)."""
+    count = len(words)
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(float("inf"), 0)] * count
+    for stop in range(1, count + 1):
+        for first in range(stop - 1, -1, -1):
+            chunk = " ".join(words[first:stop])
+            if len(chunk) > limit and stop - first > 1:
+                break
+            at_phrase = stop < count and _ends_with(words[stop - 1], _PHRASE_MARKS)
+            cost = limit**3 + len(chunk) ** 2 - (limit**2 / 8 if at_phrase else 0)
+            if best[first][0] + cost < best[stop][0]:
+                best[stop] = (best[first][0] + cost, first)
+    chunks: list[str] = []
+    stop = count
+    while stop:
+        first = best[stop][1]
+        chunks.insert(0, " ".join(words[first:stop]))
+        stop = first
+    return chunks
+
+
 def split_text(text: str, limit: int = MAX_CUE_CHARS) -> list[str]:
-    """Splits text into chunks of at most ``limit`` characters at sentence ends, then at spaces."""
+    """Splits text into chunks of at most ``limit`` characters at sentence ends, then evenly at spaces."""
     chunks: list[str] = []
     for sentence in _SENTENCE_END.split(_one_line(text)):
-        current = ""
+        words: list[str] = []
         for word in sentence.split(" "):
             while len(word) > limit:  # a very long "word" (a URL, a run of emoji) is cut hard
-                if current:
-                    chunks.append(current)
-                    current = ""
-                chunks.append(word[:limit])
+                words.append(word[:limit])
                 word = word[limit:]
-            candidate = f"{current} {word}".strip()
-            if len(candidate) > limit and current:
-                chunks.append(current)
-                current = word
-            else:
-                current = candidate
-        if current:
-            chunks.append(current)
+            if word:
+                words.append(word)
+        if words:
+            chunks.extend(_cut_sentence(words, limit))
     # Merge short neighbours so cues are not flashed for a fraction of a second.
     merged: list[str] = []
     for chunk in chunks:
@@ -102,19 +120,35 @@ def split_text(text: str, limit: int = MAX_CUE_CHARS) -> list[str]:
     return merged or [""]
 
 
-def scene_cues(scene: int, text: str, start: float, duration: float) -> list[Cue]:
-    """The cues of one scene, sharing ``duration`` by the chunks' lengths."""
-    chunks = split_text(text)
+def _share(chunks: Sequence[str], start: float, duration: float) -> list[tuple[float, float]]:
+    """(start, end) of each chunk: ``duration`` shared by the chunks' lengths."""
     weights = [max(1, len(chunk)) for chunk in chunks]
     total = sum(weights)
-    cues: list[Cue] = []
-    elapsed = 0
-    for index, (chunk, weight) in enumerate(zip(chunks, weights, strict=True)):
-        cue_start = start + duration * elapsed / total
-        elapsed += weight
-        cue_end = start + duration if index == len(chunks) - 1 else start + duration * elapsed / total
-        cues.append(Cue(scene, cue_start, cue_end, chunk))
-    return cues
+    bounds = [start + duration * sum(weights[:index]) / total for index in range(len(chunks))]
+    return list(zip(bounds, [*bounds[1:], start + duration], strict=True))
+
+
+def scene_cues(scene: int, text: str, start: float, duration: float, limit: int = MAX_CUE_CHARS) -> list[Cue]:
+    """The cues of one scene, sharing ``duration`` by the chunks' lengths. A cue shorter than
+    MIN_CUE_SECONDS joins a neighbour when the two fit one cue, the rest of its sentence first."""
+    chunks = split_text(text, limit)
+    while len(chunks) > 1:
+        times = _share(chunks, start, duration)
+        short = [i for i, (begin, end) in enumerate(times) if end - begin < MIN_CUE_SECONDS]
+        joins = [
+            (not _ends_with(chunks[left], _SENTENCE_MARKS), -len(chunks[left] + chunks[left + 1]), left)
+            for index in short
+            for left in (index - 1, index)
+            if 0 <= left < len(chunks) - 1 and len(chunks[left]) + 1 + len(chunks[left + 1]) <= limit
+        ]
+        if not joins:
+            break
+        left = max(joins)[2]
+        chunks[left : left + 2] = [f"{chunks[left]} {chunks[left + 1]}"]
+    return [
+        Cue(scene, begin, end, chunk)
+        for chunk, (begin, end) in zip(chunks, _share(chunks, start, duration), strict=True)
+    ]
 
 
 def build_cues(narrations: Sequence[str], starts: Sequence[float], durations: Sequence[float]) -> list[Cue]:
@@ -229,47 +263,87 @@ def _ends_with(word: str, marks: str) -> bool:
     return word.rstrip(_CLOSERS)[-1:] in marks if word.rstrip(_CLOSERS) else False
 
 
-def _balanced(phrase: list[WordTiming]) -> list[list[WordTiming]]:
-    """A phrase cut into the fewest groups of at most MAX_GROUP_WORDS words and MAX_GROUP_CHARS
-    characters, the groups as even as possible (five words are 3 + 2, not 4 + 1)."""
-    for count in range(-(-len(phrase) // MAX_GROUP_WORDS), len(phrase) + 1):
-        size, extra = divmod(len(phrase), count)
-        groups, index = [], 0
-        for number in range(count):
-            length = size + (1 if number < extra else 0)
-            groups.append(phrase[index : index + length])
-            index += length
-        if all(len(" ".join(w["text"] for w in group)) <= MAX_GROUP_CHARS for group in groups):
-            return groups
-    return [[word] for word in phrase]
+def _cue_end(start: float, last_end: float, next_start: float | None, scene_end: float) -> float:
+    """When a word cue from ``start`` whose last word ends at ``last_end`` goes: at the next cue's start
+    after a short pause (no flicker), a moment after its last word before a long one, and never before
+    MIN_CUE_SECONDS when the pause (or the scene) leaves room for it."""
+    end = min(scene_end, last_end + WORD_CUE_HOLD_SECONDS)
+    if next_start is not None:
+        end = next_start if next_start - last_end < WORD_CUE_HOLD_SECONDS else min(end, next_start)
+    limit = scene_end if next_start is None else min(next_start, scene_end)
+    return max(end, last_end, min(start + MIN_CUE_SECONDS, limit))
 
 
-def group_words(words: Sequence[WordTiming]) -> list[list[WordTiming]]:
-    """Words in groups of 1 to MAX_GROUP_WORDS: phrases end at punctuation, and no group crosses a
-    sentence end."""
-    phrases: list[list[WordTiming]] = [[]]
+def _sentences(words: Sequence[WordTiming]) -> list[list[WordTiming]]:
+    sentences: list[list[WordTiming]] = [[]]
     for word in words:
-        phrases[-1].append(word)
-        if _ends_with(word["text"], _SENTENCE_MARKS + _PHRASE_MARKS):
-            phrases.append([])
-    return [group for phrase in phrases if phrase for group in _balanced(phrase)]
+        sentences[-1].append(word)
+        if _ends_with(word["text"], _SENTENCE_MARKS):
+            sentences.append([])
+    return [sentence for sentence in sentences if sentence]
+
+
+def _fits_a_cue(group: Sequence[WordTiming]) -> bool:
+    # One word always fits (ass.py draws a long one smaller); a group must fit two lines of a 9:16 frame.
+    return len(group) == 1 or (
+        len(group) <= MAX_GROUP_WORDS and len(" ".join(w["text"] for w in group)) <= MAX_GROUP_CHARS
+    )
+
+
+def _group_sentence(
+    sentence: Sequence[WordTiming], following_start: float | None, scene_end: float
+) -> list[list[WordTiming]]:
+    """One sentence's words in cues, the best cut by these costs, most important first: the fewest cues
+    shorter than MIN_CUE_SECONDS and the least time missing from them (a short phrase joins its
+    neighbour), cues break at phrase punctuation, the fewest cues, then cues of even length (five words
+    are 3 + 2, not 4 + 1). Quick speech can say four short words in less than MIN_CUE_SECONDS, and a cue
+    holds at most four: such a cue stays short rather than cross its sentence's end."""
+    count = len(sentence)
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(float("inf"), 0)] * count
+    for stop in range(1, count + 1):
+        # The shortest last group first: of two equal cuts, the earlier cues take the extra word.
+        for first in range(stop - 1, max(0, stop - MAX_GROUP_WORDS) - 1, -1):
+            group = sentence[first:stop]
+            if not _fits_a_cue(group):
+                continue
+            next_start = sentence[stop]["start"] if stop < count else following_start
+            start = group[0]["start"]
+            seconds = _cue_end(start, group[-1]["end"], next_start, scene_end) - start
+            crossed = sum(_ends_with(word["text"], _PHRASE_MARKS) for word in group[:-1])
+            shortfall = max(0.0, MIN_CUE_SECONDS - seconds)
+            cost = (1000 + 1000 * shortfall if shortfall else 0) + 10 * crossed + 1 + 0.01 * len(group) ** 2
+            if best[first][0] + cost < best[stop][0] - 1e-9:
+                best[stop] = (best[first][0] + cost, first)
+    groups: list[list[WordTiming]] = []
+    stop = count
+    while stop:
+        first = best[stop][1]
+        groups.insert(0, list(sentence[first:stop]))
+        stop = first
+    return groups
+
+
+def group_words(words: Sequence[WordTiming], scene_end: float = float("inf")) -> list[list[WordTiming]]:
+    """Words in cues of 1 to MAX_GROUP_WORDS: no group crosses a sentence end, groups break at phrase
+    punctuation, and a phrase too short to read joins its neighbour in the sentence (_group_sentence)."""
+    sentences = _sentences(words)
+    groups: list[list[WordTiming]] = []
+    for index, sentence in enumerate(sentences):
+        following = sentences[index + 1][0]["start"] if index + 1 < len(sentences) else None
+        groups.extend(_group_sentence(sentence, following, scene_end))
+    return groups
 
 
 def word_cues(scene: int, words: Sequence[WordTiming], scene_end: float) -> list[Cue]:
     """The word cues of one scene: each from its first word's start until the next cue (or a short hold
-    after its last word, within the scene)."""
-    groups = group_words(words)
+    after its last word, within the scene); see _cue_end."""
+    groups = group_words(words, scene_end)
     cues: list[Cue] = []
     for index, group in enumerate(groups):
-        start, last_end = group[0]["start"], group[-1]["end"]
-        end = min(scene_end, last_end + WORD_CUE_HOLD_SECONDS)
-        if index + 1 < len(groups):
-            next_start = groups[index + 1][0]["start"]
-            # A short pause keeps the cue up (no flicker); a long one clears the screen before the next.
-            end = next_start if next_start - last_end < WORD_CUE_HOLD_SECONDS else min(end, next_start)
-        end = max(end, last_end)
+        next_start = groups[index + 1][0]["start"] if index + 1 < len(groups) else None
+        end = _cue_end(group[0]["start"], group[-1]["end"], next_start, scene_end)
         text = " ".join(word["text"] for word in group)
-        cues.append(Cue(scene, start, end, text, tuple(group)))
+        cues.append(Cue(scene, group[0]["start"], end, text, tuple(group)))
     return cues
 
 

@@ -22,6 +22,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
+from reelcast.plugins.builtin.voices import engine_of
 from reelcast.plugins.builtin.writer import Writer, WrittenScript
 
 SCRIPT_FILE = "script.json"
@@ -62,6 +63,7 @@ def write_script(spec: job_pb2.JobSpec) -> WrittenScript:
         key_points=list(brief.key_points),
         target_seconds=spec.plan.target_duration_seconds or 30.0,
         rate=speaking_rate(spec),
+        engine=engine_of(spec.voice.name, brief.language),
     ).write()
 
 

@@ -56,6 +56,14 @@ def default_voice_key(language: str) -> str | None:
     return next((v.key for v in piper_tts.installed_voices() if "en" in v.languages), None)
 
 
+def engine_of(name: str, language: str) -> str:
+    """The engine that will speak a spec's voice ``name`` in ``language``, without loading espeak's voice
+    list: :data:`PIPER` for a Piper key or an unnamed English voice, :data:`ESPEAK` otherwise. The script
+    stage paces its sentences by it."""
+    wanted = name or default_voice_key(language or "en") or ""
+    return PIPER if piper_tts.find_voice(wanted) is not None else ESPEAK
+
+
 def find_voice(name: str, language: str, espeak_data_path: str | None = None) -> Voice | None:
     """The voice named ``name`` (a Piper key, else any espeak key, tag or name), else the default voice of
     ``language`` (``en`` when empty); None when there is no such voice."""

@@ -3,11 +3,11 @@
 The script is a hook (the topic, the audience, the goal), one scene per key point and a close that comes
 back to the goal and the audience. Key points are spoken as the user wrote them (recased where a lead-in
 such as "First," comes before them), so every fact in the video is the user's. The writer plans in
-seconds: each sentence's length is estimated from the voice's speaking rate, the mandatory parts (hook,
-key points, sign-off) are placed first, then the optional lines (audience, goal, a count of the points,
-lead-ins, closing lines) while they fit the target. Key points that do not fill the target make a shorter
-video, and the notes say so; a target too short for them makes a longer one. Without key points the video
-only says what it is about and for whom.
+seconds: each sentence's length is estimated from the voice engine's measured pace and the speaking
+rate, the mandatory parts (hook, key points, sign-off) are placed first, then the optional lines
+(audience, goal, a count of the points, lead-ins, closing lines) while they fit the target. Key points
+that do not fill the target make a shorter video, and the notes say so; a target too short for them makes
+a longer one. Without key points the video only says what it is about and for whom.
 
 Scenes: short key points are merged so a scene lasts at least ``MIN_SCENE_SECONDS``; a key point of several
 sentences longer than ``MAX_SCENE_SECONDS`` is split at a sentence end. A sentence shorter than
@@ -34,14 +34,28 @@ from reelcast.plugins.builtin.phrasebook import (
 MIN_SCENE_SECONDS = 4.0
 MAX_SCENE_SECONDS = 12.0
 MIN_SENTENCE_SECONDS = 1.3
-# Characters (not counting spaces) that espeak-ng speaks per second at 160 words per minute, measured on
-# sentences of this writer, pauses at punctuation included (the pace scales with the rate). A voice that
-# speaks at the rate it is given keeps these estimates.
-CHARACTERS_PER_SECOND = {"en": 14.1, "fr": 16.0, "de": 14.3, "es": 14.1}
+# How fast each voice engine speaks: characters (not counting spaces) per second at REFERENCE_RATE words per
+# minute, measured on sentences of this writer with the engine's default voice of the language, pauses at
+# punctuation included. At another rate the pace scales by (rate / REFERENCE_RATE) ** rate_exponent:
+# espeak-ng stretches everything it says (exponent 1); Piper's length_scale stretches its phonemes but not
+# its pauses, measured at 136, 160 and 192 wpm (exponent 0.5). A language an engine has no measure of
+# takes the engine's English pace.
 REFERENCE_RATE = 160
-# Optional lines are added while the estimate stays under this share of the target: the voice pads short
-# scenes and pauses between them, so the spoken narration runs a little longer than the estimate.
-FILL_FACTOR = 0.97
+
+
+@dataclass(frozen=True)
+class EnginePace:
+    characters_per_second: dict[str, float]
+    rate_exponent: float
+    # Optional lines are added while the estimate stays under this share of the target. espeak pads the
+    # end of each scene, so a scene speaks a little longer than its sentences alone; Piper's scenes last
+    # exactly as long as their sentences.
+    fill_factor: float
+
+
+ESPEAK_PACE = EnginePace({"en": 14.1, "fr": 16.0, "de": 14.3, "es": 14.1}, 1.0, 0.97)
+PIPER_PACE = EnginePace({"en": 15.0}, 0.5, 1.0)  # joe (en-us-joe)
+ENGINE_PACES = {"espeak-ng": ESPEAK_PACE, "piper": PIPER_PACE}
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 
@@ -71,12 +85,14 @@ class _Scene:
 
 
 class Pace:
-    """How long a sentence takes to speak in one language at one speaking rate."""
+    """How long a sentence takes to speak in one language at one speaking rate, by one voice engine
+    (``"piper"`` or ``"espeak-ng"``, the voice stage's engine names; another engine is paced as espeak)."""
 
-    def __init__(self, language: str, rate: int) -> None:
-        self.characters_per_second = CHARACTERS_PER_SECOND.get(language, CHARACTERS_PER_SECOND["en"]) * (
-            rate / REFERENCE_RATE
-        )
+    def __init__(self, language: str, rate: int, engine: str = "espeak-ng") -> None:
+        pace = ENGINE_PACES.get(engine, ESPEAK_PACE)
+        base = pace.characters_per_second.get(language, pace.characters_per_second["en"])
+        self.characters_per_second = base * float((rate / REFERENCE_RATE) ** pace.rate_exponent)
+        self.fill_factor = pace.fill_factor
 
     def seconds(self, text: str) -> float:
         # A digit is read as a word or two ("1789": seventeen eighty-nine), so it weighs four letters.
@@ -224,6 +240,7 @@ class Writer:
         key_points: list[str],
         target_seconds: float,
         rate: int,
+        engine: str = "espeak-ng",
     ) -> None:
         self.notes: list[str] = []
         book = book_for(language)
@@ -236,7 +253,7 @@ class Writer:
         self.book = book
         self.family = tone_family(tone)
         self.target = target_seconds
-        self.pace = Pace(book.language, rate)
+        self.pace = Pace(book.language, rate, engine)
         self.points = [_tidy(point) for point in key_points if _tidy(point)]
         self.recaser = Recaser(book, ". ".join([topic, audience, goal, *self.points]))
         self.topic_raw = topic
@@ -406,7 +423,7 @@ class Writer:
 
         def try_add(add: Callable[[], None], cost: float) -> None:
             # A line is added when it brings the estimate closer to the target than leaving it out.
-            aim = self.target * FILL_FACTOR
+            aim = self.target * self.pace.fill_factor
             if abs(total() + cost - aim) < abs(total() - aim):
                 add()
 

@@ -152,6 +152,12 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     await expect(page.get_by_label("Topic")).to_be_focused()
     assert page.url.endswith("/#/") or "#/jobs/" not in page.url
 
+    # Captions: off by default, or a style (Words, Sentences) that the job gets.
+    captions = page.get_by_label("Captions")
+    await expect(captions).to_have_value("off")
+    await expect(captions.locator("option")).to_have_text(["Off", "Words", "Sentences"])
+    await captions.select_option(label="Sentences")
+
     # Fixed fields lose their errors on the next submit.
     await page.get_by_label("Topic").fill("Short")
     await page.locator("#duration-number").fill("4")
@@ -163,6 +169,7 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     assert spec["brief"]["aspect"] == "9:16"
     assert (spec["render"]["width"], spec["render"]["height"]) == (360, 640)  # the same size tier as 640x360
     assert spec["voice"]["voiceName"] == "en-us"
+    assert spec["render"]["captions"] is True and spec["render"]["captionStyle"] == "sentences"
 
 
 async def test_a_10s_job_runs_its_steps_in_order_to_100_and_its_video_plays_and_seeks(
@@ -294,7 +301,7 @@ async def test_a_captioned_job_plays_with_its_webvtt_captions_as_a_track(
     page = logged_in.page
     await page.goto("/#/")
     await fill_brief(page, "Why honey never spoils", 5)
-    await page.get_by_label("Captions").check()
+    await page.get_by_label("Captions").select_option(label="Words")
     await page.get_by_role("button", name="Create video").click()
     await page.wait_for_url("**/#/jobs/*")
     job_id = page.url.rsplit("/", 1)[-1]

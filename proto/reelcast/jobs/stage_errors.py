@@ -22,6 +22,7 @@ __all__ = [
     "OUTPUT_INVALID",
     "RENDER_TIMEOUT",
     "REVIEW_EXPIRED",
+    "SCRIPT_FILE_INVALID",
     "SCRIPT_INVALID",
     "STAGE_FAILED",
     "STAGE_MISSING",
@@ -171,6 +172,16 @@ STAGE_MISSING = define(
     "Install the plugin that provides it, or remove it from REELCAST_DISABLED_PLUGINS.",
     _S.FAILED_PRECONDITION,
     500,
+)
+SCRIPT_FILE_INVALID = define(
+    "E350-SCRIPT_FILE_INVALID",
+    "Script file cannot be used",
+    "The command line's --script file cannot be read or parsed.",
+    'Give a UTF-8 file: a JSON list of scenes ({"title", "narration", "caption", "visualHint"}, '
+    "narration required), or plain text with one scene per paragraph (see `reelcast render --help`).",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Check the file's path", "Validate the JSON", "Write one scene per paragraph in a .txt file"],
 )
 
 VISUALS_FAILED = define(
