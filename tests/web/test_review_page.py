@@ -24,7 +24,7 @@ async def test_a_reviewed_job_is_edited_saved_and_approved_on_the_page_and_rende
     page = logged_in.page
     await page.goto("/#/")
     await fill_brief(page, "How otters eat", 4)
-    await page.get_by_label("Captions").check()
+    await page.get_by_label("Captions").select_option(label="Sentences")
     await page.get_by_label("Review the script before rendering").check()
     await page.get_by_role("button", name="Create video").click()
     await page.wait_for_url("**/#/jobs/*")
