@@ -1,10 +1,10 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
-The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge
-decodes and encodes with (bridge/resources.py, bridge/login.py, bridge/problems.py), so what the document
-says is what the server sends. Written here are what no Struct or route introspection knows: the paths,
-parameters and statuses, and the SSE event vocabulary and resume rules. The events' ``data:`` is built by
-bridge/sse.py as plain dicts, so their schemas are written here too, from the same Structs' components.
+The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge decodes
+and encodes with (bridge/bodies.py, bridge/resources.py, bridge/login.py, bridge/problems.py), so what the
+document says is what the server sends. Written here are what no Struct or route introspection knows: the
+paths, parameters and statuses, and the SSE event vocabulary and resume rules. The events' ``data:`` is built
+by bridge/sse.py as plain dicts, so their schemas are written here too, from the same Structs' components.
 Tests hold all of it to the server: every route of the app is described here and nothing else is
 (tests/bridge/test_rest.py), and every real answer and event validates against this document, with no
 undeclared field (tests/bridge/test_openapi_conformance.py).
@@ -16,9 +16,10 @@ from typing import Any, get_args
 
 import msgspec
 
+from reelcast.bridge.bodies import BODY_TYPES
 from reelcast.bridge.login import LOGIN_SCHEMA_TYPES
 from reelcast.bridge.problems import Problem
-from reelcast.bridge.resources import SCHEMA_TYPES, JobWord, StepWord
+from reelcast.bridge.resources import ANSWER_TYPES, JobWord, StepWord
 from reelcast.bridge.sse import EVENT_NAMES
 
 _STRING = {"type": "string"}
@@ -87,7 +88,7 @@ def _struct_schemas() -> dict[str, Any]:
     """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
     declaration for the server and the document. ``title`` is the component's name already."""
     _refs, components = msgspec.json.schema_components(
-        (*SCHEMA_TYPES, *LOGIN_SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
+        (*BODY_TYPES, *ANSWER_TYPES, *LOGIN_SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
     )
     for schema in components.values():
         schema.pop("title", None)

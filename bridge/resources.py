@@ -1,5 +1,5 @@
-"""The REST representations: protobuf messages of ``JobService`` as the camelCase JSON of docs/api.md, and
-the ``POST /api/jobs`` body as a ``JobSpec``.
+"""The REST representations: protobuf messages of ``JobService`` as the camelCase JSON of docs/api.md
+(the request bodies are in bridge/bodies.py), and the words both use.
 
 Every shape is a msgspec ``Struct``, declared once: the bridge decodes bodies and encodes answers with them,
 and ``bridge/openapi.py`` publishes their JSON Schema (``msgspec.json.schema_components``), so the document
@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from google.protobuf import timestamp_pb2
 
-from reelcast.jobs import validation
 from reelcast.jobs.v1 import job_pb2
 
 JOB_STATUS_WORDS = {
@@ -71,139 +70,6 @@ CaptionModeWord = Literal["burned", "soft"]
 CaptionStyleWord = Literal["words", "sentences"]
 JobWord = Literal["Queued", "Running", "Succeeded", "Failed", "AwaitingReview"]
 StepWord = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
-
-
-class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
-    pass
-
-
-class BriefBody(_Body):
-    topic: Annotated[Text, msgspec.Meta(description="Required, 1 to 500 characters.")]
-    audience: Text = ""
-    goal: Text = ""
-    tone: Text = ""
-    language: Text = "en"
-    aspect: AspectWord = "16:9"
-    key_points: Annotated[
-        list[Text],
-        msgspec.Meta(
-            description="The facts or beats to say, in order: at most 20, 1 to 300 characters each."
-        ),
-    ] = []
-
-
-class PlanBody(_Body):
-    target_duration_seconds: Annotated[float, msgspec.Meta(description="3 to 600")] = (
-        validation.DEFAULT_DURATION_SECONDS
-    )
-    pacing: PacingWord = "Conversational"
-    style: Text = ""
-
-
-class VoiceBody(_Body):
-    voice_name: Annotated[Text, msgspec.Meta(description="Empty: the language's default voice.")] = ""
-    rate: Annotated[Int32, msgspec.Meta(description="Words per minute, 80 to 450.")] = (
-        validation.DEFAULT_RATE_WPM
-    )
-    pitch: Annotated[Int32, msgspec.Meta(description="0 to 100.")] = validation.DEFAULT_PITCH
-
-
-class RenderBody(_Body):
-    width: Annotated[
-        Int32, msgspec.Meta(description="Even, 160 to 3840; 0: from the aspect (1280 for 16:9).")
-    ] = 0
-    height: Annotated[
-        Int32, msgspec.Meta(description="Even, 160 to 3840; 0: from the aspect (720 for 16:9).")
-    ] = 0
-    fps: Annotated[Int32, msgspec.Meta(description="1 to 60.")] = validation.DEFAULT_FPS
-    video_bitrate_k: Annotated[Int32, msgspec.Meta(description="kbit/s; 0 lets the encoder choose.")] = 0
-    audio_bitrate_k: Int32 = validation.DEFAULT_AUDIO_BITRATE_KBPS
-    captions: bool = False
-    caption_mode: CaptionModeWord = "burned"
-    caption_style: Annotated[
-        CaptionStyleWord, msgspec.Meta(description="words: 1 to 4 at a time, karaoke-highlighted.")
-    ] = "words"
-    variable_frame_rate: bool = False
-
-
-class SceneBody(_Body):
-    narration: Text
-    title: Text = ""
-    caption: Text = ""
-    visual_hint: Text = ""
-
-
-class CreateJobBody(_Body):
-    brief: BriefBody
-    plan: PlanBody | None = None
-    voice: VoiceBody | None = None
-    render: RenderBody | None = None
-    script: list[SceneBody] | None = None
-    review_script: Annotated[
-        bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
-    ] = False
-    request_id: Annotated[
-        Text, msgspec.Meta(description="Idempotency key: a retry returns the first job.")
-    ] = ""
-
-
-class UpdateScriptBody(_Body):
-    """``PUT /api/jobs/{jobId}/script``: the edited scenes and the review revision they were edited from."""
-
-    scenes: Annotated[list[SceneBody], msgspec.Meta(description="1 to 100 scenes, checked like script.")]
-    expected_revision: Annotated[Int32, msgspec.Meta(description="The job's review.revision.")]
-
-
-class ApproveBody(_Body):
-    """``POST /api/jobs/{jobId}/approve``: optionally the final scenes; without them the current ones."""
-
-    scenes: list[SceneBody] | None = None
-
-
-def scenes_from_body(scenes: list[SceneBody] | None) -> list[job_pb2.Scene]:
-    return [
-        job_pb2.Scene(title=s.title, narration=s.narration, caption=s.caption, visual_hint=s.visual_hint)
-        for s in scenes or ()
-    ]
-
-
-def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
-    plan = body.plan or PlanBody()
-    voice = body.voice or VoiceBody()
-    render = body.render or RenderBody()
-    return job_pb2.JobSpec(
-        brief=job_pb2.Brief(
-            topic=body.brief.topic,
-            audience=body.brief.audience,
-            goal=body.brief.goal,
-            tone=body.brief.tone,
-            language=body.brief.language,
-            aspect=ASPECTS[body.brief.aspect],
-            key_points=body.brief.key_points,
-        ),
-        plan=job_pb2.Plan(
-            target_duration_seconds=plan.target_duration_seconds,
-            pacing=PACINGS[plan.pacing],
-            style=plan.style,
-        ),
-        voice=job_pb2.VoiceSpec(name=voice.voice_name, rate=voice.rate, pitch=voice.pitch),
-        render=job_pb2.RenderSpec(
-            width=render.width,
-            height=render.height,
-            fps=render.fps,
-            video_bitrate_kbps=render.video_bitrate_k,
-            audio_bitrate_kbps=render.audio_bitrate_k,
-            captions=render.captions,
-            caption_mode=CAPTION_MODES[render.caption_mode],
-            caption_style=CAPTION_STYLES[render.caption_style],
-            variable_frame_rate=render.variable_frame_rate,
-        ),
-        script=scenes_from_body(body.script),
-        review_script=body.review_script,
-    )
-
-
-# -- the answers --------------------------------------------------------------------------------------------
 
 
 class _Answer(msgspec.Struct, rename="camel"):
@@ -375,11 +241,8 @@ class Health(_Answer):
     subscribers: Annotated[int, msgspec.Meta(description="SSE subscribers following a live upstream now.")]
 
 
-# Every Struct the document publishes (bridge/openapi.py), answers and the body alike.
-SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
-    CreateJobBody,
-    UpdateScriptBody,
-    ApproveBody,
+# Every answer Struct the document publishes (bridge/openapi.py, beside bridge/bodies.py's BODY_TYPES).
+ANSWER_TYPES: tuple[type[msgspec.Struct], ...] = (
     Job,
     JobList,
     Stage,

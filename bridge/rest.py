@@ -17,20 +17,22 @@ from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from reelcast.bridge.bodies import (
+    ApproveBody,
+    CreateJobBody,
+    UpdateScriptBody,
+    job_spec_from_body,
+    scenes_from_body,
+)
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.ranges import open_artifact, parse_range
 from reelcast.bridge.resources import (
     JOB_STATUS_FILTERS,
-    ApproveBody,
-    CreateJobBody,
     Health,
     JobList,
     StageList,
-    UpdateScriptBody,
     failure_resource,
     job_resource,
-    job_spec_from_body,
-    scenes_from_body,
     stage_resource,
 )
 from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata

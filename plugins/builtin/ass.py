@@ -24,7 +24,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # no py.typed
 from PIL import ImageFont
 
-from reelcast.plugins.builtin.captions import Cue, estimate_words
+from reelcast.plugins.builtin.captions import Cue, clock_time, estimate_words
 from reelcast.plugins.builtin.text import faces
 
 FONTS_DIR = Path(__file__).parent / "fonts"
@@ -121,11 +121,7 @@ def fitted_lines(words: Sequence[str], place: Placement, width: int) -> tuple[li
 
 
 def ass_time(seconds: float) -> str:
-    centis = max(0, round(seconds * 100))
-    hours, centis = divmod(centis, 360_000)
-    minutes, centis = divmod(centis, 6000)
-    secs, centis = divmod(centis, 100)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}.{centis:02d}"
+    return clock_time(seconds, digits=2, decimal=".", hour_width=1)
 
 
 def _literal(text: str) -> str:

@@ -158,12 +158,19 @@ def build_cues(narrations: Sequence[str], starts: Sequence[float], durations: Se
     return cues
 
 
+def clock_time(seconds: float, *, digits: int, decimal: str, hour_width: int = 2) -> str:
+    """``H:MM:SS`` and a fraction of ``digits`` digits after ``decimal``: the cue times of SRT (``,`` and
+    milliseconds), WebVTT (``.`` and milliseconds) and ASS (``.``, centiseconds, unpadded hours)."""
+    scale = 10**digits
+    ticks = max(0, round(seconds * scale))
+    whole, fraction = divmod(ticks, scale)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:0{hour_width}d}:{minutes:02d}:{secs:02d}{decimal}{fraction:0{digits}d}"
+
+
 def srt_time(seconds: float) -> str:
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+    return clock_time(seconds, digits=3, decimal=",")
 
 
 def to_srt(cues: Sequence[Cue]) -> str:
@@ -193,11 +200,7 @@ def _srt_seconds(stamp: str) -> float:
 
 
 def webvtt_time(seconds: float) -> str:
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+    return clock_time(seconds, digits=3, decimal=".")
 
 
 def _webvtt_text(text: str) -> str:

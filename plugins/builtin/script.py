@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from reelcast.jobs import errors
@@ -23,20 +23,13 @@ from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
 from reelcast.plugins.builtin.voices import engine_of
+from reelcast.plugins.builtin.writer import ScriptScene as ScriptScene  # the stage's scene type (visuals.py)
 from reelcast.plugins.builtin.writer import Writer, WrittenScript
 
 SCRIPT_FILE = "script.json"
 MAX_NARRATION_CHARS = 2000
 MAX_SCENES = 200
 _WORD = re.compile(r"\w", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class ScriptScene:
-    title: str
-    narration: str
-    caption: str
-    visual_hint: str
 
 
 def speaking_rate(spec: job_pb2.JobSpec) -> int:

@@ -61,7 +61,9 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 
 
 @dataclass(frozen=True)
-class WrittenScene:
+class ScriptScene:
+    """One scene of a script, written here or given by the user (script.py checks those)."""
+
     title: str
     narration: str
     caption: str
@@ -71,7 +73,7 @@ class WrittenScene:
 @dataclass
 class WrittenScript:
     language: str
-    scenes: list[WrittenScene]
+    scenes: list[ScriptScene]
     # What the writer could not do for this brief (no key points, a target it could not fill...).
     notes: list[str] = field(default_factory=list)
     estimated_seconds: float = 0.0
@@ -475,7 +477,7 @@ class Writer:
             estimated_seconds=round(estimate, 1),
         )
 
-    def _finish(self, scene: _Scene) -> WrittenScene:
+    def _finish(self, scene: _Scene) -> ScriptScene:
         signed = scene.sentences[-1:] == [self.book.sign_off]
         sentences = self._join_short(scene.sentences[:-1] if signed else scene.sentences)
         if signed:
@@ -483,7 +485,7 @@ class Writer:
         narration = " ".join(sentences)
         caption = sentences[0] if sentences else narration
         hint = {"hook": "title", "point": "list", "close": "summary"}[scene.role]
-        return WrittenScene(scene.title, narration, caption, hint)
+        return ScriptScene(scene.title, narration, caption, hint)
 
     def _join_short(self, sentences: list[str]) -> list[str]:
         """Joins a sentence too short to read as a caption to its neighbour with "..., and ..."."""
