@@ -20,9 +20,12 @@ from reelcast.plugins.invocation import run_stage
 from reelcast.plugins.settings import build_stage_settings
 from reelcast.plugins.stage import Stage
 from reelcast.plugins.testing import StageHarness
-from tests.llm_server import LlmServer, closed_port, llm_server
+from tests.llm_server import BUILD_WAIT_SECONDS, LlmServer, closed_port, llm_server
 
 __all__ = ["llm_server"]
+# The first test's setup may wait for .ci/run's background build of .venv-llm; each test keeps its own
+# hang guards (asyncio.wait_for) below.
+pytestmark = pytest.mark.timeout(BUILD_WAIT_SECONDS + 600)
 
 # Long enough that the tiny model streams for a while (cancel and timeout land mid-generation).
 SPEC = job_pb2.JobSpec(
