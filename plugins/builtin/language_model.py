@@ -179,6 +179,18 @@ class ChatClient:
             if scenes:
                 return scenes
             self.ctx.log.warning("language model answer %d is not a usable script: %s", attempt, problem)
+            # The retry says what was wrong (a model that can follow it will), without the bad answer itself,
+            # which may have filled the context.
+            body = {
+                **body,
+                "messages": [
+                    *body["messages"],
+                    {
+                        "role": "user",
+                        "content": f"That answer was not usable: {problem}. Answer with the JSON only.",
+                    },
+                ],
+            }
         raise ReelcastError(
             errors.MODEL_OUTPUT_INVALID,
             self.redact(f"The language model's answer was not a valid script, twice; the last: {problem}."),
