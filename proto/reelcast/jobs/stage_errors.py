@@ -18,6 +18,11 @@ __all__ = [
     "JOB_STALLED",
     "LANGUAGE_UNSUPPORTED",
     "LOW_DISK_SPACE",
+    "MODEL_HTTP_ERROR",
+    "MODEL_OUTPUT_INVALID",
+    "MODEL_TIMEOUT",
+    "MODEL_UNAUTHORIZED",
+    "MODEL_UNREACHABLE",
     "NARRATION_TOO_LONG",
     "OUTPUT_INVALID",
     "RENDER_TIMEOUT",
@@ -60,6 +65,58 @@ LANGUAGE_UNSUPPORTED = define(
     _S.INVALID_ARGUMENT,
     400,
     ["Set brief.language to 'en'", "Supply a script in your language"],
+)
+
+# E110-E119: the script stage's language model (plugins/builtin/language_model.py). The base URL is the
+# operator's setting, so the remediations speak to the operator; no message ever holds the API key.
+MODEL_UNREACHABLE = define(
+    "E110-MODEL_UNREACHABLE",
+    "Language model unreachable",
+    "The script stage could not connect to the language model server at its base URL.",
+    "Start the model server (Ollama, llama.cpp, vLLM, LM Studio...) or correct "
+    "REELCAST_PLUGIN_SCRIPT_BASE_URL; unset it to use the built-in writer.",
+    _S.UNAVAILABLE,
+    503,
+    ["Check that the model server is running", "Check REELCAST_PLUGIN_SCRIPT_BASE_URL", "Retry the job"],
+)
+MODEL_UNAUTHORIZED = define(
+    "E111-MODEL_UNAUTHORIZED",
+    "Language model refused the key",
+    "The language model server refused the script stage's API key (HTTP 401 or 403).",
+    "Set REELCAST_PLUGIN_SCRIPT_API_KEY to a key the server accepts, with access to the model.",
+    _S.FAILED_PRECONDITION,
+    502,
+    ["Check REELCAST_PLUGIN_SCRIPT_API_KEY", "Check the key's access to REELCAST_PLUGIN_SCRIPT_MODEL"],
+)
+MODEL_TIMEOUT = define(
+    "E112-MODEL_TIMEOUT",
+    "Language model timed out",
+    "The language model did not finish the script within the script stage's timeout.",
+    "Use a faster or smaller model, shorten the target duration, or raise "
+    "REELCAST_PLUGIN_SCRIPT_TIMEOUT_SECONDS.",
+    _S.DEADLINE_EXCEEDED,
+    504,
+    ["Retry the job", "Raise REELCAST_PLUGIN_SCRIPT_TIMEOUT_SECONDS"],
+)
+MODEL_OUTPUT_INVALID = define(
+    "E113-MODEL_OUTPUT_INVALID",
+    "Language model wrote no usable script",
+    "The language model's answer was not a valid script, twice (it was asked once more after the first).",
+    "Use a model that follows JSON schemas, raise REELCAST_PLUGIN_SCRIPT_MAX_TOKENS, or supply the script "
+    "yourself.",
+    _S.INTERNAL,
+    502,
+    ["Retry the job", "Raise REELCAST_PLUGIN_SCRIPT_MAX_TOKENS", "Choose a larger model"],
+)
+MODEL_HTTP_ERROR = define(
+    "E114-MODEL_HTTP_ERROR",
+    "Language model request failed",
+    "The language model server answered the script request with an HTTP error.",
+    "Read the status and the server's message; check REELCAST_PLUGIN_SCRIPT_MODEL and "
+    "REELCAST_PLUGIN_SCRIPT_RESPONSE_FORMAT against what the server supports.",
+    _S.UNAVAILABLE,
+    502,
+    ["Check the model name", "Check the model server's logs", "Retry the job"],
 )
 
 VOICE_UNKNOWN = define(
