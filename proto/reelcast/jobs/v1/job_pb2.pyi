@@ -263,6 +263,90 @@ CAPTION_STYLE_SENTENCES: CaptionStyle.ValueType  # 2
 """Whole sentences (split when longer than about 84 characters), in a dark band."""
 Global___CaptionStyle: _TypeAlias = CaptionStyle  # noqa: Y015
 
+class _Motion:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MotionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Motion.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MOTION_UNSPECIFIED: _Motion.ValueType  # 0
+    """Defaults to a slow push or pan (Ken Burns)."""
+    MOTION_NONE: _Motion.ValueType  # 1
+    """Still cards: today's picture, the fastest render."""
+    MOTION_KEN_BURNS: _Motion.ValueType  # 2
+    """A slow push in or pan across each scene, alternating from scene to scene."""
+
+class Motion(_Motion, metaclass=_MotionEnumTypeWrapper):
+    """How the picture moves inside a scene."""
+
+MOTION_UNSPECIFIED: Motion.ValueType  # 0
+"""Defaults to a slow push or pan (Ken Burns)."""
+MOTION_NONE: Motion.ValueType  # 1
+"""Still cards: today's picture, the fastest render."""
+MOTION_KEN_BURNS: Motion.ValueType  # 2
+"""A slow push in or pan across each scene, alternating from scene to scene."""
+Global___Motion: _TypeAlias = Motion  # noqa: Y015
+
+class _Transition:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TransitionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transition.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSITION_UNSPECIFIED: _Transition.ValueType  # 0
+    """Defaults to a crossfade."""
+    TRANSITION_NONE: _Transition.ValueType  # 1
+    """A hard cut."""
+    TRANSITION_CROSSFADE: _Transition.ValueType  # 2
+    """The two scenes blend."""
+    TRANSITION_SLIDE: _Transition.ValueType  # 3
+    """The next scene slides in from the right."""
+    TRANSITION_WIPE: _Transition.ValueType  # 4
+    """The next scene is wiped in from the left."""
+    TRANSITION_FADE_BLACK: _Transition.ValueType  # 5
+    """The picture dips to black between the scenes."""
+
+class Transition(_Transition, metaclass=_TransitionEnumTypeWrapper):
+    """How one scene gives way to the next."""
+
+TRANSITION_UNSPECIFIED: Transition.ValueType  # 0
+"""Defaults to a crossfade."""
+TRANSITION_NONE: Transition.ValueType  # 1
+"""A hard cut."""
+TRANSITION_CROSSFADE: Transition.ValueType  # 2
+"""The two scenes blend."""
+TRANSITION_SLIDE: Transition.ValueType  # 3
+"""The next scene slides in from the right."""
+TRANSITION_WIPE: Transition.ValueType  # 4
+"""The next scene is wiped in from the left."""
+TRANSITION_FADE_BLACK: Transition.ValueType  # 5
+"""The picture dips to black between the scenes."""
+Global___Transition: _TypeAlias = Transition  # noqa: Y015
+
+class _Corner:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CornerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Corner.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CORNER_UNSPECIFIED: _Corner.ValueType  # 0
+    """Defaults to the top right."""
+    CORNER_TOP_LEFT: _Corner.ValueType  # 1
+    CORNER_TOP_RIGHT: _Corner.ValueType  # 2
+    CORNER_BOTTOM_LEFT: _Corner.ValueType  # 3
+    CORNER_BOTTOM_RIGHT: _Corner.ValueType  # 4
+
+class Corner(_Corner, metaclass=_CornerEnumTypeWrapper):
+    """A corner of the frame."""
+
+CORNER_UNSPECIFIED: Corner.ValueType  # 0
+"""Defaults to the top right."""
+CORNER_TOP_LEFT: Corner.ValueType  # 1
+CORNER_TOP_RIGHT: Corner.ValueType  # 2
+CORNER_BOTTOM_LEFT: Corner.ValueType  # 3
+CORNER_BOTTOM_RIGHT: Corner.ValueType  # 4
+Global___Corner: _TypeAlias = Corner  # noqa: Y015
+
 @_typing.final
 class Brief(_message.Message):
     """What the video is about and for whom."""
@@ -324,26 +408,92 @@ class Plan(_message.Message):
     TARGET_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     PACING_FIELD_NUMBER: _builtins.int
     STYLE_FIELD_NUMBER: _builtins.int
+    MOTION_FIELD_NUMBER: _builtins.int
+    TRANSITION_FIELD_NUMBER: _builtins.int
     target_duration_seconds: _builtins.float
     """Target length of the narration in seconds. 0 means the default (30 s); otherwise 3 to 1800."""
     pacing: Global___Pacing.ValueType
     """Speaking pace. Defaults to conversational."""
     style: _builtins.str
-    """Visual style name, for example "clean". Optional."""
+    """The visual theme (palette, type and layout): "clean" (the default when empty), "bold" or "paper"; a
+    visuals plugin may add its own. An unknown name fails the visuals step with `E405-UNKNOWN_THEME`.
+    """
+    motion: Global___Motion.ValueType
+    """How the picture moves inside each scene. Defaults to `MOTION_KEN_BURNS`."""
+    transition: Global___Transition.ValueType
+    """How one scene gives way to the next. Defaults to `TRANSITION_CROSSFADE`."""
     def __init__(
         self,
         *,
         target_duration_seconds: _builtins.float = ...,
         pacing: Global___Pacing.ValueType = ...,
         style: _builtins.str = ...,
+        motion: Global___Motion.ValueType = ...,
+        transition: Global___Transition.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pacing", b"pacing", "style", b"style", "target_duration_seconds", b"target_duration_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["motion", b"motion", "pacing", b"pacing", "style", b"style", "target_duration_seconds", b"target_duration_seconds", "transition", b"transition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class MusicSpec(_message.Message):
+    """The music under the narration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOOD_FIELD_NUMBER: _builtins.int
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    mood: _builtins.str
+    """The bed made offline when no track is given: "" (the default: its mood follows the brief's tone),
+    "calm", "upbeat", "serious", or "none" for no music at all.
+    """
+    media_id: _builtins.str
+    """An uploaded audio media id (`UploadMedia`): the user's own track, which replaces the generated bed. It
+    must belong to the job's owner.
+    """
+    def __init__(
+        self,
+        *,
+        mood: _builtins.str = ...,
+        media_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_id", b"media_id", "mood", b"mood"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MusicSpec: _TypeAlias = MusicSpec  # noqa: Y015
+
+@_typing.final
+class LogoSpec(_message.Message):
+    """The owner's logo on every frame."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    CORNER_FIELD_NUMBER: _builtins.int
+    media_id: _builtins.str
+    """An uploaded image media id (`UploadMedia`) owned by the job's owner. Empty means no logo."""
+    corner: Global___Corner.ValueType
+    """Where the logo sits, inside the title-safe area. Defaults to the top right."""
+    def __init__(
+        self,
+        *,
+        media_id: _builtins.str = ...,
+        corner: Global___Corner.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corner", b"corner", "media_id", b"media_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoSpec: _TypeAlias = LogoSpec  # noqa: Y015
 
 @_typing.final
 class VoiceSpec(_message.Message):
@@ -448,6 +598,7 @@ class Scene(_message.Message):
     NARRATION_FIELD_NUMBER: _builtins.int
     CAPTION_FIELD_NUMBER: _builtins.int
     VISUAL_HINT_FIELD_NUMBER: _builtins.int
+    BACKGROUND_MEDIA_ID_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """The heading shown on the scene's image."""
     narration: _builtins.str
@@ -456,6 +607,10 @@ class Scene(_message.Message):
     """The on-screen caption. Defaults to the narration."""
     visual_hint: _builtins.str
     """A hint for the visuals stage, for example "diagram" or "quote"."""
+    background_media_id: _builtins.str
+    """An uploaded image or clip media id (`UploadMedia`) owned by the job's owner: the scene's background
+    instead of the theme's card. A clip plays muted, looped or cut to the scene's length.
+    """
     def __init__(
         self,
         *,
@@ -463,10 +618,11 @@ class Scene(_message.Message):
         narration: _builtins.str = ...,
         caption: _builtins.str = ...,
         visual_hint: _builtins.str = ...,
+        background_media_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "narration", b"narration", "title", b"title", "visual_hint", b"visual_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["background_media_id", b"background_media_id", "caption", b"caption", "narration", b"narration", "title", b"title", "visual_hint", b"visual_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -484,6 +640,8 @@ class JobSpec(_message.Message):
     RENDER_FIELD_NUMBER: _builtins.int
     SCRIPT_FIELD_NUMBER: _builtins.int
     REVIEW_SCRIPT_FIELD_NUMBER: _builtins.int
+    MUSIC_FIELD_NUMBER: _builtins.int
+    LOGO_FIELD_NUMBER: _builtins.int
     review_script: _builtins.bool
     """Stop after the script stage and wait (`JOB_STATUS_AWAITING_REVIEW`) for the owner to edit and approve the
     scenes; the other stages then use the approved scenes.
@@ -508,6 +666,14 @@ class JobSpec(_message.Message):
     def script(self) -> _containers.RepeatedCompositeFieldContainer[Global___Scene]:
         """A user-supplied script. When present, script generation is skipped and these scenes are validated and used."""
 
+    @_builtins.property
+    def music(self) -> Global___MusicSpec:
+        """The music bed under the narration. Defaults to a generated bed whose mood follows the tone."""
+
+    @_builtins.property
+    def logo(self) -> Global___LogoSpec:
+        """The owner's logo in a corner of every frame. Optional."""
+
     def __init__(
         self,
         *,
@@ -517,10 +683,12 @@ class JobSpec(_message.Message):
         render: Global___RenderSpec | None = ...,
         script: _abc.Iterable[Global___Scene] | None = ...,
         review_script: _builtins.bool = ...,
+        music: Global___MusicSpec | None = ...,
+        logo: Global___LogoSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "plan", b"plan", "render", b"render", "voice", b"voice"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "voice", b"voice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
