@@ -52,12 +52,12 @@ from reelcast.plugins.artifacts import (
 )
 from reelcast.plugins.process import ProcessResult
 from reelcast.plugins.settings import StageSettingsError
-from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, Stage, StageContext
+from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, MediaFile, Stage, StageContext
 
 # The plugin API's version, MAJOR.MINOR. MINOR grows when names or optional arguments are added; MAJOR
 # grows when a name in __all__ is removed or changes meaning. A plugin written for 1.x works on every 1.y
 # with y >= x.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 hookimpl = pluggy.HookimplMarker("reelcast")
 
@@ -72,6 +72,7 @@ __all__ = [
     "CaptionCue",
     "ErrorCode",
     "Frame",
+    "MediaFile",
     "NarrationArtifact",
     "NarrationScene",
     "ProcessResult",

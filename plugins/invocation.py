@@ -20,7 +20,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import await_me_maybe
-from reelcast.plugins.stage import Stage, StageContext
+from reelcast.plugins.stage import MediaResolver, Stage, StageContext
 
 
 def stage_logger(stage_name: str, job_id: str, correlation_id: str) -> logging.LoggerAdapter[logging.Logger]:
@@ -43,6 +43,7 @@ async def run_stage(
     artifacts: Mapping[str, Any],
     cancel_event: asyncio.Event,
     report: Callable[[float, str], None],
+    media: MediaResolver | None = None,
 ) -> dict[str, Any]:
     """Runs ``stage`` once and returns the artifacts it produced (``{}`` for ``None``)."""
     context = StageContext(
@@ -57,6 +58,7 @@ async def run_stage(
         log=stage_logger(stage.name, job_id, correlation_id),
         cancel_event=cancel_event,
         _report=report,
+        _media=media,
     )
     result: Any
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reelcast.jobs.errors import CANCELLED, ReelcastError
+from reelcast.jobs.errors import CANCELLED, MEDIA_NOT_AVAILABLE, ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.process import ProcessResult, run_process
 
@@ -48,6 +48,28 @@ class Stage:
             raise ValueError(f"stage {self.name!r} needs a positive weight, got {self.weight}")
 
 
+@dataclass(frozen=True)
+class MediaFile:
+    """A file the job's owner uploaded and the job refers to by id (a scene's background, the logo, the
+    music track), as the server stored it: already sniffed, checked against its caps and re-encoded, so a
+    stage may hand ``path`` to ffmpeg or Pillow without checking it again."""
+
+    media_id: str
+    # "image", "clip" or "audio".
+    kind: str
+    # A local file the stage may read (never write) while it runs.
+    path: Path
+    content_type: str
+    width: int = 0
+    height: int = 0
+    duration_seconds: float = 0.0
+
+
+# Finds an uploaded file by id for the running job's owner; None when it is gone (deleted, expired) or not
+# the owner's.
+MediaResolver = Callable[[str], "MediaFile | None"]
+
+
 @dataclass
 class StageContext:
     """Everything a running stage may use. One context per stage run.
@@ -70,6 +92,7 @@ class StageContext:
     cancel_event: asyncio.Event
     _report: Callable[[float, str], None]
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    _media: MediaResolver | None = None
 
     def report(self, fraction: float, message: str = "") -> None:
         """Reports the stage's own progress, 0.0 to 1.0. Safe to call from a worker thread."""
@@ -92,6 +115,16 @@ class StageContext:
         blocking stages."""
         if self.cancel_event.is_set():
             raise ReelcastError(CANCELLED)
+
+    def media(self, media_id: str) -> MediaFile:
+        """The uploaded file ``media_id`` of the job's owner, or ``E451-MEDIA_NOT_AVAILABLE`` when it was
+        deleted, has expired or is not the owner's (a job whose media went away fails cleanly)."""
+        found = self._media(media_id) if self._media is not None else None
+        if found is None:
+            raise ReelcastError(
+                MEDIA_NOT_AVAILABLE, f"The media {media_id!r} this job uses is no longer available."
+            )
+        return found
 
     def path(self, relative: str) -> Path:
         """An artifact path (relative to the work dir) as an absolute path."""

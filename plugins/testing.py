@@ -37,7 +37,7 @@ from reelcast.jobs.validation import validate_spec, with_defaults
 from reelcast.plugins.host import PluginHost
 from reelcast.plugins.invocation import run_stage
 from reelcast.plugins.settings import build_stage_settings
-from reelcast.plugins.stage import Stage
+from reelcast.plugins.stage import MediaFile, Stage
 
 # What a test module may import from the kit (the fixtures themselves need no import).
 __all__ = ["JobRun", "PluginHost", "ReelcastTestServer", "StageHarness", "StageOutcome"]
@@ -110,6 +110,8 @@ class StageHarness:
         self.artifacts: dict[str, Any] = {}
         self.job_id = "stage-harness-job"
         self.correlation_id = "stage-harness"
+        # The uploaded files stages may ask for by id (``ctx.media``): a test puts MediaFile records here.
+        self.media: dict[str, MediaFile] = {}
         # The cancel signal of the latest run (``run_async``): set it from another task to cancel the stage.
         self.cancel_event: asyncio.Event | None = None
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +178,7 @@ class StageHarness:
             artifacts=upstream,
             cancel_event=cancel_event,
             report=lambda fraction, message: progress.append((fraction, message)),
+            media=self.media.get,
         )
         self.artifacts = {**upstream, **produced}
         return StageOutcome(resolved.name, produced, progress, self.work_dir)

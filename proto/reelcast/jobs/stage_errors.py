@@ -18,6 +18,7 @@ __all__ = [
     "JOB_STALLED",
     "LANGUAGE_UNSUPPORTED",
     "LOW_DISK_SPACE",
+    "MEDIA_NOT_AVAILABLE",
     "MODEL_HTTP_ERROR",
     "MODEL_OUTPUT_INVALID",
     "MODEL_TIMEOUT",
@@ -248,6 +249,16 @@ VISUALS_FAILED = define(
     "Retry the job; check free disk space.",
     _S.INTERNAL,
     500,
+)
+
+MEDIA_NOT_AVAILABLE = define(
+    "E451-MEDIA_NOT_AVAILABLE",
+    "Media not available",
+    "A file the job refers to (a scene's background, the logo or the music track) was deleted, has expired "
+    "or does not belong to the job's owner.",
+    "Upload the file again and create the job with its new media id, or remove the reference.",
+    _S.FAILED_PRECONDITION,
+    409,
 )
 
 INTERNAL = define(
