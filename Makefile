@@ -60,8 +60,10 @@ browser:
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# One pytest worker per core; --dist loadscope keeps each module on one worker, so a module's fixtures (a
+# fresh venv, a shared render) are built once.
 test: $(STAMP) $(NODE_STAMP) browser
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n auto --dist loadscope $(ARGS)
 
 proto: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m grpc_tools.protoc -I proto -I "$(GRPC_TOOLS_INCLUDE)" \
