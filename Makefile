@@ -13,10 +13,11 @@ MYPY_TREE := build/mypy-tree/reelcast
 
 .PHONY: install browser llm-server run test lint typecheck proto proto-check buf-lint buf-breaking ci clean mypy-tree bench bench-smoke bench-render crash-test
 
+# uv (from PyPI) installs the dev extras: the same requirements pip would take, in a fraction of the time.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip install --quiet --python $(PY) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
