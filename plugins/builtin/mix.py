@@ -41,7 +41,7 @@ TARGET_LUFS = -14.0
 TRUE_PEAK_DBTP = -1.5
 LIMIT_DBTP = -2.5
 # How far under the voice the music sits before ducking (in the pauses), in loudness units.
-MUSIC_UNDER_VOICE_LU = 16.0
+MUSIC_UNDER_VOICE_LU = 18.0
 MUSIC_FADE_IN_SECONDS = 1.0
 MUSIC_FADE_OUT_SECONDS = 2.0
 # A silent or nearly silent input measures -70 LUFS; no gain may lift noise by more than this.
@@ -51,7 +51,7 @@ MUSIC_STEM_FILE = "mix/music.flac"
 MIX_REPORT_FILE = "mix/mix.json"
 # Ducking: the voice (at TARGET_LUFS) over the threshold pulls the music down by ratio; attack and release
 # in milliseconds, slow enough not to pump on every syllable, quick enough to rise in a scene change.
-_DUCKING = "sidechaincompress=threshold=0.05:ratio=6:attack=20:release=400:knee=4"
+_DUCKING = "sidechaincompress=threshold=0.05:ratio=4:attack=20:release=500:knee=4"
 _INTEGRATED = re.compile(r"^\s*I:\s+(-?[\d.]+) LUFS", re.MULTILINE)
 
 
