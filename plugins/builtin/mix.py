@@ -1,22 +1,23 @@
 """The mix: the narration over its music, ducked, at broadcast loudness. The render stage calls
 :func:`prepare_audio` and encodes what it returns.
 
-Four short ffmpeg runs, audio only:
+Short ffmpeg runs, audio only, each reporting its progress:
 
 1. **Measure** the narration's and the music's integrated loudness (``ebur128``; the music as long as the
    video, looped).
-2. **Set levels.** The voice goes to ``TARGET_LUFS`` and the music to ``MUSIC_UNDER_VOICE_LU`` under it,
-   fading in at the start and out under the ending. The music then **ducks under the narration**:
-   ``sidechaincompress`` keyed by the voice pulls it down a further 6 to 10 dB while a word is spoken and
-   lets it back up in the pauses.
-3. **Master, measure.** Piper normalises each sentence to full scale, so the voice's peaks stand about
-   17 dB over its loudness and a plain gain to −14 LUFS would clip them. A limiter (run at 192 kHz, so that
-   it also catches the peaks between samples) holds them at ``LIMIT_DBTP``; ``loudnorm`` measures the
-   result.
-4. **Master, apply.** ``loudnorm`` again with the measured values and ``linear=true``: one gain to
-   ``TARGET_LUFS``, true peak at most ``TRUE_PEAK_DBTP`` (one pass of ``loudnorm`` alone reached only
-   −18 LUFS on this material). The AAC encoder adds a few tenths of a dB of overshoot, hence the margin
-   under the −1 dBTP that platforms ask for.
+2. **Set levels.** The voice goes to ``TARGET_LUFS`` through a gentle compressor, the music to
+   ``MUSIC_UNDER_VOICE_LU`` under it, fading in at the start and out under the ending. The music then
+   **ducks under the narration**: ``sidechaincompress`` keyed by the voice pulls it down about 10 dB
+   while a word is spoken and lets it back up in the pauses.
+3. **Limit.** Piper normalises each sentence to full scale, so the voice's peaks stand about 20 dB over its
+   loudness and a plain gain to -14 LUFS would clip them. A limiter (run at 192 kHz, so that it also
+   catches the peaks between samples) holds them at ``LIMIT_DBTP``; the gain before it is raised by the
+   loudness it took, measured, until what is left to gain is under ``MAX_GAIN_AFTER_LIMITER_DB``.
+4. **Normalise** with two-pass ``loudnorm``: a measuring pass, then the measured values with
+   ``linear=true``: one small gain to ``TARGET_LUFS``, true peak at most ``TRUE_PEAK_DBTP`` (one pass of
+   ``loudnorm`` alone reached only -18 LUFS on this material, and a large gain would have made it fall
+   back to its dynamic mode). The AAC encoder adds a little overshoot, hence the margin under the -1 dBTP
+   that platforms ask for.
 
 Output: ``mix/mix.flac``, 48 kHz, stereo under music (the bed is stereo; a mono track is spread to both
 sides) and mono without; the ducked music alone as it entered the mix (``mix/music.flac``, before the
