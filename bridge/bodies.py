@@ -79,6 +79,19 @@ class RenderBody(_Body):
     variable_frame_rate: bool = False
 
 
+class MusicBody(_Body):
+    mood: Annotated[
+        Text,
+        msgspec.Meta(
+            description="The generated bed's mood: calm, upbeat or serious; none: no music; empty: the "
+            "brief's tone chooses."
+        ),
+    ] = ""
+    media_id: Annotated[
+        Text, msgspec.Meta(description="An uploaded audio file's id: the owner's track instead of the bed.")
+    ] = ""
+
+
 class SceneBody(_Body):
     narration: Text
     title: Text = ""
@@ -92,6 +105,7 @@ class CreateJobBody(_Body):
     voice: VoiceBody | None = None
     render: RenderBody | None = None
     script: list[SceneBody] | None = None
+    music: MusicBody | None = None
     review_script: Annotated[
         bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
     ] = False
@@ -124,6 +138,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
     plan = body.plan or PlanBody()
     voice = body.voice or VoiceBody()
     render = body.render or RenderBody()
+    music = body.music or MusicBody()
     return job_pb2.JobSpec(
         brief=job_pb2.Brief(
             topic=body.brief.topic,
@@ -153,6 +168,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
         ),
         script=scenes_from_body(body.script),
         review_script=body.review_script,
+        music=job_pb2.MusicSpec(mood=music.mood, media_id=music.media_id),
     )
 
 

@@ -148,6 +148,11 @@ class Render(_Answer):
     variable_frame_rate: bool
 
 
+class Music(_Answer):
+    mood: str
+    media_id: str
+
+
 class Scene(_Answer):
     title: str
     narration: str
@@ -164,6 +169,7 @@ class JobSpec(_Answer):
     render: Render
     script: list[Scene]
     review_script: bool
+    music: Music
 
 
 class ScriptReview(_Answer):
@@ -337,6 +343,7 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
         ),
         script=scenes_resource(spec.script),
         review_script=spec.review_script,
+        music=Music(spec.music.mood, spec.music.media_id),
     )
 
 

@@ -44,6 +44,7 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
         ),
         plan=job_pb2.Plan(target_duration_seconds=args.duration),
         voice=job_pb2.VoiceSpec(name=args.voice),
+        music=job_pb2.MusicSpec(mood=args.music),
         render=job_pb2.RenderSpec(
             fps=args.fps,
             captions=args.captions != "off",

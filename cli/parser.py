@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from reelcast.jobs.validation import MUSIC_MOODS, MUSIC_NONE
 from reelcast.server.announce import ANNOUNCE_FORMATS
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS
 
@@ -196,6 +197,12 @@ def _spec_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--fps", type=int, default=0)
     sub.add_argument(
         "--voice", default="", help="a voice key, for example en-us-joe (Piper) or en-us, fr-fr (espeak-ng)"
+    )
+    sub.add_argument(
+        "--music",
+        choices=(*MUSIC_MOODS, MUSIC_NONE),
+        default="",
+        help="the music bed's mood (by default the --tone chooses), or none for no music",
     )
     sub.add_argument(
         "--captions",

@@ -12,12 +12,13 @@ import math
 import re
 import subprocess
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import imageio_ffmpeg
+import numpy as np
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -193,3 +194,74 @@ def video_frame_times(path: Path) -> list[tuple[float, float]]:
     )
     found = re.findall(r"pts_time:\s*([\d.]+)\s+duration:\s*\d+\s+duration_time:\s*([\d.]+)", result.stderr)
     return [(float(start), float(duration)) for start, duration in found]
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """``ebur128``'s summary of a file's audio: integrated loudness (LUFS) and true peak (dBTP)."""
+
+    integrated: float
+    true_peak: float
+
+
+def loudness(path: Path) -> Loudness:
+    """The integrated loudness and true peak of ``path``'s audio, measured by ffmpeg's ebur128 filter."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a", "-af", "ebur128=peak=true",
+         "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    summary = result.stderr[result.stderr.rindex("Summary:") :]
+    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert integrated and peak, summary
+    return Loudness(float(integrated.group(1)), float(peak.group(1)))
+
+
+def decoded_audio(path: Path, rate: int = 48000) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``path``'s audio decoded to mono floats (channels averaged) at ``rate``, full scale 1.0."""
+    raw = subprocess.run(
+        [
+            FFMPEG,
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-f",
+            "f32le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype="<f4").astype(np.float64)
+
+
+Window = tuple[float, float]
+
+
+def power_in(samples: np.ndarray[Any, Any], rate: int, windows: Sequence[Window]) -> float:
+    """The mean square of ``samples`` over the union of the (start, end) ``windows``, in seconds."""
+    picked = [samples[int(start * rate) : int(end * rate)] for start, end in windows]
+    joined = np.concatenate(picked)
+    assert joined.size, windows
+    return float(np.mean(joined**2))
+
+
+def dbfs(power: float) -> float:
+    """A mean square as a level in dB relative to a full-scale square wave (RMS 1.0)."""
+    return 10 * math.log10(max(power, 1e-20))
+
+
+def dominant_frequency(samples: np.ndarray[Any, Any], rate: int, window: Window) -> float:
+    """The frequency (Hz) of the strongest bin of the spectrum of ``samples`` inside ``window``."""
+    piece = samples[int(window[0] * rate) : int(window[1] * rate)]
+    spectrum = np.abs(np.fft.rfft(piece * np.hanning(piece.size)))
+    return float(np.fft.rfftfreq(piece.size, 1 / rate)[int(np.argmax(spectrum))])

@@ -169,6 +169,36 @@ def test_each_spoken_word_spans_speech_and_sentence_pauses_fall_between_words(
     assert spoken[-1]["end"] >= first["start"] + first["duration"] - 0.5
 
 
+@pytest.mark.parametrize("voice", ["", "en-us"], ids=["piper", "espeak"])
+def test_a_scene_change_is_a_real_pause_and_the_cut_falls_inside_it(
+    reelcast_stage: StageHarness, voice: str
+) -> None:
+    narration, _ = _narrate(reelcast_stage, _spec(voice=voice))
+    samples, rate = _samples(reelcast_stage.path(narration["audio"]))
+    first, second = narration["scenes"][0], narration["scenes"][1]
+    last_word, next_word = first["words"][-1], second["words"][0]
+    # About 25 ms used to separate scenes (espeak): now at least the 0.4 s a listener hears as a break.
+    assert next_word["start"] - last_word["end"] >= 0.39, (last_word, next_word)
+    assert _rms(samples, rate, last_word["end"] + 0.02, next_word["start"] - 0.02) < 0.01
+    # The picture cuts inside the pause, neither on the last word nor on the next one.
+    cut = second["start"]
+    assert last_word["end"] + 0.15 <= cut <= next_word["start"] - 0.15, (last_word, cut, next_word)
+    assert cut == pytest.approx(first["start"] + first["duration"], abs=1e-5)
+
+
+@pytest.mark.parametrize("voice", ["", "en-us"], ids=["piper", "espeak"])
+def test_sentences_in_a_scene_are_separated_by_a_breath(reelcast_stage: StageHarness, voice: str) -> None:
+    narration, _ = _narrate(reelcast_stage, _spec(voice=voice))
+    samples, rate = _samples(reelcast_stage.path(narration["audio"]))
+    words = narration["scenes"][0]["words"]
+    crust = next(w for w in words if w["text"] == "crust.")
+    it = next(w for w in words if w["text"] == "It")
+    # espeak pauses about 0.35 s after a full stop; Piper, which speaks sentence by sentence, used to
+    # run them together with 0.16 s.
+    assert it["start"] - crust["end"] >= 0.3, (crust, it)
+    assert _rms(samples, rate, crust["end"] + 0.02, it["start"] - 0.02) < 0.01
+
+
 # Plain dictionary words, so that the aligner knows every one (it has no entry for "1990" or "Mt.").
 ALIGNED_SCENES = (
     "Volcanoes form where magma rises through the crust. The molten rock erupts, cools and builds a hill.",

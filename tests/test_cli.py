@@ -242,6 +242,21 @@ async def test_a_script_file_that_cannot_be_read_or_parsed_exits_2_with_its_code
     assert not (tmp_path / "never.mp4").exists()
 
 
+def test_music_takes_a_mood_or_none_and_defaults_to_the_tones() -> None:
+    from reelcast.cli import build_parser
+    from reelcast.cli.jobs import job_spec
+
+    def mood(*flags: str) -> str:
+        return job_spec(build_parser().parse_args(["jobs", "create", "--topic", "Bees", *flags])).music.mood
+
+    assert mood() == ""
+    assert mood("--music", "upbeat") == "upbeat"
+    assert mood("--music", "none") == "none"
+    with pytest.raises(SystemExit) as exited:
+        mood("--music", "loud")
+    assert exited.value.code == 2
+
+
 def test_captions_take_off_sentences_or_words_and_a_bare_flag_means_words() -> None:
     from reelcast.cli import build_parser
     from reelcast.cli.jobs import job_spec

@@ -96,6 +96,7 @@ export class BriefForm {
       },
       plan: { targetDurationSeconds: duration },
       voice: { voiceName: this.voice.value },
+      music: { mood: this.form.elements.music.value },
       render: { width, height, ...this.#captions() },
       reviewScript: this.form.elements.reviewScript.checked,
     };

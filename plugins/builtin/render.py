@@ -34,6 +34,7 @@ from reelcast.plugins.artifacts import Frame, NarrationArtifact, read_script
 from reelcast.plugins.builtin.ass import FONTS_DIR, to_ass
 from reelcast.plugins.builtin.captions import Cue, build_word_cues, to_srt, to_webvtt, uses_word_cues
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
+from reelcast.plugins.builtin.mix import prepare_audio
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
 
@@ -161,7 +162,8 @@ def render_arguments(
         args += ["-vf", ",".join([f"fps={fps}", *captions]), "-fps_mode", "cfr", "-r", str(fps)]
     # A keyframe at least every 2 s keeps seeking cheap in players.
     args += ["-g", str(fps * 2)]
-    args += ["-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000", "-ac", "1"]
+    # The mix (mix.py) is already 48 kHz, with its own channels: stereo under music, mono without.
+    args += ["-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000"]
     if soft:
         args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={_iso639_2(spec.brief.language)}"]
     args += ["-movflags", "+faststart"]
@@ -205,11 +207,13 @@ async def run(ctx: StageContext) -> dict[str, Any]:
             changes = [moment for cue in cues for moment in caption_changes(cue)]
             frames = frames_split_at(frames, changes, fps)
     ctx.path(CONCAT_FILE).write_text(concat_script(frames, fps), encoding="utf-8")
+    # The narration with its music, ducked and at -14 LUFS (mix.py): 48 kHz, stereo under music.
+    audio = await prepare_audio(ctx, narration, ffmpeg)
     partial = ctx.path(PARTIAL_VIDEO_FILE)
     arguments = render_arguments(
         ctx.spec,
         concat_path=str(ctx.path(CONCAT_FILE)),
-        audio_path=str(ctx.path(narration["audio"])),
+        audio_path=str(audio),
         subtitle_path=str(ctx.path(SUBTITLE_FILE)) if soft else None,
         output_path=str(partial),
         ass_path=ass_path,

@@ -8,9 +8,13 @@ progress message when a Piper voice is asked for another pitch than the default.
 The stage stops with E203 as soon as the measured narration passes ``MAX_NARRATION_SECONDS``, whatever
 the script's estimate at creation said.
 
-Each scene's WAV is padded with silence to at least ``MIN_SCENE_SECONDS`` (a scene of only emoji may speak
-nothing at all). The scene WAVs are also joined into ``voice/narration.wav``, the render's audio track, so
-that the audio's length is exactly the sum of the scenes'.
+Scene changes are real pauses (pauses.py): ``SCENE_PAUSE_SECONDS`` of silence, half at the end of the
+scene before and half at the start of the scene after, so that the picture cuts in the middle of the pause
+(neither on the last word nor on the next one), and the narration ends with ``ENDING_SECONDS`` of silence,
+under which the music fades out. Each scene's WAV is padded with silence to at least
+``MIN_SCENE_SECONDS`` (a scene of only emoji may speak nothing at all). The scene WAVs are also joined
+into ``voice/narration.wav``, the voice of the render's mix (mix.py), so that the audio's length is
+exactly the sum of the scenes'.
 
 Artifact: ``narration`` -> ``voice.json`` (``{"sample_rate", "audio", "duration", "voice",
 "scenes": [{"wav", "start", "duration", "words": [{"text", "start", "end"}]}]}``, times in seconds from the
@@ -32,6 +36,7 @@ from reelcast.jobs.validation import DEFAULT_PITCH, MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, WordTiming, read_narration
 from reelcast.plugins.builtin import espeak, piper_tts, voices
+from reelcast.plugins.builtin.pauses import ENDING_SECONDS, SCENE_PAUSE_SECONDS
 from reelcast.plugins.builtin.script import load_scenes, speaking_rate
 from reelcast.plugins.builtin.word_timings import Span, words_of
 
@@ -113,14 +118,19 @@ def _announcement(voice: voices.Voice, pitch: int) -> str:
     return message
 
 
+def _silence(seconds: float, sample_rate: int) -> bytes:
+    return bytes(round(seconds * sample_rate) * 2)
+
+
 def _timed_words(
-    text: str, spans: tuple[Span, ...], scene_start: float, scene_end: float
+    text: str, spans: tuple[Span, ...], spoken_from: float, scene_start: float, scene_end: float
 ) -> list[WordTiming]:
-    """The scene's words with their spans made absolute in the whole narration, to the millisecond, and
-    kept inside the scene (rounding alone could push a word a fraction of a millisecond past its edges)."""
+    """The scene's words with their spans (seconds from ``spoken_from``, where the engine's audio starts
+    after the scene's leading pause) made absolute in the whole narration, to the millisecond, and kept
+    inside the scene (rounding alone could push a word a fraction of a millisecond past its edges)."""
 
     def absolute(seconds: float) -> float:
-        return min(max(round(scene_start + seconds, 3), scene_start), scene_end)
+        return min(max(round(spoken_from + seconds, 3), scene_start), scene_end)
 
     return [
         {"text": word, "start": absolute(start), "end": absolute(end)}
@@ -156,13 +166,18 @@ def run(ctx: StageContext) -> dict[str, Any]:
         text = speakable(scene.narration)
         pcm, sample_rate, spans = _speak(ctx, text, voice, rate, pitch, data_path, after_sentence)
         ctx.raise_if_cancelled()
+        lead = SCENE_PAUSE_SECONDS / 2 if index > 0 else 0.0
+        tail = SCENE_PAUSE_SECONDS / 2 if index < len(scenes) - 1 else ENDING_SECONDS
+        lead_bytes = _silence(lead, sample_rate)
+        pcm = lead_bytes + pcm + _silence(tail, sample_rate)
         minimum_bytes = int(MIN_SCENE_SECONDS * sample_rate) * 2
         if len(pcm) < minimum_bytes:
             pcm += b"\0" * (minimum_bytes - len(pcm))
         relative = f"voice/scene-{index + 1:03d}.wav"
         _write_wav(ctx.path(relative), pcm, sample_rate)
         duration = wav_duration(ctx.path(relative))
-        words = _timed_words(scene.narration, spans, start, start + duration)
+        spoken_from = start + len(lead_bytes) / 2 / sample_rate
+        words = _timed_words(scene.narration, spans, spoken_from, start, start + duration)
         entries.append({"wav": relative, "start": round(start, 6), "duration": duration, "words": words})
         pcm_parts.append(pcm)
         start += duration

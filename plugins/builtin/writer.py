@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from reelcast.plugins.builtin.pauses import ENDING_SECONDS, PIPER_SENTENCE_SECONDS, SCENE_PAUSE_SECONDS
 from reelcast.plugins.builtin.phrasebook import (
     ENGLISH,
     NEUTRAL,
@@ -51,10 +52,13 @@ class EnginePace:
     # end of each scene, so a scene speaks a little longer than its sentences alone; Piper's scenes last
     # exactly as long as their sentences.
     fill_factor: float
+    # The silence the voice stage puts between two sentences of a scene (pauses.py); espeak's own pause is
+    # already in its measured pace.
+    sentence_pause: float = 0.0
 
 
 ESPEAK_PACE = EnginePace({"en": 14.1, "fr": 16.0, "de": 14.3, "es": 14.1}, 1.0, 0.97)
-PIPER_PACE = EnginePace({"en": 15.0}, 0.5, 1.0)  # joe (en-us-joe)
+PIPER_PACE = EnginePace({"en": 15.0}, 0.5, 1.0, PIPER_SENTENCE_SECONDS)  # joe (en-us-joe)
 ENGINE_PACES = {"espeak-ng": ESPEAK_PACE, "piper": PIPER_PACE}
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
@@ -95,6 +99,15 @@ class Pace:
         base = pace.characters_per_second.get(language, pace.characters_per_second["en"])
         self.characters_per_second = base * float((rate / REFERENCE_RATE) ** pace.rate_exponent)
         self.fill_factor = pace.fill_factor
+        self.sentence_pause = pace.sentence_pause
+
+    def pauses(self, scenes: int, sentences: int) -> float:
+        """The silences the voice stage adds to ``scenes`` scenes of ``sentences`` sentences in all."""
+        if scenes == 0:
+            return 0.0
+        return (
+            SCENE_PAUSE_SECONDS * (scenes - 1) + ENDING_SECONDS + self.sentence_pause * (sentences - scenes)
+        )
 
     def seconds(self, text: str) -> float:
         # A digit is read as a word or two ("1789": seventeen eighty-nine), so it weighs four letters.
@@ -419,9 +432,12 @@ class Writer:
         scenes = [hook, *points, close] if points else [hook, close]
 
         def total() -> float:
-            return sum(self.pace.seconds(sentence) for scene in scenes for sentence in scene.sentences) + (
-                self.pace.seconds(self.book.sign_off)
-            )
+            # The sign-off ends the close; until it is there, it counts as one more sentence to come.
+            spoken = [sentence for scene in scenes for sentence in scene.sentences]
+            if not close.sentences or close.sentences[-1] is not self.book.sign_off:
+                spoken.append(self.book.sign_off)
+            speech = sum(self.pace.seconds(sentence) for sentence in spoken)
+            return speech + self.pace.pauses(len(scenes), len(spoken))
 
         def try_add(add: Callable[[], None], cost: float) -> None:
             # A line is added when it brings the estimate closer to the target than leaving it out.
@@ -454,12 +470,13 @@ class Writer:
                 optional.append(("hook", line))
         for where, line in optional:
             target_scene = hook if where == "hook" else close
-            try_add(functools.partial(target_scene.sentences.append, line), self.pace.seconds(line))
+            cost = self.pace.seconds(line) + self.pace.sentence_pause
+            try_add(functools.partial(target_scene.sentences.append, line), cost)
         close.sentences.append(self.book.sign_off)
         if not points and len(hook.sentences) + len(close.sentences) <= 3:
             hook.sentences.extend(close.sentences)
             scenes = [hook]
-        estimate = total() - self.pace.seconds(self.book.sign_off)
+        estimate = total()
         if self.points and estimate < self.target * 0.9:
             self.notes.append(
                 f"The key points fill about {estimate:.0f} s of the {self.target:.0f} s target, so the video "

@@ -116,6 +116,18 @@ async def test_caption_style_is_words_by_default_and_sentences_on_request(
     assert "render.captionStyle" in [v["field"] for v in problem["violations"]]  # type: ignore[attr-defined]
 
 
+async def test_the_music_mood_reaches_the_spec_and_an_unknown_mood_is_a_field_violation(
+    client: httpx.AsyncClient, pipeline: PipelinePlugin
+) -> None:
+    response = await client.post("/api/jobs", json={"brief": {"topic": "Bees"}, "music": {"mood": "upbeat"}})
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["music"] == {"mood": "upbeat", "mediaId": ""}
+    await finish(client, response.json()["jobId"])
+    refused = await client.post("/api/jobs", json={"brief": {"topic": "Bees"}, "music": {"mood": "loud"}})
+    problem = assert_problem(refused, 400, "E001-INVALID_SPEC")
+    assert "music.mood" in [v["field"] for v in problem["violations"]]  # type: ignore[attr-defined]
+
+
 BAD_BODIES = [
     pytest.param(b'{"brief": {"topic": "x"', 400, "E002-INVALID_REQUEST", None, id="bad-json"),
     pytest.param(b'{"brief": {"topic": 42}}', 400, "E001-INVALID_SPEC", "brief.topic", id="wrong-type"),

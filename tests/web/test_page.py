@@ -157,6 +157,13 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     await expect(captions).to_have_value("off")
     await expect(captions.locator("option")).to_have_text(["Off", "Words", "Sentences"])
     await captions.select_option(label="Sentences")
+    # Music: the tone chooses by default, or a mood, or none.
+    music = page.get_by_label("Music")
+    await expect(music).to_have_value("")
+    await expect(music.locator("option")).to_have_text(
+        ["Follows the tone", "Calm", "Upbeat", "Serious", "No music"]
+    )
+    await music.select_option(label="No music")
 
     # Fixed fields lose their errors on the next submit.
     await page.get_by_label("Topic").fill("Short")
@@ -170,6 +177,7 @@ async def test_the_form_lists_the_servers_voices_and_shows_field_errors_next_to_
     assert (spec["render"]["width"], spec["render"]["height"]) == (360, 640)  # the same size tier as 640x360
     assert spec["voice"]["voiceName"] == "en-us"
     assert spec["render"]["captions"] is True and spec["render"]["captionStyle"] == "sentences"
+    assert spec["music"]["mood"] == "none"
 
 
 async def test_a_10s_job_runs_its_steps_in_order_to_100_and_its_video_plays_and_seeks(

@@ -57,6 +57,10 @@ ASPECT_SIZES = {
     job_pb2.ASPECT_VERTICAL_9_16: (720, 1280),
     job_pb2.ASPECT_SQUARE_1_1: (1080, 1080),
 }
+# The moods of the generated music bed (``MusicSpec.mood``; "" follows the brief's tone), and the word that
+# turns the music off.
+MUSIC_MOODS = ("calm", "upbeat", "serious")
+MUSIC_NONE = "none"
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -122,6 +126,8 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
     if voice.pitch and not 0 <= voice.pitch <= 100:
         violations.append(FieldViolation("spec.voice.pitch", "must be between 0 and 100"))
 
+    _check_music(violations, spec.music)
+
     render = spec.render
     for name in ("width", "height"):
         value = getattr(render, name)
@@ -170,6 +176,15 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
                 )
             )
     return violations
+
+
+def _check_music(violations: list[FieldViolation], music: job_pb2.MusicSpec) -> None:
+    mood = music.mood.lower()
+    if mood and mood not in (*MUSIC_MOODS, MUSIC_NONE):
+        choices = ", ".join(f"'{name}'" for name in (*MUSIC_MOODS, MUSIC_NONE))
+        violations.append(FieldViolation("spec.music.mood", f"must be empty or one of {choices}"))
+    elif mood == MUSIC_NONE and music.media_id:
+        violations.append(FieldViolation("spec.music.mood", "must not be 'none' when a media_id is given"))
 
 
 def validate_scenes(
