@@ -52,7 +52,9 @@ class BaseVenv:
 
     def __init__(self, root: Path, source: Path) -> None:
         self.uv = str(Path(sys.executable).parent / "uv")
-        subprocess.run([self.uv, "venv", "--quiet", "--python", sys.executable, str(root)], check=True, timeout=120)
+        subprocess.run(
+            [self.uv, "venv", "--quiet", "--python", sys.executable, str(root)], check=True, timeout=120
+        )
         self.bin = root / "bin"
         # Only the variables a user's shell would have: nothing that points into the development venv.
         self.env = {
@@ -66,7 +68,9 @@ class BaseVenv:
     def pip(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``uv pip`` on this venv (it has no pip of its own)."""
         command = [self.uv, "pip", *args, "--python", str(self.bin / "python")]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=self.env, check=False)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, env=self.env, check=False
+        )
         assert result.returncode == 0, f"uv pip {args} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
