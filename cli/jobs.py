@@ -15,7 +15,10 @@ from reelcast.cli.script_file import read_script_file
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.client.spec import scene_messages
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS
+from reelcast.plugins.builtin.script import write_script
 
 
 def _status_names(values: Sequence[str]) -> list[job_pb2.JobStatus.ValueType]:
@@ -57,16 +60,33 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     return spec
 
 
-def hint_key_points(spec: job_pb2.JobSpec) -> None:
-    """Says on stderr, in one line, that key points make a better video, when the spec has none and no
-    script: the built-in writer then only says what the video is about."""
-    if not spec.brief.key_points and not spec.script:
-        console.print(
-            "hint: key points make a better video: add --key-point TEXT for each fact to say, in order"
-            " (without them the video only says what it is about)",
-            soft_wrap=True,
-            markup=False,
+def hint_brief(spec: job_pb2.JobSpec) -> None:
+    """Says on stderr, in one line each, what the built-in writer will make of a brief without a script:
+    that key points make a better video, when there are none (the video then only says what it is about);
+    that the video runs longer than the target, when the key points clearly need more at the voice's pace
+    (the writer speaks every one of them)."""
+    if spec.script:
+        return
+    if not spec.brief.key_points:
+        _hint(
+            "key points make a better video: add --key-point TEXT for each fact to say, in order"
+            " (without them the video only says what it is about)"
         )
+        return
+    try:
+        written = write_script(spec)
+    except ReelcastError:
+        return  # the server refuses the brief with its own error
+    if written.runs_long:
+        target = spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
+        _hint(
+            f"the key points need about {written.estimated_seconds:.0f} s; target {target:.0f} s: the video"
+            " will run longer (shorten the key points, or raise --duration)"
+        )
+
+
+def _hint(text: str) -> None:
+    console.print(f"hint: {text}", soft_wrap=True, markup=False)
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:
@@ -154,7 +174,7 @@ async def _run_client_command(
         spec.review_script = args.review
         created = await client.create_job(spec, request_id=args.request_id or None)
         print_result(created.id)
-        hint_key_points(spec)
+        hint_brief(spec)
         if args.review:
             # Followed to its end, the job would wait for the approval that this command cannot give.
             console.print(

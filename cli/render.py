@@ -7,7 +7,7 @@ import asyncio
 import os
 import shutil
 
-from reelcast.cli.jobs import follow, hint_key_points, job_spec
+from reelcast.cli.jobs import follow, hint_brief, job_spec
 from reelcast.cli.output import print_result, report_rpc_error
 from reelcast.cli.settings import read_settings
 from reelcast.client import AsyncClient
@@ -21,7 +21,7 @@ async def run_render(args: argparse.Namespace) -> int:
     from reelcast.server.app import ReelcastServer
 
     spec = job_spec(args)  # a --script that cannot be used fails before the server starts
-    hint_key_points(spec)
+    hint_brief(spec)
     settings = read_settings(args)
     settings.grpc_listen = "127.0.0.1:0"
     settings.tls_cert_file = settings.tls_key_file = None

@@ -455,3 +455,19 @@ def test_a_key_points_title_is_a_short_phrase_of_its_own_words(
         full_size = int(720 * 0.09)
         lines, size = fit(title, full_size, 720 * 0.8, 3, int(720 * 0.04))
         assert size == full_size and not lines[-1].endswith("…"), (title, lines, size)
+
+
+def test_the_script_step_says_when_the_key_points_need_far_longer_than_the_target(
+    reelcast_server: Any,
+) -> None:
+    # Every key point is spoken, so four long ones cannot fit 10 s: the step's last word says by how much.
+    server = reelcast_server(disabled=("voice", "visuals", "render", "postprocess"))
+    run = server.run_job(_spec(MERGED_BRIEF), timeout=120)
+    assert run.succeeded, run.terminal
+    ticks = [e for e in run.stage_events("script") if e.kind == job_pb2.EVENT_KIND_STEP_PROGRESS]
+    # The last tick is what a watcher is left reading: a recorder that coalesces a burst keeps only it.
+    said = re.search(r"key points need about (\d+) s; target 10 s", ticks[-1].message)
+    assert said and int(said.group(1)) > 11, [tick.message for tick in ticks]
+    # A brief that fits its target says nothing of the kind.
+    fitting = server.run_job(_spec(BRIEFS[0]), timeout=120)
+    assert not any("need about" in e.message for e in fitting.stage_events("script"))

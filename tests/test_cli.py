@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -127,7 +128,7 @@ async def test_render_speaks_the_key_points_in_order_and_writes_srt_and_webvtt_b
     )
     assert code == 0, err
     assert out == f"{target.resolve()}\n"
-    assert "key points" not in err.lower()
+    assert "add --key-point" not in err
     srt, vtt = target.with_suffix(".srt"), target.with_suffix(".vtt")
     spoken = " ".join(text for _, _, text in parse_srt(srt.read_text(encoding="utf-8"))).lower()
     assert spoken.index("dance") < spoken.index("directions") < spoken.index("honey") < spoken.index("years")
@@ -209,6 +210,35 @@ async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help
     assert code == 0, err
     hints = [line for line in err.splitlines() if "--key-point" in line]
     assert len(hints) == 1 and "key points" in hints[0].lower(), err
+
+
+@pytest.mark.parametrize("command", ["render", "jobs create"])
+async def test_key_points_that_need_far_longer_than_the_target_are_flagged_on_stderr(
+    server: ReelcastServer, tmp_path: Path, command: str
+) -> None:
+    # The hook, the point and the sign-off need about 4 s: more than 10 % over a 3 s target.
+    where = ["--target", server.target]
+    if command == "render":
+        where = [
+            "--resolution",
+            "320x180",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "-o",
+            str(tmp_path / "b.mp4"),
+        ]
+    brief = ["--topic", "Bees", "--key-point", "Honey keeps for years.", "--duration", "3"]
+    code, _, err = await run_cli(*command.split(), *brief, *where)
+    assert code == 0, err
+    hints = [line for line in err.splitlines() if "need about" in line]
+    assert len(hints) == 1, err
+    said = re.search(r"key points need about (\d+) s; target 3 s", hints[0])
+    assert said and int(said.group(1)) >= 4 and "--duration" in hints[0], hints
+    if command == "jobs create":  # the same check in both commands: one more render would only cost time
+        # A target the key points fit gets no such hint.
+        code, _, err = await run_cli(*command.split(), *brief[:-1], "5", *where)
+        assert code == 0, err
+        assert "need about" not in err, err
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
-from reelcast.jobs.validation import PACING_RATE_FACTOR
+from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS, PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
 from reelcast.plugins.builtin.language_model import ModelSettings, write_scenes
@@ -78,7 +78,7 @@ def write_script(spec: job_pb2.JobSpec) -> WrittenScript:
         tone=brief.tone,
         language=brief.language or "en",
         key_points=list(brief.key_points),
-        target_seconds=spec.plan.target_duration_seconds or 30.0,
+        target_seconds=spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS,
         rate=speaking_rate(spec),
         engine=engine_of(spec.voice.name, brief.language),
     ).write()
@@ -168,7 +168,8 @@ def _publish(ctx: StageContext, scenes: list[ScriptScene], notes: list[str]) -> 
     if notes:
         document["notes"] = notes
     ctx.path(SCRIPT_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
-    report(1.0, "Script written")
+    # The last word of the step: a recorder coalescing a burst of reports keeps only this one.
+    report(1.0, " ".join(["Script written" + ("." if notes else ""), *notes]))
     return {"script": SCRIPT_FILE}
 
 

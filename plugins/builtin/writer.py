@@ -39,6 +39,7 @@ MIN_SCENE_SECONDS = 4.0
 MAX_SCENE_SECONDS = 12.0
 MIN_SENTENCE_SECONDS = 1.3
 MAX_POINTS_PER_SCENE = 2
+RUNS_LONG_FACTOR = 1.1  # the acceptance's tolerance on the target duration
 # A key point's title fits two lines of the narrowest frame (9:16) at the visuals' full title size; a scene
 # of two points gives each a share of about one line.
 MAX_TITLE_CHARS = 32
@@ -93,6 +94,9 @@ class WrittenScript:
     # What the writer could not do for this brief (no key points, a target it could not fill...).
     notes: list[str] = field(default_factory=list)
     estimated_seconds: float = 0.0
+    # Whether the key points alone clearly need more than the target (past RUNS_LONG_FACTOR): every key
+    # point is spoken, so the video runs longer, and the notes say so.
+    runs_long: bool = False
 
 
 @dataclass
@@ -527,16 +531,18 @@ class Writer:
                 f"The key points fill about {estimate:.0f} s of the {self.target:.0f} s target, so the video "
                 "is shorter: add key points or details to fill it."
             )
-        elif estimate > self.target * 1.1:
+        runs_long = bool(self.points) and estimate > self.target * RUNS_LONG_FACTOR
+        if runs_long:
             self.notes.append(
-                f"The key points need about {estimate:.0f} s, more than the {self.target:.0f} s target: the "
-                "video runs longer (shorten the key points to fit)."
+                f"The key points need about {estimate:.0f} s; target {self.target:.0f} s: the video runs "
+                "longer (shorten the key points to fit)."
             )
         return WrittenScript(
             language=self.book.language,
             scenes=[self._finish(scene) for scene in scenes],
             notes=self.notes,
             estimated_seconds=round(estimate, 1),
+            runs_long=runs_long,
         )
 
     def _finish(self, scene: _Scene) -> ScriptScene:
