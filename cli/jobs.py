@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,24 +101,35 @@ def _client(args: argparse.Namespace) -> AsyncClient:
     )
 
 
-async def follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> job_pb2.JobProgress | None:
+async def follow(
+    client: AsyncClient, job_id: str, after: int, as_json: bool, *, until_review: bool = False
+) -> job_pb2.JobProgress | None:
     """Follows a job to its end and returns its completion event, or None once it has reported on stderr why
-    the job did not complete. The watch resumes by itself across dropped connections and server restarts."""
+    the job did not complete. The watch resumes by itself across dropped connections and server restarts.
+    ``until_review`` stops at the job's wait for review instead, and returns that event."""
     from reelcast.cli.progress_display import ProgressDisplay
 
     # An unknown job gets its error before anything is drawn.
     await client.get_job(job_id)
-    events = client.watch_job(job_id, after)
     last: job_pb2.JobProgress | None = None
-    if as_json:
-        async for event in events:
-            print_result(json_format.MessageToJson(event, indent=None))
-            last = event
-    else:
-        with ProgressDisplay(console) as display:
+
+    def waits(event: job_pb2.JobProgress) -> bool:
+        return until_review and event.job_status == job_pb2.JOB_STATUS_AWAITING_REVIEW
+
+    async with contextlib.aclosing(client.watch_job(job_id, after)) as events:
+        if as_json:
             async for event in events:
-                display.update(event)
+                print_result(json_format.MessageToJson(event, indent=None))
                 last = event
+                if waits(event):
+                    return last
+        else:
+            with ProgressDisplay(console) as display:
+                async for event in events:
+                    display.update(event)
+                    last = event
+                    if waits(event):
+                        return last
     if last is None or not is_terminal(last):
         console.print("[yellow]stream ended before the job finished[/]")
         return None
@@ -220,11 +232,10 @@ async def _run_client_command(
                 "remediation: create it with `reelcast jobs create --review` and wait for its script"
             )
             return 1
-        shown = [json_format.MessageToDict(scene) for scene in job.review.scenes]
-        print_result(json.dumps(shown, ensure_ascii=False, indent=2))
+        print_result(scenes_json(job.review.scenes))
         return 0
     if command == "approve":
-        scenes: list[job_pb2.Scene] | None = _scenes_file(args.script) if args.script is not None else []
+        scenes: list[job_pb2.Scene] | None = read_scenes_file(args.script) if args.script is not None else []
         if scenes is None:
             return 2
         approved = await client.approve_job(args.job_id, scenes)
@@ -233,8 +244,22 @@ async def _run_client_command(
     raise AssertionError(f"unhandled command {args}")
 
 
-def _scenes_file(path: Path) -> list[job_pb2.Scene] | None:
-    """The scenes of ``approve --script FILE``: a JSON list of objects; None once the problem is printed."""
+def scenes_json(scenes: Sequence[job_pb2.Scene]) -> str:
+    """Scenes as `jobs script` prints them and ``read_scenes_file`` reads them: a JSON list of objects. A
+    caption that is the narration is left out: absent, it follows the narration, so that a user who edits
+    the narration does not leave the old words on screen."""
+    shown = []
+    for scene in scenes:
+        fields = json_format.MessageToDict(scene)
+        if scene.caption == scene.narration:
+            fields.pop("caption", None)
+        shown.append(fields)
+    return json.dumps(shown, ensure_ascii=False, indent=2)
+
+
+def read_scenes_file(path: Path) -> list[job_pb2.Scene] | None:
+    """The scenes of ``approve --script FILE`` (and of ``render --review``'s edited file): a JSON list of
+    objects; None once the problem is printed."""
     try:
         scenes = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeError, ValueError) as unreadable:

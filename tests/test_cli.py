@@ -21,6 +21,8 @@ async def run_cli(
         "-m",
         "reelcast.cli",
         *args,
+        # Not a terminal, as in a script or CI, wherever the tests run.
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
@@ -291,3 +293,77 @@ def test_captions_take_off_sentences_or_words_and_a_bare_flag_means_words() -> N
     with pytest.raises(SystemExit) as exited:
         render_spec("--captions", "karaoke")
     assert exited.value.code == 2
+
+
+# -- render --review: the script in an editor, then the video of what was saved ---------------------------
+
+# An "editor" as EDITOR runs it (`$EDITOR FILE`): it keeps a copy of what it was shown, then rewrites the
+# narration of the key point's scene, as a user would.
+EDITOR_SCRIPT = """
+import json, shutil, sys
+from pathlib import Path
+
+path = Path(sys.argv[-1])
+shutil.copyfile(path, path.with_name("shown.json"))
+scenes = json.loads(path.read_text(encoding="utf-8"))
+scenes[1]["narration"] = "Sea otters crack clams open on flat stones."
+path.write_text(json.dumps(scenes), encoding="utf-8")
+"""
+
+
+async def test_render_review_opens_the_editor_on_the_script_and_renders_what_it_saved(tmp_path: Path) -> None:
+    import json
+    import shlex
+
+    from reelcast.plugins.builtin.captions import parse_srt
+
+    editor = tmp_path / "editor.py"
+    editor.write_text(EDITOR_SCRIPT, encoding="utf-8")
+    target = tmp_path / "out" / "otters.mp4"
+    code, out, err = await run_cli(
+        "render", "--review", "--topic", "Sea otters",
+        "--key-point", "Sea otters hold paws while they sleep.",
+        "--captions", "words", "--duration", "5", "--resolution", "320x180",
+        "--data-dir", str(tmp_path / "data"), "-o", str(target),
+        env={"VISUAL": "", "EDITOR": f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}"},
+    )  # fmt: skip
+    assert code == 0, err
+    assert out == f"{target.resolve()}\n"  # the editor's own output went to stderr
+    script = target.with_suffix(".script.json")
+    assert str(script) in err
+    # The editor was shown the written script, as `jobs script` prints it...
+    shown = json.loads((script.parent / "shown.json").read_text(encoding="utf-8"))
+    assert "hold paws" in shown[1]["narration"] and shown[1]["visualHint"] == "list"
+    # A caption that is the narration is left out of the file, so it follows an edited narration.
+    assert "caption" not in shown[1]
+    # ...and the video says what it saved: the file keeps the approved scenes beside the MP4.
+    assert json.loads(script.read_text(encoding="utf-8"))[1]["narration"].startswith("Sea otters crack")
+    spoken = " ".join(
+        text for _, _, text in parse_srt(target.with_suffix(".srt").read_text(encoding="utf-8"))
+    )
+    assert "crack clams open on flat stones" in spoken.lower() and "paws" not in spoken.lower(), spoken
+
+
+@pytest.mark.parametrize(
+    ("editor", "status", "says"),
+    [
+        ("", 2, "VISUAL or EDITOR"),  # no editor, and stdin is not a terminal to wait in
+        ("false", 1, "editor"),  # the editor failed: nothing is rendered
+        ('sh -c \'echo "[{" > "$0"\'', 2, "cannot read the scenes"),
+        ("sh -c 'echo [] > \"$0\"'", 2, "no scene"),
+    ],
+    ids=["no-editor", "editor-fails", "invalid-json", "no-scene"],
+)
+async def test_render_review_without_a_usable_edit_renders_nothing(
+    tmp_path: Path, editor: str, status: int, says: str
+) -> None:
+    target = tmp_path / "otters.mp4"
+    code, out, err = await run_cli(
+        "render", "--review", "--topic", "Sea otters", "--key-point", "Otters hold paws.",
+        "--duration", "5", "--resolution", "320x180", "--data-dir", str(tmp_path / "data"), "-o", str(target),
+        env={"VISUAL": "", "EDITOR": editor},
+    )  # fmt: skip
+    assert code == status, err
+    assert says in err and "remediation:" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not target.exists()
