@@ -7,11 +7,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-from pathlib import Path
 
 from reelcast.cli.jobs import follow, hint_brief, job_spec
 from reelcast.cli.output import print_result, report_rpc_error
-from reelcast.cli.review import ReviewAbortedError, check_reviewer, review, script_path
+from reelcast.cli.review import ReviewAbortedError, ReviewFile, check_reviewer, review, script_path
 from reelcast.cli.settings import read_settings
 from reelcast.client import AsyncClient
 from reelcast.client import ReelcastError as ClientError
@@ -25,8 +24,10 @@ async def run_render(args: argparse.Namespace) -> int:
 
     spec = job_spec(args)  # a --script that cannot be used fails before the server starts
     spec.review_script = args.review
-    if args.review and not check_reviewer():
-        return 2
+    if args.review:
+        if not check_reviewer():
+            return 2
+        args.output.parent.mkdir(parents=True, exist_ok=True)  # for the script, with the user's usual mode
     hint_brief(spec)
     settings = read_settings(args)
     settings.grpc_listen = "127.0.0.1:0"
@@ -41,7 +42,8 @@ async def run_render(args: argparse.Namespace) -> int:
         async with AsyncClient(server.target, api_key=raw_key) as client:
             created = await client.create_job(spec)
             if args.review:
-                status = await _review(client, created.id, script_path(args.output))
+                script = ReviewFile(script_path(args.output), user_umask)
+                status = await _review(client, created.id, script)
                 if status:
                     return status
             completed = await follow(client, created.id, 0, False)
@@ -66,7 +68,7 @@ async def run_render(args: argparse.Namespace) -> int:
         await server.stop(grace=1.0)
 
 
-async def _review(client: AsyncClient, job_id: str, path: Path) -> int:
+async def _review(client: AsyncClient, job_id: str, script: ReviewFile) -> int:
     """Follows the job to its script, has it edited and approved (cli/review.py); the exit status of a
     review that ended without an approval, 0 once approved. A job left unapproved is cancelled, Ctrl-C
     included: this command's server stops with it, and nothing should wait for it."""
@@ -74,7 +76,7 @@ async def _review(client: AsyncClient, job_id: str, path: Path) -> int:
     try:
         if await follow(client, job_id, 0, False, until_review=True) is None:
             return 1
-        await review(client, job_id, path)
+        await review(client, job_id, script)
         approved = True
         return 0
     except ReviewAbortedError as aborted:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
@@ -36,6 +37,15 @@ class ReviewAbortedError(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+@dataclass(frozen=True)
+class ReviewFile:
+    """Where the script under review is written, and the user's usual umask: the file and the editor get
+    it, while the command writes into its data dir owner-only (docs/security.md)."""
+
+    path: Path
+    umask: int
 
 
 def script_path(output: Path) -> Path:
@@ -64,16 +74,17 @@ def check_reviewer() -> bool:
     return False
 
 
-async def review(client: AsyncClient, job_id: str, path: Path) -> None:
-    """Writes the job's script under review to ``path``, lets the user edit it and approves what was saved;
-    raises ReviewAbortedError (the problem printed) when the edit cannot be used."""
+async def review(client: AsyncClient, job_id: str, script: ReviewFile) -> None:
+    """Writes the job's script under review to ``script``, lets the user edit it and approves what was
+    saved; raises ReviewAbortedError (the problem printed) when the edit cannot be used."""
     job = await client.get_job(job_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = script.path
     await asyncio.to_thread(path.write_text, scenes_json(job.review.scenes) + "\n", encoding="utf-8")
+    os.chmod(path, 0o666 & ~script.umask)
     command = editor()
     console.print(f"the script is ready for review: {escape(str(path))}", soft_wrap=True)
     if command:
-        await _run_editor(command, path)
+        await _run_editor(command, script)
     else:
         console.print("edit it, then press Enter to render it (Ctrl-C: render nothing)", markup=False)
         await _enter_pressed()
@@ -88,11 +99,18 @@ async def review(client: AsyncClient, job_id: str, path: Path) -> None:
     console.print(f"approved: {len(scenes)} scenes", markup=False)
 
 
-async def _run_editor(command: str, path: Path) -> None:
+async def _run_editor(command: str, script: ReviewFile) -> None:
     # Through the shell, as git runs $EDITOR, so "code --wait" or a quoted path works. Its stdout goes to
-    # our stderr (the terminal in interactive use): stdout carries only the command's result.
+    # our stderr (the terminal in interactive use): stdout carries only the command's result. With the
+    # user's umask: an editor that saves by writing a new file gives it the user's usual mode.
     process = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", f'{command} "$@"', command, str(path), stdout=sys.stderr.fileno()
+        "/bin/sh",
+        "-c",
+        f'{command} "$@"',
+        command,
+        str(script.path),
+        stdout=sys.stderr.fileno(),
+        umask=script.umask,
     )
     try:
         status = await process.wait()

@@ -20,8 +20,15 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins.builtin.captions import build_word_cues
 from reelcast.plugins.testing import PluginHost, StageHarness
-from reelcast.server.config import Settings
-from tests.media import FFMPEG, decode_exit_code, probe, run_job, wav_seconds
+from tests.media import (
+    FFMPEG,
+    decode_exit_code,
+    job_settings,
+    lighthouse_spec,
+    probe,
+    run_job,
+    wav_seconds,
+)
 
 NARRATIONS = (
     "Volcanoes form where magma rises through the crust. It erupts, cools, and builds a mountain!",
@@ -249,13 +256,7 @@ def test_a_long_piper_scene_reports_each_sentence_so_the_stall_watchdog_lets_it_
 ) -> None:
     # About 80 s of speech in one scene takes Piper several seconds, longer than this stall timeout.
     sentences = [f"Sentence {n} of the long scene is here, and it is said with care." for n in range(1, 21)]
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        grpc_listen="127.0.0.1:0",
-        progress_min_interval_seconds=0.0,
-        x264_preset="ultrafast",
-        stall_timeout_seconds=3.0,
-    )
+    settings = job_settings(tmp_path / "data", stall_timeout_seconds=3.0)
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="A long scene"),
         script=[job_pb2.Scene(title="Long", narration=" ".join(sentences))],
@@ -272,21 +273,8 @@ def test_a_long_piper_scene_reports_each_sentence_so_the_stall_watchdog_lets_it_
 
 
 def test_a_job_with_the_default_voice_gives_a_playable_mp4_spoken_by_piper(tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        grpc_listen="127.0.0.1:0",
-        progress_min_interval_seconds=0.0,
-        x264_preset="ultrafast",
-    )
-    spec = job_pb2.JobSpec(
-        brief=job_pb2.Brief(topic="Lighthouses"),
-        script=[
-            job_pb2.Scene(title="Light", narration="A lighthouse lens bends the lamp's light into one beam."),
-            job_pb2.Scene(title="Keepers", narration="Keepers lived beside the lamp and kept it lit."),
-        ],
-        render=job_pb2.RenderSpec(width=640, height=360, captions=True),
-    )
-    run = run_job(settings, with_defaults(spec))
+    spec = lighthouse_spec(job_pb2.RenderSpec(width=640, height=360, captions=True))
+    run = run_job(job_settings(tmp_path / "data"), with_defaults(spec))
     assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
     video = Path(run.job.output.video_path)
     assert decode_exit_code(video) == 0

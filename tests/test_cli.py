@@ -194,13 +194,10 @@ async def test_a_json_script_file_gives_each_scene_its_title_caption_and_visual_
     assert sent[1]["narration"] == "Thanks for watching."
 
 
-@pytest.mark.parametrize("command", ["render", "jobs create"])
-async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help(
-    server: ReelcastServer, tmp_path: Path, command: str
-) -> None:
-    where = ["--target", server.target]
+def _where(command: str, server: ReelcastServer, tmp_path: Path) -> list[str]:
+    """Where a spec command runs: `jobs create` on the test server, `render` on its own small render."""
     if command == "render":
-        where = [
+        return [
             "--resolution",
             "320x180",
             "--data-dir",
@@ -208,6 +205,14 @@ async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help
             "-o",
             str(tmp_path / "b.mp4"),
         ]
+    return ["--target", server.target]
+
+
+@pytest.mark.parametrize("command", ["render", "jobs create"])
+async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help(
+    server: ReelcastServer, tmp_path: Path, command: str
+) -> None:
+    where = _where(command, server, tmp_path)
     code, _, err = await run_cli(*command.split(), "--topic", "Bees", "--duration", "3", *where)
     assert code == 0, err
     hints = [line for line in err.splitlines() if "--key-point" in line]
@@ -219,16 +224,7 @@ async def test_key_points_that_need_far_longer_than_the_target_are_flagged_on_st
     server: ReelcastServer, tmp_path: Path, command: str
 ) -> None:
     # The hook, the point and the sign-off need about 4 s: more than 10 % over a 3 s target.
-    where = ["--target", server.target]
-    if command == "render":
-        where = [
-            "--resolution",
-            "320x180",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "-o",
-            str(tmp_path / "b.mp4"),
-        ]
+    where = _where(command, server, tmp_path)
     brief = ["--topic", "Bees", "--key-point", "Honey keeps for years.", "--duration", "3"]
     code, _, err = await run_cli(*command.split(), *brief, *where)
     assert code == 0, err
@@ -307,7 +303,9 @@ path = Path(sys.argv[-1])
 shutil.copyfile(path, path.with_name("shown.json"))
 scenes = json.loads(path.read_text(encoding="utf-8"))
 scenes[1]["narration"] = "Sea otters crack clams open on flat stones."
-path.write_text(json.dumps(scenes), encoding="utf-8")
+# Saved as some editors save: a new file renamed over the old one.
+path.with_name("saving.json").write_text(json.dumps(scenes), encoding="utf-8")
+path.with_name("saving.json").replace(path)
 """
 
 
@@ -338,6 +336,8 @@ async def test_render_review_opens_the_editor_on_the_script_and_renders_what_it_
     assert "caption" not in shown[1]
     # ...and the video says what it saved: the file keeps the approved scenes beside the MP4.
     assert json.loads(script.read_text(encoding="utf-8"))[1]["narration"].startswith("Sea otters crack")
+    # The user's file, like the MP4: not owner-only like the data dir.
+    assert script.stat().st_mode & 0o777 == target.stat().st_mode & 0o777
     spoken = " ".join(
         text for _, _, text in parse_srt(target.with_suffix(".srt").read_text(encoding="utf-8"))
     )
