@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,10 @@ from reelcast.cli.script_file import read_script_file
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.client.spec import scene_messages
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS
+from reelcast.plugins.builtin.script import write_script
 
 
 def _status_names(values: Sequence[str]) -> list[job_pb2.JobStatus.ValueType]:
@@ -58,16 +62,33 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     return spec
 
 
-def hint_key_points(spec: job_pb2.JobSpec) -> None:
-    """Says on stderr, in one line, that key points make a better video, when the spec has none and no
-    script: the built-in writer then only says what the video is about."""
-    if not spec.brief.key_points and not spec.script:
-        console.print(
-            "hint: key points make a better video: add --key-point TEXT for each fact to say, in order"
-            " (without them the video only says what it is about)",
-            soft_wrap=True,
-            markup=False,
+def hint_brief(spec: job_pb2.JobSpec) -> None:
+    """Says on stderr, in one line each, what the built-in writer will make of a brief without a script:
+    that key points make a better video, when there are none (the video then only says what it is about);
+    that the video runs longer than the target, when the key points clearly need more at the voice's pace
+    (the writer speaks every one of them)."""
+    if spec.script:
+        return
+    if not spec.brief.key_points:
+        _hint(
+            "key points make a better video: add --key-point TEXT for each fact to say, in order"
+            " (without them the video only says what it is about)"
         )
+        return
+    try:
+        written = write_script(spec)
+    except ReelcastError:
+        return  # the server refuses the brief with its own error
+    if written.runs_long:
+        target = spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
+        _hint(
+            f"the key points need about {written.estimated_seconds:.0f} s; target {target:.0f} s: the video"
+            " will run longer (shorten the key points, or raise --duration)"
+        )
+
+
+def _hint(text: str) -> None:
+    console.print(f"hint: {text}", soft_wrap=True, markup=False)
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:
@@ -81,24 +102,35 @@ def _client(args: argparse.Namespace) -> AsyncClient:
     )
 
 
-async def follow(client: AsyncClient, job_id: str, after: int, as_json: bool) -> job_pb2.JobProgress | None:
+async def follow(
+    client: AsyncClient, job_id: str, after: int, as_json: bool, *, until_review: bool = False
+) -> job_pb2.JobProgress | None:
     """Follows a job to its end and returns its completion event, or None once it has reported on stderr why
-    the job did not complete. The watch resumes by itself across dropped connections and server restarts."""
+    the job did not complete. The watch resumes by itself across dropped connections and server restarts.
+    ``until_review`` stops at the job's wait for review instead, and returns that event."""
     from reelcast.cli.progress_display import ProgressDisplay
 
     # An unknown job gets its error before anything is drawn.
     await client.get_job(job_id)
-    events = client.watch_job(job_id, after)
     last: job_pb2.JobProgress | None = None
-    if as_json:
-        async for event in events:
-            print_result(json_format.MessageToJson(event, indent=None))
-            last = event
-    else:
-        with ProgressDisplay(console) as display:
+
+    def waits(event: job_pb2.JobProgress) -> bool:
+        return until_review and event.job_status == job_pb2.JOB_STATUS_AWAITING_REVIEW
+
+    async with contextlib.aclosing(client.watch_job(job_id, after)) as events:
+        if as_json:
             async for event in events:
-                display.update(event)
+                print_result(json_format.MessageToJson(event, indent=None))
                 last = event
+                if waits(event):
+                    return last
+        else:
+            with ProgressDisplay(console) as display:
+                async for event in events:
+                    display.update(event)
+                    last = event
+                    if waits(event):
+                        return last
     if last is None or not is_terminal(last):
         console.print("[yellow]stream ended before the job finished[/]")
         return None
@@ -155,7 +187,7 @@ async def _run_client_command(
         spec.review_script = args.review
         created = await client.create_job(spec, request_id=args.request_id or None)
         print_result(created.id)
-        hint_key_points(spec)
+        hint_brief(spec)
         if args.review:
             # Followed to its end, the job would wait for the approval that this command cannot give.
             console.print(
@@ -201,11 +233,10 @@ async def _run_client_command(
                 "remediation: create it with `reelcast jobs create --review` and wait for its script"
             )
             return 1
-        shown = [json_format.MessageToDict(scene) for scene in job.review.scenes]
-        print_result(json.dumps(shown, ensure_ascii=False, indent=2))
+        print_result(scenes_json(job.review.scenes))
         return 0
     if command == "approve":
-        scenes: list[job_pb2.Scene] | None = _scenes_file(args.script) if args.script is not None else []
+        scenes: list[job_pb2.Scene] | None = read_scenes_file(args.script) if args.script is not None else []
         if scenes is None:
             return 2
         approved = await client.approve_job(args.job_id, scenes)
@@ -214,8 +245,22 @@ async def _run_client_command(
     raise AssertionError(f"unhandled command {args}")
 
 
-def _scenes_file(path: Path) -> list[job_pb2.Scene] | None:
-    """The scenes of ``approve --script FILE``: a JSON list of objects; None once the problem is printed."""
+def scenes_json(scenes: Sequence[job_pb2.Scene]) -> str:
+    """Scenes as `jobs script` prints them and ``read_scenes_file`` reads them: a JSON list of objects. A
+    caption that is the narration is left out: absent, it follows the narration, so that a user who edits
+    the narration does not leave the old words on screen."""
+    shown = []
+    for scene in scenes:
+        fields = json_format.MessageToDict(scene)
+        if scene.caption == scene.narration:
+            fields.pop("caption", None)
+        shown.append(fields)
+    return json.dumps(shown, ensure_ascii=False, indent=2)
+
+
+def read_scenes_file(path: Path) -> list[job_pb2.Scene] | None:
+    """The scenes of ``approve --script FILE`` (and of ``render --review``'s edited file): a JSON list of
+    objects; None once the problem is printed."""
     try:
         scenes = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeError, ValueError) as unreadable:

@@ -161,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_arguments(render)
     render.add_argument("-o", "--output", type=Path, required=True, help="where to write the MP4")
     render.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
+    render.add_argument(
+        "--review",
+        action="store_true",
+        help="edit the script before it is rendered: it is written to OUTPUT.script.json (as `jobs script`"
+        " prints it), $VISUAL or $EDITOR opens it (without one, in a terminal, press Enter once it is"
+        " edited), and the saved file is what the video says; an editor that fails or a file without"
+        " scenes renders nothing",
+    )
     return parser
 
 

@@ -104,6 +104,10 @@ class ProgressDisplay:
         self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._live.__exit__(kind, value, trace)
+        if not self._console.is_terminal:
+            # rich ends a terminal's last frame with a newline but not the one frame written elsewhere: what
+            # the command prints next (render --review's file) would join its last row.
+            self._console.line()
 
     def update(self, event: job_pb2.JobProgress) -> None:
         self._show_job(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 
-from reelcast.cli.jobs import follow, hint_key_points, job_spec
+from reelcast.cli.jobs import follow, hint_brief, job_spec
 from reelcast.cli.output import print_result, report_rpc_error
+from reelcast.cli.review import ReviewAbortedError, ReviewFile, check_reviewer, review, script_path
 from reelcast.cli.settings import read_settings
 from reelcast.client import AsyncClient
 from reelcast.client import ReelcastError as ClientError
@@ -21,7 +23,12 @@ async def run_render(args: argparse.Namespace) -> int:
     from reelcast.server.app import ReelcastServer
 
     spec = job_spec(args)  # a --script that cannot be used fails before the server starts
-    hint_key_points(spec)
+    spec.review_script = args.review
+    if args.review:
+        if not check_reviewer():
+            return 2
+        args.output.parent.mkdir(parents=True, exist_ok=True)  # for the script, with the user's usual mode
+    hint_brief(spec)
     settings = read_settings(args)
     settings.grpc_listen = "127.0.0.1:0"
     settings.tls_cert_file = settings.tls_key_file = None
@@ -34,6 +41,11 @@ async def run_render(args: argparse.Namespace) -> int:
     try:
         async with AsyncClient(server.target, api_key=raw_key) as client:
             created = await client.create_job(spec)
+            if args.review:
+                script = ReviewFile(script_path(args.output), user_umask)
+                status = await _review(client, created.id, script)
+                if status:
+                    return status
             completed = await follow(client, created.id, 0, False)
             if completed is None:
                 return 1
@@ -54,3 +66,22 @@ async def run_render(args: argparse.Namespace) -> int:
     finally:
         await server.keys.arevoke(record.id)
         await server.stop(grace=1.0)
+
+
+async def _review(client: AsyncClient, job_id: str, script: ReviewFile) -> int:
+    """Follows the job to its script, has it edited and approved (cli/review.py); the exit status of a
+    review that ended without an approval, 0 once approved. A job left unapproved is cancelled, Ctrl-C
+    included: this command's server stops with it, and nothing should wait for it."""
+    approved = False
+    try:
+        if await follow(client, job_id, 0, False, until_review=True) is None:
+            return 1
+        await review(client, job_id, script)
+        approved = True
+        return 0
+    except ReviewAbortedError as aborted:
+        return aborted.status
+    finally:
+        if not approved:
+            with contextlib.suppress(ClientError):
+                await client.cancel_job(job_id)

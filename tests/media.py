@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import imageio_ffmpeg
 import numpy as np
 from grpc import aio
+from PIL import Image, ImageChops
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
@@ -265,3 +266,55 @@ def dominant_frequency(samples: np.ndarray[Any, Any], rate: int, window: Window)
     piece = samples[int(window[0] * rate) : int(window[1] * rate)]
     spectrum = np.abs(np.fft.rfft(piece * np.hanning(piece.size)))
     return float(np.fft.rfftfreq(piece.size, 1 / rate)[int(np.argmax(spectrum))])
+
+
+# -- short built-in jobs, and the frame on screen ----------------------------------------------------------
+
+
+def job_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """The settings of a short built-in job in a test: loopback on a free port, every progress tick written,
+    the fastest x264 preset; ``overrides`` set other fields."""
+    fields: dict[str, Any] = {
+        "grpc_listen": "127.0.0.1:0",
+        "progress_min_interval_seconds": 0.0,
+        "x264_preset": "ultrafast",
+        **overrides,
+    }
+    return Settings(data_dir=data_dir, **fields)
+
+
+def lighthouse_spec(render: job_pb2.RenderSpec) -> job_pb2.JobSpec:
+    """Two short scenes about lighthouses (about 6 s of speech with Piper), rendered with ``render``."""
+    return job_pb2.JobSpec(
+        brief=job_pb2.Brief(topic="Lighthouses"),
+        script=[
+            job_pb2.Scene(title="Light", narration="A lighthouse lens bends the lamp's light into one beam."),
+            job_pb2.Scene(
+                title="Keepers", narration="Keepers lived beside the lamp and kept it lit all night."
+            ),
+        ],
+        render=render,
+    )
+
+
+def frame_on_screen(path: Path, seconds: float, width: int, height: int) -> Image.Image:
+    """The frame on screen at ``seconds``, full size. Not ``-ss`` (frame_at): at a variable frame rate a
+    seek drops the frame that began before the moment (the one on screen); the fps filter repeats it."""
+    raw = subprocess.run(
+        [
+            FFMPEG, "-v", "error", "-i", str(path),
+            "-vf", f"fps=30,trim=start={seconds:.3f}", "-frames:v", "1",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    return Image.frombytes("RGB", (width, height), raw)
+
+
+def difference_mask(frame: Image.Image, reference: Image.Image, threshold: int) -> Image.Image:
+    """White where ``frame`` differs from ``reference`` by more than ``threshold`` (0-255) in any channel:
+    what was drawn over the same picture, such as a caption."""
+    channels = ImageChops.difference(frame, reference).convert("RGB").split()
+    lightest = ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2])
+    return lightest.point(lambda value: 255 if value > threshold else 0)

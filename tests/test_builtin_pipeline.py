@@ -24,6 +24,8 @@ from tests.media import (
     decode_exit_code,
     decoded_video_seconds,
     frame_at,
+    job_settings,
+    lighthouse_spec,
     mean_abs_difference,
     probe,
     run_job,
@@ -36,12 +38,7 @@ SEED_BOUNDARIES = (10.0, 30.0, 50.0, 70.0, 90.0, 100.0)
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("pipeline") / "data",
-        grpc_listen="127.0.0.1:0",
-        progress_min_interval_seconds=0.0,
-        x264_preset="ultrafast",
-    )
+    settings = job_settings(tmp_path_factory.mktemp("pipeline") / "data")
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(
             topic="How bees make honey",
@@ -217,30 +214,18 @@ def test_ffmpeg_log_has_the_seed_format(rendered: JobRun) -> None:
 def test_both_frame_rate_modes_give_a_playable_mp4_as_long_as_the_narration(
     tmp_path: Path, variable_frame_rate: bool
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        grpc_listen="127.0.0.1:0",
-        progress_min_interval_seconds=0.0,
-        x264_preset="ultrafast",
-    )
-    spec = job_pb2.JobSpec(
-        brief=job_pb2.Brief(topic="Lighthouses"),
-        script=[
-            job_pb2.Scene(title="Light", narration="A lighthouse lens bends the lamp's light into one beam."),
-            job_pb2.Scene(
-                title="Keepers", narration="Keepers lived beside the lamp and kept it lit all night."
-            ),
-        ],
+    spec = lighthouse_spec(
         # Sentence captions, so that a frame is an image (word captions split frames at every word:
         # tests/test_word_captions.py).
-        render=job_pb2.RenderSpec(
+        job_pb2.RenderSpec(
             width=640,
             height=360,
             captions=True,
             caption_style=job_pb2.CAPTION_STYLE_SENTENCES,
             variable_frame_rate=variable_frame_rate,
-        ),
+        )
     )
+    settings = job_settings(tmp_path / "data")
     run = run_job(settings, with_defaults(spec))
     assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
     video = Path(run.job.output.video_path)

@@ -395,3 +395,79 @@ def test_without_key_points_the_stage_says_they_would_help(reelcast_stage: Stage
     assert any("key points" in message.lower() for _, message in outcome.progress)
     with_points = reelcast_stage.run("script", _spec(BRIEFS[0]))
     assert "notes" not in json.loads(with_points.path(with_points.artifacts["script"]).read_text())
+
+
+# -- what the scene shows: titles and captions that cover what it says --------------------------------------
+
+MERGED_BRIEF: dict[str, Any] = {**BRIEFS[0], "seconds": 10}  # four key points, far too many for 10 s
+
+
+def _written(harness: StageHarness, spec: job_pb2.JobSpec) -> dict[str, Any]:
+    """The script artifact of ``spec``, from the real script stage alone."""
+    outcome = harness.run("script", spec)
+    document: dict[str, Any] = json.loads(outcome.path(outcome.artifacts["script"]).read_text("utf-8"))
+    return document
+
+
+def _points_spoken_in(scene: dict[str, Any], key_points: list[str]) -> list[str]:
+    """The key points whose content words the scene's narration says (in order)."""
+    narration = _words(scene["narration"])
+    return [point for point in key_points if _appear_in_order(_content_words(point), narration)]
+
+
+def test_a_scene_that_merges_key_points_shows_every_one_of_them(reelcast_stage: StageHarness) -> None:
+    script = _written(reelcast_stage, _spec(MERGED_BRIEF))
+    points = MERGED_BRIEF["key_points"]
+    spoken = [(scene, _points_spoken_in(scene, points)) for scene in script["scenes"]]
+    assert any(len(said) >= 2 for _, said in spoken), script  # the short target merged key points
+    for scene, said in spoken:
+        title = _words(scene["title"])
+        for point in said:
+            # The title names each point the scene speaks, by that point's own first content word...
+            assert _content_words(point)[0] in title, (scene, point)
+            # ...and the caption on screen says everything the voice says.
+            assert _appear_in_order(_content_words(point), _words(scene["caption"])), (scene, point)
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=[brief["topic"] for brief in BRIEFS])
+def test_a_key_points_title_is_a_short_phrase_of_its_own_words(
+    brief: dict[str, Any], reelcast_stage: StageHarness
+) -> None:
+    from reelcast.plugins.builtin.visuals import fit
+
+    script = _written(reelcast_stage, _spec(brief))
+    key_point_words = [_words(point) for point in brief["key_points"]]
+    point_scenes = [scene for scene in script["scenes"] if scene["visual_hint"] == "list"]
+    assert point_scenes
+    for scene in point_scenes:
+        title = scene["title"]
+        # One line per key point the scene holds (bulleted when there are two), each a run of that key
+        # point's words.
+        for part in (line.removeprefix("• ") for line in title.split("\n")):
+            assert part[:1].isupper() or part[:1].isdigit(), title
+            assert not re.search(r"[.,;:!?…]$", part), title
+            words = _words(part)
+            assert any(" ".join(words) in " ".join(point) for point in key_point_words), (
+                part,
+                brief["key_points"],
+            )
+        # It fits the title area of the narrowest frame (9:16) at the full title size, nothing cut.
+        full_size = int(720 * 0.09)
+        lines, size = fit(title, full_size, 720 * 0.8, 3, int(720 * 0.04))
+        assert size == full_size and not lines[-1].endswith("…"), (title, lines, size)
+
+
+def test_the_script_step_says_when_the_key_points_need_far_longer_than_the_target(
+    reelcast_server: Any,
+) -> None:
+    # Every key point is spoken, so four long ones cannot fit 10 s: the step's last word says by how much.
+    server = reelcast_server(disabled=("voice", "visuals", "render", "postprocess"))
+    run = server.run_job(_spec(MERGED_BRIEF), timeout=120)
+    assert run.succeeded, run.terminal
+    ticks = [e for e in run.stage_events("script") if e.kind == job_pb2.EVENT_KIND_STEP_PROGRESS]
+    # The last tick is what a watcher is left reading: a recorder that coalesces a burst keeps only it.
+    said = re.search(r"key points need about (\d+) s; target 10 s", ticks[-1].message)
+    assert said and int(said.group(1)) > 11, [tick.message for tick in ticks]
+    # A brief that fits its target says nothing of the kind.
+    fitting = server.run_job(_spec(BRIEFS[0]), timeout=120)
+    assert not any("need about" in e.message for e in fitting.stage_events("script"))

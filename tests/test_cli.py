@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ async def run_cli(
         "-m",
         "reelcast.cli",
         *args,
+        # Not a terminal, as in a script or CI, wherever the tests run.
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
@@ -127,7 +130,7 @@ async def test_render_speaks_the_key_points_in_order_and_writes_srt_and_webvtt_b
     )
     assert code == 0, err
     assert out == f"{target.resolve()}\n"
-    assert "key points" not in err.lower()
+    assert "add --key-point" not in err
     srt, vtt = target.with_suffix(".srt"), target.with_suffix(".vtt")
     spoken = " ".join(text for _, _, text in parse_srt(srt.read_text(encoding="utf-8"))).lower()
     assert spoken.index("dance") < spoken.index("directions") < spoken.index("honey") < spoken.index("years")
@@ -191,13 +194,10 @@ async def test_a_json_script_file_gives_each_scene_its_title_caption_and_visual_
     assert sent[1]["narration"] == "Thanks for watching."
 
 
-@pytest.mark.parametrize("command", ["render", "jobs create"])
-async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help(
-    server: ReelcastServer, tmp_path: Path, command: str
-) -> None:
-    where = ["--target", server.target]
+def _where(command: str, server: ReelcastServer, tmp_path: Path) -> list[str]:
+    """Where a spec command runs: `jobs create` on the test server, `render` on its own small render."""
     if command == "render":
-        where = [
+        return [
             "--resolution",
             "320x180",
             "--data-dir",
@@ -205,10 +205,38 @@ async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help
             "-o",
             str(tmp_path / "b.mp4"),
         ]
+    return ["--target", server.target]
+
+
+@pytest.mark.parametrize("command", ["render", "jobs create"])
+async def test_without_key_points_or_a_script_the_cli_hints_that_key_points_help(
+    server: ReelcastServer, tmp_path: Path, command: str
+) -> None:
+    where = _where(command, server, tmp_path)
     code, _, err = await run_cli(*command.split(), "--topic", "Bees", "--duration", "3", *where)
     assert code == 0, err
     hints = [line for line in err.splitlines() if "--key-point" in line]
     assert len(hints) == 1 and "key points" in hints[0].lower(), err
+
+
+@pytest.mark.parametrize("command", ["render", "jobs create"])
+async def test_key_points_that_need_far_longer_than_the_target_are_flagged_on_stderr(
+    server: ReelcastServer, tmp_path: Path, command: str
+) -> None:
+    # The hook, the point and the sign-off need about 4 s: more than 10 % over a 3 s target.
+    where = _where(command, server, tmp_path)
+    brief = ["--topic", "Bees", "--key-point", "Honey keeps for years.", "--duration", "3"]
+    code, _, err = await run_cli(*command.split(), *brief, *where)
+    assert code == 0, err
+    hints = [line for line in err.splitlines() if "need about" in line]
+    assert len(hints) == 1, err
+    said = re.search(r"key points need about (\d+) s; target 3 s", hints[0])
+    assert said and int(said.group(1)) >= 4 and "--duration" in hints[0], hints
+    if command == "jobs create":  # the same check in both commands: one more render would only cost time
+        # A target the key points fit gets no such hint.
+        code, _, err = await run_cli(*command.split(), *brief[:-1], "5", *where)
+        assert code == 0, err
+        assert "need about" not in err, err
 
 
 @pytest.mark.parametrize(
@@ -276,3 +304,81 @@ def test_captions_take_off_sentences_or_words_and_a_bare_flag_means_words() -> N
     with pytest.raises(SystemExit) as exited:
         render_spec("--captions", "karaoke")
     assert exited.value.code == 2
+
+
+# -- render --review: the script in an editor, then the video of what was saved ---------------------------
+
+# An "editor" as EDITOR runs it (`$EDITOR FILE`): it keeps a copy of what it was shown, then rewrites the
+# narration of the key point's scene, as a user would.
+EDITOR_SCRIPT = """
+import json, shutil, sys
+from pathlib import Path
+
+path = Path(sys.argv[-1])
+shutil.copyfile(path, path.with_name("shown.json"))
+scenes = json.loads(path.read_text(encoding="utf-8"))
+scenes[1]["narration"] = "Sea otters crack clams open on flat stones."
+# Saved as some editors save: a new file renamed over the old one.
+path.with_name("saving.json").write_text(json.dumps(scenes), encoding="utf-8")
+path.with_name("saving.json").replace(path)
+"""
+
+
+async def test_render_review_opens_the_editor_on_the_script_and_renders_what_it_saved(tmp_path: Path) -> None:
+    import json
+    import shlex
+
+    from reelcast.plugins.builtin.captions import parse_srt
+
+    editor = tmp_path / "editor.py"
+    editor.write_text(EDITOR_SCRIPT, encoding="utf-8")
+    target = tmp_path / "out" / "otters.mp4"
+    code, out, err = await run_cli(
+        "render", "--review", "--topic", "Sea otters",
+        "--key-point", "Sea otters hold paws while they sleep.",
+        "--captions", "words", "--duration", "5", "--resolution", "320x180",
+        "--data-dir", str(tmp_path / "data"), "-o", str(target),
+        env={"VISUAL": "", "EDITOR": f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}"},
+    )  # fmt: skip
+    assert code == 0, err
+    assert out == f"{target.resolve()}\n"  # the editor's own output went to stderr
+    script = target.with_suffix(".script.json")
+    assert str(script) in err
+    # The editor was shown the written script, as `jobs script` prints it...
+    shown = json.loads((script.parent / "shown.json").read_text(encoding="utf-8"))
+    assert "hold paws" in shown[1]["narration"] and shown[1]["visualHint"] == "list"
+    # A caption that is the narration is left out of the file, so it follows an edited narration.
+    assert "caption" not in shown[1]
+    # ...and the video says what it saved: the file keeps the approved scenes beside the MP4.
+    assert json.loads(script.read_text(encoding="utf-8"))[1]["narration"].startswith("Sea otters crack")
+    # The user's file, like the MP4: not owner-only like the data dir.
+    assert script.stat().st_mode & 0o777 == target.stat().st_mode & 0o777
+    spoken = " ".join(
+        text for _, _, text in parse_srt(target.with_suffix(".srt").read_text(encoding="utf-8"))
+    )
+    assert "crack clams open on flat stones" in spoken.lower() and "paws" not in spoken.lower(), spoken
+
+
+@pytest.mark.parametrize(
+    ("editor", "status", "says"),
+    [
+        ("", 2, "VISUAL or EDITOR"),  # no editor, and stdin is not a terminal to wait in
+        ("false", 1, "editor"),  # the editor failed: nothing is rendered
+        ('sh -c \'echo "[{" > "$0"\'', 2, "cannot read the scenes"),
+        ("sh -c 'echo [] > \"$0\"'", 2, "no scene"),
+    ],
+    ids=["no-editor", "editor-fails", "invalid-json", "no-scene"],
+)
+async def test_render_review_without_a_usable_edit_renders_nothing(
+    tmp_path: Path, editor: str, status: int, says: str
+) -> None:
+    target = tmp_path / "otters.mp4"
+    code, out, err = await run_cli(
+        "render", "--review", "--topic", "Sea otters", "--key-point", "Otters hold paws.",
+        "--duration", "5", "--resolution", "320x180", "--data-dir", str(tmp_path / "data"), "-o", str(target),
+        env={"VISUAL": "", "EDITOR": editor},
+    )  # fmt: skip
+    assert code == status, err
+    assert says in err and "remediation:" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not target.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import webvtt
-from PIL import Image, ImageChops
+from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import validate_spec, with_defaults
@@ -30,8 +30,15 @@ from reelcast.plugins.builtin.captions import (
     speech_span,
 )
 from reelcast.plugins.builtin.render import ass_filter
-from reelcast.server.config import Settings
-from tests.media import FFMPEG, JobRun, run_job, video_frame_times
+from tests.media import (
+    FFMPEG,
+    JobRun,
+    difference_mask,
+    frame_on_screen,
+    job_settings,
+    run_job,
+    video_frame_times,
+)
 
 SCRIPT = [
     job_pb2.Scene(title="Hives", narration="Bees make honey from nectar. They store it in wax cells."),
@@ -58,82 +65,42 @@ class Pair:
 def _render(
     tmp: Path, width: int, height: int, aspect: job_pb2.Aspect.ValueType, captions: bool, vfr: bool
 ) -> JobRun:
-    settings = Settings(
-        data_dir=tmp / "data",
-        grpc_listen="127.0.0.1:0",
-        progress_min_interval_seconds=0.0,
-        x264_preset="ultrafast",
-    )
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="Bees", aspect=aspect),
         script=SCRIPT,
         render=job_pb2.RenderSpec(width=width, height=height, captions=captions, variable_frame_rate=vfr),
     )
-    run = run_job(settings, with_defaults(spec))
+    run = run_job(job_settings(tmp / "data"), with_defaults(spec))
     assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
     return run
 
 
+def _pair(tmp: Path, width: int, height: int, aspect: job_pb2.Aspect.ValueType, *, vfr: bool = False) -> Pair:
+    captioned = _render(tmp / "words", width, height, aspect, True, vfr)
+    return Pair(captioned, _render(tmp / "plain", width, height, aspect, False, vfr), width, height)
+
+
 @pytest.fixture(scope="module")
 def portrait(tmp_path_factory: pytest.TempPathFactory) -> Pair:
-    tmp = tmp_path_factory.mktemp("portrait")
-    vertical = job_pb2.ASPECT_VERTICAL_9_16
-    return Pair(
-        _render(tmp / "words", 360, 640, vertical, True, False),
-        _render(tmp / "plain", 360, 640, vertical, False, False),
-        360,
-        640,
-    )
+    return _pair(tmp_path_factory.mktemp("portrait"), 360, 640, job_pb2.ASPECT_VERTICAL_9_16)
 
 
 @pytest.fixture(scope="module")
 def landscape(tmp_path_factory: pytest.TempPathFactory) -> Pair:
     # At a variable frame rate: the karaoke must still get a frame per word.
-    tmp = tmp_path_factory.mktemp("landscape")
-    wide = job_pb2.ASPECT_WIDESCREEN_16_9
-    return Pair(
-        _render(tmp / "words", 640, 360, wide, True, True),
-        _render(tmp / "plain", 640, 360, wide, False, True),
-        640,
-        360,
-    )
+    return _pair(tmp_path_factory.mktemp("landscape"), 640, 360, job_pb2.ASPECT_WIDESCREEN_16_9, vfr=True)
 
 
 @pytest.fixture(scope="module")
 def square(tmp_path_factory: pytest.TempPathFactory) -> Pair:
-    tmp = tmp_path_factory.mktemp("square")
-    one = job_pb2.ASPECT_SQUARE_1_1
-    return Pair(
-        _render(tmp / "words", 360, 360, one, True, False),
-        _render(tmp / "plain", 360, 360, one, False, False),
-        360,
-        360,
-    )
-
-
-def _frame(run: JobRun, seconds: float, width: int, height: int) -> Image.Image:
-    """The frame on screen at ``seconds``. Not ``-ss``: at a variable frame rate a seek drops the frame
-    that began before the moment (the one on screen); the fps filter repeats it instead."""
-    raw = subprocess.run(
-        [
-            FFMPEG, "-v", "error", "-i", run.job.output.video_path,
-            "-vf", f"fps=30,trim=start={seconds:.3f}", "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout  # fmt: skip
-    return Image.frombytes("RGB", (width, height), raw)
+    return _pair(tmp_path_factory.mktemp("square"), 360, 360, job_pb2.ASPECT_SQUARE_1_1)
 
 
 def _caption_mask(pair: Pair, seconds: float) -> tuple[Image.Image, Image.Image]:
     """The captioned frame at ``seconds`` and the mask of its pixels that the caption changed."""
-    captioned = _frame(pair.captioned, seconds, pair.width, pair.height)
-    plain = _frame(pair.plain, seconds, pair.width, pair.height)
-    difference = ImageChops.difference(captioned, plain).convert("RGB")
-    channels = difference.split()
-    mask = ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2])
-    return captioned, mask.point(lambda value: 255 if value > CAPTION_DIFFERENCE else 0)
+    captioned = frame_on_screen(pair.video, seconds, pair.width, pair.height)
+    plain = frame_on_screen(Path(pair.plain.job.output.video_path), seconds, pair.width, pair.height)
+    return captioned, difference_mask(captioned, plain, CAPTION_DIFFERENCE)
 
 
 def _cues(run: JobRun) -> list[tuple[float, float, str]]:
@@ -313,7 +280,6 @@ def test_word_cues_follow_the_speech_of_each_scene(portrait: Pair) -> None:
 
 
 def test_sentence_style_keeps_burned_sentence_bands_and_writes_no_ass(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", grpc_listen="127.0.0.1:0", x264_preset="ultrafast")
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="Bees"),
         script=SCRIPT,
@@ -321,7 +287,7 @@ def test_sentence_style_keeps_burned_sentence_bands_and_writes_no_ass(tmp_path: 
             width=320, height=180, captions=True, caption_style=job_pb2.CAPTION_STYLE_SENTENCES
         ),
     )
-    run = run_job(settings, with_defaults(spec))
+    run = run_job(job_settings(tmp_path / "data"), with_defaults(spec))
     assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure
     assert run.job.spec.render.caption_style == job_pb2.CAPTION_STYLE_SENTENCES
     assert not (run.work_dir / "captions.ass").exists()

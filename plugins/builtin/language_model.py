@@ -37,16 +37,22 @@ TOKENS_PER_SCENE = 30
 
 
 @dataclass(frozen=True)
-class ModelSettings:
-    """The script stage's language model settings (see ScriptSettings in script.py)."""
+class ScriptSettings:
+    """The script stage's settings, ``REELCAST_PLUGIN_SCRIPT_<FIELD>``: an OpenAI-compatible language model,
+    off while base_url is empty (the built-in writer writes then)."""
 
-    base_url: str
-    model: str
-    api_key: str
-    timeout_seconds: float
-    temperature: float
-    max_tokens: int
-    response_format: str
+    # The endpoint's base, the part before /chat/completions: http://127.0.0.1:11434/v1 for Ollama.
+    base_url: str = ""
+    model: str = ""
+    # Sent as "Authorization: Bearer <key>" when set; never logged, never in an event.
+    api_key: str = ""
+    # Both tries (the first answer and the one retry) together.
+    timeout_seconds: float = 120.0
+    temperature: float = 0.7
+    max_tokens: int = 2048
+    # json_schema (OpenAI's form: OpenAI, Ollama, vLLM, LM Studio, llama.cpp's server) or json_object
+    # (llama-cpp-python's server, which takes the schema beside it).
+    response_format: str = "json_schema"
 
 
 def scene_schema(max_scenes: int) -> dict[str, Any]:
@@ -138,7 +144,7 @@ class _Redactor:
 class ChatClient:
     """One script's requests to the model server, with the stage's progress, cancel and deadline."""
 
-    def __init__(self, ctx: StageContext, settings: ModelSettings) -> None:
+    def __init__(self, ctx: StageContext, settings: ScriptSettings) -> None:
         self.ctx = ctx
         self.settings = settings
         self.redact = _Redactor(settings.api_key)
@@ -295,6 +301,6 @@ async def _sse_contents(response: httpx.Response) -> AsyncIterator[str]:
             yield text
 
 
-async def write_scenes(ctx: StageContext, settings: ModelSettings) -> list[job_pb2.Scene]:
+async def write_scenes(ctx: StageContext, settings: ScriptSettings) -> list[job_pb2.Scene]:
     """The scenes the language model at ``settings.base_url`` writes for ``ctx.spec``."""
     return await ChatClient(ctx, settings).write()

@@ -6,8 +6,8 @@ points, a target it could not fill) is logged, reported in the stage's last mess
 artifact's ``notes``.
 
 When the operator sets a language model's base URL (``REELCAST_PLUGIN_SCRIPT_BASE_URL``, see
-ScriptSettings), the model writes the scenes instead of the writer (language_model.py). Its failures are the
-job's errors, never a quiet fallback to the writer.
+ScriptSettings in language_model.py), the model writes the scenes instead of the writer. Its failures are
+the job's errors, never a quiet fallback to the writer.
 
 Artifact: ``script`` -> ``script.json`` (``{"language", "scenes": [{title, narration, caption,
 visual_hint}], "notes"?}``).
@@ -18,15 +18,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
-from reelcast.jobs.validation import PACING_RATE_FACTOR
+from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS, PACING_RATE_FACTOR
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import ScriptArtifact, ScriptSceneArtifact, read_script
-from reelcast.plugins.builtin.language_model import ModelSettings, write_scenes
+
+# The stage's settings are the language model's (language_model.py), REELCAST_PLUGIN_SCRIPT_<FIELD>.
+from reelcast.plugins.builtin.language_model import ScriptSettings as ScriptSettings
+from reelcast.plugins.builtin.language_model import write_scenes
 from reelcast.plugins.builtin.voices import engine_of
 from reelcast.plugins.builtin.writer import ScriptScene as ScriptScene  # the stage's scene type (visuals.py)
 from reelcast.plugins.builtin.writer import Writer, WrittenScript
@@ -35,25 +38,6 @@ SCRIPT_FILE = "script.json"
 MAX_NARRATION_CHARS = 2000
 MAX_SCENES = 200
 _WORD = re.compile(r"\w", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class ScriptSettings:
-    """``REELCAST_PLUGIN_SCRIPT_<FIELD>``: an OpenAI-compatible language model, off while base_url is
-    empty."""
-
-    # The endpoint's base, the part before /chat/completions: http://127.0.0.1:11434/v1 for Ollama.
-    base_url: str = ""
-    model: str = ""
-    # Sent as "Authorization: Bearer <key>" when set; never logged, never in an event.
-    api_key: str = ""
-    # Both tries (the first answer and the one retry) together.
-    timeout_seconds: float = 120.0
-    temperature: float = 0.7
-    max_tokens: int = 2048
-    # json_schema (OpenAI's form: OpenAI, Ollama, vLLM, LM Studio, llama.cpp's server) or json_object
-    # (llama-cpp-python's server, which takes the schema beside it).
-    response_format: str = "json_schema"
 
 
 def speaking_rate(spec: job_pb2.JobSpec) -> int:
@@ -78,7 +62,7 @@ def write_script(spec: job_pb2.JobSpec) -> WrittenScript:
         tone=brief.tone,
         language=brief.language or "en",
         key_points=list(brief.key_points),
-        target_seconds=spec.plan.target_duration_seconds or 30.0,
+        target_seconds=spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS,
         rate=speaking_rate(spec),
         engine=engine_of(spec.voice.name, brief.language),
     ).write()
@@ -137,17 +121,8 @@ def run(ctx: StageContext) -> Any:
 
 
 async def _run_with_model(ctx: StageContext, settings: ScriptSettings) -> dict[str, Any]:
-    model = ModelSettings(
-        base_url=settings.base_url,
-        model=settings.model,
-        api_key=settings.api_key,
-        timeout_seconds=settings.timeout_seconds,
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
-        response_format=settings.response_format,
-    )
     ctx.log.info("script from the language model %r at %s", settings.model, settings.base_url)
-    written = await write_scenes(ctx, model)
+    written = await write_scenes(ctx, settings)
     # The model's scenes passed validate_scenes; the user-script path fills their defaults the same way.
     checked = job_pb2.JobSpec()
     checked.CopyFrom(ctx.spec)
@@ -168,7 +143,8 @@ def _publish(ctx: StageContext, scenes: list[ScriptScene], notes: list[str]) -> 
     if notes:
         document["notes"] = notes
     ctx.path(SCRIPT_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
-    report(1.0, "Script written")
+    # The last word of the step: a recorder coalescing a burst of reports keeps only this one.
+    report(1.0, " ".join(["Script written" + ("." if notes else ""), *notes]))
     return {"script": SCRIPT_FILE}
 
 

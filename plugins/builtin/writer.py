@@ -9,9 +9,13 @@ rate, the mandatory parts (hook, key points, sign-off) are placed first, then th
 that do not fill the target make a shorter video, and the notes say so; a target too short for them makes
 a longer one. Without key points the video only says what it is about and for whom.
 
-Scenes: short key points are merged so a scene lasts at least ``MIN_SCENE_SECONDS``; a key point of several
-sentences longer than ``MAX_SCENE_SECONDS`` is split at a sentence end. A sentence shorter than
-``MIN_SENTENCE_SECONDS`` is joined to the next one, so no caption flashes by.
+Scenes: short key points are merged so a scene lasts at least ``MIN_SCENE_SECONDS`` (two at most, and never
+past ``MAX_SCENE_SECONDS``); a key point of several sentences longer than ``MAX_SCENE_SECONDS`` is split at a
+sentence end. A sentence shorter than ``MIN_SENTENCE_SECONDS`` is joined to the next one, so no caption
+flashes by.
+
+What a scene shows covers what it says: its caption is its narration, and a key point's scene is titled
+with the point's first words (``short_title``), one bulleted line per point when it holds two.
 """
 
 from __future__ import annotations
@@ -35,6 +39,19 @@ from reelcast.plugins.builtin.phrasebook import (
 MIN_SCENE_SECONDS = 4.0
 MAX_SCENE_SECONDS = 12.0
 MIN_SENTENCE_SECONDS = 1.3
+MAX_POINTS_PER_SCENE = 2
+RUNS_LONG_FACTOR = 1.1  # the acceptance's tolerance on the target duration
+# A key point's title fits two lines of the narrowest frame (9:16) at the visuals' full title size; a scene
+# of two points gives each a share of about one line.
+MAX_TITLE_CHARS = 32
+MAX_TITLE_WORDS = 5
+MAX_SHARED_TITLE_CHARS = 18
+# A scene of two points titles each on a bulleted line of its own: run together ("Sunlight contains / Air
+# molecules") they read as one phrase, and a separator such as " · " wraps to the start of a line.
+TITLE_BULLET = "• "
+_CLAUSE_END = (",", ";", ":", "—", "–")
+_QUOTES = "\"'“”‘’«»()[]¿¡"
+_TITLE_END = ".,;:!?…—– "
 # How fast each voice engine speaks: characters (not counting spaces) per second at REFERENCE_RATE words per
 # minute, measured on sentences of this writer with the engine's default voice of the language, pauses at
 # punctuation included. At another rate the pace scales by (rate / REFERENCE_RATE) ** rate_exponent:
@@ -81,6 +98,9 @@ class WrittenScript:
     # What the writer could not do for this brief (no key points, a target it could not fill...).
     notes: list[str] = field(default_factory=list)
     estimated_seconds: float = 0.0
+    # Whether the key points alone clearly need more than the target (past RUNS_LONG_FACTOR): every key
+    # point is spoken, so the video runs longer, and the notes say so.
+    runs_long: bool = False
 
 
 @dataclass
@@ -88,6 +108,10 @@ class _Scene:
     role: str  # "hook", "point", "close"
     sentences: list[str]
     title: str = ""
+
+
+# A point scene as planned: the key points (or halves of one) it holds, each a list of sentences.
+_Parts = list[list[str]]
 
 
 class Pace:
@@ -239,6 +263,37 @@ def _looks_plural(audience: str) -> bool:
 
 def split_sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE_END.split(_tidy(text)) if part]
+
+
+def short_title(sentence: str, book: Phrasebook, max_chars: int = MAX_TITLE_CHARS) -> str:
+    """A key point's title: its first words, as a headline has them ("Magma forms deep underground, where
+    rock melts." -> "Magma forms deep underground"). A leading article is dropped (English), the title stops
+    at the first clause end, at ``MAX_TITLE_WORDS`` or ``max_chars``, ends on a word that carries meaning
+    (not "is", "the", "of"...), and starts with a capital; no word is changed, so it says only what the
+    user wrote."""
+    words = _tidy(sentence).split()
+    if len(words) > 1 and words[0].lower() in book.title_articles:
+        words = words[1:]
+    weak = book.title_weak_words | book.function_words
+
+    def is_weak(word: str) -> bool:
+        return word.lower() in weak or word.lower().split("'")[0] + "'" in weak
+
+    kept: list[str] = []
+    for word in words:
+        bare = word.strip(_QUOTES).rstrip(_TITLE_END).strip(_QUOTES)
+        # Past MAX_TITLE_WORDS only to reach a word that carries meaning ("Bake it in a very hot").
+        full = len(kept) >= MAX_TITLE_WORDS and not (kept and is_weak(kept[-1]))
+        if kept and (full or len(" ".join([*kept, bare])) > max_chars):
+            break
+        if bare:
+            kept.append(bare)
+        if word.rstrip(_QUOTES).endswith((*_CLAUSE_END, ".", "!", "?", "…")):
+            break
+    while len(kept) > 1 and is_weak(kept[-1]):
+        kept.pop()
+    title = " ".join(kept)
+    return _capitalize(title) if title else _capitalize(_strip_end(sentence))
 
 
 class Writer:
@@ -397,26 +452,40 @@ class Writer:
 
     # -- planning --------------------------------------------------------------------------------------
 
-    def _point_scenes(self) -> list[list[str]]:
+    def _point_scenes(self) -> list[_Parts]:
         """The key points' sentences grouped into scenes: short points merged, long ones split."""
         groups = [[_sentence(part) for part in split_sentences(point)] for point in self.points]
-        scenes: list[list[str]] = []
+        scenes: list[_Parts] = []
         for sentences in groups:
             seconds = sum(self.pace.seconds(sentence) for sentence in sentences)
             if seconds > MAX_SCENE_SECONDS and len(sentences) > 1:
                 half = len(sentences) // 2
-                scenes.extend([sentences[:half], sentences[half:]])
+                scenes.extend([[sentences[:half]], [sentences[half:]]])
             else:
-                scenes.append(sentences)
+                scenes.append([sentences])
         # One scene per point, unless there are more points than scenes of MIN_SCENE_SECONDS fit in the
-        # target: then the shortest neighbours are merged until they fit.
+        # target: then the shortest neighbours are merged until they fit, two points to a scene at most and
+        # never past MAX_SCENE_SECONDS (a longer scene would hold more than its title and caption can show).
         room = max(1, int(self.target // MIN_SCENE_SECONDS) - 2)
-        merged = [list(sentences) for sentences in scenes]
+        merged = [list(parts) for parts in scenes]
         while len(merged) > room:
-            lengths = [self._seconds(a) + self._seconds(b) for a, b in itertools.pairwise(merged)]
-            best = lengths.index(min(lengths))
+            candidates = [
+                (self._seconds(_flat(a)) + self._seconds(_flat(b)), index)
+                for index, (a, b) in enumerate(itertools.pairwise(merged))
+                if len(a) + len(b) <= MAX_POINTS_PER_SCENE
+            ]
+            fitting = [candidate for candidate in candidates if candidate[0] <= MAX_SCENE_SECONDS]
+            if not fitting:
+                break
+            best = min(fitting)[1]
             merged[best : best + 2] = [merged[best] + merged[best + 1]]
         return merged
+
+    def point_title(self, parts: _Parts) -> str:
+        """The title of a scene holding ``parts``: each part's short title, so it names all it says."""
+        share = MAX_TITLE_CHARS if len(parts) == 1 else MAX_SHARED_TITLE_CHARS
+        titles = [short_title(part[0], self.book, share) for part in parts]
+        return titles[0] if len(titles) == 1 else "\n".join(TITLE_BULLET + title for title in titles)
 
     def _seconds(self, sentences: list[str]) -> float:
         return sum(self.pace.seconds(sentence) for sentence in sentences)
@@ -424,10 +493,7 @@ class Writer:
     def write(self) -> WrittenScript:
         hook = _Scene("hook", [self.hook()], _capitalize(_tidy(self.topic_raw)))
         point_scenes = self._point_scenes()
-        points = [
-            _Scene("point", sentences, self.book.point_title.format(number=number))
-            for number, sentences in enumerate(point_scenes, start=1)
-        ]
+        points = [_Scene("point", _flat(parts), self.point_title(parts)) for parts in point_scenes]
         close = _Scene("close", [], self.book.close_title)
         scenes = [hook, *points, close] if points else [hook, close]
 
@@ -482,16 +548,18 @@ class Writer:
                 f"The key points fill about {estimate:.0f} s of the {self.target:.0f} s target, so the video "
                 "is shorter: add key points or details to fill it."
             )
-        elif estimate > self.target * 1.1:
+        runs_long = bool(self.points) and estimate > self.target * RUNS_LONG_FACTOR
+        if runs_long:
             self.notes.append(
-                f"The key points need about {estimate:.0f} s, more than the {self.target:.0f} s target: the "
-                "video runs longer (shorten the key points to fit)."
+                f"The key points need about {estimate:.0f} s; target {self.target:.0f} s: the video runs "
+                "longer (shorten the key points to fit)."
             )
         return WrittenScript(
             language=self.book.language,
             scenes=[self._finish(scene) for scene in scenes],
             notes=self.notes,
             estimated_seconds=round(estimate, 1),
+            runs_long=runs_long,
         )
 
     def _finish(self, scene: _Scene) -> ScriptScene:
@@ -500,7 +568,8 @@ class Writer:
         if signed:
             sentences.append(self.book.sign_off)
         narration = " ".join(sentences)
-        caption = sentences[0] if sentences else narration
+        # The caption says all the scene says, as a user-supplied scene's caption defaults to its narration.
+        caption = narration
         hint = {"hook": "title", "point": "list", "close": "summary"}[scene.role]
         return ScriptScene(scene.title, narration, caption, hint)
 
@@ -523,3 +592,7 @@ class Writer:
             if second is not None:
                 joined[-2:] = [self.book.join.format(first=joined[-2][:-1], second=second)]
         return joined
+
+
+def _flat(parts: _Parts) -> list[str]:
+    return [sentence for part in parts for sentence in part]

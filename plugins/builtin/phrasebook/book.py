@@ -78,12 +78,16 @@ class Phrasebook:
     lead_last: str
     # Joins a short sentence to the next one ("Magma rises, and it erupts.").
     join: str
-    point_title: str
     close_title: str
     numbers: tuple[str, ...]  # 0..20 as words
     audience_articles: frozenset[str] = field(default_factory=frozenset)
     # Whether the lead-ins take a sentence that starts with a capital (German after a colon).
     lead_keeps_capital: bool = False
+    # A key point's title is its first words (writer.py): no title ends on one of these or on a function
+    # word ("Molten rock is" -> "Molten rock").
+    title_weak_words: frozenset[str] = field(default_factory=frozenset)
+    # Leading words a title drops, as headlines do ("The molten rock" -> "Molten rock").
+    title_articles: frozenset[str] = field(default_factory=frozenset)
 
 
 def pick(variants: Variants, family: str) -> str:

@@ -126,7 +126,6 @@ SPANISH = Phrasebook(
     lead_middle=("Después, {point}", "Luego, {point}", "Además, {point}", "A continuación, {point}"),
     lead_last="Por último, {point}",
     join="{first}, y {second}",
-    point_title="Punto {number}",
     close_title="En resumen",
     numbers=tuple(
         [
@@ -154,4 +153,35 @@ SPANISH = Phrasebook(
         ]
     ),
     audience_articles=frozenset({"los", "las", "unos", "unas"}),
+    title_weak_words=frozenset(
+        {
+            "y",
+            "o",
+            "pero",
+            "ni",
+            "de",
+            "del",
+            "a",
+            "al",
+            "en",
+            "por",
+            "para",
+            "con",
+            "sin",
+            "sobre",
+            "que",
+            "es",
+            "son",
+            "está",
+            "están",
+            "ha",
+            "han",
+            "se",
+            "no",
+            "muy",
+            "más",
+            "luego",
+            "como",
+        }
+    ),
 )
