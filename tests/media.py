@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import imageio_ffmpeg
 from grpc import aio
+from PIL import Image, ImageChops, ImageDraw
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
@@ -193,3 +194,35 @@ def video_frame_times(path: Path) -> list[tuple[float, float]]:
     )
     found = re.findall(r"pts_time:\s*([\d.]+)\s+duration:\s*\d+\s+duration_time:\s*([\d.]+)", result.stderr)
     return [(float(start), float(duration)) for start, duration in found]
+
+
+# -- scene images --------------------------------------------------------------------------------------------
+
+
+def ink_mask(image: Image.Image, reference: Image.Image, threshold: int = 24) -> Image.Image:
+    """A 1-bit mask of the pixels where ``image`` differs from ``reference`` (what was drawn over it)."""
+    difference = ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).convert("L")
+    return difference.point(lambda value: 255 if value > threshold else 0).convert("1")
+
+
+def ink_outside(mask: Image.Image, boxes: list[list[int]], grow: int = 2) -> int:
+    """How many ink pixels of ``mask`` lie outside every ``[x, y, w, h]`` box (each grown by ``grow``)."""
+    outside = mask.copy()
+    draw = ImageDraw.Draw(outside)
+    for x, y, width, height in boxes:
+        draw.rectangle((x - grow, y - grow, x + width + grow, y + height + grow), fill=0)
+    return outside.histogram()[255]
+
+
+def ink_inside(mask: Image.Image, box: list[int]) -> int:
+    x, y, width, height = box
+    return mask.crop((x, y, x + width, y + height)).histogram()[255]
+
+
+def region_difference(first: Image.Image, second: Image.Image, box: list[int]) -> float:
+    """The mean absolute difference per channel of two images inside ``[x, y, w, h]``."""
+    x, y, width, height = box
+    crop = (x, y, x + width, y + height)
+    return mean_abs_difference(
+        first.convert("RGB").crop(crop).tobytes(), second.convert("RGB").crop(crop).tobytes()
+    )

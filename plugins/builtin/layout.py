@@ -1,0 +1,158 @@
+"""Where each part of a scene card goes: the caption area, the logo, the title, the pictogram and the text.
+
+Every box is ``(x, y, width, height)`` in pixels. The layout starts from what it must keep clear, then
+places the rest in what is left, so the parts never overlap by construction:
+
+1. The title-safe area: 10 % in from each edge (``ass.SAFE_MARGIN``), for every aspect.
+2. The caption area, when captions are on. Word captions are drawn by libass with ``ass.placement``: at most
+   two lines of its font size above its bottom margin (on 9:16 frames above the bottom quarter, clear of the
+   platforms' own overlay). Sentence captions are drawn by the visuals stage in a band of at most
+   :data:`BAND_LINES` lines ending at :data:`BAND_BOTTOM` of the height. Soft captions are drawn by the
+   player, which puts them at the bottom too, so the same band is kept clear for them.
+3. The logo, in its corner of the safe area (above the caption area when it sits at the bottom).
+4. The title at the top of what is left, then the pictogram and the text below it: side by side on
+   landscape frames, stacked on portrait ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.builtin.ass import SAFE_MARGIN, is_portrait, placement
+from reelcast.plugins.builtin.captions import uses_word_cues
+
+Box = tuple[int, int, int, int]
+# The sentence caption band (visuals.draw_cue_band): its bottom edge, as a fraction of the height, and the
+# most lines it holds, at BAND_FONT_SCALE of the frame's short side, each BAND_LINE_SPACING high.
+BAND_BOTTOM = 0.92
+BAND_LINES = 3
+BAND_FONT_SCALE = 0.048
+BAND_LINE_SPACING = 1.25
+# The logo's largest height (of the short side) and width (of the width).
+LOGO_HEIGHT = 0.1
+LOGO_WIDTH = 0.2
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    title: Box | None
+    pictogram: Box
+    text: Box | None
+    caption: Box | None
+    logo: Box | None
+
+
+def overlaps(first: Box, second: Box) -> bool:
+    ax, ay, aw, ah = first
+    bx, by, bw, bh = second
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def band_font_size(width: int, height: int) -> int:
+    return int(min(width, height) * BAND_FONT_SCALE)
+
+
+def sentence_band_box(width: int, height: int) -> Box:
+    """The tallest sentence caption band (BAND_LINES lines) on a ``width`` x ``height`` frame."""
+    size = band_font_size(width, height)
+    bottom = height * BAND_BOTTOM
+    top = bottom - size * BAND_LINE_SPACING * BAND_LINES - size * 0.5
+    return _box(width * 0.08, top, width * 0.92, bottom)
+
+
+def word_caption_box(width: int, height: int) -> Box:
+    """Where libass draws word captions (two lines at most, with their outline and shadow)."""
+    place = placement(width, height)
+    bottom = height - place.margin_bottom
+    top = bottom - 2 * place.font_size - 2 * place.outline - place.shadow
+    return _box(place.margin_x, top, width - place.margin_x, bottom + place.outline + place.shadow)
+
+
+def caption_box(render: job_pb2.RenderSpec, width: int, height: int) -> Box | None:
+    """The area captions may cover on this render's frames; None without captions."""
+    if not render.captions:
+        return None
+    if render.caption_mode != job_pb2.CAPTION_MODE_SOFT and uses_word_cues(render):
+        return word_caption_box(width, height)
+    return sentence_band_box(width, height)
+
+
+def _box(left: float, top: float, right: float, bottom: float) -> Box:
+    return round(left), round(top), max(0, round(right - left)), max(0, round(bottom - top))
+
+
+def logo_box(width: int, height: int, corner: int, logo_size: tuple[int, int], caption: Box | None) -> Box:
+    """The logo's box in ``corner`` of the safe area: scaled to fit LOGO_HEIGHT x LOGO_WIDTH, above the
+    caption area when the corner is at the bottom."""
+    unit = min(width, height)
+    scale = min(unit * LOGO_HEIGHT / max(1, logo_size[1]), width * LOGO_WIDTH / max(1, logo_size[0]))
+    logo_width, logo_height = max(1, round(logo_size[0] * scale)), max(1, round(logo_size[1] * scale))
+    left = width * SAFE_MARGIN
+    right = width * (1 - SAFE_MARGIN) - logo_width
+    top = height * SAFE_MARGIN
+    bottom = height * (1 - SAFE_MARGIN)
+    if caption is not None:
+        bottom = min(bottom, caption[1] - unit * 0.02)
+    x = left if corner in (job_pb2.CORNER_TOP_LEFT, job_pb2.CORNER_BOTTOM_LEFT) else right
+    y = bottom - logo_height if corner in (job_pb2.CORNER_BOTTOM_LEFT, job_pb2.CORNER_BOTTOM_RIGHT) else top
+    return round(x), round(y), logo_width, logo_height
+
+
+def content_area(width: int, height: int, caption: Box | None, logo: Box | None) -> Box:
+    """The safe area less the caption area and the band the logo takes (above or below the rest)."""
+    unit = min(width, height)
+    gap = unit * 0.03
+    top = height * SAFE_MARGIN
+    bottom = height * (1 - SAFE_MARGIN)
+    if caption is not None:
+        bottom = min(bottom, caption[1] - gap)
+    if logo is not None:
+        if logo[1] + logo[3] / 2 < height / 2:
+            top = logo[1] + logo[3] + gap
+        else:
+            bottom = min(bottom, logo[1] - gap)
+    return _box(width * SAFE_MARGIN, top, width * (1 - SAFE_MARGIN), max(top, bottom))
+
+
+def scene_layout(
+    width: int,
+    height: int,
+    *,
+    area: Box,
+    title_height: int,
+    has_text: bool,
+    pictogram_side: str,
+    caption: Box | None,
+    logo: Box | None,
+) -> SceneLayout:
+    """The boxes of one card: the title (``title_height`` tall) at the top of ``area``, the pictogram and
+    the text (when ``has_text``) in the rest."""
+    unit = min(width, height)
+    gap = round(unit * 0.04)
+    x, y, area_width, area_height = area
+    title = (x, y, area_width, title_height) if title_height else None
+    top = y + (title_height + gap if title_height else 0)
+    bottom = y + area_height
+    room = max(0, bottom - top)
+    text: Box | None = None
+    if is_portrait(width, height) or height > width:
+        side = round(min(area_width * (0.5 if has_text else 0.8), room * (0.5 if has_text else 0.9)))
+        picture = (x + (area_width - side) // 2, top + (0 if has_text else (room - side) // 2), side, side)
+        if has_text:
+            text_top = top + side + gap
+            text = (x, text_top, area_width, max(0, bottom - text_top))
+    elif has_text:
+        side = round(min(room, area_width * 0.3))
+        text_width = area_width - side - gap
+        picture_y = top
+        if pictogram_side == "right":
+            picture = (x + area_width - side, picture_y, side, side)
+            text = (x, top, text_width, room)
+        else:
+            picture = (x, picture_y, side, side)
+            text = (x + side + gap, top, text_width, room)
+    else:
+        side = round(min(room, area_width * 0.4))
+        picture = (x + (area_width - side) // 2, top + (room - side) // 2, side, side)
+    return SceneLayout(title=title, pictogram=picture, text=text, caption=caption, logo=logo)
