@@ -1,5 +1,5 @@
-"""The visuals stage's cards, measured on the frames it draws: pictograms that fit the scene, a layout in which
-no part covers another or the caption area, the themes, and the owner's media (background image, logo).
+"""The visuals stage's cards, measured on the frames it draws: pictograms that fit the scene, a layout in
+which no part covers another or the caption area, the themes, and the owner's media (background, logo).
 
 Each test runs the real visuals stage with the stage harness on a script and narration timing it writes
 itself (no speech is needed to draw), at 320x180 or 180x320.
@@ -8,7 +8,7 @@ itself (no speech is needed to draw), at 320x180 or 180x320.
 from __future__ import annotations
 
 import json
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,21 @@ PORTRAIT = (180, 320)
 TOPIC = "Nature's wonders"
 # A short test video: real topics whose words name an emoji, a list scene and a scene that names nothing.
 SCENES = [
-    {"title": "Volcanoes", "narration": "Lava pours out of a volcano when it erupts.", "visual_hint": "title"},
+    {
+        "title": "Volcanoes",
+        "narration": "Lava pours out of a volcano when it erupts.",
+        "visual_hint": "title",
+    },
     {
         "title": "Three facts",
         "narration": "Otters hold hands. They use stones as tools. They live in rivers.",
         "visual_hint": "list",
     },
-    {"title": "The water cycle", "narration": "Clouds form and rain falls back down.", "visual_hint": "diagram"},
+    {
+        "title": "The water cycle",
+        "narration": "Clouds form and rain falls back down.",
+        "visual_hint": "diagram",
+    },
     {"title": "Why it matters", "narration": "Everything depends on it.", "visual_hint": "quote"},
 ]
 
@@ -72,7 +80,7 @@ def _word_caption_rows(width: int, height: int) -> tuple[int, int]:
     return round(bottom - 2 * place.font_size), bottom
 
 
-CAPTION_MODES = {
+CAPTION_MODES: dict[str, dict[str, Any]] = {
     "words": {"captions": True, "caption_style": job_pb2.CAPTION_STYLE_WORDS},
     "sentences": {"captions": True, "caption_style": job_pb2.CAPTION_STYLE_SENTENCES},
     "off": {"captions": False},
@@ -134,8 +142,14 @@ def _row_means(image: Image.Image, top: int, bottom: int) -> list[float]:
 
 
 @pytest.mark.parametrize("size", [LANDSCAPE, PORTRAIT], ids=["16x9", "9x16"])
-def test_no_decoration_runs_through_the_caption_band(reelcast_stage: StageHarness, size: tuple[int, int]) -> None:
-    scenes = [{**scene, "visual_hint": hint} for scene in SCENES[:1] for hint in ("diagram", "list", "quote", "text")]
+def test_no_decoration_runs_through_the_caption_band(
+    reelcast_stage: StageHarness, size: tuple[int, int]
+) -> None:
+    scenes = [
+        {**scene, "visual_hint": hint}
+        for scene in SCENES[:1]
+        for hint in ("diagram", "list", "quote", "text")
+    ]
     _, images = _draw(reelcast_stage, _spec(size, **CAPTION_MODES["words"]), scenes)
     top, bottom = _word_caption_rows(*size)
     for image in images:
@@ -146,7 +160,7 @@ def test_no_decoration_runs_through_the_caption_band(reelcast_stage: StageHarnes
         for y in range(band.height):
             row = band.crop((0, y, band.width, y + 1)).tobytes()
             assert max(row) - min(row) <= 3, f"something is drawn in the caption band at y={top + y}"
-        steps = [abs(b - a) for a, b in zip(rows, rows[1:], strict=False)]
+        steps = [abs(b - a) for a, b in pairwise(rows)]
         assert max(steps) <= 2
 
 
@@ -164,7 +178,7 @@ def test_a_list_scene_shows_its_items_beside_their_bullets(reelcast_stage: Stage
     document, images = _draw(reelcast_stage, _spec(LANDSCAPE, captions=False), [SCENES[1]])
     text = document["scenes"][0]["boxes"]["text"]
     mask = ink_mask(images[0], themes.background(themes.THEMES["clean"], 0, *LANDSCAPE))
-    # Three items: three bands of ink rows in the text box, each with a bullet at its left edge and words after.
+    # Three items: three bands of ink rows in the text box, a bullet at each band's left edge, words after.
     x, y, width, height = text
     inked_rows = [ink_inside(mask, [x, row, width, 1]) > 0 for row in range(y, y + height)]
     bands = sum(1 for row, inked in enumerate(inked_rows) if inked and (row == 0 or not inked_rows[row - 1]))
@@ -248,14 +262,15 @@ def test_a_scene_with_an_uploaded_background_image_shows_that_image(
     spec.script.add(title="Otters", narration="Otters hold hands.")
     document, images = _draw(reelcast_stage, spec, [SCENES[0], SCENES[1]])
     assert document["scenes"][0]["background_media_id"] == "bg-1"
-    # The source, cover-fitted to the frame and darkened under the scrim, is the picture where nothing is drawn.
+    # The source, cover-fitted to the frame and darkened under the scrim, shows where nothing is drawn.
     fitted = ImageOps.fit(Image.open(source).convert("RGB"), LANDSCAPE, Image.Resampling.LANCZOS)
     expected = Image.blend(fitted, Image.new("RGB", LANDSCAPE, (0, 0, 0)), 0.55)
     free = [0, LANDSCAPE[1] - 16, LANDSCAPE[0], 16]  # below the caption area's bottom edge
     assert region_difference(images[0], expected, free) < 4
     assert region_difference(images[1], expected, free) > 30
     # Dark enough for white type: the scrimmed picture's brightest channel stays well under white.
-    assert max(max(band) for band in images[0].crop((0, 170, 320, 180)).getextrema()) < 160
+    brightest = max(high for _low, high in images[0].crop((0, 170, 320, 180)).getextrema())  # type: ignore[misc]
+    assert brightest < 160
 
 
 def test_the_logo_sits_in_its_corner_of_every_scene_clear_of_text_and_captions(

@@ -103,7 +103,8 @@ def content_area(width: int, height: int, caption: Box | None, logo: Box | None)
     """The safe area less the caption area and the band the logo takes (above or below the rest)."""
     unit = min(width, height)
     gap = unit * 0.03
-    top = height * SAFE_MARGIN
+    # A little air under the safe area's top edge: headings read better a step down from it.
+    top = height * SAFE_MARGIN + unit * 0.02
     bottom = height * (1 - SAFE_MARGIN)
     if caption is not None:
         bottom = min(bottom, caption[1] - gap)

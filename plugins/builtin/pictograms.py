@@ -17,7 +17,8 @@ Matching, in this order:
    random one.
 
 :data:`RELATED` adds a few everyday words the CLDR names miss (``water`` names 💧 too). Only single emoji
-(one code point, with its presentation selector, or a country's flag) are indexed: skin-tone, gendered and joined sequences,
+(one code point, with its presentation selector, or a country's flag) are indexed: skin-tone, gendered and
+joined sequences,
 subdivision flags and keycaps are left out, so every pictogram is one glyph of the vendored font.
 """
 
@@ -44,8 +45,8 @@ STOP_WORDS = frozenset(
     these they this those through to too under until up upon us very was we were what when where which while
     who whom why will with would you your yours yourself new first last next way ways thing things get got
     see look use used uses using take takes know known show shows call called come comes go goes keep kind
-    lot lots place places really well good great big small little long high low right left top end back day time today
-    video scene here's let's it's that's there's what's""".split()
+    lot lots place places really well good great big small little long high low right left top end back day
+    time today video scene here's let's it's that's there's what's""".split()  # noqa: SIM905  (reads as words)
 )
 # Words of emoji names that say nothing about the subject.
 NAME_NOISE = frozenset({"with", "of", "and", "the", "in", "on", "button", "sign", "symbol", "mark", "face"})
@@ -73,7 +74,6 @@ RELATED: dict[str, tuple[str, ...]] = {
     "space": ("rocket",),
     "food": ("fork_and_knife_with_plate",),
     "sleep": ("zzz",),
-    "time": ("hourglass_not_done",),
     "history": ("scroll",),
     "law": ("balance_scale",),
 }
@@ -143,7 +143,7 @@ def _index() -> tuple[dict[str, list[tuple[str, float]]], dict[str, tuple[str, s
         if not _indexable(char, data):
             continue
         english = str(data["en"]).strip(":")
-        names = [english, *(str(alias).strip(":") for alias in data.get("alias", ()))]  # type: ignore[attr-defined]
+        names = [english, *(str(alias).strip(":") for alias in data.get("alias", ()))]
         for name in names:
             by_name.setdefault(name, (char, english))
             parts = _name_words(name)
@@ -185,7 +185,7 @@ def _name_of(char: str) -> str:
 
 
 def choose_pictogram(title: str, text: str, topic: str, hint: str) -> Pictogram:
-    """The scene's pictogram: from its own words, else its topic's, else its hint's symbol (see the module)."""
+    """The scene's pictogram: its own words', else its topic's, else its hint's symbol (see the module)."""
     scene_words = [(word, 2.0) for word in words_of(title)] + [(word, 1.0) for word in words_of(text)]
     chosen = _best(scene_words)
     if chosen is not None:

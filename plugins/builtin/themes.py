@@ -79,7 +79,7 @@ THEMES: dict[str, Theme] = {
         Theme(
             name="bold",
             title="Bold",
-            description="Flat saturated colour, big upper-case headings set left; the pictogram on a solid disc.",
+            description="Flat saturated colour, big upper-case headings set left; the pictogram on a disc.",
             palette=(
                 ((200, 30, 60), (185, 25, 55), (255, 214, 10)),
                 ((20, 70, 200), (15, 60, 180), (255, 120, 60)),

@@ -126,8 +126,10 @@ def fit_box(
 
 
 def _block_height(count: int, size: int, spacing: float) -> int:
+    if not count:
+        return 0
     ascent, descent = font(size).getmetrics()
-    return round((count - 1) * size * spacing + ascent + descent) if count else 0
+    return round((count - 1) * size * spacing + ascent + descent)
 
 
 def _draw_block(
@@ -263,7 +265,7 @@ def _draw_items(
         if height <= box[3]:
             break
     draw = ImageDraw.Draw(image)
-    y = box[1]
+    y = float(box[1])
     extents: list[Box] = []
     for lines in wrapped:
         lines = lines or [""]
@@ -352,7 +354,7 @@ def compose_scene(
         bar_height = max(3, round(unit * 0.008))
         bar_width = round(area[2] * 0.16)
         bar_x = plan.title[0] if theme.align == "left" else plan.title[0] + (plan.title[2] - bar_width) // 2
-        bar_y = plan.title[1] + plan.title[3] + round(unit * 0.012)
+        bar_y = plan.title[1] + plan.title[3] + round(unit * 0.016)
         bar = (bar_x, bar_y, bar_width, bar_height)
         ImageDraw.Draw(image).rectangle(
             (bar_x, bar_y, bar_x + bar_width - 1, bar_y + bar_height - 1), fill=accent
