@@ -26,6 +26,7 @@ Artifact: ``visuals`` -> ``visuals.json`` (``{"width", "height", "theme", "scene
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
-from reelcast.plugins import MediaFile, ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins import MediaFile, ReelcastError, Stage, StageContext, VisualTheme, hookimpl
 from reelcast.plugins.artifacts import Frame, SceneVisuals, VisualsArtifact, read_visuals
 from reelcast.plugins.builtin import layout
 from reelcast.plugins.builtin.captions import Cue, build_cues, burns_sentence_bands
@@ -51,7 +52,7 @@ from reelcast.plugins.builtin.text import (
     paragraph_level,
     truetype,
 )
-from reelcast.plugins.builtin.themes import Color, Theme, background, theme_named
+from reelcast.plugins.builtin.themes import THEMES, Color, Theme, background, preview_png, theme_named
 from reelcast.plugins.builtin.voice import load_narration
 
 VISUALS_FILE = "visuals.json"
@@ -579,5 +580,11 @@ def register_stages(register: Callable[[Stage], None]) -> None:
             order=300,
             run=run,
             description="Draws one image per scene (and per caption cue when captions are burned in).",
+            themes=tuple(
+                VisualTheme(
+                    theme.name, theme.title, theme.description, functools.partial(preview_png, theme.name)
+                )
+                for theme in THEMES.values()
+            ),
         )
     )
