@@ -61,7 +61,8 @@ async def test_create_job_refuses_a_style_no_theme_has_with_e405(stub: Stub) -> 
     assert raised.value.code() == StatusCode.INVALID_ARGUMENT
     status = rpc_status.from_call(raised.value)  # type: ignore[arg-type]
     assert status is not None
-    reasons, fields = set(), set()
+    reasons: set[str] = set()
+    fields: set[str] = set()
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
