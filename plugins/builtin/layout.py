@@ -146,7 +146,7 @@ def scene_layout(
     elif has_text:
         side = round(min(room, area_width * 0.3))
         text_width = area_width - side - gap
-        picture_y = top
+        picture_y = top + (room - side) // 2
         if pictogram_side == "right":
             picture = (x + area_width - side, picture_y, side, side)
             text = (x, top, text_width, room)

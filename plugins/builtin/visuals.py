@@ -114,6 +114,22 @@ def fit(
     return lines, size
 
 
+def balanced_wrap(text: str, size: int, max_width: float, face: Face | None = None) -> list[str]:
+    """``text`` in as many lines as a greedy wrap at ``max_width`` gives, but as even as they can be (no
+    lone word on a heading's last line): the narrowest width that keeps that number of lines."""
+    lines = wrap(text, size, max_width, face)
+    if len(lines) < 2:
+        return lines
+    narrow, wide = 0.0, max_width
+    for _ in range(8):
+        middle = (narrow + wide) / 2
+        if len(wrap(text, size, middle, face)) == len(lines):
+            wide = middle
+        else:
+            narrow = middle
+    return wrap(text, size, wide, face)
+
+
 def fit_box(
     text: str, size: int, box: Box, spacing: float, min_size: int, face: Face | None = None
 ) -> tuple[list[str], int]:
@@ -254,9 +270,10 @@ def _draw_pictogram(image: Image.Image, pictogram: Pictogram, box: Box, theme: T
 
 
 def _draw_items(
-    image: Image.Image, items: list[str], box: Box, theme: Theme, color: Color, accent: Color
+    image: Image.Image, items: list[str], box: Box, color: Color, accent: Color, *, centre: bool
 ) -> Box:
-    """A list scene's items, each after a bullet in the accent colour, set left in ``box``."""
+    """A list scene's items, each after a bullet in the accent colour, set left in ``box`` (``centre``:
+    centred in its height)."""
     unit = min(image.size)
     spacing = 1.25
     for size in range(int(unit * 0.062), int(unit * 0.028) - 1, -2):
@@ -266,7 +283,7 @@ def _draw_items(
         if height <= box[3]:
             break
     draw = ImageDraw.Draw(image)
-    y = float(box[1])
+    y = float(box[1]) + (max(0, (box[3] - height) // 2) if centre else 0)
     extents: list[Box] = []
     for lines in wrapped:
         lines = lines or [""]
@@ -287,10 +304,10 @@ def _draw_items(
         y += block[3] + size * 0.5
         if y > box[1] + box[3]:
             break
-    left = min(e[0] for e in extents)
+    left, top = min(e[0] for e in extents), min(e[1] for e in extents)
     bottom = max(e[1] + e[3] for e in extents)
     right = max(e[0] + e[2] for e in extents)
-    return (left, box[1], right - left, min(bottom, box[1] + box[3]) - box[1])
+    return (left, top, right - left, min(bottom, box[1] + box[3]) - top)
 
 
 def compose_scene(
@@ -327,6 +344,8 @@ def compose_scene(
         title_lines, title_size = fit(
             heading, int(unit * theme.heading_scale), area[2], 2, int(unit * 0.045), face
         )
+        if not title_lines[-1].endswith("…"):
+            title_lines = balanced_wrap(heading, title_size, area[2], face)
     body = body_text(scene, captions)
     pictogram = choose_pictogram(scene.title, f"{scene.caption} {scene.narration}", topic, scene.visual_hint)
     plan = layout.scene_layout(
@@ -366,14 +385,17 @@ def compose_scene(
     if body and plan.text is not None and plan.text[3] > 0:
         items = list_items(body) if scene.visual_hint in ("list", "summary") else []
         if items:
-            text_box = _draw_items(image, items, plan.text, theme, color, accent)
+            text_box = _draw_items(image, items, plan.text, color, accent, centre=not is_centered_text(plan))
         else:
             lines, size = fit_box(body, int(unit * 0.062), plan.text, 1.3, int(unit * 0.03))
+            # Beside the pictogram the text is centred on it vertically; under it, it starts at the top.
+            spare = plan.text[3] - _block_height(len(lines), size, 1.3)
+            offset = 0 if is_centered_text(plan) else max(0, spare // 2)
             drawn = _draw_block(
                 image,
                 lines,
                 size,
-                (plan.text[0], plan.text[1], plan.text[2], plan.text[3]),
+                (plan.text[0], plan.text[1] + offset, plan.text[2], plan.text[3] - offset),
                 align="left" if theme.align == "left" or not is_centered_text(plan) else "center",
                 spacing=1.3,
                 color=color,
