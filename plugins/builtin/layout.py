@@ -8,7 +8,8 @@ places the rest in what is left, so the parts never overlap by construction:
    two lines of its font size above its bottom margin (on 9:16 frames above the bottom quarter, clear of the
    platforms' own overlay). Sentence captions are drawn by the visuals stage in a band of at most
    :data:`BAND_LINES` lines ending at :data:`BAND_BOTTOM` of the height. Soft captions are drawn by the
-   player, which puts them at the bottom too, so the same band is kept clear for them.
+   player, at the bottom: the area of their style is kept clear for them all the same, so that a card is
+   the same with burned and soft captions.
 3. The logo, in its corner of the safe area (above the caption area when it sits at the bottom).
 4. The title at the top of what is left, then the pictogram and the text below it: side by side on
    landscape frames, stacked on portrait ones.
@@ -73,9 +74,9 @@ def caption_box(render: job_pb2.RenderSpec, width: int, height: int) -> Box | No
     """The area captions may cover on this render's frames; None without captions."""
     if not render.captions:
         return None
-    if render.caption_mode != job_pb2.CAPTION_MODE_SOFT and uses_word_cues(render):
-        return word_caption_box(width, height)
-    return sentence_band_box(width, height)
+    # Soft captions get the area of their style too: the card is the same whether the captions are burned
+    # in or left to the player, which draws them at the bottom, below the card's content either way.
+    return word_caption_box(width, height) if uses_word_cues(render) else sentence_band_box(width, height)
 
 
 def _box(left: float, top: float, right: float, bottom: float) -> Box:
