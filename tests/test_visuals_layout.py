@@ -273,8 +273,9 @@ def test_a_scene_with_an_uploaded_background_image_shows_that_image(
     assert brightest < 160
 
 
+@pytest.mark.parametrize("size", [LANDSCAPE, PORTRAIT], ids=["16x9", "9x16"])
 def test_the_logo_sits_in_its_corner_of_every_scene_clear_of_text_and_captions(
-    reelcast_stage: StageHarness, tmp_path: Path
+    reelcast_stage: StageHarness, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     logo_path = tmp_path / "logo.png"
     logo = Image.new("RGBA", (200, 100), (20, 220, 60, 255))
@@ -282,23 +283,27 @@ def test_the_logo_sits_in_its_corner_of_every_scene_clear_of_text_and_captions(
     logo.save(logo_path)
     reelcast_stage.media["logo-1"] = _media(logo_path, "logo-1")
     for corner in (job_pb2.CORNER_BOTTOM_LEFT, job_pb2.CORNER_TOP_RIGHT):
-        spec = _spec(LANDSCAPE, **CAPTION_MODES["words"])
+        spec = _spec(size, **CAPTION_MODES["words"])
         spec.logo.media_id = "logo-1"
         spec.logo.corner = corner
         document, images = _draw(reelcast_stage, spec, SCENES[:2])
         for record, image in zip(document["scenes"], images, strict=True):
             boxes = record["boxes"]
             x, y, width, height = boxes["logo"]
-            assert LANDSCAPE[0] * 0.1 - 1 <= x and x + width <= LANDSCAPE[0] * 0.9 + 1
-            assert LANDSCAPE[1] * 0.1 - 1 <= y and y + height <= LANDSCAPE[1] * 0.9 + 1
-            left = x < LANDSCAPE[0] / 2
-            top = y < LANDSCAPE[1] / 2
+            assert size[0] * 0.1 - 1 <= x and x + width <= size[0] * 0.9 + 1
+            assert size[1] * 0.1 - 1 <= y and y + height <= size[1] * 0.9 + 1
+            left = x < size[0] / 2
+            top = y < size[1] / 2
             assert (left, top) == ((True, False) if corner == job_pb2.CORNER_BOTTOM_LEFT else (False, True))
-            for key in ("pictogram", "title", "text", "caption"):
-                if key in boxes:
-                    assert not _overlap(boxes["logo"], boxes[key]), (key, boxes)
+            parts = [boxes[key] for key in ("pictogram", "title", "text", "caption") if key in boxes]
+            for part in parts + boxes["decorations"]:
+                assert not _overlap(boxes["logo"], part), boxes
+            number = document["scenes"].index(record)
+            mask = ink_mask(image, themes.background(themes.THEMES["clean"], number, *size))
+            drawn = [boxes[key] for key in ("pictogram", "title", "text", "logo") if key in boxes]
+            assert ink_outside(mask, drawn + boxes["decorations"]) == 0, boxes
             expected = logo.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-            placed = Image.new("RGB", LANDSCAPE)
+            placed = Image.new("RGB", size)
             placed.paste(expected, (x, y))
             assert region_difference(image, placed, boxes["logo"]) < 6
 

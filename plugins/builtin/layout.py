@@ -10,7 +10,9 @@ places the rest in what is left, so the parts never overlap by construction:
    :data:`BAND_LINES` lines ending at :data:`BAND_BOTTOM` of the height. Soft captions are drawn by the
    player, at the bottom: the area of their style is kept clear for them all the same, so that a card is
    the same with burned and soft captions.
-3. The logo, in its corner of the safe area (above the caption area when it sits at the bottom).
+3. The logo, in its corner of the safe area (above the caption area when it sits at the bottom). Beside a
+   logo at the top, the title keeps in from both sides by the logo's width where that leaves it most of the
+   width (landscape frames); otherwise it starts below the logo.
 4. The title at the top of what is left, then the pictogram and the text below it: side by side on
    landscape frames, stacked on portrait ones.
 """
@@ -100,8 +102,27 @@ def logo_box(width: int, height: int, corner: int, logo_size: tuple[int, int], c
     return round(x), round(y), logo_width, logo_height
 
 
+def _top_logo(height: int, logo: Box | None) -> Box | None:
+    return logo if logo is not None and logo[1] + logo[3] / 2 < height / 2 else None
+
+
+def _inset_for(width: int, height: int, logo: Box) -> int:
+    return logo[2] + round(min(width, height) * 0.03)
+
+
+def _logo_beside_title(width: int, height: int, logo: Box | None) -> bool:
+    """Whether a title can sit beside a logo in a top corner and keep most of the width (landscape); else
+    (portrait, a wide logo) it goes below the logo."""
+    top_logo = _top_logo(height, logo)
+    return (
+        top_logo is not None
+        and 2 * _inset_for(width, height, top_logo) <= width * (1 - 2 * SAFE_MARGIN) * 0.5
+    )
+
+
 def content_area(width: int, height: int, caption: Box | None, logo: Box | None) -> Box:
-    """The safe area less the caption area and the band the logo takes (above or below the rest)."""
+    """The safe area less the caption area, and less the band a logo takes where the title cannot sit beside
+    it (a bottom corner, or a top one on a narrow frame)."""
     unit = min(width, height)
     gap = unit * 0.03
     # A little air under the safe area's top edge: headings read better a step down from it.
@@ -109,12 +130,19 @@ def content_area(width: int, height: int, caption: Box | None, logo: Box | None)
     bottom = height * (1 - SAFE_MARGIN)
     if caption is not None:
         bottom = min(bottom, caption[1] - gap)
-    if logo is not None:
-        if logo[1] + logo[3] / 2 < height / 2:
-            top = logo[1] + logo[3] + gap
-        else:
-            bottom = min(bottom, logo[1] - gap)
+    if logo is not None and _top_logo(height, logo) is None:
+        bottom = min(bottom, logo[1] - gap)
+    elif logo is not None and not _logo_beside_title(width, height, logo):
+        top = logo[1] + logo[3] + gap
     return _box(width * SAFE_MARGIN, top, width * (1 - SAFE_MARGIN), max(top, bottom))
+
+
+def title_inset(width: int, height: int, logo: Box | None) -> int:
+    """How far the title keeps in from each side of the area, clear of a logo in a top corner beside it (on
+    both sides, so that a centred title stays centred)."""
+    if logo is None or not _logo_beside_title(width, height, logo):
+        return 0
+    return _inset_for(width, height, logo)
 
 
 def scene_layout(
@@ -133,8 +161,12 @@ def scene_layout(
     unit = min(width, height)
     gap = round(unit * 0.04)
     x, y, area_width, area_height = area
-    title = (x, y, area_width, title_height) if title_height else None
+    inset = title_inset(width, height, logo)
+    title = (x + inset, y, area_width - 2 * inset, title_height) if title_height else None
     top = y + (title_height + gap if title_height else 0)
+    top_logo = _top_logo(height, logo)
+    if top_logo is not None:
+        top = max(top, top_logo[1] + top_logo[3] + gap)
     bottom = y + area_height
     room = max(0, bottom - top)
     text: Box | None = None

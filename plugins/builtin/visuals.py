@@ -336,16 +336,17 @@ def compose_scene(
     unit = min(width, height)
     logo_box = layout.logo_box(width, height, corner, logo.size, caption) if logo is not None else None
     area = layout.content_area(width, height, caption, logo_box)
+    title_width = area[2] - 2 * layout.title_inset(width, height, logo_box)
     face = theme.heading_face()
     title_lines: list[str] = []
     title_size = 0
     if scene.title:
         heading = scene.title.upper() if theme.heading_upper else scene.title
         title_lines, title_size = fit(
-            heading, int(unit * theme.heading_scale), area[2], 2, int(unit * 0.045), face
+            heading, int(unit * theme.heading_scale), title_width, 2, int(unit * 0.045), face
         )
         if not title_lines[-1].endswith("…"):
-            title_lines = balanced_wrap(heading, title_size, area[2], face)
+            title_lines = balanced_wrap(heading, title_size, title_width, face)
     body = body_text(scene, captions)
     pictogram = choose_pictogram(scene.title, f"{scene.caption} {scene.narration}", topic, scene.visual_hint)
     plan = layout.scene_layout(
