@@ -424,8 +424,9 @@ def draw_scene(
 
 def draw_preview(theme: Theme, width: int, height: int) -> Image.Image:
     """The sample card ``ListThemes`` shows for ``theme``."""
+    # The title and the pictogram only (as under captions): text at a picker's size would be unreadable.
     scene = ScriptScene("Volcanoes", "Lava flows from the crater.", "Lava flows from the crater.", "text")
-    return compose_scene(scene, 0, width, height, theme=theme, topic="Volcanoes").image
+    return compose_scene(scene, 0, width, height, theme=theme, topic="Volcanoes", captions=True).image
 
 
 def draw_cue_band(base: Image.Image, text: str) -> Image.Image:
