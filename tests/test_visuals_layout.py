@@ -54,9 +54,10 @@ def _spec(size: tuple[int, int], **render: Any) -> job_pb2.JobSpec:
     )
 
 
-def _write_upstream(harness: StageHarness, scenes: list[dict[str, str]]) -> None:
+def _write_upstream(harness: StageHarness, scenes: list[dict[str, str]], language: str = "en") -> None:
     script = [{"caption": scene.get("caption", scene["narration"]), **scene} for scene in scenes]
-    harness.path("script.json").write_text(json.dumps({"language": "en", "scenes": script}), encoding="utf-8")
+    document = {"language": language, "scenes": script}
+    harness.path("script.json").write_text(json.dumps(document), encoding="utf-8")
     timing = [{"wav": f"scene-{i}.wav", "start": 2.0 * i, "duration": 2.0} for i in range(len(scenes))]
     narration = {"audio": "a.wav", "duration": 2.0 * len(scenes), "sample_rate": 22050, "voice": "t"}
     harness.path("voice.json").write_text(json.dumps({**narration, "scenes": timing}), encoding="utf-8")
@@ -64,9 +65,9 @@ def _write_upstream(harness: StageHarness, scenes: list[dict[str, str]]) -> None
 
 
 def _draw(
-    harness: StageHarness, spec: job_pb2.JobSpec, scenes: list[dict[str, str]] = SCENES
+    harness: StageHarness, spec: job_pb2.JobSpec, scenes: list[dict[str, str]] = SCENES, language: str = "en"
 ) -> tuple[dict[str, Any], list[Image.Image]]:
-    _write_upstream(harness, scenes)
+    _write_upstream(harness, scenes, language)
     harness.run("visuals", spec)
     document = json.loads(harness.path("visuals.json").read_text(encoding="utf-8"))
     images = [Image.open(harness.path(relative)).convert("RGB") for relative in document["scene_images"]]
@@ -133,6 +134,15 @@ def test_a_scene_that_names_nothing_takes_the_topics_pictogram(reelcast_stage: S
     spec.brief.topic = "The water cycle"
     document, _ = _draw(reelcast_stage, spec, [SCENES[3]])
     assert document["scenes"][0]["pictogram"] == {"emoji": "💧", "name": "droplet", "source": "topic"}
+
+
+def test_pictograms_are_matched_in_the_scripts_language(reelcast_stage: StageHarness) -> None:
+    scenes = [
+        {"title": "Les volcans", "narration": "La lave sort du cratère.", "visual_hint": "text"},
+        {"title": "Les loutres", "narration": "Elles se tiennent la main en dormant.", "visual_hint": "text"},
+    ]
+    document, _ = _draw(reelcast_stage, _spec(LANDSCAPE), scenes, language="fr")
+    assert [record["pictogram"]["emoji"] for record in document["scenes"]] == ["🌋", "🦦"]
 
 
 def _row_means(image: Image.Image, top: int, bottom: int) -> list[float]:

@@ -16,16 +16,22 @@ Matching, in this order:
 3. Failing both, the scene's visual hint picks a fixed symbol (a list 📋, a quote 💬, text 💡): never a
    random one.
 
-:data:`RELATED` adds a few everyday words the CLDR names miss (``water`` names 💧 too). Only single emoji
-(one code point, with its presentation selector, or a country's flag) are indexed: skin-tone, gendered and
-joined sequences,
-subdivision flags and keycaps are left out, so every pictogram is one glyph of the vendored font.
+The names are those of the script's language where the dataset has it (Spanish, Japanese, Korean,
+Portuguese, Italian, French, German, Persian, Indonesian, Chinese, Russian, Turkish, Arabic; English
+otherwise): "Les loutres" picks 🦦 from its French name ``loutre``. Other languages get no stop-word list,
+only words of four letters or more, and lose only a final ``-s``.
+
+:data:`RELATED` adds a few everyday English words the CLDR names miss (``water`` names 💧 too). Only
+single emoji (one code point, with its presentation selector, or a country's flag) are indexed: skin-tone,
+gendered and joined sequences, subdivision flags and keycaps are left out, so every pictogram is one glyph
+of the vendored font.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -100,9 +106,13 @@ class Pictogram:
     source: str
 
 
-def stem(word: str) -> str:
-    """A plural's singular, by the usual English endings; other words unchanged (lower-cased)."""
-    word = word.lower().removesuffix("'s").removesuffix("’s")
+def stem(word: str, language: str = "en") -> str:
+    """A plural's singular, by the usual English endings (other languages: a final -s, as in French,
+    Spanish, Portuguese and Italian loans); other words unchanged, lower-cased."""
+    word = word.lower()
+    if language != "en":
+        return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
+    word = word.removesuffix("'s").removesuffix("’s")
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("oes", "sses", "xes", "ches", "shes", "zes")):
@@ -112,18 +122,31 @@ def stem(word: str) -> str:
     return word
 
 
-def words_of(text: str) -> list[str]:
-    """The stemmed words of ``text`` that may name a picture (stop words dropped)."""
-    found = (stem(word) for word in _WORD.findall(text))
-    return [word for word in found if len(word) > 2 and word not in STOP_WORDS]
+def words_of(text: str, language: str = "en") -> list[str]:
+    """The stemmed words of ``text`` that may name a picture: English stop words dropped; in another
+    language, whose function words are not listed, words of fewer than four letters."""
+    found = (stem(word, language) for word in _WORD.findall(text))
+    if language == "en":
+        return [word for word in found if len(word) > 2 and word not in STOP_WORDS]
+    return [word for word in found if len(word) > 3]
 
 
-def _name_words(name: str) -> list[str]:
+def _name_words(name: str, language: str) -> list[str]:
+    noise = NAME_NOISE if language == "en" else frozenset()
     return [
-        stem(part)
+        stem(part, language)
         for part in re.split(r"[_\-\s]+", name.strip(":"))
-        if part and part.lower() not in NAME_NOISE
+        if part and part.lower() not in noise and len(part) > (0 if language == "en" else 2)
     ]
+
+
+def dataset_language(language: str) -> str:
+    """The ``emoji`` dataset's language for a BCP-47 tag ("fr-CA" -> "fr"); English when it has none."""
+    base = language.split("-")[0].lower()
+    return base if base in emoji.LANGUAGES else "en"
+
+
+_LOADING = threading.Lock()
 
 
 def _indexable(char: str, data: dict[str, object]) -> bool:
@@ -135,25 +158,33 @@ def _indexable(char: str, data: dict[str, object]) -> bool:
 
 
 @functools.cache
-def _index() -> tuple[dict[str, list[tuple[str, float]]], dict[str, tuple[str, str]]]:
-    """word -> [(emoji, share of its name covered)] in the dataset's order, and name -> (emoji, name)."""
+def _index(language: str = "en") -> tuple[dict[str, list[tuple[str, float]]], dict[str, tuple[str, str]]]:
+    """word -> [(emoji, share of its name covered)] in the dataset's order, and name -> (emoji, English
+    name), for the names in ``language`` (English: with the aliases)."""
+    if language != "en":
+        with _LOADING:  # the dataset adds a language's names to its one table, on first use
+            emoji.config.load_language(language)
     by_word: dict[str, list[tuple[str, float]]] = defaultdict(list)
     by_name: dict[str, tuple[str, str]] = {}
     for char, data in emoji.EMOJI_DATA.items():
-        if not _indexable(char, data):
+        if not _indexable(char, data) or language not in data:
             continue
         english = str(data["en"]).strip(":")
-        names = [english, *(str(alias).strip(":") for alias in data.get("alias", ()))]
+        names = [str(data[language]).strip(":")]
+        if language == "en":
+            names += [str(alias).strip(":") for alias in data.get("alias", ())]
         for name in names:
             by_name.setdefault(name, (char, english))
-            parts = _name_words(name)
+            parts = _name_words(name, language)
+            if not parts:
+                continue
             for part in set(parts):
                 by_word[part].append((char, parts.count(part) / len(parts)))
     return dict(by_word), by_name
 
 
-def _scores(weighted_words: Iterable[tuple[str, float]]) -> dict[str, float]:
-    by_word, by_name = _index()
+def _scores(weighted_words: Iterable[tuple[str, float]], language: str) -> dict[str, float]:
+    by_word, by_name = _index(language)
     scores: dict[str, float] = defaultdict(float)
     matched: dict[str, set[str]] = defaultdict(set)
     for word, weight in weighted_words:
@@ -161,7 +192,7 @@ def _scores(weighted_words: Iterable[tuple[str, float]]) -> dict[str, float]:
         for char, coverage in by_word.get(word, ()):
             if coverage >= MIN_COVERAGE:
                 best[char] = max(best.get(char, 0.0), coverage)
-        for name in RELATED.get(word, ()):
+        for name in RELATED.get(word, ()) if language == "en" else ():
             if name in by_name:
                 best[by_name[name][0]] = 1.0
         for char, coverage in best.items():
@@ -171,8 +202,8 @@ def _scores(weighted_words: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {char: score + 0.25 * (len(matched[char]) - 1) for char, score in scores.items()}
 
 
-def _best(weighted_words: Sequence[tuple[str, float]]) -> str | None:
-    scores = _scores(weighted_words)
+def _best(weighted_words: Sequence[tuple[str, float]], language: str) -> str | None:
+    scores = _scores(weighted_words, language)
     if not scores:
         return None
     order = {char: position for position, char in enumerate(emoji.EMOJI_DATA)}
@@ -184,13 +215,16 @@ def _name_of(char: str) -> str:
     return str(data.get("en", ":symbol:")).strip(":")
 
 
-def choose_pictogram(title: str, text: str, topic: str, hint: str) -> Pictogram:
-    """The scene's pictogram: its own words', else its topic's, else its hint's symbol (see the module)."""
-    scene_words = [(word, 2.0) for word in words_of(title)] + [(word, 1.0) for word in words_of(text)]
-    chosen = _best(scene_words)
+def choose_pictogram(title: str, text: str, topic: str, hint: str, language: str = "en") -> Pictogram:
+    """The scene's pictogram: its own words', else its topic's, else its hint's symbol (see the module);
+    the words are matched against the emoji names in the script's ``language`` (a BCP-47 tag)."""
+    names = dataset_language(language)
+    title_words, text_words = words_of(title, names), words_of(text, names)
+    scene_words = [(word, 2.0) for word in title_words] + [(word, 1.0) for word in text_words]
+    chosen = _best(scene_words, names)
     if chosen is not None:
         return Pictogram(chosen, _name_of(chosen), "scene")
-    chosen = _best([(word, 1.0) for word in words_of(topic)])
+    chosen = _best([(word, 1.0) for word in words_of(topic, names)], names)
     if chosen is not None:
         return Pictogram(chosen, _name_of(chosen), "topic")
     symbol = HINT_SYMBOLS.get(hint, DEFAULT_SYMBOL)

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import MediaFile, ReelcastError, Stage, StageContext, VisualTheme, hookimpl
-from reelcast.plugins.artifacts import Frame, SceneVisuals, VisualsArtifact, read_visuals
+from reelcast.plugins.artifacts import Frame, SceneVisuals, VisualsArtifact, read_script, read_visuals
 from reelcast.plugins.builtin import layout
 from reelcast.plugins.builtin.captions import Cue, build_cues, burns_sentence_bands
 from reelcast.plugins.builtin.layout import Box, SceneLayout
@@ -323,6 +323,7 @@ def compose_scene(
     backdrop: Image.Image | None = None,
     logo: Image.Image | None = None,
     corner: int = job_pb2.CORNER_TOP_RIGHT,
+    language: str = "en",
 ) -> DrawnScene:
     """One scene's card in ``theme``, with its boxes: see the module docstring."""
     theme = theme or theme_named("")
@@ -348,7 +349,9 @@ def compose_scene(
         if not title_lines[-1].endswith("…"):
             title_lines = balanced_wrap(heading, title_size, title_width, face)
     body = body_text(scene, captions)
-    pictogram = choose_pictogram(scene.title, f"{scene.caption} {scene.narration}", topic, scene.visual_hint)
+    pictogram = choose_pictogram(
+        scene.title, f"{scene.caption} {scene.narration}", topic, scene.visual_hint, language
+    )
     plan = layout.scene_layout(
         width,
         height,
@@ -499,6 +502,7 @@ def _backgrounds(ctx: StageContext, count: int) -> list[tuple[str, Image.Image |
 def run(ctx: StageContext) -> dict[str, Any]:
     theme = theme_named(ctx.spec.plan.style)
     scenes = load_scenes(ctx)
+    language = read_script(ctx).get("language") or ctx.spec.brief.language or "en"
     narration = load_narration(ctx)
     timing = narration["scenes"]
     if len(timing) != len(scenes):
@@ -544,6 +548,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 backdrop=backdrop,
                 logo=logo,
                 corner=corner,
+                language=language,
             )
             image = card.image
             relative = f"frames/scene-{index + 1:03d}.png"
