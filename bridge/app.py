@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import channel, login, rest, streams, web
+from reelcast.bridge import channel, login, rest, streams, themes, web
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
@@ -123,6 +123,8 @@ ROUTES = [
     Route("/api/session", login.close_session, methods=["DELETE"]),
     Route("/api/jobs/{job_id}/stream-token", login.stream_token, methods=["POST"]),
     Route("/api/stages", rest.list_stages, methods=["GET"]),
+    Route("/api/themes", themes.list_themes, methods=["GET"]),
+    Route("/api/themes/{name}/preview.png", themes.theme_preview, methods=["GET"]),
     Route("/api/jobs", rest.list_jobs, methods=["GET"]),
     Route("/api/jobs", rest.create_job, methods=["POST"]),
     Route("/api/jobs/{job_id}", rest.get_job, methods=["GET"]),

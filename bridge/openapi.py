@@ -203,6 +203,26 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json("StageList")},
         }
     },
+    "/api/themes": {
+        "get": {
+            "summary": "The visual themes plan.style may name (JobService.ListThemes), the default first",
+            "parameters": [_CORRELATION],
+            "responses": {"200": _json("ThemeList")},
+        }
+    },
+    "/api/themes/{name}/preview.png": {
+        "get": {
+            "summary": "A PNG of a sample scene drawn in one theme, 320x180",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": _STRING},
+                _CORRELATION,
+            ],
+            "responses": {
+                "200": {"description": "The preview", "content": {"image/png": {}}},
+                "400": _error("No theme of that name (E405)"),
+            },
+        }
+    },
     "/api/jobs": {
         "get": {
             "summary": "The caller's jobs, newest first, paged",

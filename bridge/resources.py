@@ -223,6 +223,17 @@ class StageList(_Answer):
     stages: Annotated[list[Stage], msgspec.Meta(description="In pipeline order.")]
 
 
+class Theme(_Answer):
+    name: Annotated[str, msgspec.Meta(description="What plan.style takes.")]
+    title: str
+    description: str
+    preview_url: Annotated[str, msgspec.Meta(description="A PNG of a sample scene in the theme, 320x180.")]
+
+
+class ThemeList(_Answer):
+    themes: Annotated[list[Theme], msgspec.Meta(description="The default first.")]
+
+
 class FailureDetails(_Answer):
     job_id: str
     status: Literal["Failed"]
@@ -255,6 +266,7 @@ ANSWER_TYPES: tuple[type[msgspec.Struct], ...] = (
     StageList,
     FailureDetails,
     Health,
+    ThemeList,
 )
 
 # -- protobuf → JSON -----------------------------------------------------------------------------------------

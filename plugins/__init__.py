@@ -41,6 +41,8 @@ from reelcast.plugins.artifacts import (
     Frame,
     NarrationArtifact,
     NarrationScene,
+    PictogramChoice,
+    SceneVisuals,
     ScriptArtifact,
     ScriptSceneArtifact,
     VisualsArtifact,
@@ -52,12 +54,12 @@ from reelcast.plugins.artifacts import (
 )
 from reelcast.plugins.process import ProcessResult
 from reelcast.plugins.settings import StageSettingsError
-from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, MediaFile, Stage, StageContext
+from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, MediaFile, Stage, StageContext, VisualTheme
 
 # The plugin API's version, MAJOR.MINOR. MINOR grows when names or optional arguments are added; MAJOR
 # grows when a name in __all__ is removed or changes meaning. A plugin written for 1.x works on every 1.y
 # with y >= x.
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 hookimpl = pluggy.HookimplMarker("reelcast")
 
@@ -75,13 +77,16 @@ __all__ = [
     "MediaFile",
     "NarrationArtifact",
     "NarrationScene",
+    "PictogramChoice",
     "ProcessResult",
     "ReelcastError",
+    "SceneVisuals",
     "ScriptArtifact",
     "ScriptSceneArtifact",
     "Stage",
     "StageContext",
     "StageSettingsError",
+    "VisualTheme",
     "VisualsArtifact",
     "WordTiming",
     "hookimpl",

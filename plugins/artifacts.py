@@ -84,6 +84,24 @@ class CaptionCue(TypedDict):
     text: str
 
 
+class PictogramChoice(TypedDict):
+    emoji: str
+    # The emoji's CLDR short name, and what chose it: the scene's words, the topic's, or the visual hint.
+    name: str
+    source: str
+
+
+class SceneVisuals(TypedDict):
+    """What the visuals stage drew on one scene's image: its pictogram and where each part sits, as
+    ``[x, y, width, height]`` boxes in pixels (``pictogram``, ``decorations`` and, when drawn, ``title``,
+    ``text``, ``logo``, and the ``caption`` area kept clear for captions)."""
+
+    pictogram: PictogramChoice
+    boxes: dict[str, Any]
+    # The scene's uploaded background (an image drawn in, or a clip the render stage plays).
+    background_media_id: NotRequired[str]
+
+
 class VisualsArtifact(TypedDict):
     """``visuals.json``: the frames the render stage concatenates, and the caption cues."""
 
@@ -92,6 +110,9 @@ class VisualsArtifact(TypedDict):
     scene_images: list[str]
     frames: list[Frame]
     cues: NotRequired[list[CaptionCue]]
+    # The visual theme drawn (``Plan.style``) and one record per scene, in order.
+    theme: NotRequired[str]
+    scenes: NotRequired[list[SceneVisuals]]
 
 
 def read_artifact(ctx: StageContext, key: str) -> dict[str, Any]:

@@ -24,6 +24,19 @@ OUTPUT_ARTIFACT = "output"
 
 
 @dataclass(frozen=True)
+class VisualTheme:
+    """A look a drawing stage offers for ``Plan.style``, as ``ListThemes`` lists it."""
+
+    # What ``Plan.style`` takes ("clean").
+    name: str
+    title: str
+    description: str
+    # Makes a PNG of one sample scene drawn in the theme (about 320x180); called when a client asks, so a
+    # stage draws nothing at load time.
+    preview_png: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
 class Stage:
     """A pipeline stage, registered through the ``register_stages`` hook.
 
@@ -40,6 +53,9 @@ class Stage:
     # The stage's own configuration: a dataclass type with a default for every field, filled in by the
     # server from REELCAST_PLUGIN_<STAGE>_<FIELD> variables (reelcast.plugins.settings, docs/plugins.md).
     settings: type[Any] | None = None
+    # The visual themes this stage draws (``Plan.style``), the default first. When the installed stages offer
+    # themes, CreateJob refuses a style none of them has (``E405-UNKNOWN_THEME``).
+    themes: tuple[VisualTheme, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import imageio_ffmpeg
 import numpy as np
 from grpc import aio
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageDraw
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
@@ -318,3 +318,35 @@ def difference_mask(frame: Image.Image, reference: Image.Image, threshold: int) 
     channels = ImageChops.difference(frame, reference).convert("RGB").split()
     lightest = ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2])
     return lightest.point(lambda value: 255 if value > threshold else 0)
+
+
+# -- scene images --------------------------------------------------------------------------------------------
+
+
+def ink_mask(image: Image.Image, reference: Image.Image, threshold: int = 24) -> Image.Image:
+    """A 1-bit mask of the pixels where ``image`` differs from ``reference`` (what was drawn over it)."""
+    difference = ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).convert("L")
+    return difference.point(lambda value: 255 if value > threshold else 0).convert("1")
+
+
+def ink_outside(mask: Image.Image, boxes: list[list[int]], grow: int = 2) -> int:
+    """How many ink pixels of ``mask`` lie outside every ``[x, y, w, h]`` box (each grown by ``grow``)."""
+    outside = mask.copy()
+    draw = ImageDraw.Draw(outside)
+    for x, y, width, height in boxes:
+        draw.rectangle((x - grow, y - grow, x + width + grow, y + height + grow), fill=0)
+    return outside.histogram()[255]
+
+
+def ink_inside(mask: Image.Image, box: list[int]) -> int:
+    x, y, width, height = box
+    return mask.crop((x, y, x + width, y + height)).histogram()[255]
+
+
+def region_difference(first: Image.Image, second: Image.Image, box: list[int]) -> float:
+    """The mean absolute difference per channel of two images inside ``[x, y, w, h]``."""
+    x, y, width, height = box
+    crop = (x, y, x + width, y + height)
+    return mean_abs_difference(
+        first.convert("RGB").crop(crop).tobytes(), second.convert("RGB").crop(crop).tobytes()
+    )

@@ -1,8 +1,10 @@
 """Word captions (the default style): grouping, timing, the ASS file libass draws, WebVTT, and where the
 captions land on rendered frames of each aspect.
 
-Two short jobs per aspect render the same script with and without captions; the caption is what differs
-between their frames at the same moment, so its bounding box is measured, not assumed.
+Two short jobs per aspect render the same script with word captions burned in and as soft subtitles (the
+cards are the same: the visuals stage keeps the caption area clear and leaves the spoken text to the captions
+either way); the caption is what differs between their frames at the same moment, so its bounding box is
+measured, not assumed.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ CAPTION_DIFFERENCE = 60
 
 @dataclass
 class Pair:
-    """The same script rendered with word captions and without captions."""
+    """The same script rendered with word captions burned in and with soft ones (none in the picture)."""
 
     captioned: JobRun
     plain: JobRun
@@ -63,12 +65,18 @@ class Pair:
 
 
 def _render(
-    tmp: Path, width: int, height: int, aspect: job_pb2.Aspect.ValueType, captions: bool, vfr: bool
+    tmp: Path, width: int, height: int, aspect: job_pb2.Aspect.ValueType, burned: bool, vfr: bool
 ) -> JobRun:
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="Bees", aspect=aspect),
         script=SCRIPT,
-        render=job_pb2.RenderSpec(width=width, height=height, captions=captions, variable_frame_rate=vfr),
+        render=job_pb2.RenderSpec(
+            width=width,
+            height=height,
+            captions=True,
+            caption_mode=job_pb2.CAPTION_MODE_BURNED if burned else job_pb2.CAPTION_MODE_SOFT,
+            variable_frame_rate=vfr,
+        ),
     )
     run = run_job(job_settings(tmp / "data"), with_defaults(spec))
     assert run.job.status == job_pb2.JOB_STATUS_SUCCEEDED, run.job.failure

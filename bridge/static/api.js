@@ -53,5 +53,7 @@ export const approveJob = (jobId, scenes) =>
 export const failureDetails = (jobId) =>
   request('GET', `/api/jobs/${encodeURIComponent(jobId)}/failure-details`);
 export const listVoices = () => request('GET', '/api/voices');
+// The visual themes `plan.style` may name, each with a `previewUrl` (a PNG).
+export const listThemes = () => request('GET', '/api/themes');
 // Who the page acts as (`anonymous` when the server requires no authentication).
 export const whoAmI = () => request('GET', '/api/me');

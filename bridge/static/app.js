@@ -168,6 +168,7 @@ async function showApp() {
   if (!voicesLoaded) {
     voicesLoaded = true;
     form.loadVoices();
+    form.loadThemes();
   }
   showUser();
   // Log out only where there is a session to end: a request without the cookie tells whether the server

@@ -2,7 +2,7 @@
 // The form is `novalidate`: the server is the one place ranges are checked, so the page never disagrees
 // with it.
 
-import { ApiProblem, createJob, listVoices } from './api.js';
+import { ApiProblem, createJob, listThemes, listVoices } from './api.js';
 import { element } from './format.js';
 
 export const RESOLUTIONS = {
@@ -58,6 +58,38 @@ export class BriefForm {
     }
   }
 
+  async loadThemes() {
+    // One choice per theme of the server, with its preview; the default theme comes first and is checked.
+    const box = this.form.querySelector('#theme-choices');
+    try {
+      const { themes } = await listThemes();
+      if (!themes.length) return;
+      box.replaceChildren(
+        ...themes.map((theme, index) => {
+          const input = element('input');
+          Object.assign(input, { type: 'radio', name: 'theme', value: theme.name, checked: index === 0 });
+          const preview = element('img');
+          Object.assign(preview, { src: theme.previewUrl, alt: '', width: 320, height: 180 });
+          const label = element('label', 'theme-choice');
+          label.dataset.theme = theme.name;
+          label.append(
+            preview,
+            input,
+            element('span', 'theme-title', theme.title),
+            element('span', 'theme-description muted', theme.description),
+          );
+          return label;
+        }),
+      );
+    } catch (problem) {
+      box.setAttribute('aria-description', `Themes could not be listed: ${problem.message}`);
+    }
+  }
+
+  get theme() {
+    return this.form.querySelector('input[name="theme"]:checked')?.value || '';
+  }
+
   get keyPointList() {
     return this.keyPoints.value.split('\n').map((line) => line.trim()).filter((line) => line !== '');
   }
@@ -94,7 +126,7 @@ export class BriefForm {
         aspect: this.aspect,
         keyPoints: this.keyPointList,
       },
-      plan: { targetDurationSeconds: duration },
+      plan: { targetDurationSeconds: duration, style: this.theme },
       voice: { voiceName: this.voice.value },
       music: { mood: this.form.elements.music.value },
       render: { width, height, ...this.#captions() },

@@ -107,6 +107,20 @@ def emoji_face() -> Face:
     return faces()[-1]
 
 
+@functools.cache
+def bold_face() -> Face:
+    """Noto Sans ExtraBold (the caption font, vendored in ``fonts/``): the bold theme's headings."""
+    path = FONTS_DIR / "NotoSans-ExtraBold.ttf"
+    return Face("Noto Sans ExtraBold", path, _coverage(path))
+
+
+@functools.cache
+def chain_from(primary: Face | None) -> tuple[Face, ...]:
+    """The font chain with ``primary`` searched first (None: the default chain, :func:`faces`)."""
+    chain = faces()
+    return chain if primary is None or primary is chain[0] else (primary, *chain)
+
+
 @functools.lru_cache(maxsize=128)
 def truetype(face: Face, size: int) -> ImageFont.FreeTypeFont:
     """``face`` as a Pillow font at ``size`` pixels (at its strike size for a bitmap font)."""
@@ -131,9 +145,16 @@ def _continues_cluster(char: str) -> bool:
     )
 
 
-def face_for(char: str, previous: Face | None, after_joiner: bool, next_char: str) -> Face:
-    """The face that draws ``char``, given the face of the character before it."""
-    chain = faces()
+def face_for(
+    char: str,
+    previous: Face | None,
+    after_joiner: bool,
+    next_char: str,
+    chain: tuple[Face, ...] | None = None,
+) -> Face:
+    """The face that draws ``char``, given the face of the character before it (from ``chain``, by default
+    :func:`faces`)."""
+    chain = chain or faces()
     emoji = chain[-1]
     if previous is not None and _continues_cluster(char):
         return previous
@@ -233,8 +254,10 @@ def visual_order(levels: Sequence[int]) -> list[int]:
     return order
 
 
-def runs(line: str, base: int | None = None) -> list[Run]:
-    """The runs of ``line`` in visual order, left to right; ``base`` is the paragraph's bidi level."""
+def runs(line: str, base: int | None = None, primary: Face | None = None) -> list[Run]:
+    """The runs of ``line`` in visual order, left to right; ``base`` is the paragraph's bidi level and
+    ``primary`` the face searched first (None: Pillow's bundled font)."""
+    chain = chain_from(primary)
     if not line:
         return []
     line = unicodedata.normalize("NFC", line)  # "e" + U+0301 becomes "é", which a font is likelier to have
@@ -243,7 +266,7 @@ def runs(line: str, base: int | None = None) -> list[Run]:
     for index, char in enumerate(line):
         next_char = line[index + 1] if index + 1 < len(line) else ""
         after_joiner = index > 0 and line[index - 1] == _ZWJ
-        chosen.append(face_for(char, chosen[-1] if chosen else None, after_joiner, next_char))
+        chosen.append(face_for(char, chosen[-1] if chosen else None, after_joiner, next_char, chain))
     logical: list[Run] = []
     run_levels: list[int] = []
     start = 0
@@ -273,9 +296,9 @@ def run_width(run: Run, size: int) -> float:
     return width * size / run.face.strike if run.face.strike else width
 
 
-def line_width(line: str, size: int) -> float:
-    """The advance width of ``line`` drawn at ``size`` pixels with the font chain."""
-    return sum(run_width(run, size) for run in runs(line))
+def line_width(line: str, size: int, primary: Face | None = None) -> float:
+    """The advance width of ``line`` drawn at ``size`` pixels with the font chain (``primary`` first)."""
+    return sum(run_width(run, size) for run in runs(line, primary=primary))
 
 
 def _draw_bitmap_run(image: Image.Image, x: float, baseline: float, run: Run, size: int) -> None:
@@ -296,10 +319,18 @@ def _draw_bitmap_run(image: Image.Image, x: float, baseline: float, run: Run, si
 
 
 def draw_line(
-    image: Image.Image, center_x: float, top: float, line: str, size: int, fill: Fill, base: int
+    image: Image.Image,
+    center_x: float,
+    top: float,
+    line: str,
+    size: int,
+    fill: Fill,
+    base: int,
+    primary: Face | None = None,
 ) -> None:
-    """Draws ``line`` centred on ``center_x`` with the bundled font's ascender at ``top``."""
-    line_runs = runs(line, base)
+    """Draws ``line`` centred on ``center_x`` with the bundled font's ascender at ``top`` (``primary``
+    searched first in the font chain)."""
+    line_runs = runs(line, base, primary)
     widths = [run_width(run, size) for run in line_runs]
     x = center_x - sum(widths) / 2
     baseline = top + truetype(bundled_face(), size).getmetrics()[0]

@@ -19,6 +19,7 @@ from reelcast.jobs.violations import FieldViolation
 from reelcast.server.config import Settings
 from reelcast.server.execution.runner import JobRunner
 from reelcast.server.rpc.abort import abort
+from reelcast.server.rpc.themes import theme_messages, unknown_theme
 from reelcast.server.rpc.voices import installed_voices
 from reelcast.server.rpc.watch import follow_job_events
 from reelcast.server.security.auth import StreamTokens, principal_var
@@ -104,6 +105,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         if violations:
             summary = "; ".join(f"{v.field} {v.description}" for v in violations)
             await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
+        theme_error = unknown_theme(request.spec.plan.style, self.runner.pipeline())
+        if theme_error is not None:
+            await abort(context, theme_error, [FieldViolation("spec.plan.style", "names no installed theme")])
         principal = principal_var.get()
         if principal is None:  # authentication is off: no users, so no per-user limits
             job = await self._submit(request, context)
@@ -289,6 +293,11 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 for installed in self.runner.pipeline()
             ]
         )
+
+    async def ListThemes(
+        self, request: job_service_pb2.ListThemesRequest, context: Context
+    ) -> job_service_pb2.ListThemesResponse:
+        return job_service_pb2.ListThemesResponse(themes=await theme_messages(self.runner.pipeline()))
 
     async def ListVoices(
         self, request: job_service_pb2.ListVoicesRequest, context: Context

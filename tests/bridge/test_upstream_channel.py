@@ -59,6 +59,9 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def ApproveJob(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("ApproveJob", request)
 
+    async def ListThemes(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ListThemes", request)
+
     async def WatchJob(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

@@ -18,6 +18,7 @@ __all__ = [
     "JOB_STALLED",
     "LANGUAGE_UNSUPPORTED",
     "LOW_DISK_SPACE",
+    "MEDIA_NOT_AN_IMAGE",
     "MEDIA_NOT_AVAILABLE",
     "MODEL_HTTP_ERROR",
     "MODEL_OUTPUT_INVALID",
@@ -33,6 +34,7 @@ __all__ = [
     "STAGE_FAILED",
     "STAGE_MISSING",
     "TTS_FAILED",
+    "UNKNOWN_THEME",
     "VISUALS_FAILED",
     "VOICE_UNKNOWN",
     "WORKER_LOST",
@@ -249,6 +251,27 @@ VISUALS_FAILED = define(
     "Retry the job; check free disk space.",
     _S.INTERNAL,
     500,
+)
+
+UNKNOWN_THEME = define(
+    "E405-UNKNOWN_THEME",
+    "Unknown visual theme",
+    "The plan's style names no visual theme the visuals stage has.",
+    'Leave spec.plan.style empty for the default, or use a name from ListThemes ("clean", "bold", "paper").',
+    _S.INVALID_ARGUMENT,
+    400,
+    ["List the themes (GET /api/themes)", "Leave the style empty"],
+)
+
+MEDIA_NOT_AN_IMAGE = define(
+    "E406-MEDIA_NOT_AN_IMAGE",
+    "Media is not an image",
+    "The logo or a scene's background image refers to an upload that is not an image the visuals stage "
+    "can draw.",
+    "Upload a PNG or JPEG image and use its media id for the logo or the scene's background.",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Upload the logo as an image", "Use a clip only as a scene background"],
 )
 
 MEDIA_NOT_AVAILABLE = define(

@@ -416,7 +416,8 @@ class Plan(_message.Message):
     """Speaking pace. Defaults to conversational."""
     style: _builtins.str
     """The visual theme (palette, type and layout): "clean" (the default when empty), "bold" or "paper"; a
-    visuals plugin may add its own. An unknown name fails the visuals step with `E405-UNKNOWN_THEME`.
+    visuals plugin may add its own (`ListThemes` lists them). CreateJob refuses a name none of the installed
+    themes has with `E405-UNKNOWN_THEME`, and the visuals step fails with it should a job reach it with one.
     """
     motion: Global___Motion.ValueType
     """How the picture moves inside each scene. Defaults to `MOTION_KEN_BURNS`."""

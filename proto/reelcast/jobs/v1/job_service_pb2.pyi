@@ -616,3 +616,80 @@ class ApproveJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApproveJobResponse: _TypeAlias = ApproveJobResponse  # noqa: Y015
+
+@_typing.final
+class ListThemesRequest(_message.Message):
+    """Request of `ListThemes`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesRequest: _TypeAlias = ListThemesRequest  # noqa: Y015
+
+@_typing.final
+class ListThemesResponse(_message.Message):
+    """Response of `ListThemes`. Not paginated: like `ListVoices`, it lists what one installation holds (a few
+    themes, a few KiB of previews each).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def themes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Theme]:
+        """The themes, the default first."""
+
+    def __init__(
+        self,
+        *,
+        themes: _abc.Iterable[Global___Theme] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["themes", b"themes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesResponse: _TypeAlias = ListThemesResponse  # noqa: Y015
+
+@_typing.final
+class Theme(_message.Message):
+    """A visual theme of the visuals stage: palette, type and layout of the scene images."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PREVIEW_PNG_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """What `Plan.style` takes, for example "clean" (the default), "bold" or "paper"."""
+    title: _builtins.str
+    """A short human title, for example "Clean"."""
+    description: _builtins.str
+    """One sentence on how it looks."""
+    preview_png: _builtins.bytes
+    """A PNG of one sample scene drawn in the theme, 320x180."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        preview_png: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "preview_png", b"preview_png", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Theme: _TypeAlias = Theme  # noqa: Y015

@@ -96,6 +96,11 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.FromString,
                 _registered_method=True)
+        self.ListThemes = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ListThemes',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -202,6 +207,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListThemes(self, request, context):
+        """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
+        description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +272,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ApproveJob,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.SerializeToString,
+            ),
+            'ListThemes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListThemes,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -564,6 +582,33 @@ class JobService:
             '/reelcast.jobs.v1.JobService/ApproveJob',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ApproveJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListThemes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ListThemes',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,10 @@ class JobServiceStub:
     the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
     is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
     """
+    ListThemes: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListThemesRequest, _job_service_pb2.ListThemesResponse]
+    """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
+    description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -145,6 +149,10 @@ class JobServiceAsyncStub(JobServiceStub):
     `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
     the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
     is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+    """
+    ListThemes: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListThemesRequest, _job_service_pb2.ListThemesResponse]  # type: ignore[assignment]
+    """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
+    description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -267,6 +275,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
         the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
         is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListThemes(
+        self,
+        request: _job_service_pb2.ListThemesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListThemesResponse, _abc.Awaitable[_job_service_pb2.ListThemesResponse]]:
+        """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
+        description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
