@@ -189,7 +189,7 @@ def video_graph(
         current = joined
     tail = [*captions, "format=yuv420p", BT709_TAGS]
     chains.append(f"[{current}]{','.join(tail)}[{label}]")
-    return ";\n".join(chains)
+    return ";".join(chains)
 
 
 def background_clip_ids(script_scenes: Sequence[dict[str, object]], spec: job_pb2.JobSpec) -> list[str]:
