@@ -316,6 +316,8 @@ def test_sentence_style_keeps_burned_sentence_bands_and_writes_no_ass(tmp_path: 
     settings = Settings(data_dir=tmp_path / "data", grpc_listen="127.0.0.1:0", x264_preset="ultrafast")
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="Bees"),
+        # Still cards: the burned bands are the picture (with motion libass draws them: test_motion.py).
+        plan=job_pb2.Plan(motion=job_pb2.MOTION_NONE, transition=job_pb2.TRANSITION_NONE),
         script=SCRIPT,
         render=job_pb2.RenderSpec(
             width=320, height=180, captions=True, caption_style=job_pb2.CAPTION_STYLE_SENTENCES

@@ -94,7 +94,11 @@ export class BriefForm {
         aspect: this.aspect,
         keyPoints: this.keyPointList,
       },
-      plan: { targetDurationSeconds: duration },
+      plan: {
+        targetDurationSeconds: duration,
+        motion: this.form.elements.motion.value,
+        transition: this.form.elements.transition.value,
+      },
       voice: { voiceName: this.voice.value },
       render: { width, height, ...this.#captions() },
       reviewScript: this.form.elements.reviewScript.checked,
