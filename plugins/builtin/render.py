@@ -1,19 +1,26 @@
-"""The built-in render stage: the frames and the narration into an H.264/AAC MP4 with ffmpeg.
+"""The built-in render stage: the scene pictures and the narration into an H.264/AAC MP4 with ffmpeg.
 
-The frames go through ffmpeg's concat demuxer, one entry per image with its duration; never ``-loop 1``
-per image, which is slow and rounds every duration to whole frames. Constant frame rate (the default)
-resamples that timeline with the ``fps`` filter; variable frame rate keeps one frame per image and is much
-faster. No caption text reaches ffmpeg's command line: burned sentence captions are already in the frames,
-word captions are drawn by libass from an ASS file (``ass.py``; the ``ass`` filter after ``fps``), soft
-captions come from the SRT file, and arguments go to ffmpeg as a list, never through a shell. At a
-variable frame rate the frames are split at every caption change, so that each word's highlight gets a
-frame of its own.
+Two paths. With motion or transitions (the default, ``plan.motion``/``plan.transition``) the picture is one
+filter graph (``motion.py``): each scene's caption-free image pushed or panned, or its uploaded clip, joined
+by ``xfade``, captions drawn over the joined picture by libass. With still cards and cuts (``MOTION_NONE``
+and ``TRANSITION_NONE``) the frames go through ffmpeg's concat demuxer, one entry per image with its
+duration; never ``-loop 1`` per image, which is slow and rounds every duration to whole frames. Constant
+frame rate (the default) resamples that timeline with the ``fps`` filter; variable frame rate keeps one
+frame per image and is much faster (still cards only: E320 otherwise). No caption text reaches ffmpeg's
+command line: burned sentence captions are in the still frames (or, with motion, in an ASS file), word
+captions are drawn by libass from an ASS file (``ass.py``), soft captions come from the SRT file, and
+arguments go to ffmpeg as a list, never through a shell. At a variable frame rate the frames are split at
+every caption change, so that each word's highlight gets a frame of its own.
 
-Progress is ffmpeg's ``-progress pipe:1``: ``out_time_us`` against the timeline's length, clamped and never
-decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the seed's format.
+The file: BT.709 colour (converted and tagged), the audio track's language from the brief, a chapter per
+scene (``chapters.py``), ``+faststart``; the narration's length is the video's length.
+
+Progress is ffmpeg's ``-progress pipe:1`` over the whole graph: ``out_time_us`` against the timeline's
+length, clamped and never decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the
+seed's format.
 
 Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
-(or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned word captions only),
+(or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned captions drawn by libass),
 ``ffmpeg_log`` (an absolute path).
 """
 
@@ -275,9 +282,26 @@ def _file_arguments(spec: job_pb2.JobSpec, *, soft: bool, chapters_input: int | 
     return args
 
 
+# ISO 639-1 -> ISO 639-2/T (the form MP4 language tags use) for the languages the voices speak.
+ISO639_2 = {
+    "af": "afr", "am": "amh", "ar": "ara", "bg": "bul", "bn": "ben", "bs": "bos", "ca": "cat", "cs": "ces",
+    "cy": "cym", "da": "dan", "de": "deu", "el": "ell", "en": "eng", "eo": "epo", "es": "spa", "et": "est",
+    "eu": "eus", "fa": "fas", "fi": "fin", "fr": "fra", "ga": "gle", "gl": "glg", "gu": "guj", "he": "heb",
+    "hi": "hin", "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita", "ja": "jpn",
+    "ka": "kat", "kk": "kaz", "kn": "kan", "ko": "kor", "la": "lat", "lt": "lit", "lv": "lav", "mk": "mkd",
+    "ml": "mal", "mr": "mar", "ms": "msa", "mt": "mlt", "nb": "nob", "ne": "nep", "nl": "nld", "no": "nor",
+    "pa": "pan", "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sk": "slk", "sl": "slv", "sq": "sqi",
+    "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "th": "tha", "tr": "tur", "uk": "ukr",
+    "ur": "urd", "vi": "vie", "zh": "zho",
+}  # fmt: skip
+
+
 def _iso639_2(language: str) -> str:
-    known = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por", "nl": "nld"}
-    return known.get((language or "en").split("-", 1)[0].lower(), "und")
+    """The ISO 639-2 code of a BCP-47 tag's language (a three-letter one as it is), ``und`` if unknown."""
+    primary = (language or "en").split("-", 1)[0].lower()
+    if len(primary) == 3 and primary.isalpha():
+        return primary
+    return ISO639_2.get(primary, "und")
 
 
 async def run(ctx: StageContext) -> dict[str, Any]:
