@@ -162,7 +162,7 @@ def moviepy_pipeline(work_dir: Path, spec: job_pb2.JobSpec, preset: str, output:
 
     document = json.loads((work_dir / "visuals.json").read_text())
     narration = json.loads((work_dir / "voice.json").read_text())
-    width, height = document["width"], document["height"]
+    width, height = int(document["width"]), int(document["height"])
     fps = spec.render.fps or 30
     total = float(narration["duration"])
     starts = [float(scene["start"]) for scene in narration["scenes"]]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reelcast.jobs.v1 import job_pb2
@@ -47,14 +47,14 @@ XFADE_NAMES = {
 }
 
 
-def motion_of(plan: job_pb2.Plan, variable_frame_rate: bool = False) -> int:
+def motion_of(plan: job_pb2.Plan, variable_frame_rate: bool = False) -> job_pb2.Motion.ValueType:
     """The plan's motion with its default: Ken Burns, or still cards at a variable frame rate."""
     if plan.motion != job_pb2.MOTION_UNSPECIFIED:
         return plan.motion
     return job_pb2.MOTION_NONE if variable_frame_rate else job_pb2.MOTION_KEN_BURNS
 
 
-def transition_of(plan: job_pb2.Plan, variable_frame_rate: bool = False) -> int:
+def transition_of(plan: job_pb2.Plan, variable_frame_rate: bool = False) -> job_pb2.Transition.ValueType:
     """The plan's transition with its default: a crossfade, or hard cuts at a variable frame rate."""
     if plan.transition != job_pb2.TRANSITION_UNSPECIFIED:
         return plan.transition
@@ -159,7 +159,7 @@ def video_graph(
     clips: Sequence[Clip],
     joins: Sequence[Join],
     sources: Sequence[str],
-    transition: int,
+    transition: job_pb2.Transition.ValueType,
     fps: int,
     captions: Sequence[str],
     label: str = "video",
@@ -192,7 +192,7 @@ def video_graph(
     return ";".join(chains)
 
 
-def background_clip_ids(script_scenes: Sequence[dict[str, object]], spec: job_pb2.JobSpec) -> list[str]:
+def background_clip_ids(script_scenes: Sequence[Mapping[str, object]], spec: job_pb2.JobSpec) -> list[str]:
     """Each scene's ``background_media_id`` ("" for none): from the script artifact when it carries one,
     else from the spec's own script (the same scenes, in order, when the user supplied them)."""
     supplied = list(spec.script) if len(spec.script) == len(script_scenes) else []
