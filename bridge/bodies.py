@@ -6,7 +6,7 @@ a typo is a 400 naming it; their defaults are the server's own (``validation.wit
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -45,12 +45,31 @@ class BriefBody(_Body):
     ] = []
 
 
+MotionWord = Literal["None", "KenBurns"]
+TransitionWord = Literal["None", "Crossfade", "Slide", "Wipe", "FadeBlack"]
+MOTIONS = {"None": job_pb2.MOTION_NONE, "KenBurns": job_pb2.MOTION_KEN_BURNS}
+TRANSITIONS = {
+    "None": job_pb2.TRANSITION_NONE,
+    "Crossfade": job_pb2.TRANSITION_CROSSFADE,
+    "Slide": job_pb2.TRANSITION_SLIDE,
+    "Wipe": job_pb2.TRANSITION_WIPE,
+    "FadeBlack": job_pb2.TRANSITION_FADE_BLACK,
+}
+
+
 class PlanBody(_Body):
     target_duration_seconds: Annotated[float, msgspec.Meta(description="3 to 600")] = (
         validation.DEFAULT_DURATION_SECONDS
     )
     pacing: PacingWord = "Conversational"
     style: Text = ""
+    # Left out: KenBurns and Crossfade, or None and None with variableFrameRate (the server's defaults).
+    motion: Annotated[
+        MotionWord | None, msgspec.Meta(description="Default KenBurns (None with variableFrameRate).")
+    ] = None
+    transition: Annotated[
+        TransitionWord | None, msgspec.Meta(description="Default Crossfade (None with variableFrameRate).")
+    ] = None
 
 
 class VoiceBody(_Body):
@@ -153,6 +172,8 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
             target_duration_seconds=plan.target_duration_seconds,
             pacing=PACINGS[plan.pacing],
             style=plan.style,
+            motion=MOTIONS[plan.motion] if plan.motion else job_pb2.MOTION_UNSPECIFIED,
+            transition=TRANSITIONS[plan.transition] if plan.transition else job_pb2.TRANSITION_UNSPECIFIED,
         ),
         voice=job_pb2.VoiceSpec(name=voice.voice_name, rate=voice.rate, pitch=voice.pitch),
         render=job_pb2.RenderSpec(

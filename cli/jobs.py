@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from rich.markup import escape
 
 from reelcast.cli.output import console, print_json, print_result, report_rpc_error
+from reelcast.cli.parser import MOTION_CHOICES, TRANSITION_CHOICES
 from reelcast.cli.script_file import read_script_file
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
@@ -46,7 +47,13 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
             language=args.language,
             key_points=args.key_points,
         ),
-        plan=job_pb2.Plan(target_duration_seconds=args.duration),
+        plan=job_pb2.Plan(
+            target_duration_seconds=args.duration,
+            motion=MOTION_CHOICES[args.motion] if args.motion else job_pb2.MOTION_UNSPECIFIED,
+            transition=(
+                TRANSITION_CHOICES[args.transition] if args.transition else job_pb2.TRANSITION_UNSPECIFIED
+            ),
+        ),
         voice=job_pb2.VoiceSpec(name=args.voice),
         music=job_pb2.MusicSpec(mood=args.music),
         render=job_pb2.RenderSpec(

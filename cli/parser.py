@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import MUSIC_MOODS, MUSIC_NONE
 from reelcast.server.announce import ANNOUNCE_FORMATS
 from reelcast.server.logs import LOG_FORMATS, LOG_LEVELS
@@ -204,6 +205,18 @@ def _spec_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--resolution", type=_resolution, default=None, help="WIDTHxHEIGHT")
     sub.add_argument("--fps", type=int, default=0)
     sub.add_argument(
+        "--motion",
+        choices=tuple(MOTION_CHOICES),
+        default=None,
+        help="ken-burns (the default: a slow push or pan per scene) or none (still cards)",
+    )
+    sub.add_argument(
+        "--transition",
+        choices=tuple(TRANSITION_CHOICES),
+        default=None,
+        help="crossfade (the default), slide, wipe, fade-black, or none (hard cuts)",
+    )
+    sub.add_argument(
         "--voice", default="", help="a voice key, for example en-us-joe (Piper) or en-us, fr-fr (espeak-ng)"
     )
     sub.add_argument(
@@ -221,6 +234,16 @@ def _spec_arguments(sub: argparse.ArgumentParser) -> None:
         help="off (default), sentences, or words (a few words at a time, each lit as it is spoken; what"
         " a bare --captions means)",
     )
+
+
+MOTION_CHOICES = {"none": job_pb2.MOTION_NONE, "ken-burns": job_pb2.MOTION_KEN_BURNS}
+TRANSITION_CHOICES = {
+    "none": job_pb2.TRANSITION_NONE,
+    "crossfade": job_pb2.TRANSITION_CROSSFADE,
+    "slide": job_pb2.TRANSITION_SLIDE,
+    "wipe": job_pb2.TRANSITION_WIPE,
+    "fade-black": job_pb2.TRANSITION_FADE_BLACK,
+}
 
 
 def _observability_arguments(sub: argparse.ArgumentParser) -> None:

@@ -350,3 +350,39 @@ def region_difference(first: Image.Image, second: Image.Image, box: list[int]) -
     return mean_abs_difference(
         first.convert("RGB").crop(crop).tobytes(), second.convert("RGB").crop(crop).tobytes()
     )
+
+
+def frame_number(path: Path, number: int, size: tuple[int, int] = (160, 90)) -> bytes:
+    """Decoded frame ``number`` (counting from 0), scaled down, as raw RGB bytes (exact, no seeking)."""
+    return subprocess.run(
+        [
+            FFMPEG, "-v", "error", "-i", str(path),
+            "-vf", f"select=eq(n\\,{number}),scale={size[0]}:{size[1]}", "-frames:v", "1",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+
+
+def frames_ssim(path: Path, first: int, second: int) -> float:
+    """ffmpeg's SSIM (all planes, 1.0 = identical) between decoded frames ``first`` and ``second``."""
+    graph = f"[0:v]select=eq(n\\,{first})[a];[1:v]select=eq(n\\,{second})[b];[a][b]ssim"
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path), "-i", str(path), "-lavfi", graph, "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    found = re.findall(r"All:([\d.]+)", result.stderr)
+    assert found, result.stderr[-2000:]
+    return float(found[-1])
+
+
+def mix(first: bytes, second: bytes) -> bytes:
+    """The 50/50 blend of two raw frames of the same size."""
+    return bytes((a + b) // 2 for a, b in zip(first, second, strict=True))
+
+
+def input_dump(path: Path) -> str:
+    """ffmpeg's description of a media file (streams, tags, chapters): what ffprobe would print."""
+    return subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr

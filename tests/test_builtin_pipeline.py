@@ -51,7 +51,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
                 "The bees fan it with their wings, then seal each cell with wax.",
             ],
         ),
-        plan=job_pb2.Plan(target_duration_seconds=20),
+        # Still cards and cuts (today's concat path): the title area stays put while the burned captions
+        # change (motion and transitions are tests/test_motion.py's).
+        plan=job_pb2.Plan(
+            target_duration_seconds=20, motion=job_pb2.MOTION_NONE, transition=job_pb2.TRANSITION_NONE
+        ),
         # Sentence captions: this module measures the sentence cues that the visuals stage burns into
         # frames (word captions, the default, are tests/test_word_captions.py's).
         render=job_pb2.RenderSpec(
@@ -245,10 +249,10 @@ def test_both_frame_rate_modes_give_a_playable_mp4_as_long_as_the_narration(
         assert len(frames) == images + 1, frames
     else:
         assert len(frames) == round(narration * 30), (len(frames), narration)
-    # The thumbnail shows the first scene (taken at its midpoint), not the frame that follows it.
+    # The thumbnail (the poster) shows the second scene (taken at its midpoint), not the opening one.
     thumbnail = _small_rgb(Path(run.job.output.thumbnail_path))
     first, second = (_small_rgb(run.work_dir / image) for image in visuals["scene_images"][:2])
-    assert mean_abs_difference(thumbnail, first) < mean_abs_difference(thumbnail, second) / 3
+    assert mean_abs_difference(thumbnail, second) < mean_abs_difference(thumbnail, first) / 3
 
 
 def _small_rgb(path: Path) -> bytes:

@@ -290,6 +290,8 @@ def test_word_cues_follow_the_speech_of_each_scene(portrait: Pair) -> None:
 def test_sentence_style_keeps_burned_sentence_bands_and_writes_no_ass(tmp_path: Path) -> None:
     spec = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="Bees"),
+        # Still cards: the burned bands are the picture (with motion libass draws them: test_motion.py).
+        plan=job_pb2.Plan(motion=job_pb2.MOTION_NONE, transition=job_pb2.TRANSITION_NONE),
         script=SCRIPT,
         render=job_pb2.RenderSpec(
             width=320, height=180, captions=True, caption_style=job_pb2.CAPTION_STYLE_SENTENCES

@@ -126,7 +126,12 @@ export class BriefForm {
         aspect: this.aspect,
         keyPoints: this.keyPointList,
       },
-      plan: { targetDurationSeconds: duration, style: this.theme },
+      plan: {
+        targetDurationSeconds: duration,
+        style: this.theme,
+        motion: this.form.elements.motion.value,
+        transition: this.form.elements.transition.value,
+      },
       voice: { voiceName: this.voice.value },
       music: { mood: this.form.elements.music.value },
       render: { width, height, ...this.#captions() },

@@ -225,3 +225,115 @@ def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
         text = override + karaoke_text(cue, lines)
         events.append(f"Dialogue: 0,{ass_time(cue.start)},{ass_time(cue.end)},{STYLE_NAME},,0,0,0,,{text}")
     return "\n".join(header + events) + "\n"
+
+
+# -- sentence captions over a moving picture -------------------------------------------------------------
+# With motion the still frames carry no caption: libass draws the sentence cues over the moving picture, in
+# the look the visuals stage burns into still frames (``visuals.draw_cue_band``): Pillow's bundled font
+# (Aileron Regular, written into the job's font folder, since libass reads fonts from files only), white,
+# over a rounded dark band from 8 % to 92 % of the width whose bottom sits at 92 % of the height.
+SENTENCE_STYLE = "Sentences"
+SENTENCE_FONT_FILE = "Aileron-Regular.otf"
+SENTENCE_FONT_NAME = "Aileron"
+BAND_COLOUR = "&H000000&"
+BAND_ALPHA = "&H55&"  # the still band's alpha 170 of 255, as ASS transparency (255 - 170)
+
+
+def caption_fonts_dir(folder: Path) -> Path:
+    """``folder`` filled with every font captions may use (the bundled ones and Pillow's own), for the
+    ``ass`` filter's ``fontsdir``."""
+    from reelcast.plugins.builtin.text import _bundled_font_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for font_file in FONTS_DIR.iterdir():
+        if font_file.suffix in (".ttf", ".otf") and not (folder / font_file.name).exists():
+            (folder / font_file.name).symlink_to(font_file)
+    target = folder / SENTENCE_FONT_FILE
+    if not target.exists():
+        target.write_bytes(_bundled_font_bytes())
+    return folder
+
+
+@functools.cache
+def _sentence_font_scale() -> float:
+    """ASS font size per pixel of em for the bundled font (libass sizes by ascent plus descent)."""
+    import io
+
+    from reelcast.plugins.builtin.text import _bundled_font_bytes
+
+    font = TTFont(io.BytesIO(_bundled_font_bytes()), lazy=True)
+    hhea = font["hhea"]
+    return float(hhea.ascent - hhea.descent) / float(font["head"].unitsPerEm)
+
+
+def rounded_rectangle(left: float, top: float, right: float, bottom: float, radius: float) -> str:
+    """An ASS drawing (``\\p1`` commands) of a rectangle with round corners (cubic quarter circles)."""
+    r = min(radius, (right - left) / 2, (bottom - top) / 2)
+    k = r * 0.5523  # the control distance that makes a cubic Bézier a close quarter circle
+    points = [
+        f"m {left + r:.1f} {top:.1f}",
+        f"l {right - r:.1f} {top:.1f}",
+        f"b {right - r + k:.1f} {top:.1f} {right:.1f} {top + r - k:.1f} {right:.1f} {top + r:.1f}",
+        f"l {right:.1f} {bottom - r:.1f}",
+        f"b {right:.1f} {bottom - r + k:.1f} {right - r + k:.1f} {bottom:.1f} {right - r:.1f} {bottom:.1f}",
+        f"l {left + r:.1f} {bottom:.1f}",
+        f"b {left + r - k:.1f} {bottom:.1f} {left:.1f} {bottom - r + k:.1f} {left:.1f} {bottom - r:.1f}",
+        f"l {left:.1f} {top + r:.1f}",
+        f"b {left:.1f} {top + r - k:.1f} {left + r - k:.1f} {top:.1f} {left + r:.1f} {top:.1f}",
+    ]
+    return " ".join(points)
+
+
+def to_sentence_ass(cues: Sequence[Cue], width: int, height: int) -> str:
+    """The ASS document drawing sentence ``cues`` in their band on a ``width`` x ``height`` frame."""
+    from reelcast.plugins.builtin.visuals import fit
+
+    scale = _sentence_font_scale()
+    header = [
+        "[Script Info]",
+        "; Written by reelcast's render stage: sentence captions over a moving picture.",
+        "ScriptType: v4.00+",
+        f"PlayResX: {width}",
+        f"PlayResY: {height}",
+        "WrapStyle: 2",
+        "ScaledBorderAndShadow: yes",
+        "",
+        "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+        "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+        "Alignment, MarginL, MarginR, MarginV, Encoding",
+        f"Style: {SENTENCE_STYLE},{SENTENCE_FONT_NAME},20,{UNSPOKEN_COLOUR},{UNSPOKEN_COLOUR},"
+        f"{OUTLINE_COLOUR},{SHADOW_COLOUR},0,0,0,0,100,100,0,0,1,0,0,8,0,0,0,1",
+        "",
+        "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+    unit = min(width, height)
+    events = []
+    for cue in cues:
+        lines, size = fit(cue.text, int(unit * 0.048), width * 0.8, 3, int(unit * 0.028))
+        if not lines:
+            continue
+        start, end = ass_time(cue.start), ass_time(cue.end)
+        # The same geometry as the still band (visuals.draw_cue_band).
+        line_height = size * 1.25
+        band_bottom = height * 0.92
+        band_top = band_bottom - line_height * len(lines) - size * 0.5
+        shape = rounded_rectangle(width * 0.08, band_top, width * 0.92, band_bottom, int(size * 0.4))
+        events.append(
+            f"Dialogue: 0,{start},{end},{SENTENCE_STYLE},,0,0,0,,"
+            f"{{\\an7\\pos(0,0)\\bord0\\shad0\\1c{BAND_COLOUR}\\1a{BAND_ALPHA}\\p1}}{shape}"
+        )
+        for number, line in enumerate(lines):
+            # The still's text has its ascender at ``top``; libass's top edge is the font's ascent line.
+            top = band_top + size * 0.3 + number * line_height
+            events.append(
+                f"Dialogue: 1,{start},{end},{SENTENCE_STYLE},,0,0,0,,"
+                f"{{\\an8\\pos({width / 2:.1f},{top:.1f})\\fs{size * scale:.1f}}}{ass_text_in(line)}"
+            )
+    return "\n".join(header + events) + "\n"
+
+
+def ass_text_in(text: str) -> str:
+    """Literal text for a sentence event: the bundled font, with fallbacks switched like ``ass_text``."""
+    return ass_text(text).replace(f"{{\\fn{FONT_NAME}}}", f"{{\\fn{SENTENCE_FONT_NAME}}}")

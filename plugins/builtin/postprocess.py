@@ -1,8 +1,9 @@
 """The built-in postprocess stage: verify the MP4 by decoding it fully, write a thumbnail, publish the output.
 
 Verification decodes every video and audio packet to ffmpeg's null muxer and requires exit code 0; the
-duration comes from the container as ffmpeg reports it. The thumbnail is a JPEG of the first scene's
-midpoint, taken from the rendered video itself (the frame on screen at that moment).
+duration comes from the container as ffmpeg reports it. The thumbnail (the poster frame) is a JPEG of the
+midpoint of the first content scene (``poster_scene``: not the opening hook or title card), taken from the
+rendered video itself (the frame on screen at that moment, away from any transition).
 
 Artifacts: ``thumbnail`` -> ``thumbnail.jpg`` and ``output`` (see ``OUTPUT_ARTIFACT``).
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from reelcast.jobs import errors
 from reelcast.plugins import OUTPUT_ARTIFACT, ReelcastError, Stage, StageContext, hookimpl
+from reelcast.plugins.artifacts import read_script
 from reelcast.plugins.builtin.ffmpeg import ProgressReader, ffmpeg_executable, parse_duration, run_ffmpeg
 from reelcast.plugins.builtin.voice import load_narration
 
@@ -63,8 +65,9 @@ async def run(ctx: StageContext) -> dict[str, Any]:
             log_path=log_path,
         )
     ctx.report(0.85, "Writing thumbnail")
-    first = narration["scenes"][0] if narration.get("scenes") else {"start": 0.0, "duration": 0.0}
-    moment = float(first["start"]) + float(first["duration"]) / 2
+    scenes = narration.get("scenes") or []
+    poster = scenes[poster_scene(ctx, len(scenes))] if scenes else {"start": 0.0, "duration": 0.0}
+    moment = float(poster["start"]) + float(poster["duration"]) / 2
     thumbnail = ctx.path(THUMBNAIL_FILE)
     stderr.clear()
     # Not ``-ss``: a seek drops every frame that starts before the moment, and at a variable frame rate the
@@ -97,6 +100,21 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     }
     ctx.report(1.0, "Postprocessing done")
     return {"thumbnail": THUMBNAIL_FILE, OUTPUT_ARTIFACT: output}
+
+
+def poster_scene(ctx: StageContext, count: int) -> int:
+    """The scene the poster frame comes from: the first one after the opening scene (the hook or title
+    card) that is not hinted as a title, so the poster shows content (its pictogram, its point); the only
+    scene of a one-scene video."""
+    if count < 2:
+        return 0
+    try:
+        hints = [scene.get("visual_hint", "") for scene in read_script(ctx)["scenes"]]
+    except ReelcastError:
+        hints = []
+    if len(hints) != count:
+        return 1
+    return next((index for index in range(1, count) if hints[index] != "title"), 1)
 
 
 @hookimpl

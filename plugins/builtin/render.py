@@ -1,19 +1,26 @@
-"""The built-in render stage: the frames and the narration into an H.264/AAC MP4 with ffmpeg.
+"""The built-in render stage: the scene pictures and the narration into an H.264/AAC MP4 with ffmpeg.
 
-The frames go through ffmpeg's concat demuxer, one entry per image with its duration; never ``-loop 1``
-per image, which is slow and rounds every duration to whole frames. Constant frame rate (the default)
-resamples that timeline with the ``fps`` filter; variable frame rate keeps one frame per image and is much
-faster. No caption text reaches ffmpeg's command line: burned sentence captions are already in the frames,
-word captions are drawn by libass from an ASS file (``ass.py``; the ``ass`` filter after ``fps``), soft
-captions come from the SRT file, and arguments go to ffmpeg as a list, never through a shell. At a
-variable frame rate the frames are split at every caption change, so that each word's highlight gets a
-frame of its own.
+Two paths. With motion or transitions (the default, ``plan.motion``/``plan.transition``) the picture is one
+filter graph (``motion.py``): each scene's caption-free image pushed or panned, or its uploaded clip, joined
+by ``xfade``, captions drawn over the joined picture by libass. With still cards and cuts (``MOTION_NONE``
+and ``TRANSITION_NONE``) the frames go through ffmpeg's concat demuxer, one entry per image with its
+duration; never ``-loop 1`` per image, which is slow and rounds every duration to whole frames. Constant
+frame rate (the default) resamples that timeline with the ``fps`` filter; variable frame rate keeps one
+frame per image and is much faster (still cards only: E320 otherwise). No caption text reaches ffmpeg's
+command line: burned sentence captions are in the still frames (or, with motion, in an ASS file), word
+captions are drawn by libass from an ASS file (``ass.py``), soft captions come from the SRT file, and
+arguments go to ffmpeg as a list, never through a shell. At a variable frame rate the frames are split at
+every caption change, so that each word's highlight gets a frame of its own.
 
-Progress is ffmpeg's ``-progress pipe:1``: ``out_time_us`` against the timeline's length, clamped and never
-decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the seed's format.
+The file: BT.709 colour (converted and tagged), the audio track's language from the brief, a chapter per
+scene (``chapters.py``), ``+faststart``; the narration's length is the video's length.
+
+Progress is ffmpeg's ``-progress pipe:1`` over the whole graph: ``out_time_us`` against the timeline's
+length, clamped and never decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the
+seed's format.
 
 Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
-(or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned word captions only),
+(or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned captions drawn by libass),
 ``ffmpeg_log`` (an absolute path).
 """
 
@@ -30,11 +37,33 @@ from typing import Any
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
-from reelcast.plugins.artifacts import Frame, NarrationArtifact, read_script
-from reelcast.plugins.builtin.ass import FONTS_DIR, to_ass
-from reelcast.plugins.builtin.captions import Cue, build_word_cues, to_srt, to_webvtt, uses_word_cues
+from reelcast.plugins.artifacts import Frame, NarrationArtifact, VisualsArtifact, read_script
+from reelcast.plugins.builtin.ass import FONTS_DIR, caption_fonts_dir, to_ass, to_sentence_ass
+from reelcast.plugins.builtin.captions import (
+    Cue,
+    build_word_cues,
+    burns_sentence_bands,
+    to_srt,
+    to_webvtt,
+    uses_word_cues,
+)
+from reelcast.plugins.builtin.chapters import CHAPTERS_FILE, ffmetadata
 from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_executable, run_ffmpeg
 from reelcast.plugins.builtin.mix import prepare_audio
+from reelcast.plugins.builtin.motion import (
+    BT709_CONVERSION,
+    background_clip_ids,
+    clip_filter,
+    clip_input,
+    image_input,
+    ken_burns_filter,
+    motion_of,
+    still_filter,
+    timeline,
+    transition_of,
+    uses_filter_graph,
+    video_graph,
+)
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
 
@@ -44,6 +73,8 @@ SUBTITLE_FILE = "captions.srt"
 WEBVTT_FILE = "captions.vtt"
 ASS_FILE = "captions.ass"
 CONCAT_FILE = "frames.ffconcat"
+# The fonts libass may use for captions over a moving picture (ass.caption_fonts_dir).
+FONTS_FOLDER = "fonts"
 
 
 @dataclass(frozen=True)
@@ -132,41 +163,35 @@ def render_arguments(
     subtitle_path: str | None,
     output_path: str,
     ass_path: str | None = None,
+    chapters_path: str | None = None,
     duration: float,
     preset: str,
     extra_args: Sequence[str],
 ) -> list[str]:
-    """ffmpeg's arguments (without the program) for one render."""
+    """ffmpeg's arguments (without the program) for a render of still cards through the concat demuxer."""
     render = spec.render
     fps = render.fps or 30
-    args = ["-hide_banner", "-y", "-nostats", "-progress", "pipe:1", "-stats_period", "0.2"]
-    args += ["-f", "concat", "-safe", "0", "-i", concat_path, "-i", audio_path]
+    args = [*PROGRESS_ARGUMENTS, "-f", "concat", "-safe", "0", "-i", concat_path]
+    args += audio_input(audio_path)
     soft = subtitle_path is not None
     if soft:
         args += ["-i", str(subtitle_path)]
+    chapters_input = 2 + soft
+    if chapters_path is not None:
+        args += ["-f", "ffmetadata", "-i", chapters_path]
     args += ["-map", "0:v:0", "-map", "1:a:0"]
     if soft:
         args += ["-map", "2:s:0"]
-    args += ["-c:v", "libx264", "-preset", preset, "-tune", "stillimage", "-pix_fmt", "yuv420p"]
-    if render.video_bitrate_kbps:
-        args += ["-b:v", f"{render.video_bitrate_kbps}k"]
-    else:
-        args += ["-crf", "23"]
+    args += _video_encoding(render, preset, tune="stillimage")
     captions = [ass_filter(ass_path, str(FONTS_DIR))] if ass_path is not None else []
     if render.variable_frame_rate:
         # One frame per image, each as long as its entry: nothing to encode between changes.
-        if captions:
-            args += ["-vf", ",".join(captions)]
+        args += ["-vf", ",".join([*captions, BT709_CONVERSION])]
         args += ["-fps_mode", "vfr"]
     else:
-        args += ["-vf", ",".join([f"fps={fps}", *captions]), "-fps_mode", "cfr", "-r", str(fps)]
-    # A keyframe at least every 2 s keeps seeking cheap in players.
-    args += ["-g", str(fps * 2)]
-    # The mix (mix.py) is already 48 kHz, with its own channels: stereo under music, mono without.
-    args += ["-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000"]
-    if soft:
-        args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={_iso639_2(spec.brief.language)}"]
-    args += ["-movflags", "+faststart"]
+        args += ["-vf", ",".join([f"fps={fps}", *captions, BT709_CONVERSION]), "-fps_mode", "cfr"]
+        args += ["-r", str(fps)]
+    args += _file_arguments(spec, soft=soft, chapters_input=chapters_input if chapters_path else None)
     # The narration's length is the video's length (see concat_script for how the picture reaches it).
     args += ["-t", f"{duration:.6f}"]
     args += list(extra_args)
@@ -174,9 +199,111 @@ def render_arguments(
     return args
 
 
+def graph_arguments(
+    spec: job_pb2.JobSpec,
+    *,
+    scene_inputs: Sequence[Sequence[str]],
+    graph: str,
+    audio_path: str,
+    subtitle_path: str | None,
+    output_path: str,
+    chapters_path: str | None = None,
+    duration: float,
+    preset: str,
+    extra_args: Sequence[str],
+) -> list[str]:
+    """ffmpeg's arguments for a render through the motion filter graph (``motion.py``): one input per
+    scene (``scene_inputs``: each input's options and ``-i``), then the sound, then the sidecars."""
+    render = spec.render
+    fps = render.fps or 30
+    args = list(PROGRESS_ARGUMENTS)
+    for scene_input in scene_inputs:
+        args += scene_input
+    audio_index = len(scene_inputs)
+    args += audio_input(audio_path)
+    soft = subtitle_path is not None
+    if soft:
+        args += ["-i", str(subtitle_path)]
+    if chapters_path is not None:
+        args += ["-f", "ffmetadata", "-i", chapters_path]
+    args += ["-filter_complex", graph, "-map", "[video]", "-map", f"{audio_index}:a:0"]
+    if soft:
+        args += ["-map", f"{audio_index + 1}:s:0"]
+    args += _video_encoding(render, preset, tune=None)
+    args += ["-fps_mode", "cfr", "-r", str(fps)]
+    chapters_input = audio_index + 1 + soft
+    args += _file_arguments(spec, soft=soft, chapters_input=chapters_input if chapters_path else None)
+    args += ["-t", f"{duration:.6f}"]
+    args += list(extra_args)
+    args += ["-f", "mp4", output_path]
+    return args
+
+
+PROGRESS_ARGUMENTS = ("-hide_banner", "-y", "-nostats", "-progress", "pipe:1", "-stats_period", "0.2")
+
+
+def audio_input(audio_path: str) -> list[str]:
+    """The sound's input: the narration (or the mix made from it)."""
+    return ["-i", audio_path]
+
+
+def audio_encoding(spec: job_pb2.JobSpec) -> list[str]:
+    """The sound's encoding, tagged with the brief's language. The mix (mix.py) is already 48 kHz with its
+    own channels: stereo under music, mono without."""
+    render = spec.render
+    return [
+        "-c:a", "aac", "-b:a", f"{render.audio_bitrate_kbps or 128}k", "-ar", "48000",
+        "-metadata:s:a:0", f"language={_iso639_2(spec.brief.language)}",
+    ]  # fmt: skip
+
+
+def _video_encoding(render: job_pb2.RenderSpec, preset: str, tune: str | None) -> list[str]:
+    args = ["-c:v", "libx264", "-preset", preset]
+    if tune:
+        args += ["-tune", tune]
+    args += ["-pix_fmt", "yuv420p"]
+    if render.video_bitrate_kbps:
+        args += ["-b:v", f"{render.video_bitrate_kbps}k"]
+    else:
+        args += ["-crf", "23"]
+    # A keyframe at least every 2 s keeps seeking cheap in players.
+    args += ["-g", str((render.fps or 30) * 2)]
+    # HD colour (BT.709 primaries, transfer and matrix, limited range), so players do not guess.
+    args += ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
+    args += ["-color_range", "tv"]
+    return args
+
+
+def _file_arguments(spec: job_pb2.JobSpec, *, soft: bool, chapters_input: int | None) -> list[str]:
+    args = audio_encoding(spec)
+    if soft:
+        args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={_iso639_2(spec.brief.language)}"]
+    if chapters_input is not None:
+        args += ["-map_chapters", str(chapters_input)]
+    args += ["-movflags", "+faststart"]
+    return args
+
+
+# ISO 639-1 -> ISO 639-2/T (the form MP4 language tags use) for the languages the voices speak.
+ISO639_2 = {
+    "af": "afr", "am": "amh", "ar": "ara", "bg": "bul", "bn": "ben", "bs": "bos", "ca": "cat", "cs": "ces",
+    "cy": "cym", "da": "dan", "de": "deu", "el": "ell", "en": "eng", "eo": "epo", "es": "spa", "et": "est",
+    "eu": "eus", "fa": "fas", "fi": "fin", "fr": "fra", "ga": "gle", "gl": "glg", "gu": "guj", "he": "heb",
+    "hi": "hin", "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita", "ja": "jpn",
+    "ka": "kat", "kk": "kaz", "kn": "kan", "ko": "kor", "la": "lat", "lt": "lit", "lv": "lav", "mk": "mkd",
+    "ml": "mal", "mr": "mar", "ms": "msa", "mt": "mlt", "nb": "nob", "ne": "nep", "nl": "nld", "no": "nor",
+    "pa": "pan", "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sk": "slk", "sl": "slv", "sq": "sqi",
+    "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "th": "tha", "tr": "tur", "uk": "ukr",
+    "ur": "urd", "vi": "vie", "zh": "zho",
+}  # fmt: skip
+
+
 def _iso639_2(language: str) -> str:
-    known = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por", "nl": "nld"}
-    return known.get((language or "en").split("-", 1)[0].lower(), "und")
+    """The ISO 639-2 code of a BCP-47 tag's language (a three-letter one as it is), ``und`` if unknown."""
+    primary = (language or "en").split("-", 1)[0].lower()
+    if len(primary) == 3 and primary.isalpha():
+        return primary
+    return ISO639_2.get(primary, "und")
 
 
 async def run(ctx: StageContext) -> dict[str, Any]:
@@ -198,7 +325,12 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         ctx.path(SUBTITLE_FILE).write_text(to_srt(cues), encoding="utf-8")
         ctx.path(WEBVTT_FILE).write_text(to_webvtt(cues), encoding="utf-8")
         published = {"subtitles": SUBTITLE_FILE, "webvtt": WEBVTT_FILE}
+    total = float(narration["duration"])
+    graph = uses_filter_graph(ctx.spec)
+    if graph and render.variable_frame_rate:
+        raise ReelcastError(errors.MOTION_NEEDS_CONSTANT_FRAME_RATE)
     ass_path: str | None = None
+    fonts_dir = str(FONTS_DIR)
     if words and not soft:
         ctx.path(ASS_FILE).write_text(to_ass(cues, visuals["width"], visuals["height"]), encoding="utf-8")
         published["captions_ass"] = ASS_FILE
@@ -206,22 +338,56 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         if render.variable_frame_rate:
             changes = [moment for cue in cues for moment in caption_changes(cue)]
             frames = frames_split_at(frames, changes, fps)
-    ctx.path(CONCAT_FILE).write_text(concat_script(frames, fps), encoding="utf-8")
-    # The narration with its music, ducked and at -14 LUFS (mix.py): 48 kHz, stereo under music.
-    audio = await prepare_audio(ctx, narration, ffmpeg)
+    elif graph and burns_sentence_bands(render):
+        # The still frames carry the captions in their pixels, which would move with the picture: the
+        # graph starts from the caption-free scene images and libass draws the band over the motion.
+        document = to_sentence_ass(cues, visuals["width"], visuals["height"])
+        ctx.path(ASS_FILE).write_text(document, encoding="utf-8")
+        published["captions_ass"] = ASS_FILE
+        ass_path = str(ctx.path(ASS_FILE))
+    if graph and ass_path is not None:
+        fonts_dir = str(caption_fonts_dir(ctx.path(FONTS_FOLDER)))
+    script_scenes = read_script(ctx)["scenes"]
+    starts = [float(scene["start"]) for scene in narration["scenes"]]
+    chapters = ctx.path(CHAPTERS_FILE)
+    titles = [scene.get("title", "") for scene in script_scenes]
+    if len(titles) != len(starts):
+        titles = [""] * len(starts)
+    chapters.write_text(ffmetadata(titles, starts, total), encoding="utf-8")
     partial = ctx.path(PARTIAL_VIDEO_FILE)
-    arguments = render_arguments(
-        ctx.spec,
-        concat_path=str(ctx.path(CONCAT_FILE)),
-        audio_path=str(audio),
-        subtitle_path=str(ctx.path(SUBTITLE_FILE)) if soft else None,
-        output_path=str(partial),
-        ass_path=ass_path,
-        duration=float(narration["duration"]),
-        preset=settings.x264_preset,
-        extra_args=settings.ffmpeg_extra_args,
-    )
-    total = float(narration["duration"])
+    # The narration with its music, ducked and at -14 LUFS (mix.py): 48 kHz, stereo under music.
+    audio_path = str(await prepare_audio(ctx, narration, ffmpeg))
+    subtitle_path = str(ctx.path(SUBTITLE_FILE)) if soft else None
+    if graph:
+        scene_inputs, filter_graph = picture_graph(
+            ctx, visuals, starts, total, [ass_filter(ass_path, fonts_dir)] if ass_path else []
+        )
+        arguments = graph_arguments(
+            ctx.spec,
+            scene_inputs=scene_inputs,
+            graph=filter_graph,
+            audio_path=audio_path,
+            subtitle_path=subtitle_path,
+            output_path=str(partial),
+            chapters_path=str(chapters),
+            duration=total,
+            preset=settings.x264_preset,
+            extra_args=settings.ffmpeg_extra_args,
+        )
+    else:
+        ctx.path(CONCAT_FILE).write_text(concat_script(frames, fps), encoding="utf-8")
+        arguments = render_arguments(
+            ctx.spec,
+            concat_path=str(ctx.path(CONCAT_FILE)),
+            audio_path=audio_path,
+            subtitle_path=subtitle_path,
+            output_path=str(partial),
+            ass_path=ass_path,
+            chapters_path=str(chapters),
+            duration=total,
+            preset=settings.x264_preset,
+            extra_args=settings.ffmpeg_extra_args,
+        )
     log_path = ctx.log_dir / "ffmpeg" / f"{ctx.job_id}.log"
     log = FfmpegLog(
         log_path,
@@ -272,6 +438,41 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     partial.replace(ctx.path(VIDEO_FILE))
     ctx.report(1.0, "Rendered")
     return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(log_path)}
+
+
+def picture_graph(
+    ctx: StageContext,
+    visuals: VisualsArtifact,
+    starts: Sequence[float],
+    total: float,
+    captions: Sequence[str],
+) -> tuple[list[list[str]], str]:
+    """The scene inputs and the filter graph of a moving picture: each scene's caption-free image with its
+    push or pan (or held still), or its uploaded clip, joined by the plan's transition, captions on top."""
+    spec = ctx.spec
+    fps = spec.render.fps or 30
+    width, height = int(visuals["width"]), int(visuals["height"])
+    images = visuals["scene_images"]
+    if len(images) != len(starts):
+        raise ReelcastError(errors.ARTIFACT_MISSING, "The visuals do not have one image per scene.")
+    transition = transition_of(spec.plan)
+    clips, joins = timeline(starts, total, fps, transition != job_pb2.TRANSITION_NONE)
+    moving = motion_of(spec.plan) == job_pb2.MOTION_KEN_BURNS
+    backgrounds = background_clip_ids(read_script(ctx)["scenes"], spec)
+    inputs: list[list[str]] = []
+    sources: list[str] = []
+    for clip, image, media_id in zip(clips, images, backgrounds, strict=True):
+        media = ctx.media(media_id) if media_id else None
+        if media is not None and media.kind == "clip":
+            inputs.append(clip_input(str(media.path), clip.frames, fps))
+            sources.append(clip_filter(clip.frames, width, height, fps))
+            continue
+        inputs.append(image_input(str(ctx.path(image)), fps))
+        if moving:
+            sources.append(ken_burns_filter(clip.scene, clip.frames, width, height, fps))
+        else:
+            sources.append(still_filter(clip.frames))
+    return inputs, video_graph(clips, joins, sources, transition, fps, captions)
 
 
 def word_cues(ctx: StageContext, narration: NarrationArtifact) -> list[Cue]:

@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_TIMEOUT",
     "MODEL_UNAUTHORIZED",
     "MODEL_UNREACHABLE",
+    "MOTION_NEEDS_CONSTANT_FRAME_RATE",
     "NARRATION_TOO_LONG",
     "OUTPUT_INVALID",
     "RENDER_TIMEOUT",
@@ -232,6 +233,17 @@ STAGE_MISSING = define(
     "Install the plugin that provides it, or remove it from REELCAST_DISABLED_PLUGINS.",
     _S.FAILED_PRECONDITION,
     500,
+)
+MOTION_NEEDS_CONSTANT_FRAME_RATE = define(
+    "E320-MOTION_NEEDS_CONSTANT_FRAME_RATE",
+    "Motion needs a constant frame rate",
+    "The render was asked for a variable frame rate with motion or transitions; every frame of a moving "
+    "picture differs, so a variable frame rate cannot save anything and is not offered.",
+    "Turn off render.variableFrameRate, or set plan.motion to MOTION_NONE and plan.transition to "
+    "TRANSITION_NONE (still cards, which a variable frame rate renders fastest).",
+    _S.INVALID_ARGUMENT,
+    400,
+    ["Turn off variableFrameRate", "Choose MOTION_NONE and TRANSITION_NONE"],
 )
 SCRIPT_FILE_INVALID = define(
     "E350-SCRIPT_FILE_INVALID",

@@ -117,6 +117,22 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
     if spec.plan.pacing not in job_pb2.Pacing.values():
         violations.append(FieldViolation("spec.plan.pacing", "is not a known pacing"))
     _check_text(violations, "spec.plan.style", spec.plan.style, 100)
+    if spec.plan.motion not in job_pb2.Motion.values():
+        violations.append(FieldViolation("spec.plan.motion", "is not a known motion"))
+    if spec.plan.transition not in job_pb2.Transition.values():
+        violations.append(FieldViolation("spec.plan.transition", "is not a known transition"))
+    # Every frame of a moving picture differs: a variable frame rate is for still cards only.
+    if spec.render.variable_frame_rate and spec.plan.motion == job_pb2.MOTION_KEN_BURNS:
+        violations.append(
+            FieldViolation("spec.plan.motion", "needs a constant frame rate (turn off variableFrameRate)")
+        )
+    if spec.render.variable_frame_rate and spec.plan.transition not in (
+        job_pb2.TRANSITION_UNSPECIFIED,
+        job_pb2.TRANSITION_NONE,
+    ):
+        violations.append(
+            FieldViolation("spec.plan.transition", "needs a constant frame rate (turn off variableFrameRate)")
+        )
 
     voice = spec.voice
     if len(voice.name) > 100 or (voice.name and not re.match(r"^[A-Za-z0-9._+/-]+$", voice.name)):
@@ -236,6 +252,12 @@ def with_defaults(spec: job_pb2.JobSpec) -> job_pb2.JobSpec:
     plan.target_duration_seconds = plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
     if plan.pacing == job_pb2.PACING_UNSPECIFIED:
         plan.pacing = job_pb2.PACING_CONVERSATIONAL
+    # Motion and transitions by default; still cards and cuts when a variable frame rate is asked for.
+    still = filled.render.variable_frame_rate
+    if plan.motion == job_pb2.MOTION_UNSPECIFIED:
+        plan.motion = job_pb2.MOTION_NONE if still else job_pb2.MOTION_KEN_BURNS
+    if plan.transition == job_pb2.TRANSITION_UNSPECIFIED:
+        plan.transition = job_pb2.TRANSITION_NONE if still else job_pb2.TRANSITION_CROSSFADE
     voice = filled.voice
     voice.rate = voice.rate or DEFAULT_RATE_WPM
     voice.pitch = voice.pitch or DEFAULT_PITCH
