@@ -87,6 +87,23 @@ class JobServiceStub:
     the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
     is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
     """
+    UploadMedia: _grpc.StreamUnaryMultiCallable[_job_service_pb2.UploadMediaRequest, _job_service_pb2.UploadMediaResponse]
+    """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+    Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+    `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+    caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+    without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+    catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+    (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+    """
+    GetMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetMediaRequest, _job_service_pb2.GetMediaResponse]
+    """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+    ListMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListMediaRequest, _job_service_pb2.ListMediaResponse]
+    """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+    DeleteMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteMediaRequest, _job_service_pb2.DeleteMediaResponse]
+    """Deletes one media record and its file. A queued job that refers to it later fails with
+    `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -145,6 +162,23 @@ class JobServiceAsyncStub(JobServiceStub):
     `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
     the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
     is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+    """
+    UploadMedia: _aio.StreamUnaryMultiCallable[_job_service_pb2.UploadMediaRequest, _job_service_pb2.UploadMediaResponse]  # type: ignore[assignment]
+    """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+    Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+    `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+    caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+    without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+    catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+    (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+    """
+    GetMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetMediaRequest, _job_service_pb2.GetMediaResponse]  # type: ignore[assignment]
+    """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+    ListMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListMediaRequest, _job_service_pb2.ListMediaResponse]  # type: ignore[assignment]
+    """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+    DeleteMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteMediaRequest, _job_service_pb2.DeleteMediaResponse]  # type: ignore[assignment]
+    """Deletes one media record and its file. A queued job that refers to it later fails with
+    `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -267,6 +301,47 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         `UpdateJobScript`'s), and queues the job again: it resumes after its script stage and speaks and draws
         the approved scenes. Appends a job-status event QUEUED "Approved". A job that does not wait for review
         is FAILED_PRECONDITION `E015-JOB_NOT_AWAITING_REVIEW`.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadMedia(
+        self,
+        request_iterator: _MaybeAsyncIterator[_job_service_pb2.UploadMediaRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.UploadMediaResponse, _abc.Awaitable[_job_service_pb2.UploadMediaResponse]]:
+        """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+        Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+        `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+        caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+        without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+        catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+        (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMedia(
+        self,
+        request: _job_service_pb2.GetMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.GetMediaResponse, _abc.Awaitable[_job_service_pb2.GetMediaResponse]]:
+        """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+
+    @_abc_1.abstractmethod
+    def ListMedia(
+        self,
+        request: _job_service_pb2.ListMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListMediaResponse, _abc.Awaitable[_job_service_pb2.ListMediaResponse]]:
+        """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+
+    @_abc_1.abstractmethod
+    def DeleteMedia(
+        self,
+        request: _job_service_pb2.DeleteMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteMediaResponse, _abc.Awaitable[_job_service_pb2.DeleteMediaResponse]]:
+        """Deletes one media record and its file. A queued job that refers to it later fails with
+        `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
