@@ -263,7 +263,7 @@ def test_captions_take_off_sentences_or_words_and_a_bare_flag_means_words() -> N
     assert exited.value.code == 2
 
 
-# -- the user's own media (issue 17) --------------------------------------------------------------------------
+# -- the user's own media (issue 17) ------------------------------------------------------------------------
 
 
 async def test_media_upload_prints_the_id_list_shows_it_and_delete_removes_it(
