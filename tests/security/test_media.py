@@ -9,6 +9,7 @@ import asyncio
 import io
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.plugins import Stage, StageContext, hookimpl
+from reelcast.server.storage.retention import collect_garbage, collect_media_garbage
 from tests.media import (
     jpeg_with_orientation_bytes,
     mp4_clip_bytes,
@@ -373,3 +375,30 @@ async def test_a_queued_job_whose_media_is_deleted_fails_with_e451(
     assert final.job_status == job_pb2.JOB_STATUS_FAILED
     assert [error.code for error in final.errors] == ["E451-MEDIA_NOT_AVAILABLE"], final
     assert await stored_files(secured) == []
+
+
+async def test_retention_deletes_old_media_once_no_kept_job_refers_to_it(deployment: Secured) -> None:
+    server = deployment.server
+    used = await grpc_upload(deployment, "alice", png_bytes(), "used.png")
+    unused = await grpc_upload(deployment, "alice", png_bytes(), "unused.png")
+    job = await deployment.stub.CreateJob(
+        job_service_pb2.CreateJobRequest(
+            spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="Otters"), logo=job_pb2.LogoSpec(media_id=used.id))
+        ),
+        metadata=bearer(deployment.keys["alice"]),
+    )
+    await deployment.finish("alice", job.job.id)
+    later = time.time() + 8 * 24 * 3600  # past the 7-day retention
+
+    assert await collect_media_garbage(server.settings, server.store, server.backend.media) == []
+    assert await collect_media_garbage(server.settings, server.store, server.backend.media, now=later) == [
+        unused.id
+    ]
+    assert await listed_ids(deployment, "alice") == [used.id]
+    # The job goes with its retention, and then its media.
+    assert await collect_garbage(server.settings, server.store, now=later) == [job.job.id]
+    assert await collect_media_garbage(server.settings, server.store, server.backend.media, now=later) == [
+        used.id
+    ]
+    assert await listed_ids(deployment, "alice") == []
+    assert await stored_files(deployment) == []
