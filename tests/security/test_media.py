@@ -306,6 +306,15 @@ async def test_another_users_media_is_exactly_as_missing_as_an_unknown_id(deploy
         assert rpc_code(refused.value) == (grpc.StatusCode.INVALID_ARGUMENT, "E049-MEDIA_REFERENCE_UNKNOWN")
         answers.append(str(refused.value.details()).replace(media_id, "ID"))
     assert answers[0] == answers[1]
+    rest_answers = []
+    for media_id in (alices.id, missing):
+        created = await bob.post("/api/jobs", json={"brief": {"topic": "t"}, "logo": {"mediaId": media_id}})
+        assert created.status_code == 400, created.text
+        problem = created.json()
+        assert problem["errorCode"] == "E049-MEDIA_REFERENCE_UNKNOWN"
+        assert [v["field"] for v in problem["violations"]] == ["logo.mediaId"]
+        rest_answers.append(_without_correlation(problem))
+    assert rest_answers[0] == rest_answers[1]
     # alice still has it; an admin sees and may delete it.
     assert await listed_ids(deployment, "alice") == [alices.id]
     assert alices.id in await listed_ids(deployment, "root")
@@ -327,6 +336,36 @@ async def test_a_spec_must_use_each_kind_where_it_fits(deployment: Secured, tmp_
     assert rpc_code(refused.value) == (grpc.StatusCode.INVALID_ARGUMENT, "E050-MEDIA_KIND_MISMATCH")
     details = str(refused.value.details())
     assert "logo.media_id" in details and "music.media_id" in details
+    # Over REST: a track as a scene's background; a picture as the logo of a job that then is created.
+    alice = deployment.http("alice")
+    scenes = [{"narration": "One.", "backgroundMediaId": track.id}]
+    refused_rest = await alice.post("/api/jobs", json={"brief": {"topic": "t"}, "script": scenes})
+    assert refused_rest.status_code == 400 and refused_rest.json()["errorCode"] == "E050-MEDIA_KIND_MISMATCH"
+    assert [v["field"] for v in refused_rest.json()["violations"]] == ["script[0].backgroundMediaId"]
+    body = {
+        "brief": {"topic": "t"},
+        "script": [{"narration": "One.", "backgroundMediaId": picture.id}],
+        "logo": {"mediaId": picture.id, "corner": "bottom-left"},
+        "music": {"mediaId": track.id},
+    }
+    created = await alice.post("/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    stored = await deployment.stub.GetJob(
+        job_service_pb2.GetJobRequest(job_id=created.json()["jobId"]),
+        metadata=bearer(deployment.keys["alice"]),
+    )
+    spec = stored.job.spec
+    assert (
+        spec.logo.media_id,
+        spec.logo.corner,
+        spec.music.media_id,
+        spec.script[0].background_media_id,
+    ) == (
+        picture.id,
+        job_pb2.CORNER_BOTTOM_LEFT,
+        track.id,
+        picture.id,
+    )
 
 
 async def test_a_job_gets_the_stored_bytes_of_its_media_through_ctx_media(deployment: Secured) -> None:
