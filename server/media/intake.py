@@ -14,6 +14,7 @@ Everything here is blocking (Pillow, ffmpeg subprocesses): the servicer runs it 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ ALLOWED_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,wav,mp3,ogg,flac,aa
 # Stored clips fit in this box (never upscaled) at this frame rate at most.
 CLIP_BOX = (1920, 1080)
 CLIP_MAX_FPS = 30
+# What a clip's source may be, whatever the picture caps: decoding every frame of 60 s of 8K at 240 fps would
+# keep a core busy for many minutes before the first stored frame.
+CLIP_MAX_SOURCE_PIXELS = 3840 * 2160
+CLIP_MAX_SOURCE_FPS = 120.0
 AUDIO_RATE = 48_000
 # A probe or a transcode of an upload within the caps takes seconds; this bounds a pathological one.
 FFMPEG_TIMEOUT_SECONDS = 300.0
@@ -105,8 +110,9 @@ def _prepare_image(source: Path, limits: MediaLimits) -> PreparedMedia:
         raise ReelcastError(
             errors.MEDIA_TOO_MANY_PIXELS, "The picture's header declares too many pixels."
         ) from None
-    except (OSError, SyntaxError, ValueError) as damaged:
-        raise ReelcastError(errors.MEDIA_UNREADABLE, f"The picture cannot be decoded ({damaged}).") from None
+    except Exception as damaged:  # untrusted bytes: whatever a decoder raises means "cannot be read"
+        reason = type(damaged).__name__
+        raise ReelcastError(errors.MEDIA_UNREADABLE, f"The picture cannot be decoded ({reason}).") from None
     is_jpeg = _starts_with(source, b"\xff\xd8\xff")
     if is_jpeg and not has_alpha:
         target, content_type = _output(source, ".jpg"), "image/jpeg"
@@ -214,7 +220,14 @@ def _prepare_clip(source: Path, probe: _Probe, limits: MediaLimits) -> PreparedM
     if size is None:
         raise ReelcastError(errors.MEDIA_UNREADABLE, "The clip's picture size cannot be read.")
     width, height = int(size.group(1)), int(size.group(2))
-    _check_pixels(width, height, limits, "clip")
+    clip_limits = dataclasses.replace(limits, max_pixels=min(limits.max_pixels, CLIP_MAX_SOURCE_PIXELS))
+    _check_pixels(width, height, clip_limits, "clip")
+    rate = _FPS.search(probe.video[0])
+    if rate is not None and float(rate.group(1)) > CLIP_MAX_SOURCE_FPS:
+        raise ReelcastError(
+            errors.MEDIA_STREAMS_UNSUPPORTED,
+            f"The clip runs at {rate.group(1)} frames a second; at most {CLIP_MAX_SOURCE_FPS:g}.",
+        )
     _check_duration(probe.duration, limits.max_clip_seconds, "clip")
     box_w, box_h = CLIP_BOX
     scale = (

@@ -25,6 +25,7 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.plugins import Stage, StageContext, hookimpl
 from reelcast.server.storage.retention import collect_garbage, collect_media_garbage
 from tests.media import (
+    ffmpeg_bytes,
     jpeg_with_orientation_bytes,
     mp4_clip_bytes,
     png_bomb_bytes,
@@ -207,6 +208,14 @@ REFUSALS: dict[str, tuple[Callable[[Path], bytes], str, int, str]] = {
         "clip.mp4",
         415,
         "E042-MEDIA_TYPE_UNSUPPORTED",
+    ),
+    "clip at 240 fps": (
+        lambda tmp: ffmpeg_bytes(
+            tmp, "fast.mp4", "-f", "lavfi", "-i", "testsrc=size=64x36:rate=240:duration=0.5"
+        ),
+        "fast.mp4",
+        422,
+        "E046-MEDIA_STREAMS_UNSUPPORTED",
     ),
     "truncated mp4": (lambda tmp: mp4_clip_bytes(tmp)[:12_000], "clip.mp4", 422, "E045-MEDIA_UNREADABLE"),
 }

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +120,7 @@ class NatsMediaStore:
         """Fetches the object into ``cache_dir/<id>`` once (a stored file never changes: a new upload gets a
         new id), written under a temporary name and renamed, so that a half-written copy is never used."""
         target = cache_dir / media.id
-        if await asyncio.to_thread(target.is_file) and target.stat().st_size == media.size_bytes:
+        if await asyncio.to_thread(_cached, target, media.size_bytes):
             return target
         await asyncio.to_thread(cache_dir.mkdir, parents=True, exist_ok=True)
         partial = cache_dir / f".{media.id}.partial"
@@ -131,4 +133,29 @@ class NatsMediaStore:
             partial.unlink(missing_ok=True)
             return None
         partial.replace(target)
+        await asyncio.to_thread(_prune_cache, cache_dir)
         return target
+
+
+# A worker's copy of an upload goes once no stage used it for this long (far past the stall timeout, so never
+# while a stage may still read it).
+CACHE_TTL_SECONDS = 24 * 3600.0
+
+
+def _cached(path: Path, size: int) -> bool:
+    """Whether ``path`` holds the whole file; a use keeps it in the cache for another CACHE_TTL_SECONDS."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        os.utime(path)
+    except OSError:
+        return False
+    return True
+
+
+def _prune_cache(cache_dir: Path) -> None:
+    cutoff = time.time() - CACHE_TTL_SECONDS
+    for entry in cache_dir.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
