@@ -74,6 +74,25 @@ async def collect_media_garbage(
     return deleted
 
 
+# An upload in progress is seconds to minutes old; one this old was left by a process that died mid-upload.
+STALE_UPLOAD_SECONDS = 24 * 3600.0
+
+
+def remove_stale_uploads(settings: Settings, now: float | None = None) -> int:
+    """Deletes what uploads of a process that died mid-call left in ``media_incoming_dir``; returns how many
+    files went. (A live call removes its own files however it ends.)"""
+    cutoff = (now if now is not None else time.time()) - STALE_UPLOAD_SECONDS
+    removed = 0
+    for entry in settings.media_incoming_dir.glob("*"):
+        try:
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def _remove_job_files(settings: Settings, job_id: str) -> None:
     shutil.rmtree(settings.work_dir(job_id), ignore_errors=True)
     (settings.ffmpeg_logs_dir / f"{job_id}.log").unlink(missing_ok=True)
@@ -94,6 +113,7 @@ async def collect_periodically(
                 gone = await collect_media_garbage(settings, store, media)
                 if gone:
                     log.info("retention removed %d unused media files", len(gone))
+                await asyncio.to_thread(remove_stale_uploads, settings)
             if queue is not None and not first:
                 await queue.queue_orphans(store)
         except Exception:

@@ -23,7 +23,8 @@ from PIL import Image
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.plugins import Stage, StageContext, hookimpl
-from reelcast.server.storage.retention import collect_garbage, collect_media_garbage
+from reelcast.server.config import Settings
+from reelcast.server.storage.retention import collect_garbage, collect_media_garbage, remove_stale_uploads
 from tests.media import (
     ffmpeg_bytes,
     jpeg_with_orientation_bytes,
@@ -450,3 +451,29 @@ async def test_retention_deletes_old_media_once_no_kept_job_refers_to_it(deploym
     ]
     assert await listed_ids(deployment, "alice") == []
     assert await stored_files(deployment) == []
+
+
+async def test_list_media_pages_newest_first_with_an_opaque_token(deployment: Secured) -> None:
+    uploaded = [await grpc_upload(deployment, "bob", png_bytes(), f"p{n}.png") for n in range(3)]
+    alice_own = await grpc_upload(deployment, "alice", png_bytes(), "a.png")
+    bob = deployment.http("bob")
+    first = (await bob.get("/api/media", params={"pageSize": "2"})).json()
+    assert [m["mediaId"] for m in first["media"]] == [uploaded[2].id, uploaded[1].id]
+    assert first["nextPageToken"]
+    second = (
+        await bob.get("/api/media", params={"pageSize": "2", "pageToken": first["nextPageToken"]})
+    ).json()
+    assert [m["mediaId"] for m in second["media"]] == [uploaded[0].id] and second["nextPageToken"] == ""
+    # alice's token is not bob's.
+    foreign = await deployment.http("alice").get("/api/media", params={"pageToken": first["nextPageToken"]})
+    assert foreign.status_code == 400 and foreign.json()["errorCode"] == "E002-INVALID_REQUEST"
+    assert alice_own.id not in {m["mediaId"] for m in first["media"] + second["media"]}
+
+
+def test_files_left_by_an_upload_whose_process_died_are_swept_after_a_day(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, auth_required=False)
+    settings.media_incoming_dir.mkdir(parents=True)
+    left = settings.media_incoming_dir / "0123abcd"
+    left.write_bytes(b"half an upload")
+    assert remove_stale_uploads(settings) == 0 and left.exists()
+    assert remove_stale_uploads(settings, now=time.time() + 25 * 3600) == 1 and not left.exists()
