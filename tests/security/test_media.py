@@ -477,3 +477,25 @@ def test_files_left_by_an_upload_whose_process_died_are_swept_after_a_day(tmp_pa
     left.write_bytes(b"half an upload")
     assert remove_stale_uploads(settings) == 0 and left.exists()
     assert remove_stale_uploads(settings, now=time.time() + 25 * 3600) == 1 and not left.exists()
+
+
+async def test_a_malformed_upload_request_is_a_catalogue_error(deployment: Secured) -> None:
+    alice = deployment.http("alice")
+    as_json = await alice.post("/api/media", json={"file": "x"})
+    assert as_json.status_code == 415 and as_json.json()["errorCode"] == "E012-UNSUPPORTED_MEDIA_TYPE"
+    no_file = await alice.post("/api/media", files={"picture": ("p.png", png_bytes(), "image/png")})
+    assert no_file.status_code == 400 and no_file.json()["errorCode"] == "E040-MEDIA_UPLOAD_INVALID"
+    cut = await alice.post(
+        "/api/media",
+        content=b'--XYZ\r\nContent-Disposition: form-data; name="file"; filename="p.png"\r\n\r\n'
+        + png_bytes()[:50],
+        headers={"Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
+    assert cut.status_code == 400 and cut.json()["errorCode"] == "E040-MEDIA_UPLOAD_INVALID"
+    with pytest.raises(aio.AioRpcError) as refused:
+        await deployment.stub.UploadMedia(
+            iter([job_service_pb2.UploadMediaRequest(chunk=png_bytes())]),
+            metadata=bearer(deployment.keys["alice"]),
+        )
+    assert rpc_code(refused.value) == (grpc.StatusCode.INVALID_ARGUMENT, "E040-MEDIA_UPLOAD_INVALID")
+    assert await stored_files(deployment) == [] and await listed_ids(deployment, "alice") == []
