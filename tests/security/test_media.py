@@ -127,6 +127,17 @@ async def stored_files(secured: Secured) -> list[str]:
     return leftovers + sorted(p.name for p in server.settings.media_dir.glob("*"))
 
 
+async def files_once_settled(secured: Secured) -> list[str]:
+    """``stored_files`` once no upload is in progress. When the bridge itself refuses an upload (over its size
+    cap, a cut-off body), it answers and cancels its UploadMedia call at once; the server's handler then cleans
+    up on its cancellation, a moment later. Waited for up to the hang timeout, never a fixed time."""
+    incoming = secured.server.settings.media_incoming_dir
+    deadline = time.monotonic() + HANG_TIMEOUT
+    while any(incoming.glob("*")) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return await stored_files(secured)
+
+
 async def listed_ids(secured: Secured, user: str) -> list[str]:
     reply = await secured.stub.ListMedia(
         job_service_pb2.ListMediaRequest(), metadata=bearer(secured.keys[user])
@@ -271,6 +282,7 @@ async def test_an_upload_over_the_size_cap_is_refused_while_it_streams(
     big = png_bytes() + os.urandom(150_000)
     response = await rest_upload(secured, "alice", big, "big.png", "image/png")
     assert response.status_code == 413 and response.json()["errorCode"] == "E041-MEDIA_TOO_LARGE"
+    assert await files_once_settled(secured) == []
     with pytest.raises(aio.AioRpcError) as refused:
         await grpc_upload(secured, "alice", big, "big.png")
     assert rpc_code(refused.value)[1] == "E041-MEDIA_TOO_LARGE"
@@ -498,4 +510,4 @@ async def test_a_malformed_upload_request_is_a_catalogue_error(deployment: Secur
             metadata=bearer(deployment.keys["alice"]),
         )
     assert rpc_code(refused.value) == (grpc.StatusCode.INVALID_ARGUMENT, "E040-MEDIA_UPLOAD_INVALID")
-    assert await stored_files(deployment) == [] and await listed_ids(deployment, "alice") == []
+    assert await files_once_settled(deployment) == [] and await listed_ids(deployment, "alice") == []
