@@ -128,12 +128,13 @@ async def stored_files(secured: Secured) -> list[str]:
 
 
 async def files_once_settled(secured: Secured) -> list[str]:
-    """``stored_files`` once no upload is in progress. When the bridge itself refuses an upload (over its size
-    cap, a cut-off body), it answers and cancels its UploadMedia call at once; the server's handler then cleans
-    up on its cancellation, a moment later. Waited for up to the hang timeout, never a fixed time."""
+    """``stored_files`` once no upload is in progress. When the bridge itself refuses an upload (over its
+    size cap, a cut-off body), it answers and cancels its UploadMedia call at once; the server's handler then
+    cleans up on its cancellation, a moment later. Waited for up to the hang timeout, never a fixed time."""
     incoming = secured.server.settings.media_incoming_dir
-    deadline = time.monotonic() + HANG_TIMEOUT
-    while any(incoming.glob("*")) and time.monotonic() < deadline:
+    for _ in range(int(HANG_TIMEOUT / 0.02)):
+        if not any(incoming.glob("*")):
+            break
         await asyncio.sleep(0.02)
     return await stored_files(secured)
 
