@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import channel, login, rest, streams, themes, web
+from reelcast.bridge import channel, login, media, rest, streams, themes, web
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
@@ -138,6 +138,10 @@ ROUTES = [
     Route("/api/jobs/{job_id}/failure-details", rest.failure_details, methods=["GET"]),
     Route("/api/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
     Route("/api/events", streams.events, methods=["GET"]),
+    Route("/api/media", media.upload_media, methods=["POST"]),
+    Route("/api/media", media.list_media, methods=["GET"]),
+    Route("/api/media/{mediaId}", media.get_media, methods=["GET"]),
+    Route("/api/media/{mediaId}", media.delete_media, methods=["DELETE"]),
 ]
 
 

@@ -98,6 +98,31 @@ class RenderBody(_Body):
     variable_frame_rate: bool = False
 
 
+MediaId = Annotated[
+    str, msgspec.Meta(max_length=128, description="A media id of yours (POST /api/media); empty: none.")
+]
+CornerWord = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+CORNERS = {
+    "top-left": job_pb2.CORNER_TOP_LEFT,
+    "top-right": job_pb2.CORNER_TOP_RIGHT,
+    "bottom-left": job_pb2.CORNER_BOTTOM_LEFT,
+    "bottom-right": job_pb2.CORNER_BOTTOM_RIGHT,
+}
+
+
+class SceneBody(_Body):
+    narration: Text
+    title: Text = ""
+    caption: Text = ""
+    visual_hint: Text = ""
+    background_media_id: Annotated[MediaId, msgspec.Meta(description="An image or a clip of yours.")] = ""
+
+
+class LogoBody(_Body):
+    media_id: Annotated[MediaId, msgspec.Meta(description="An image of yours.")]
+    corner: CornerWord = "top-right"
+
+
 class MusicBody(_Body):
     mood: Annotated[
         Text,
@@ -106,16 +131,7 @@ class MusicBody(_Body):
             "brief's tone chooses."
         ),
     ] = ""
-    media_id: Annotated[
-        Text, msgspec.Meta(description="An uploaded audio file's id: the owner's track instead of the bed.")
-    ] = ""
-
-
-class SceneBody(_Body):
-    narration: Text
-    title: Text = ""
-    caption: Text = ""
-    visual_hint: Text = ""
+    media_id: Annotated[MediaId, msgspec.Meta(description="An audio track of yours; replaces the bed.")] = ""
 
 
 class CreateJobBody(_Body):
@@ -124,6 +140,7 @@ class CreateJobBody(_Body):
     voice: VoiceBody | None = None
     render: RenderBody | None = None
     script: list[SceneBody] | None = None
+    logo: LogoBody | None = None
     music: MusicBody | None = None
     review_script: Annotated[
         bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
@@ -148,7 +165,13 @@ class ApproveBody(_Body):
 
 def scenes_from_body(scenes: list[SceneBody] | None) -> list[job_pb2.Scene]:
     return [
-        job_pb2.Scene(title=s.title, narration=s.narration, caption=s.caption, visual_hint=s.visual_hint)
+        job_pb2.Scene(
+            title=s.title,
+            narration=s.narration,
+            caption=s.caption,
+            visual_hint=s.visual_hint,
+            background_media_id=s.background_media_id,
+        )
         for s in scenes or ()
     ]
 
@@ -189,6 +212,9 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
         ),
         script=scenes_from_body(body.script),
         review_script=body.review_script,
+        logo=job_pb2.LogoSpec(media_id=body.logo.media_id, corner=CORNERS[body.logo.corner])
+        if body.logo is not None
+        else None,
         music=job_pb2.MusicSpec(mood=music.mood, media_id=music.media_id),
     )
 

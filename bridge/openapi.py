@@ -18,6 +18,7 @@ import msgspec
 
 from reelcast.bridge.bodies import BODY_TYPES
 from reelcast.bridge.login import LOGIN_SCHEMA_TYPES
+from reelcast.bridge.media import MEDIA_ANSWER_TYPES
 from reelcast.bridge.problems import Problem
 from reelcast.bridge.resources import ANSWER_TYPES, JobWord, StepWord
 from reelcast.bridge.sse import EVENT_NAMES
@@ -88,7 +89,8 @@ def _struct_schemas() -> dict[str, Any]:
     """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
     declaration for the server and the document. ``title`` is the component's name already."""
     _refs, components = msgspec.json.schema_components(
-        (*BODY_TYPES, *ANSWER_TYPES, *LOGIN_SCHEMA_TYPES, Problem), ref_template="#/components/schemas/{name}"
+        (*BODY_TYPES, *ANSWER_TYPES, *MEDIA_ANSWER_TYPES, *LOGIN_SCHEMA_TYPES, Problem),
+        ref_template="#/components/schemas/{name}",
     )
     for schema in components.values():
         schema.pop("title", None)
@@ -353,6 +355,64 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+_MEDIA_ID = {"name": "mediaId", "in": "path", "required": True, "schema": _STRING}
+PATHS.update(
+    {
+        "/api/media": {
+            "get": {
+                "summary": "The caller's uploaded media (an admin's: everyone's), newest first, paged",
+                "parameters": [
+                    {"name": "pageSize", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 1000}},
+                    {"name": "pageToken", "in": "query", "schema": _STRING},
+                    _CORRELATION,
+                ],
+                "responses": {"200": _json("MediaList"), "400": _error("Bad pageSize or pageToken (E002)")},
+            },
+            "post": {
+                "summary": "Upload an image, a short clip or an audio track (JobService.UploadMedia)",
+                "description": "multipart/form-data with one part named `file`. The type is sniffed from the "
+                "content, never the name; pictures are re-encoded (PNG or JPEG, EXIF orientation applied, "
+                "metadata dropped), clips transcoded to H.264 without audio, tracks to 48 kHz WAV. "
+                "See docs/api.md, Media, for the caps.",
+                "parameters": [_CORRELATION],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": _obj(
+                                {"file": {"type": "string", "contentMediaType": "application/octet-stream"}},
+                                ["file"],
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("MediaResource", "Stored; Location names the media"),
+                    "400": _error("No file part, an empty file, a malformed body (E040)"),
+                    "413": _error("File over REELCAST_MEDIA_MAX_BYTES (E041) or over the quota (E047)"),
+                    "415": _error("Not multipart/form-data (E012), or content of no supported type (E042)"),
+                    "422": _error(
+                        "Too many pixels (E043), too long (E044), unreadable (E045), streams (E046)"
+                    ),
+                },
+            },
+        },
+        "/api/media/{mediaId}": {
+            "get": {
+                "summary": "One uploaded media record",
+                "parameters": [_MEDIA_ID, _CORRELATION],
+                "responses": {"200": _json("MediaResource"), "404": _error("Unknown media (E048)")},
+            },
+            "delete": {
+                "summary": "Delete an uploaded file; a queued job that uses it fails with E451",
+                "parameters": [_MEDIA_ID, _CORRELATION],
+                "responses": {"204": {"description": "Deleted"}, "404": _error("Unknown media (E048)")},
+            },
+        },
+    }
+)
 
 
 _OPEN_PATHS = {"/healthz", "/api/openapi.json", "/login", "/api/session"}

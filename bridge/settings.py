@@ -59,6 +59,9 @@ class BridgeSettings:
     # Open SSE connections per user, both SSE endpoints together.
     max_sse_connections_per_user: int = setting("REELCAST_MAX_SSE_PER_USER", integer, default=8)
     max_body_bytes: int = setting("REELCAST_MAX_BODY_BYTES", integer, default=64 * 1024)
+    # One uploaded file (POST /api/media), checked while it streams; the server's own cap has the same
+    # variable, so one setting serves both.
+    max_upload_bytes: int = setting("REELCAST_MEDIA_MAX_BYTES", integer, default=50 * 1024 * 1024)
     # The session cookie's lifetime; the server ends the session itself after its own REELCAST_SESSION_TTL.
     session_ttl_seconds: float = setting("REELCAST_SESSION_TTL", number, default=12 * 3600.0)
     # Origins allowed to call the bridge cross-site (CORS); empty means CORS is off.

@@ -16,6 +16,7 @@ from rich.markup import escape
 from reelcast.cli.gc import run_gc
 from reelcast.cli.jobs import client_command
 from reelcast.cli.keys import run_keys
+from reelcast.cli.media import media_command
 from reelcast.cli.output import console, report_rpc_error
 from reelcast.cli.parser import build_parser
 from reelcast.cli.render import run_render
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_keys(args))
         if args.command == "render":
             return asyncio.run(run_render(args))
+        if args.command == "media":
+            return asyncio.run(media_command(args))
         return asyncio.run(client_command(args))
     except grpc.RpcError as error:
         return report_rpc_error(error)

@@ -98,7 +98,7 @@ def _hint(text: str) -> None:
     console.print(f"hint: {text}", soft_wrap=True, markup=False)
 
 
-def _client(args: argparse.Namespace) -> AsyncClient:
+def client_for(args: argparse.Namespace) -> AsyncClient:
     """The client of a `reelcast jobs ...`/`reelcast stages` command, from its --target, --api-key (or
     REELCAST_API_KEY), --tls-ca and --correlation-id."""
     return AsyncClient(
@@ -167,7 +167,7 @@ async def client_command(args: argparse.Namespace) -> int:
     # The spec is read first: a --script that cannot be used fails before any connection.
     spec = job_spec(args) if getattr(args, "jobs_command", None) == "create" else None
     try:
-        client = _client(args)
+        client = client_for(args)
     except (ValueError, OSError) as invalid:  # a malformed --correlation-id, an unreadable --tls-ca
         console.print(f"[red]error[/]: {escape(str(invalid))}")
         return 2

@@ -137,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     stages = commands.add_parser("stages", help="list the installed stages")
     client(stages)
 
+    media = commands.add_parser(
+        "media", help="upload, list and delete your pictures, clips and tracks"
+    ).add_subparsers(dest="media_command", required=True)
+    upload = media.add_parser("upload", help="upload a file and print its media id")
+    client(upload)
+    upload.add_argument("file", type=Path, help="a PNG/JPEG picture, a short clip or an audio track")
+    media_list = media.add_parser("list", help="list your media, newest first")
+    client(media_list)
+    media_list.add_argument("--page-size", type=int, default=50)
+    media_list.add_argument("--page-token", default="")
+    media_list.add_argument("--json", action="store_true", help="print the page as JSON")
+    media_delete = media.add_parser("delete", help="delete one media file")
+    client(media_delete)
+    media_delete.add_argument("media_id")
+
     gc = commands.add_parser("gc", help="delete finished jobs past their retention period now")
     gc.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
     gc.add_argument(

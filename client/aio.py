@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -293,3 +295,92 @@ class AsyncClient(ClientBase):
             raise from_rpc_error(error, sent) from error
         finally:
             call.cancel()
+
+    # -- the caller's own media (docs/api.md, Media) -----------------------------------------------------
+
+    async def upload_media(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        file_name: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_service_pb2.Media:
+        """Uploads a picture, clip or track (a path, or the bytes themselves) and returns it as stored: use
+        its ``id`` in a spec. The server sniffs the type from the content; ``file_name`` (by default the
+        path's name) is for display only. The file is read and sent in chunks, never whole."""
+        if isinstance(source, bytes):
+            name = file_name or "upload"
+            chunks: Iterable[bytes] = (
+                source[i : i + UPLOAD_CHUNK_BYTES] for i in range(0, len(source), UPLOAD_CHUNK_BYTES)
+            )
+        else:
+            path = Path(source)
+            name = file_name or path.name
+            chunks = _file_chunks(path)
+
+        async def messages() -> AsyncIterator[job_service_pb2.UploadMediaRequest]:
+            yield job_service_pb2.UploadMediaRequest(
+                metadata=job_service_pb2.UploadMediaMetadata(file_name=name)
+            )
+            for chunk in chunks:
+                yield job_service_pb2.UploadMediaRequest(chunk=chunk)
+
+        response: job_service_pb2.UploadMediaResponse = await self._unary(
+            self._service().UploadMedia,
+            messages(),
+            correlation_id,
+            timeout,
+        )
+        return response.media
+
+    async def get_media(
+        self, media_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> job_service_pb2.Media:
+        """The media ``media_id``; :class:`~reelcast.client.NotFoundError` if it does not exist (or is not
+        yours)."""
+        response: job_service_pb2.GetMediaResponse = await self._unary(
+            self._service().GetMedia,
+            job_service_pb2.GetMediaRequest(media_id=media_id),
+            correlation_id,
+            timeout,
+        )
+        return response.media
+
+    async def list_media_page(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_service_pb2.ListMediaResponse:
+        """One page of your media, newest first (an admin's key: everyone's)."""
+        response: job_service_pb2.ListMediaResponse = await self._unary(
+            self._service().ListMedia,
+            job_service_pb2.ListMediaRequest(page_size=page_size, page_token=page_token),
+            correlation_id,
+            timeout,
+        )
+        return response
+
+    async def delete_media(
+        self, media_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> None:
+        """Deletes the media ``media_id``; a queued job that uses it fails with E451."""
+        await self._unary(
+            self._service().DeleteMedia,
+            job_service_pb2.DeleteMediaRequest(media_id=media_id),
+            correlation_id,
+            timeout,
+        )
+
+
+# The bytes of one UploadMedia message (the server accepts messages of 1 MiB).
+UPLOAD_CHUNK_BYTES = 256 * 1024
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+            yield chunk

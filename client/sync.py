@@ -213,3 +213,7 @@ class Client(ClientBase):
     list_stages = _Blocking(AsyncClient.list_stages)
     watch_job = _BlockingIterator(AsyncClient.watch_job)
     read_artifact = _BlockingIterator(AsyncClient.read_artifact)
+    upload_media = _Blocking(AsyncClient.upload_media)
+    get_media = _Blocking(AsyncClient.get_media)
+    list_media_page = _Blocking(AsyncClient.list_media_page)
+    delete_media = _Blocking(AsyncClient.delete_media)

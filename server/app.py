@@ -91,6 +91,7 @@ class ReelcastServer:
                 self.store,
                 self.notifier,
                 self.stream_tokens if self.authenticator is not None else None,
+                self.backend.media,
             ),
             self.grpc_server,
         )
@@ -110,7 +111,7 @@ class ReelcastServer:
         await self.grpc_server.start()
         await self.runner.start()
         self._retention = asyncio.create_task(
-            collect_periodically(self.settings, self.store, self.backend.queue)
+            collect_periodically(self.settings, self.store, self.backend.queue, self.backend.media)
         )
         # Every API server fails the reviews that expired (a job waiting for review has no worker).
         self._reviews = asyncio.create_task(expire_reviews_periodically(self.settings, self.runner))

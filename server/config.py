@@ -159,6 +159,17 @@ class Settings:
     tls_cert_file: Path | None = setting("REELCAST_TLS_CERT", path, default=None)
     tls_key_file: Path | None = setting("REELCAST_TLS_KEY", path, default=None)
 
+    # -- uploaded media (docs/api.md, Media; docs/configuration.md) ----------------------------------------
+    # One upload's size, as sent, and each user's total of stored bytes and files.
+    media_max_bytes: int = setting("REELCAST_MEDIA_MAX_BYTES", integer, default=50 * 1024 * 1024)
+    media_quota_bytes: int = setting("REELCAST_MEDIA_QUOTA_BYTES", integer, default=500 * 1024 * 1024)
+    media_quota_count: int = setting("REELCAST_MEDIA_QUOTA_COUNT", integer, default=100)
+    # Pictures and clips: pixels in all and on one side, read from the header before anything is decoded.
+    media_max_pixels: int = setting("REELCAST_MEDIA_MAX_PIXELS", integer, default=40_000_000)
+    media_max_side: int = setting("REELCAST_MEDIA_MAX_SIDE", integer, default=8192)
+    media_max_clip_seconds: float = setting("REELCAST_MEDIA_MAX_CLIP_SECONDS", number, default=60.0)
+    media_max_audio_seconds: float = setting("REELCAST_MEDIA_MAX_AUDIO_SECONDS", number, default=600.0)
+
     # -- observability (docs/observability.md) -----------------------------------------------------------
     # HOST:PORT of a Prometheus /metrics endpoint of this process; "" (the default) serves none. Port 0
     # picks a free port (the process prints the address it got).
@@ -260,6 +271,25 @@ class Settings:
     @property
     def ffmpeg_logs_dir(self) -> Path:
         return self.logs_dir / "ffmpeg"
+
+    @property
+    def media_database_path(self) -> Path:
+        return self.data_dir / "media.db"
+
+    @property
+    def media_dir(self) -> Path:
+        """The embedded backend's uploaded files."""
+        return self.data_dir / "media"
+
+    @property
+    def media_cache_dir(self) -> Path:
+        """A worker's copies of uploaded files fetched from a shared store (NATS)."""
+        return self.data_dir / "media-cache"
+
+    @property
+    def media_incoming_dir(self) -> Path:
+        """Uploads while they arrive and are checked; nothing stays here after the call."""
+        return self.data_dir / "media-incoming"
 
     def work_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id

@@ -386,3 +386,71 @@ def mix(first: bytes, second: bytes) -> bytes:
 def input_dump(path: Path) -> str:
     """ffmpeg's description of a media file (streams, tags, chapters): what ffprobe would print."""
     return subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+# -- Uploads a test sends (made here, by Pillow and the real ffmpeg) ----------------------------------------
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
+    """A PNG with a gradient, so that its pixels can be matched after the server re-encodes it."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.new(mode, size)
+    image.putdata([((x * 4) % 256, (y * 5) % 256, 90) for y in range(size[1]) for x in range(size[0])])
+    out = BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def png_bomb_bytes(side: int = 20_000) -> bytes:
+    """A ``side`` x ``side`` PNG of one colour: 1 bit a pixel compresses 400 million pixels into tens of KB;
+    decoded, it would take 1.2 GB of RGB."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("1", (side, side), 1).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def jpeg_with_orientation_bytes(size: tuple[int, int] = (80, 40), orientation: int = 6) -> bytes:
+    """A JPEG stored landscape with an EXIF Orientation tag (6: rotate 90 degrees clockwise to view) and a
+    camera-ish Make tag that must not survive."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((30, 30, 200), (0, 0, size[0] // 2, size[1]))  # left half blue, right half red
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "SecretCam"
+    out = BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes(), quality=95)
+    return out.getvalue()
+
+
+def ffmpeg_bytes(tmp_path: Path, name: str, *args: str) -> bytes:
+    """What ``ffmpeg ARGS tmp_path/name`` writes."""
+    target = tmp_path / name
+    subprocess.run([FFMPEG, "-v", "error", "-y", *args, str(target)], check=True)
+    return target.read_bytes()
+
+
+def mp4_clip_bytes(tmp_path: Path, seconds: float = 1.0, size: str = "160x90") -> bytes:
+    """A short H.264 test pattern with a tone (the server drops the audio)."""
+    return ffmpeg_bytes(
+        tmp_path,
+        "clip.mp4",
+        *("-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}"),
+        *("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"),
+        *("-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-shortest"),
+    )
+
+
+def tone_bytes(tmp_path: Path, name: str = "tone.wav", seconds: float = 1.0) -> bytes:
+    """A 440 Hz tone, in the container and codec ``name``'s extension picks (wav, mp3)."""
+    return ffmpeg_bytes(tmp_path, name, "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}")

@@ -36,6 +36,7 @@ NEEDS_EXTRA = {
     "reelcast.server.storage.nats.work": "nats",
     "reelcast.server.storage.nats.keys": "nats",
     "reelcast.server.storage.nats.backend": "nats",
+    "reelcast.server.storage.nats.media_store": "nats",
     # The pytest plugin of the plugin kit, loaded only by pytest (a pytest11 entry point).
     "reelcast.plugins.testing": "pytest",
 }

@@ -382,3 +382,43 @@ async def test_render_review_without_a_usable_edit_renders_nothing(
     assert says in err and "remediation:" in err, err
     assert "Traceback" not in err and out == ""
     assert not target.exists()
+
+
+# -- the user's own media (issue 17) ------------------------------------------------------------------------
+
+
+async def test_media_upload_prints_the_id_list_shows_it_and_delete_removes_it(
+    server: ReelcastServer, tmp_path: Path
+) -> None:
+    from tests.media import png_bytes
+
+    picture = tmp_path / "logo.png"
+    picture.write_bytes(png_bytes())
+    code, out, err = await run_cli("media", "upload", str(picture), "--target", server.target)
+    assert code == 0, err
+    media_id = out.strip()
+    assert len(media_id) == 32 and (server.settings.media_dir / media_id).is_file()
+
+    code, out, err = await run_cli("media", "list", "--target", server.target)
+    assert code == 0, err
+    assert out.split()[:4] == [
+        media_id,
+        "image",
+        str((server.settings.media_dir / media_id).stat().st_size),
+        "64x48",
+    ]
+
+    code, out, err = await run_cli("media", "delete", media_id, "--target", server.target)
+    assert (code, out.strip()) == (0, f"deleted: {media_id}"), err
+    code, _, err = await run_cli("media", "delete", media_id, "--target", server.target)
+    assert code == 1 and "E048-MEDIA_NOT_FOUND" in err and "remediation:" in err and "Traceback" not in err
+
+
+async def test_media_upload_of_a_file_that_is_no_media_shows_its_code(
+    server: ReelcastServer, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture\n" * 10)
+    code, out, err = await run_cli("media", "upload", str(text), "--target", server.target)
+    assert (code, out) == (1, "")
+    assert "E042-MEDIA_TYPE_UNSUPPORTED" in err and "Traceback" not in err

@@ -44,6 +44,13 @@ ENVIRON = {
     "REELCAST_METRICS_INTERVAL": "1.5",
     "REELCAST_LOG_FORMAT": "Human",
     "REELCAST_LOG_LEVEL": "debug",
+    "REELCAST_MEDIA_MAX_BYTES": "4000",
+    "REELCAST_MEDIA_QUOTA_BYTES": "8000",
+    "REELCAST_MEDIA_QUOTA_COUNT": "4",
+    "REELCAST_MEDIA_MAX_PIXELS": "1000000",
+    "REELCAST_MEDIA_MAX_SIDE": "1000",
+    "REELCAST_MEDIA_MAX_CLIP_SECONDS": "5",
+    "REELCAST_MEDIA_MAX_AUDIO_SECONDS": "50",
 }
 
 
@@ -84,6 +91,13 @@ def test_each_server_variable_sets_its_field() -> None:
         metrics_interval_seconds=1.5,
         log_format="human",
         log_level="DEBUG",
+        media_max_bytes=4000,
+        media_quota_bytes=8000,
+        media_quota_count=4,
+        media_max_pixels=1_000_000,
+        media_max_side=1000,
+        media_max_clip_seconds=5.0,
+        media_max_audio_seconds=50.0,
         environment=ENVIRON,
     )
 

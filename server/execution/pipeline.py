@@ -37,6 +37,8 @@ from reelcast.server.execution.review import open_review, read_script_scenes, wr
 from reelcast.server.execution.running_job import RunningJob
 from reelcast.server.execution.watchdog import DiskWatcher, StallWatchdog
 from reelcast.server.logs import stage_context
+from reelcast.server.media.resolver import job_media
+from reelcast.server.media.store import MediaStore
 from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.storage.job_store import ConcurrentWriteError, JobStore
 from reelcast.server.storage.notifier import EventNotifier
@@ -75,8 +77,11 @@ class JobPipeline:
         notifier: EventNotifier,
         host: PluginHost,
         files: JobFiles,
+        media: MediaStore | None = None,
     ) -> None:
         self.settings = settings
+        # The uploaded files stages ask for by id (ctx.media); None: no media at all (every id is E451).
+        self.media = media
         self.store = store
         self.notifier = notifier
         self.host = host
@@ -262,6 +267,9 @@ class JobPipeline:
         if running.cancel_event.is_set():
             stop.set()
         running.stage_stop = stop
+        media = (
+            await job_media(self.media, job, self.settings.media_cache_dir) if self.media is not None else {}
+        )
         invoke = run_stage(
             stage,
             job_id=job.id,
@@ -273,6 +281,7 @@ class JobPipeline:
             artifacts=artifacts,
             cancel_event=stop,
             report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
+            media=media.get,
         )
 
         task = asyncio.create_task(invoke, name=f"stage-{job.id}-{stage.name}")

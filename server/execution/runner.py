@@ -28,6 +28,7 @@ from reelcast.server.execution.recorder import JobRecorder, now_timestamp
 from reelcast.server.execution.review import is_expired
 from reelcast.server.execution.running_job import RunningJob
 from reelcast.server.logs import job_context
+from reelcast.server.media.store import MediaStore
 from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateRequestError, JobStore
 from reelcast.server.storage.notifier import EventNotifier
@@ -58,6 +59,7 @@ class JobRunner:
         self.queue: WorkQueue = backend.queue
         self.cancels: CancelBus = backend.cancels
         self.files: JobFiles = backend.files
+        self.media: MediaStore = backend.media
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, RunningJob] = {}
         # Guards the read-modify-write of jobs that no worker owns (cancelling a queued job).
@@ -69,7 +71,7 @@ class JobRunner:
         # Set whenever no job is running (what a graceful stop waits for).
         self._idle = asyncio.Event()
         self._idle.set()
-        self._pipeline = JobPipeline(settings, self.store, self.notifier, host, self.files)
+        self._pipeline = JobPipeline(settings, self.store, self.notifier, host, self.files, backend.media)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

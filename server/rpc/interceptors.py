@@ -225,7 +225,22 @@ class _Call:
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
-        if handler.stream_stream is not None:  # reflection (open to all), the one streaming-request method
+        if handler.stream_unary is not None:  # UploadMedia
+            inner_client_stream: Any = handler.stream_unary
+
+            async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
+                await self.begin(None, context)
+                try:
+                    return await inner_client_stream(self._parsed(requests, context), context)
+                except (aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as unexpected:
+                    await self.internal_error(context, unexpected)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, _tolerant(handler.request_deserializer), handler.response_serializer
+            )
+        if handler.stream_stream is not None:  # reflection (open to all)
             inner_bidi: Any = handler.stream_stream
 
             async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:

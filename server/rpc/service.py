@@ -18,7 +18,16 @@ from reelcast.jobs.validation import REQUEST_ID, validate_scenes, validate_spec,
 from reelcast.jobs.violations import FieldViolation
 from reelcast.server.config import Settings
 from reelcast.server.execution.runner import JobRunner
+from reelcast.server.media.references import (
+    MediaReference,
+    MediaReferenceError,
+    check_references,
+    scene_references,
+    spec_references,
+)
+from reelcast.server.media.store import MediaStore
 from reelcast.server.rpc.abort import abort
+from reelcast.server.rpc.media import CONCURRENT_INTAKES, MediaRpcs
 from reelcast.server.rpc.themes import theme_messages, unknown_theme
 from reelcast.server.rpc.voices import installed_voices
 from reelcast.server.rpc.watch import follow_job_events
@@ -65,15 +74,19 @@ def _metadata_value(context: Context, key: str) -> str:
     return ""
 
 
-class JobService(job_service_pb2_grpc.JobServiceServicer):
+class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
         runner: JobRunner,
         store: JobStore,
         notifier: EventNotifier,
         stream_tokens: StreamTokens | None = None,
+        media: MediaStore | None = None,
     ) -> None:
         self.runner = runner
+        self.media = media if media is not None else runner.media
+        self.media_settings = runner.settings
+        self._intakes = asyncio.Semaphore(CONCURRENT_INTAKES)
         self.store = store
         self.notifier = notifier
         self.stream_tokens = stream_tokens
@@ -108,6 +121,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         theme_error = unknown_theme(request.spec.plan.style, self.runner.pipeline())
         if theme_error is not None:
             await abort(context, theme_error, [FieldViolation("spec.plan.style", "names no installed theme")])
+
+        await self._check_media(spec_references(request.spec), context)
         principal = principal_var.get()
         if principal is None:  # authentication is off: no users, so no per-user limits
             job = await self._submit(request, context)
@@ -137,6 +152,13 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 )
             job = await self._submit(request, context)
         return job_service_pb2.CreateJobResponse(job=job)
+
+    async def _check_media(self, references: Sequence[MediaReference], context: Context) -> None:
+        """Every media id must be the caller's own, of the kind its field takes (media/references.py)."""
+        try:
+            await check_references(self.media, references, current_caller())
+        except MediaReferenceError as refused:
+            await abort(context, refused.error, refused.violations)
 
     async def _submit(self, request: job_service_pb2.CreateJobRequest, context: Context) -> job_pb2.Job:
         try:
@@ -226,15 +248,19 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error)
         return job_service_pb2.ApproveJobResponse(job=job)
 
-    @staticmethod
     async def _check_scenes(
-        job: job_pb2.Job, scenes: Sequence[job_pb2.Scene], context: Context, *, required: bool
+        self, job: job_pb2.Job, scenes: Sequence[job_pb2.Scene], context: Context, *, required: bool
     ) -> None:
-        """Edited scenes get the checks of a user-supplied ``JobSpec.script``, reported on ``scenes``."""
+        """Edited scenes get the checks of a user-supplied ``JobSpec.script``, reported on ``scenes``; their
+        backgrounds must be media of the job's owner."""
         violations = validate_scenes(job.spec, scenes, required=required)
         if violations:
             summary = "; ".join(f"{v.field} {v.description}" for v in violations)
             await abort(context, ReelcastError(errors.INVALID_SPEC, summary), violations)
+        try:
+            await check_references(self.media, scene_references(scenes, "scenes"), job.owner)
+        except MediaReferenceError as refused:
+            await abort(context, refused.error, refused.violations)
 
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context

@@ -1,6 +1,7 @@
 """The storage backend interface: everything the runner and the service need from storage.
 
-A ``Backend`` holds the job store, the notifier, the work queue, the cancel bus and the job files, and makes
+A ``Backend`` holds the job store, the notifier, the work queue, the cancel bus, the job files and the
+uploaded media (media/store.py), and makes
 the API server's key store and stream-token secret. Two implement it: ``embedded.backend.EmbeddedBackend``
 (SQLite and in-process queues, the default) and ``nats.backend.NatsBackend`` (JetStream).
 ``selection.open_backend`` picks one from ``Settings.store_url`` (``--store``, ``REELCAST_STORE``).
@@ -12,6 +13,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from reelcast.server.config import Settings
+from reelcast.server.media.store import MediaStore
 from reelcast.server.security.keys import ApiKeys
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.notifier import EventNotifier
@@ -25,13 +27,20 @@ class Backend(ABC):
     shared: ClassVar[bool]
 
     def __init__(
-        self, store: JobStore, notifier: EventNotifier, queue: WorkQueue, cancels: CancelBus, files: JobFiles
+        self,
+        store: JobStore,
+        notifier: EventNotifier,
+        queue: WorkQueue,
+        cancels: CancelBus,
+        files: JobFiles,
+        media: MediaStore,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.queue = queue
         self.cancels = cancels
         self.files = files
+        self.media = media
 
     async def open(self, timeout: float | None = None) -> None:
         """Connects and sets up what the backend needs (streams, buckets). ``timeout`` bounds the wait for

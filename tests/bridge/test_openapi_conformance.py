@@ -164,3 +164,32 @@ async def test_the_spec_of_a_job_has_every_default_filled_in_captions_off_includ
         if declared is not None:
             assert set(declared["required"]) == set(job["spec"][section]), section
     await read_sse(client, f"/api/jobs/{job['jobId']}/events")
+
+
+async def test_the_media_answers_validate_against_the_document(
+    client: httpx.AsyncClient, contract: Contract
+) -> None:
+    from tests.media import png_bytes
+
+    check = contract.check
+    uploaded = await client.post("/api/media", files={"file": ("p.png", png_bytes(), "image/png")})
+    check(uploaded, "/api/media")
+    media_id = uploaded.json()["mediaId"]
+    check(await client.get("/api/media"), "/api/media")
+    check(await client.get(f"/api/media/{media_id}"), "/api/media/{mediaId}")
+    check(
+        await client.post("/api/media", files={"file": ("t.png", b"text, not a picture", "image/png")}),
+        "/api/media",
+    )
+    check(await client.post("/api/media", json={}), "/api/media")
+    check(await client.get("/api/media", params={"pageSize": "x"}), "/api/media")
+    check(await client.delete(f"/api/media/{media_id}"), "/api/media/{mediaId}")
+    check(await client.get(f"/api/media/{media_id}"), "/api/media/{mediaId}")
+    assert {status for template, _, status in contract.checked if template.startswith("/api/media")} == {
+        200,
+        201,
+        204,
+        400,
+        404,
+        415,
+    }

@@ -62,6 +62,18 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def ListThemes(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("ListThemes", request)
 
+    async def UploadMedia(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("UploadMedia", request)
+
+    async def GetMedia(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("GetMedia", request)
+
+    async def ListMedia(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ListMedia", request)
+
+    async def DeleteMedia(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("DeleteMedia", request)
+
     async def WatchJob(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

@@ -7,6 +7,7 @@ from reelcast.server.security.auth import load_or_create_secret
 from reelcast.server.security.keys import ApiKeys, KeyStore
 from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.embedded.job_store import SqliteJobStore
+from reelcast.server.storage.embedded.media_store import LocalMediaStore
 from reelcast.server.storage.embedded.work import LocalCancelBus, LocalJobFiles, LocalWorkQueue
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.notifier import EventNotifier
@@ -18,12 +19,14 @@ class EmbeddedBackend(Backend):
 
     def __init__(self, settings: Settings, store: JobStore | None = None) -> None:
         """``store`` replaces the SQLite store (tests)."""
+        self.local_media = LocalMediaStore(settings.media_database_path, settings.media_dir)
         super().__init__(
             store=store if store is not None else SqliteJobStore(settings.database_path),
             notifier=EventNotifier(),
             queue=LocalWorkQueue(),
             cancels=LocalCancelBus(),
             files=LocalJobFiles(settings),
+            media=self.local_media,
         )
 
     def key_store(self, settings: Settings) -> ApiKeys:
@@ -31,3 +34,7 @@ class EmbeddedBackend(Backend):
 
     async def stream_token_secret(self, settings: Settings) -> bytes:
         return load_or_create_secret(settings.stream_token_secret_path)
+
+    async def close(self) -> None:
+        await super().close()
+        self.local_media.close()

@@ -8,6 +8,7 @@ from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.nats.job_store import NatsJobStore
 from reelcast.server.storage.nats.keys import NatsKeyStore, shared_stream_token_secret
 from reelcast.server.storage.nats.layout import NatsConnection
+from reelcast.server.storage.nats.media_store import NatsMediaStore
 from reelcast.server.storage.nats.work import NatsCancelBus, NatsJobFiles, NatsNotifier, NatsWorkQueue
 
 
@@ -23,6 +24,7 @@ class NatsBackend(Backend):
             queue=NatsWorkQueue(self.connection),
             cancels=NatsCancelBus(self.connection),
             files=NatsJobFiles(self.connection),
+            media=NatsMediaStore(self.connection),
         )
 
     async def open(self, timeout: float | None = None) -> None:

@@ -5,7 +5,9 @@
 - ``reelcast_jobs`` (KV): ``job.<id>``, the job snapshot.
 - ``reelcast_requests`` (KV): idempotency keys (owner + request id -> job id).
 - ``reelcast_state`` (KV): ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``.
-- ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs.
+- ``reelcast_media`` (KV): ``media.<id>`` (an uploaded file's record) and ``owner.<hex>`` (a user's index).
+- ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs, and
+  ``media/<id>``, the uploaded files (nats/media_store.py).
 
 Every process calls :func:`ensure_layout` at start: the first creates, the others find everything in place,
 and a changed replica count is applied to the existing streams.
@@ -56,6 +58,7 @@ REQUESTS_BUCKET = "reelcast_requests"
 KEYS_BUCKET = "reelcast_keys"
 STATE_BUCKET = "reelcast_state"
 FILES_BUCKET = "reelcast_files"
+MEDIA_BUCKET = "reelcast_media"
 # Header carrying an event's per-job sequence, so that readers need not decode the payload to find it.
 SEQUENCE_HEADER = "Reelcast-Sequence"
 
@@ -73,6 +76,7 @@ class Layout:
     keys: KeyValue
     files: ObjectStore
     ack_wait_seconds: float
+    media: KeyValue
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
@@ -156,6 +160,7 @@ async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: f
         keys=await _ensure_bucket(js, KEYS_BUCKET, replicas),
         files=await _ensure_object_store(js, replicas),
         ack_wait_seconds=ack_wait_seconds,
+        media=await _ensure_bucket(js, MEDIA_BUCKET, replicas),
     )
 
 

@@ -22,68 +22,91 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from reelcast.jobs.v1 import job_pb2 as reelcast_dot_jobs_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"reelcast/jobs/v1/job_service.proto\x12\x10reelcast.jobs.v1\x1a\x1areelcast/jobs/v1/job.proto\"O\n\x10\x43reateJobRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.reelcast.jobs.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x11\x43reateJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"g\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x08statuses\x18\x03 \x03(\x0e\x32\x1b.reelcast.jobs.v1.JobStatus\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.reelcast.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\x13\n\x11ListStagesRequest\"=\n\x12ListStagesResponse\x12\'\n\x06stages\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Stage\"v\n\x16ReadJobArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.reelcast.jobs.v1.ArtifactKind\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"Q\n\x17ReadJobArtifactResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\x13\n\x11ListVoicesRequest\"=\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Voice\"\x12\n\x10GetCallerRequest\"%\n\x06\x43\x61ller\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\"=\n\x11GetCallerResponse\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.reelcast.jobs.v1.Caller\"l\n\x16UpdateJobScriptRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06scenes\x18\x02 \x03(\x0b\x32\x17.reelcast.jobs.v1.Scene\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x05\"=\n\x17UpdateJobScriptResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"L\n\x11\x41pproveJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06scenes\x18\x02 \x03(\x0b\x32\x17.reelcast.jobs.v1.Scene\"8\n\x12\x41pproveJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x13\n\x11ListThemesRequest\"=\n\x12ListThemesResponse\x12\'\n\x06themes\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Theme\"N\n\x05Theme\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bpreview_png\x18\x04 \x01(\x0c*\x9a\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41RTIFACT_KIND_VIDEO\x10\x01\x12\x1b\n\x17\x41RTIFACT_KIND_THUMBNAIL\x10\x02\x12\x1b\n\x17\x41RTIFACT_KIND_SUBTITLES\x10\x03\x12\x18\n\x14\x41RTIFACT_KIND_WEBVTT\x10\x04\x32\xb4\x08\n\nJobService\x12T\n\tCreateJob\x12\".reelcast.jobs.v1.CreateJobRequest\x1a#.reelcast.jobs.v1.CreateJobResponse\x12K\n\x06GetJob\x12\x1f.reelcast.jobs.v1.GetJobRequest\x1a .reelcast.jobs.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.reelcast.jobs.v1.ListJobsRequest\x1a\".reelcast.jobs.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".reelcast.jobs.v1.CancelJobRequest\x1a#.reelcast.jobs.v1.CancelJobResponse\x12N\n\x08WatchJob\x12!.reelcast.jobs.v1.WatchJobRequest\x1a\x1d.reelcast.jobs.v1.JobProgress0\x01\x12W\n\nListStages\x12#.reelcast.jobs.v1.ListStagesRequest\x1a$.reelcast.jobs.v1.ListStagesResponse\x12h\n\x0fReadJobArtifact\x12(.reelcast.jobs.v1.ReadJobArtifactRequest\x1a).reelcast.jobs.v1.ReadJobArtifactResponse0\x01\x12W\n\nListVoices\x12#.reelcast.jobs.v1.ListVoicesRequest\x1a$.reelcast.jobs.v1.ListVoicesResponse\x12T\n\tGetCaller\x12\".reelcast.jobs.v1.GetCallerRequest\x1a#.reelcast.jobs.v1.GetCallerResponse\x12\x66\n\x0fUpdateJobScript\x12(.reelcast.jobs.v1.UpdateJobScriptRequest\x1a).reelcast.jobs.v1.UpdateJobScriptResponse\x12W\n\nApproveJob\x12#.reelcast.jobs.v1.ApproveJobRequest\x1a$.reelcast.jobs.v1.ApproveJobResponse\x12W\n\nListThemes\x12#.reelcast.jobs.v1.ListThemesRequest\x1a$.reelcast.jobs.v1.ListThemesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"reelcast/jobs/v1/job_service.proto\x12\x10reelcast.jobs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1areelcast/jobs/v1/job.proto\"O\n\x10\x43reateJobRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.reelcast.jobs.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x11\x43reateJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"g\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x08statuses\x18\x03 \x03(\x0e\x32\x1b.reelcast.jobs.v1.JobStatus\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.reelcast.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\x13\n\x11ListStagesRequest\"=\n\x12ListStagesResponse\x12\'\n\x06stages\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Stage\"v\n\x16ReadJobArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.reelcast.jobs.v1.ArtifactKind\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"Q\n\x17ReadJobArtifactResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\x13\n\x11ListVoicesRequest\"=\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Voice\"\x12\n\x10GetCallerRequest\"%\n\x06\x43\x61ller\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\"=\n\x11GetCallerResponse\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.reelcast.jobs.v1.Caller\"l\n\x16UpdateJobScriptRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06scenes\x18\x02 \x03(\x0b\x32\x17.reelcast.jobs.v1.Scene\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x05\"=\n\x17UpdateJobScriptResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"L\n\x11\x41pproveJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06scenes\x18\x02 \x03(\x0b\x32\x17.reelcast.jobs.v1.Scene\"8\n\x12\x41pproveJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.reelcast.jobs.v1.Job\"\x13\n\x11ListThemesRequest\"=\n\x12ListThemesResponse\x12\'\n\x06themes\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Theme\"N\n\x05Theme\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bpreview_png\x18\x04 \x01(\x0c\"\xf4\x01\n\x05Media\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.reelcast.jobs.v1.MediaKind\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x11\n\tfile_name\x18\x06 \x01(\t\x12\r\n\x05width\x18\x07 \x01(\x05\x12\x0e\n\x06height\x18\x08 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\t \x01(\x01\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x13UploadMediaMetadata\x12\x11\n\tfile_name\x18\x01 \x01(\t\"h\n\x12UploadMediaRequest\x12\x39\n\x08metadata\x18\x01 \x01(\x0b\x32%.reelcast.jobs.v1.UploadMediaMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"=\n\x13UploadMediaResponse\x12&\n\x05media\x18\x01 \x01(\x0b\x32\x17.reelcast.jobs.v1.Media\"#\n\x0fGetMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\":\n\x10GetMediaResponse\x12&\n\x05media\x18\x01 \x01(\x0b\x32\x17.reelcast.jobs.v1.Media\"9\n\x10ListMediaRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x11ListMediaResponse\x12&\n\x05media\x18\x01 \x03(\x0b\x32\x17.reelcast.jobs.v1.Media\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x12\x44\x65leteMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteMediaResponse*\x9a\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41RTIFACT_KIND_VIDEO\x10\x01\x12\x1b\n\x17\x41RTIFACT_KIND_THUMBNAIL\x10\x02\x12\x1b\n\x17\x41RTIFACT_KIND_SUBTITLES\x10\x03\x12\x18\n\x14\x41RTIFACT_KIND_WEBVTT\x10\x04*h\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x13\n\x0fMEDIA_KIND_CLIP\x10\x02\x12\x14\n\x10MEDIA_KIND_AUDIO\x10\x03\x32\x97\x0b\n\nJobService\x12T\n\tCreateJob\x12\".reelcast.jobs.v1.CreateJobRequest\x1a#.reelcast.jobs.v1.CreateJobResponse\x12K\n\x06GetJob\x12\x1f.reelcast.jobs.v1.GetJobRequest\x1a .reelcast.jobs.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.reelcast.jobs.v1.ListJobsRequest\x1a\".reelcast.jobs.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".reelcast.jobs.v1.CancelJobRequest\x1a#.reelcast.jobs.v1.CancelJobResponse\x12N\n\x08WatchJob\x12!.reelcast.jobs.v1.WatchJobRequest\x1a\x1d.reelcast.jobs.v1.JobProgress0\x01\x12W\n\nListStages\x12#.reelcast.jobs.v1.ListStagesRequest\x1a$.reelcast.jobs.v1.ListStagesResponse\x12h\n\x0fReadJobArtifact\x12(.reelcast.jobs.v1.ReadJobArtifactRequest\x1a).reelcast.jobs.v1.ReadJobArtifactResponse0\x01\x12W\n\nListVoices\x12#.reelcast.jobs.v1.ListVoicesRequest\x1a$.reelcast.jobs.v1.ListVoicesResponse\x12T\n\tGetCaller\x12\".reelcast.jobs.v1.GetCallerRequest\x1a#.reelcast.jobs.v1.GetCallerResponse\x12\x66\n\x0fUpdateJobScript\x12(.reelcast.jobs.v1.UpdateJobScriptRequest\x1a).reelcast.jobs.v1.UpdateJobScriptResponse\x12W\n\nApproveJob\x12#.reelcast.jobs.v1.ApproveJobRequest\x1a$.reelcast.jobs.v1.ApproveJobResponse\x12W\n\nListThemes\x12#.reelcast.jobs.v1.ListThemesRequest\x1a$.reelcast.jobs.v1.ListThemesResponse\x12\\\n\x0bUploadMedia\x12$.reelcast.jobs.v1.UploadMediaRequest\x1a%.reelcast.jobs.v1.UploadMediaResponse(\x01\x12Q\n\x08GetMedia\x12!.reelcast.jobs.v1.GetMediaRequest\x1a\".reelcast.jobs.v1.GetMediaResponse\x12T\n\tListMedia\x12\".reelcast.jobs.v1.ListMediaRequest\x1a#.reelcast.jobs.v1.ListMediaResponse\x12Z\n\x0b\x44\x65leteMedia\x12$.reelcast.jobs.v1.DeleteMediaRequest\x1a%.reelcast.jobs.v1.DeleteMediaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reelcast.jobs.v1.job_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ARTIFACTKIND']._serialized_start=1615
-  _globals['_ARTIFACTKIND']._serialized_end=1769
-  _globals['_CREATEJOBREQUEST']._serialized_start=84
-  _globals['_CREATEJOBREQUEST']._serialized_end=163
-  _globals['_CREATEJOBRESPONSE']._serialized_start=165
-  _globals['_CREATEJOBRESPONSE']._serialized_end=220
-  _globals['_GETJOBREQUEST']._serialized_start=222
-  _globals['_GETJOBREQUEST']._serialized_end=253
-  _globals['_GETJOBRESPONSE']._serialized_start=255
-  _globals['_GETJOBRESPONSE']._serialized_end=307
-  _globals['_LISTJOBSREQUEST']._serialized_start=309
-  _globals['_LISTJOBSREQUEST']._serialized_end=412
-  _globals['_LISTJOBSRESPONSE']._serialized_start=414
-  _globals['_LISTJOBSRESPONSE']._serialized_end=494
-  _globals['_CANCELJOBREQUEST']._serialized_start=496
-  _globals['_CANCELJOBREQUEST']._serialized_end=530
-  _globals['_CANCELJOBRESPONSE']._serialized_start=532
-  _globals['_CANCELJOBRESPONSE']._serialized_end=587
-  _globals['_WATCHJOBREQUEST']._serialized_start=589
-  _globals['_WATCHJOBREQUEST']._serialized_end=646
-  _globals['_LISTSTAGESREQUEST']._serialized_start=648
-  _globals['_LISTSTAGESREQUEST']._serialized_end=667
-  _globals['_LISTSTAGESRESPONSE']._serialized_start=669
-  _globals['_LISTSTAGESRESPONSE']._serialized_end=730
-  _globals['_READJOBARTIFACTREQUEST']._serialized_start=732
-  _globals['_READJOBARTIFACTREQUEST']._serialized_end=850
-  _globals['_READJOBARTIFACTRESPONSE']._serialized_start=852
-  _globals['_READJOBARTIFACTRESPONSE']._serialized_end=933
-  _globals['_LISTVOICESREQUEST']._serialized_start=935
-  _globals['_LISTVOICESREQUEST']._serialized_end=954
-  _globals['_LISTVOICESRESPONSE']._serialized_start=956
-  _globals['_LISTVOICESRESPONSE']._serialized_end=1017
-  _globals['_GETCALLERREQUEST']._serialized_start=1019
-  _globals['_GETCALLERREQUEST']._serialized_end=1037
-  _globals['_CALLER']._serialized_start=1039
-  _globals['_CALLER']._serialized_end=1076
-  _globals['_GETCALLERRESPONSE']._serialized_start=1078
-  _globals['_GETCALLERRESPONSE']._serialized_end=1139
-  _globals['_UPDATEJOBSCRIPTREQUEST']._serialized_start=1141
-  _globals['_UPDATEJOBSCRIPTREQUEST']._serialized_end=1249
-  _globals['_UPDATEJOBSCRIPTRESPONSE']._serialized_start=1251
-  _globals['_UPDATEJOBSCRIPTRESPONSE']._serialized_end=1312
-  _globals['_APPROVEJOBREQUEST']._serialized_start=1314
-  _globals['_APPROVEJOBREQUEST']._serialized_end=1390
-  _globals['_APPROVEJOBRESPONSE']._serialized_start=1392
-  _globals['_APPROVEJOBRESPONSE']._serialized_end=1448
-  _globals['_LISTTHEMESREQUEST']._serialized_start=1450
-  _globals['_LISTTHEMESREQUEST']._serialized_end=1469
-  _globals['_LISTTHEMESRESPONSE']._serialized_start=1471
-  _globals['_LISTTHEMESRESPONSE']._serialized_end=1532
-  _globals['_THEME']._serialized_start=1534
-  _globals['_THEME']._serialized_end=1612
-  _globals['_JOBSERVICE']._serialized_start=1772
-  _globals['_JOBSERVICE']._serialized_end=2848
+  _globals['_ARTIFACTKIND']._serialized_start=2411
+  _globals['_ARTIFACTKIND']._serialized_end=2565
+  _globals['_MEDIAKIND']._serialized_start=2567
+  _globals['_MEDIAKIND']._serialized_end=2671
+  _globals['_CREATEJOBREQUEST']._serialized_start=117
+  _globals['_CREATEJOBREQUEST']._serialized_end=196
+  _globals['_CREATEJOBRESPONSE']._serialized_start=198
+  _globals['_CREATEJOBRESPONSE']._serialized_end=253
+  _globals['_GETJOBREQUEST']._serialized_start=255
+  _globals['_GETJOBREQUEST']._serialized_end=286
+  _globals['_GETJOBRESPONSE']._serialized_start=288
+  _globals['_GETJOBRESPONSE']._serialized_end=340
+  _globals['_LISTJOBSREQUEST']._serialized_start=342
+  _globals['_LISTJOBSREQUEST']._serialized_end=445
+  _globals['_LISTJOBSRESPONSE']._serialized_start=447
+  _globals['_LISTJOBSRESPONSE']._serialized_end=527
+  _globals['_CANCELJOBREQUEST']._serialized_start=529
+  _globals['_CANCELJOBREQUEST']._serialized_end=563
+  _globals['_CANCELJOBRESPONSE']._serialized_start=565
+  _globals['_CANCELJOBRESPONSE']._serialized_end=620
+  _globals['_WATCHJOBREQUEST']._serialized_start=622
+  _globals['_WATCHJOBREQUEST']._serialized_end=679
+  _globals['_LISTSTAGESREQUEST']._serialized_start=681
+  _globals['_LISTSTAGESREQUEST']._serialized_end=700
+  _globals['_LISTSTAGESRESPONSE']._serialized_start=702
+  _globals['_LISTSTAGESRESPONSE']._serialized_end=763
+  _globals['_READJOBARTIFACTREQUEST']._serialized_start=765
+  _globals['_READJOBARTIFACTREQUEST']._serialized_end=883
+  _globals['_READJOBARTIFACTRESPONSE']._serialized_start=885
+  _globals['_READJOBARTIFACTRESPONSE']._serialized_end=966
+  _globals['_LISTVOICESREQUEST']._serialized_start=968
+  _globals['_LISTVOICESREQUEST']._serialized_end=987
+  _globals['_LISTVOICESRESPONSE']._serialized_start=989
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1050
+  _globals['_GETCALLERREQUEST']._serialized_start=1052
+  _globals['_GETCALLERREQUEST']._serialized_end=1070
+  _globals['_CALLER']._serialized_start=1072
+  _globals['_CALLER']._serialized_end=1109
+  _globals['_GETCALLERRESPONSE']._serialized_start=1111
+  _globals['_GETCALLERRESPONSE']._serialized_end=1172
+  _globals['_UPDATEJOBSCRIPTREQUEST']._serialized_start=1174
+  _globals['_UPDATEJOBSCRIPTREQUEST']._serialized_end=1282
+  _globals['_UPDATEJOBSCRIPTRESPONSE']._serialized_start=1284
+  _globals['_UPDATEJOBSCRIPTRESPONSE']._serialized_end=1345
+  _globals['_APPROVEJOBREQUEST']._serialized_start=1347
+  _globals['_APPROVEJOBREQUEST']._serialized_end=1423
+  _globals['_APPROVEJOBRESPONSE']._serialized_start=1425
+  _globals['_APPROVEJOBRESPONSE']._serialized_end=1481
+  _globals['_LISTTHEMESREQUEST']._serialized_start=1483
+  _globals['_LISTTHEMESREQUEST']._serialized_end=1502
+  _globals['_LISTTHEMESRESPONSE']._serialized_start=1504
+  _globals['_LISTTHEMESRESPONSE']._serialized_end=1565
+  _globals['_THEME']._serialized_start=1567
+  _globals['_THEME']._serialized_end=1645
+  _globals['_MEDIA']._serialized_start=1648
+  _globals['_MEDIA']._serialized_end=1892
+  _globals['_UPLOADMEDIAMETADATA']._serialized_start=1894
+  _globals['_UPLOADMEDIAMETADATA']._serialized_end=1934
+  _globals['_UPLOADMEDIAREQUEST']._serialized_start=1936
+  _globals['_UPLOADMEDIAREQUEST']._serialized_end=2040
+  _globals['_UPLOADMEDIARESPONSE']._serialized_start=2042
+  _globals['_UPLOADMEDIARESPONSE']._serialized_end=2103
+  _globals['_GETMEDIAREQUEST']._serialized_start=2105
+  _globals['_GETMEDIAREQUEST']._serialized_end=2140
+  _globals['_GETMEDIARESPONSE']._serialized_start=2142
+  _globals['_GETMEDIARESPONSE']._serialized_end=2200
+  _globals['_LISTMEDIAREQUEST']._serialized_start=2202
+  _globals['_LISTMEDIAREQUEST']._serialized_end=2259
+  _globals['_LISTMEDIARESPONSE']._serialized_start=2261
+  _globals['_LISTMEDIARESPONSE']._serialized_end=2345
+  _globals['_DELETEMEDIAREQUEST']._serialized_start=2347
+  _globals['_DELETEMEDIAREQUEST']._serialized_end=2385
+  _globals['_DELETEMEDIARESPONSE']._serialized_start=2387
+  _globals['_DELETEMEDIARESPONSE']._serialized_end=2408
+  _globals['_JOBSERVICE']._serialized_start=2674
+  _globals['_JOBSERVICE']._serialized_end=4105
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from reelcast.jobs.v1 import job_pb2 as _job_pb2
@@ -51,6 +52,37 @@ ARTIFACT_KIND_SUBTITLES: ArtifactKind.ValueType  # 3
 ARTIFACT_KIND_WEBVTT: ArtifactKind.ValueType  # 4
 """The sidecar subtitles as WebVTT (text/vtt), what a browser's `<track>` plays."""
 Global___ArtifactKind: _TypeAlias = ArtifactKind  # noqa: Y015
+
+class _MediaKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MediaKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MediaKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MEDIA_KIND_UNSPECIFIED: _MediaKind.ValueType  # 0
+    """Never valid."""
+    MEDIA_KIND_IMAGE: _MediaKind.ValueType  # 1
+    """A still picture (stored as PNG or JPEG): a scene background or a logo."""
+    MEDIA_KIND_CLIP: _MediaKind.ValueType  # 2
+    """A short video without sound (stored as H.264 MP4): a scene background."""
+    MEDIA_KIND_AUDIO: _MediaKind.ValueType  # 3
+    """A sound track (stored as 48 kHz WAV): the music."""
+
+class MediaKind(_MediaKind, metaclass=_MediaKindEnumTypeWrapper):
+    """-- The caller's own media -------------------------------------------------------------------------------
+
+    What an uploaded file is, as sniffed from its content.
+    """
+
+MEDIA_KIND_UNSPECIFIED: MediaKind.ValueType  # 0
+"""Never valid."""
+MEDIA_KIND_IMAGE: MediaKind.ValueType  # 1
+"""A still picture (stored as PNG or JPEG): a scene background or a logo."""
+MEDIA_KIND_CLIP: MediaKind.ValueType  # 2
+"""A short video without sound (stored as H.264 MP4): a scene background."""
+MEDIA_KIND_AUDIO: MediaKind.ValueType  # 3
+"""A sound track (stored as 48 kHz WAV): the music."""
+Global___MediaKind: _TypeAlias = MediaKind  # noqa: Y015
 
 @_typing.final
 class CreateJobRequest(_message.Message):
@@ -693,3 +725,278 @@ class Theme(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Theme: _TypeAlias = Theme  # noqa: Y015
+
+@_typing.final
+class Media(_message.Message):
+    """One uploaded file as the server stored it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The media id a spec refers to (`Scene.background_media_id`, `LogoSpec.media_id`, `MusicSpec.media_id`)."""
+    owner: _builtins.str
+    """The user who uploaded it; only they (and admins) see it, and only their jobs may use it."""
+    kind: Global___MediaKind.ValueType
+    """What it is."""
+    content_type: _builtins.str
+    """MIME type of the stored file (image/png, image/jpeg, video/mp4, audio/wav)."""
+    size_bytes: _builtins.int
+    """Size of the stored file in bytes (what counts against the quota)."""
+    file_name: _builtins.str
+    """The file name the upload gave, for display only (the type never comes from it)."""
+    width: _builtins.int
+    """Picture size, for images and clips."""
+    height: _builtins.int
+    """Picture size, for images and clips."""
+    duration_seconds: _builtins.float
+    """Length in seconds, for clips and audio."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was stored."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        kind: Global___MediaKind.ValueType = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        file_name: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        duration_seconds: _builtins.float = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "create_time", b"create_time", "duration_seconds", b"duration_seconds", "file_name", b"file_name", "height", b"height", "id", b"id", "kind", b"kind", "owner", b"owner", "size_bytes", b"size_bytes", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Media: _TypeAlias = Media  # noqa: Y015
+
+@_typing.final
+class UploadMediaMetadata(_message.Message):
+    """The first message of `UploadMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    file_name: _builtins.str
+    """The file's name, for display only (at most 255 characters; the type is sniffed from the content)."""
+    def __init__(
+        self,
+        *,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadMediaMetadata: _TypeAlias = UploadMediaMetadata  # noqa: Y015
+
+@_typing.final
+class UploadMediaRequest(_message.Message):
+    """One message of `UploadMedia`: `metadata` first, then the file's bytes in `chunk`s (each at most 1 MiB)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the file."""
+    @_builtins.property
+    def metadata(self) -> Global___UploadMediaMetadata:
+        """The first message."""
+
+    def __init__(
+        self,
+        *,
+        metadata: Global___UploadMediaMetadata | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["metadata", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___UploadMediaRequest: _TypeAlias = UploadMediaRequest  # noqa: Y015
+
+@_typing.final
+class UploadMediaResponse(_message.Message):
+    """Response of `UploadMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def media(self) -> Global___Media:
+        """The stored media."""
+
+    def __init__(
+        self,
+        *,
+        media: Global___Media | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadMediaResponse: _TypeAlias = UploadMediaResponse  # noqa: Y015
+
+@_typing.final
+class GetMediaRequest(_message.Message):
+    """Request of `GetMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    media_id: _builtins.str
+    """The media id."""
+    def __init__(
+        self,
+        *,
+        media_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_id", b"media_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaRequest: _TypeAlias = GetMediaRequest  # noqa: Y015
+
+@_typing.final
+class GetMediaResponse(_message.Message):
+    """Response of `GetMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def media(self) -> Global___Media:
+        """The media."""
+
+    def __init__(
+        self,
+        *,
+        media: Global___Media | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaResponse: _TypeAlias = GetMediaResponse  # noqa: Y015
+
+@_typing.final
+class ListMediaRequest(_message.Message):
+    """Request of `ListMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of records, 0 to 1000. 0 means 50; more is treated as 1000. Negative is INVALID_ARGUMENT."""
+    page_token: _builtins.str
+    """The `next_page_token` of a previous call."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMediaRequest: _TypeAlias = ListMediaRequest  # noqa: Y015
+
+@_typing.final
+class ListMediaResponse(_message.Message):
+    """Response of `ListMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Opaque token of the next page; empty on the last page."""
+    @_builtins.property
+    def media(self) -> _containers.RepeatedCompositeFieldContainer[Global___Media]:
+        """The page, newest first."""
+
+    def __init__(
+        self,
+        *,
+        media: _abc.Iterable[Global___Media] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media", b"media", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMediaResponse: _TypeAlias = ListMediaResponse  # noqa: Y015
+
+@_typing.final
+class DeleteMediaRequest(_message.Message):
+    """Request of `DeleteMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    media_id: _builtins.str
+    """The media id."""
+    def __init__(
+        self,
+        *,
+        media_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_id", b"media_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMediaRequest: _TypeAlias = DeleteMediaRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMediaResponse(_message.Message):
+    """Response of `DeleteMedia`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMediaResponse: _TypeAlias = DeleteMediaResponse  # noqa: Y015

@@ -101,6 +101,26 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.FromString,
                 _registered_method=True)
+        self.UploadMedia = channel.stream_unary(
+                '/reelcast.jobs.v1.JobService/UploadMedia',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaResponse.FromString,
+                _registered_method=True)
+        self.GetMedia = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/GetMedia',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaResponse.FromString,
+                _registered_method=True)
+        self.ListMedia = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ListMedia',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaResponse.FromString,
+                _registered_method=True)
+        self.DeleteMedia = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/DeleteMedia',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -215,6 +235,41 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadMedia(self, request_iterator, context):
+        """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+        Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+        `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+        caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+        without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+        catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+        (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMedia(self, request, context):
+        """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMedia(self, request, context):
+        """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMedia(self, request, context):
+        """Deletes one media record and its file. A queued job that refers to it later fails with
+        `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +332,26 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListThemes,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.SerializeToString,
+            ),
+            'UploadMedia': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadMedia,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaResponse.SerializeToString,
+            ),
+            'GetMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMedia,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaResponse.SerializeToString,
+            ),
+            'ListMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMedia,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaResponse.SerializeToString,
+            ),
+            'DeleteMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMedia,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +684,114 @@ class JobService:
             '/reelcast.jobs.v1.JobService/ListThemes',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListThemesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadMedia(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/reelcast.jobs.v1.JobService/UploadMedia',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.UploadMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/GetMedia',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.GetMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ListMedia',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/DeleteMedia',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.FromString,
             options,
             channel_credentials,
             insecure,

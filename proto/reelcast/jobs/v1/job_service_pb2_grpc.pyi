@@ -91,6 +91,23 @@ class JobServiceStub:
     """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
     description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
     """
+    UploadMedia: _grpc.StreamUnaryMultiCallable[_job_service_pb2.UploadMediaRequest, _job_service_pb2.UploadMediaResponse]
+    """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+    Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+    `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+    caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+    without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+    catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+    (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+    """
+    GetMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetMediaRequest, _job_service_pb2.GetMediaResponse]
+    """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+    ListMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListMediaRequest, _job_service_pb2.ListMediaResponse]
+    """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+    DeleteMedia: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteMediaRequest, _job_service_pb2.DeleteMediaResponse]
+    """Deletes one media record and its file. A queued job that refers to it later fails with
+    `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -153,6 +170,23 @@ class JobServiceAsyncStub(JobServiceStub):
     ListThemes: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListThemesRequest, _job_service_pb2.ListThemesResponse]  # type: ignore[assignment]
     """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
     description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
+    """
+    UploadMedia: _aio.StreamUnaryMultiCallable[_job_service_pb2.UploadMediaRequest, _job_service_pb2.UploadMediaResponse]  # type: ignore[assignment]
+    """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+    Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+    `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+    caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+    without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+    catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+    (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+    """
+    GetMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetMediaRequest, _job_service_pb2.GetMediaResponse]  # type: ignore[assignment]
+    """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+    ListMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListMediaRequest, _job_service_pb2.ListMediaResponse]  # type: ignore[assignment]
+    """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+    DeleteMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteMediaRequest, _job_service_pb2.DeleteMediaResponse]  # type: ignore[assignment]
+    """Deletes one media record and its file. A queued job that refers to it later fails with
+    `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -285,6 +319,47 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.ListThemesResponse, _abc.Awaitable[_job_service_pb2.ListThemesResponse]]:
         """Lists the visual themes that `Plan.style` may name, in the installed stages' order: their name, title,
         description and a small PNG preview of a scene drawn in each. Empty when no installed stage has themes.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadMedia(
+        self,
+        request_iterator: _MaybeAsyncIterator[_job_service_pb2.UploadMediaRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.UploadMediaResponse, _abc.Awaitable[_job_service_pb2.UploadMediaResponse]]:
+        """-- The caller's own media (uploads a spec refers to by id) ----------------------------------------------
+        Uploads an image, a short clip or an audio track: the first message carries `metadata`, every later one a
+        `chunk` of the file. The server sniffs the type from the content (never the name), checks it against its
+        caps (bytes, pixels, duration, streams) while the bytes arrive, re-encodes it (images PNG or JPEG
+        without metadata, clips H.264 without audio, audio WAV) and stores it through the backend. A refusal is a
+        catalogue error (E040-E059) and leaves nothing behind. The caller's total bytes and count are limited
+        (`REELCAST_MEDIA_QUOTA_BYTES`, `REELCAST_MEDIA_QUOTA_COUNT`; RESOURCE_EXHAUSTED `E047-MEDIA_QUOTA_EXCEEDED`).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMedia(
+        self,
+        request: _job_service_pb2.GetMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.GetMediaResponse, _abc.Awaitable[_job_service_pb2.GetMediaResponse]]:
+        """Returns one media record. NOT_FOUND `E048-MEDIA_NOT_FOUND` if it does not exist or is another user's."""
+
+    @_abc_1.abstractmethod
+    def ListMedia(
+        self,
+        request: _job_service_pb2.ListMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListMediaResponse, _abc.Awaitable[_job_service_pb2.ListMediaResponse]]:
+        """Lists the caller's media (an admin's: everyone's), newest first, paginated (AIP-158)."""
+
+    @_abc_1.abstractmethod
+    def DeleteMedia(
+        self,
+        request: _job_service_pb2.DeleteMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteMediaResponse, _abc.Awaitable[_job_service_pb2.DeleteMediaResponse]]:
+        """Deletes one media record and its file. A queued job that refers to it later fails with
+        `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
