@@ -337,3 +337,21 @@ def test_a_background_that_is_not_an_image_fails_the_step_with_e406(
     with pytest.raises(ReelcastError) as raised:
         _draw(reelcast_stage, spec, SCENES[:1])
     assert raised.value.code == errors.MEDIA_NOT_AN_IMAGE.code
+
+
+def test_the_opening_and_the_close_show_the_topics_pictogram(reelcast_stage: StageHarness) -> None:
+    # The writer's close is "In short": its words must not pick the shorts 🩳; it and the opening speak of the
+    # whole video, so the topic names their picture before their own words do.
+    spec = _spec(LANDSCAPE)
+    spec.brief.topic = "How volcanoes form"
+    scenes = [
+        {"title": "How volcanoes form", "narration": "Here is how volcanoes form.", "visual_hint": "title"},
+        {
+            "title": "In short",
+            "narration": "In short, rock melts, rises and breaks out.",
+            "visual_hint": "summary",
+        },
+    ]
+    document, _ = _draw(reelcast_stage, spec, scenes)
+    assert [record["pictogram"]["emoji"] for record in document["scenes"]] == ["🌋", "🌋"]
+    assert [record["pictogram"]["source"] for record in document["scenes"]] == ["topic", "topic"]

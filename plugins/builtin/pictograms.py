@@ -12,7 +12,8 @@ Matching, in this order:
    covers (``volcano`` covers all of ``volcano``, ``water`` half of ``water_wave``), times the word's
    weight; a match covering less than half a name is no match (``place`` does not pick
    ``1st_place_medal``). The highest score wins, ties by the dataset's order.
-2. When no word of the scene names an emoji, the brief's topic is matched the same way.
+2. When no word of the scene names an emoji, the brief's topic is matched the same way. The opening and the
+   close (hints "title" and "summary") speak of the whole video: for them the topic comes first.
 3. Failing both, the scene's visual hint picks a fixed symbol (a list 📋, a quote 💬, text 💡): never a
    random one.
 
@@ -92,6 +93,8 @@ HINT_SYMBOLS: dict[str, str] = {
     "title": "\U0001f3ac",  # clapper board
 }
 DEFAULT_SYMBOL = "\U0001f4a1"  # light bulb
+# The hints of the writer's opening ("title") and close ("summary") scenes.
+WHOLE_VIDEO_HINTS = frozenset({"title", "summary"})
 MIN_COVERAGE = 0.5
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _VARIATION_SELECTOR = "\ufe0f"
@@ -221,12 +224,16 @@ def choose_pictogram(title: str, text: str, topic: str, hint: str, language: str
     names = dataset_language(language)
     title_words, text_words = words_of(title, names), words_of(text, names)
     scene_words = [(word, 2.0) for word in title_words] + [(word, 1.0) for word in text_words]
-    chosen = _best(scene_words, names)
-    if chosen is not None:
-        return Pictogram(chosen, _name_of(chosen), "scene")
-    chosen = _best([(word, 1.0) for word in words_of(topic, names)], names)
-    if chosen is not None:
-        return Pictogram(chosen, _name_of(chosen), "topic")
+    topic_words = [(word, 1.0) for word in words_of(topic, names)]
+    # The opening and the close speak of the whole video, and their stock words ("In short") name nothing
+    # of it: the topic chooses their picture first.
+    order = [(topic_words, "topic"), (scene_words, "scene")]
+    if hint not in WHOLE_VIDEO_HINTS:
+        order.reverse()
+    for weighted, source in order:
+        chosen = _best(weighted, names)
+        if chosen is not None:
+            return Pictogram(chosen, _name_of(chosen), source)
     symbol = HINT_SYMBOLS.get(hint, DEFAULT_SYMBOL)
     return Pictogram(symbol, _name_of(symbol), "hint")
 
