@@ -25,6 +25,9 @@ from reelcast.plugins.artifacts import NarrationScene, WordTiming
 from reelcast.plugins.builtin import ass
 from reelcast.plugins.builtin.captions import (
     MAX_GROUP_WORDS,
+    MAX_LEAD_IN_SECONDS,
+    MAX_QUICK_GROUP_WORDS,
+    MIN_CUE_SECONDS,
     build_word_cues,
     estimate_words,
     group_words,
@@ -218,13 +221,16 @@ def _ass_events(run: JobRun) -> list[AssEvent]:
         if not line.startswith("Dialogue:"):
             continue
         fields = line.split(",", 9)
-        karaoke = re.findall(r"\{\\k(\d+)\}([^{\\]+)", fields[9])
+        # An empty first syllable is a lead-in: the cue shows before its first word is spoken.
+        karaoke = re.findall(r"\{\\k(\d+)\}([^{\\]*)", fields[9])
+        lead = int(karaoke[0][0]) if karaoke and not karaoke[0][1] else 0
+        spoken = karaoke[1:] if lead or (karaoke and not karaoke[0][1]) else karaoke
         events.append(
             AssEvent(
-                _ass_seconds(fields[1]),
+                _ass_seconds(fields[1]) + lead / 100,
                 _ass_seconds(fields[2]),
-                [word.strip() for _, word in karaoke],
-                [int(duration) for duration, _ in karaoke],
+                [word.strip() for _, word in spoken],
+                [int(duration) for duration, _ in spoken],
             )
         )
     return events
@@ -243,7 +249,7 @@ def test_ass_file_uses_the_bundled_bold_font_with_an_outline_and_karaoke_on_ever
     spoken = " ".join(scene.narration for scene in SCRIPT).split()
     assert [word for event in events for word in event.words] == spoken
     for event in events:
-        assert 1 <= len(event.words) <= MAX_GROUP_WORDS
+        assert 1 <= len(event.words) <= MAX_QUICK_GROUP_WORDS
         # The \k durations fill the event: the last word is lit until the cue goes.
         assert abs(sum(event.durations) / 100 - (event.end - event.start)) <= 0.02
 
@@ -257,7 +263,7 @@ def test_webvtt_is_valid_and_carries_the_same_word_cues_as_the_srt(portrait: Pai
     for (start, end, text), (srt_start, srt_end, srt_text) in zip(vtt, srt, strict=True):
         assert abs(start - srt_start) <= 0.001 and abs(end - srt_end) <= 0.001
         assert text == srt_text
-        assert 1 <= len(text.split()) <= MAX_GROUP_WORDS
+        assert 1 <= len(text.split()) <= MAX_QUICK_GROUP_WORDS
         assert end > start
     # No cue runs across a sentence end.
     assert all(not re.search(r"[.!?] \S", text) for _, _, text in vtt)
@@ -354,9 +360,13 @@ def test_given_word_timings_are_used_as_they_are(tmp_path: Path) -> None:
     scene: NarrationScene = {"wav": "missing.wav", "start": 0.0, "duration": 3.2, "words": words}
     cues = build_word_cues(["One two three. Four"], [scene], lambda relative: tmp_path / relative)
     assert [cue.text for cue in cues] == ["One two three.", "Four"]
-    assert cues[0].start == 0.30 and cues[1].start == 2.50
+    # "Four" holds until the scene's end at 3.2 s, 0.7 s: it shows just enough before its word to last
+    # MIN_CUE_SECONDS, out of the pause (a lead-in of at most MAX_LEAD_IN_SECONDS).
+    lead = MIN_CUE_SECONDS - (3.2 - 2.50)
+    assert 0 < lead <= MAX_LEAD_IN_SECONDS
+    assert cues[0].start == 0.30 and cues[1].start == pytest.approx(2.50 - lead)
     # A long pause clears the screen: the first cue ends a moment after its last word, before the next.
-    assert 1.40 <= cues[0].end < 2.50
+    assert 1.40 <= cues[0].end < cues[1].start
     assert cues[1].end == pytest.approx(3.2)
     assert [word["start"] for word in cues[0].words] == [0.30, 0.61, 1.02]
 

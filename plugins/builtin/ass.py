@@ -178,11 +178,14 @@ def karaoke_text(cue: Cue, lines: Sequence[Sequence[str]]) -> str:
     def centis(moment: float) -> int:
         return max(0, round((moment - cue.start) * 100))
 
-    parts: list[str] = []
+    # A cue with a lead-in (captions._with_lead_ins) shows before its first word is spoken: an empty
+    # syllable holds the highlight back until then.
+    lead = centis(words[0]["start"])
+    parts: list[str] = [f"{{\\k{lead}}}"] if lead else []
     index = 0
     for line_number, line in enumerate(lines):
         for position, text in enumerate(line):
-            begin = centis(words[index]["start"]) if index else 0
+            begin = centis(words[index]["start"]) if index else lead
             duration = max(0, centis(starts[index]) - begin)
             separator = "" if position == len(line) - 1 else " "
             parts.append(f"{{\\k{duration}}}{ass_text(text)}{separator}")

@@ -5,11 +5,12 @@ sentence ends, a longer sentence into even parts, and the scene's measured audio
 by length. A cue shorter than ``MIN_CUE_SECONDS`` joins a neighbour. The first cue of a scene starts exactly
 when its audio starts and the last ends when it ends. The visuals stage burns these into frames.
 
-Word cues (the default style): one to ``MAX_GROUP_WORDS`` words at a time, from the narration's word timings
-(``NarrationScene.words``). A cue breaks at phrase punctuation and never runs across a sentence end; a phrase
-of more words is cut into balanced groups, and a phrase spoken in less than ``MIN_CUE_SECONDS`` joins its
-neighbour in the sentence. A cue starts when its first word is spoken and stays until the next cue of its
-scene starts (or a moment after its last word). The render stage draws them with libass (``ass.py``).
+Word cues (the default style): one to ``MAX_GROUP_WORDS`` words at a time (five for quick speech), from the
+narration's word timings (``NarrationScene.words``). A cue breaks at phrase punctuation and never runs across
+a sentence end; a phrase of more words is cut into balanced groups, and a phrase spoken in less than
+``MIN_CUE_SECONDS`` joins its neighbour in the sentence. A cue starts when its first word is spoken and stays
+until the next cue of its scene starts (or a moment after its last word). The render stage draws them with
+libass (``ass.py``).
 
 When a scene has no word timings (a voice stage that does not give them), they are estimated: the narration
 is split at spaces and the scene's speech span (its audio without leading and trailing silence, measured on
@@ -22,6 +23,7 @@ The sidecar subtitles (SRT, WebVTT) carry the same cues as the picture.
 from __future__ import annotations
 
 import array
+import dataclasses
 import re
 import wave
 from collections.abc import Callable, Sequence
@@ -33,12 +35,18 @@ from reelcast.plugins.artifacts import NarrationScene, WordTiming
 
 MAX_CUE_CHARS = 84
 MAX_GROUP_WORDS = 4
+# Quick speech says four short words in less than MIN_CUE_SECONDS: such a phrase may take a fifth word
+# (within MAX_GROUP_CHARS) rather than flash by, since no cue may be shorter (issue 16's acceptance).
+MAX_QUICK_GROUP_WORDS = 5
 # Longer groups are split further: four long words do not fit two lines of a 9:16 frame.
 MAX_GROUP_CHARS = 26
 # How long a word cue stays after its last word when no other cue of the scene follows closely.
 WORD_CUE_HOLD_SECONDS = 0.6
-# No cue is shown for less (issue 16): shorter ones are merged with a neighbour in their sentence.
+# No cue is shown for less (issue 16): shorter ones are merged with a neighbour in their sentence, and a
+# cue that no merge can lengthen appears a moment before its first word (a lead-in).
 MIN_CUE_SECONDS = 0.8
+# The longest lead-in: a cue on screen this long before its first word is still read with the voice.
+MAX_LEAD_IN_SECONDS = 0.25
 # A sample below this fraction of full scale is silence, for the speech span of an estimate.
 SILENCE_LEVEL = 0.01
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -289,7 +297,7 @@ def _sentences(words: Sequence[WordTiming]) -> list[list[WordTiming]]:
 def _fits_a_cue(group: Sequence[WordTiming]) -> bool:
     # One word always fits (ass.py draws a long one smaller); a group must fit two lines of a 9:16 frame.
     return len(group) == 1 or (
-        len(group) <= MAX_GROUP_WORDS and len(" ".join(w["text"] for w in group)) <= MAX_GROUP_CHARS
+        len(group) <= MAX_QUICK_GROUP_WORDS and len(" ".join(w["text"] for w in group)) <= MAX_GROUP_CHARS
     )
 
 
@@ -299,13 +307,14 @@ def _group_sentence(
     """One sentence's words in cues, the best cut by these costs, most important first: the fewest cues
     shorter than MIN_CUE_SECONDS and the least time missing from them (a short phrase joins its
     neighbour), cues break at phrase punctuation, the fewest cues, then cues of even length (five words
-    are 3 + 2, not 4 + 1). Quick speech can say four short words in less than MIN_CUE_SECONDS, and a cue
-    holds at most four: such a cue stays short rather than cross its sentence's end."""
+    are 3 + 2, not 4 + 1). Quick speech can say four short words in less than MIN_CUE_SECONDS: such a
+    cue takes a fifth word (MAX_QUICK_GROUP_WORDS) when that spares it, never crossing its sentence's end;
+    what is still short then gets a lead-in (_with_lead_ins)."""
     count = len(sentence)
     best: list[tuple[float, int]] = [(0.0, 0)] + [(float("inf"), 0)] * count
     for stop in range(1, count + 1):
         # The shortest last group first: of two equal cuts, the earlier cues take the extra word.
-        for first in range(stop - 1, max(0, stop - MAX_GROUP_WORDS) - 1, -1):
+        for first in range(stop - 1, max(0, stop - MAX_QUICK_GROUP_WORDS) - 1, -1):
             group = sentence[first:stop]
             if not _fits_a_cue(group):
                 continue
@@ -314,7 +323,15 @@ def _group_sentence(
             seconds = _cue_end(start, group[-1]["end"], next_start, scene_end) - start
             crossed = sum(_ends_with(word["text"], _PHRASE_MARKS) for word in group[:-1])
             shortfall = max(0.0, MIN_CUE_SECONDS - seconds)
-            cost = (1000 + 1000 * shortfall if shortfall else 0) + 10 * crossed + 1 + 0.01 * len(group) ** 2
+            # A fifth word only where it spares a cue too short to read (it costs more than any cut).
+            quick = 500 if len(group) > MAX_GROUP_WORDS else 0
+            cost = (
+                (1000 + 1000 * shortfall if shortfall else 0)
+                + quick
+                + 10 * crossed
+                + 1
+                + 0.01 * len(group) ** 2
+            )
             if best[first][0] + cost < best[stop][0] - 1e-9:
                 best[stop] = (best[first][0] + cost, first)
     groups: list[list[WordTiming]] = []
@@ -327,8 +344,9 @@ def _group_sentence(
 
 
 def group_words(words: Sequence[WordTiming], scene_end: float = float("inf")) -> list[list[WordTiming]]:
-    """Words in cues of 1 to MAX_GROUP_WORDS: no group crosses a sentence end, groups break at phrase
-    punctuation, and a phrase too short to read joins its neighbour in the sentence (_group_sentence)."""
+    """Words in cues of 1 to MAX_GROUP_WORDS (MAX_QUICK_GROUP_WORDS for quick speech): no group crosses a
+    sentence end, groups break at phrase punctuation, and a phrase too short to read joins its neighbour in
+    the sentence (_group_sentence)."""
     sentences = _sentences(words)
     groups: list[list[WordTiming]] = []
     for index, sentence in enumerate(sentences):
@@ -337,7 +355,9 @@ def group_words(words: Sequence[WordTiming], scene_end: float = float("inf")) ->
     return groups
 
 
-def word_cues(scene: int, words: Sequence[WordTiming], scene_end: float) -> list[Cue]:
+def word_cues(
+    scene: int, words: Sequence[WordTiming], scene_end: float, scene_start: float = 0.0
+) -> list[Cue]:
     """The word cues of one scene: each from its first word's start until the next cue (or a short hold
     after its last word, within the scene); see _cue_end."""
     groups = group_words(words, scene_end)
@@ -347,6 +367,25 @@ def word_cues(scene: int, words: Sequence[WordTiming], scene_end: float) -> list
         end = _cue_end(group[0]["start"], group[-1]["end"], next_start, scene_end)
         text = " ".join(word["text"] for word in group)
         cues.append(Cue(scene, group[0]["start"], end, text, tuple(group)))
+    return _with_lead_ins(cues, scene_start)
+
+
+def _with_lead_ins(cues: list[Cue], scene_start: float) -> list[Cue]:
+    """Cues still shorter than MIN_CUE_SECONDS (four quick words) start up to MAX_LEAD_IN_SECONDS before
+    their first word: from the pause before them, then from the cue before them while it keeps
+    MIN_CUE_SECONDS (it leaves a moment before its last word ends, as subtitles do)."""
+    for index, cue in enumerate(cues):
+        missing = min(MIN_CUE_SECONDS - (cue.end - cue.start), MAX_LEAD_IN_SECONDS)
+        if missing <= 0:
+            continue
+        previous = cues[index - 1] if index else None
+        free_from = previous.end if previous is not None else scene_start
+        start = max(cue.start - missing, min(free_from, cue.start))
+        if previous is not None and start > cue.start - missing:
+            spare = max(0.0, previous.end - previous.start - MIN_CUE_SECONDS)
+            start = max(cue.start - missing, start - spare)
+            cues[index - 1] = dataclasses.replace(previous, end=min(previous.end, start))
+        cues[index] = dataclasses.replace(cue, start=start)
     return cues
 
 
@@ -356,5 +395,5 @@ def build_word_cues(
     cues: list[Cue] = []
     for scene, (text, entry) in enumerate(zip(narrations, timing, strict=True)):
         scene_end = float(entry["start"]) + float(entry["duration"])
-        cues.extend(word_cues(scene, scene_words(entry, text, wav_path), scene_end))
+        cues.extend(word_cues(scene, scene_words(entry, text, wav_path), scene_end, float(entry["start"])))
     return cues
