@@ -360,7 +360,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     subtitle_path = str(ctx.path(SUBTITLE_FILE)) if soft else None
     if graph:
         scene_inputs, filter_graph = picture_graph(
-            ctx, visuals, starts, total, [ass_filter(ass_path, fonts_dir)] if ass_path else []
+            ctx, visuals, total, [ass_filter(ass_path, fonts_dir)] if ass_path else []
         )
         arguments = graph_arguments(
             ctx.spec,
@@ -440,28 +440,47 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(log_path)}
 
 
+def picture_segments(visuals: VisualsArtifact) -> list[tuple[int, float, str]]:
+    """The moving picture's segments, from the visuals' frame timeline: ``(scene, start, image)`` for each
+    run of frames of one scene, in order. A scene's segment shows its caption-free scene image (its frames
+    differ only by their burned captions, which libass draws instead); frames of no scene (a plugin's card,
+    scene -1) keep their own image, so a stage that adds frames is rendered with motion too."""
+    images = visuals["scene_images"]
+    segments: list[tuple[int, float, str]] = []
+    for frame in visuals["frames"]:
+        scene = int(frame.get("scene", -1))
+        if segments and segments[-1][0] == scene and scene >= 0:
+            continue
+        image = images[scene] if 0 <= scene < len(images) else frame["image"]
+        segments.append((scene, float(frame["start"]), image))
+    return segments
+
+
 def picture_graph(
     ctx: StageContext,
     visuals: VisualsArtifact,
-    starts: Sequence[float],
     total: float,
     captions: Sequence[str],
 ) -> tuple[list[list[str]], str]:
-    """The scene inputs and the filter graph of a moving picture: each scene's caption-free image with its
-    push or pan (or held still), or its uploaded clip, joined by the plan's transition, captions on top."""
+    """The scene inputs and the filter graph of a moving picture: each segment's caption-free image with its
+    push or pan (or held still), or its scene's uploaded clip, joined by the plan's transition, captions on
+    top."""
     spec = ctx.spec
     fps = spec.render.fps or 30
     width, height = int(visuals["width"]), int(visuals["height"])
-    images = visuals["scene_images"]
-    if len(images) != len(starts):
+    segments = picture_segments(visuals)
+    if not segments or len(visuals["scene_images"]) < max(scene for scene, _, _ in segments) + 1:
         raise ReelcastError(errors.ARTIFACT_MISSING, "The visuals do not have one image per scene.")
     transition = transition_of(spec.plan)
-    clips, joins = timeline(starts, total, fps, transition != job_pb2.TRANSITION_NONE)
+    clips, joins = timeline(
+        [start for _, start, _ in segments], total, fps, transition != job_pb2.TRANSITION_NONE
+    )
     moving = motion_of(spec.plan) == job_pb2.MOTION_KEN_BURNS
     backgrounds = background_clip_ids(read_script(ctx)["scenes"], spec)
     inputs: list[list[str]] = []
     sources: list[str] = []
-    for clip, image, media_id in zip(clips, images, backgrounds, strict=True):
+    for clip, (scene, _, image) in zip(clips, segments, strict=True):
+        media_id = backgrounds[scene] if 0 <= scene < len(backgrounds) else ""
         media = ctx.media(media_id) if media_id else None
         if media is not None and media.kind == "clip":
             inputs.append(clip_input(str(media.path), clip.frames, fps))

@@ -43,6 +43,10 @@ def modes_under(root: Path) -> dict[str, int]:
     """Permission bits of ``root`` and of everything beneath it, by path relative to ``root``."""
     found = {".": stat.S_IMODE(root.stat().st_mode)}
     for path in root.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            # A link to a file the package ships (the render's fonts folder for libass): no user data, and
+            # a link's own mode is always 777.
+            continue
         found[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
     return found
 

@@ -110,9 +110,20 @@ async def test_every_control_is_labelled_reachable_by_keyboard_and_the_page_fits
     assert await page.locator("#job-live").get_attribute("aria-live") == "polite"
 
     order = await _tab_order(page, "#topic", "#create-job")
-    for control in ("topic", "audience", "tone", "duration-range", "duration-number", "voice", "16:9"):
+    for control in (
+        "topic",
+        "audience",
+        "tone",
+        "duration-range",
+        "duration-number",
+        "voice",
+        "music",
+        "16:9",
+    ):
         assert control in order, order
-    assert order[-4:] == ["resolution", "captions", "review-script", "create-job"], order
+    # The theme picker is one radio group: one stop, on the chosen theme ("clean").
+    tail = ["resolution", "captions", "clean", "motion", "transition", "review-script", "create-job"]
+    assert order[-7:] == tail, order
 
     # A whole job by keyboard alone: type, Tab to the button, Enter.
     await page.locator("#topic").focus()
@@ -122,9 +133,8 @@ async def test_every_control_is_labelled_reachable_by_keyboard_and_the_page_fits
     await page.keyboard.type("4")
     await page.locator("#resolution").focus()
     await page.keyboard.press("Home")  # the smallest size
-    await page.keyboard.press("Tab")
-    await page.keyboard.press("Tab")
-    await page.keyboard.press("Tab")
+    for _ in tail[1:]:  # Tab from the resolution along the tail of the order, to the button
+        await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/#/jobs/*")
     await expect(page.locator("#job-view")).to_have_attribute("data-status", "Succeeded")
