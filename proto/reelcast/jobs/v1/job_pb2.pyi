@@ -244,8 +244,9 @@ class _CaptionStyleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaptionS
     CAPTION_STYLE_UNSPECIFIED: _CaptionStyle.ValueType  # 0
     """Defaults to words when `RenderSpec.captions` is true."""
     CAPTION_STYLE_WORDS: _CaptionStyle.ValueType  # 1
-    """One to four words at a time, bold with an outline, each word highlighted as it is spoken (karaoke),
-    timed by the narration's word timings. Burned in, it is drawn by libass from an ASS file.
+    """One to four words at a time (five when they are said quickly), bold with an outline, each word
+    highlighted as it is spoken (karaoke), timed by the narration's word timings. Burned in, it is drawn by
+    libass from an ASS file.
     """
     CAPTION_STYLE_SENTENCES: _CaptionStyle.ValueType  # 2
     """Whole sentences (split when longer than about 84 characters), in a dark band."""
@@ -256,8 +257,9 @@ class CaptionStyle(_CaptionStyle, metaclass=_CaptionStyleEnumTypeWrapper):
 CAPTION_STYLE_UNSPECIFIED: CaptionStyle.ValueType  # 0
 """Defaults to words when `RenderSpec.captions` is true."""
 CAPTION_STYLE_WORDS: CaptionStyle.ValueType  # 1
-"""One to four words at a time, bold with an outline, each word highlighted as it is spoken (karaoke),
-timed by the narration's word timings. Burned in, it is drawn by libass from an ASS file.
+"""One to four words at a time (five when they are said quickly), bold with an outline, each word
+highlighted as it is spoken (karaoke), timed by the narration's word timings. Burned in, it is drawn by
+libass from an ASS file.
 """
 CAPTION_STYLE_SENTENCES: CaptionStyle.ValueType  # 2
 """Whole sentences (split when longer than about 84 characters), in a dark band."""
