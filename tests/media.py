@@ -6,7 +6,6 @@ the built-in stages over gRPC, in its own event loop, so module-scoped fixtures 
 
 from __future__ import annotations
 
-import array
 import asyncio
 import math
 import re
@@ -87,31 +86,11 @@ def decoded_video_seconds(path: Path) -> float:
 
 
 def audio_rms(path: Path) -> float:
-    """RMS of the decoded audio, 16-bit mono at 16 kHz, as a fraction of full scale."""
-    raw = subprocess.run(
-        [
-            FFMPEG,
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:a",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-f",
-            "s16le",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    samples = array.array("h", raw)
-    if not samples:
+    """RMS of the decoded audio (mono at 16 kHz) as a fraction of full scale."""
+    samples = decoded_audio(path, 16000)
+    if not samples.size:
         return 0.0
-    return math.sqrt(sum(sample * sample for sample in samples) / len(samples)) / 32768
+    return float(np.sqrt(np.mean(samples**2)))
 
 
 def frame_at(path: Path, seconds: float, size: tuple[int, int] = (160, 90)) -> bytes:

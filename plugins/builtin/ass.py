@@ -195,12 +195,11 @@ def karaoke_text(cue: Cue, lines: Sequence[Sequence[str]]) -> str:
     return "".join(parts)
 
 
-def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
-    """The whole ASS document for ``cues`` on a ``width`` x ``height`` frame."""
-    place = placement(width, height)
-    header = [
+def _script_header(what: str, width: int, height: int) -> list[str]:
+    """An ASS file's script info for a ``width`` x ``height`` frame and its styles' format line."""
+    return [
         "[Script Info]",
-        "; Written by reelcast's render stage: word captions with karaoke highlighting.",
+        f"; Written by reelcast's render stage: {what}.",
         "ScriptType: v4.00+",
         f"PlayResX: {width}",
         f"PlayResY: {height}",
@@ -211,6 +210,14 @@ def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
         "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
         "Alignment, MarginL, MarginR, MarginV, Encoding",
+    ]
+
+
+def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
+    """The whole ASS document for ``cues`` on a ``width`` x ``height`` frame."""
+    place = placement(width, height)
+    header = [
+        *_script_header("word captions with karaoke highlighting", width, height),
         f"Style: {STYLE_NAME},{FONT_NAME},{place.font_size:g},{SPOKEN_COLOUR},{UNSPOKEN_COLOUR},"
         f"{OUTLINE_COLOUR},{SHADOW_COLOUR},0,0,0,0,100,100,0,0,1,{place.outline:g},{place.shadow:g},2,"
         f"{place.margin_x},{place.margin_x},{place.margin_bottom},1",
@@ -293,18 +300,7 @@ def to_sentence_ass(cues: Sequence[Cue], width: int, height: int) -> str:
 
     scale = _sentence_font_scale()
     header = [
-        "[Script Info]",
-        "; Written by reelcast's render stage: sentence captions over a moving picture.",
-        "ScriptType: v4.00+",
-        f"PlayResX: {width}",
-        f"PlayResY: {height}",
-        "WrapStyle: 2",
-        "ScaledBorderAndShadow: yes",
-        "",
-        "[V4+ Styles]",
-        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
-        "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
-        "Alignment, MarginL, MarginR, MarginV, Encoding",
+        *_script_header("sentence captions over a moving picture", width, height),
         f"Style: {SENTENCE_STYLE},{SENTENCE_FONT_NAME},20,{UNSPOKEN_COLOUR},{UNSPOKEN_COLOUR},"
         f"{OUTLINE_COLOUR},{SHADOW_COLOUR},0,0,0,0,100,100,0,0,1,0,0,8,0,0,0,1",
         "",
