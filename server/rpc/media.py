@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,15 @@ def _remove_incoming(source: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+class _Refusal(Exception):  # noqa: N818  (a refusal, not an error of ours)
+    """An upload refused with a catalogue error: its files are removed before the answer."""
+
+    def __init__(self, error: ReelcastError, violations: Sequence[FieldViolation] = ()) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.violations = violations
+
+
 class MediaRpcs:
     """Needs ``self.media`` (the backend's MediaStore) and ``self.media_settings``."""
 
@@ -63,22 +72,20 @@ class MediaRpcs:
     _intakes: asyncio.Semaphore
 
     async def _receive_upload(
-        self, requests: AsyncIterator[job_service_pb2.UploadMediaRequest], target: Path, context: Context
+        self, requests: AsyncIterator[job_service_pb2.UploadMediaRequest], target: Path
     ) -> str:
         """Writes the chunks to ``target``, refusing the upload as soon as it passes the size cap; returns
         the file name the metadata gave."""
         limit = self.media_settings.media_max_bytes
         first = await anext(aiter(requests), None)
         if first is None or first.WhichOneof("part") != "metadata":
-            await abort(
-                context,
+            raise _Refusal(
                 ReelcastError(errors.MEDIA_UPLOAD_INVALID, "The first message must carry the metadata."),
                 [FieldViolation("metadata", "must come first")],
             )
         file_name = first.metadata.file_name
         if len(file_name) > MAX_FILE_NAME_CHARS:
-            await abort(
-                context,
+            raise _Refusal(
                 ReelcastError(errors.MEDIA_UPLOAD_INVALID, "The file name is longer than 255 characters."),
                 [FieldViolation("metadata.file_name", "must be at most 255 characters")],
             )
@@ -86,15 +93,13 @@ class MediaRpcs:
         with target.open("wb") as handle:
             async for request in requests:
                 if request.WhichOneof("part") != "chunk":
-                    await abort(context, ReelcastError(errors.MEDIA_UPLOAD_INVALID, "Metadata came twice."))
+                    raise _Refusal(ReelcastError(errors.MEDIA_UPLOAD_INVALID, "Metadata came twice."))
                 received += len(request.chunk)
                 if received > limit:
-                    await abort(
-                        context, ReelcastError(errors.MEDIA_TOO_LARGE, f"The file exceeds {limit} bytes.")
-                    )
+                    raise _Refusal(ReelcastError(errors.MEDIA_TOO_LARGE, f"The file exceeds {limit} bytes."))
                 handle.write(request.chunk)
         if received == 0:
-            await abort(context, ReelcastError(errors.MEDIA_UPLOAD_INVALID, "The file is empty."))
+            raise _Refusal(ReelcastError(errors.MEDIA_UPLOAD_INVALID, "The file is empty."))
         return file_name
 
     async def UploadMedia(
@@ -106,12 +111,18 @@ class MediaRpcs:
         media_id = uuid.uuid4().hex
         source = incoming / media_id
         try:
-            file_name = await self._receive_upload(request_iterator, source, context)
-            async with self._intakes:
-                try:
-                    prepared = await asyncio.to_thread(prepare_upload, source, media_limits(settings))
-                except ReelcastError as refused:
-                    await abort(context, refused)
+            try:
+                file_name = await self._receive_upload(request_iterator, source)
+                async with self._intakes:
+                    try:
+                        prepared = await asyncio.to_thread(prepare_upload, source, media_limits(settings))
+                    except ReelcastError as refused:
+                        raise _Refusal(refused) from refused
+            except _Refusal as refusal:
+                # Nothing is left behind before the answer leaves: a caller that checks at once finds
+                # nothing (gRPC may send the status as soon as abort is called).
+                _remove_incoming(source)
+                await abort(context, refusal.error, refusal.violations)
             media = job_service_pb2.Media(
                 id=media_id,
                 owner=current_caller(),
@@ -128,6 +139,7 @@ class MediaRpcs:
             try:
                 await self.media.add(media, prepared.path, quota)
             except QuotaExceededError as over:
+                _remove_incoming(source)
                 await abort(
                     context,
                     ReelcastError(
