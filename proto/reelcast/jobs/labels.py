@@ -4,7 +4,8 @@ for the server, the bridge and the CLI.
 
 A key follows Kubernetes label keys, lower case only: 1 to 63 characters of ``a-z 0-9 . _ / -`` starting
 with a letter. A value is 0 to 63 printable characters without ``,`` (the selector's separator) and without
-a space at either end (the selector ignores spaces around a term's parts). A selector is comma-separated ``key=value`` terms that must all match (``team=video,env=prod``).
+a space at either end (the selector ignores spaces around a term's parts). A selector is comma-separated
+``key=value`` terms that must all match (``team=video,env=prod``).
 """
 
 from __future__ import annotations
