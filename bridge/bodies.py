@@ -142,6 +142,14 @@ class CreateJobBody(_Body):
     script: list[SceneBody] | None = None
     logo: LogoBody | None = None
     music: MusicBody | None = None
+    labels: Annotated[
+        dict[str, str] | None,
+        msgspec.Meta(
+            description="Up to 16 labels to find the job by (GET /api/jobs?label=key=value): keys of 1 to 63 "
+            "characters of a-z 0-9 . _ / - starting with a letter, values up to 63 printable characters "
+            "without ','."
+        ),
+    ] = None
     review_script: Annotated[
         bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
     ] = False
@@ -216,6 +224,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
         if body.logo is not None
         else None,
         music=job_pb2.MusicSpec(mood=music.mood, media_id=music.media_id),
+        labels=body.labels or {},
     )
 
 

@@ -81,6 +81,18 @@ _RANGE = {
     "schema": {"type": "string", "format": "byte-range", "pattern": r"^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
 }
 
+_LABEL_TERMS = (
+    "`key=value` terms that must all match, repeated or comma-separated "
+    "(`label=team=video&label=env=prod` or `label=team=video,env=prod`)"
+)
+_LABEL_FILTER = {
+    "name": "label",
+    "in": "query",
+    "schema": {"type": "array", "items": _STRING},
+    "style": "form",
+    "explode": True,
+    "description": _LABEL_TERMS,
+}
 _JOB_WORDS = list(get_args(JobWord))
 _STATUS_FILTER = "^({0})(,({0}))*$".format("|".join(_JOB_WORDS))
 
@@ -237,9 +249,10 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "string", "pattern": _STATUS_FILTER},
                     "description": "Comma-separated words: " + ", ".join(_JOB_WORDS),
                 },
+                _LABEL_FILTER,
                 _CORRELATION,
             ],
-            "responses": {"200": _json("JobList"), "400": _error("Bad pageSize, status or pageToken")},
+            "responses": {"200": _json("JobList"), "400": _error("Bad pageSize, status, label or pageToken")},
         },
         "post": {
             "summary": "Create a job; only brief.topic is required",
@@ -339,10 +352,14 @@ PATHS: dict[str, Any] = {
     "/api/events": {
         "get": {
             "summary": "Many jobs' events on one connection; each event adds jobId",
-            "description": "Without `jobs`, carries the caller's newest jobs as listed at connect time; jobs "
-            "created later join on the next connection.",
+            "description": "Without `jobs`, carries the caller's newest jobs (those with every `label`) as "
+            "listed at connect time; jobs created later join on the next connection.",
             "parameters": [
                 {"name": "jobs", "in": "query", "schema": _STRING, "description": "Comma-separated job ids"},
+                {
+                    **_LABEL_FILTER,
+                    "description": "Without `jobs`: only jobs carrying these labels. " + _LABEL_TERMS,
+                },
                 _LAST_EVENT_ID,
                 _LAST_EVENT_ID_QUERY,
                 _CORRELATION,

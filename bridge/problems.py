@@ -44,6 +44,7 @@ _FIELD_RENAMES = {
     "spec.render.video_bitrate_kbps": "render.videoBitrateK",
     "spec.render.audio_bitrate_kbps": "render.audioBitrateK",
     "request_id": "requestId",
+    "label_selector": "label",
 }
 
 

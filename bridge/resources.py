@@ -170,6 +170,7 @@ class JobSpec(_Answer):
     script: list[Scene]
     review_script: bool
     music: Music
+    labels: Annotated[dict[str, str], msgspec.Meta(description="The job's labels; empty: none.")]
 
 
 class ScriptReview(_Answer):
@@ -356,6 +357,7 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
         script=scenes_resource(spec.script),
         review_script=spec.review_script,
         music=Music(spec.music.mood, spec.music.media_id),
+        labels=dict(spec.labels),
     )
 
 

@@ -159,6 +159,12 @@ async def create_job(request: Request) -> Response:
     return struct_response(job_resource(job), 201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
+def label_selector_from_query(request: Request) -> str:
+    """``?label=k=v`` repeated or comma-separated, as one ``ListJobsRequest.label_selector``: the server
+    checks its grammar, and its field violation on ``label_selector`` reaches the caller as ``label``."""
+    return ",".join(request.query_params.getlist("label"))
+
+
 async def list_jobs(request: Request) -> Response:
     state = bridge_state(request)
     params = request.query_params
@@ -180,7 +186,10 @@ async def list_jobs(request: Request) -> Response:
         statuses.extend(JOB_STATUS_FILTERS[word])
     reply = await state.jobs.ListJobs(
         job_service_pb2.ListJobsRequest(
-            page_size=min(int(size_text), 1000), page_token=params.get("pageToken", ""), statuses=statuses
+            page_size=min(int(size_text), 1000),
+            page_token=params.get("pageToken", ""),
+            statuses=statuses,
+            label_selector=label_selector_from_query(request),
         ),
         metadata=grpc_metadata(),
     )

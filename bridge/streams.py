@@ -22,7 +22,7 @@ from reelcast.bridge.eventstream import EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
 from reelcast.bridge.problems import ApiError
-from reelcast.bridge.rest import fetch_job_and_caller
+from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query
 from reelcast.bridge.sse import (
     InvalidEventIdError,
     MultiCursor,
@@ -132,7 +132,10 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[st
     limit = state.settings.max_stream_jobs
     raw = request.query_params.get("jobs")
     if raw is None:
-        call = state.jobs.ListJobs(job_service_pb2.ListJobsRequest(page_size=limit), metadata=grpc_metadata())
+        listing = job_service_pb2.ListJobsRequest(
+            page_size=limit, label_selector=label_selector_from_query(request)
+        )
+        call = state.jobs.ListJobs(listing, metadata=grpc_metadata())
         reply = await call
         return [job.id for job in reply.jobs], await caller_of(call)
     job_ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))

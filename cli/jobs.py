@@ -17,7 +17,9 @@ from reelcast.cli.script_file import read_script_file
 from reelcast.client import AsyncClient, is_terminal
 from reelcast.client import ReelcastError as ClientError
 from reelcast.client.spec import scene_messages
+from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.labels import LabelSelectorError, parse_label_terms
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS
 from reelcast.plugins.builtin.script import write_script
@@ -62,6 +64,10 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
             caption_style=CAPTION_STYLES.get(args.captions, job_pb2.CAPTION_STYLE_UNSPECIFIED),
         ),
     )
+    try:
+        spec.labels.update(parse_label_terms(args.labels))
+    except LabelSelectorError as malformed:
+        raise ReelcastError(errors.INVALID_SPEC, f"--label: {malformed}") from None
     if args.script is not None:
         spec.script.extend(read_script_file(args.script))
     if args.resolution:
@@ -210,7 +216,10 @@ async def _run_client_command(
         return 0
     if command == "list":
         listed = await client.list_jobs_page(
-            statuses=_status_names(args.status), page_size=args.page_size, page_token=args.page_token
+            statuses=_status_names(args.status),
+            labels=",".join(args.labels),
+            page_size=args.page_size,
+            page_token=args.page_token,
         )
         if args.json:
             print_json(listed)

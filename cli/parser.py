@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from reelcast.jobs.labels import LabelSelectorError, parse_label_term
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import MUSIC_MOODS, MUSIC_NONE
 from reelcast.server.announce import ANNOUNCE_FORMATS
@@ -111,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = jobs.add_parser("list", help="list jobs, newest first")
     client(listing)
     listing.add_argument("--status", action="append", default=[], help="queued, running, succeeded...")
+    listing.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        default=[],
+        type=label_term,
+        metavar="KEY=VALUE",
+        help="only jobs carrying this label; repeat it: a job must carry every one",
+    )
     listing.add_argument("--page-size", type=int, default=20)
     listing.add_argument("--page-token", default="")
     listing.add_argument(
@@ -192,8 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
 CAPTION_CHOICES = ("off", "sentences", "words")
 
 
+def label_term(text: str) -> str:
+    """One ``--label KEY=VALUE``, checked against the label bounds (reelcast.jobs.labels) and normalized."""
+    try:
+        key, value = parse_label_term(text)
+    except LabelSelectorError as malformed:
+        raise argparse.ArgumentTypeError(str(malformed)) from None
+    return f"{key}={value}"
+
+
 def _spec_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--topic", required=True)
+    sub.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        default=[],
+        type=label_term,
+        metavar="KEY=VALUE",
+        help="a label to find the job by (`jobs list --label`); repeat it, at most 16",
+    )
     sub.add_argument("--audience", default="")
     sub.add_argument("--goal", default="")
     sub.add_argument("--tone", default="")

@@ -134,13 +134,15 @@ class AsyncClient(ClientBase):
         self,
         *,
         statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
+        labels: Mapping[str, str] | str = "",
         page_size: int = 0,
         page_token: str = "",
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> job_service_pb2.ListJobsResponse:
-        """One page of jobs, newest first, and the token of the next page (empty on the last)."""
-        request = list_request(page_size, page_token, statuses)
+        """One page of jobs, newest first, and the token of the next page (empty on the last). ``labels``:
+        only jobs carrying all of them (a mapping, or a selector such as ``"team=video,env=prod"``)."""
+        request = list_request(page_size, page_token, statuses, labels)
         response: job_service_pb2.ListJobsResponse = await self._unary(
             self._service().ListJobs, request, correlation_id, timeout
         )
@@ -150,18 +152,20 @@ class AsyncClient(ClientBase):
         self,
         *,
         statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
+        labels: Mapping[str, str] | str = "",
         page_size: int = 0,
         page_token: str = "",
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> AsyncGenerator[job_pb2.Job, None]:
-        """Every job (of the given ``statuses``), newest first, fetching ``page_size`` at a time (0: the
-        server's default) and following the page tokens to the end."""
+        """Every job (of the given ``statuses``, carrying all the ``labels``), newest first, fetching
+        ``page_size`` at a time (0: the server's default) and following the page tokens to the end."""
         wanted = list(statuses)
         token = page_token
         while True:
             page = await self.list_jobs_page(
                 statuses=wanted,
+                labels=labels,
                 page_size=page_size,
                 page_token=token,
                 correlation_id=correlation_id,

@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 
 from google.protobuf import json_format
 
+from reelcast.jobs.labels import format_label_selector
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 
 
@@ -29,6 +30,7 @@ class SpecFields(TypedDict, total=False):
     fps: int
     captions: bool
     review_script: bool
+    labels: Mapping[str, str]
 
 
 def job_spec(**fields: Any) -> job_pb2.JobSpec:
@@ -58,6 +60,7 @@ def job_spec(**fields: Any) -> job_pb2.JobSpec:
             captions=fields.get("captions", False),
         ),
         review_script=fields.get("review_script", False),
+        labels=dict(fields.get("labels", {})),
     )
     return spec
 
@@ -79,9 +82,13 @@ def create_request(
 
 
 def list_request(
-    page_size: int, page_token: str, statuses: Iterable[job_pb2.JobStatus.ValueType | str]
+    page_size: int,
+    page_token: str,
+    statuses: Iterable[job_pb2.JobStatus.ValueType | str],
+    labels: Mapping[str, str] | str = "",
 ) -> job_service_pb2.ListJobsRequest:
-    """A ``ListJobsRequest``; a status may be given by name ("running" or "JOB_STATUS_RUNNING")."""
+    """A ``ListJobsRequest``; a status may be given by name ("running" or "JOB_STATUS_RUNNING"), and the
+    labels every job must carry as a mapping or as a selector (``"team=video,env=prod"``)."""
     values: list[job_pb2.JobStatus.ValueType] = []
     for status in statuses:
         if isinstance(status, str):
@@ -93,7 +100,10 @@ def list_request(
                 raise ValueError(f"unknown job status {status!r}") from None
         else:
             values.append(status)
-    return job_service_pb2.ListJobsRequest(page_size=page_size, page_token=page_token, statuses=values)
+    selector = labels if isinstance(labels, str) else format_label_selector(labels)
+    return job_service_pb2.ListJobsRequest(
+        page_size=page_size, page_token=page_token, statuses=values, label_selector=selector
+    )
 
 
 ARTIFACT_KINDS: dict[str, job_service_pb2.ArtifactKind.ValueType] = {

@@ -271,6 +271,44 @@ async def test_a_script_file_that_cannot_be_read_or_parsed_exits_2_with_its_code
     assert not (tmp_path / "never.mp4").exists()
 
 
+async def test_jobs_create_label_flags_label_the_job_and_jobs_list_label_finds_only_it(
+    server: ReelcastServer,
+) -> None:
+    await server.runner.stop()  # the jobs stay queued: only their labels matter here
+    target = ("--target", server.target)
+    code, labelled, err = await run_cli(
+        "jobs", "create", *target, "--topic", "Bees", "--label", "team=video", "--label", "env=prod"
+    )  # fmt: skip
+    assert code == 0, err
+    code, other, err = await run_cli("jobs", "create", *target, "--topic", "Ants", "--label", "team=video")
+    assert code == 0, err
+    code, out, err = await run_cli("jobs", "list", *target, "--label", "env=prod", "--label", "team=video")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == [labelled.strip()]
+    code, out, err = await run_cli("jobs", "list", *target, "--label", "team=video")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == [other.strip(), labelled.strip()]
+
+
+def test_render_takes_repeated_labels_and_refuses_a_malformed_one_before_any_work() -> None:
+    from reelcast.cli import build_parser
+    from reelcast.cli.jobs import job_spec
+    from reelcast.jobs.errors import ReelcastError
+
+    def labels(*flags: str) -> dict[str, str]:
+        args = build_parser().parse_args(["render", "--topic", "Bees", "-o", "x.mp4", *flags])
+        return dict(job_spec(args).labels)
+
+    assert labels() == {}
+    assert labels("--label", "team=video", "--label", " env = prod ") == {"team": "video", "env": "prod"}
+    for bad in ("team", "Team=video", "team=" + "v" * 64):
+        with pytest.raises(SystemExit) as exited:
+            labels("--label", bad)
+        assert exited.value.code == 2
+    with pytest.raises(ReelcastError, match="more than once"):
+        labels("--label", "team=a", "--label", "team=b")
+
+
 def test_music_takes_a_mood_or_none_and_defaults_to_the_tones() -> None:
     from reelcast.cli import build_parser
     from reelcast.cli.jobs import job_spec

@@ -138,6 +138,108 @@ async def test_page_token_from_another_filter_is_rejected(server: ReelcastServer
     assert status_code(garbage.value) == StatusCode.INVALID_ARGUMENT
 
 
+def field_violations(error: aio.AioRpcError) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    found: list[tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            found.extend((v.field, v.description) for v in bad_request.field_violations)
+    return found
+
+
+async def create_labelled(stub: Stub, labels: dict[str, str]) -> job_pb2.Job:
+    labelled = job_pb2.JobSpec(brief=job_pb2.Brief(topic="Labelled"), labels=labels)
+    return (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=labelled))).job
+
+
+async def test_list_with_a_label_selector_returns_only_jobs_carrying_every_label(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    await server.runner.stop()
+    prod_video = await create_labelled(stub, {"team": "video", "env": "prod"})
+    await create_labelled(stub, {"team": "video", "env": "staging"})
+    await create_labelled(stub, {"team": "audio", "env": "prod"})
+    await create(stub, "unlabelled")
+    got = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=prod_video.id))
+    assert dict(got.job.spec.labels) == {"team": "video", "env": "prod"}
+
+    async def listed(selector: str) -> list[str]:
+        page = await stub.ListJobs(job_service_pb2.ListJobsRequest(label_selector=selector))
+        return [job.id for job in page.jobs]
+
+    assert await listed(" env = prod , team=video ") == [prod_video.id]
+    assert len(await listed("team=video")) == 2
+    assert await listed("team=nobody") == []
+    assert len(await listed("")) == 4
+
+
+async def test_a_page_token_from_one_label_selector_is_refused_with_another(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    await server.runner.stop()
+    for _ in range(3):
+        await create_labelled(stub, {"team": "video"})
+    page = await stub.ListJobs(job_service_pb2.ListJobsRequest(page_size=1, label_selector="team=video"))
+    assert page.next_page_token
+    # The same filter written differently keeps its token.
+    same = job_service_pb2.ListJobsRequest(
+        page_size=1, page_token=page.next_page_token, label_selector=" team = video "
+    )
+    assert len((await stub.ListJobs(same)).jobs) == 1
+    for other in ("team=audio", ""):
+        request = job_service_pb2.ListJobsRequest(
+            page_size=1, page_token=page.next_page_token, label_selector=other
+        )
+        with pytest.raises(aio.AioRpcError) as raised:
+            await stub.ListJobs(request)
+        assert status_code(raised.value) == StatusCode.INVALID_ARGUMENT
+        assert [field for field, _ in field_violations(raised.value)] == ["page_token"]
+
+
+@pytest.mark.parametrize(
+    "selector", ["team", "=video", "Team=video", "team=a,team=b", "team=video,,", "1team=x", "k=v\x07"]
+)
+async def test_a_malformed_label_selector_is_a_field_violation(
+    server: ReelcastServer, stub: Stub, selector: str
+) -> None:
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.ListJobs(job_service_pb2.ListJobsRequest(label_selector=selector))
+    assert status_code(raised.value) == StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in field_violations(raised.value)] == ["label_selector"]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {f"k{index}": "v" for index in range(17)},
+        {"a" * 64: "v"},
+        {"": "v"},
+        {"Team": "v"},
+        {"9team": "v"},
+        {"team": "v" * 64},
+        {"team": "a,b"},
+        {"team": "bell\x07"},
+        {"team": " padded"},
+    ],
+)
+async def test_labels_out_of_bounds_are_field_violations_on_spec_labels(
+    server: ReelcastServer, stub: Stub, labels: dict[str, str]
+) -> None:
+    with pytest.raises(aio.AioRpcError) as raised:
+        await create_labelled(stub, labels)
+    assert status_code(raised.value) == StatusCode.INVALID_ARGUMENT
+    assert {field for field, _ in field_violations(raised.value)} == {"spec.labels"}
+
+
+async def test_sixteen_labels_at_their_longest_are_accepted(server: ReelcastServer, stub: Stub) -> None:
+    labels = {f"k{index:02d}" + "x" * 60: "v" * 63 for index in range(16)}
+    job = await create_labelled(stub, labels)
+    assert dict(job.spec.labels) == labels
+
+
 async def test_invalid_spec_gets_field_violations(server: ReelcastServer, stub: Stub) -> None:
     bad = job_pb2.JobSpec(
         brief=job_pb2.Brief(topic="  ", language="not a tag"),

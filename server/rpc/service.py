@@ -11,6 +11,7 @@ from grpc import aio
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.labels import LabelSelectorError, parse_label_selector
 from reelcast.jobs.metadata import STREAM_TOKEN_HEADER, current_correlation_id
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -198,8 +199,13 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
             error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
             await abort(context, error, violations)
         statuses = sorted({s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED})
+        try:
+            labels = parse_label_selector(request.label_selector)
+        except LabelSelectorError as malformed:
+            error, violations = _invalid("label_selector", str(malformed))
+            await abort(context, error, violations)
         owner = None if current_is_admin() else current_caller()
-        fingerprint = filter_fingerprint(current_caller(), statuses)
+        fingerprint = filter_fingerprint(current_caller(), statuses, labels)
         cursor = None
         if request.page_token:
             try:
@@ -208,7 +214,7 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
                 error, violations = _invalid("page_token", str(invalid).removeprefix("page_token "))
                 await abort(context, error, violations)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        jobs = await self.store.list_jobs(owner, statuses, size + 1, cursor)
+        jobs = await self.store.list_jobs(owner, statuses, size + 1, cursor, labels)
         response = job_service_pb2.ListJobsResponse(jobs=jobs[:size])
         if len(jobs) > size:
             last = jobs[size - 1]

@@ -49,9 +49,15 @@ class JobStore(Protocol):
         can lag its log (NATS: the snapshot is written after the event) repairs the snapshot here."""
 
     async def list_jobs(
-        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+        self,
+        owner: str | None,
+        statuses: Sequence[int],
+        limit: int,
+        after: PageCursor | None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[job_pb2.Job]:
-        """Jobs newest first; ``owner`` None means every owner."""
+        """Jobs newest first; ``owner`` None means every owner. ``labels``: only jobs whose spec carries
+        every one of these ``key=value`` labels."""
 
     async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
         """Appends ``event`` with sequence ``job.last_sequence + 1`` and stores ``job`` as the new snapshot.

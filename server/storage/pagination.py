@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from reelcast.server.storage.job_store import PageCursor
 
@@ -20,8 +20,14 @@ class InvalidPageTokenError(ValueError):
     pass
 
 
-def filter_fingerprint(owner: str | None, statuses: Sequence[int]) -> str:
-    material = json.dumps({"owner": owner, "statuses": sorted(set(statuses))})
+def filter_fingerprint(
+    owner: str | None, statuses: Sequence[int], labels: Mapping[str, str] | None = None
+) -> str:
+    """What a page token is bound to: the caller and every filter, so a token from one filter is refused
+    with another. Labels enter sorted, so the same selector written in another order is the same filter."""
+    material = json.dumps(
+        {"owner": owner, "statuses": sorted(set(statuses)), "labels": sorted((labels or {}).items())}
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

@@ -66,6 +66,19 @@ async def test_one_connection_carries_three_concurrent_jobs_to_their_terminal_ev
         assert per_job(whole[: cut + 1] + rest.events) == singles, cut
 
 
+async def test_without_a_job_list_the_label_filter_keeps_only_jobs_carrying_the_labels(
+    client: httpx.AsyncClient, pipeline: PipelinePlugin
+) -> None:
+    labelled = {"brief": {"topic": "Labelled"}, "labels": {"team": "video"}}
+    wanted = (await client.post("/api/jobs", json=labelled)).json()["jobId"]
+    other = (await create_job(client, "Unlabelled"))["jobId"]
+    events = (await read_sse(client, "/api/events", params={"label": "team=video"})).events
+    assert set(per_job(events)) == {wanted}
+    assert other not in {event.data["jobId"] for event in events}
+    response = await client.get("/api/events", params={"label": "team"})
+    assert response.status_code == 400
+
+
 async def test_without_a_job_list_the_stream_carries_the_callers_jobs_listed_at_connect_time(
     client: httpx.AsyncClient, pipeline: PipelinePlugin
 ) -> None:

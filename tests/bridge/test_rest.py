@@ -290,6 +290,48 @@ async def test_jobs_are_listed_newest_first_in_pages(
     assert {j["jobId"] for j in succeeded["jobs"]} == set(created)
 
 
+async def create_labelled(client: httpx.AsyncClient, labels: dict[str, str]) -> str:
+    response = await client.post("/api/jobs", json={"brief": {"topic": "Labelled"}, "labels": labels})
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["labels"] == labels
+    job_id: str = response.json()["jobId"]
+    return job_id
+
+
+async def test_labels_round_trip_and_the_label_filter_lists_only_jobs_carrying_every_label(
+    client: httpx.AsyncClient, pipeline: PipelinePlugin
+) -> None:
+    prod = await create_labelled(client, {"team": "video", "env": "prod"})
+    staging = await create_labelled(client, {"team": "video", "env": "staging"})
+    await create_job(client, "Unlabelled")
+    assert (await client.get(f"/api/jobs/{prod}")).json()["spec"]["labels"] == {
+        "team": "video",
+        "env": "prod",
+    }
+
+    async def listed(query: str) -> list[str]:
+        response = await client.get(f"/api/jobs?{query}")
+        assert response.status_code == 200, response.text
+        return [job["jobId"] for job in response.json()["jobs"]]
+
+    assert await listed("label=team=video&label=env=prod") == [prod]
+    assert await listed("label=team=video,env=prod") == [prod]
+    assert await listed("label=team=video") == [staging, prod]
+    assert await listed("label=team=audio") == []
+    body = assert_problem(await client.get("/api/jobs?label=team"), 400, "E002-INVALID_REQUEST")
+    assert [v["field"] for v in body["violations"]] == ["label"]  # type: ignore[attr-defined]
+    for job_id in (prod, staging):
+        await finish(client, job_id)
+
+
+async def test_labels_out_of_bounds_are_400_with_a_violation_on_labels(client: httpx.AsyncClient) -> None:
+    too_many = {f"k{index}": "v" for index in range(17)}
+    for labels in (too_many, {"Bad Key": "v"}, {"team": "v" * 64}):
+        response = await client.post("/api/jobs", json={"brief": {"topic": "Otters"}, "labels": labels})
+        body = assert_problem(response, 400, "E001-INVALID_SPEC")
+        assert {v["field"] for v in body["violations"]} == {"labels"}  # type: ignore[attr-defined]
+
+
 async def test_cancel_is_202_while_running_and_409_once_finished(
     client: httpx.AsyncClient, server: ReelcastServer
 ) -> None:

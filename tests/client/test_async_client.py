@@ -82,6 +82,19 @@ async def test_list_jobs_filters_by_status_given_by_name(open_server: ReelcastSe
             [j async for j in client.list_jobs(statuses=["sleeping"])]
 
 
+async def test_list_jobs_filters_by_labels_given_as_a_mapping_or_a_selector(
+    open_server: ReelcastServer,
+) -> None:
+    async with AsyncClient(open_server.target) as client:
+        wanted = await client.create_job(topic="labelled", labels={"team": "video", "env": "prod"})
+        await client.create_job(topic="other", labels={"team": "video"})
+        assert dict(wanted.spec.labels) == {"team": "video", "env": "prod"}
+        by_mapping = [j.id async for j in client.list_jobs(labels={"env": "prod", "team": "video"})]
+        by_selector = [j.id async for j in client.list_jobs(labels="team=video,env=prod")]
+        assert by_mapping == by_selector == [wanted.id]
+        assert len([j async for j in client.list_jobs(labels={"team": "video"})]) == 2
+
+
 async def test_watch_streams_every_event_once_in_order_to_the_terminal_one(
     open_server: ReelcastServer,
 ) -> None:

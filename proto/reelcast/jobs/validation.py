@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from reelcast.jobs.labels import validate_labels
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.violations import FieldViolation
 
@@ -191,6 +192,7 @@ def validate_spec(spec: job_pb2.JobSpec) -> list[FieldViolation]:
                     f"{MAX_DURATION_SECONDS} s (shorten the scenes or raise the voice rate)",
                 )
             )
+    violations.extend(validate_labels(spec.labels, "spec.labels"))
     return violations
 
 

@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS stage_durations (
     seconds REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stage_durations_bucket ON stage_durations(bucket, stage, recorded);
+-- A job's labels (spec.labels, fixed at creation), for ListJobs' label selector.
+CREATE TABLE IF NOT EXISTS job_labels (
+    job_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_labels_pair ON job_labels(key, value);
 CREATE TABLE IF NOT EXISTS checkpoints (
     job_id TEXT NOT NULL,
     stage TEXT NOT NULL,
@@ -234,6 +242,7 @@ class SqliteJobStore:
             job.SerializeToString(),
         )
         payload = first_event.SerializeToString()
+        labels = [(job.id, key, value) for key, value in job.spec.labels.items()]
 
         def insert(db: sqlite3.Connection) -> None:
             try:
@@ -251,6 +260,7 @@ class SqliteJobStore:
                     raise
                 raise DuplicateRequestError(job_pb2.Job.FromString(row[0])) from None
             db.execute("INSERT INTO events (job_id, sequence, payload) VALUES (?, 1, ?)", (job.id, payload))
+            db.executemany("INSERT INTO job_labels (job_id, key, value) VALUES (?, ?, ?)", labels)
 
         await self._write(insert)
 
@@ -266,7 +276,12 @@ class SqliteJobStore:
         return await self.get_job(job_id)
 
     async def list_jobs(
-        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+        self,
+        owner: str | None,
+        statuses: Sequence[int],
+        limit: int,
+        after: PageCursor | None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[job_pb2.Job]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -276,6 +291,9 @@ class SqliteJobStore:
         if statuses:
             clauses.append(f"status IN ({','.join('?' * len(statuses))})")
             params.extend(statuses)
+        for key, value in sorted((labels or {}).items()):
+            clauses.append("id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)")
+            params.extend([key, value])
         if after is not None:
             clauses.append("(create_time_us < ? OR (create_time_us = ? AND id < ?))")
             params.extend([after.create_time_us, after.create_time_us, after.job_id])
@@ -380,7 +398,13 @@ class SqliteJobStore:
 
     async def delete_job(self, job_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
-            for table, column in (("events", "job_id"), ("checkpoints", "job_id"), ("jobs", "id")):
+            tables = (
+                ("events", "job_id"),
+                ("checkpoints", "job_id"),
+                ("job_labels", "job_id"),
+                ("jobs", "id"),
+            )
+            for table, column in tables:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
         await self._write(delete)

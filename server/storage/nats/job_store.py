@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
+from reelcast.jobs.labels import matches_labels
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import (
@@ -362,13 +363,20 @@ class NatsJobStore:
         return jobs
 
     async def list_jobs(
-        self, owner: str | None, statuses: Sequence[int], limit: int, after: PageCursor | None
+        self,
+        owner: str | None,
+        statuses: Sequence[int],
+        limit: int,
+        after: PageCursor | None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[job_pb2.Job]:
         wanted = set(statuses)
         selected = [
             job
             for job in await self._all_jobs()
-            if (owner is None or job.owner == owner) and (not wanted or job.status in wanted)
+            if (owner is None or job.owner == owner)
+            and (not wanted or job.status in wanted)
+            and matches_labels(job.spec.labels, labels or {})
         ]
         selected.sort(key=lambda job: (_time_us(job.create_time), job.id), reverse=True)
         if after is not None:

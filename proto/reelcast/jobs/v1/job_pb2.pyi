@@ -637,6 +637,26 @@ class JobSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BRIEF_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
     VOICE_FIELD_NUMBER: _builtins.int
@@ -645,6 +665,7 @@ class JobSpec(_message.Message):
     REVIEW_SCRIPT_FIELD_NUMBER: _builtins.int
     MUSIC_FIELD_NUMBER: _builtins.int
     LOGO_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     review_script: _builtins.bool
     """Stop after the script stage and wait (`JOB_STATUS_AWAITING_REVIEW`) for the owner to edit and approve the
     scenes; the other stages then use the approved scenes.
@@ -677,6 +698,14 @@ class JobSpec(_message.Message):
     def logo(self) -> Global___LogoSpec:
         """The owner's logo in a corner of every frame. Optional."""
 
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """User labels to find the job by (`ListJobsRequest.label_selector`). At most 16. A key is 1 to 63
+        characters of `a-z 0-9 . _ / -` starting with a letter (`team`, `app.kubernetes/part`); a value is 0 to
+        63 printable characters (no control characters, no `,`). A label out of these bounds is INVALID_ARGUMENT
+        with a field violation on `spec.labels`.
+        """
+
     def __init__(
         self,
         *,
@@ -688,10 +717,11 @@ class JobSpec(_message.Message):
         review_script: _builtins.bool = ...,
         music: Global___MusicSpec | None = ...,
         logo: Global___LogoSpec | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "voice", b"voice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "labels", b"labels", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -193,6 +193,7 @@ class ListJobsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of jobs to return, 0 to 1000. 0 means 50; more than 1000 is treated as 1000. Negative is
     INVALID_ARGUMENT.
@@ -200,6 +201,12 @@ class ListJobsRequest(_message.Message):
     page_token: _builtins.str
     """The `next_page_token` of a previous call with the same filter. A token from another filter is
     INVALID_ARGUMENT.
+    """
+    label_selector: _builtins.str
+    """Only jobs carrying all these labels (`JobSpec.labels`): comma-separated `key=value` terms, every term
+    must match exactly, for example `team=video,env=prod`. Spaces around terms, keys and values are ignored;
+    a key may appear once. Empty means any labels. At most 16 terms, each under the label bounds; a malformed
+    selector is INVALID_ARGUMENT with a field violation on `label_selector`.
     """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
@@ -213,10 +220,11 @@ class ListJobsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         statuses: _abc.Iterable[_job_pb2.JobStatus.ValueType] | None = ...,
+        label_selector: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
