@@ -16,6 +16,7 @@ import pytest
 KERNEL_MODULES = (
     "reelcast.jobs.error_codes",
     "reelcast.jobs.errors",
+    "reelcast.jobs.labels",
     "reelcast.jobs.media_errors",
     "reelcast.jobs.metadata",
     "reelcast.jobs.request_errors",
