@@ -180,6 +180,32 @@ class JobRunner:
             await self.files.delete(job_id)
             return recorder.job
 
+    async def retry(self, job_id: str) -> job_pb2.Job:
+        """Queues a Failed or Cancelled job again (E060 otherwise) with a new attempt. A failed job resumes
+        from its checkpoints through the same path as a job interrupted by a restart (pipeline.py); a
+        cancelled one starts over, since its files went with the cancel."""
+        lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            job = await self.store.latest_job(job_id)
+            if job is None:
+                raise ReelcastError(errors.JOB_NOT_FOUND)
+            if job.status not in (job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED):
+                status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_")
+                raise ReelcastError(
+                    errors.JOB_NOT_RETRYABLE, f"The job is {status}, not Failed or Cancelled."
+                )
+            cancelled = job.status == job_pb2.JOB_STATUS_CANCELLED
+            if cancelled:
+                await self.store.clear_checkpoints(job_id)
+                await self.cancels.withdraw(job_id)
+            recorder = JobRecorder(self.store, self.notifier, job)
+            try:
+                event = await recorder.retried(keep_succeeded_steps=not cancelled)
+            except ConcurrentWriteError:
+                raise ReelcastError(errors.JOB_NOT_RETRYABLE, "The job was retried meanwhile.") from None
+        await self.queue.put(job_id, event.sequence)
+        return recorder.job
+
     # -- review before render (review.py) ---------------------------------------------------------------
 
     async def update_script(

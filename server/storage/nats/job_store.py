@@ -410,6 +410,9 @@ class NatsJobStore:
         saved, _ = await read_json_entry(self._layout.state, f"checkpoints.{job_id}")
         return saved or {}
 
+    async def clear_checkpoints(self, job_id: str) -> None:
+        await self._layout.state.purge(f"checkpoints.{job_id}")
+
     # -- stage durations, for the ETA -----------------------------------------------------------------------
 
     async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
