@@ -129,6 +129,7 @@ ROUTES = [
     Route("/api/jobs", rest.create_job, methods=["POST"]),
     Route("/api/jobs/{job_id}", rest.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}/cancel", rest.cancel_job, methods=["POST"]),
+    Route("/api/jobs/{job_id}/retry", rest.retry_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/script", rest.update_script, methods=["PUT"]),
     Route("/api/jobs/{job_id}/approve", rest.approve_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/output", rest.job_output, methods=["GET"]),

@@ -38,6 +38,8 @@ from reelcast.jobs.v1 import job_pb2
 
 EVENT_NAMES = {
     job_pb2.EVENT_KIND_JOB_STATUS: "job-status",
+    # The seed's five events stay the contract: a retry is the job's status going back to Queued.
+    job_pb2.EVENT_KIND_JOB_RETRIED: "job-status",
     job_pb2.EVENT_KIND_STEP_STATUS: "step-status",
     job_pb2.EVENT_KIND_STEP_PROGRESS: "step-progress",
     job_pb2.EVENT_KIND_JOB_COMPLETED: "job-completed",
@@ -52,6 +54,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
     data: dict[str, Any]
     if kind == job_pb2.EVENT_KIND_JOB_STATUS:
         data = {"status": JOB_STATUS_WORDS[progress.job_status]}
+    elif kind == job_pb2.EVENT_KIND_JOB_RETRIED:
+        data = {"status": JOB_STATUS_WORDS[progress.job_status], "retried": True, "attempt": progress.attempt}
     elif kind == job_pb2.EVENT_KIND_STEP_STATUS:
         data = {"step": progress.stage_title, "status": STEP_STATUS_WORDS[progress.stage_status]}
     elif kind == job_pb2.EVENT_KIND_STEP_PROGRESS:

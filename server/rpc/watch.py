@@ -16,10 +16,19 @@ BATCH_SIZE = 256
 RECHECK_SECONDS = 5.0
 
 
+async def _went_on(store: JobStore, job_id: str, terminal_sequence: int) -> bool:
+    """Whether the log goes on past a terminal event: the job was retried (RetryJob) since it ended."""
+    job = await store.get_job(job_id)
+    return job is not None and job.last_sequence > terminal_sequence
+
+
 async def follow_job_events(
     store: JobStore, notifier: EventNotifier, job_id: str, after_sequence: int
 ) -> AsyncGenerator[job_pb2.JobProgress, None]:
-    """Yields every event of ``job_id`` after ``after_sequence``, in order, until the terminal one.
+    """Yields every event of ``job_id`` after ``after_sequence``, in order, until the terminal one: the last
+    one in the log. A retried job's log goes on past the terminal event of each earlier attempt, and a
+    stream from before it follows on into the retry; a stream open when the job ended still ends there (a
+    client follows a later retry by watching after that event's sequence).
 
     If the history before the first kept event was trimmed and the cursor falls into the gap, a single
     ``EVENT_KIND_RESYNC`` carrying the job's snapshot comes first, and the stream continues from there.
@@ -44,10 +53,10 @@ async def follow_job_events(
         # Live events come from memory when the writer is in this process; replay and gaps from the store.
         recent = notifier.recent_after(job_id, cursor)
         batch = recent if recent is not None else await store.events_after(job_id, cursor, BATCH_SIZE)
-        for event in batch:
+        for index, event in enumerate(batch):
             yield event
             cursor = event.sequence
-            if is_terminal(event):
+            if is_terminal(event) and index == len(batch) - 1 and not await _went_on(store, job_id, cursor):
                 return
         if len(batch) == BATCH_SIZE:
             continue

@@ -411,7 +411,12 @@ class NatsJobStore:
         return saved or {}
 
     async def clear_checkpoints(self, job_id: str) -> None:
-        await self._layout.state.purge(f"checkpoints.{job_id}")
+        # Emptied rather than purged: save_checkpoint's compare-and-set cannot follow a purge marker.
+        def emptied(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+            return {} if saved else None
+
+        if not await update_json_entry(self._layout.state, f"checkpoints.{job_id}", emptied):
+            raise ConcurrentWriteError(f"job {job_id}: checkpoints written concurrently")
 
     # -- stage durations, for the ETA -----------------------------------------------------------------------
 
