@@ -128,6 +128,7 @@ ROUTES = [
     Route("/api/jobs", rest.list_jobs, methods=["GET"]),
     Route("/api/jobs", rest.create_job, methods=["POST"]),
     Route("/api/jobs/{job_id}", rest.get_job, methods=["GET"]),
+    Route("/api/jobs/{job_id}", rest.delete_job, methods=["DELETE"]),
     Route("/api/jobs/{job_id}/cancel", rest.cancel_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/retry", rest.retry_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/script", rest.update_script, methods=["PUT"]),

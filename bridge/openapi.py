@@ -137,6 +137,7 @@ _EVENT_SCHEMAS = {
         {
             "status": {"enum": ["Failed"]},
             "errors": {"type": "array", "items": _ref("JobError")},
+            "deleted": {"type": "boolean", "description": "True when the job was deleted (DeleteJob)."},
             **_COMMON_EVENT,
         },
         ["status", "errors", "correlationId"],
@@ -269,7 +270,13 @@ PATHS: dict[str, Any] = {
             "summary": "One job",
             "parameters": [_JOB_ID, _CORRELATION],
             "responses": {"200": _json("Job"), "404": _error("Unknown job (E003)")},
-        }
+        },
+        "delete": {
+            "summary": "Delete the job with its events, outputs, logs and stored objects (cancelled first)",
+            "description": "Open event streams of the job end with a job-failed event with deleted true.",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {"204": {"description": "Deleted"}, "404": _error("Unknown job (E003)")},
+        },
     },
     "/api/jobs/{jobId}/cancel": {
         "post": {

@@ -45,6 +45,8 @@ EVENT_NAMES = {
     job_pb2.EVENT_KIND_JOB_COMPLETED: "job-completed",
     job_pb2.EVENT_KIND_JOB_FAILED: "job-failed",
     job_pb2.EVENT_KIND_RESYNC: "resync",
+    # The job was deleted (DeleteJob): the stream's last event, a job-failed that says so.
+    job_pb2.EVENT_KIND_JOB_DELETED: "job-failed",
 }
 
 
@@ -64,6 +66,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
         data = {"status": "Succeeded", "output": output_json(progress.job_id, progress.output)}
     elif kind == job_pb2.EVENT_KIND_JOB_FAILED:
         data = {"status": "Failed", "errors": errors_json(progress.errors)}
+    elif kind == job_pb2.EVENT_KIND_JOB_DELETED:
+        data = {"status": "Failed", "errors": [], "deleted": True}
     elif kind == job_pb2.EVENT_KIND_RESYNC:
         data = {"status": JOB_STATUS_WORDS[progress.job_status], "job": job_json(progress.snapshot)}
     else:

@@ -200,6 +200,17 @@ class AsyncClient(ClientBase):
         )
         return response.job
 
+    async def delete_job(
+        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> None:
+        """Deletes the job with everything it left (a running job is cancelled first)."""
+        await self._unary(
+            self._service().DeleteJob,
+            job_service_pb2.DeleteJobRequest(job_id=job_id),
+            correlation_id,
+            timeout,
+        )
+
     async def update_job_script(
         self,
         job_id: str,

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from grpc import StatusCode, aio
+from grpc import aio
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
@@ -239,9 +239,12 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
     async def DeleteJob(
         self, request: job_service_pb2.DeleteJobRequest, context: Context
     ) -> job_service_pb2.DeleteJobResponse:
-        # Not built yet (issue 18, point 5): the contract is in the proto, the server says so plainly.
-        await context.abort(StatusCode.UNIMPLEMENTED, "DeleteJob is not available on this server yet.")
-        raise AssertionError("abort returned")  # pragma: no cover
+        await self._owned_job(request.job_id, context)
+        try:
+            await self.runner.delete(request.job_id)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.DeleteJobResponse()
 
     async def UpdateJobScript(
         self, request: job_service_pb2.UpdateJobScriptRequest, context: Context

@@ -16,10 +16,10 @@ BATCH_SIZE = 256
 RECHECK_SECONDS = 5.0
 
 
-async def _went_on(store: JobStore, job_id: str, terminal_sequence: int) -> bool:
-    """Whether the log goes on past a terminal event: the job was retried (RetryJob) since it ended."""
-    job = await store.get_job(job_id)
-    return job is not None and job.last_sequence > terminal_sequence
+def _deleted(job_id: str, sequence: int) -> job_pb2.JobProgress:
+    return job_pb2.JobProgress(
+        job_id=job_id, sequence=sequence, kind=job_pb2.EVENT_KIND_JOB_DELETED, message="Deleted"
+    )
 
 
 async def follow_job_events(
@@ -56,8 +56,18 @@ async def follow_job_events(
         for index, event in enumerate(batch):
             yield event
             cursor = event.sequence
-            if is_terminal(event) and index == len(batch) - 1 and not await _went_on(store, job_id, cursor):
-                return
+            if is_terminal(event) and index == len(batch) - 1:
+                # The end, unless the job was retried since (its log goes on) or is gone (DeleteJob).
+                job = await store.get_job(job_id)
+                if job is None:
+                    yield _deleted(job_id, cursor + 1)
+                    return
+                if job.last_sequence <= cursor:
+                    return
+        if not batch and await store.get_job(job_id) is None:
+            # Deleted (DeleteJob, here or on another server): the stream says so and ends.
+            yield _deleted(job_id, cursor + 1)
+            return
         if len(batch) == BATCH_SIZE:
             continue
         await notifier.wait_beyond(job_id, cursor, timeout=RECHECK_SECONDS)
