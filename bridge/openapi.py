@@ -120,7 +120,15 @@ _COMMON_EVENT = {
     "jobId": {**_STRING, "description": "Only on /api/events."},
 }
 _EVENT_SCHEMAS = {
-    "job-status": _obj({"status": {"enum": _JOB_WORDS}, **_COMMON_EVENT}, ["status", "correlationId"]),
+    "job-status": _obj(
+        {
+            "status": {"enum": _JOB_WORDS},
+            "retried": {"type": "boolean", "description": "True on the event of a retry (RetryJob)."},
+            "attempt": {**_INT, "description": "The new attempt, on a retry's event."},
+            **_COMMON_EVENT,
+        },
+        ["status", "correlationId"],
+    ),
     "step-status": _obj(
         {"step": _STRING, "status": {"enum": list(get_args(StepWord))}, **_COMMON_EVENT},
         ["step", "status", "correlationId"],
@@ -141,6 +149,7 @@ _EVENT_SCHEMAS = {
         {
             "status": {"enum": ["Failed"]},
             "errors": {"type": "array", "items": _ref("JobError")},
+            "deleted": {"type": "boolean", "description": "True when the job was deleted (DeleteJob)."},
             **_COMMON_EVENT,
         },
         ["status", "errors", "correlationId"],
@@ -274,7 +283,13 @@ PATHS: dict[str, Any] = {
             "summary": "One job",
             "parameters": [_JOB_ID, _CORRELATION],
             "responses": {"200": _json("Job"), "404": _error("Unknown job (E003)")},
-        }
+        },
+        "delete": {
+            "summary": "Delete the job with its events, outputs, logs and stored objects (cancelled first)",
+            "description": "Open event streams of the job end with a job-failed event with deleted true.",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {"204": {"description": "Deleted"}, "404": _error("Unknown job (E003)")},
+        },
     },
     "/api/jobs/{jobId}/cancel": {
         "post": {
@@ -284,6 +299,18 @@ PATHS: dict[str, Any] = {
                 "202": _json("Job", "Accepted"),
                 "404": _error("Unknown job (E003)"),
                 "409": _error("Already finished (E004)"),
+            },
+        }
+    },
+    "/api/jobs/{jobId}/retry": {
+        "post": {
+            "summary": "Run a Failed or Cancelled job again from its first unfinished stage (a new attempt)",
+            "description": "Its event stream goes on: first a job-status Queued event with retried true.",
+            "parameters": [_JOB_ID, _CORRELATION],
+            "responses": {
+                "202": _json("Job", "Queued again"),
+                "404": _error("Unknown job (E003)"),
+                "409": _error("Not Failed or Cancelled (E060)"),
             },
         }
     },

@@ -224,6 +224,26 @@ async def cancel_job(request: Request) -> Response:
     return struct_response(job_resource(reply.job), 202)
 
 
+async def retry_job(request: Request) -> Response:
+    """``POST /api/jobs/{jobId}/retry``: JobService.RetryJob."""
+    job_id = checked_job_id(request)
+    reply = await bridge_state(request).jobs.RetryJob(
+        job_service_pb2.RetryJobRequest(job_id=job_id), metadata=grpc_metadata()
+    )
+    bridge_state(request).hub.forget_job(job_id)  # a new stream from 0 must not end at the old failure
+    return struct_response(job_resource(reply.job), 202)
+
+
+async def delete_job(request: Request) -> Response:
+    """``DELETE /api/jobs/{jobId}``: JobService.DeleteJob."""
+    job_id = checked_job_id(request)
+    await bridge_state(request).jobs.DeleteJob(
+        job_service_pb2.DeleteJobRequest(job_id=job_id), metadata=grpc_metadata()
+    )
+    bridge_state(request).hub.forget_job(job_id)
+    return Response(status_code=204)
+
+
 async def update_script(request: Request) -> Response:
     """``PUT /api/jobs/{jobId}/script``: JobService.UpdateJobScript."""
     job_id = checked_job_id(request)

@@ -38,11 +38,15 @@ from reelcast.jobs.v1 import job_pb2
 
 EVENT_NAMES = {
     job_pb2.EVENT_KIND_JOB_STATUS: "job-status",
+    # The seed's five events stay the contract: a retry is the job's status going back to Queued.
+    job_pb2.EVENT_KIND_JOB_RETRIED: "job-status",
     job_pb2.EVENT_KIND_STEP_STATUS: "step-status",
     job_pb2.EVENT_KIND_STEP_PROGRESS: "step-progress",
     job_pb2.EVENT_KIND_JOB_COMPLETED: "job-completed",
     job_pb2.EVENT_KIND_JOB_FAILED: "job-failed",
     job_pb2.EVENT_KIND_RESYNC: "resync",
+    # The job was deleted (DeleteJob): the stream's last event, a job-failed that says so.
+    job_pb2.EVENT_KIND_JOB_DELETED: "job-failed",
 }
 
 
@@ -52,6 +56,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
     data: dict[str, Any]
     if kind == job_pb2.EVENT_KIND_JOB_STATUS:
         data = {"status": JOB_STATUS_WORDS[progress.job_status]}
+    elif kind == job_pb2.EVENT_KIND_JOB_RETRIED:
+        data = {"status": JOB_STATUS_WORDS[progress.job_status], "retried": True, "attempt": progress.attempt}
     elif kind == job_pb2.EVENT_KIND_STEP_STATUS:
         data = {"step": progress.stage_title, "status": STEP_STATUS_WORDS[progress.stage_status]}
     elif kind == job_pb2.EVENT_KIND_STEP_PROGRESS:
@@ -60,6 +66,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
         data = {"status": "Succeeded", "output": output_json(progress.job_id, progress.output)}
     elif kind == job_pb2.EVENT_KIND_JOB_FAILED:
         data = {"status": "Failed", "errors": errors_json(progress.errors)}
+    elif kind == job_pb2.EVENT_KIND_JOB_DELETED:
+        data = {"status": "Failed", "errors": [], "deleted": True}
     elif kind == job_pb2.EVENT_KIND_RESYNC:
         data = {"status": JOB_STATUS_WORDS[progress.job_status], "job": job_json(progress.snapshot)}
     else:

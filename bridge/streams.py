@@ -89,7 +89,9 @@ def _job_frames(batch: list[ProjectedEvent]) -> bytes:
     return b"".join([event.frame for event in batch])
 
 
-async def _authorized_feed(request: Request, state: BridgeState, job_id: str) -> tuple[JobFeed, str]:
+async def _authorized_feed(
+    request: Request, state: BridgeState, job_id: str, after_sequence: int = 0
+) -> tuple[JobFeed, str]:
     """The caller's feed of ``job_id`` and the caller's user name; 404 (or 401, or any error) if the server
     does not let the caller see the job.
 
@@ -99,11 +101,11 @@ async def _authorized_feed(request: Request, state: BridgeState, job_id: str) ->
     always ask: their expiry is checked by the server alone.
     """
     if not credential_var.get().startswith(STREAM_TOKEN_PREFIX):
-        live = state.hub.live_feed(job_id)
+        live = state.hub.live_feed(job_id, after_sequence)
         if live is not None and live.caller is not None:
             return live, live.caller
-    _job, user = await fetch_job_and_caller(request, job_id)
-    feed = state.hub.feed(job_id)
+    job, user = await fetch_job_and_caller(request, job_id)
+    feed = state.hub.feed(job_id, job.last_sequence)
     feed.caller = user
     return feed, user
 
@@ -121,7 +123,7 @@ async def job_events(request: Request) -> Response:
         ) from None
     # 404 (or 401, or any error) before the stream starts. The feed is the caller's own: it watches with the
     # caller's credential, so what it replays is exactly what WatchJob lets this caller see.
-    feed, user = await _authorized_feed(request, state, job_id)
+    feed, user = await _authorized_feed(request, state, job_id, after)
     return _event_stream(state, feed.follow(after), _job_frames, user, "job")
 
 

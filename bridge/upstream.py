@@ -181,9 +181,9 @@ class JobFeed:
                 self.events.append(event)
                 for subscriber in self.subscribers:
                     subscriber.offer(event)
-                if event.terminal:
-                    self.finished = True
-                    break
+                # Not the end yet: the server goes on past an attempt's terminal event when the job was
+                # retried, and it ends the call after the last one.
+                self.finished = event.terminal
                 self._wake_soon()
             if not self.finished:
                 self.failure = FeedEndedError("upstream ended before the terminal event")
@@ -396,20 +396,31 @@ class UpstreamHub:
         self.counters = HubCounters()
         self.feeds: dict[tuple[str, str], JobFeed] = {}
 
-    def feed(self, job_id: str) -> JobFeed:
-        """The job's shared feed for the current credential, opening its upstream if there is none."""
+    def feed(self, job_id: str, last_sequence: int = 0) -> JobFeed:
+        """The job's shared feed for the current credential, opening its upstream if there is none, or if the
+        one there ended before ``last_sequence`` (the job's last event as the server reports it now: a
+        retried job's log went on)."""
         key = (job_id, self.credential())
         existing = self.feeds.get(key)
-        if existing is not None and existing.failure is None:
+        if existing is not None and _serves(existing, last_sequence - 1):
             return existing
         created = JobFeed(self, job_id, key)
         self.feeds[key] = created
         return created
 
-    def live_feed(self, job_id: str) -> JobFeed | None:
-        """The job's feed for the current credential if one exists and has not broken."""
+    def live_feed(self, job_id: str, after_sequence: int = 0) -> JobFeed | None:
+        """The job's feed for the current credential if one exists, has not broken and can serve a cursor at
+        ``after_sequence``."""
         existing = self.feeds.get((job_id, self.credential()))
-        return existing if existing is not None and existing.failure is None else None
+        return existing if existing is not None and _serves(existing, after_sequence) else None
+
+    def forget_job(self, job_id: str) -> None:
+        """Drops the job's feeds of every credential (it was retried: a lingering feed holds its old end)."""
+        for key in [key for key in self.feeds if key[0] == job_id]:
+            feed = self.feeds.pop(key)
+            if not feed.subscribers:
+                feed.cancel_linger()
+                feed.task.cancel()
 
     def forget(self, feed: JobFeed) -> None:
         if self.feeds.get(feed.key) is feed:
@@ -425,6 +436,17 @@ class UpstreamHub:
         for feed in feeds:
             with contextlib.suppress(asyncio.CancelledError):
                 await feed.task
+
+
+def _serves(feed: JobFeed, after_sequence: int) -> bool:
+    """Whether ``feed`` can serve a cursor at ``after_sequence``: it has not broken, and a finished one holds
+    an event past the cursor (or the cursor is not past 0). Past a finished feed's end, only the server knows
+    whether the job went on (a retry)."""
+    if feed.failure is not None:
+        return False
+    return not (
+        after_sequence > 0 and feed.finished and feed.events and feed.events[-1].sequence <= after_sequence
+    )
 
 
 def channel_metadata(correlation_id: str) -> tuple[tuple[str, str], ...]:

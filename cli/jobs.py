@@ -240,6 +240,14 @@ async def _run_client_command(
         cancelled = await client.cancel_job(args.job_id)
         print_result(f"cancel requested: {cancelled.id}")
         return 0
+    if command == "retry":
+        retried = await client.retry_job(args.job_id)
+        print_result(f"retried: {retried.id} (attempt {retried.attempt})")
+        return 0
+    if command == "delete":
+        await client.delete_job(args.job_id)
+        print_result(f"deleted: {args.job_id}")
+        return 0
     if command == "script":
         job = await client.get_job(args.job_id)
         if not job.HasField("review"):

@@ -191,6 +191,30 @@ class AsyncClient(ClientBase):
         )
         return response.job
 
+    async def retry_job(
+        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> job_pb2.Job:
+        """Queues a Failed or Cancelled job again (a new attempt, from its checkpoints) and returns it;
+        :class:`~reelcast.client.FailedPreconditionError` (E060) for a job in any other status."""
+        response: job_service_pb2.RetryJobResponse = await self._unary(
+            self._service().RetryJob,
+            job_service_pb2.RetryJobRequest(job_id=job_id),
+            correlation_id,
+            timeout,
+        )
+        return response.job
+
+    async def delete_job(
+        self, job_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> None:
+        """Deletes the job with everything it left (a running job is cancelled first)."""
+        await self._unary(
+            self._service().DeleteJob,
+            job_service_pb2.DeleteJobRequest(job_id=job_id),
+            correlation_id,
+            timeout,
+        )
+
     async def update_job_script(
         self,
         job_id: str,

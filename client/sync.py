@@ -208,6 +208,8 @@ class Client(ClientBase):
     list_jobs_page = _Blocking(AsyncClient.list_jobs_page)
     list_jobs = _BlockingIterator(AsyncClient.list_jobs)
     cancel_job = _Blocking(AsyncClient.cancel_job)
+    retry_job = _Blocking(AsyncClient.retry_job)
+    delete_job = _Blocking(AsyncClient.delete_job)
     update_job_script = _Blocking(AsyncClient.update_job_script)
     approve_job = _Blocking(AsyncClient.approve_job)
     list_stages = _Blocking(AsyncClient.list_stages)

@@ -38,22 +38,43 @@ def writing_stage(name: str, steps: int = 4, delay: float = 0.0) -> Callable[[St
 
 
 class PipelinePlugin:
-    """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises."""
+    """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises (its
+    first ``fail_times`` runs only, when given: then it writes like the others, as a fixed cause would)."""
 
-    def __init__(self, delay: float = 0.0, fail_at: str | None = None, hang_at: str | None = None) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        fail_at: str | None = None,
+        hang_at: str | None = None,
+        fail_times: int | None = None,
+    ) -> None:
         self.delay = delay
         self.fail_at = fail_at
         self.hang_at = hang_at
+        self.fail_times = fail_times
+        # How many times the ``fail_at`` stage ran, when it fails ``fail_times`` times.
+        self.runs: dict[str, int] = {}
 
     @hookimpl
     def register_stages(self, register: Callable[[Stage], None]) -> None:
         for name, title, weight, order in BUILTIN_SHAPE:
             run = writing_stage(name, delay=self.delay)
             if name == self.fail_at:
-                run = self._failing
+                run = self._failing if self.fail_times is None else self._fails_first(name)
             elif name == self.hang_at:
                 run = self._hanging
             register(Stage(name=name, title=title, weight=weight, order=order, run=run))
+
+    def _fails_first(self, name: str) -> Callable[[StageContext], Any]:
+        writes = writing_stage(name, delay=self.delay)
+
+        async def run(ctx: StageContext) -> Any:
+            self.runs[name] = self.runs.get(name, 0) + 1
+            if self.runs[name] <= (self.fail_times or 0):
+                return self._failing(ctx)
+            return await writes(ctx)
+
+        return run
 
     @staticmethod
     def _failing(ctx: StageContext) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -461,3 +462,40 @@ async def test_media_upload_of_a_file_that_is_no_media_shows_its_code(
     code, out, err = await run_cli("media", "upload", str(text), "--target", server.target)
     assert (code, out) == (1, "")
     assert "E042-MEDIA_TYPE_UNSUPPORTED" in err and "Traceback" not in err
+
+
+async def _last_event(server: ReelcastServer, job_id: str, after: int) -> Any:
+    """The event that ends the job's stream after ``after`` (the server's own watch, as WatchJob runs it)."""
+    from reelcast.server.rpc.watch import follow_job_events
+
+    last = None
+    async for event in follow_job_events(server.store, server.notifier, job_id, after):
+        last = event
+    return last
+
+
+async def test_jobs_retry_and_delete_act_on_a_failed_job_and_explain_a_refusal(
+    server: ReelcastServer,
+) -> None:
+    from reelcast.jobs.v1 import job_pb2
+    from tests.stages import PipelinePlugin
+
+    plugin = PipelinePlugin(fail_at="render", fail_times=1)
+    server.host.register(plugin, "pipeline")
+    code, out, err = await run_cli("jobs", "create", "--target", server.target, "--topic", "Bees")
+    assert code == 0, err
+    job = await server.store.get_job(out.strip())
+    assert job is not None
+    failed = await asyncio.wait_for(_last_event(server, job.id, 0), 60)
+    assert failed.job_status == job_pb2.JOB_STATUS_FAILED
+    code, out, err = await run_cli("jobs", "retry", job.id, "--target", server.target)
+    assert code == 0, err
+    assert out == f"retried: {job.id} (attempt 2)\n"
+    done = await asyncio.wait_for(_last_event(server, job.id, failed.sequence), 60)
+    assert done.job_status == job_pb2.JOB_STATUS_SUCCEEDED
+    code, _, err = await run_cli("jobs", "retry", job.id, "--target", server.target)
+    assert code == 1 and "E060-JOB_NOT_RETRYABLE" in err and "remediation:" in err and "Traceback" not in err
+    code, out, err = await run_cli("jobs", "delete", job.id, "--target", server.target)
+    assert code == 0, err
+    assert out == f"deleted: {job.id}\n"
+    assert await server.store.get_job(job.id) is None

@@ -123,10 +123,13 @@ class JobPipeline:
         # An approved review queues the job again (review.py): it goes on within its attempt, from its
         # checkpoints, and that is no interruption counted against max_attempts.
         reviewed = job.status == job_pb2.JOB_STATUS_QUEUED and job.review.approved
-        resumed = job.attempt > 0 and not reviewed
-        if not reviewed:
+        # RetryJob queues an ended job again with its new attempt already counted (recorder.retried): it
+        # runs from its checkpoints like a resumed job, but it is the owner's choice, not an interruption.
+        retried = job.status == job_pb2.JOB_STATUS_QUEUED and job.attempt > 0 and not reviewed
+        resumed = job.attempt > 0 and not reviewed and not retried
+        if not reviewed and not retried:
             job.attempt += 1
-        if job.attempt > self.settings.max_attempts:
+        if job.attempt > self.settings.max_attempts and not retried:
             # Lapsed claims mean lost workers; otherwise restarts of this process interrupted the job.
             lost = errors.WORKER_LOST if claim.redelivered else errors.INTERRUPTED
             await self._fail(recorder, ReelcastError(lost), stage="")
@@ -138,12 +141,14 @@ class JobPipeline:
             running_message = f"Resumed (attempt {job.attempt})"
         elif reviewed:
             running_message = "Resumed after review"
+        elif retried:
+            running_message = f"Running (attempt {job.attempt})"
         await recorder.job_status(job_pb2.JOB_STATUS_RUNNING, running_message)
         work_dir = self.settings.work_dir(job.id)
         work_dir.mkdir(parents=True, exist_ok=True)
         # A first attempt has no checkpoints: the attempt count is stored (with the Running event above)
         # before any stage runs, so only a resumed job can have any, and a fresh one skips the read.
-        checkpoints = await self.store.checkpoints(job.id) if resumed or reviewed else {}
+        checkpoints = await self.store.checkpoints(job.id) if resumed or reviewed or retried else {}
         if checkpoints:
             await self.files.restore(job.id, work_dir)
         artifacts: dict[str, Any] = {}

@@ -288,6 +288,29 @@ class JobRecorder:
                 event.failure.CopyFrom(failure)
             return await self._append(event)
 
+    async def retried(self, keep_succeeded_steps: bool) -> job_pb2.JobProgress:
+        """Writes ``EVENT_KIND_JOB_RETRIED``: the ended job is Queued again with a new attempt, its result
+        cleared, and every step it must run again back to Pending (the succeeded ones too unless
+        ``keep_succeeded_steps``: their checkpoints are what the new attempt skips)."""
+        async with self._lock:
+            job = self.job
+            job.attempt += 1
+            job.status = job_pb2.JOB_STATUS_QUEUED
+            for field in ("errors", "failure", "finish_time", "output"):
+                job.ClearField(field)
+            if not keep_succeeded_steps:
+                job.percent = 0.0
+            for step in job.steps:
+                if keep_succeeded_steps and step.status == job_pb2.STEP_STATUS_SUCCEEDED:
+                    continue
+                step.status = job_pb2.STEP_STATUS_PENDING
+                step.percent = 0.0
+                step.message = ""
+                for field in ("errors", "start_time", "end_time", "duration"):
+                    step.ClearField(field)  # type: ignore[arg-type]
+            message = f"Retried (attempt {job.attempt})"
+            return await self._append(self._event(job_pb2.EVENT_KIND_JOB_RETRIED, message))
+
     @property
     def finished(self) -> bool:
         return self.job.status in TERMINAL_STATUSES

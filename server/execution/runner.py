@@ -32,11 +32,16 @@ from reelcast.server.media.store import MediaStore
 from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateRequestError, JobStore
 from reelcast.server.storage.notifier import EventNotifier
+from reelcast.server.storage.retention import remove_job_files
 from reelcast.server.storage.work import CancelBus, Claim, JobFiles, WorkQueue
 
 log = logging.getLogger(
     "reelcast.server.runner"
 )  # the documented name operators filter on (docs/observability.md)
+
+
+# How long DeleteJob waits for the worker of a running job to write its cancel before deleting it anyway.
+DELETE_CANCEL_WAIT_SECONDS = 30.0
 
 
 def new_job_id() -> str:
@@ -179,6 +184,57 @@ class JobRunner:
                 return latest if latest is not None else job
             await self.files.delete(job_id)
             return recorder.job
+
+    async def retry(self, job_id: str) -> job_pb2.Job:
+        """Queues a Failed or Cancelled job again (E060 otherwise) with a new attempt. A failed job resumes
+        from its checkpoints through the same path as a job interrupted by a restart (pipeline.py); a
+        cancelled one starts over, since its files went with the cancel."""
+        lock = self._job_locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            job = await self.store.latest_job(job_id)
+            if job is None:
+                raise ReelcastError(errors.JOB_NOT_FOUND)
+            if job.status not in (job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED):
+                status = job_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_")
+                raise ReelcastError(
+                    errors.JOB_NOT_RETRYABLE, f"The job is {status}, not Failed or Cancelled."
+                )
+            cancelled = job.status == job_pb2.JOB_STATUS_CANCELLED
+            if cancelled:
+                await self.store.clear_checkpoints(job_id)
+                await self.cancels.withdraw(job_id)
+            recorder = JobRecorder(self.store, self.notifier, job)
+            try:
+                event = await recorder.retried(keep_succeeded_steps=not cancelled)
+            except ConcurrentWriteError:
+                raise ReelcastError(errors.JOB_NOT_RETRYABLE, "The job was retried meanwhile.") from None
+        await self.queue.put(job_id, event.sequence)
+        return recorder.job
+
+    async def delete(self, job_id: str) -> None:
+        """Deletes the job with its events, checkpoints, files, logs and stored objects; a job that has not
+        ended is cancelled first, and its deletion waits (up to ``DELETE_CANCEL_WAIT_SECONDS``) for the
+        cancel to be written, so that no worker writes to it afterwards. Open watches end with
+        EVENT_KIND_JOB_DELETED (rpc/watch.py)."""
+        job = await self.store.latest_job(job_id)
+        if job is None:
+            raise ReelcastError(errors.JOB_NOT_FOUND)
+        if job.status not in TERMINAL_STATUSES:
+            with contextlib.suppress(ReelcastError):  # E004: it ended meanwhile
+                await self.cancel(job_id)
+            deadline = asyncio.get_running_loop().time() + DELETE_CANCEL_WAIT_SECONDS
+            while job is not None and job.status not in TERMINAL_STATUSES:
+                if asyncio.get_running_loop().time() > deadline:
+                    break  # a worker that never answers: delete anyway, its next write fails
+                await self.notifier.wait_beyond(job_id, job.last_sequence, timeout=0.5)
+                job = await self.store.latest_job(job_id)
+        if job is None:
+            return
+        await self.files.delete(job_id)
+        await asyncio.to_thread(remove_job_files, self.settings, job_id)
+        await self.store.delete_job(job_id)
+        # Wakes this process's watchers at once: they find the job gone and end (others on their recheck).
+        self.notifier.published(job_id, job.last_sequence + 1)
 
     # -- review before render (review.py) ---------------------------------------------------------------
 

@@ -232,6 +232,26 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
             await abort(context, error)
         return job_service_pb2.CancelJobResponse(job=job)
 
+    async def RetryJob(
+        self, request: job_service_pb2.RetryJobRequest, context: Context
+    ) -> job_service_pb2.RetryJobResponse:
+        await self._owned_job(request.job_id, context)
+        try:
+            job = await self.runner.retry(request.job_id)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.RetryJobResponse(job=job)
+
+    async def DeleteJob(
+        self, request: job_service_pb2.DeleteJobRequest, context: Context
+    ) -> job_service_pb2.DeleteJobResponse:
+        await self._owned_job(request.job_id, context)
+        try:
+            await self.runner.delete(request.job_id)
+        except ReelcastError as error:
+            await abort(context, error)
+        return job_service_pb2.DeleteJobResponse()
+
     async def UpdateJobScript(
         self, request: job_service_pb2.UpdateJobScriptRequest, context: Context
     ) -> job_service_pb2.UpdateJobScriptResponse:

@@ -16,10 +16,19 @@ BATCH_SIZE = 256
 RECHECK_SECONDS = 5.0
 
 
+def _deleted(job_id: str, sequence: int) -> job_pb2.JobProgress:
+    return job_pb2.JobProgress(
+        job_id=job_id, sequence=sequence, kind=job_pb2.EVENT_KIND_JOB_DELETED, message="Deleted"
+    )
+
+
 async def follow_job_events(
     store: JobStore, notifier: EventNotifier, job_id: str, after_sequence: int
 ) -> AsyncGenerator[job_pb2.JobProgress, None]:
-    """Yields every event of ``job_id`` after ``after_sequence``, in order, until the terminal one.
+    """Yields every event of ``job_id`` after ``after_sequence``, in order, until the terminal one: the last
+    one in the log. A retried job's log goes on past the terminal event of each earlier attempt, and a
+    stream from before it follows on into the retry; a stream open when the job ended still ends there (a
+    client follows a later retry by watching after that event's sequence).
 
     If the history before the first kept event was trimmed and the cursor falls into the gap, a single
     ``EVENT_KIND_RESYNC`` carrying the job's snapshot comes first, and the stream continues from there.
@@ -44,11 +53,21 @@ async def follow_job_events(
         # Live events come from memory when the writer is in this process; replay and gaps from the store.
         recent = notifier.recent_after(job_id, cursor)
         batch = recent if recent is not None else await store.events_after(job_id, cursor, BATCH_SIZE)
-        for event in batch:
+        for index, event in enumerate(batch):
             yield event
             cursor = event.sequence
-            if is_terminal(event):
-                return
+            if is_terminal(event) and index == len(batch) - 1:
+                # The end, unless the job was retried since (its log goes on) or is gone (DeleteJob).
+                job = await store.get_job(job_id)
+                if job is None:
+                    yield _deleted(job_id, cursor + 1)
+                    return
+                if job.last_sequence <= cursor:
+                    return
+        if not batch and await store.get_job(job_id) is None:
+            # Deleted (DeleteJob, here or on another server): the stream says so and ends.
+            yield _deleted(job_id, cursor + 1)
+            return
         if len(batch) == BATCH_SIZE:
             continue
         await notifier.wait_beyond(job_id, cursor, timeout=RECHECK_SECONDS)

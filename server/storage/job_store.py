@@ -76,6 +76,9 @@ class JobStore(Protocol):
 
     async def checkpoints(self, job_id: str) -> dict[str, dict[str, Any]]: ...
 
+    async def clear_checkpoints(self, job_id: str) -> None:
+        """Forgets every checkpoint of the job (a cancelled job retried: its files are gone)."""
+
     async def unfinished_jobs(self) -> list[job_pb2.Job]:
         """Jobs that are Queued or Running, oldest first (for recovery after a restart)."""
 

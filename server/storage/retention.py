@@ -36,7 +36,7 @@ async def collect_garbage(settings: Settings, store: JobStore, now: float | None
             return deleted
         for job_id in expired:
             # Files first: if the process dies half-way, the row is still there and the next pass retries.
-            await asyncio.to_thread(_remove_job_files, settings, job_id)
+            await asyncio.to_thread(remove_job_files, settings, job_id)
             await store.delete_job(job_id)
             deleted.append(job_id)
 
@@ -93,9 +93,13 @@ def remove_stale_uploads(settings: Settings, now: float | None = None) -> int:
     return removed
 
 
-def _remove_job_files(settings: Settings, job_id: str) -> None:
+def remove_job_files(settings: Settings, job_id: str) -> None:
+    """The job's work dir and every log a stage wrote for it (``<logs>/**/<job id>.*``, the ffmpeg log
+    among them), on this machine (retention, DeleteJob)."""
     shutil.rmtree(settings.work_dir(job_id), ignore_errors=True)
-    (settings.ffmpeg_logs_dir / f"{job_id}.log").unlink(missing_ok=True)
+    if settings.logs_dir.is_dir():
+        for log_file in settings.logs_dir.rglob(f"{job_id}.*"):
+            log_file.unlink(missing_ok=True)
 
 
 async def collect_periodically(

@@ -75,6 +75,9 @@ class CancelBus(Protocol):
     async def requested(self, job_id: str) -> bool:
         """Whether a cancel request was recorded (a worker checks it when it claims a job)."""
 
+    async def withdraw(self, job_id: str) -> None:
+        """Forgets the job's cancel request (a cancelled job retried must not be cancelled again)."""
+
 
 @dataclass(frozen=True)
 class OutputFile:

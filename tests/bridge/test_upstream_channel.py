@@ -74,6 +74,12 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def DeleteMedia(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("DeleteMedia", request)
 
+    async def RetryJob(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("RetryJob", request)
+
+    async def DeleteJob(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("DeleteJob", request)
+
     async def WatchJob(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

@@ -18,6 +18,7 @@ __all__ = [
     "JOB_ALREADY_FINISHED",
     "JOB_NOT_AWAITING_REVIEW",
     "JOB_NOT_FOUND",
+    "JOB_NOT_RETRYABLE",
     "LISTEN_FAILED",
     "METHOD_NOT_ALLOWED",
     "NATS_NOT_INSTALLED",
@@ -262,4 +263,14 @@ LISTEN_FAILED = define(
     _S.FAILED_PRECONDITION,
     500,
     ["Find the process with `ss -ltnp`", "Listen on another port"],
+)
+JOB_NOT_RETRYABLE = define(
+    "E060-JOB_NOT_RETRYABLE",
+    "Job cannot be retried",
+    "Only a Failed or Cancelled job can be retried; this one is queued, running, awaiting review or "
+    "succeeded.",
+    "Read the job's status first: wait for it to end, or cancel it, then retry. A succeeded job is not run "
+    "again: create a new job instead.",
+    _S.FAILED_PRECONDITION,
+    409,
 )

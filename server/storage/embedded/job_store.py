@@ -396,6 +396,12 @@ class SqliteJobStore:
 
         return await self._run(select)
 
+    async def clear_checkpoints(self, job_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
+
+        await self._write(delete)
+
     async def delete_job(self, job_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
             tables = (

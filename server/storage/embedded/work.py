@@ -77,6 +77,9 @@ class LocalCancelBus:
     async def requested(self, job_id: str) -> bool:
         return False
 
+    async def withdraw(self, job_id: str) -> None:
+        return None
+
 
 async def read_file_range(path: Path, offset: int, end: int) -> AsyncIterator[bytes]:
     with path.open("rb") as handle:

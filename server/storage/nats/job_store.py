@@ -418,6 +418,14 @@ class NatsJobStore:
         saved, _ = await read_json_entry(self._layout.state, f"checkpoints.{job_id}")
         return saved or {}
 
+    async def clear_checkpoints(self, job_id: str) -> None:
+        # Emptied rather than purged: save_checkpoint's compare-and-set cannot follow a purge marker.
+        def emptied(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+            return {} if saved else None
+
+        if not await update_json_entry(self._layout.state, f"checkpoints.{job_id}", emptied):
+            raise ConcurrentWriteError(f"job {job_id}: checkpoints written concurrently")
+
     # -- stage durations, for the ETA -----------------------------------------------------------------------
 
     async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:

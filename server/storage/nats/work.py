@@ -169,6 +169,10 @@ class NatsCancelBus:
             return False
         return True
 
+    async def withdraw(self, job_id: str) -> None:
+        state = self._connection.layout.state
+        await retrying(lambda: state.purge(f"cancel.{job_id}"))
+
 
 def _walk(work_dir: Path) -> dict[str, tuple[int, int]]:
     found: dict[str, tuple[int, int]] = {}

@@ -133,6 +133,14 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """Not stored in the log: sent by `WatchJob` instead of a replay when the requested cursor is older than the
     history kept. `snapshot` holds the full job; the stream then continues after `sequence`.
     """
+    EVENT_KIND_JOB_RETRIED: _EventKind.ValueType  # 7
+    """The owner retried the failed or cancelled job (`RetryJob`): it is Queued again with a new attempt, and
+    the events of its new run follow. SSE `job-status`.
+    """
+    EVENT_KIND_JOB_DELETED: _EventKind.ValueType  # 8
+    """Not stored in the log: sent to open `WatchJob` streams when the job was deleted (`DeleteJob`); the stream
+    then ends. SSE `job-failed`.
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """What a `JobProgress` event records. One event is exactly one of these changes."""
@@ -152,6 +160,14 @@ EVENT_KIND_JOB_FAILED: EventKind.ValueType  # 5
 EVENT_KIND_RESYNC: EventKind.ValueType  # 6
 """Not stored in the log: sent by `WatchJob` instead of a replay when the requested cursor is older than the
 history kept. `snapshot` holds the full job; the stream then continues after `sequence`.
+"""
+EVENT_KIND_JOB_RETRIED: EventKind.ValueType  # 7
+"""The owner retried the failed or cancelled job (`RetryJob`): it is Queued again with a new attempt, and
+the events of its new run follow. SSE `job-status`.
+"""
+EVENT_KIND_JOB_DELETED: EventKind.ValueType  # 8
+"""Not stored in the log: sent to open `WatchJob` streams when the job was deleted (`DeleteJob`); the stream
+then ends. SSE `job-failed`.
 """
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 

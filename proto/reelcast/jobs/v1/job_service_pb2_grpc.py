@@ -121,6 +121,16 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.FromString,
                 _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/RetryJob',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/DeleteJob',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -270,6 +280,26 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryJob(self, request, context):
+        """Runs a Failed or Cancelled job again, from its first unfinished stage, reusing the checkpoints of the
+        stages that succeeded (a cancelled job's files are gone, so it starts over). The job gets a new attempt
+        and its event log goes on: `EVENT_KIND_JOB_RETRIED` (status Queued) comes first, then the new run's
+        events. FAILED_PRECONDITION `E060-JOB_NOT_RETRYABLE` for a job in any other status; NOT_FOUND
+        `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
+        cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
+        `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -352,6 +382,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DeleteMedia,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -792,6 +832,60 @@ class JobService:
             '/reelcast.jobs.v1.JobService/DeleteMedia',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/RetryJob',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RetryJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/DeleteJob',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

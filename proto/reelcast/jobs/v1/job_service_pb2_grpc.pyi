@@ -108,6 +108,18 @@ class JobServiceStub:
     """Deletes one media record and its file. A queued job that refers to it later fails with
     `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
     """
+    RetryJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RetryJobRequest, _job_service_pb2.RetryJobResponse]
+    """Runs a Failed or Cancelled job again, from its first unfinished stage, reusing the checkpoints of the
+    stages that succeeded (a cancelled job's files are gone, so it starts over). The job gets a new attempt
+    and its event log goes on: `EVENT_KIND_JOB_RETRIED` (status Queued) comes first, then the new run's
+    events. FAILED_PRECONDITION `E060-JOB_NOT_RETRYABLE` for a job in any other status; NOT_FOUND
+    `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+    """
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]
+    """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
+    cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
+    `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -187,6 +199,18 @@ class JobServiceAsyncStub(JobServiceStub):
     DeleteMedia: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteMediaRequest, _job_service_pb2.DeleteMediaResponse]  # type: ignore[assignment]
     """Deletes one media record and its file. A queued job that refers to it later fails with
     `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
+    """
+    RetryJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RetryJobRequest, _job_service_pb2.RetryJobResponse]  # type: ignore[assignment]
+    """Runs a Failed or Cancelled job again, from its first unfinished stage, reusing the checkpoints of the
+    stages that succeeded (a cancelled job's files are gone, so it starts over). The job gets a new attempt
+    and its event log goes on: `EVENT_KIND_JOB_RETRIED` (status Queued) comes first, then the new run's
+    events. FAILED_PRECONDITION `E060-JOB_NOT_RETRYABLE` for a job in any other status; NOT_FOUND
+    `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+    """
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
+    cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
+    `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -360,6 +384,30 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.DeleteMediaResponse, _abc.Awaitable[_job_service_pb2.DeleteMediaResponse]]:
         """Deletes one media record and its file. A queued job that refers to it later fails with
         `E451-MEDIA_NOT_AVAILABLE`. NOT_FOUND `E048-MEDIA_NOT_FOUND` like `GetMedia`.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryJob(
+        self,
+        request: _job_service_pb2.RetryJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RetryJobResponse, _abc.Awaitable[_job_service_pb2.RetryJobResponse]]:
+        """Runs a Failed or Cancelled job again, from its first unfinished stage, reusing the checkpoints of the
+        stages that succeeded (a cancelled job's files are gone, so it starts over). The job gets a new attempt
+        and its event log goes on: `EVENT_KIND_JOB_RETRIED` (status Queued) comes first, then the new run's
+        events. FAILED_PRECONDITION `E060-JOB_NOT_RETRYABLE` for a job in any other status; NOT_FOUND
+        `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _job_service_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteJobResponse, _abc.Awaitable[_job_service_pb2.DeleteJobResponse]]:
+        """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
+        cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
+        `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

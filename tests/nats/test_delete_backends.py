@@ -1,0 +1,167 @@
+"""DeleteJob on both backends (SQLite and NATS JetStream, tests/nats/conftest.py): nothing of the job is left
+in the data dir, the database or the buckets (read directly), and an open WatchJob ends with the deletion
+event; a running job is cancelled first."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from grpc import aio
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from reelcast.jobs.status import decode_rpc_error
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.plugins import Stage, StageContext, hookimpl
+from reelcast.server.app import ReelcastServer
+from reelcast.server.storage.nats.layout import EVENTS_STREAM, NatsConnection, event_subject
+from tests.bridge.conftest import HANG_TIMEOUT
+from tests.stages import PipelinePlugin
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
+    from tests.nats.natsproc import NatsServer
+
+
+class StageLogPlugin:
+    """A stage that writes its own log under ``ctx.log_dir``, as the render stage writes ffmpeg's."""
+
+    @hookimpl
+    def register_stages(self, register: Callable[[Stage], None]) -> None:
+        register(Stage(name="logging", title="Logging", weight=1.0, order=450, run=self._run))
+
+    @staticmethod
+    def _run(ctx: StageContext) -> dict[str, Any]:
+        log = ctx.log_dir / "logging" / f"{ctx.job_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"job {ctx.job_id}\n")
+        return {}
+
+
+async def nats_leftovers(url: str, job_id: str) -> list[str]:
+    """Every place of the NATS layout that still holds something of ``job_id``, read directly."""
+    connection = NatsConnection([url], replicas=1, ack_wait_seconds=30)
+    await connection.open()
+    try:
+        layout = connection.layout
+        left = []
+        for bucket, key in (
+            (layout.jobs, f"job.{job_id}"),
+            (layout.state, f"checkpoints.{job_id}"),
+            (layout.state, f"cancel.{job_id}"),
+            (layout.state, f"request.{job_id}"),
+        ):
+            try:
+                await bucket.get(key)
+                left.append(key)
+            except KeyNotFoundError:
+                pass
+        try:
+            await connection.client.jetstream().get_last_msg(EVENTS_STREAM, event_subject(job_id))
+            left.append("events")
+        except NotFoundError:
+            pass
+        files = await connection.client.jetstream().object_store("reelcast_files")
+        try:
+            listed = await files.list()
+        except NotFoundError:  # an empty store lists nothing
+            listed = []
+        left += [info.name for info in listed if info.name.startswith(f"{job_id}/") and not info.deleted]
+        return left
+    finally:
+        await connection.close()
+
+
+def sqlite_rows(server: ReelcastServer, job_id: str) -> list[str]:
+    with sqlite3.connect(server.settings.database_path) as db:
+        found = []
+        for table, column in (("jobs", "id"), ("events", "job_id"), ("checkpoints", "job_id")):
+            if db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (job_id,)).fetchone()[0]:
+                found.append(table)
+        return found
+
+
+def files_naming(server: ReelcastServer, job_id: str) -> list[str]:
+    return [str(path) for path in server.settings.data_dir.rglob("*") if job_id in path.name]
+
+
+async def finished_job(stub: Stub) -> job_pb2.Job:
+    job = (
+        await stub.CreateJob(
+            job_service_pb2.CreateJobRequest(spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="x")))
+        )
+    ).job
+    watch = job_service_pb2.WatchJobRequest(job_id=job.id)
+    events = await asyncio.wait_for(_collect(stub, watch), HANG_TIMEOUT)
+    assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+    return job
+
+
+async def _collect(stub: Stub, request: job_service_pb2.WatchJobRequest) -> list[job_pb2.JobProgress]:
+    return [event async for event in stub.WatchJob(request)]
+
+
+async def test_a_deleted_job_leaves_no_row_file_log_or_object(
+    server: ReelcastServer, stub: Stub, backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    server.host.register(PipelinePlugin(), "pipeline")
+    server.host.register(StageLogPlugin(), "stage-log")
+    job = await finished_job(stub)
+    kept = await finished_job(stub)
+    assert files_naming(server, job.id)  # its work dir and log exist before
+    if backend_name == "nats":
+        node: NatsServer = request.getfixturevalue("nats_server")
+        assert await nats_leftovers(node.url, job.id)
+    else:
+        assert sqlite_rows(server, job.id) == ["jobs", "events", "checkpoints"]
+
+    await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id))
+
+    assert files_naming(server, job.id) == []
+    if backend_name == "nats":
+        assert await nats_leftovers(node.url, job.id) == []
+        assert await nats_leftovers(node.url, kept.id)  # the other job is untouched
+    else:
+        assert sqlite_rows(server, job.id) == []
+        assert sqlite_rows(server, kept.id) == ["jobs", "events", "checkpoints"]
+    assert files_naming(server, kept.id)
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job.id))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id))
+    assert decode_rpc_error(raised.value).code == "E003-JOB_NOT_FOUND"
+
+
+async def test_deleting_a_running_job_cancels_it_and_ends_its_open_stream_with_the_deletion_event(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    server.host.register(PipelinePlugin(hang_at="visuals"), "pipeline")
+    job = (
+        await stub.CreateJob(
+            job_service_pb2.CreateJobRequest(spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="x")))
+        )
+    ).job
+    events: list[job_pb2.JobProgress] = []
+
+    async def watch() -> None:
+        async for event in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id)):
+            events.append(event)
+            started = event.kind == job_pb2.EVENT_KIND_STEP_STATUS and event.stage == "visuals"
+            if started and event.stage_status == job_pb2.STEP_STATUS_RUNNING:
+                await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id))
+
+    await asyncio.wait_for(watch(), HANG_TIMEOUT)
+    # The cancel's terminal event, then the deletion's when the stream finds the job gone already (a stream
+    # that read the cancel before the deletion ended there: it is a race by design, both are complete ends).
+    cancel_at = next(i for i, e in enumerate(events) if e.kind == job_pb2.EVENT_KIND_JOB_FAILED)
+    assert events[cancel_at].job_status == job_pb2.JOB_STATUS_CANCELLED
+    assert [e.kind for e in events[cancel_at + 1 :]] in ([], [job_pb2.EVENT_KIND_JOB_DELETED])
+    sequences = [event.sequence for event in events]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert files_naming(server, job.id) == []
