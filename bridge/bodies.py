@@ -6,10 +6,13 @@ a typo is a 400 naming it; their defaults are the server's own (``validation.wit
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
 
+from reelcast.bridge.problems import ApiError
 from reelcast.bridge.resources import (
     ASPECTS,
     CAPTION_MODES,
@@ -22,8 +25,9 @@ from reelcast.bridge.resources import (
     PacingWord,
     Text,
 )
-from reelcast.jobs import validation
+from reelcast.jobs import errors, validation
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.violations import FieldViolation
 
 
 class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
@@ -233,3 +237,16 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
 
 # Every body Struct the document publishes (bridge/openapi.py).
 BODY_TYPES: tuple[type[msgspec.Struct], ...] = (CreateJobBody, UpdateScriptBody, ApproveBody)
+
+
+def page_size_param(params: Mapping[str, str]) -> int:
+    """A listing's ``pageSize`` query parameter, 0 to 1000 (0: the server's default; more is taken as
+    1000, as gRPC does); anything but a whole number is a 400 naming the parameter."""
+    text = params.get("pageSize", "0")
+    if not re.fullmatch(r"\d{1,6}", text):
+        raise ApiError(
+            errors.INVALID_REQUEST,
+            "pageSize must be a whole number from 0 to 1000.",
+            [FieldViolation("pageSize", "must be a whole number from 0 to 1000")],
+        )
+    return min(int(text), 1000)

@@ -23,12 +23,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reelcast.bridge.bodies import page_size_param
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.resources import Time, _Answer, timestamp
 from reelcast.bridge.state import bridge_state, grpc_metadata
 from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_service_pb2
-from reelcast.jobs.violations import FieldViolation
 
 MediaWord = Literal["image", "clip", "audio"]
 _KIND_WORDS: dict[int, MediaWord] = {
@@ -240,17 +240,9 @@ async def upload_media(request: Request) -> Response:
 
 async def list_media(request: Request) -> Response:
     params = request.query_params
-    size_text = params.get("pageSize", "0")
-    if not re.fullmatch(r"\d{1,6}", size_text):
-        raise ApiError(
-            errors.INVALID_REQUEST,
-            "pageSize must be a whole number from 0 to 1000.",
-            [FieldViolation("pageSize", "must be a whole number from 0 to 1000")],
-        )
+    page_size = page_size_param(params)
     reply = await bridge_state(request).jobs.ListMedia(
-        job_service_pb2.ListMediaRequest(
-            page_size=min(int(size_text), 1000), page_token=params.get("pageToken", "")
-        ),
+        job_service_pb2.ListMediaRequest(page_size=page_size, page_token=params.get("pageToken", "")),
         metadata=grpc_metadata(),
     )
     return _json(MediaList([media_resource(m) for m in reply.media], reply.next_page_token))

@@ -22,6 +22,7 @@ from reelcast.bridge.bodies import (
     CreateJobBody,
     UpdateScriptBody,
     job_spec_from_body,
+    page_size_param,
     scenes_from_body,
 )
 from reelcast.bridge.problems import ApiError
@@ -168,13 +169,7 @@ def label_selector_from_query(request: Request) -> str:
 async def list_jobs(request: Request) -> Response:
     state = bridge_state(request)
     params = request.query_params
-    size_text = params.get("pageSize", "0")
-    if not re.fullmatch(r"\d{1,6}", size_text):
-        raise ApiError(
-            errors.INVALID_REQUEST,
-            "pageSize must be a whole number from 0 to 1000.",
-            [FieldViolation("pageSize", "must be a whole number from 0 to 1000")],
-        )
+    page_size = page_size_param(params)
     statuses: list[job_pb2.JobStatus.ValueType] = []
     for word in filter(None, params.get("status", "").split(",")):
         if word not in JOB_STATUS_FILTERS:
@@ -186,7 +181,7 @@ async def list_jobs(request: Request) -> Response:
         statuses.extend(JOB_STATUS_FILTERS[word])
     reply = await state.jobs.ListJobs(
         job_service_pb2.ListJobsRequest(
-            page_size=min(int(size_text), 1000),
+            page_size=page_size,
             page_token=params.get("pageToken", ""),
             statuses=statuses,
             label_selector=label_selector_from_query(request),
