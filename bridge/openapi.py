@@ -275,6 +275,7 @@ PATHS: dict[str, Any] = {
                 "400": _error("Bad JSON, wrong types, invalid fields (E001, E002)"),
                 "413": _error("Body over 64 KiB (E008)"),
                 "415": _error("Body is not JSON (E012)"),
+                "507": _error("Your videos and media are at the stored-bytes quota (E062)"),
             },
         },
     },
@@ -311,6 +312,11 @@ PATHS: dict[str, Any] = {
                 "202": _json("Job", "Queued again"),
                 "404": _error("Unknown job (E003)"),
                 "409": _error("Not Failed or Cancelled (E060)"),
+                "429": {
+                    **_error("Its render time would pass your queued render-time quota (E061)"),
+                    "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait"}},
+                },
+                "507": _error("Your videos and media are at the stored-bytes quota (E062)"),
             },
         }
     },
@@ -436,6 +442,7 @@ PATHS.update(
                     "201": _json("MediaResource", "Stored; Location names the media"),
                     "400": _error("No file part, an empty file, a malformed body (E040)"),
                     "413": _error("File over REELCAST_MEDIA_MAX_BYTES (E041) or over the quota (E047)"),
+                    "507": _error("File would pass the stored-bytes quota, videos included (E062)"),
                     "415": _error("Not multipart/form-data (E012), or content of no supported type (E042)"),
                     "422": _error(
                         "Too many pixels (E043), too long (E044), unreadable (E045), streams (E046)"
@@ -549,7 +556,10 @@ for _path, _item in PATHS.items():
         _responses.setdefault("401", _error("No valid credential (E020)"))
 for _path, _method in (("/api/jobs", "post"), ("/api/jobs/{jobId}/events", "get"), ("/api/events", "get")):
     PATHS[_path][_method]["responses"]["429"] = {
-        **_error("Too many jobs created or unfinished, or too many open event streams (E021, E022, E023)"),
+        **_error(
+            "Too many jobs created or unfinished, too much render time queued (E061, POST /api/jobs), or "
+            "too many open event streams (E021, E022, E023)"
+        ),
         "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait"}},
     }
 

@@ -146,6 +146,19 @@ class Settings:
     job_create_burst: int = setting("REELCAST_JOB_CREATE_BURST", integer, default=10)
     # Queued plus running jobs one user may have.
     max_active_jobs_per_user: int = setting("REELCAST_MAX_ACTIVE_JOBS_PER_USER", integer, default=20)
+    # Per-user quotas on resources (server/rpc/quotas.py, E061/E062); 0 turns one off. They hold for the
+    # anonymous owner too when authentication is off, as the media quota does. Render time: the video seconds
+    # of one owner's unfinished jobs, the new one included. An hour is six of the longest jobs (600 s), or
+    # all 20 active jobs at 180 s; at 4K 60 fps a 600 s job renders for about 37 minutes, so one user holds
+    # a worker for at most about 4 hours instead of the 12 that 20 x 600 s would take.
+    max_queued_render_seconds_per_user: float = setting(
+        "REELCAST_MAX_QUEUED_RENDER_SECONDS_PER_USER", number, default=3600.0
+    )
+    # Stored bytes: finished videos (JobOutput.size_bytes) plus uploaded media. 10 GiB keeps the 500 MiB of
+    # media and some 270 minutes of 1080p video at about 5 Mbit/s; retention frees the oldest on its own.
+    max_stored_bytes_per_user: int = setting(
+        "REELCAST_MAX_STORED_BYTES_PER_USER", integer, default=10 * 1024 * 1024 * 1024
+    )
     # Largest gRPC message the server accepts (CreateJob is the largest request).
     grpc_max_message_bytes: int = setting("REELCAST_GRPC_MAX_MESSAGE_BYTES", integer, default=1024 * 1024)
     # Open WatchJob streams per user, per server process. Larger than the SSE allowance: a bridge holds one

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from reelcast.jobs.v1 import job_pb2
-from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS, estimated_narration_seconds
+from reelcast.jobs.validation import expected_video_seconds
 
 _ENDED = frozenset(
     {
@@ -42,12 +42,7 @@ def duration_bucket(spec: job_pb2.JobSpec) -> str:
     1.4 share a bucket). Only key-safe characters, for every backend."""
     render = spec.render
     mode = "vfr" if render.variable_frame_rate else f"{render.fps or 30}fps"
-    length = (
-        estimated_narration_seconds(spec)
-        if spec.script
-        else spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
-    )
-    rounded = 2 ** round(math.log2(max(1.0, length)))
+    rounded = 2 ** round(math.log2(max(1.0, expected_video_seconds(spec))))
     return f"{render.width}x{render.height}.{mode}.{rounded}s"
 
 

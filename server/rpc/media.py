@@ -20,10 +20,11 @@ from reelcast.jobs.v1 import job_service_pb2
 from reelcast.jobs.violations import FieldViolation
 from reelcast.server.config import PRIVATE_DIR_MODE, Settings
 from reelcast.server.media.intake import MediaLimits, prepare_upload
-from reelcast.server.media.store import MediaStore, Quota, QuotaExceededError, create_time_us
+from reelcast.server.media.store import MediaStore, QuotaExceededError, create_time_us
 from reelcast.server.rpc.abort import abort
+from reelcast.server.rpc.quotas import ResourceQuotas, usage_of
 from reelcast.server.security.callcontext import current_caller, current_is_admin, may_see
-from reelcast.server.storage.job_store import PageCursor
+from reelcast.server.storage.job_store import JobStore, PageCursor
 from reelcast.server.storage.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -65,9 +66,12 @@ class _Refusal(Exception):  # noqa: N818  (a refusal, not an error of ours)
 
 
 class MediaRpcs:
-    """Needs ``self.media`` (the backend's MediaStore) and ``self.media_settings``."""
+    """Needs ``self.media`` (the backend's MediaStore), ``self.store`` (the JobStore, whose videos count
+    in the stored-bytes quota), ``self.quotas`` and ``self.media_settings``."""
 
     media: MediaStore
+    store: JobStore
+    quotas: ResourceQuotas
     media_settings: Settings
     _intakes: asyncio.Semaphore
 
@@ -135,19 +139,15 @@ class MediaRpcs:
                 duration_seconds=prepared.duration_seconds,
             )
             media.create_time.FromMicroseconds(int(time.time() * 1_000_000))
-            quota = Quota(settings.media_quota_bytes, settings.media_quota_count)
+            # The media store checks the media quota, narrowed to what the stored-bytes quota leaves
+            # beside the owner's videos, in one step with the write (quotas.py).
+            usage = await usage_of(self.store, self.media, media.owner)
             try:
-                await self.media.add(media, prepared.path, quota)
-            except QuotaExceededError as over:
+                await self.media.add(media, prepared.path, self.quotas.upload_quota(usage))
+            except QuotaExceededError:
                 _remove_incoming(source)
-                await abort(
-                    context,
-                    ReelcastError(
-                        errors.MEDIA_QUOTA_EXCEEDED,
-                        f"You store {over}; this file of {media.size_bytes} bytes would pass the quota of "
-                        f"{quota.max_count} files and {quota.max_bytes} bytes.",
-                    ),
-                )
+                usage = await usage_of(self.store, self.media, media.owner)
+                await abort(context, self.quotas.upload_refusal(usage, media.size_bytes))
             return job_service_pb2.UploadMediaResponse(media=media)
         finally:
             # At once, not in a thread: the answer (a refusal's too) leaves only when nothing is left here.

@@ -29,6 +29,7 @@ from reelcast.server.media.references import (
 from reelcast.server.media.store import MediaStore
 from reelcast.server.rpc.abort import abort
 from reelcast.server.rpc.media import CONCURRENT_INTAKES, MediaRpcs
+from reelcast.server.rpc.quotas import QuotaRefusalError, ResourceQuotas
 from reelcast.server.rpc.themes import theme_messages, unknown_theme
 from reelcast.server.rpc.voices import installed_voices
 from reelcast.server.rpc.watch import follow_job_events
@@ -96,6 +97,7 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
         self.creation_buckets = TokenBuckets(settings.job_create_rate_per_minute, settings.job_create_burst)
         self.creation_locks = UserLocks()
         self.watch_slots = StreamSlots(settings.max_grpc_streams_per_user)
+        self.quotas = ResourceQuotas(settings, store, self.media)
         self.espeak_data_path = settings.espeak_data_path
 
     async def _owned_job(self, job_id: str, context: Context) -> job_pb2.Job:
@@ -124,35 +126,48 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
             await abort(context, theme_error, [FieldViolation("spec.plan.style", "names no installed theme")])
 
         await self._check_media(spec_references(request.spec), context)
+        # Authentication off: no users, so no counts per user (E021, E022); the resource quotas hold for
+        # the anonymous owner all the same, as the media quota does.
         principal = principal_var.get()
-        if principal is None:  # authentication is off: no users, so no per-user limits
-            job = await self._submit(request, context)
-            return job_service_pb2.CreateJobResponse(job=job)
-        wait = self.creation_buckets.take(principal.user)
-        if wait > 0:
-            await abort(
-                context,
-                ReelcastError(errors.RATE_LIMITED, f"Job creation is limited; retry in {wait:.0f} s."),
-                retry_after_seconds=wait,
-            )
-        async with self.creation_locks.of(principal.user):
-            active = await self.store.list_jobs(
-                principal.user,
-                [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_AWAITING_REVIEW],
-                self.max_active_jobs,
-                None,
-            )
-            if len(active) >= self.max_active_jobs:
+        if principal is not None:
+            wait = self.creation_buckets.take(principal.user)
+            if wait > 0:
                 await abort(
                     context,
-                    ReelcastError(
-                        errors.TOO_MANY_ACTIVE_JOBS,
-                        f"You have {len(active)} unfinished jobs; the limit is {self.max_active_jobs}.",
-                    ),
-                    retry_after_seconds=10.0,
+                    ReelcastError(errors.RATE_LIMITED, f"Job creation is limited; retry in {wait:.0f} s."),
+                    retry_after_seconds=wait,
                 )
+        owner = current_caller()
+        async with self.creation_locks.of(owner):
+            if principal is not None:
+                await self._check_active_jobs(owner, context)
+            await self._check_quotas(owner, with_defaults(request.spec), context)
             job = await self._submit(request, context)
         return job_service_pb2.CreateJobResponse(job=job)
+
+    async def _check_active_jobs(self, owner: str, context: Context) -> None:
+        active = await self.store.list_jobs(
+            owner,
+            [job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_AWAITING_REVIEW],
+            self.max_active_jobs,
+            None,
+        )
+        if len(active) >= self.max_active_jobs:
+            await abort(
+                context,
+                ReelcastError(
+                    errors.TOO_MANY_ACTIVE_JOBS,
+                    f"You have {len(active)} unfinished jobs; the limit is {self.max_active_jobs}.",
+                ),
+                retry_after_seconds=10.0,
+            )
+
+    async def _check_quotas(self, owner: str, spec: job_pb2.JobSpec, context: Context) -> None:
+        """E061/E062 before anything is stored (rpc/quotas.py); the caller holds the owner's lock."""
+        try:
+            await self.quotas.check_new_work(owner, spec)
+        except QuotaRefusalError as refused:
+            await abort(context, refused.error, retry_after_seconds=refused.retry_after_seconds)
 
     async def _check_media(self, references: Sequence[MediaReference], context: Context) -> None:
         """Every media id must be the caller's own, of the kind its field takes (media/references.py)."""
@@ -235,11 +250,16 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
     async def RetryJob(
         self, request: job_service_pb2.RetryJobRequest, context: Context
     ) -> job_service_pb2.RetryJobResponse:
-        await self._owned_job(request.job_id, context)
-        try:
-            job = await self.runner.retry(request.job_id)
-        except ReelcastError as error:
-            await abort(context, error)
+        job = await self._owned_job(request.job_id, context)
+        # A retried job is unfinished again, so it must fit the owner's quotas as a new one would; a job
+        # that cannot be retried gets the runner's E060 instead.
+        async with self.creation_locks.of(job.owner):
+            if job.status in (job_pb2.JOB_STATUS_FAILED, job_pb2.JOB_STATUS_CANCELLED):
+                await self._check_quotas(job.owner, job.spec, context)
+            try:
+                job = await self.runner.retry(request.job_id)
+            except ReelcastError as error:
+                await abort(context, error)
         return job_service_pb2.RetryJobResponse(job=job)
 
     async def DeleteJob(

@@ -134,3 +134,28 @@ async def test_the_largest_allowed_spec_is_accepted(start_secured: SecuredFactor
         }
         response = await secured.http("alice").post("/api/jobs", json=payload)
         assert response.status_code == 201, response.text
+
+
+async def test_resource_quotas_are_per_user_and_answer_429_and_507_with_usage_over_http(
+    start_secured: SecuredFactory,
+) -> None:
+    secured = await start_secured(max_queued_render_seconds_per_user=60.0, max_stored_bytes_per_user=10)
+    alice = secured.http("alice")
+    long_job = {"brief": {"topic": "x"}, "plan": {"targetDurationSeconds": 61}}
+    refused = await alice.post("/api/jobs", json=long_job)
+    assert refused.status_code == 429, refused.text
+    body = refused.json()
+    assert body["errorCode"] == "E061-RENDER_TIME_QUOTA_EXCEEDED"
+    assert "limit of 60 s" in body["detail"] and body["remediation"] and body["correlationId"]
+    assert int(refused.headers["retry-after"]) >= 1
+
+    finished = await secured.create_job("alice")
+    await secured.finish("alice", finished.id)
+    refused = await alice.post("/api/jobs", json={"brief": {"topic": "x"}})
+    assert refused.status_code == 507, refused.text
+    assert refused.json()["errorCode"] == "E062-STORAGE_QUOTA_EXCEEDED"
+    assert "retry-after" not in refused.headers  # waiting frees nothing: deleting does
+    # Bob's quotas are his own.
+    assert (await secured.http("bob").post("/api/jobs", json={"brief": {"topic": "x"}})).status_code == 201
+    assert (await alice.delete(f"/api/jobs/{finished.id}")).status_code == 204
+    assert (await alice.post("/api/jobs", json={"brief": {"topic": "x"}})).status_code == 201

@@ -26,10 +26,12 @@ __all__ = [
     "ORIGIN_NOT_ALLOWED",
     "RANGE_NOT_SATISFIABLE",
     "RATE_LIMITED",
+    "RENDER_TIME_QUOTA_EXCEEDED",
     "REQUEST_TIMEOUT",
     "REVIEW_REVISION_STALE",
     "ROUTE_NOT_FOUND",
     "SERVER_SHUTTING_DOWN",
+    "STORAGE_QUOTA_EXCEEDED",
     "TOO_MANY_ACTIVE_JOBS",
     "TOO_MANY_STREAMS",
     "UNAUTHENTICATED",
@@ -273,4 +275,28 @@ JOB_NOT_RETRYABLE = define(
     "again: create a new job instead.",
     _S.FAILED_PRECONDITION,
     409,
+)
+
+# E061-E069: per-user quotas on resources (server/rpc/quotas.py); the counts are E021-E023.
+RENDER_TIME_QUOTA_EXCEEDED = define(
+    "E061-RENDER_TIME_QUOTA_EXCEEDED",
+    "Too much render time queued",
+    "Your unfinished jobs (queued, running, awaiting review) with this one would add up to more video "
+    "seconds than allowed (REELCAST_MAX_QUEUED_RENDER_SECONDS_PER_USER).",
+    "Wait for some of your jobs to finish, cancel or delete one you no longer need, or ask for a shorter "
+    "video (plan.target_duration_seconds, or a shorter script); then submit again.",
+    _S.RESOURCE_EXHAUSTED,
+    429,
+    ["Cancel a job you no longer need", "Ask for a shorter video", "Retry after the indicated delay"],
+)
+STORAGE_QUOTA_EXCEEDED = define(
+    "E062-STORAGE_QUOTA_EXCEEDED",
+    "Storage quota exceeded",
+    "Your finished videos and uploaded media together take as many bytes as allowed "
+    "(REELCAST_MAX_STORED_BYTES_PER_USER), or this upload would pass it.",
+    "Delete jobs whose videos you no longer need (`reelcast jobs delete ID`, DELETE /api/jobs/{id}) or media "
+    "(`reelcast media delete ID`), then submit again.",
+    _S.RESOURCE_EXHAUSTED,
+    507,
+    ["Delete a finished job you no longer need", "Delete media you no longer use"],
 )

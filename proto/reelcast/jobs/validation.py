@@ -241,6 +241,15 @@ def estimated_narration_seconds(spec: job_pb2.JobSpec) -> float:
     return total
 
 
+def expected_video_seconds(spec: job_pb2.JobSpec) -> float:
+    """How long the video of ``spec`` runs, as far as is known before it is made: a supplied script's
+    estimated narration, else the target duration (the default when unset). What the stage-duration
+    history is bucketed by and what the render-time quota counts."""
+    if spec.script:
+        return estimated_narration_seconds(spec)
+    return spec.plan.target_duration_seconds or DEFAULT_DURATION_SECONDS
+
+
 def with_defaults(spec: job_pb2.JobSpec) -> job_pb2.JobSpec:
     """A copy of a valid ``spec`` with every documented default filled in."""
     filled = job_pb2.JobSpec()

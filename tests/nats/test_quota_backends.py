@@ -1,0 +1,143 @@
+"""Per-user resource quotas on both backends (SQLite and NATS JetStream, tests/nats/conftest.py): queued
+render time (E061) and stored bytes (E062) refuse new jobs, retries and uploads before anything is
+stored, with RESOURCE_EXHAUSTED and the usage in the message; deleting a job frees the quota again.
+
+Authentication is off here, as in the rest of the contract suite: the quotas hold for the anonymous owner,
+as the media quota does (server/rpc/quotas.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from grpc import aio
+
+from reelcast.jobs.status import decode_rpc_error
+from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.server.app import ReelcastServer
+from reelcast.server.config import Settings
+from tests.bridge.conftest import HANG_TIMEOUT
+from tests.media import png_bytes
+from tests.stages import PipelinePlugin
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Stub
+
+RENDER_SECONDS_LIMIT = 60.0
+# Below one finished test video (tests/stages.py writes some 40 bytes) and below any picture.
+STORED_BYTES_LIMIT = 10
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.max_queued_render_seconds_per_user = RENDER_SECONDS_LIMIT
+    settings.max_stored_bytes_per_user = STORED_BYTES_LIMIT
+    return settings
+
+
+def _request(seconds: float) -> job_service_pb2.CreateJobRequest:
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(topic="Otters"), plan=job_pb2.Plan(target_duration_seconds=seconds)
+    )
+    return job_service_pb2.CreateJobRequest(spec=spec)
+
+
+async def _job_count(server: ReelcastServer) -> int:
+    return sum((await server.store.count_by_status()).values())
+
+
+async def _refused(call: object) -> tuple[grpc.StatusCode, str, str]:
+    with pytest.raises(aio.AioRpcError) as failure:
+        await call  # type: ignore[misc]
+    details = decode_rpc_error(failure.value)
+    assert details.correlation_id
+    return failure.value.code(), details.code, details.message
+
+
+async def _until_ended(stub: Stub, job_id: str) -> job_pb2.JobProgress:
+    request = job_service_pb2.WatchJobRequest(job_id=job_id)
+    events = [event async for event in stub.WatchJob(request)]
+    return events[-1]
+
+
+async def test_queued_render_time_past_the_quota_is_refused_before_any_job_and_freed_by_a_delete(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    server.host.register(PipelinePlugin(hang_at="script"), "pipeline")
+    first = (await stub.CreateJob(_request(40))).job
+    await stub.CreateJob(_request(20))  # 60 s in all: at the limit, not past it
+    before = await _job_count(server)
+
+    code, error, message = await _refused(stub.CreateJob(_request(3)))
+
+    assert (code, error) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E061-RENDER_TIME_QUOTA_EXCEEDED")
+    assert "60 s" in message and "2 unfinished jobs" in message
+    assert await _job_count(server) == before  # no job, so no event either
+    await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=first.id))
+    admitted = (await stub.CreateJob(_request(40))).job
+    assert admitted.status == job_pb2.JOB_STATUS_QUEUED
+
+
+async def test_a_retry_past_the_render_time_quota_is_refused_and_the_job_stays_failed(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    server.host.register(PipelinePlugin(fail_at="render", fail_times=1), "pipeline")
+    failed = (await stub.CreateJob(_request(40))).job
+    ended = await asyncio.wait_for(_until_ended(stub, failed.id), HANG_TIMEOUT)
+    assert ended.job_status == job_pb2.JOB_STATUS_FAILED
+    server.host.unregister(name="pipeline")
+    server.host.register(PipelinePlugin(hang_at="script"), "pipeline")
+    waiting = (await stub.CreateJob(_request(40))).job
+    last_sequence = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=failed.id))).job.last_sequence
+
+    code, error, _ = await _refused(stub.RetryJob(job_service_pb2.RetryJobRequest(job_id=failed.id)))
+
+    assert (code, error) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E061-RENDER_TIME_QUOTA_EXCEEDED")
+    job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=failed.id))).job
+    assert (job.status, job.last_sequence) == (job_pb2.JOB_STATUS_FAILED, last_sequence)  # no event
+    await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=waiting.id))
+    retried = (await stub.RetryJob(job_service_pb2.RetryJobRequest(job_id=failed.id))).job
+    assert retried.status == job_pb2.JOB_STATUS_QUEUED
+
+
+async def test_stored_bytes_at_the_quota_refuse_new_jobs_until_a_finished_job_is_deleted(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    server.host.register(PipelinePlugin(), "pipeline")
+    finished = (await stub.CreateJob(_request(3))).job
+    ended = await asyncio.wait_for(_until_ended(stub, finished.id), HANG_TIMEOUT)
+    assert ended.kind == job_pb2.EVENT_KIND_JOB_COMPLETED
+    size = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=finished.id))).job.output.size_bytes
+    assert size >= STORED_BYTES_LIMIT
+    before = await _job_count(server)
+
+    code, error, message = await _refused(stub.CreateJob(_request(3)))
+
+    assert (code, error) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E062-STORAGE_QUOTA_EXCEEDED")
+    assert f"videos keep {size} bytes" in message and f"limit of {STORED_BYTES_LIMIT} bytes" in message
+    assert await _job_count(server) == before
+    await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=finished.id))
+    await stub.CreateJob(_request(3))
+
+
+async def test_an_upload_past_the_stored_bytes_quota_is_refused_with_e062_and_nothing_is_stored(
+    server: ReelcastServer, stub: Stub
+) -> None:
+    data = png_bytes()
+    assert len(data) > STORED_BYTES_LIMIT  # the media quota (500 MiB) alone would take it
+
+    async def messages() -> AsyncIterator[job_service_pb2.UploadMediaRequest]:
+        yield job_service_pb2.UploadMediaRequest(
+            metadata=job_service_pb2.UploadMediaMetadata(file_name="card.png")
+        )
+        yield job_service_pb2.UploadMediaRequest(chunk=data)
+
+    code, error, message = await _refused(stub.UploadMedia(messages()))
+
+    assert (code, error) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "E062-STORAGE_QUOTA_EXCEEDED")
+    assert "would pass it" in message
+    listed = await stub.ListMedia(job_service_pb2.ListMediaRequest())
+    assert list(listed.media) == []
