@@ -82,7 +82,8 @@ class PermissionDeniedError(ReelcastError):
 
 
 class ResourceExhaustedError(ReelcastError):
-    """RESOURCE_EXHAUSTED: a rate or concurrency limit (E021-E023); ``retry_after`` says how long to wait."""
+    """RESOURCE_EXHAUSTED: a rate or concurrency limit (E021-E023) or a quota (E047, E061, E062);
+    ``retry_after`` says how long to wait, when waiting helps."""
 
 
 class OutOfRangeError(ReelcastError):
