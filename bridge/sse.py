@@ -216,6 +216,10 @@ class MultiCursor:
         key = job_key(job_id)
         return self.sequences.get(key, 0), key in self.finished
 
+    def reopen(self, job_id: str) -> None:
+        """The job's log went on past the end this cursor delivered (it was retried)."""
+        self.finished.discard(job_key(job_id))
+
     def advance(self, progress: job_pb2.JobProgress) -> None:
         key = job_key(progress.job_id)
         self.sequences[key] = progress.sequence

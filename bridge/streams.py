@@ -169,8 +169,18 @@ async def events(request: Request) -> Response:
     # Only the jobs this caller may see stay in the cursor: a cursor can never name, or carry forward, a job
     # that the server did not just authorize for this caller.
     cursor = cursor.restricted_to(job_ids)
-    positions = {job_id: cursor.position(job_id) for job_id in job_ids}
-    feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
+    feeds: list[tuple[JobFeed, int]] = []
+    for job_id in job_ids:
+        after, ended = cursor.position(job_id)
+        if not ended:
+            feeds.append((state.hub.feed(job_id), after))
+            continue
+        # The cursor delivered the job's end; only the server knows whether its log went on since (RetryJob),
+        # and a job asked for by name again is likely one that did (the page follows a job it retried).
+        job, _user = await fetch_job_and_caller(request, job_id)
+        if job.last_sequence > after:
+            cursor.reopen(job_id)
+            feeds.append((state.hub.feed(job_id, job.last_sequence), after))
     return _event_stream(state, Subscription(feeds), _multi_frames(cursor), user, "multi")
 
 

@@ -46,6 +46,10 @@ export const listJobs = () => request('GET', '/api/jobs?pageSize=50');
 export const getJob = (jobId) => request('GET', `/api/jobs/${encodeURIComponent(jobId)}`);
 export const createJob = (body) => request('POST', '/api/jobs', body);
 export const cancelJob = (jobId) => request('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`);
+// Runs a Failed or Cancelled job again (a new attempt); answers the job, Queued again.
+export const retryJob = (jobId) => request('POST', `/api/jobs/${encodeURIComponent(jobId)}/retry`);
+// Deletes the job with its files and history; the server cancels a running job first. Answers 204.
+export const deleteJob = (jobId) => request('DELETE', `/api/jobs/${encodeURIComponent(jobId)}`);
 export const updateScript = (jobId, scenes, expectedRevision) =>
   request('PUT', `/api/jobs/${encodeURIComponent(jobId)}/script`, { scenes, expectedRevision });
 export const approveJob = (jobId, scenes) =>

@@ -1,7 +1,7 @@
 // The page's entry point: wires the model, the one multi-job event stream and the views together, and
 // routes between the brief form (#/) and a job (#/jobs/{id}).
 
-import { UNAUTHORIZED_EVENT, cancelJob, getJob, listJobs, whoAmI } from './api.js';
+import { UNAUTHORIZED_EVENT, cancelJob, deleteJob, getJob, listJobs, retryJob, whoAmI } from './api.js';
 import { login, logout } from './auth.js';
 import { FailureModal } from './failure.js';
 import { BriefForm } from './form.js';
@@ -27,6 +27,30 @@ const view = new JobView({
       // 409: it finished first; the stream brings its real end either way.
       if (problem.status !== 409) $('job-live').textContent = `Cancel failed: ${problem.message}`;
     }
+  },
+  // The answer is the job Queued again: the stream then follows its new attempt past the old end.
+  onRetry: async (jobId) => {
+    try {
+      const job = store.upsert(await retryJob(jobId));
+      stream.follow([jobId], { attempt: job?.attempt });
+    } catch (problem) {
+      $('job-live').textContent = `Retry failed: ${problem.message}`;
+    }
+  },
+  onDelete: async (jobId) => {
+    try {
+      await deleteJob(jobId);
+    } catch (problem) {
+      // 404: it is gone already (deleted elsewhere, or by retention).
+      if (problem.status !== 404) {
+        $('job-live').textContent = `Delete failed: ${problem.message}`;
+        return;
+      }
+    }
+    store.remove(jobId);
+    list.remove(jobId);
+    unseenFailures.delete(jobId);
+    if (view.jobId === jobId) window.location.hash = '#/';
   },
   onShowFailure: (jobId) => {
     const job = store.get(jobId);

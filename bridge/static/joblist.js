@@ -53,6 +53,13 @@ export class JobList {
     this.empty.hidden = true;
   }
 
+  remove(jobId) {
+    this.rows.get(jobId)?.remove();
+    this.rows.delete(jobId);
+    if (this.selected === jobId) this.selected = null;
+    this.empty.hidden = this.rows.size > 0;
+  }
+
   select(jobId) {
     this.selected = jobId;
     for (const [id, row] of this.rows) {

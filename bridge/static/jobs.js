@@ -27,6 +27,7 @@ function newJob(jobId) {
     topic: '',
     spec: null,
     status: 'Queued',
+    attempt: 0,
     cancelled: false,
     pct: 0,
     stage: '',
@@ -64,7 +65,31 @@ function setStepStatus(step, status, time) {
   if (step.status === 'Succeeded') step.pct = 100;
 }
 
+// A retry (RetryJob) is the one way back from a final status. The server's rule (recorder.retried): the job is
+// Queued again with no result, and every step it runs again is Pending: all of them after a cancel, else all
+// but the succeeded ones, whose checkpoints the new attempt reuses.
+function startAttempt(job, attempt) {
+  const startOver = job.cancelled;
+  job.attempt = attempt;
+  job.status = 'Queued';
+  job.cancelled = false;
+  job.errors = [];
+  job.output = null;
+  job.finishTime = null;
+  job.etaSeconds = null;
+  if (startOver) job.pct = 0;
+  for (const step of job.steps.values()) {
+    if (!startOver && step.status === 'Succeeded') continue;
+    Object.assign(step, { status: 'Pending', pct: 0, message: '', start: null, end: null, duration: null });
+  }
+}
+
 function mergeSnapshot(job, snapshot) {
+  // A snapshot of a later attempt than the page knows: the job was retried meanwhile.
+  if (typeof snapshot.attempt === 'number' && snapshot.attempt > job.attempt) {
+    if (job.attempt) startAttempt(job, snapshot.attempt);
+    job.attempt = snapshot.attempt;
+  }
   job.spec = snapshot.spec || job.spec;
   job.topic = snapshot.spec?.brief?.topic ?? job.topic;
   job.status = forwardJob(job.status, snapshot.status);
@@ -109,6 +134,11 @@ function applyEvent(job, type, data) {
   if (data.message) job.message = data.message;
   switch (type) {
     case 'job-status':
+      // Every retry event resets the run, also when replayed: the events after it bring the job up to date.
+      if (data.retried) {
+        startAttempt(job, data.attempt || job.attempt + 1);
+        if (typeof data.jobProgressPct === 'number') job.pct = data.jobProgressPct;
+      }
       job.status = forwardJob(job.status, data.status);
       if (job.status === 'Running' && !job.startTime) job.startTime = data.time || null;
       break;
@@ -152,6 +182,9 @@ export class JobStore extends EventTarget {
   constructor() {
     super();
     this.jobs = new Map();
+    // Jobs this page deleted: a snapshot or event still on its way (the cancel before the deletion, its
+    // GET) must not bring one back.
+    this.removed = new Set();
   }
 
   get(jobId) {
@@ -163,12 +196,20 @@ export class JobStore extends EventTarget {
     return [...this.jobs.values()].sort((a, b) => String(b.createTime).localeCompare(String(a.createTime)));
   }
 
+  // Returns the job; undefined for a job this page deleted.
   upsert(snapshot) {
+    if (this.removed.has(snapshot.jobId)) return undefined;
     const job = this.jobs.get(snapshot.jobId) || newJob(snapshot.jobId);
     this.jobs.set(job.id, job);
     mergeSnapshot(job, snapshot);
     this.#changed(job, 'snapshot', null);
     return job;
+  }
+
+  // A deleted job leaves the model (the page deleted it: DeleteJob).
+  remove(jobId) {
+    this.jobs.delete(jobId);
+    this.removed.add(jobId);
   }
 
   // Applies one SSE event; returns the job, or undefined for an event of a job the page does not know.

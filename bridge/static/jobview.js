@@ -1,5 +1,5 @@
 // The job view: the steps with their own bars, durations and messages; the overall bar with an ETA;
-// Cancel; the video with its Download button on success; a failure summary (the modal opens from it).
+// Cancel, Retry (a failed or cancelled job) and Delete (asked in a dialog first); the video with its Download button on success; a failure summary (the modal opens from it).
 // Rows are created once per step name and updated in place: a step can never appear twice.
 
 import { element, formatBytes, formatPct, formatSeconds, formatTime, secondsBetween } from './format.js';
@@ -35,13 +35,18 @@ function formatEta(seconds) {
 }
 
 export class JobView {
-  constructor({ onCancel, onShowFailure, onReviewed }) {
+  // onRetry and onDelete return promises; the view's buttons wait on them.
+  constructor({ onCancel, onRetry, onDelete, onShowFailure, onReviewed }) {
     this.section = $('job-view');
     this.review = new ScriptReview({ onUpdated: onReviewed });
     this.stepsList = $('steps');
     this.video = $('job-video');
     this.cancelButton = $('cancel-job');
+    this.retryButton = $('retry-job');
+    this.deleteButton = $('delete-job');
+    this.deleteDialog = $('delete-dialog');
     this.jobId = null;
+    this.attempt = 0;
     this.rows = new Map();
     this.liveText = '';
     this.cancelButton.addEventListener('click', () => {
@@ -50,7 +55,44 @@ export class JobView {
       this.cancelButton.textContent = 'Cancelling…';
       onCancel(this.jobId);
     });
+    this.retryButton.addEventListener('click', async () => {
+      if (!this.jobId) return;
+      this.retryButton.disabled = true;
+      this.retryButton.textContent = 'Retrying…';
+      await onRetry(this.jobId);
+      this.#resetRetry();
+    });
+    // Deleting cannot be undone, so the dialog asks first, with "Keep it" focused.
+    this.deleteButton.addEventListener('click', () => {
+      if (!this.jobId) return;
+      this.deleteDialog.returnValue = '';
+      this.deleteDialog.dataset.jobId = this.jobId;
+      this.deleteDialog.showModal();
+    });
+    this.deleteDialog.addEventListener('close', async () => {
+      const jobId = this.deleteDialog.dataset.jobId;
+      if (this.deleteDialog.returnValue !== 'delete' || !jobId) return;
+      this.deleteButton.disabled = true;
+      this.deleteButton.textContent = 'Deleting…';
+      await onDelete(jobId);
+      this.#resetDelete();
+    });
     $('show-failure').addEventListener('click', () => this.jobId && onShowFailure(this.jobId));
+  }
+
+  #resetCancel() {
+    this.cancelButton.disabled = false;
+    this.cancelButton.textContent = 'Cancel';
+  }
+
+  #resetRetry() {
+    this.retryButton.disabled = false;
+    this.retryButton.textContent = 'Retry';
+  }
+
+  #resetDelete() {
+    this.deleteButton.disabled = false;
+    this.deleteButton.textContent = 'Delete';
   }
 
   show(job) {
@@ -62,8 +104,10 @@ export class JobView {
       this.video.removeAttribute('poster');
       this.video.replaceChildren();
       this.video.load();
-      this.cancelButton.disabled = false;
-      this.cancelButton.textContent = 'Cancel';
+      this.attempt = job.attempt;
+      this.#resetCancel();
+      this.#resetRetry();
+      this.#resetDelete();
       this.liveText = '';
     }
     this.section.hidden = false;
@@ -145,7 +189,13 @@ export class JobView {
       $('job-live').textContent = live;
     }
 
+    // A new attempt (a retry) can be cancelled again, whatever became of the last one's Cancel.
+    if (job.attempt !== this.attempt) {
+      this.attempt = job.attempt;
+      this.#resetCancel();
+    }
     this.cancelButton.hidden = isFinished(job);
+    this.retryButton.hidden = job.status !== 'Failed';
     this.review.render(job);
     this.#renderResult(job);
     this.#renderFailure(job);

@@ -21,6 +21,10 @@ export class JobStream {
     this.onState = onState;
     this.onFatal = onFatal || (() => {});
     this.active = new Set();
+    // Retried jobs (job id → the attempt followed). A replay from the job's first event brings the old
+    // attempts first: the page already holds the new one (the retry's answer), so they are skipped up to
+    // the retry's own job-status event, and the old end neither ends the job nor shows as a new failure.
+    this.awaitedAttempts = new Map();
     this.cursor = '';
     this.source = null;
     this.retries = 0;
@@ -28,10 +32,12 @@ export class JobStream {
     this.state = 'idle';
   }
 
-  // Follows these jobs (adds to those followed); reconnects only when a job is new to the stream.
-  follow(jobIds) {
+  // Follows these jobs (adds to those followed); reconnects only when a job is new to the stream. `attempt`:
+  // the jobs were retried, and this is the attempt to follow to its end.
+  follow(jobIds, { attempt = 0 } = {}) {
     let added = false;
     for (const jobId of jobIds) {
+      if (attempt) this.awaitedAttempts.set(jobId, attempt);
       if (!this.active.has(jobId)) {
         this.active.add(jobId);
         added = true;
@@ -91,6 +97,11 @@ export class JobStream {
       data = JSON.parse(message.data);
     } catch {
       return;
+    }
+    const awaited = this.awaitedAttempts.get(data.jobId);
+    if (awaited) {
+      if (!(type === 'job-status' && data.retried && data.attempt >= awaited)) return;
+      this.awaitedAttempts.delete(data.jobId);
     }
     this.onEvent(type, data);
     if (TERMINAL_TYPES.has(type)) {

@@ -77,7 +77,10 @@ class Deployment:
         return self.bridge.base_url
 
 
-async def _deploy(root: Path, name: str, auth: bool, **overrides: object) -> Deployment:
+async def _deploy(
+    root: Path, name: str, auth: bool, host: PluginHost | None = None, **overrides: object
+) -> Deployment:
+    """A server (the built-in stages unless ``host`` is given) and its bridge process."""
     settings = Settings(
         data_dir=root / name,
         grpc_listen="127.0.0.1:0",
@@ -86,7 +89,7 @@ async def _deploy(root: Path, name: str, auth: bool, **overrides: object) -> Dep
         auth_required=auth,
         **overrides,  # type: ignore[arg-type]
     )
-    server = ReelcastServer(settings, host=PluginHost.load())
+    server = ReelcastServer(settings, host=host if host is not None else PluginHost.load())
     await server.start()
     api_key = (await server.keys.acreate("web-tester"))[1] if auth else None
     bridge = BridgeProcess(server.target, root / f"bridge-{name}.log", auth)
