@@ -275,7 +275,6 @@ PATHS: dict[str, Any] = {
                 "400": _error("Bad JSON, wrong types, invalid fields (E001, E002)"),
                 "413": _error("Body over 64 KiB (E008)"),
                 "415": _error("Body is not JSON (E012)"),
-                "507": _error("Your videos and media are at the stored-bytes quota (E062)"),
             },
         },
     },
@@ -313,10 +312,12 @@ PATHS: dict[str, Any] = {
                 "404": _error("Unknown job (E003)"),
                 "409": _error("Not Failed or Cancelled (E060)"),
                 "429": {
-                    **_error("Its render time would pass your queued render-time quota (E061)"),
-                    "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait"}},
+                    **_error(
+                        "Its render time would pass your queued render-time quota (E061, with Retry-After), "
+                        "or your videos and media are at the stored-bytes quota (E062)"
+                    ),
+                    "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait (E061)"}},
                 },
-                "507": _error("Your videos and media are at the stored-bytes quota (E062)"),
             },
         }
     },
@@ -442,7 +443,7 @@ PATHS.update(
                     "201": _json("MediaResource", "Stored; Location names the media"),
                     "400": _error("No file part, an empty file, a malformed body (E040)"),
                     "413": _error("File over REELCAST_MEDIA_MAX_BYTES (E041) or over the quota (E047)"),
-                    "507": _error("File would pass the stored-bytes quota, videos included (E062)"),
+                    "429": _error("File would pass the stored-bytes quota, videos included (E062)"),
                     "415": _error("Not multipart/form-data (E012), or content of no supported type (E042)"),
                     "422": _error(
                         "Too many pixels (E043), too long (E044), unreadable (E045), streams (E046)"
@@ -557,10 +558,11 @@ for _path, _item in PATHS.items():
 for _path, _method in (("/api/jobs", "post"), ("/api/jobs/{jobId}/events", "get"), ("/api/events", "get")):
     PATHS[_path][_method]["responses"]["429"] = {
         **_error(
-            "Too many jobs created or unfinished, too much render time queued (E061, POST /api/jobs), or "
-            "too many open event streams (E021, E022, E023)"
+            "Too many jobs created or unfinished, too much render time queued (E061, POST /api/jobs), the "
+            "stored-bytes quota reached (E062, POST /api/jobs, no Retry-After), or too many open event "
+            "streams (E021, E022, E023)"
         ),
-        "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait"}},
+        "headers": {"Retry-After": {"schema": _INT, "description": "Seconds to wait (not with E062)"}},
     }
 
 

@@ -136,7 +136,7 @@ async def test_the_largest_allowed_spec_is_accepted(start_secured: SecuredFactor
         assert response.status_code == 201, response.text
 
 
-async def test_resource_quotas_are_per_user_and_answer_429_and_507_with_usage_over_http(
+async def test_resource_quotas_are_per_user_and_answer_429_with_usage_over_http(
     start_secured: SecuredFactory,
 ) -> None:
     secured = await start_secured(max_queued_render_seconds_per_user=60.0, max_stored_bytes_per_user=10)
@@ -152,7 +152,7 @@ async def test_resource_quotas_are_per_user_and_answer_429_and_507_with_usage_ov
     finished = await secured.create_job("alice")
     await secured.finish("alice", finished.id)
     refused = await alice.post("/api/jobs", json={"brief": {"topic": "x"}})
-    assert refused.status_code == 507, refused.text
+    assert refused.status_code == 429, refused.text
     assert refused.json()["errorCode"] == "E062-STORAGE_QUOTA_EXCEEDED"
     assert "retry-after" not in refused.headers  # waiting frees nothing: deleting does
     # Bob's quotas are his own.

@@ -297,6 +297,6 @@ STORAGE_QUOTA_EXCEEDED = define(
     "Delete jobs whose videos you no longer need (`reelcast jobs delete ID`, DELETE /api/jobs/{id}) or media "
     "(`reelcast media delete ID`), then submit again.",
     _S.RESOURCE_EXHAUSTED,
-    507,
+    429,
     ["Delete a finished job you no longer need", "Delete media you no longer use"],
 )
