@@ -80,8 +80,8 @@ async def test_five_waiting_jobs_count_their_place_down_to_zero_then_run_on_sse_
         assert [event.sequence for event in on_grpc] == ids
         grpc_places = [event.queue_position for event in on_grpc if event.HasField("queue_position")]
         assert grpc_places == places(events)
-        for event, sse in zip(on_grpc, events, strict=True):
-            assert event.HasField("estimated_start") == ("estimatedStartSeconds" in sse.data)
+        for progress, sse in zip(on_grpc, events, strict=True):
+            assert progress.HasField("estimated_start") == ("estimatedStartSeconds" in sse.data)
     # The last one waited longest: 4 jobs ahead of about 1 s each when it was 4th in line (index 4, place 3).
     last = [e for e in streams[-1].events if "estimatedStartSeconds" in e.data]
     assert last[0].data["queuePosition"] == WAITING - 2
