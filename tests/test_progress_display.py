@@ -142,3 +142,28 @@ def test_a_resync_draws_the_steps_of_its_snapshot() -> None:
     lines = drawn(100, [resync])
     assert [line.split()[0] for line in lines] == ["Overall", "Script", "Voice"]
     assert "40%" in row(lines, "Voice")
+
+
+def queued(position: int, wait_seconds: float | None) -> job_pb2.JobProgress:
+    """A waiting job's place event, as the server streams it (runner, queue_positions.py)."""
+    event = job_pb2.JobProgress(
+        job_id="j1", kind=job_pb2.EVENT_KIND_JOB_STATUS, job_status=job_pb2.JOB_STATUS_QUEUED
+    )
+    event.queue_position = position
+    if wait_seconds is not None:
+        event.estimated_start.FromNanoseconds(round(wait_seconds * 1e9))
+    return event
+
+
+def test_a_waiting_job_shows_its_place_in_line_and_when_it_starts() -> None:
+    assert "3rd in line, starts in about 2 min" in row(drawn(120, [queued(2, 130.0)]), "Overall")
+    assert "11th in line, starts in about 1.5 h" in row(drawn(120, [queued(10, 5400.0)]), "Overall")
+    assert "22nd in line" in row(drawn(120, [queued(21, None)]), "Overall")
+    assert "starts" not in row(drawn(120, [queued(21, None)]), "Overall")
+    counted_down = drawn(120, [queued(1, 70.0), queued(0, 20.0)])
+    assert "next in line, starts in under a minute" in row(counted_down, "Overall")
+    # Running: the place is gone.
+    started = job_pb2.JobProgress(
+        job_id="j1", kind=job_pb2.EVENT_KIND_JOB_STATUS, job_status=job_pb2.JOB_STATUS_RUNNING
+    )
+    assert "line" not in row(drawn(120, [queued(0, 20.0), started]), "Overall")
