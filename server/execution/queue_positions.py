@@ -88,10 +88,12 @@ class QueuePositions:
         poll: bool,
         lock_for: Callable[[str], asyncio.Lock],
         running_here: Callable[[str], bool],
+        forget: Callable[[str], None],
     ) -> None:
         """``slots``: how many jobs run at once, None when unknown (NATS); ``poll``: recompute every
         ``interval`` too; ``lock_for`` and ``running_here``: the runner's per-job locks and jobs, so that no
-        place is written over a job its worker has started."""
+        place is written over a job its worker has started; ``forget``: a job left the queue (its lock may
+        go)."""
         self.store = store
         self.notifier = notifier
         self.queue = queue
@@ -100,6 +102,7 @@ class QueuePositions:
         self.poll = poll
         self._lock_for = lock_for
         self._running_here = running_here
+        self._forget = forget
         self._changed = asyncio.Event()
         # When this process last wrote each waiting job's place (monotonic), for the coalescing.
         self._written: dict[str, float] = {}
@@ -127,6 +130,8 @@ class QueuePositions:
 
     async def refresh(self) -> float | None:
         """One pass (see the module docstring). Returns in how many seconds a coalesced place is due."""
+        if not self._written and await self.queue.depth() == 0:
+            return None  # nothing waits: no store read (NATS passes run every interval)
         order = await self.queue.waiting_order(self.store)
         self._history = {}
         unfinished = {job.id: job for job in await self.store.unfinished_jobs()}
@@ -135,6 +140,7 @@ class QueuePositions:
         holding = [job for job in unfinished.values() if job.id not in waiting_ids]
         for gone in self._written.keys() - waiting_ids:
             del self._written[gone]
+            self._forget(gone)
         if not any(job.status == job_pb2.JOB_STATUS_QUEUED for job in waiting):
             return None
         slots = self.slots if self.slots is not None else max(1, len(holding))

@@ -87,6 +87,7 @@ class JobRunner:
             poll=self.cancels.remote,
             lock_for=lambda job_id: self._job_locks.setdefault(job_id, asyncio.Lock()),
             running_here=lambda job_id: job_id in self._running,
+            forget=self._forget_lock,
         )
         self._positions_task: asyncio.Task[None] | None = None
 
@@ -124,6 +125,12 @@ class JobRunner:
                 await worker
         self._workers.clear()
         self._open_for_work.set()
+
+    def _forget_lock(self, job_id: str) -> None:
+        """Drops the lock of a job that left the queue unless someone holds it or the job runs here."""
+        lock = self._job_locks.get(job_id)
+        if lock is not None and not lock.locked() and job_id not in self._running:
+            del self._job_locks[job_id]
 
     # -- requests --------------------------------------------------------------------------------------
 
