@@ -92,6 +92,8 @@ class ProgressDisplay:
         self._console = console
         self._overall = _Row("Overall", state=Text("queued"), eta=UNKNOWN_ETA)
         self._steps: dict[str, _Row] = {}
+        # A waiting job's place in line, on its own line under the rows (a message column would cut it).
+        self._place = ""
         # Redrawn on each event rather than on a timer: nothing on screen changes between events.
         # stdout stays untouched: it carries the command's result, never the progress.
         self._live = Live(self, console=console, auto_refresh=False, redirect_stdout=False, transient=False)
@@ -114,10 +116,10 @@ class ProgressDisplay:
             event.job_status, event.job_percent, event.eta.seconds if event.HasField("eta") else None
         )
         if event.kind == job_pb2.EVENT_KIND_JOB_STATUS:
-            # A waiting job's place stays on the overall row until its next status.
+            # A waiting job's place shows until its next status.
             wait = event.estimated_start.ToNanoseconds() / 1e9 if event.HasField("estimated_start") else None
             place = event.queue_position if event.HasField("queue_position") else None
-            self._overall.message = queue_place_text(place, wait) if place is not None else ""
+            self._place = queue_place_text(place, wait) if place is not None else ""
         if event.kind == job_pb2.EVENT_KIND_RESYNC:
             for step in event.snapshot.steps:
                 if step.status != job_pb2.STEP_STATUS_PENDING:
@@ -173,6 +175,8 @@ class ProgressDisplay:
                 cells.append(Text(row.message, overflow="ellipsis", no_wrap=True))
             table.add_row(*cells)
         yield table
+        if self._place:
+            yield Text(self._place, overflow="ellipsis", no_wrap=True)
 
 
 def ordinal(number: int) -> str:
