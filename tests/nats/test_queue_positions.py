@@ -12,6 +12,8 @@ import pytest
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
+from reelcast.server.execution.recorder import JobRecorder
+from reelcast.server.storage.job_store import ConcurrentWriteError
 from tests.bridge.conftest import HANG_TIMEOUT, BridgeFactory, SseEvent, create_job, read_sse, start_bridge
 from tests.nats.test_retry_backends import grpc_events
 from tests.stages import PipelinePlugin
@@ -143,3 +145,33 @@ async def _events(stub: Stub, job_id: str) -> list[job_pb2.JobProgress]:
         if event.sequence >= last:
             break
     return events
+
+
+async def test_a_job_leaving_the_queue_goes_on_after_places_written_meanwhile(server: ReelcastServer) -> None:
+    """A worker (or a cancel) read the job just before a runner, perhaps in another process, wrote a place:
+    that is no takeover. A place over a stale snapshot, though, is dropped: the newer place is as good."""
+    store, notifier = server.store, server.notifier
+    job = job_pb2.Job(id="placed", owner="o", status=job_pb2.JOB_STATUS_QUEUED, correlation_id="c")
+    first = job_pb2.JobProgress(job_id=job.id, kind=job_pb2.EVENT_KIND_JOB_STATUS, job_status=job.status)
+    await store.create_job(job, first, "")  # stored only: no worker takes it
+    read_by_worker = await store.latest_job(job.id)
+    read_by_other_runner = await store.latest_job(job.id)
+    assert read_by_worker is not None and read_by_other_runner is not None
+
+    placing = job_pb2.Job.FromString(read_by_worker.SerializeToString())
+    await JobRecorder(store, notifier, placing).queue_place(3, 40.0)
+    with pytest.raises(ConcurrentWriteError):
+        await JobRecorder(store, notifier, read_by_other_runner).queue_place(2, 30.0)
+    worker = JobRecorder(store, notifier, read_by_worker)
+    started = await worker.job_status(job_pb2.JOB_STATUS_RUNNING, "Running")
+
+    assert started.sequence == 3 and not started.HasField("queue_position")
+    stored = await store.latest_job(job.id)
+    assert stored is not None and stored.status == job_pb2.JOB_STATUS_RUNNING
+    assert not stored.HasField("queue_position") and not stored.HasField("estimated_start")
+    log = await store.events_after(job.id, 0, 10)
+    assert [(e.sequence, e.queue_position if e.HasField("queue_position") else None) for e in log] == [
+        (1, None),
+        (2, 3),
+        (3, None),
+    ]
