@@ -35,6 +35,7 @@ function newJob(jobId) {
     etaReceivedAt: 0,
     queuePosition: null,
     estimatedStartSeconds: null,
+    queueReceivedAt: 0,
     steps: new Map(),
     output: null,
     errors: [],
