@@ -132,16 +132,20 @@ class QueuePositions:
         """One pass (see the module docstring). Returns in how many seconds a coalesced place is due."""
         if not self._written and await self.queue.depth() == 0:
             return None  # nothing waits: no store read (NATS passes run every interval)
+        # The snapshots first, then the order: a place from a newer order over an older snapshot is refused
+        # by the store if another writer placed the job meanwhile; the other way round, a stale order over
+        # a fresh snapshot, would be written and move a job back.
+        unfinished = {job.id: job for job in await self.store.unfinished_jobs()}
         order = await self.queue.waiting_order(self.store)
         self._history = {}
-        unfinished = {job.id: job for job in await self.store.unfinished_jobs()}
-        waiting = [unfinished[job_id] for job_id in order if job_id in unfinished]
-        waiting_ids = {job.id for job in waiting}
+        waiting_ids = set(order)
         holding = [job for job in unfinished.values() if job.id not in waiting_ids]
         for gone in self._written.keys() - waiting_ids:
             del self._written[gone]
             self._forget(gone)
-        if not any(job.status == job_pb2.JOB_STATUS_QUEUED for job in waiting):
+        # Jobs queued after the snapshots were read keep their place in the order, without a snapshot.
+        waiting = [unfinished.get(job_id) for job_id in order]
+        if not any(job is not None and job.status == job_pb2.JOB_STATUS_QUEUED for job in waiting):
             return None
         slots = self.slots if self.slots is not None else max(1, len(holding))
         free_slots = max(0, slots - len(holding))
@@ -152,8 +156,8 @@ class QueuePositions:
         )
         due_in: float | None = None
         for position, (job, wait) in enumerate(zip(waiting, waits, strict=True)):
-            if job.status != job_pb2.JOB_STATUS_QUEUED or position < free_slots:
-                continue  # not waiting for its place (resuming, or about to start in a free slot)
+            if job is None or job.status != job_pb2.JOB_STATUS_QUEUED or position < free_slots:
+                continue  # not waiting for its place (new, resuming, or about to start in a free slot)
             if job.HasField("queue_position") and job.queue_position == position:
                 continue
             wait_left = self._written.get(job.id, -math.inf) + self.interval - time.monotonic()
@@ -163,7 +167,9 @@ class QueuePositions:
             await self._write(job, position, wait)
         return due_in
 
-    async def _seconds_left(self, job: job_pb2.Job) -> float | None:
+    async def _seconds_left(self, job: job_pb2.Job | None) -> float | None:
+        if job is None:
+            return None
         bucket = duration_bucket(job.spec)
         if bucket not in self._history:
             self._history[bucket] = expected_durations(await self.store.stage_durations(bucket))
