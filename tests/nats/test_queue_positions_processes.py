@@ -5,6 +5,7 @@ it, and each stream still counts down to 0 before Running."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from grpc import aio
@@ -61,7 +62,7 @@ async def test_two_workers_write_each_place_once_and_every_stream_counts_down_to
             continue
         waited += 1
         # Each change written once (no place twice in a row), never back, and the last place is 0.
-        assert all(later < earlier for earlier, later in zip(places, places[1:], strict=False)), places
+        assert all(later < earlier for earlier, later in itertools.pairwise(places)), places
         assert places[-1] == 0, places
         last_place = max(i for i, event in enumerate(log) if event.HasField("queue_position"))
         running = log[last_place + 1]
