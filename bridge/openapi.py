@@ -125,6 +125,14 @@ _EVENT_SCHEMAS = {
             "status": {"enum": _JOB_WORDS},
             "retried": {"type": "boolean", "description": "True on the event of a retry (RetryJob)."},
             "attempt": {**_INT, "description": "The new attempt, on a retry's event."},
+            "queuePosition": {
+                **_INT,
+                "description": "While the job waits for a worker: how many jobs start before it (0: next).",
+            },
+            "estimatedStartSeconds": {
+                **_NUMBER,
+                "description": "With queuePosition, when it can be estimated: the wait until it starts.",
+            },
             **_COMMON_EVENT,
         },
         ["status", "correlationId"],

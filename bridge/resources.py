@@ -203,6 +203,14 @@ class Job(_Answer):
     review: Annotated[
         ScriptReview | None, msgspec.Meta(description="Set once a job with reviewScript wrote its script.")
     ]
+    queue_position: Annotated[
+        int | msgspec.UnsetType,
+        msgspec.Meta(description="While Queued and waiting: how many jobs start before it (0: next)."),
+    ] = msgspec.UNSET
+    estimated_start_seconds: Annotated[
+        Number | msgspec.UnsetType,
+        msgspec.Meta(description="With queuePosition, when known: the estimated wait until it starts."),
+    ] = msgspec.UNSET
 
 
 class JobList(_Answer):
@@ -413,6 +421,12 @@ def job_resource(job: job_pb2.Job) -> Job:
         attempt=job.attempt,
         events_url=f"/api/jobs/{job.id}/events",
         review=review_resource(job),
+        queue_position=job.queue_position if job.HasField("queue_position") else msgspec.UNSET,
+        estimated_start_seconds=(
+            number(job.estimated_start.ToNanoseconds() / 1e9)
+            if job.HasField("queue_position") and job.HasField("estimated_start")
+            else msgspec.UNSET
+        ),
     )
 
 

@@ -56,6 +56,10 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
     data: dict[str, Any]
     if kind == job_pb2.EVENT_KIND_JOB_STATUS:
         data = {"status": JOB_STATUS_WORDS[progress.job_status]}
+        if progress.HasField("queue_position"):  # a waiting job's place (docs/api.md)
+            data["queuePosition"] = progress.queue_position
+            if progress.HasField("estimated_start"):
+                data["estimatedStartSeconds"] = number(progress.estimated_start.ToNanoseconds() / 1e9)
     elif kind == job_pb2.EVENT_KIND_JOB_RETRIED:
         data = {"status": JOB_STATUS_WORDS[progress.job_status], "retried": True, "attempt": progress.attempt}
     elif kind == job_pb2.EVENT_KIND_STEP_STATUS:

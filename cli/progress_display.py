@@ -92,6 +92,8 @@ class ProgressDisplay:
         self._console = console
         self._overall = _Row("Overall", state=Text("queued"), eta=UNKNOWN_ETA)
         self._steps: dict[str, _Row] = {}
+        # A waiting job's place in line, on its own line under the rows (a message column would cut it).
+        self._place = ""
         # Redrawn on each event rather than on a timer: nothing on screen changes between events.
         # stdout stays untouched: it carries the command's result, never the progress.
         self._live = Live(self, console=console, auto_refresh=False, redirect_stdout=False, transient=False)
@@ -113,6 +115,11 @@ class ProgressDisplay:
         self._show_job(
             event.job_status, event.job_percent, event.eta.seconds if event.HasField("eta") else None
         )
+        if event.kind == job_pb2.EVENT_KIND_JOB_STATUS:
+            # A waiting job's place shows until its next status.
+            wait = event.estimated_start.ToNanoseconds() / 1e9 if event.HasField("estimated_start") else None
+            place = event.queue_position if event.HasField("queue_position") else None
+            self._place = queue_place_text(place, wait) if place is not None else ""
         if event.kind == job_pb2.EVENT_KIND_RESYNC:
             for step in event.snapshot.steps:
                 if step.status != job_pb2.STEP_STATUS_PENDING:
@@ -168,6 +175,30 @@ class ProgressDisplay:
                 cells.append(Text(row.message, overflow="ellipsis", no_wrap=True))
             table.add_row(*cells)
         yield table
+        if self._place:
+            yield Text(self._place, overflow="ellipsis", no_wrap=True)
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def about(seconds: float) -> str:
+    """A wait rounded as people say it: "under a minute", "about 2 min", "about 1.5 h"."""
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {round(seconds / 3600, 1):g} h"
+
+
+def queue_place_text(position: int, wait_seconds: float | None) -> str:
+    """A waiting job's place, as the page says it too: "3rd in line, starts in about 2 min". ``position``
+    counts the jobs that start before it, so 0 is "next in line"."""
+    place = "next in line" if position == 0 else f"{ordinal(position + 1)} in line"
+    return place if wait_seconds is None else f"{place}, starts in {about(wait_seconds)}"
 
 
 def _clock(seconds: int) -> str:

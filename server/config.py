@@ -108,6 +108,9 @@ class Settings:
     # Progress events are persisted; ticks closer than this are merged (the latest wins) unless they finish
     # a stage, so a chatty stage cannot flood the log.
     progress_min_interval_seconds: float = setting("REELCAST_PROGRESS_INTERVAL", number, default=0.2)
+    # A waiting job's queue position (execution/queue_positions.py) is written at most once per this long;
+    # on NATS every runner also recomputes the positions this often, since other processes change the queue.
+    queue_position_interval_seconds: float = setting("REELCAST_QUEUE_POSITION_INTERVAL", number, default=1.0)
     disabled_plugins: tuple[str, ...] = setting("REELCAST_DISABLED_PLUGINS", names, default=())
     # A stage that reports no progress for this long is stopped and fails with E305.
     stall_timeout_seconds: float = setting("REELCAST_STALL_TIMEOUT", number, default=90.0)

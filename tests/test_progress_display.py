@@ -142,3 +142,27 @@ def test_a_resync_draws_the_steps_of_its_snapshot() -> None:
     lines = drawn(100, [resync])
     assert [line.split()[0] for line in lines] == ["Overall", "Script", "Voice"]
     assert "40%" in row(lines, "Voice")
+
+
+def queued(position: int, wait_seconds: float | None) -> job_pb2.JobProgress:
+    """A waiting job's place event, as the server streams it (runner, queue_positions.py)."""
+    event = job_pb2.JobProgress(
+        job_id="j1", kind=job_pb2.EVENT_KIND_JOB_STATUS, job_status=job_pb2.JOB_STATUS_QUEUED
+    )
+    event.queue_position = position
+    if wait_seconds is not None:
+        event.estimated_start.FromNanoseconds(round(wait_seconds * 1e9))
+    return event
+
+
+def test_a_waiting_job_shows_its_place_in_line_and_when_it_starts() -> None:
+    assert drawn(80, [queued(2, 130.0)])[-1] == "3rd in line, starts in about 2 min"
+    assert drawn(80, [queued(10, 5400.0)])[-1] == "11th in line, starts in about 1.5 h"
+    assert drawn(80, [queued(21, None)])[-1] == "22nd in line"
+    assert drawn(80, [queued(1, 70.0), queued(0, 20.0)])[-1] == "next in line, starts in under a minute"
+    # Running: the place is gone, only the overall row is left.
+    started = job_pb2.JobProgress(
+        job_id="j1", kind=job_pb2.EVENT_KIND_JOB_STATUS, job_status=job_pb2.JOB_STATUS_RUNNING
+    )
+    lines = drawn(80, [queued(0, 20.0), started])
+    assert len(lines) == 1 and "line" not in lines[0], lines

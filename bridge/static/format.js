@@ -45,3 +45,23 @@ export function element(tag, className, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+// 1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st (as the CLI says it: cli/progress_display.py).
+export function ordinal(number) {
+  const tens = number % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' }[number % 10] || 'th');
+  return `${number}${suffix}`;
+}
+
+// A wait rounded as people say it: "under a minute", "about 2 min", "about 1.5 h".
+export function formatAbout(seconds) {
+  if (seconds < 60) return 'under a minute';
+  if (seconds < 90 * 60) return `about ${Math.round(seconds / 60)} min`;
+  return `about ${Math.round(seconds / 360) / 10} h`;
+}
+
+// A waiting job's place: "3rd in line, starts in about 2 min". ``position`` counts the jobs before it.
+export function formatQueuePlace(position, waitSeconds) {
+  const place = position === 0 ? 'next in line' : `${ordinal(position + 1)} in line`;
+  return typeof waitSeconds === 'number' ? `${place}, starts in ${formatAbout(waitSeconds)}` : place;
+}

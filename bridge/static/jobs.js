@@ -34,6 +34,9 @@ function newJob(jobId) {
     message: '',
     etaSeconds: null,
     etaReceivedAt: 0,
+    queuePosition: null,
+    estimatedStartSeconds: null,
+    queueReceivedAt: 0,
     steps: new Map(),
     output: null,
     errors: [],
@@ -84,6 +87,17 @@ function startAttempt(job, attempt) {
   }
 }
 
+// A waiting job's place (queuePosition, estimatedStartSeconds), from an event or a snapshot; any other
+// status clears it.
+function setQueuePlace(job, data) {
+  const waiting = job.status === 'Queued' && typeof data.queuePosition === 'number';
+  if (!waiting && job.status === 'Queued' && data.status === 'Queued') return; // the creation event
+  job.queuePosition = waiting ? data.queuePosition : null;
+  job.estimatedStartSeconds = waiting && typeof data.estimatedStartSeconds === 'number'
+    ? data.estimatedStartSeconds : null;
+  job.queueReceivedAt = Date.now();
+}
+
 function mergeSnapshot(job, snapshot) {
   // A snapshot of a later attempt than the page knows: the job was retried meanwhile.
   if (typeof snapshot.attempt === 'number' && snapshot.attempt > job.attempt) {
@@ -93,6 +107,7 @@ function mergeSnapshot(job, snapshot) {
   job.spec = snapshot.spec || job.spec;
   job.topic = snapshot.spec?.brief?.topic ?? job.topic;
   job.status = forwardJob(job.status, snapshot.status);
+  setQueuePlace(job, snapshot);
   job.review = snapshot.review ?? job.review;
   job.cancelled = job.cancelled || Boolean(snapshot.cancelled);
   job.pct = grow(job.pct, snapshot.jobProgressPct);
@@ -140,6 +155,7 @@ function applyEvent(job, type, data) {
         if (typeof data.jobProgressPct === 'number') job.pct = data.jobProgressPct;
       }
       job.status = forwardJob(job.status, data.status);
+      setQueuePlace(job, data);
       if (job.status === 'Running' && !job.startTime) job.startTime = data.time || null;
       break;
     case 'step-status': {

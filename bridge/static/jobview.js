@@ -2,7 +2,9 @@
 // Cancel, Retry (a failed or cancelled job) and Delete (asked in a dialog first); the video with its Download button on success; a failure summary (the modal opens from it).
 // Rows are created once per step name and updated in place: a step can never appear twice.
 
-import { element, formatBytes, formatPct, formatSeconds, formatTime, secondsBetween } from './format.js';
+import {
+  element, formatBytes, formatPct, formatQueuePlace, formatSeconds, formatTime, secondsBetween,
+} from './format.js';
 import { isFinished, isStepFinished, jobBadge } from './jobs.js';
 import { ScriptReview } from './review.js';
 
@@ -24,6 +26,14 @@ export function etaSeconds(job) {
   const elapsed = job.startTime ? secondsBetween(job.startTime, null) : null;
   if (elapsed === null || job.pct < 5) return null;
   return (elapsed * (100 - job.pct)) / job.pct;
+}
+
+// A waiting job's place instead of an ETA; its estimated start counts down since it arrived.
+function queuePlace(job) {
+  if (job.status !== 'Queued' || typeof job.queuePosition !== 'number') return null;
+  const wait = typeof job.estimatedStartSeconds === 'number'
+    ? Math.max(0, job.estimatedStartSeconds - (Date.now() - job.queueReceivedAt) / 1000) : null;
+  return formatQueuePlace(job.queuePosition, wait);
 }
 
 // The server's estimate is linear in the overall percent, so a slow last stage can outlive it: past zero
@@ -160,7 +170,7 @@ export class JobView {
     overall.setAttribute('aria-valuetext', `${formatPct(job.pct)} ${word}`);
     $('overall-pct').textContent = formatPct(job.pct);
     const eta = etaSeconds(job);
-    $('job-eta').textContent = formatEta(eta);
+    $('job-eta').textContent = queuePlace(job) ?? formatEta(eta);
 
     for (const step of job.steps.values()) {
       const row = this.#stepRow(step);

@@ -23,12 +23,33 @@ from reelcast.server.storage.notifier import EventNotifier
 
 log = logging.getLogger(__name__)
 
+# How often a write that takes a job out of the queue goes on after queue places written meanwhile.
+QUEUE_PLACE_RETRIES = 5
+
 
 def now_timestamp() -> timestamp_pb2.Timestamp:
     # From time_ns rather than Timestamp.GetCurrentTime, which goes through datetime and costs several times
     # more; every event carries one.
     seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def seconds_duration(seconds: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
+
+
+def queue_place_message(position: int) -> str:
+    return "Queued, next in line" if position == 0 else f"Queued, {position} ahead"
+
+
+def is_queue_place(event: job_pb2.JobProgress) -> bool:
+    return (
+        event.kind == job_pb2.EVENT_KIND_JOB_STATUS
+        and event.job_status == job_pb2.JOB_STATUS_QUEUED
+        and event.HasField("queue_position")
+    )
 
 
 def find_step(job: job_pb2.Job, name: str) -> job_pb2.Step:
@@ -68,6 +89,8 @@ class JobRecorder:
         self._first_reports: dict[str, tuple[float, float]] = {}
         # Set while failed() closes the open steps: the job is ending, an ETA would be meaningless.
         self._ending = False
+        # Set on a recorder that writes queue places (queue_place): it never writes over another writer.
+        self._placing = False
 
     def _event(self, kind: int, message: str, stage: str = "") -> job_pb2.JobProgress:
         job = self.job
@@ -89,9 +112,11 @@ class JobRecorder:
             event.stage_percent = step.percent
         eta = self._eta_seconds()
         if eta is not None:
-            duration = duration_pb2.Duration()
-            duration.FromNanoseconds(round(eta * 1e9))
-            event.eta.CopyFrom(duration)
+            event.eta.CopyFrom(seconds_duration(eta))
+        if job.status == job_pb2.JOB_STATUS_QUEUED and job.HasField("queue_position"):
+            event.queue_position = job.queue_position
+            if job.HasField("estimated_start"):
+                event.estimated_start.CopyFrom(job.estimated_start)
         return event
 
     def _eta_seconds(self) -> float | None:
@@ -111,10 +136,30 @@ class JobRecorder:
         )
 
     async def _append(self, event: job_pb2.JobProgress) -> job_pb2.JobProgress:
-        await self.store.append_event(self.job, event)
+        for _ in range(QUEUE_PLACE_RETRIES):
+            try:
+                await self.store.append_event(self.job, event)
+                break
+            except ConcurrentWriteError:
+                if not await self._after_queue_places():
+                    raise
+        else:
+            raise ConcurrentWriteError(f"job {self.job.id}: queue places kept changing")
         # The event goes along: watchers in this process then serve it from memory instead of the store.
         self.notifier.published(self.job.id, event.sequence, event)
         return event
+
+    async def _after_queue_places(self) -> bool:
+        """A write found newer events in the log. When they are only queue places (queue_positions.py,
+        perhaps from another process) and this is no place write itself, that is no takeover: the write
+        goes on after them (a worker starting the job, a cancel). True when it may be retried."""
+        if self._placing:
+            return False  # the other writer's place is as good as this one
+        newer = await self.store.events_after(self.job.id, self.job.last_sequence, QUEUE_PLACE_RETRIES * 4)
+        if not newer or not all(is_queue_place(event) for event in newer):
+            return False
+        self.job.last_sequence = newer[-1].sequence
+        return True
 
     async def _flush_pending_locked(self) -> None:
         if self._pending_tick is None:
@@ -192,9 +237,31 @@ class JobRecorder:
         async with self._lock:
             await self._flush_pending_locked()
             self.job.status = status  # type: ignore[assignment]
+            # A place in the queue belongs to the queue_place events alone.
+            self._clear_queue_place()
             if status == job_pb2.JOB_STATUS_RUNNING and not self.job.HasField("start_time"):
                 self.job.start_time.CopyFrom(now_timestamp())
             return await self._append(self._event(job_pb2.EVENT_KIND_JOB_STATUS, message, self.job.stage))
+
+    async def queue_place(
+        self, position: int, wait_seconds: float | None, taken: bool = False
+    ) -> job_pb2.JobProgress:
+        """Writes the Queued job's place among the waiting jobs (0: next) and its estimated wait. ``taken``:
+        the worker that took the job writes its last place, after any other writer's places."""
+        async with self._lock:
+            self._placing = not taken
+            job = self.job
+            job.queue_position = position
+            job.ClearField("estimated_start")
+            if wait_seconds is not None:
+                job.estimated_start.CopyFrom(seconds_duration(wait_seconds))
+            return await self._append(
+                self._event(job_pb2.EVENT_KIND_JOB_STATUS, queue_place_message(position))
+            )
+
+    def _clear_queue_place(self) -> None:
+        self.job.ClearField("queue_position")
+        self.job.ClearField("estimated_start")
 
     async def step_status(self, stage: str, status: int, message: str) -> job_pb2.JobProgress:
         async with self._lock:
@@ -255,6 +322,7 @@ class JobRecorder:
             self._pending_tick = None
             self._ending = True
             job = self.job
+            self._clear_queue_place()
             running_end = (
                 job_pb2.STEP_STATUS_CANCELLED
                 if status == job_pb2.JOB_STATUS_CANCELLED
@@ -296,6 +364,7 @@ class JobRecorder:
             job = self.job
             job.attempt += 1
             job.status = job_pb2.JOB_STATUS_QUEUED
+            self._clear_queue_place()
             for field in ("errors", "failure", "finish_time", "output"):
                 job.ClearField(field)
             if not keep_succeeded_steps:

@@ -24,6 +24,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost
 from reelcast.server.config import Settings
 from reelcast.server.execution.pipeline import JobPipeline, failure_details, job_error
+from reelcast.server.execution.queue_positions import QueuePositions
 from reelcast.server.execution.recorder import JobRecorder, now_timestamp
 from reelcast.server.execution.review import is_expired
 from reelcast.server.execution.running_job import RunningJob
@@ -77,6 +78,18 @@ class JobRunner:
         self._idle = asyncio.Event()
         self._idle.set()
         self._pipeline = JobPipeline(settings, self.store, self.notifier, host, self.files, backend.media)
+        self.positions = QueuePositions(
+            self.store,
+            self.notifier,
+            self.queue,
+            slots=None if self.cancels.remote else max(1, settings.max_concurrent_jobs),
+            interval=settings.queue_position_interval_seconds,
+            poll=self.cancels.remote,
+            lock_for=lambda job_id: self._job_locks.setdefault(job_id, asyncio.Lock()),
+            running_here=lambda job_id: job_id in self._running,
+            forget=self._forget_lock,
+        )
+        self._positions_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -89,12 +102,19 @@ class JobRunner:
             return
         for index in range(max(1, self.settings.max_concurrent_jobs)):
             self._workers.append(asyncio.create_task(self._work(), name=f"reelcast-runner-{index}"))
+        self._positions_task = asyncio.create_task(self.positions.run(), name="reelcast-queue-positions")
+        self.positions.changed()
 
     async def stop(self, grace: float = 0.0) -> None:
         """Stops the workers. Running jobs get ``grace`` seconds to finish; those still running after that
         are stopped and stay Running in the store, to resume from their checkpoint on the next start. New
         jobs are still accepted (as Queued) until ``accepting`` is cleared."""
         self._open_for_work.clear()
+        if self._positions_task is not None:
+            self._positions_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._positions_task
+            self._positions_task = None
         if self._running and grace > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)
@@ -105,6 +125,12 @@ class JobRunner:
                 await worker
         self._workers.clear()
         self._open_for_work.set()
+
+    def _forget_lock(self, job_id: str) -> None:
+        """Drops the lock of a job that left the queue unless someone holds it or the job runs here."""
+        lock = self._job_locks.get(job_id)
+        if lock is not None and not lock.locked() and job_id not in self._running:
+            del self._job_locks[job_id]
 
     # -- requests --------------------------------------------------------------------------------------
 
@@ -142,6 +168,7 @@ class JobRunner:
             return duplicate.existing
         self.notifier.published(job.id, 1)
         await self.queue.put(job.id)
+        self.positions.changed()
         return job
 
     def _cancel_here(self, job_id: str) -> None:
@@ -183,6 +210,7 @@ class JobRunner:
                 latest = await self.store.latest_job(job_id)
                 return latest if latest is not None else job
             await self.files.delete(job_id)
+            self.positions.changed()
             return recorder.job
 
     async def retry(self, job_id: str) -> job_pb2.Job:
@@ -209,6 +237,7 @@ class JobRunner:
             except ConcurrentWriteError:
                 raise ReelcastError(errors.JOB_NOT_RETRYABLE, "The job was retried meanwhile.") from None
         await self.queue.put(job_id, event.sequence)
+        self.positions.changed()
         return recorder.job
 
     async def delete(self, job_id: str) -> None:
@@ -275,6 +304,7 @@ class JobRunner:
 
         job = await self._change_waiting_job(job_id, approve)
         await self.queue.put(job_id, job.last_sequence)
+        self.positions.changed()
         return job
 
     async def expire_review(self, job_id: str) -> bool:
@@ -326,6 +356,7 @@ class JobRunner:
         while True:
             await self._open_for_work.wait()
             claim = await self.queue.take()
+            self.positions.changed()
             if not self._open_for_work.is_set():  # draining began while this worker waited
                 await claim.release()
                 continue
@@ -359,6 +390,9 @@ class JobRunner:
                 running = RunningJob(recorder)
                 self._running[job_id] = running
                 self._idle.clear()
+                if job.status == job_pb2.JOB_STATUS_QUEUED and job.queue_position > 0:
+                    # A pass coalesced the count down: the stream shows the last place before Running.
+                    await recorder.queue_place(0, 0.0, taken=True)
             log.info("job %s claimed (redelivered: %s)", job_id, claim.redelivered)
             if self.queue.heartbeat_seconds is not None:  # claims that never lapse need no heartbeat task
                 heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
@@ -391,6 +425,7 @@ class JobRunner:
             if not self._running:
                 self._idle.set()
             self._job_locks.pop(job_id, None)
+            self.positions.changed()
 
     async def _keep_alive(self, claim: Claim) -> None:
         """Heartbeats the claim while the job runs, however long its stages take."""

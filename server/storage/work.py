@@ -58,6 +58,9 @@ class WorkQueue(Protocol):
     async def depth(self) -> int:
         """How many jobs wait for a worker (the ``reelcast_queue_depth`` metric)."""
 
+    async def waiting_order(self, store: JobStore) -> list[str]:
+        """The ids of the jobs that wait for a worker, in the order the scheduler would start them."""
+
 
 CancelHandler = Callable[[str], None]
 

@@ -62,6 +62,12 @@ class LocalWorkQueue:
         # A job cancelled while it waited still counts until a worker takes (and skips) it.
         return self._ids.qsize()
 
+    async def waiting_order(self, store: JobStore) -> list[str]:
+        # FIFO: the queue's own order, without the jobs that ended while they waited (a worker skips them).
+        unfinished = {job.id for job in await store.unfinished_jobs()}
+        waiting = list(self._ids._queue)  # type: ignore[attr-defined]  # asyncio.Queue keeps a deque
+        return [job_id for job_id in dict.fromkeys(waiting) if job_id in unfinished]
+
 
 class LocalCancelBus:
     """One process: the runner signals its own running jobs, so there is nothing to carry."""

@@ -134,6 +134,21 @@ class NatsWorkQueue:
         info = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
         return int(info.num_pending or 0)
 
+    async def waiting_order(self, store: JobStore) -> list[str]:
+        """FIFO: the messages not yet delivered to any worker (after the consumer's delivered stream
+        sequence), in stream order, whose jobs are still Queued. The delivered sequence is read last, so a
+        job taken while the stream was read is not counted. A released job (nak) waits for redelivery below
+        that sequence and is not counted either: it is taken again at once."""
+        queued = {job.id for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED}
+        messages = [
+            (message.seq or 0, (message.data or b"").decode())
+            async for message in stream_messages(self._connection.layout.js, WORK_STREAM, WORK_SUBJECT)
+        ]
+        info = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
+        delivered = info.delivered.stream_seq or 0
+        order = (job_id for seq, job_id in messages if seq > delivered and job_id in queued)
+        return list(dict.fromkeys(order))
+
 
 class NatsCancelBus:
     """A cancel request is a KV flag (``cancel.<id>``, for a worker that claims the job later) and a core NATS

@@ -950,6 +950,8 @@ class Job(_message.Message):
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     REVIEW_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    ESTIMATED_START_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The job's identifier, assigned by the server."""
     owner: _builtins.str
@@ -966,6 +968,10 @@ class Job(_message.Message):
     """The sequence of the latest event in the job's log."""
     attempt: _builtins.int
     """How many times a runner has started the job (more than 1 after a resume)."""
+    queue_position: _builtins.int
+    """Set only while the job is Queued and waits for a worker: how many waiting jobs (of any owner) would
+    start before it; 0 means it is next. Absent when the job did not have to wait.
+    """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
         """One entry per stage, in execution order."""
@@ -1002,6 +1008,10 @@ class Job(_message.Message):
     def review(self) -> Global___ScriptReview:
         """The script under review, set once a job with `JobSpec.review_script` has written its script."""
 
+    @_builtins.property
+    def estimated_start(self) -> _duration_pb2.Duration:
+        """Set with `queue_position`: the estimated wait until the job starts (docs/operations.md)."""
+
     def __init__(
         self,
         *,
@@ -1022,12 +1032,16 @@ class Job(_message.Message):
         last_sequence: _builtins.int = ...,
         attempt: _builtins.int = ...,
         review: Global___ScriptReview | None = ...,
+        queue_position: _builtins.int | None = ...,
+        estimated_start: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "create_time", b"create_time", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
 
@@ -1093,6 +1107,8 @@ class JobProgress(_message.Message):
     FAILURE_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    ESTIMATED_START_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job this event belongs to."""
     sequence: _builtins.int
@@ -1117,6 +1133,10 @@ class JobProgress(_message.Message):
     """The job's correlation id."""
     attempt: _builtins.int
     """Which runner attempt produced the event (more than 1 after a resume)."""
+    queue_position: _builtins.int
+    """On `EVENT_KIND_JOB_STATUS` events of a Queued job that waits for a worker: how many waiting jobs (of any
+    owner) would start before it; 0 means it is next. A new event is written only when this changes.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the change happened."""
@@ -1141,6 +1161,10 @@ class JobProgress(_message.Message):
     def snapshot(self) -> Global___Job:
         """The full job, on `EVENT_KIND_RESYNC` only."""
 
+    @_builtins.property
+    def estimated_start(self) -> _duration_pb2.Duration:
+        """Set with `queue_position`: the estimated wait until the job starts (docs/operations.md)."""
+
     def __init__(
         self,
         *,
@@ -1162,12 +1186,16 @@ class JobProgress(_message.Message):
         failure: Global___FailureDetails | None = ...,
         snapshot: Global___Job | None = ...,
         attempt: _builtins.int = ...,
+        queue_position: _builtins.int | None = ...,
+        estimated_start: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["eta", b"eta", "failure", b"failure", "output", b"output", "snapshot", b"snapshot", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "output", b"output", "queue_position", b"queue_position", "snapshot", b"snapshot", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "queue_position", b"queue_position", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
 
 Global___JobProgress: _TypeAlias = JobProgress  # noqa: Y015
 
