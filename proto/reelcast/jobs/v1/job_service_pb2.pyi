@@ -1151,7 +1151,8 @@ class WatchJobsResponse(_message.Message):
     @_builtins.property
     def event(self) -> _job_pb2.JobProgress:
         """One event of one job (its `job_id` says which), exactly as `WatchJob` sends it; `EVENT_KIND_RESYNC`
-        with `snapshot` after a stale cursor, `EVENT_KIND_JOB_DELETED` when the job is deleted.
+        with `snapshot` after a stale cursor, `EVENT_KIND_JOB_DELETED` when the job is deleted. Unset in the
+        stream's first response, which says where the stream starts.
         """
 
     def __init__(
