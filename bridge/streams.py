@@ -1,4 +1,5 @@
-"""The SSE endpoints: ``/api/jobs/{id}/events`` (one job) and ``/api/events`` (many jobs, one connection).
+"""The SSE endpoints: ``/api/jobs/{id}/events`` (one job) and ``/api/events`` (many jobs, one connection:
+the listed ``?jobs=``, or without a list every job of the caller, bridge/alljobs.py).
 
 Everything that can fail is checked before the response starts (an unknown job is a 404 JSON error, a junk
 ``Last-Event-ID`` a 400). After that the stream only ends: at the terminal event, or when the upstream
@@ -17,12 +18,13 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reelcast.bridge.alljobs import AllJobsSubscription, OpeningMark, opened
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
-from reelcast.bridge.eventstream import EventStreamResponse
+from reelcast.bridge.eventstream import EventSource, EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
 from reelcast.bridge.problems import ApiError
-from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query
+from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query, status_filter_from_query
 from reelcast.bridge.sse import (
     InvalidEventIdError,
     MultiCursor,
@@ -51,7 +53,7 @@ def resume_cursor(request: Request) -> str:
 
 def _event_stream(
     state: BridgeState,
-    subscription: Subscription,
+    subscription: EventSource,
     encode: Callable[[list[ProjectedEvent]], bytes],
     user: str,
     kind: str,
@@ -127,19 +129,35 @@ async def job_events(request: Request) -> Response:
     return _event_stream(state, feed.follow(after), _job_frames, user, "job")
 
 
+async def all_job_events(request: Request) -> Response:
+    """``/api/events`` without ``jobs``: every event of the caller's jobs, those created later too, through
+    one upstream WatchJobs (bridge/alljobs.py); ``label=`` and ``status=`` filter it as they filter the
+    listing. The server checks the cursor: a junk one is its 400 ``E017``, before the stream starts."""
+    state = bridge_state(request)
+    watch = job_service_pb2.WatchJobsRequest(
+        cursor=resume_cursor(request).strip(),
+        label_selector=label_selector_from_query(request),
+        statuses=status_filter_from_query(request),
+    )
+    call = state.jobs.WatchJobs(watch, metadata=grpc_metadata())
+    try:
+        start = await opened(call)
+    except BaseException:
+        call.cancel()
+        raise
+    return _event_stream(state, AllJobsSubscription(call, start), _all_frames, await caller_of(call), "all")
+
+
+def _all_frames(batch: list[ProjectedEvent]) -> bytes:
+    _delivered([event for event in batch if not isinstance(event, OpeningMark)], "all")
+    return b"".join([event.frame for event in batch])
+
+
 async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[str], str]:
-    """The jobs of a multi-job stream and the caller: ``?jobs=`` (each checked with the caller's credential,
-    404 if unknown or not the caller's), else the caller's newest jobs listed now. Jobs created later join on
-    the next connection."""
+    """The jobs of a multi-job stream (``?jobs=``) and the caller: each checked with the caller's
+    credential, 404 if unknown or not the caller's."""
     limit = state.settings.max_stream_jobs
-    raw = request.query_params.get("jobs")
-    if raw is None:
-        listing = job_service_pb2.ListJobsRequest(
-            page_size=limit, label_selector=label_selector_from_query(request)
-        )
-        call = state.jobs.ListJobs(listing, metadata=grpc_metadata())
-        reply = await call
-        return [job.id for job in reply.jobs], await caller_of(call)
+    raw = request.query_params.get("jobs", "")
     job_ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     if not job_ids or len(job_ids) > limit:
         raise ApiError(
@@ -156,6 +174,8 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[st
 
 
 async def events(request: Request) -> Response:
+    if request.query_params.get("jobs") is None:
+        return await all_job_events(request)
     state = bridge_state(request)
     try:
         cursor = MultiCursor.decode(resume_cursor(request))

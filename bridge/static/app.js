@@ -1,5 +1,5 @@
-// The page's entry point: wires the model, the one multi-job event stream and the views together, and
-// routes between the brief form (#/) and a job (#/jobs/{id}).
+// The page's entry point: wires the model, the one event stream of all the user's jobs and the views
+// together, and routes between the brief form (#/) and a job (#/jobs/{id}).
 
 import { UNAUTHORIZED_EVENT, cancelJob, getJob, listJobs, whoAmI } from './api.js';
 import { login, logout } from './auth.js';
@@ -54,8 +54,29 @@ function showConnection({ state, retryInMs, attempt }) {
   $('retry-stream').hidden = state !== 'offline';
 }
 
+// A job the page does not know yet (created in another tab, by the CLI or a script) comes with its first
+// event on the stream of all jobs: its snapshot is fetched once, and the events after it apply as usual.
+const fetching = new Set();
+function onStreamEvent(type, data) {
+  if (data.deleted) {
+    store.jobs.delete(data.jobId);
+    list.remove(data.jobId);
+    return;
+  }
+  if (store.apply(type, data) || !data.jobId) return;
+  if (type === 'resync' && data.job) {
+    store.upsert(data.job);
+    return;
+  }
+  if (fetching.has(data.jobId)) return;
+  fetching.add(data.jobId);
+  getJob(data.jobId)
+    .then((snapshot) => store.upsert(snapshot), () => {})
+    .finally(() => fetching.delete(data.jobId));
+}
+
 const stream = new JobStream({
-  onEvent: (type, data) => store.apply(type, data),
+  onEvent: onStreamEvent,
   onState: showConnection,
   // A stream that fails for good may mean the session ended: any REST call then shows the login form.
   onFatal: () => listJobs().catch(() => {}),
@@ -164,7 +185,7 @@ async function showApp() {
   $('app-view').hidden = false;
   for (const snapshot of jobs) store.upsert(snapshot);
   list.render(store.list());
-  stream.follow(store.list().filter((job) => !isFinished(job)).map((job) => job.id));
+  stream.followAll();
   if (!voicesLoaded) {
     voicesLoaded = true;
     form.loadVoices();

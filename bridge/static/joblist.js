@@ -53,6 +53,13 @@ export class JobList {
     this.empty.hidden = true;
   }
 
+  // Takes a deleted job's row away.
+  remove(jobId) {
+    this.rows.get(jobId)?.remove();
+    this.rows.delete(jobId);
+    this.empty.hidden = this.rows.size > 0;
+  }
+
   select(jobId) {
     this.selected = jobId;
     for (const [id, row] of this.rows) {

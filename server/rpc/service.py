@@ -343,8 +343,9 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[job_service_pb2.WatchJobsResponse]:
         statuses = await _status_filter(request.statuses, context)
         labels = await _label_filter(request.label_selector, context)
-        owner = request.owner or current_caller()
-        if owner != current_caller() and not current_is_admin():
+        # Like ListJobs: the caller's own jobs, an admin's every user's unless it names one.
+        owner: str | None = request.owner or (None if current_is_admin() else current_caller())
+        if owner is not None and owner != current_caller() and not current_is_admin():
             # Refused whether or not that user exists: the answer tells nothing about other users.
             await abort(context, ReelcastError(errors.OWNER_NOT_ALLOWED, "Only an admin may set owner."))
         after = None

@@ -28,6 +28,11 @@ RECHECK_SECONDS = 5.0
 _CURSOR = re.compile(r"^w1([A-Za-z0-9_-]{11})$")
 
 
+# The cursor before every event: a stream from it replays the retained history (or resyncs, once retention
+# forgot some of it).
+BEGINNING = "0"
+
+
 class InvalidCursorError(ValueError):
     """The cursor is not one ``encode_cursor`` made."""
 
@@ -37,7 +42,10 @@ def encode_cursor(position: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    """The feed position of a cursor; InvalidCursorError if it is malformed."""
+    """The feed position of a cursor (``"0"``: the beginning of the retained history); InvalidCursorError
+    if it is malformed."""
+    if cursor == BEGINNING:
+        return 0
     match = _CURSOR.match(cursor)
     if match is None:
         raise InvalidCursorError("is not a cursor of a WatchJobs response")
@@ -49,15 +57,18 @@ def decode_cursor(cursor: str) -> int:
 
 @dataclass(frozen=True)
 class FeedFilter:
-    """Which feed entries one stream sends: one owner's, carrying ``labels``, in ``statuses`` (empty: any).
-    A deletion passes the status filter always: it is how a job leaves the stream."""
+    """Which feed entries one stream sends: one owner's (None: every owner's, an admin's stream), carrying
+    ``labels``, in ``statuses`` (empty: any). A deletion passes the status filter always: it is how a job
+    leaves the stream."""
 
-    owner: str
+    owner: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
     statuses: frozenset[int] = frozenset()
 
     def passes(self, entry: FeedEntry) -> bool:
-        if entry.owner != self.owner or not matches_labels(entry.labels, self.labels):
+        if (self.owner is not None and entry.owner != self.owner) or not matches_labels(
+            entry.labels, self.labels
+        ):
             return False
         event = entry.event
         return (

@@ -1106,13 +1106,15 @@ class WatchJobsRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Where to start: the `cursor` of a response of an earlier `WatchJobs` stream, whose events are then not
-    sent again. Empty means from now: only events stored after the call. The owner, label and status filters
+    sent again. Empty means from now: only events stored after the call; "0" means from the beginning of the
+    retained history (a resync, once retention has forgotten some of it). The owner, label and status filters
     apply whatever the cursor (a cursor is a position in the server's one event order, not a permission), so
     a cursor taken from another stream sends only what this request may see.
     """
     owner: _builtins.str
-    """Admins only: whose jobs to watch; empty means the caller's own (an admin's own jobs too). A non-admin may
-    name only themselves; anyone else is PERMISSION_DENIED `E018-OWNER_NOT_ALLOWED`.
+    """Admins only: whose jobs to watch. Empty means the caller's own, and for an admin every user's (as
+    `ListJobs` answers them). A non-admin may name only themselves; anyone else is PERMISSION_DENIED
+    `E018-OWNER_NOT_ALLOWED`.
     """
     label_selector: _builtins.str
     """Only jobs carrying all these labels, in the syntax of `ListJobsRequest.label_selector`."""

@@ -306,16 +306,16 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJobs(self, request, context):
-        """Streams every event of the caller's jobs (an admin's: of the user named in `owner`) in the order the
-        server stored them, across jobs, and never ends by itself: the first event of a job created later
-        (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. Each response carries the `cursor` to resume
-        after its event; a stream resumed from it has no gap and no duplicate. A job deleted (DeleteJob or
-        retention) sends `EVENT_KIND_JOB_DELETED`. The first response carries no `event`, only the `cursor` of
-        where the stream starts: once it arrives, every later event is sent. A `cursor` older than the retained history first gets one
-        `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then the live events (docs/api.md).
-        A malformed cursor, or one this server never issued, is INVALID_ARGUMENT `E017-INVALID_WATCH_CURSOR`; a
-        non-admin naming another user in `owner` is PERMISSION_DENIED `E018-OWNER_NOT_ALLOWED`. Open streams
-        count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
+        """Streams every event of the caller's jobs (an admin's: of every user, or of the one named in `owner`) in
+        the order the server stored them, across jobs, and never ends by itself. The first event of a job
+        created later (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. The first response carries no
+        `event`, only the `cursor` of where the stream starts: once it arrives, every later event is sent. Each
+        response carries the `cursor` to resume after its event; a stream resumed from it has no gap and no
+        duplicate. A job deleted (DeleteJob or retention) sends `EVENT_KIND_JOB_DELETED`. A `cursor` older than
+        the retained history first gets one `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then
+        the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
+        `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
+        `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
