@@ -406,8 +406,8 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _SSE_RESPONSE,
                 "400": _error(
-                    "Unparsable Last-Event-ID, bad jobs list, label or status (E009, E002), or, without "
-                    "jobs, a cursor the server never issued (E017)"
+                    "Unparsable Last-Event-ID (without jobs: one the server never issued) or bad jobs "
+                    "list, label or status (E009, E002)"
                 ),
                 "404": _error("An unknown job in jobs (E003)"),
             },

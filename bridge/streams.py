@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,7 +24,7 @@ from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.eventstream import EventSource, EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
-from reelcast.bridge.problems import ApiError
+from reelcast.bridge.problems import ApiError, problem_from_rpc_error
 from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query, status_filter_from_query
 from reelcast.bridge.sse import (
     InvalidEventIdError,
@@ -132,7 +133,7 @@ async def job_events(request: Request) -> Response:
 async def all_job_events(request: Request) -> Response:
     """``/api/events`` without ``jobs``: every event of the caller's jobs, those created later too, through
     one upstream WatchJobs (bridge/alljobs.py); ``label=`` and ``status=`` filter it as they filter the
-    listing. The server checks the cursor: a junk one is its 400 ``E017``, before the stream starts."""
+    listing. The server checks the cursor: a junk one is a 400 ``E009`` before the stream starts."""
     state = bridge_state(request)
     watch = job_service_pb2.WatchJobsRequest(
         cursor=resume_cursor(request).strip(),
@@ -142,6 +143,12 @@ async def all_job_events(request: Request) -> Response:
     call = state.jobs.WatchJobs(watch, metadata=grpc_metadata())
     try:
         start = await opened(call)
+    except grpc.RpcError as refused:
+        call.cancel()
+        if problem_from_rpc_error(refused).error is errors.INVALID_WATCH_CURSOR:
+            # The SSE surface's code for a bad Last-Event-ID, as on the other streams.
+            raise _invalid_multi_id() from None
+        raise
     except BaseException:
         call.cancel()
         raise
@@ -180,11 +187,7 @@ async def events(request: Request) -> Response:
     try:
         cursor = MultiCursor.decode(resume_cursor(request))
     except InvalidEventIdError:
-        raise ApiError(
-            errors.INVALID_EVENT_ID,
-            "Last-Event-ID must be an id of this stream.",
-            [FieldViolation("Last-Event-ID", "is not a cursor issued by /api/events")],
-        ) from None
+        raise _invalid_multi_id() from None
     job_ids, user = await _stream_job_ids(request, state)
     # Only the jobs this caller may see stay in the cursor: a cursor can never name, or carry forward, a job
     # that the server did not just authorize for this caller.
@@ -192,6 +195,14 @@ async def events(request: Request) -> Response:
     positions = {job_id: cursor.position(job_id) for job_id in job_ids}
     feeds = [(state.hub.feed(job_id), positions[job_id][0]) for job_id in job_ids if not positions[job_id][1]]
     return _event_stream(state, Subscription(feeds), _multi_frames(cursor), user, "multi")
+
+
+def _invalid_multi_id() -> ApiError:
+    return ApiError(
+        errors.INVALID_EVENT_ID,
+        "Last-Event-ID must be an id of this stream.",
+        [FieldViolation("Last-Event-ID", "is not a cursor issued by /api/events")],
+    )
 
 
 def _multi_frames(cursor: MultiCursor) -> Callable[[list[ProjectedEvent]], bytes]:

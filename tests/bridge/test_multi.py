@@ -125,4 +125,4 @@ async def test_without_a_job_list_the_stream_carries_jobs_created_after_it_opene
         head = whole.events[: int(cut) + 1] if cut else []
         assert head + rest.events == whole.events, cut
     junk = await client.get("/api/events", headers={"Last-Event-ID": "not-a-cursor"})
-    assert junk.status_code == 400 and junk.json()["errorCode"] == "E017-INVALID_WATCH_CURSOR"
+    assert junk.status_code == 400 and junk.json()["errorCode"] == "E009-INVALID_EVENT_ID"
