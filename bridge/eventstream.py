@@ -18,13 +18,31 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reelcast.bridge.metrics import CONNECTIONS_BY_KIND
 from reelcast.bridge.sse import ProjectedEvent, ping_frame
-from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError, Subscription
+from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError
+
+
+class EventSource(Protocol):
+    """What a stream writes from: :class:`~reelcast.bridge.upstream.Subscription` (per-job feeds) or
+    :class:`~reelcast.bridge.alljobs.AllJobsSubscription` (WatchJobs)."""
+
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def interrupted(self) -> bool: ...
+    @property
+    def waiting(self) -> bool: ...
+    async def next_batch(self) -> list[ProjectedEvent] | None: ...
+    def interrupt(self) -> None: ...
+    def wake(self) -> None: ...
+    def close(self) -> None: ...
+
 
 PING = ping_frame()
 SSE_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
@@ -79,7 +97,7 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        subscription: Subscription,
+        subscription: EventSource,
         encode: Callable[[list[ProjectedEvent]], bytes],
         *,
         kind: str,

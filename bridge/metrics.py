@@ -21,8 +21,8 @@ from starlette.responses import Response
 # From a millisecond (the push path on one machine) to ten seconds (a stalled client or upstream).
 DELIVERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# ``job``: /api/jobs/{id}/events; ``multi``: /api/events.
-STREAM_KINDS = ("job", "multi")
+# ``job``: /api/jobs/{id}/events; ``multi``: /api/events?jobs=; ``all``: /api/events (WatchJobs).
+STREAM_KINDS = ("job", "multi", "all")
 
 SSE_CONNECTIONS = Gauge("reelcast_sse_connections", "Open SSE connections, by stream kind.", ["stream"])
 SSE_EVENTS_SENT = Counter(

@@ -175,8 +175,9 @@ _SSE_DESCRIPTION = (
     "text/event-stream. Each event is one JobProgress: `event:` is one of "
     + ", ".join(f"`{n}`" for n in _EVENT_SCHEMAS)
     + "; `data:` is JSON (schemas Event-*); `id:` is the job's event sequence (single job) or a cursor of "
-    "per-job sequences (/api/events). A `: ping` comment is sent at once (with `retry:`) and every heartbeat "
-    "interval. The stream closes after the terminal event (`job-completed` or `job-failed`). Reconnect with "
+    "per-job sequences (/api/events?jobs=) or the WatchJobs cursor (/api/events). A `: ping` comment is "
+    "sent at once (with `retry:`) and every heartbeat interval. The stream closes after the terminal event "
+    "(`job-completed` or `job-failed`); /api/events without jobs never closes. Reconnect with "
     "Last-Event-ID to resume exactly; a cursor older than the kept history yields `resync` with a snapshot. "
     "Responses carry Cache-Control: no-store and X-Accel-Buffering: no and are never compressed. "
     "See docs/api.md."
@@ -394,13 +395,24 @@ PATHS: dict[str, Any] = {
     "/api/events": {
         "get": {
             "summary": "Many jobs' events on one connection; each event adds jobId",
-            "description": "Without `jobs`, carries the caller's newest jobs (those with every `label`) as "
-            "listed at connect time; jobs created later join on the next connection.",
+            "description": "With `jobs`, those jobs until each has ended. Without `jobs`, every job of the "
+            "caller (an admin's: every user's) from now on, those created later too (a job's first event, "
+            "`job-status` Queued, is its creation), on a stream that never ends: the gRPC WatchJobs stream, "
+            "whose opaque cursor is each event's `id:` (and the first frame's, an `id:` alone: where the "
+            "stream starts). `lastEventId=0` starts from the beginning of the retained history; a cursor "
+            "older than it yields one `resync` per job. A deleted job sends `job-failed` with `deleted`.",
             "parameters": [
                 {"name": "jobs", "in": "query", "schema": _STRING, "description": "Comma-separated job ids"},
                 {
                     **_LABEL_FILTER,
                     "description": "Without `jobs`: only jobs carrying these labels. " + _LABEL_TERMS,
+                },
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": _STATUS_FILTER},
+                    "description": "Without `jobs`: only events whose job is then in one of these statuses "
+                    "(a deletion always passes). Comma-separated words: " + ", ".join(_JOB_WORDS),
                 },
                 _LAST_EVENT_ID,
                 _LAST_EVENT_ID_QUERY,
@@ -408,7 +420,10 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _SSE_RESPONSE,
-                "400": _error("Unparsable Last-Event-ID or bad jobs list (E009, E002)"),
+                "400": _error(
+                    "Unparsable Last-Event-ID (without jobs: one the server never issued) or bad jobs "
+                    "list, label or status (E009, E002)"
+                ),
                 "404": _error("An unknown job in jobs (E003)"),
             },
         }

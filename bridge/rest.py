@@ -166,12 +166,11 @@ def label_selector_from_query(request: Request) -> str:
     return ",".join(request.query_params.getlist("label"))
 
 
-async def list_jobs(request: Request) -> Response:
-    state = bridge_state(request)
-    params = request.query_params
-    page_size = page_size_param(params)
+def status_filter_from_query(request: Request) -> list[job_pb2.JobStatus.ValueType]:
+    """``?status=Running,Failed``: the statuses a listing or a stream is filtered by (400 for a word that
+    names none)."""
     statuses: list[job_pb2.JobStatus.ValueType] = []
-    for word in filter(None, params.get("status", "").split(",")):
+    for word in filter(None, request.query_params.get("status", "").split(",")):
         if word not in JOB_STATUS_FILTERS:
             raise ApiError(
                 errors.INVALID_REQUEST,
@@ -179,6 +178,14 @@ async def list_jobs(request: Request) -> Response:
                 [FieldViolation("status", f"must be one of {', '.join(JOB_STATUS_FILTERS)}")],
             )
         statuses.extend(JOB_STATUS_FILTERS[word])
+    return statuses
+
+
+async def list_jobs(request: Request) -> Response:
+    state = bridge_state(request)
+    params = request.query_params
+    page_size = page_size_param(params)
+    statuses = status_filter_from_query(request)
     reply = await state.jobs.ListJobs(
         job_service_pb2.ListJobsRequest(
             page_size=page_size,

@@ -5,8 +5,9 @@ before. That is what makes ``id:`` = ``sequence`` a complete resume cursor (Aura
 connection, so it could not resume). Names and fields are the seed's contract, written exactly; extra fields
 (``jobProgressPct``, ``message``, ``time``...) are additions that clients may ignore.
 
-Multi-job streams (``/api/events``) carry a :class:`MultiCursor` as the id: the per-job sequences of every
-job delivered so far, so one id resumes every job exactly.
+Multi-job streams (``/api/events?jobs=``) carry a :class:`MultiCursor` as the id: the per-job sequences of
+every job delivered so far, so one id resumes every job exactly. The stream of all the caller's jobs
+(``/api/events`` without ``jobs``, bridge/alljobs.py) carries the server's WatchJobs cursor instead.
 
 The bridge frames SSE itself (``id:``, ``event:``, one ``data:`` line, ``: ping`` comments, ``retry:``), with
 CRLF line ends as sse-starlette writes them. sse-starlette is a dev dependency only, the tests' oracle
@@ -136,12 +137,16 @@ class ProjectedEvent:
 
     def multi_frame(self, cursor: MultiCursor) -> bytes:
         """The multi-job stream's frame; only its ``id:`` (the connection's cursor) is per connection."""
+        return self.frame_with_id(cursor.encode())
+
+    def frame_with_id(self, event_id: str) -> bytes:
+        """The frame of a stream of several jobs (``data`` with ``jobId``) under ``event_id``."""
         if self._multi_data is None:
             self._multi_data = b"\r\nevent: %s\r\ndata: %s\r\n\r\n" % (
                 EVENT_NAMES[self.kind].encode(),
                 orjson.dumps({"jobId": self.job_id, **event_data(self.progress)}),
             )
-        return b"id: " + cursor.encode().encode() + self._multi_data
+        return b"id: " + event_id.encode() + self._multi_data
 
 
 def ping_frame(retry_ms: int | None = None) -> bytes:

@@ -1,4 +1,5 @@
-"""The SSE endpoints: ``/api/jobs/{id}/events`` (one job) and ``/api/events`` (many jobs, one connection).
+"""The SSE endpoints: ``/api/jobs/{id}/events`` (one job) and ``/api/events`` (many jobs, one connection:
+the listed ``?jobs=``, or without a list every job of the caller, bridge/alljobs.py).
 
 Everything that can fail is checked before the response starts (an unknown job is a 404 JSON error, a junk
 ``Last-Event-ID`` a 400). After that the stream only ends: at the terminal event, or when the upstream
@@ -14,15 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reelcast.bridge.alljobs import AllJobsSubscription, OpeningMark, opened
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
-from reelcast.bridge.eventstream import EventStreamResponse
+from reelcast.bridge.eventstream import EventSource, EventStreamResponse
 from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
-from reelcast.bridge.problems import ApiError
-from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query
+from reelcast.bridge.problems import ApiError, problem_from_rpc_error
+from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query, status_filter_from_query
 from reelcast.bridge.sse import (
     InvalidEventIdError,
     MultiCursor,
@@ -51,7 +54,7 @@ def resume_cursor(request: Request) -> str:
 
 def _event_stream(
     state: BridgeState,
-    subscription: Subscription,
+    subscription: EventSource,
     encode: Callable[[list[ProjectedEvent]], bytes],
     user: str,
     kind: str,
@@ -127,19 +130,41 @@ async def job_events(request: Request) -> Response:
     return _event_stream(state, feed.follow(after), _job_frames, user, "job")
 
 
+async def all_job_events(request: Request) -> Response:
+    """``/api/events`` without ``jobs``: every event of the caller's jobs, those created later too, through
+    one upstream WatchJobs (bridge/alljobs.py); ``label=`` and ``status=`` filter it as they filter the
+    listing. The server checks the cursor: a junk one is a 400 ``E009`` before the stream starts."""
+    state = bridge_state(request)
+    watch = job_service_pb2.WatchJobsRequest(
+        cursor=resume_cursor(request).strip(),
+        label_selector=label_selector_from_query(request),
+        statuses=status_filter_from_query(request),
+    )
+    call = state.jobs.WatchJobs(watch, metadata=grpc_metadata())
+    try:
+        start = await opened(call)
+    except grpc.RpcError as refused:
+        call.cancel()
+        if problem_from_rpc_error(refused).error is errors.INVALID_WATCH_CURSOR:
+            # The SSE surface's code for a bad Last-Event-ID, as on the other streams.
+            raise _invalid_multi_id() from None
+        raise
+    except BaseException:
+        call.cancel()
+        raise
+    return _event_stream(state, AllJobsSubscription(call, start), _all_frames, await caller_of(call), "all")
+
+
+def _all_frames(batch: list[ProjectedEvent]) -> bytes:
+    _delivered([event for event in batch if not isinstance(event, OpeningMark)], "all")
+    return b"".join([event.frame for event in batch])
+
+
 async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[str], str]:
-    """The jobs of a multi-job stream and the caller: ``?jobs=`` (each checked with the caller's credential,
-    404 if unknown or not the caller's), else the caller's newest jobs listed now. Jobs created later join on
-    the next connection."""
+    """The jobs of a multi-job stream (``?jobs=``) and the caller: each checked with the caller's
+    credential, 404 if unknown or not the caller's."""
     limit = state.settings.max_stream_jobs
-    raw = request.query_params.get("jobs")
-    if raw is None:
-        listing = job_service_pb2.ListJobsRequest(
-            page_size=limit, label_selector=label_selector_from_query(request)
-        )
-        call = state.jobs.ListJobs(listing, metadata=grpc_metadata())
-        reply = await call
-        return [job.id for job in reply.jobs], await caller_of(call)
+    raw = request.query_params.get("jobs", "")
     job_ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     if not job_ids or len(job_ids) > limit:
         raise ApiError(
@@ -156,15 +181,13 @@ async def _stream_job_ids(request: Request, state: BridgeState) -> tuple[list[st
 
 
 async def events(request: Request) -> Response:
+    if request.query_params.get("jobs") is None:
+        return await all_job_events(request)
     state = bridge_state(request)
     try:
         cursor = MultiCursor.decode(resume_cursor(request))
     except InvalidEventIdError:
-        raise ApiError(
-            errors.INVALID_EVENT_ID,
-            "Last-Event-ID must be an id of this stream.",
-            [FieldViolation("Last-Event-ID", "is not a cursor issued by /api/events")],
-        ) from None
+        raise _invalid_multi_id() from None
     job_ids, user = await _stream_job_ids(request, state)
     # Only the jobs this caller may see stay in the cursor: a cursor can never name, or carry forward, a job
     # that the server did not just authorize for this caller.
@@ -182,6 +205,14 @@ async def events(request: Request) -> Response:
             cursor.reopen(job_id)
             feeds.append((state.hub.feed(job_id, job.last_sequence), after))
     return _event_stream(state, Subscription(feeds), _multi_frames(cursor), user, "multi")
+
+
+def _invalid_multi_id() -> ApiError:
+    return ApiError(
+        errors.INVALID_EVENT_ID,
+        "Last-Event-ID must be an id of this stream.",
+        [FieldViolation("Last-Event-ID", "is not a cursor issued by /api/events")],
+    )
 
 
 def _multi_frames(cursor: MultiCursor) -> Callable[[list[ProjectedEvent]], bytes]:

@@ -14,7 +14,7 @@ import grpc
 from grpc import aio
 
 from reelcast.client.connection import ClientBase
-from reelcast.client.errors import CallCancelledError, ReelcastError, from_rpc_error
+from reelcast.client.errors import CallCancelledError, ReelcastError, UnavailableError, from_rpc_error
 from reelcast.client.retry import RetryPolicy
 from reelcast.client.spec import (
     SpecFields,
@@ -22,8 +22,9 @@ from reelcast.client.spec import (
     create_request,
     list_request,
     scene_messages,
+    watch_jobs_request,
 )
-from reelcast.client.watch import WatchState
+from reelcast.client.watch import FeedWatchState, WatchState
 from reelcast.jobs.metadata import new_correlation_id
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
@@ -298,6 +299,46 @@ class AsyncClient(ClientBase):
             finally:
                 call.cancel()
             if self._closed:  # the call was cancelled by close(), not by the server
+                raise error
+            await asyncio.sleep(state.delay_after(error))
+
+    async def watch_jobs(
+        self,
+        cursor: str = "",
+        *,
+        owner: str = "",
+        statuses: Iterable[job_pb2.JobStatus.ValueType | str] = (),
+        labels: Mapping[str, str] | str = "",
+        retry: RetryPolicy | None = None,
+        correlation_id: str | None = None,
+    ) -> AsyncGenerator[job_service_pb2.WatchJobsResponse, None]:
+        """Every event of the caller's jobs (an admin's: ``owner``'s) after ``cursor`` (empty: from now),
+        including jobs created later, each as a response with its ``event`` and the ``cursor`` to resume after
+        it; ``statuses`` and ``labels`` filter them as in ``list_jobs``. The first response has no event, only
+        the cursor where the stream starts (it is open: what is stored from then on comes). The stream never
+        ends by itself. A broken stream is resumed from the last cursor received, like ``watch_job``."""
+        request = watch_jobs_request(cursor, owner, statuses, labels)
+        state = FeedWatchState(request, retry or self.connection.retry)
+        sent = self.connection.call_correlation_id(correlation_id)
+        metadata = self.connection.metadata(sent)
+        while True:
+            call = self._service().WatchJobs(state.request(), metadata=metadata)
+            error: ReelcastError
+            try:
+                async for response in call:
+                    if state.accept(response):
+                        yield response
+                error = UnavailableError(
+                    grpc.StatusCode.UNAVAILABLE, "the WatchJobs stream ended", correlation_id=sent
+                )
+            except grpc.RpcError as failure:
+                error = from_rpc_error(failure, sent)
+            except asyncio.CancelledError:
+                self._raise_if_closed(sent)
+                raise
+            finally:
+                call.cancel()
+            if self._closed:
                 raise error
             await asyncio.sleep(state.delay_after(error))
 

@@ -81,14 +81,8 @@ def create_request(
     return job_service_pb2.CreateJobRequest(spec=message, request_id=request_id)
 
 
-def list_request(
-    page_size: int,
-    page_token: str,
-    statuses: Iterable[job_pb2.JobStatus.ValueType | str],
-    labels: Mapping[str, str] | str = "",
-) -> job_service_pb2.ListJobsRequest:
-    """A ``ListJobsRequest``; a status may be given by name ("running" or "JOB_STATUS_RUNNING"), and the
-    labels every job must carry as a mapping or as a selector (``"team=video,env=prod"``)."""
+def status_values(statuses: Iterable[job_pb2.JobStatus.ValueType | str]) -> list[job_pb2.JobStatus.ValueType]:
+    """Statuses given by value or by name ("running" or "JOB_STATUS_RUNNING")."""
     values: list[job_pb2.JobStatus.ValueType] = []
     for status in statuses:
         if isinstance(status, str):
@@ -100,9 +94,33 @@ def list_request(
                 raise ValueError(f"unknown job status {status!r}") from None
         else:
             values.append(status)
+    return values
+
+
+def list_request(
+    page_size: int,
+    page_token: str,
+    statuses: Iterable[job_pb2.JobStatus.ValueType | str],
+    labels: Mapping[str, str] | str = "",
+) -> job_service_pb2.ListJobsRequest:
+    """A ``ListJobsRequest``; a status may be given by name ("running" or "JOB_STATUS_RUNNING"), and the
+    labels every job must carry as a mapping or as a selector (``"team=video,env=prod"``)."""
     selector = labels if isinstance(labels, str) else format_label_selector(labels)
     return job_service_pb2.ListJobsRequest(
-        page_size=page_size, page_token=page_token, statuses=values, label_selector=selector
+        page_size=page_size, page_token=page_token, statuses=status_values(statuses), label_selector=selector
+    )
+
+
+def watch_jobs_request(
+    cursor: str,
+    owner: str,
+    statuses: Iterable[job_pb2.JobStatus.ValueType | str],
+    labels: Mapping[str, str] | str = "",
+) -> job_service_pb2.WatchJobsRequest:
+    """A ``WatchJobsRequest``, its filters given as to :func:`list_request`."""
+    selector = labels if isinstance(labels, str) else format_label_selector(labels)
+    return job_service_pb2.WatchJobsRequest(
+        cursor=cursor, owner=owner, statuses=status_values(statuses), label_selector=selector
     )
 
 

@@ -22,9 +22,9 @@ What the wrapper adds, and nothing else:
   they would on one ``grpc.aio`` channel.
 - **Running event loops.** A client works inside someone else's running event loop too, because its own loop
   is on another thread; the caller's loop is blocked meanwhile, as by any blocking call.
-- **Iterators.** ``watch_job``, ``list_jobs`` and ``read_artifact`` are generators that fetch one item per
-  ``next``. Closing one early (``break``, ``close()``, garbage collection) closes the async generator, and
-  that cancels the stream.
+- **Iterators.** ``watch_job``, ``watch_jobs``, ``list_jobs`` and ``read_artifact`` are generators that
+  fetch one item per ``next``. Closing one early (``break``, ``close()``, garbage collection) closes the async
+  generator, and that cancels the stream.
 - **Ctrl+C.** KeyboardInterrupt reaches a blocked caller within 0.1 s. The call is cancelled first, so the
   client stays usable.
 - **Close.** :meth:`Client.close` closes the channel (calls in flight end with CallCancelledError, as on
@@ -214,6 +214,7 @@ class Client(ClientBase):
     approve_job = _Blocking(AsyncClient.approve_job)
     list_stages = _Blocking(AsyncClient.list_stages)
     watch_job = _BlockingIterator(AsyncClient.watch_job)
+    watch_jobs = _BlockingIterator(AsyncClient.watch_jobs)
     read_artifact = _BlockingIterator(AsyncClient.read_artifact)
     upload_media = _Blocking(AsyncClient.upload_media)
     get_media = _Blocking(AsyncClient.get_media)

@@ -48,7 +48,7 @@ def served(
 @pytest.fixture(scope="module")
 def api_schema(served: ServerProcess) -> Any:
     loaded = schemathesis.openapi.from_url(f"{served.http_base}/api/openapi.json")
-    # /api/events without jobs= streams the caller's jobs until they end; its error paths are covered by
+    # /api/events without jobs= streams the caller's jobs and never ends; its error paths are covered by
     # tests/bridge. A job's own stream is kept: generated job ids name no job, so its headers (Last-Event-ID)
     # and parameters meet the checks that run before any stream starts.
     return loaded.exclude(path_regex=r"^/api/events$")

@@ -1,5 +1,5 @@
-// The page's entry point: wires the model, the one multi-job event stream and the views together, and
-// routes between the brief form (#/) and a job (#/jobs/{id}).
+// The page's entry point: wires the model, the one event stream of all the user's jobs and the views
+// together, and routes between the brief form (#/) and a job (#/jobs/{id}).
 
 import { UNAUTHORIZED_EVENT, cancelJob, deleteJob, getJob, listJobs, retryJob, whoAmI } from './api.js';
 import { login, logout } from './auth.js';
@@ -78,8 +78,65 @@ function showConnection({ state, retryInMs, attempt }) {
   $('retry-stream').hidden = state !== 'offline';
 }
 
+// A job the page does not know yet (created in another tab, by the CLI or a script) comes with its first
+// event on the stream of all jobs: its events wait in `pending` while its snapshot is fetched, then apply in
+// order. While this page's own creation is on its way (`creating`), the snapshot is not fetched: the
+// creation's answer is that snapshot, and the job's events then replay once its view is shown.
+const pending = new Map();
+let creating = null;
+
+function onStreamEvent(type, data) {
+  if (!data.jobId) return;
+  if (data.deleted) {
+    pending.delete(data.jobId);
+    store.jobs.delete(data.jobId);
+    list.remove(data.jobId);
+    return;
+  }
+  if (pending.has(data.jobId)) {
+    pending.get(data.jobId).push([type, data]);
+    return;
+  }
+  if (store.apply(type, data)) return;
+  if (type === 'resync' && data.job) {
+    store.upsert(data.job);
+    return;
+  }
+  pending.set(data.jobId, [[type, data]]);
+  if (!creating) fetchUnknown(data.jobId);
+}
+
+function fetchUnknown(jobId) {
+  getJob(jobId).then(
+    (snapshot) => {
+      store.upsert(snapshot);
+      replayPending(jobId);
+    },
+    () => pending.delete(jobId),
+  );
+}
+
+// One event per task, as the stream would have brought them, so that the views show every step.
+function replayPending(jobId) {
+  const events = pending.get(jobId);
+  if (!events) return;
+  if (events.length === 0) {
+    pending.delete(jobId);
+    return;
+  }
+  const [type, data] = events.shift();
+  store.apply(type, data);
+  setTimeout(() => replayPending(jobId), 0);
+}
+
+function creationEnded(createdId = null) {
+  clearTimeout(creating);
+  creating = null;
+  for (const jobId of pending.keys()) if (jobId !== createdId) fetchUnknown(jobId);
+}
+
 const stream = new JobStream({
-  onEvent: (type, data) => store.apply(type, data),
+  onEvent: onStreamEvent,
   onState: showConnection,
   // A stream that fails for good may mean the session ended: any REST call then shows the login form.
   onFatal: () => listJobs().catch(() => {}),
@@ -88,6 +145,7 @@ const stream = new JobStream({
 const form = new BriefForm($('brief-form'), {
   onCreated: (snapshot) => {
     const job = store.upsert(snapshot);
+    creationEnded(job.id);
     stream.follow([job.id]);
     window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
   },
@@ -148,6 +206,7 @@ async function showJob(jobId) {
   if (!isFinished(job)) stream.follow([job.id]);
   $('brief-view').hidden = true;
   view.show(job);
+  replayPending(job.id);
   list.select(job.id);
   openUnseenFailure(job);
 }
@@ -188,7 +247,7 @@ async function showApp() {
   $('app-view').hidden = false;
   for (const snapshot of jobs) store.upsert(snapshot);
   list.render(store.list());
-  stream.follow(store.list().filter((job) => !isFinished(job)).map((job) => job.id));
+  stream.followAll();
   if (!voicesLoaded) {
     voicesLoaded = true;
     form.loadVoices();
@@ -243,6 +302,12 @@ $('logout').addEventListener('click', async () => {
   }
 });
 
+// A submitted brief may come back as a job whose events are on the stream already (see `pending`); a
+// creation refused or lost lets the other unknown jobs be fetched after 10 s.
+$('brief-form').addEventListener('submit', () => {
+  clearTimeout(creating);
+  creating = setTimeout(() => creationEnded(), 10000);
+});
 $('retry-stream').addEventListener('click', () => stream.retryNow());
 window.addEventListener(UNAUTHORIZED_EVENT, () => showLogin('Your session ended. Log in again.'));
 window.addEventListener('hashchange', route);

@@ -1,4 +1,5 @@
-// One EventSource for every unfinished job the page shows (GET /api/events?jobs=…).
+// One EventSource for every job of the user (GET /api/events, `followAll`: the jobs created later too, in
+// another tab, by the CLI or a script), or for the listed unfinished jobs (GET /api/events?jobs=…, `follow`).
 //
 // Reconnection, in two layers:
 // - A dropped connection is reconnected by EventSource itself, which sends the last `id:` as
@@ -6,8 +7,9 @@
 // - A fatal error (EventSource gives up: the server answered with an error, or is gone for good) is retried
 //   by a new EventSource carrying the same cursor as ?lastEventId=, with exponential backoff from 1 s, up
 //   to 5 tries (the seed's recipe); then the page offers a manual retry.
-// A job joins by opening a new connection with the cursor so far: the jobs already carried continue exactly,
-// the new job starts from its first event.
+// With a job list, a job joins by opening a new connection with the cursor so far: the jobs already carried
+// continue exactly, the new job starts from its first event. Following all jobs, the stream never ends and
+// every job is on it already.
 
 const EVENT_TYPES = ['job-status', 'step-status', 'step-progress', 'job-completed', 'job-failed', 'resync'];
 const TERMINAL_TYPES = new Set(['job-completed', 'job-failed']);
@@ -30,11 +32,22 @@ export class JobStream {
     this.retries = 0;
     this.retryTimer = null;
     this.state = 'idle';
+    this.all = false;
+  }
+
+  // Follows every job of the user from now on, on one stream that never ends.
+  followAll() {
+    if (this.all && this.source) return;
+    this.all = true;
+    this.active.clear();
+    this.cursor = '';
+    this.#connect();
   }
 
   // Follows these jobs (adds to those followed); reconnects only when a job is new to the stream. `attempt`:
   // the jobs were retried, and this is the attempt to follow to its end.
   follow(jobIds, { attempt = 0 } = {}) {
+    if (this.all) return; // every job is on the stream already (a retry's events too)
     let added = false;
     for (const jobId of jobIds) {
       if (attempt) this.awaitedAttempts.set(jobId, attempt);
@@ -53,19 +66,20 @@ export class JobStream {
 
   close() {
     this.#closeSource();
+    this.all = false;
     this.active.clear();
     this.#setState('idle');
   }
 
   #url() {
-    const params = new URLSearchParams({ jobs: [...this.active].join(',') });
+    const params = new URLSearchParams(this.all ? {} : { jobs: [...this.active].join(',') });
     if (this.cursor) params.set('lastEventId', this.cursor);
     return `/api/events?${params}`;
   }
 
   #connect() {
     this.#closeSource();
-    if (this.active.size === 0) {
+    if (this.active.size === 0 && !this.all) {
       this.#setState('idle');
       return;
     }
@@ -104,7 +118,7 @@ export class JobStream {
       this.awaitedAttempts.delete(data.jobId);
     }
     this.onEvent(type, data);
-    if (TERMINAL_TYPES.has(type)) {
+    if (TERMINAL_TYPES.has(type) && !this.all) {
       this.active.delete(data.jobId);
       // The server closes the stream after the last job's terminal event; closing first keeps EventSource
       // from reconnecting to a stream with nothing left to say.

@@ -33,6 +33,7 @@ from reelcast.server.rpc.quotas import QuotaRefusalError, ResourceQuotas
 from reelcast.server.rpc.themes import theme_messages, unknown_theme
 from reelcast.server.rpc.voices import installed_voices
 from reelcast.server.rpc.watch import follow_job_events
+from reelcast.server.rpc.watch_jobs import FeedFilter, InvalidCursorError, decode_cursor, follow_feed
 from reelcast.server.security.auth import StreamTokens, principal_var
 from reelcast.server.security.callcontext import current_caller, current_is_admin, may_see
 from reelcast.server.security.limits import StreamSlots, TokenBuckets, UserLocks
@@ -74,6 +75,27 @@ def _metadata_value(context: Context, key: str) -> str:
         if item_key == key:
             return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
     return ""
+
+
+async def _status_filter(requested: Sequence[int], context: Context) -> list[int]:
+    """The statuses a listing or a stream is filtered by, sorted, each once (empty: any)."""
+    if len(requested) > MAX_STATUS_FILTERS:
+        # Checked before anything else reads the list: it may hold up to a 1 MiB message of entries.
+        error, violations = _invalid("statuses", f"must list at most {MAX_STATUS_FILTERS} statuses")
+        await abort(context, error, violations)
+    unknown = [s for s in requested if s not in job_pb2.JobStatus.values()]
+    if unknown:
+        error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
+        await abort(context, error, violations)
+    return sorted({s for s in requested if s != job_pb2.JOB_STATUS_UNSPECIFIED})
+
+
+async def _label_filter(selector: str, context: Context) -> dict[str, str]:
+    try:
+        return parse_label_selector(selector)
+    except LabelSelectorError as malformed:
+        error, violations = _invalid("label_selector", str(malformed))
+        await abort(context, error, violations)
 
 
 class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
@@ -205,20 +227,8 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
         if request.page_size < 0:
             error, violations = _invalid("page_size", "must not be negative")
             await abort(context, error, violations)
-        if len(request.statuses) > MAX_STATUS_FILTERS:
-            # Checked before anything else reads the list: it may hold up to a 1 MiB message of entries.
-            error, violations = _invalid("statuses", f"must list at most {MAX_STATUS_FILTERS} statuses")
-            await abort(context, error, violations)
-        unknown = [s for s in request.statuses if s not in job_pb2.JobStatus.values()]
-        if unknown:
-            error, violations = _invalid("statuses", f"contains unknown status {unknown[0]}")
-            await abort(context, error, violations)
-        statuses = sorted({s for s in request.statuses if s != job_pb2.JOB_STATUS_UNSPECIFIED})
-        try:
-            labels = parse_label_selector(request.label_selector)
-        except LabelSelectorError as malformed:
-            error, violations = _invalid("label_selector", str(malformed))
-            await abort(context, error, violations)
+        statuses = await _status_filter(request.statuses, context)
+        labels = await _label_filter(request.label_selector, context)
         owner = None if current_is_admin() else current_caller()
         fingerprint = filter_fingerprint(current_caller(), statuses, labels)
         cursor = None
@@ -347,6 +357,54 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
                 self.watch_slots.release(user)
             # A client cancel arrives here as CancelledError; closing the generator releases its wait.
             await events.aclose()
+
+    async def WatchJobs(
+        self, request: job_service_pb2.WatchJobsRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.WatchJobsResponse]:
+        statuses = await _status_filter(request.statuses, context)
+        labels = await _label_filter(request.label_selector, context)
+        # Like ListJobs: the caller's own jobs, an admin's every user's unless it names one.
+        owner: str | None = request.owner or (None if current_is_admin() else current_caller())
+        if owner is not None and owner != current_caller() and not current_is_admin():
+            # Refused whether or not that user exists: the answer tells nothing about other users.
+            await abort(context, ReelcastError(errors.OWNER_NOT_ALLOWED, "Only an admin may set owner."))
+        after = None
+        if request.cursor:
+            try:
+                after = decode_cursor(request.cursor)
+            except InvalidCursorError as invalid:
+                await abort(
+                    context,
+                    ReelcastError(errors.INVALID_WATCH_CURSOR, f"cursor {invalid}"),
+                    [FieldViolation("cursor", str(invalid))],
+                )
+            if after is not None and after > await self.store.feed_head():
+                await abort(
+                    context,
+                    ReelcastError(errors.INVALID_WATCH_CURSOR, "cursor is past the newest stored event"),
+                    [FieldViolation("cursor", "is past the newest stored event")],
+                )
+        principal = principal_var.get()
+        user = principal.user if principal is not None else None  # authentication off: no per-user limit
+        if user is not None and not self.watch_slots.acquire(user):
+            await abort(
+                context,
+                ReelcastError(
+                    errors.TOO_MANY_STREAMS,
+                    f"You have {self.watch_slots.open[user]} open event streams; "
+                    f"the limit is {self.watch_slots.limit}.",
+                ),
+                retry_after_seconds=STREAM_RETRY_SECONDS,
+            )
+        wanted = FeedFilter(owner, labels, frozenset(statuses))
+        responses = follow_feed(self.store, self.notifier, wanted, after)
+        try:
+            async for response in responses:
+                yield response
+        finally:
+            if user is not None:
+                self.watch_slots.release(user)
+            await responses.aclose()
 
     async def ListStages(
         self, request: job_service_pb2.ListStagesRequest, context: Context

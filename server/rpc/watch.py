@@ -8,18 +8,12 @@ from collections.abc import AsyncGenerator
 
 from reelcast.jobs.terminal import is_terminal
 from reelcast.jobs.v1 import job_pb2
-from reelcast.server.storage.job_store import JobStore
+from reelcast.server.storage.job_store import JobStore, deletion_event
 from reelcast.server.storage.notifier import EventNotifier
 
 BATCH_SIZE = 256
 # A safety net only: notifications are the normal wake-up, this bounds the cost of one ever being lost.
 RECHECK_SECONDS = 5.0
-
-
-def _deleted(job_id: str, sequence: int) -> job_pb2.JobProgress:
-    return job_pb2.JobProgress(
-        job_id=job_id, sequence=sequence, kind=job_pb2.EVENT_KIND_JOB_DELETED, message="Deleted"
-    )
 
 
 async def follow_job_events(
@@ -60,13 +54,13 @@ async def follow_job_events(
                 # The end, unless the job was retried since (its log goes on) or is gone (DeleteJob).
                 job = await store.get_job(job_id)
                 if job is None:
-                    yield _deleted(job_id, cursor + 1)
+                    yield deletion_event(job_id, cursor + 1)
                     return
                 if job.last_sequence <= cursor:
                     return
         if not batch and await store.get_job(job_id) is None:
             # Deleted (DeleteJob, here or on another server): the stream says so and ends.
-            yield _deleted(job_id, cursor + 1)
+            yield deletion_event(job_id, cursor + 1)
             return
         if len(batch) == BATCH_SIZE:
             continue

@@ -28,6 +28,30 @@ class DuplicateRequestError(RuntimeError):
         self.existing = existing
 
 
+def deletion_event(job_id: str, sequence: int, time_us: int = 0) -> job_pb2.JobProgress:
+    """The event that ends a deleted job's streams (WatchJob, WatchJobs), one past its last sequence."""
+    event = job_pb2.JobProgress(
+        job_id=job_id, sequence=sequence, kind=job_pb2.EVENT_KIND_JOB_DELETED, message="Deleted"
+    )
+    if time_us:
+        event.time.FromMicroseconds(time_us)
+    return event
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One event of the store's feed: every job's events in the one order the store kept them (WatchJobs).
+
+    ``position`` increases along the feed and is never reused; positions of deleted jobs' events are gone,
+    replaced by one deletion record (an ``EVENT_KIND_JOB_DELETED`` event) at a later position, so that a
+    reader resuming after any position still learns of the deletion."""
+
+    position: int
+    owner: str
+    labels: Mapping[str, str]
+    event: job_pb2.JobProgress
+
+
 @dataclass(frozen=True)
 class PageCursor:
     """Position after the last job of a page, in newest-first order."""
@@ -89,7 +113,22 @@ class JobStore(Protocol):
         """How many jobs the store holds in each status (the ``reelcast_jobs`` metric); absent: none."""
 
     async def delete_job(self, job_id: str) -> None:
-        """Deletes a job with its events and checkpoints."""
+        """Deletes a job with its events and checkpoints, leaving one deletion record in the feed: the
+        ``EVENT_KIND_JOB_DELETED`` event, with the job's owner and labels (``trim_feed`` removes it later)."""
+
+    async def feed_head(self) -> int:
+        """The position of the newest entry of the feed (0 while it is empty)."""
+
+    async def feed_floor(self) -> int:
+        """Positions at or below this may have been forgotten (``trim_feed``): a reader resuming there may
+        have missed a deletion, so it resyncs instead (0 while nothing was trimmed)."""
+
+    async def feed_after(self, position: int, owner: str | None, limit: int) -> list[FeedEntry]:
+        """Feed entries after ``position``, oldest first; ``owner`` None means every owner's."""
+
+    async def trim_feed(self, before_us: int) -> None:
+        """Forgets the deletion records of jobs deleted before ``before_us`` (retention), raising
+        ``feed_floor`` past them."""
 
     async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
         """Keeps how long each stage (name: seconds) of one job of ``bucket`` (eta.duration_bucket) took,

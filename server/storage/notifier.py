@@ -32,12 +32,16 @@ class EventNotifier:
         self._waiters: dict[str, int] = {}
         # The latest events of jobs someone waits on, contiguous, ending at ``_latest`` (else dropped).
         self._recent: dict[str, deque[job_pb2.JobProgress]] = {}
+        # WatchJobs' wake-up: counts every publication of any job, and the event set when the next one comes.
+        self._feed_version = 0
+        self._feed_moved = asyncio.Event()
 
     def published(self, job_id: str, sequence: int, event: job_pb2.JobProgress | None = None) -> None:
         """Called by the writer after an event is durably stored; ``event`` (the stored event itself, never
         to be changed afterwards) lets watchers in this process skip reading it back."""
         if sequence <= self._latest.get(job_id, 0):
             return
+        self.feed_moved()
         self._keep_recent(job_id, sequence, event)
         self._latest[job_id] = sequence
         self._latest.move_to_end(job_id)
@@ -69,6 +73,27 @@ class EventNotifier:
         if recent[-1].sequence <= sequence:
             return []
         return [event for event in recent if event.sequence > sequence]
+
+    @property
+    def feed_version(self) -> int:
+        """Read it before reading the feed: ``wait_feed`` returns at once if anything was published since."""
+        return self._feed_version
+
+    def feed_moved(self) -> None:
+        """Wakes every ``wait_feed`` (a publication, or news of a deletion from another process)."""
+        self._feed_version += 1
+        moved, self._feed_moved = self._feed_moved, asyncio.Event()
+        moved.set()
+
+    async def wait_feed(self, version: int, timeout: float | None = None) -> bool:
+        """Waits until something is published after ``feed_version`` was ``version``; False on timeout."""
+        if self._feed_version != version:
+            return True
+        try:
+            await asyncio.wait_for(self._feed_moved.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _forget_oldest(self) -> None:
         # From the oldest end, without copying the table (this runs for every new job once it is full); a

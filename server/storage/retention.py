@@ -27,12 +27,15 @@ BATCH = 500
 
 
 async def collect_garbage(settings: Settings, store: JobStore, now: float | None = None) -> list[str]:
-    """Deletes every job that finished more than ``retention_seconds`` before ``now``; returns their ids."""
+    """Deletes every job that finished more than ``retention_seconds`` before ``now``, and the feed's deletion
+    records older than that (a WatchJobs cursor from before them gets a resync); returns the jobs' ids."""
     cutoff_us = int(((now if now is not None else time.time()) - settings.retention_seconds) * 1_000_000)
     deleted: list[str] = []
     while True:
         expired = await store.finished_before(cutoff_us, BATCH)
         if not expired:
+            # The deletion records WatchJobs streams resume through last one retention period too.
+            await store.trim_feed(cutoff_us)
             return deleted
         for job_id in expired:
             # Files first: if the process dies half-way, the row is still there and the next pass retries.

@@ -38,6 +38,8 @@ class SseRead:
     retry: int | None = None
     headers: httpx.Headers | None = None
     first_line: str = ""
+    # The id of a frame with an id and no data (the all-jobs stream opens with its cursor so).
+    start_id: str = ""
 
 
 BridgeFactory = Callable[..., Awaitable[str]]
@@ -92,8 +94,11 @@ async def read_sse(
     headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
     max_events: int | None = None,
+    until: Callable[[list[SseEvent]], bool] | None = None,
+    on_open: Callable[[str], Awaitable[object]] | None = None,
 ) -> SseRead:
-    """Reads one SSE response until it ends, or until ``max_events`` events (then drops the connection)."""
+    """Reads one SSE response until it ends, or until ``max_events`` events or ``until(events)`` holds (then
+    drops the connection). ``on_open`` is awaited with the id of an id-only frame (a stream's opening)."""
     read = SseRead()
 
     async def consume() -> None:
@@ -120,7 +125,13 @@ async def read_sse(
                     fields = {}
                     if max_events is not None and len(read.events) >= max_events:
                         return
+                    if until is not None and until(read.events):
+                        return
                 else:
+                    if "id" in fields:
+                        read.start_id = fields["id"]
+                        if on_open is not None:
+                            await on_open(read.start_id)
                     fields = {}
 
     await asyncio.wait_for(consume(), HANG_TIMEOUT)

@@ -85,6 +85,11 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[Any]:
         yield await self._hang("WatchJob", request)
 
+    async def WatchJobs(  # noqa: N802
+        self, request: Any, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        yield await self._hang("WatchJobs", request)
+
     async def ReadJobArtifact(  # noqa: N802
         self, request: Any, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

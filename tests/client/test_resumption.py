@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reelcast.client import AsyncClient, Client, RetryPolicy, UnavailableError
+from reelcast.client import AsyncClient, Client, RetryPolicy, UnavailableError, is_terminal
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.app import ReelcastServer
 from tests.client.conftest import FAST_RETRY, HANG_TIMEOUT
@@ -167,3 +167,35 @@ async def test_a_watch_survives_the_server_being_killed_and_restarted_on_the_sam
         assert watched == await _uninterrupted(target, job.id)
     finally:
         await asyncio.to_thread(process.stop)
+
+
+async def test_watch_jobs_cut_mid_stream_sees_every_job_created_later_exactly_once(
+    open_server: ReelcastServer, proxy: CuttingProxy
+) -> None:
+    """watch_jobs (every job of the caller) resumes from its last cursor: through three cuts, the events of
+    two jobs created after it opened arrive as WatchJob sends them, none twice, none missing."""
+
+    async def watch(client: AsyncClient) -> list[job_pb2.JobProgress]:
+        events: list[job_pb2.JobProgress] = []
+        finished: set[str] = set()
+        job_ids: list[str] = []
+        async for response in client.watch_jobs(retry=FAST_RETRY):
+            if not response.HasField("event"):  # open: what is created from now on comes
+                assert not job_ids
+                job_ids = [(await client.create_job(topic=f"All {n}")).id for n in range(2)]
+                continue
+            events.append(response.event)
+            if len(events) in (2, 9, 17):
+                proxy.cut()
+            if is_terminal(response.event):
+                finished.add(response.event.job_id)
+            if finished == set(job_ids):
+                return events
+        raise AssertionError("the stream ended")
+
+    async with AsyncClient(proxy.target) as client:
+        watched = await asyncio.wait_for(watch(client), HANG_TIMEOUT)
+    assert proxy.cuts == 3
+    for job_id in {event.job_id for event in watched}:
+        assert [e for e in watched if e.job_id == job_id] == await _uninterrupted(open_server.target, job_id)
+    assert len({event.job_id for event in watched}) == 2

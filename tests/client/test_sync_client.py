@@ -39,6 +39,31 @@ async def test_create_get_list_watch_and_stages(open_server: ReelcastServer) -> 
     await blocking(scenario)
 
 
+async def test_watch_jobs_follows_a_job_created_after_it_opened_and_resumes_from_a_cursor(
+    open_server: ReelcastServer,
+) -> None:
+    def scenario() -> None:
+        with Client(open_server.target) as client:
+            stream = client.watch_jobs(labels={"team": "sync"})
+            start = next(stream)
+            assert not start.HasField("event") and start.cursor
+            client.create_job(topic="unlabelled")
+            job_id = client.create_job(topic="sync all", labels={"team": "sync"}).id
+            responses = []
+            for response in stream:
+                responses.append(response)
+                if is_terminal(response.event):
+                    break
+            stream.close()
+            assert [r.event for r in responses] == list(client.watch_job(job_id))
+            resumed = client.watch_jobs(responses[2].cursor, labels="team=sync")
+            assert next(resumed).cursor == responses[2].cursor
+            assert [next(resumed) for _ in responses[3:]] == responses[3:]
+            resumed.close()
+
+    await blocking(scenario)
+
+
 async def test_cancel_and_typed_errors(open_server: ReelcastServer) -> None:
     def scenario() -> None:
         with Client(open_server.target, correlation_id="sync-client") as client:

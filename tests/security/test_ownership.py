@@ -123,12 +123,21 @@ async def test_http_routes_on_another_users_job_are_404_without_its_data(secured
     assert (await alice.get(f"/api/jobs/{done.id}/output")).status_code == 200
 
 
-async def _read_stream(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> bytes:
-    async with client.stream("GET", url, headers=headers) as response:
+async def _read_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    until: bytes = b"",
+) -> bytes:
+    """The stream's bytes until it ends, or until ``until`` is among them (a stream that never ends)."""
+    async with client.stream("GET", url, headers=headers, params=params) as response:
         assert response.status_code == 200, await response.aread()
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
+            if until and until in body:
+                break
         return body
 
 
@@ -140,13 +149,22 @@ async def test_the_multi_job_stream_and_its_cursor_never_carry_another_users_eve
     # A cursor naming alice's jobs (as if bob had guessed their ids) carries nothing of theirs forward.
     forged = MultiCursor({job_key(done.id): 1, job_key(cancelled.id): 1, job_key(own.id): 0}).encode()
     for headers in (None, {"Last-Event-ID": forged}):
-        body = await _read_stream(bob, "/api/events", headers)
+        body = await _read_stream(bob, "/api/events", headers, {"jobs": own.id})
         _assert_no_leak(body, done.id, cancelled.id)
         assert own.id.encode() in body
         assert job_key(done.id).encode() not in body and job_key(cancelled.id).encode() not in body
+    # The stream of all of bob's jobs, from the beginning of the history, is bob's job only.
+    body = await _read_stream(bob, "/api/events", params={"lastEventId": "0"}, until=b"job-completed")
+    _assert_no_leak(body, done.id, cancelled.id)
+    assert own.id.encode() in body
     # Bob's own single-job stream, resumed from any cursor, is bob's job only.
     body = await _read_stream(bob, f"/api/jobs/{own.id}/events", {"Last-Event-ID": "1"})
     _assert_no_leak(body, done.id, cancelled.id)
     # The admin's multi-job stream shows every user's jobs.
-    everything = await _read_stream(secured.http("root"), "/api/events")
+    everything = await _read_stream(
+        secured.http("root"),
+        "/api/events",
+        {"Last-Event-ID": "0"},
+        until=f'"jobId":"{own.id}","status":"Succeeded"'.encode(),
+    )
     assert done.id.encode() in everything and own.id.encode() in everything

@@ -15,6 +15,7 @@ __all__ = [
     "INVALID_EVENT_ID",
     "INVALID_REQUEST",
     "INVALID_SPEC",
+    "INVALID_WATCH_CURSOR",
     "JOB_ALREADY_FINISHED",
     "JOB_NOT_AWAITING_REVIEW",
     "JOB_NOT_FOUND",
@@ -24,6 +25,7 @@ __all__ = [
     "NATS_NOT_INSTALLED",
     "NO_FAILURE_DETAILS",
     "ORIGIN_NOT_ALLOWED",
+    "OWNER_NOT_ALLOWED",
     "RANGE_NOT_SATISFIABLE",
     "RATE_LIMITED",
     "RENDER_TIME_QUOTA_EXCEEDED",
@@ -171,6 +173,24 @@ REVIEW_REVISION_STALE = define(
     "Read the job again, apply your changes to its current review.scenes and send its review.revision.",
     _S.ABORTED,
     409,
+)
+# WatchJobs (and SSE /api/events without a job list): one stream of all of a user's jobs.
+INVALID_WATCH_CURSOR = define(
+    "E017-INVALID_WATCH_CURSOR",
+    "Invalid stream cursor",
+    "The cursor is not one this server issued: malformed, or past the newest event it stored.",
+    "Pass the cursor of a WatchJobs response (the id of an /api/events event) unchanged, or none to start"
+    " from now.",
+    _S.INVALID_ARGUMENT,
+    400,
+)
+OWNER_NOT_ALLOWED = define(
+    "E018-OWNER_NOT_ALLOWED",
+    "Owner not allowed",
+    "Only an admin may watch the jobs of another user.",
+    "Leave owner empty to watch your own jobs, or use an admin key.",
+    _S.PERMISSION_DENIED,
+    403,
 )
 
 UNAUTHENTICATED = define(

@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from reelcast.server.storage.job_store import (
     DURATIONS_KEPT,
     ConcurrentWriteError,
     DuplicateRequestError,
+    FeedEntry,
     PageCursor,
+    deletion_event,
 )
 
 T = TypeVar("T")
@@ -62,6 +65,25 @@ CREATE TABLE IF NOT EXISTS job_labels (
     PRIMARY KEY (job_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS job_labels_pair ON job_labels(key, value);
+-- The feed (WatchJobs): every event's place in one order across jobs. A deleted job's rows give way to one
+-- deletion record (payload: the EVENT_KIND_JOB_DELETED event, deleted_us: when), trimmed by retention.
+CREATE TABLE IF NOT EXISTS feed (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    payload BLOB,
+    deleted_us INTEGER
+);
+CREATE INDEX IF NOT EXISTS feed_owner ON feed(owner, position);
+CREATE INDEX IF NOT EXISTS feed_job ON feed(job_id);
+CREATE INDEX IF NOT EXISTS feed_deleted ON feed(deleted_us) WHERE deleted_us IS NOT NULL;
+-- One row: the highest position trim_feed forgot.
+CREATE TABLE IF NOT EXISTS feed_floor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     job_id TEXT NOT NULL,
     stage TEXT NOT NULL,
@@ -101,6 +123,10 @@ def _settle(answers: list[tuple[_Pending, _Outcome]]) -> None:
 
 def _time_us(job: job_pb2.Job) -> int:
     return job.create_time.seconds * 1_000_000 + job.create_time.nanos // 1000
+
+
+def _labels_json(job: job_pb2.Job) -> str:
+    return json.dumps(dict(job.spec.labels), sort_keys=True) if job.spec.labels else ""
 
 
 def _finish_time_us(job: job_pb2.Job) -> int | None:
@@ -243,6 +269,7 @@ class SqliteJobStore:
         )
         payload = first_event.SerializeToString()
         labels = [(job.id, key, value) for key, value in job.spec.labels.items()]
+        feed_row = (job.id, job.owner, _labels_json(job))
 
         def insert(db: sqlite3.Connection) -> None:
             try:
@@ -261,6 +288,7 @@ class SqliteJobStore:
                 raise DuplicateRequestError(job_pb2.Job.FromString(row[0])) from None
             db.execute("INSERT INTO events (job_id, sequence, payload) VALUES (?, 1, ?)", (job.id, payload))
             db.executemany("INSERT INTO job_labels (job_id, key, value) VALUES (?, ?, ?)", labels)
+            db.execute("INSERT INTO feed (job_id, sequence, owner, labels) VALUES (?, 1, ?, ?)", feed_row)
 
         await self._write(insert)
 
@@ -315,6 +343,7 @@ class SqliteJobStore:
         # Serialized here, on the event loop, while the caller still holds the job unchanged.
         update = (job.status, sequence, _finish_time_us(job), job.SerializeToString(), job.id, expected)
         insert = (job.id, sequence, event.SerializeToString())
+        feed_row = (job.id, sequence, job.owner, _labels_json(job))
 
         def append(db: sqlite3.Connection) -> None:
             updated = db.execute(
@@ -325,6 +354,7 @@ class SqliteJobStore:
             if updated != 1:
                 raise ConcurrentWriteError(f"job {job.id}: expected last sequence {expected}")
             db.execute("INSERT INTO events (job_id, sequence, payload) VALUES (?, ?, ?)", insert)
+            db.execute("INSERT INTO feed (job_id, sequence, owner, labels) VALUES (?, ?, ?, ?)", feed_row)
 
         try:
             await self._write(append)
@@ -403,7 +433,12 @@ class SqliteJobStore:
         await self._write(delete)
 
     async def delete_job(self, job_id: str) -> None:
+        deleted_us = int(time.time() * 1_000_000)
+
         def delete(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT owner, last_sequence, snapshot FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             tables = (
                 ("events", "job_id"),
                 ("checkpoints", "job_id"),
@@ -412,8 +447,79 @@ class SqliteJobStore:
             )
             for table, column in tables:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
+            db.execute("DELETE FROM feed WHERE job_id = ?", (job_id,))
+            if row is not None:
+                owner, last_sequence, snapshot = row
+                event = deletion_event(job_id, last_sequence + 1, deleted_us)
+                db.execute(
+                    "INSERT INTO feed (job_id, sequence, owner, labels, payload, deleted_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        event.sequence,
+                        owner,
+                        _labels_json(job_pb2.Job.FromString(snapshot)),
+                        event.SerializeToString(),
+                        deleted_us,
+                    ),
+                )
 
         await self._write(delete)
+
+    # -- the feed (WatchJobs) ----------------------------------------------------------------------------
+
+    async def feed_head(self) -> int:
+        def select() -> int:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'feed'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(select)
+
+    async def feed_floor(self) -> int:
+        def select() -> int:
+            row = self._db.execute("SELECT position FROM feed_floor WHERE id = 1").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(select)
+
+    async def feed_after(self, position: int, owner: str | None, limit: int) -> list[FeedEntry]:
+        where = "f.position > ?" + (" AND f.owner = ?" if owner is not None else "")
+        params: list[Any] = [position] + ([owner] if owner is not None else []) + [limit]
+        query = (
+            "SELECT f.position, f.owner, f.labels, COALESCE(f.payload, e.payload) FROM feed f"
+            " LEFT JOIN events e ON e.job_id = f.job_id AND e.sequence = f.sequence"
+            f" WHERE {where} ORDER BY f.position LIMIT ?"
+        )
+
+        def select() -> list[FeedEntry]:
+            return [
+                FeedEntry(
+                    position=int(at),
+                    owner=who,
+                    labels=json.loads(labels) if labels else {},
+                    event=job_pb2.JobProgress.FromString(payload),
+                )
+                for at, who, labels, payload in self._db.execute(query, params)
+                if payload is not None  # an event trimmed from under its feed row (never, but not a crash)
+            ]
+
+        return await self._run(select)
+
+    async def trim_feed(self, before_us: int) -> None:
+        def trim(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT MAX(position) FROM feed WHERE deleted_us IS NOT NULL AND deleted_us < ?", (before_us,)
+            ).fetchone()
+            if row is None or row[0] is None:
+                return
+            db.execute("DELETE FROM feed WHERE deleted_us IS NOT NULL AND deleted_us < ?", (before_us,))
+            db.execute(
+                "INSERT INTO feed_floor (id, position) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
+                (int(row[0]),),
+            )
+
+        await self._write(trim)
 
     async def record_stage_durations(self, bucket: str, durations: Mapping[str, float]) -> None:
         rows = [(bucket, stage, float(seconds)) for stage, seconds in durations.items()]

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import struct
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -34,17 +35,23 @@ from reelcast.server.storage.job_store import (
     DURATIONS_KEPT,
     ConcurrentWriteError,
     DuplicateRequestError,
+    FeedEntry,
     PageCursor,
+    deletion_event,
 )
 from reelcast.server.storage.nats.layout import (
+    DELETED_PREFIX,
+    EVENTS_PREFIX,
     EVENTS_STREAM,
     JOBS_BUCKET,
     SEQUENCE_HEADER,
     Layout,
     NatsConnection,
+    deletion_subject,
     event_subject,
     read_json_entry,
     retrying,
+    stream_messages,
     update_json_entry,
 )
 
@@ -52,6 +59,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 WRONG_LAST_SEQUENCE = (10071, 10164)
 SCAN_TIMEOUT = 10.0
+FEED_FLOOR_KEY = "feed.floor"
 
 
 class _Bounded(Generic[K, V]):
@@ -451,14 +459,63 @@ class NatsJobStore:
         # Files and state first: if this dies half-way, the snapshot is still there and the next pass retries.
         from reelcast.server.storage.nats.work import NatsJobFiles
 
+        job = await self.latest_job(job_id)
         await NatsJobFiles(self._connection).delete(job_id)
         await self._release_request(job_id)
         for key in (f"checkpoints.{job_id}", f"cancel.{job_id}"):
             await self._layout.state.purge(key)
         await self._js.purge_stream(EVENTS_STREAM, subject=event_subject(job_id))
+        if job is not None:
+            # The deletion's record, after the purge: a WatchJobs resume from before it still hears of it.
+            record = _pack(deletion_event(job_id, job.last_sequence + 1, int(time.time() * 1_000_000)), job)
+            await retrying(lambda: self._js.publish(deletion_subject(job_id), record, stream=EVENTS_STREAM))
         await self._layout.jobs.purge(f"job.{job_id}")
         self._positions.pop(job_id)
         self._revisions.pop(job_id)
+
+    # -- the feed (WatchJobs): the events stream in stream order -------------------------------------------
+
+    async def feed_head(self) -> int:
+        info = await retrying(lambda: self._js.stream_info(EVENTS_STREAM))
+        return int(info.state.last_seq or 0)
+
+    async def feed_floor(self) -> int:
+        floor, _ = await read_json_entry(self._layout.state, FEED_FLOOR_KEY)
+        return int(floor or 0)
+
+    async def feed_after(self, position: int, owner: str | None, limit: int) -> list[FeedEntry]:
+        # One read per message, every owner's (each carries its job's snapshot, so the owner and labels need
+        # no lookup): O(events of all users) per watcher, see docs/operations.md.
+        entries: list[FeedEntry] = []
+        seq = position + 1
+        while len(entries) < limit:
+            message = await self._get("reelcast.>", seq=seq, next_=True)
+            if message is None or message.seq is None:
+                break
+            seq = message.seq + 1
+            subject = message.subject or ""
+            if not subject.startswith((EVENTS_PREFIX, DELETED_PREFIX)):
+                continue
+            event, job = _unpack(message.data or b"")
+            if owner is None or job.owner == owner:
+                entries.append(FeedEntry(message.seq, job.owner, dict(job.spec.labels), event))
+        return entries
+
+    async def trim_feed(self, before_us: int) -> None:
+        highest = 0
+        async for message in stream_messages(self._js, EVENTS_STREAM, f"{DELETED_PREFIX}*"):
+            event, _ = _unpack(message.data or b"")
+            if _time_us(event.time) < before_us and message.subject:
+                subject = message.subject
+                js = self._js
+                await retrying(lambda js=js, subject=subject: js.purge_stream(EVENTS_STREAM, subject=subject))  # type: ignore[misc]
+                highest = max(highest, message.seq or 0)
+        if highest:
+
+            def raised(floor: int | None) -> int | None:
+                return highest if highest > (floor or 0) else None
+
+            await update_json_entry(self._layout.state, FEED_FLOOR_KEY, raised)
 
     async def close(self) -> None:
         return None  # the connection belongs to the backend

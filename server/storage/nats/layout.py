@@ -1,10 +1,12 @@
 """The JetStream layout of the NATS backend: every stream, bucket and consumer, by name, set up idempotently.
 
-- ``REELCAST_EVENTS``: stream on ``reelcast.events.*``, each job's event log on its own subject.
+- ``REELCAST_EVENTS``: stream on ``reelcast.events.*``, each job's event log on its own subject, and on
+  ``reelcast.deleted.*``, one record per deleted job (WatchJobs' feed is this stream, in stream order).
 - ``REELCAST_WORK``: work-queue stream on ``reelcast.work``, one message per job to run; consumer ``workers``.
 - ``reelcast_jobs`` (KV): ``job.<id>``, the job snapshot.
 - ``reelcast_requests`` (KV): idempotency keys (owner + request id -> job id).
-- ``reelcast_state`` (KV): ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``.
+- ``reelcast_state`` (KV): ``feed.floor`` (the highest feed position retention forgot),
+  ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``.
 - ``reelcast_media`` (KV): ``media.<id>`` (an uploaded file's record) and ``owner.<hex>`` (a user's index).
 - ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs, and
   ``media/<id>``, the uploaded files (nats/media_store.py).
@@ -49,6 +51,8 @@ T = TypeVar("T")
 
 EVENTS_STREAM = "REELCAST_EVENTS"
 EVENTS_PREFIX = "reelcast.events."
+# A deleted job's record in the events stream (its EVENT_KIND_JOB_DELETED event), for WatchJobs resumes.
+DELETED_PREFIX = "reelcast.deleted."
 WORK_STREAM = "REELCAST_WORK"
 WORK_SUBJECT = "reelcast.work"
 WORK_CONSUMER = "workers"
@@ -65,6 +69,10 @@ SEQUENCE_HEADER = "Reelcast-Sequence"
 
 def event_subject(job_id: str) -> str:
     return f"{EVENTS_PREFIX}{job_id}"
+
+
+def deletion_subject(job_id: str) -> str:
+    return f"{DELETED_PREFIX}{job_id}"
 
 
 @dataclass
@@ -115,7 +123,7 @@ async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: f
         js,
         api.StreamConfig(
             name=EVENTS_STREAM,
-            subjects=[f"{EVENTS_PREFIX}*"],
+            subjects=[f"{EVENTS_PREFIX}*", f"{DELETED_PREFIX}*"],
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             num_replicas=replicas,

@@ -24,6 +24,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.nats.layout import (
     CANCEL_PREFIX,
+    DELETED_PREFIX,
     EVENTS_PREFIX,
     SEQUENCE_HEADER,
     WORK_CONSUMER,
@@ -287,6 +288,7 @@ class NatsNotifier(EventNotifier):
         super().__init__()
         self._connection = connection
         self._subscription: Subscription | None = None
+        self._deletions: Subscription | None = None
 
     async def start(self) -> None:
         async def received(message: Msg) -> None:
@@ -296,4 +298,9 @@ class NatsNotifier(EventNotifier):
 
         client = self._connection.client
         self._subscription = await client.subscribe(f"{EVENTS_PREFIX}*", cb=received)
+
+        async def deleted(message: Msg) -> None:
+            self.feed_moved()  # another process deleted a job: WatchJobs streams read the record now
+
+        self._deletions = await client.subscribe(f"{DELETED_PREFIX}*", cb=deleted)
         await client.flush()

@@ -1093,3 +1093,80 @@ class DeleteJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015
+
+@_typing.final
+class WatchJobsRequest(_message.Message):
+    """Request of `WatchJobs`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Where to start: the `cursor` of a response of an earlier `WatchJobs` stream, whose events are then not
+    sent again. Empty means from now: only events stored after the call; "0" means from the beginning of the
+    retained history (a resync, once retention has forgotten some of it). The owner, label and status filters
+    apply whatever the cursor (a cursor is a position in the server's one event order, not a permission), so
+    a cursor taken from another stream sends only what this request may see.
+    """
+    owner: _builtins.str
+    """Admins only: whose jobs to watch. Empty means the caller's own, and for an admin every user's (as
+    `ListJobs` answers them). A non-admin may name only themselves; anyone else is PERMISSION_DENIED
+    `E018-OWNER_NOT_ALLOWED`.
+    """
+    label_selector: _builtins.str
+    """Only jobs carrying all these labels, in the syntax of `ListJobsRequest.label_selector`."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobStatus.ValueType]:
+        """Only events whose `job_status` is one of these (the job's status after the event); empty means every
+        status. Deletion events always pass. At most 64 entries, like `ListJobsRequest.statuses`.
+        """
+
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        label_selector: _builtins.str = ...,
+        statuses: _abc.Iterable[_job_pb2.JobStatus.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "label_selector", b"label_selector", "owner", b"owner", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobsRequest: _TypeAlias = WatchJobsRequest  # noqa: Y015
+
+@_typing.final
+class WatchJobsResponse(_message.Message):
+    """One message of `WatchJobs`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Opaque: pass it as `WatchJobsRequest.cursor` to resume after this event."""
+    @_builtins.property
+    def event(self) -> _job_pb2.JobProgress:
+        """One event of one job (its `job_id` says which), exactly as `WatchJob` sends it; `EVENT_KIND_RESYNC`
+        with `snapshot` after a stale cursor, `EVENT_KIND_JOB_DELETED` when the job is deleted. Unset in the
+        stream's first response, which says where the stream starts.
+        """
+
+    def __init__(
+        self,
+        *,
+        event: _job_pb2.JobProgress | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobsResponse: _TypeAlias = WatchJobsResponse  # noqa: Y015

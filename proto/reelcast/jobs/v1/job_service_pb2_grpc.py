@@ -131,6 +131,11 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
                 _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/reelcast.jobs.v1.JobService/WatchJobs',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -300,6 +305,22 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchJobs(self, request, context):
+        """Streams every event of the caller's jobs (an admin's: of every user, or of the one named in `owner`) in
+        the order the server stored them, across jobs, and never ends by itself. The first event of a job
+        created later (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. The first response carries no
+        `event`, only the `cursor` of where the stream starts: once it arrives, every later event is sent. Each
+        response carries the `cursor` to resume after its event; a stream resumed from it has no gap and no
+        duplicate. A job deleted (DeleteJob or retention) sends `EVENT_KIND_JOB_DELETED`. A `cursor` older than
+        the retained history first gets one `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then
+        the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
+        `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
+        `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -392,6 +413,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -886,6 +912,33 @@ class JobService:
             '/reelcast.jobs.v1.JobService/DeleteJob',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/WatchJobs',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

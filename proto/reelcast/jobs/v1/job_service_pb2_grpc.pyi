@@ -120,6 +120,18 @@ class JobServiceStub:
     cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
     `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
     """
+    WatchJobs: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobsRequest, _job_service_pb2.WatchJobsResponse]
+    """Streams every event of the caller's jobs (an admin's: of every user, or of the one named in `owner`) in
+    the order the server stored them, across jobs, and never ends by itself. The first event of a job
+    created later (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. The first response carries no
+    `event`, only the `cursor` of where the stream starts: once it arrives, every later event is sent. Each
+    response carries the `cursor` to resume after its event; a stream resumed from it has no gap and no
+    duplicate. A job deleted (DeleteJob or retention) sends `EVENT_KIND_JOB_DELETED`. A `cursor` older than
+    the retained history first gets one `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then
+    the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
+    `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
+    `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -211,6 +223,18 @@ class JobServiceAsyncStub(JobServiceStub):
     """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
     cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
     `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+    """
+    WatchJobs: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobsRequest, _job_service_pb2.WatchJobsResponse]  # type: ignore[assignment]
+    """Streams every event of the caller's jobs (an admin's: of every user, or of the one named in `owner`) in
+    the order the server stored them, across jobs, and never ends by itself. The first event of a job
+    created later (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. The first response carries no
+    `event`, only the `cursor` of where the stream starts: once it arrives, every later event is sent. Each
+    response carries the `cursor` to resume after its event; a stream resumed from it has no gap and no
+    duplicate. A job deleted (DeleteJob or retention) sends `EVENT_KIND_JOB_DELETED`. A `cursor` older than
+    the retained history first gets one `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then
+    the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
+    `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
+    `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -408,6 +432,24 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a job with its events, checkpoints, outputs, logs and stored objects; a job still running is
         cancelled first. Open `WatchJob` streams receive `EVENT_KIND_JOB_DELETED` and end. NOT_FOUND
         `E003-JOB_NOT_FOUND` for a job of another user, like `GetJob`.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchJobs(
+        self,
+        request: _job_service_pb2.WatchJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobsResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobsResponse]]:
+        """Streams every event of the caller's jobs (an admin's: of every user, or of the one named in `owner`) in
+        the order the server stored them, across jobs, and never ends by itself. The first event of a job
+        created later (`EVENT_KIND_JOB_STATUS`, Queued, sequence 1) is its creation. The first response carries no
+        `event`, only the `cursor` of where the stream starts: once it arrives, every later event is sent. Each
+        response carries the `cursor` to resume after its event; a stream resumed from it has no gap and no
+        duplicate. A job deleted (DeleteJob or retention) sends `EVENT_KIND_JOB_DELETED`. A `cursor` older than
+        the retained history first gets one `EVENT_KIND_RESYNC` per matching job, carrying its `snapshot`, then
+        the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
+        `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
+        `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
