@@ -58,23 +58,22 @@ def decode_cursor(cursor: str) -> int:
 @dataclass(frozen=True)
 class FeedFilter:
     """Which feed entries one stream sends: one owner's (None: every owner's, an admin's stream), carrying
-    ``labels``, in ``statuses`` (empty: any). A deletion passes the status filter always: it is how a job
-    leaves the stream."""
+    ``labels``, in ``statuses`` (empty: any). A deletion passes the label and status filters always: it is
+    how a job leaves the stream, and its record keeps nothing of the job but its id and owner (a client
+    drops a deletion of a job it never held)."""
 
     owner: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
     statuses: frozenset[int] = frozenset()
 
     def passes(self, entry: FeedEntry) -> bool:
-        if (self.owner is not None and entry.owner != self.owner) or not matches_labels(
-            entry.labels, self.labels
-        ):
+        if self.owner is not None and entry.owner != self.owner:
             return False
         event = entry.event
-        return (
-            not self.statuses
-            or event.kind == job_pb2.EVENT_KIND_JOB_DELETED
-            or event.job_status in self.statuses
+        if event.kind == job_pb2.EVENT_KIND_JOB_DELETED:
+            return True
+        return matches_labels(entry.labels, self.labels) and (
+            not self.statuses or event.job_status in self.statuses
         )
 
 

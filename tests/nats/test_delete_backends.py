@@ -17,7 +17,7 @@ from reelcast.jobs.status import decode_rpc_error
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.plugins import Stage, StageContext, hookimpl
 from reelcast.server.app import ReelcastServer
-from reelcast.server.storage.nats.layout import EVENTS_STREAM, NatsConnection, event_subject
+from reelcast.server.storage.nats.layout import EVENTS_STREAM, NatsConnection, deletion_subject, event_subject
 from tests.bridge.conftest import HANG_TIMEOUT
 from tests.stages import PipelinePlugin
 
@@ -86,16 +86,32 @@ def sqlite_rows(server: ReelcastServer, job_id: str) -> list[str]:
         return found
 
 
+def sqlite_deletion_record(server: ReelcastServer, job_id: str) -> tuple[job_pb2.JobProgress, str]:
+    """The one feed row a deleted job leaves (WatchJobs' deletion record): its event and its labels."""
+    with sqlite3.connect(server.settings.database_path) as db:
+        rows = db.execute("SELECT payload, labels FROM feed WHERE job_id = ?", (job_id,)).fetchall()
+        assert not db.execute("SELECT COUNT(*) FROM job_labels WHERE job_id = ?", (job_id,)).fetchone()[0]
+    assert len(rows) == 1, rows
+    return job_pb2.JobProgress.FromString(rows[0][0]), rows[0][1]
+
+
+async def nats_deletion_record(url: str, job_id: str) -> bytes:
+    connection = NatsConnection([url], replicas=1, ack_wait_seconds=30)
+    await connection.open()
+    try:
+        message = await connection.client.jetstream().get_last_msg(EVENTS_STREAM, deletion_subject(job_id))
+        return message.data or b""
+    finally:
+        await connection.close()
+
+
 def files_naming(server: ReelcastServer, job_id: str) -> list[str]:
     return [str(path) for path in server.settings.data_dir.rglob("*") if job_id in path.name]
 
 
-async def finished_job(stub: Stub) -> job_pb2.Job:
-    job = (
-        await stub.CreateJob(
-            job_service_pb2.CreateJobRequest(spec=job_pb2.JobSpec(brief=job_pb2.Brief(topic="x")))
-        )
-    ).job
+async def finished_job(stub: Stub, topic: str = "x", labels: dict[str, str] | None = None) -> job_pb2.Job:
+    spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic=topic), labels=labels or {})
+    job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
     watch = job_service_pb2.WatchJobRequest(job_id=job.id)
     events = await asyncio.wait_for(_collect(stub, watch), HANG_TIMEOUT)
     assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED
@@ -111,7 +127,7 @@ async def test_a_deleted_job_leaves_no_row_file_log_or_object(
 ) -> None:
     server.host.register(PipelinePlugin(), "pipeline")
     server.host.register(StageLogPlugin(), "stage-log")
-    job = await finished_job(stub)
+    job = await finished_job(stub, topic="A private topic", labels={"team": "hidden-label"})
     kept = await finished_job(stub)
     assert files_naming(server, job.id)  # its work dir and log exist before
     if backend_name == "nats":
@@ -129,6 +145,15 @@ async def test_a_deleted_job_leaves_no_row_file_log_or_object(
     else:
         assert sqlite_rows(server, job.id) == []
         assert sqlite_rows(server, kept.id) == ["jobs", "events", "checkpoints"]
+    # The one trace left is WatchJobs' deletion record (forgotten after a retention period): the id, the owner
+    # and the deletion event, nothing of the job's spec or labels.
+    if backend_name == "nats":
+        record = await nats_deletion_record(node.url, job.id)
+        assert b"private topic" not in record and b"hidden-label" not in record
+    else:
+        event, labels = sqlite_deletion_record(server, job.id)
+        assert event.kind == job_pb2.EVENT_KIND_JOB_DELETED and event.job_id == job.id
+        assert labels == "{}"
     assert files_naming(server, kept.id)
     with pytest.raises(aio.AioRpcError) as raised:
         await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job.id))

@@ -436,9 +436,7 @@ class SqliteJobStore:
         deleted_us = int(time.time() * 1_000_000)
 
         def delete(db: sqlite3.Connection) -> None:
-            row = db.execute(
-                "SELECT owner, last_sequence, snapshot FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+            row = db.execute("SELECT owner, last_sequence FROM jobs WHERE id = ?", (job_id,)).fetchone()
             tables = (
                 ("events", "job_id"),
                 ("checkpoints", "job_id"),
@@ -449,7 +447,8 @@ class SqliteJobStore:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
             db.execute("DELETE FROM feed WHERE job_id = ?", (job_id,))
             if row is not None:
-                owner, last_sequence, snapshot = row
+                # The record keeps the job's id and owner only (no labels, no spec): nothing else of it stays.
+                owner, last_sequence = row
                 event = deletion_event(job_id, last_sequence + 1, deleted_us)
                 db.execute(
                     "INSERT INTO feed (job_id, sequence, owner, labels, payload, deleted_us)"
@@ -458,7 +457,7 @@ class SqliteJobStore:
                         job_id,
                         event.sequence,
                         owner,
-                        _labels_json(job_pb2.Job.FromString(snapshot)),
+                        "{}",
                         event.SerializeToString(),
                         deleted_us,
                     ),

@@ -467,7 +467,9 @@ class NatsJobStore:
         await self._js.purge_stream(EVENTS_STREAM, subject=event_subject(job_id))
         if job is not None:
             # The deletion's record, after the purge: a WatchJobs resume from before it still hears of it.
-            record = _pack(deletion_event(job_id, job.last_sequence + 1, int(time.time() * 1_000_000)), job)
+            # It keeps the job's id and owner only (no labels, no spec): nothing else of the job stays.
+            gone = job_pb2.Job(id=job_id, owner=job.owner)
+            record = _pack(deletion_event(job_id, job.last_sequence + 1, int(time.time() * 1_000_000)), gone)
             await retrying(lambda: self._js.publish(deletion_subject(job_id), record, stream=EVENTS_STREAM))
         await self._layout.jobs.purge(f"job.{job_id}")
         self._positions.pop(job_id)
