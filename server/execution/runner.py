@@ -141,7 +141,7 @@ class JobRunner:
         except DuplicateRequestError as duplicate:
             return duplicate.existing
         self.notifier.published(job.id, 1)
-        await self.queue.put(job.id)
+        await self.queue.put(job.id, owner=owner, priority=spec.priority)
         return job
 
     def _cancel_here(self, job_id: str) -> None:
@@ -208,7 +208,7 @@ class JobRunner:
                 event = await recorder.retried(keep_succeeded_steps=not cancelled)
             except ConcurrentWriteError:
                 raise ReelcastError(errors.JOB_NOT_RETRYABLE, "The job was retried meanwhile.") from None
-        await self.queue.put(job_id, event.sequence)
+        await self.queue.put(job_id, event.sequence, owner=job.owner, priority=job.spec.priority)
         return recorder.job
 
     async def delete(self, job_id: str) -> None:
@@ -274,7 +274,7 @@ class JobRunner:
             await recorder.job_status(job_pb2.JOB_STATUS_QUEUED, "Approved")
 
         job = await self._change_waiting_job(job_id, approve)
-        await self.queue.put(job_id, job.last_sequence)
+        await self.queue.put(job_id, job.last_sequence, owner=job.owner, priority=job.spec.priority)
         return job
 
     async def expire_review(self, job_id: str) -> bool:
