@@ -18,20 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.priorities import PRIORITY_WORDS, priority_word
 
-# Lower rank starts first; unspecified means normal (job.proto).
-PRIORITY_RANKS: dict[int, int] = {
-    job_pb2.JOB_PRIORITY_HIGH: 0,
-    job_pb2.JOB_PRIORITY_NORMAL: 1,
-    job_pb2.JOB_PRIORITY_UNSPECIFIED: 1,
-    job_pb2.JOB_PRIORITY_LOW: 2,
-}
-PRIORITY_NAMES = ("high", "normal", "low")  # by rank
+# A priority's rank is its place in PRIORITY_WORDS (high first); unspecified means normal (job.proto).
+PRIORITY_NAMES = PRIORITY_WORDS
 
 
 def priority_rank(priority: int) -> int:
-    return PRIORITY_RANKS.get(priority, 1)
+    return PRIORITY_WORDS.index(priority_word(priority))
 
 
 @dataclass(frozen=True)
