@@ -323,7 +323,12 @@ class JobRunner:
     # -- execution -------------------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        this_task = asyncio.current_task()
         while True:
+            # On 3.11 asyncio.wait_for (in nats-py's requests) can drop a cancel whose reply arrived at the
+            # same moment; the request still shows in cancelling(), and stop() waits for this task to end.
+            if this_task is not None and this_task.cancelling():
+                raise asyncio.CancelledError
             await self._open_for_work.wait()
             claim = await self.queue.take()
             if not self._open_for_work.is_set():  # draining began while this worker waited

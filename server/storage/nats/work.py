@@ -115,6 +115,7 @@ class NatsWorkQueue:
         self._published = asyncio.Event()
         self._subscription: Subscription | None = None
         self._inbox: Subscription | None = None
+        self._pulled: asyncio.Queue[Msg] = asyncio.Queue()
 
     @property
     def heartbeat_seconds(self) -> float | None:
@@ -128,7 +129,7 @@ class NatsWorkQueue:
 
         client = self._connection.client
         self._subscription = await client.subscribe(f"{WORK_USERS_PREFIX}>", cb=published)
-        self._inbox = await client.subscribe(client.new_inbox())
+        self._inbox = await client.subscribe(client.new_inbox(), cb=self._pulled.put)
         await client.flush()
         await self.queue_orphans(store)
 
@@ -214,8 +215,9 @@ class NatsWorkQueue:
         subject = f"{api.DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{WORK_STREAM}.{consumer}"
         await self._connection.client.publish(subject, request, reply=self._inbox.subject)
         try:
-            message = await self._inbox.next_msg(timeout=FETCH_SECONDS)
-        except nats.errors.TimeoutError:
+            async with asyncio.timeout(FETCH_SECONDS):
+                message = await self._pulled.get()
+        except TimeoutError:
             return None
         if message.headers and message.headers.get(api.Header.STATUS):
             return None  # 404 no messages, 408, 409: nothing for us now
@@ -286,6 +288,9 @@ class NatsWorkQueue:
         for queue in sorted((each for each in queues if each.owner == user), key=lambda each: each.rank):
             message = await self._pull_now(queue.consumer)
             if message is not None:
+                if message.metadata.num_delivered > 1:
+                    # A lapsed claim comes before new jobs: it continues a start that had its turn.
+                    await self._give_back(user, previous_last_start)
                 return NatsClaim(message)
         await self._give_back(user, previous_last_start)  # another worker was faster: pick again
         return None
@@ -293,6 +298,7 @@ class NatsWorkQueue:
     async def take(self) -> Claim:
         if self._subscription is None:
             raise RuntimeError("recover() subscribes to the work subjects first")
+        this_task = asyncio.current_task()
         async with self._fetching:
             while True:
                 self._published.clear()
@@ -301,11 +307,19 @@ class NatsWorkQueue:
                 except (nats.errors.Error, nats.js.errors.APIError) as error:
                     log.warning("work queue claim failed (%s); retrying", error)
                     claim = None
+                # On 3.11 asyncio.wait_for (inside nats-py's requests) returns a reply that arrived as the
+                # task was cancelled and drops the cancel; the request stays counted in cancelling(), so
+                # honour it here, or the runner's stop would wait for this worker forever.
+                if this_task is not None and this_task.cancelling():
+                    if claim is not None:
+                        await claim.release()
+                    raise asyncio.CancelledError
                 if claim is not None:
                     return claim
                 # Nothing to start now: wait for a new job, or poll (a finished job frees a capped user).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._published.wait(), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._published.wait()
 
     async def depth(self) -> int:
         # Not yet delivered to any worker; running jobs are delivered and unacknowledged (num_ack_pending).
