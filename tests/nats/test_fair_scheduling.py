@@ -75,7 +75,7 @@ class Deployment:
         await asyncio.wait_for(follow(), HANG_TIMEOUT)
 
 
-Start = Callable[[int], Awaitable[Deployment]]
+Start = Callable[..., Awaitable[Deployment]]
 
 
 @pytest.fixture
@@ -85,8 +85,9 @@ async def start_fair(settings: Settings) -> AsyncIterator[Start]:
     servers: list[ReelcastServer] = []
     channels: list[aio.Channel] = []
 
-    async def start(slots: int) -> Deployment:
+    async def start(slots: int, max_running_per_user: int = 0) -> Deployment:
         settings.auth_required = True
+        settings.max_running_jobs_per_user = max_running_per_user
         settings.max_concurrent_jobs = slots
         settings.max_active_jobs_per_user = 40
         settings.job_create_burst = 40
@@ -186,3 +187,20 @@ async def test_waiting_order_puts_alice_s_one_job_before_bob_s_three_and_the_sta
     started = {job_id: await fair.wait_started(job_id) for job_id in owners}
     assert sorted(owners, key=started.__getitem__) == order
     assert await fair.server.runner.queue.waiting_order(fair.server.store) == []
+
+
+async def test_a_user_at_the_running_cap_is_skipped_and_the_free_slot_goes_to_the_next_user(
+    start_fair: Start,
+) -> None:
+    fair = await start_fair(2, max_running_per_user=1)
+    bobs = [await fair.create("bob", LONG) for _ in range(3)]
+    await fair.wait_started(bobs[0])
+    alices = await fair.create("alice")
+    await fair.wait_started(alices)
+    await fair.wait_ended("alice", alices)
+    # The second slot served alice and then stayed free: bob is at his cap of one running job.
+    assert [await fair.started_at(job) for job in bobs[1:]] == [None, None]
+    assert await fair.server.runner.queue.waiting_order(fair.server.store) == bobs[1:]
+    await fair.cancel("bob", bobs[0])
+    await fair.wait_started(bobs[1])
+    assert await fair.started_at(bobs[2]) is None
