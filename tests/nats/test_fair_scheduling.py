@@ -17,6 +17,8 @@ from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
+from reelcast.server.storage.nats.backend import NatsBackend
+from reelcast.server.storage.nats.layout import WORK_STREAM, WORK_SUBJECT, work_subject
 from tests.security.conftest import HANG_TIMEOUT, bearer
 from tests.stages import PipelinePlugin
 
@@ -204,3 +206,23 @@ async def test_a_user_at_the_running_cap_is_skipped_and_the_free_slot_goes_to_th
     await fair.cancel("bob", bobs[0])
     await fair.wait_started(bobs[1])
     assert await fair.started_at(bobs[2]) is None
+
+
+async def test_a_job_queued_on_the_layout_before_fair_scheduling_still_runs(
+    start_fair: Start, backend_name: str
+) -> None:
+    if backend_name != "nats":
+        pytest.skip("the old layout is the NATS work stream's single subject")
+    old = await start_fair(1)
+    await old.server.runner.stop()  # nobody takes it from the new subject meanwhile
+    job_id = await old.create("alice")
+    backend = old.server.backend
+    assert isinstance(backend, NatsBackend)
+    js = backend.connection.layout.js
+    await js.purge_stream(WORK_STREAM, subject=work_subject("alice", "normal"))
+    await js.publish(WORK_SUBJECT, job_id.encode())  # as a server of the earlier layout queued it
+
+    upgraded = await start_fair(1)
+    await upgraded.wait_ended("alice", job_id)
+    job = await upgraded.server.store.latest_job(job_id)
+    assert job is not None and job.status == job_pb2.JOB_STATUS_SUCCEEDED
