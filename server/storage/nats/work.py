@@ -107,7 +107,6 @@ class NatsWorkQueue:
     def __init__(self, connection: NatsConnection, policy: FairPolicy | None = None) -> None:
         self._connection = connection
         self.policy = policy if policy is not None else FairPolicy()
-        self._consumers: set[str] = set()
         # One claim at a time per process: the runner's worker tasks take turns.
         self._fetching = asyncio.Lock()
         # Set by any publish on the work subjects (core NATS sees JetStream publishes): a waiting take looks
@@ -179,7 +178,6 @@ class NatsWorkQueue:
         except nats.js.errors.BadRequestError:
             # Made by a process with another ack wait (layout.py keeps the first one's): use it as it is.
             info = await retrying(lambda: js.consumer_info(WORK_STREAM, name))
-        self._consumers.add(name)
         return info
 
     async def _user_queues(self) -> list[_UserQueue]:
