@@ -26,6 +26,7 @@ from reelcast.bridge.resources import (
     Text,
 )
 from reelcast.jobs import errors, validation
+from reelcast.jobs.priorities import PRIORITIES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.violations import FieldViolation
 
@@ -105,6 +106,7 @@ class RenderBody(_Body):
 MediaId = Annotated[
     str, msgspec.Meta(max_length=128, description="A media id of yours (POST /api/media); empty: none.")
 ]
+PriorityWord = Literal["high", "normal", "low"]
 CornerWord = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 CORNERS = {
     "top-left": job_pb2.CORNER_TOP_LEFT,
@@ -157,6 +159,13 @@ class CreateJobBody(_Body):
     review_script: Annotated[
         bool, msgspec.Meta(description="Stop after the script (AwaitingReview) until the owner approves it.")
     ] = False
+    priority: Annotated[
+        PriorityWord,
+        msgspec.Meta(
+            description="Where the job goes among your own waiting jobs: high, then normal, then low (first "
+            "queued first within one). Other users' jobs are scheduled fairly, whatever it says."
+        ),
+    ] = "normal"
     request_id: Annotated[
         Text, msgspec.Meta(description="Idempotency key: a retry returns the first job.")
     ] = ""
@@ -229,6 +238,7 @@ def job_spec_from_body(body: CreateJobBody) -> job_pb2.JobSpec:
         else None,
         music=job_pb2.MusicSpec(mood=music.mood, media_id=music.media_id),
         labels=body.labels or {},
+        priority=PRIORITIES[body.priority],
     )
 
 

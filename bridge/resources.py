@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from google.protobuf import timestamp_pb2
 
+from reelcast.jobs.priorities import priority_word
 from reelcast.jobs.v1 import job_pb2
 
 JOB_STATUS_WORDS = {
@@ -171,6 +172,7 @@ class JobSpec(_Answer):
     review_script: bool
     music: Music
     labels: Annotated[dict[str, str], msgspec.Meta(description="The job's labels; empty: none.")]
+    priority: Annotated[str, msgspec.Meta(description="high, normal or low, among the owner's jobs.")]
 
 
 class ScriptReview(_Answer):
@@ -366,6 +368,7 @@ def spec_resource(spec: job_pb2.JobSpec) -> JobSpec:
         review_script=spec.review_script,
         music=Music(spec.music.mood, spec.music.media_id),
         labels=dict(spec.labels),
+        priority=priority_word(spec.priority),
     )
 
 

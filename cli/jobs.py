@@ -20,6 +20,7 @@ from reelcast.client.spec import scene_messages
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.labels import LabelSelectorError, parse_label_terms
+from reelcast.jobs.priorities import PRIORITIES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import DEFAULT_DURATION_SECONDS
 from reelcast.plugins.builtin.script import write_script
@@ -63,6 +64,7 @@ def job_spec(args: argparse.Namespace) -> job_pb2.JobSpec:
             captions=args.captions != "off",
             caption_style=CAPTION_STYLES.get(args.captions, job_pb2.CAPTION_STYLE_UNSPECIFIED),
         ),
+        priority=PRIORITIES[args.priority],
     )
     try:
         spec.labels.update(parse_label_terms(args.labels))

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from reelcast.jobs.labels import LabelSelectorError, parse_label_term
+from reelcast.jobs.priorities import PRIORITY_WORDS
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import MUSIC_MOODS, MUSIC_NONE
 from reelcast.server.announce import ANNOUNCE_FORMATS
@@ -227,6 +228,12 @@ def _spec_arguments(sub: argparse.ArgumentParser) -> None:
         type=label_term,
         metavar="KEY=VALUE",
         help="a label to find the job by (`jobs list --label`); repeat it, at most 16",
+    )
+    sub.add_argument(
+        "--priority",
+        choices=PRIORITY_WORDS,
+        default="normal",
+        help="among your own waiting jobs: high first, low last (other users' jobs are scheduled fairly)",
     )
     sub.add_argument("--audience", default="")
     sub.add_argument("--goal", default="")

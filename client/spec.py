@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 from google.protobuf import json_format
 
 from reelcast.jobs.labels import format_label_selector
+from reelcast.jobs.priorities import PRIORITIES, PRIORITY_WORDS
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 
 
@@ -31,6 +32,8 @@ class SpecFields(TypedDict, total=False):
     captions: bool
     review_script: bool
     labels: Mapping[str, str]
+    # Among the owner's own waiting jobs: job_pb2.JOB_PRIORITY_HIGH/NORMAL/LOW, or "high"/"normal"/"low".
+    priority: job_pb2.JobPriority.ValueType | str
 
 
 def job_spec(**fields: Any) -> job_pb2.JobSpec:
@@ -61,8 +64,17 @@ def job_spec(**fields: Any) -> job_pb2.JobSpec:
         ),
         review_script=fields.get("review_script", False),
         labels=dict(fields.get("labels", {})),
+        priority=_priority(fields.get("priority", job_pb2.JOB_PRIORITY_UNSPECIFIED)),
     )
     return spec
+
+
+def _priority(value: job_pb2.JobPriority.ValueType | str) -> job_pb2.JobPriority.ValueType:
+    if not isinstance(value, str):
+        return value
+    if value not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITY_WORDS)}, got {value!r}")
+    return PRIORITIES[value]
 
 
 def create_request(

@@ -87,6 +87,24 @@ def use_private_umask() -> int:
     return os.umask(PRIVATE_UMASK)
 
 
+def weights_by_user(text: str) -> dict[str, float]:
+    """``REELCAST_USER_WEIGHTS``: ``alice=2,bob=0.5``, a positive weight per user id (the rest weigh 1):
+    a user of weight 2 gets twice the starts of a user of weight 1 while both wait."""
+    weights: dict[str, float] = {}
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        user, separator, value = part.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = 0.0
+        if not separator or not user.strip() or not weight > 0:
+            raise ValueError(f"must be user=weight pairs with positive weights, got {part!r}")
+        weights[user.strip()] = weight
+    return weights
+
+
 def auth_required_from_env() -> bool:
     """``REELCAST_AUTH``: ``required`` (the default) or ``off``. A Settings built in code follows it too, so
     it is secure by default, and a typo can never switch authentication off."""
@@ -105,6 +123,10 @@ class Settings:
     grpc_listen: str = setting("REELCAST_GRPC_LISTEN", text, default="127.0.0.1:50051")
     # How many jobs run at once; the rest wait as Queued.
     max_concurrent_jobs: int = setting("REELCAST_MAX_CONCURRENT_JOBS", integer, default=1)
+    # Fair scheduling (docs/operations.md): a user's share of the starts while several wait, and the cap on
+    # one user's running jobs across the deployment (0: none, so an idle slot never stays idle).
+    user_weights: dict[str, float] = setting("REELCAST_USER_WEIGHTS", weights_by_user, default_factory=dict)
+    max_running_jobs_per_user: int = setting("REELCAST_MAX_RUNNING_JOBS_PER_USER", integer, default=0)
     # Progress events are persisted; ticks closer than this are merged (the latest wins) unless they finish
     # a stage, so a chatty stage cannot flood the log.
     progress_min_interval_seconds: float = setting("REELCAST_PROGRESS_INTERVAL", number, default=0.2)

@@ -39,7 +39,9 @@ def writing_stage(name: str, steps: int = 4, delay: float = 0.0) -> Callable[[St
 
 class PipelinePlugin:
     """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises (its
-    first ``fail_times`` runs only, when given: then it writes like the others, as a fixed cause would)."""
+    first ``fail_times`` runs only, when given: then it writes like the others, as a fixed cause would).
+    Jobs whose brief topic is ``hang_topic`` hang in their first stage until cancelled (long jobs beside
+    short ones)."""
 
     def __init__(
         self,
@@ -47,8 +49,10 @@ class PipelinePlugin:
         fail_at: str | None = None,
         hang_at: str | None = None,
         fail_times: int | None = None,
+        hang_topic: str | None = None,
     ) -> None:
         self.delay = delay
+        self.hang_topic = hang_topic
         self.fail_at = fail_at
         self.hang_at = hang_at
         self.fail_times = fail_times
@@ -63,7 +67,17 @@ class PipelinePlugin:
                 run = self._failing if self.fail_times is None else self._fails_first(name)
             elif name == self.hang_at:
                 run = self._hanging
+            if self.hang_topic is not None and order == BUILTIN_SHAPE[0][3]:
+                run = self._hanging_on_topic(run)
             register(Stage(name=name, title=title, weight=weight, order=order, run=run))
+
+    def _hanging_on_topic(self, run: Callable[[StageContext], Any]) -> Callable[[StageContext], Any]:
+        async def maybe_hang(ctx: StageContext) -> Any:
+            if ctx.spec.brief.topic == self.hang_topic:
+                return await self._hanging(ctx)
+            return await run(ctx)
+
+        return maybe_hang
 
     def _fails_first(self, name: str) -> Callable[[StageContext], Any]:
         writes = writing_stage(name, delay=self.delay)

@@ -310,6 +310,23 @@ def test_render_takes_repeated_labels_and_refuses_a_malformed_one_before_any_wor
         labels("--label", "team=a", "--label", "team=b")
 
 
+def test_render_and_jobs_create_take_a_priority_word_and_default_to_normal() -> None:
+    from reelcast.cli import build_parser
+    from reelcast.cli.jobs import job_spec
+    from reelcast.jobs.v1 import job_pb2
+
+    def priority(command: list[str], *flags: str) -> int:
+        return job_spec(build_parser().parse_args([*command, "--topic", "Bees", *flags])).priority
+
+    render, create = ["render", "-o", "x.mp4"], ["jobs", "create"]
+    assert priority(render, "--priority", "high") == job_pb2.JOB_PRIORITY_HIGH
+    assert priority(create, "--priority", "low") == job_pb2.JOB_PRIORITY_LOW
+    assert priority(create) == job_pb2.JOB_PRIORITY_NORMAL
+    with pytest.raises(SystemExit) as exited:
+        priority(render, "--priority", "urgent")
+    assert exited.value.code == 2
+
+
 def test_music_takes_a_mood_or_none_and_defaults_to_the_tones() -> None:
     from reelcast.cli import build_parser
     from reelcast.cli.jobs import job_spec

@@ -19,6 +19,7 @@ KERNEL_MODULES = (
     "reelcast.jobs.labels",
     "reelcast.jobs.media_errors",
     "reelcast.jobs.metadata",
+    "reelcast.jobs.priorities",
     "reelcast.jobs.request_errors",
     "reelcast.jobs.settings_fields",
     "reelcast.jobs.stage_errors",

@@ -167,7 +167,7 @@ class JobRunner:
         except DuplicateRequestError as duplicate:
             return duplicate.existing
         self.notifier.published(job.id, 1)
-        await self.queue.put(job.id)
+        await self.queue.put(job.id, owner=owner, priority=spec.priority)
         self.positions.changed()
         return job
 
@@ -236,7 +236,7 @@ class JobRunner:
                 event = await recorder.retried(keep_succeeded_steps=not cancelled)
             except ConcurrentWriteError:
                 raise ReelcastError(errors.JOB_NOT_RETRYABLE, "The job was retried meanwhile.") from None
-        await self.queue.put(job_id, event.sequence)
+        await self.queue.put(job_id, event.sequence, owner=job.owner, priority=job.spec.priority)
         self.positions.changed()
         return recorder.job
 
@@ -303,7 +303,7 @@ class JobRunner:
             await recorder.job_status(job_pb2.JOB_STATUS_QUEUED, "Approved")
 
         job = await self._change_waiting_job(job_id, approve)
-        await self.queue.put(job_id, job.last_sequence)
+        await self.queue.put(job_id, job.last_sequence, owner=job.owner, priority=job.spec.priority)
         self.positions.changed()
         return job
 
@@ -353,7 +353,12 @@ class JobRunner:
     # -- execution -------------------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        this_task = asyncio.current_task()
         while True:
+            # On 3.11 asyncio.wait_for (in nats-py's requests) can drop a cancel whose reply arrived at the
+            # same moment; the request still shows in cancelling(), and stop() waits for this task to end.
+            if this_task is not None and this_task.cancelling():
+                raise asyncio.CancelledError
             await self._open_for_work.wait()
             claim = await self.queue.take()
             self.positions.changed()

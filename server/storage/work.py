@@ -1,7 +1,8 @@
 """The pieces of the runner that differ between one process and many machines.
 
-- ``WorkQueue`` hands job ids to workers. A ``Claim`` is one worker's hold on one job: it is kept alive while
-  the job runs, finished when the job ends, and released when the worker stops before it ends.
+- ``WorkQueue`` hands job ids to workers, fairly between users (storage/fairness.py). A ``Claim`` is one
+  worker's hold on one job: it is kept alive while the job runs, finished when the job ends, and released
+  when the worker stops before it ends.
 - ``CancelBus`` carries a cancel request to the worker that runs the job, wherever it is.
 - ``JobFiles`` keeps a job's work dir where any worker can resume it and any server can serve its outputs.
 
@@ -44,9 +45,10 @@ class WorkQueue(Protocol):
     async def recover(self, store: JobStore) -> None:
         """Called once when the runner starts, before any ``take``."""
 
-    async def put(self, job_id: str, queued_at: int = 1) -> None:
+    async def put(self, job_id: str, queued_at: int = 1, *, owner: str = "", priority: int = 0) -> None:
         """Queues the job. ``queued_at`` is the sequence of the event that made it Queued (1 when it was
-        created, later when its review was approved): a queue that drops repeats keeps one per queueing."""
+        created, later when its review was approved): a queue that drops repeats keeps one per queueing.
+        ``owner`` and ``priority`` (``JobSpec.priority``) place it in the fair schedule (fairness.py)."""
 
     async def queue_orphans(self, store: JobStore) -> None:
         """Queues the jobs stored as Queued that the queue does not hold (their server stopped between
@@ -59,7 +61,8 @@ class WorkQueue(Protocol):
         """How many jobs wait for a worker (the ``reelcast_queue_depth`` metric)."""
 
     async def waiting_order(self, store: JobStore) -> list[str]:
-        """The ids of the jobs that wait for a worker, in the order the scheduler would start them."""
+        """The ids of the jobs that wait for a worker, in the order the scheduler would start them
+        (simulating the fair policy from the current served counts, running counts and caps)."""
 
 
 CancelHandler = Callable[[str], None]

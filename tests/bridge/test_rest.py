@@ -12,6 +12,7 @@ import pytest
 
 from reelcast.bridge.app import ROUTES
 from reelcast.jobs import errors
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.app import ReelcastServer
 from tests.bridge.conftest import BigOutputPlugin, create_job, read_sse
 from tests.stages import PipelinePlugin
@@ -330,6 +331,24 @@ async def test_labels_out_of_bounds_are_400_with_a_violation_on_labels(client: h
         response = await client.post("/api/jobs", json={"brief": {"topic": "Otters"}, "labels": labels})
         body = assert_problem(response, 400, "E001-INVALID_SPEC")
         assert {v["field"] for v in body["violations"]} == {"labels"}  # type: ignore[attr-defined]
+
+
+async def test_priority_round_trips_as_a_word_defaults_to_normal_and_refuses_another_word(
+    client: httpx.AsyncClient, server: ReelcastServer, pipeline: PipelinePlugin
+) -> None:
+    response = await client.post("/api/jobs", json={"brief": {"topic": "Urgent"}, "priority": "high"})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["jobId"]
+    assert response.json()["spec"]["priority"] == "high"
+    assert (await client.get(f"/api/jobs/{job_id}")).json()["spec"]["priority"] == "high"
+    stored = await server.store.get_job(job_id)
+    assert stored is not None and stored.spec.priority == job_pb2.JOB_PRIORITY_HIGH
+    plain = await create_job(client, "Plain")
+    assert plain["spec"]["priority"] == "normal"
+    refused = await client.post("/api/jobs", json={"brief": {"topic": "Otters"}, "priority": "urgent"})
+    assert refused.status_code == 400, refused.text
+    for each in (job_id, plain["jobId"]):
+        await finish(client, each)
 
 
 async def test_cancel_is_202_while_running_and_409_once_finished(

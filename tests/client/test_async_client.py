@@ -82,6 +82,16 @@ async def test_list_jobs_filters_by_status_given_by_name(open_server: ReelcastSe
             [j async for j in client.list_jobs(statuses=["sleeping"])]
 
 
+async def test_create_job_takes_a_priority_as_a_word_or_an_enum(open_server: ReelcastServer) -> None:
+    async with AsyncClient(open_server.target) as client:
+        high = await client.create_job(topic="urgent", priority="high")
+        low = await client.create_job(topic="later", priority=job_pb2.JOB_PRIORITY_LOW)
+        assert high.spec.priority == job_pb2.JOB_PRIORITY_HIGH
+        assert low.spec.priority == job_pb2.JOB_PRIORITY_LOW
+        with pytest.raises(ValueError, match="priority must be one of high, normal, low"):
+            await client.create_job(topic="bad", priority="urgent")
+
+
 async def test_list_jobs_filters_by_labels_given_as_a_mapping_or_a_selector(
     open_server: ReelcastServer,
 ) -> None:

@@ -9,6 +9,7 @@ from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.embedded.job_store import SqliteJobStore
 from reelcast.server.storage.embedded.media_store import LocalMediaStore
 from reelcast.server.storage.embedded.work import LocalCancelBus, LocalJobFiles, LocalWorkQueue
+from reelcast.server.storage.fairness import FairPolicy
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.notifier import EventNotifier
 
@@ -23,7 +24,7 @@ class EmbeddedBackend(Backend):
         super().__init__(
             store=store if store is not None else SqliteJobStore(settings.database_path),
             notifier=EventNotifier(),
-            queue=LocalWorkQueue(),
+            queue=LocalWorkQueue(FairPolicy(settings.user_weights, settings.max_running_jobs_per_user)),
             cancels=LocalCancelBus(),
             files=LocalJobFiles(settings),
             media=self.local_media,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from reelcast.server.config import Settings
 from reelcast.server.security.keys import ApiKeys
 from reelcast.server.storage.backend import Backend
+from reelcast.server.storage.fairness import FairPolicy
 from reelcast.server.storage.nats.job_store import NatsJobStore
 from reelcast.server.storage.nats.keys import NatsKeyStore, shared_stream_token_secret
 from reelcast.server.storage.nats.layout import NatsConnection
@@ -21,7 +22,9 @@ class NatsBackend(Backend):
         super().__init__(
             store=NatsJobStore(self.connection),
             notifier=NatsNotifier(self.connection),
-            queue=NatsWorkQueue(self.connection),
+            queue=NatsWorkQueue(
+                self.connection, FairPolicy(settings.user_weights, settings.max_running_jobs_per_user)
+            ),
             cancels=NatsCancelBus(self.connection),
             files=NatsJobFiles(self.connection),
             media=NatsMediaStore(self.connection),

@@ -2,11 +2,15 @@
 
 - ``REELCAST_EVENTS``: stream on ``reelcast.events.*``, each job's event log on its own subject, and on
   ``reelcast.deleted.*``, one record per deleted job (WatchJobs' feed is this stream, in stream order).
-- ``REELCAST_WORK``: work-queue stream on ``reelcast.work``, one message per job to run; consumer ``workers``.
+- ``REELCAST_WORK``: work-queue stream, one message per job to run, on ``reelcast.work.<user>.<priority>``
+  (``work_subject``) with one durable pull consumer per subject (``work_consumer``, made on demand, gone
+  after a day idle); ``reelcast.work`` and its consumer ``workers`` hold what servers of the layout before
+  fair scheduling queued, which workers drain first (nats/work.py).
 - ``reelcast_jobs`` (KV): ``job.<id>``, the job snapshot.
 - ``reelcast_requests`` (KV): idempotency keys (owner + request id -> job id).
 - ``reelcast_state`` (KV): ``feed.floor`` (the highest feed position retention forgot),
-  ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``.
+  ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``,
+  ``fairness`` (the users' shares of the starts, storage/fairness.py, updated with compare-and-swap).
 - ``reelcast_media`` (KV): ``media.<id>`` (an uploaded file's record) and ``owner.<hex>`` (a user's index).
 - ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs, and
   ``media/<id>``, the uploaded files (nats/media_store.py).
@@ -56,6 +60,10 @@ DELETED_PREFIX = "reelcast.deleted."
 WORK_STREAM = "REELCAST_WORK"
 WORK_SUBJECT = "reelcast.work"
 WORK_CONSUMER = "workers"
+WORK_USERS_PREFIX = "reelcast.work."
+FAIRNESS_KEY = "fairness"
+# A user's consumer that nobody pulls from for this long is removed by the server (made again on demand).
+WORK_CONSUMER_IDLE_SECONDS = 24 * 3600.0
 CANCEL_PREFIX = "reelcast.cancel."
 JOBS_BUCKET = "reelcast_jobs"
 REQUESTS_BUCKET = "reelcast_requests"
@@ -73,6 +81,38 @@ def event_subject(job_id: str) -> str:
 
 def deletion_subject(job_id: str) -> str:
     return f"{DELETED_PREFIX}{job_id}"
+
+
+def user_token(owner: str) -> str:
+    """A subject- and consumer-name-safe token of a user id (hex of its UTF-8; ``_`` for no user)."""
+    return owner.encode().hex() or "_"
+
+
+def owner_of_token(token: str) -> str:
+    return "" if token == "_" else bytes.fromhex(token).decode()
+
+
+def work_subject(owner: str, priority_name: str) -> str:
+    return f"{WORK_USERS_PREFIX}{user_token(owner)}.{priority_name}"
+
+
+def work_consumer(subject: str) -> str:
+    """The durable consumer of one user's subject: ``work-<user token>-<priority>``."""
+    return "work-" + subject.removeprefix(WORK_USERS_PREFIX).replace(".", "-")
+
+
+def work_consumer_config(durable: str, subject: str, ack_wait_seconds: float) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        durable_name=durable,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        # A claim lapses only when its worker stops heartbeating for this long; the runner counts attempts
+        # itself (the job's ``attempt``), so the server never gives up on a message.
+        ack_wait=ack_wait_seconds,
+        max_deliver=-1,
+        filter_subject=subject,
+        max_ack_pending=-1,
+        inactive_threshold=None if subject == WORK_SUBJECT else WORK_CONSUMER_IDLE_SECONDS,
+    )
 
 
 @dataclass
@@ -136,23 +176,15 @@ async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: f
         js,
         api.StreamConfig(
             name=WORK_STREAM,
-            subjects=[WORK_SUBJECT],
+            # The single subject of the layout before fair scheduling stays, so old messages still run.
+            subjects=[WORK_SUBJECT, f"{WORK_USERS_PREFIX}>"],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
             num_replicas=replicas,
             duplicate_window=120.0,
         ),
     )
-    consumer = api.ConsumerConfig(
-        durable_name=WORK_CONSUMER,
-        ack_policy=api.AckPolicy.EXPLICIT,
-        # A claim lapses only when its worker stops heartbeating for this long; the runner counts attempts
-        # itself (the job's ``attempt``), so the server never gives up on a message.
-        ack_wait=ack_wait_seconds,
-        max_deliver=-1,
-        filter_subject=WORK_SUBJECT,
-        max_ack_pending=-1,
-    )
+    consumer = work_consumer_config(WORK_CONSUMER, WORK_SUBJECT, ack_wait_seconds)
     try:
         await js.add_consumer(WORK_STREAM, consumer)
     except BadRequestError:

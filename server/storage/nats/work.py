@@ -12,34 +12,52 @@ import logging
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import api
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.storage.fairness import (
+    PRIORITY_NAMES,
+    FairPolicy,
+    FairShares,
+    priority_rank,
+    start_order,
+)
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.nats.layout import (
     CANCEL_PREFIX,
     DELETED_PREFIX,
     EVENTS_PREFIX,
+    FAIRNESS_KEY,
     SEQUENCE_HEADER,
     WORK_CONSUMER,
     WORK_STREAM,
     WORK_SUBJECT,
+    WORK_USERS_PREFIX,
     NatsConnection,
+    owner_of_token,
     read_json_entry,
     retrying,
     stream_messages,
+    update_json_entry,
+    work_consumer,
+    work_consumer_config,
+    work_subject,
 )
 from reelcast.server.storage.notifier import EventNotifier
 from reelcast.server.storage.work import CHUNK_BYTES, CancelHandler, Claim, OutputFile
 
 log = logging.getLogger(__name__)
 FETCH_SECONDS = 2.0
+# How often a take with nothing it may start looks again (a publish wakes it sooner).
+POLL_SECONDS = 0.5
 
 
 class NatsClaim:
@@ -61,18 +79,43 @@ class NatsClaim:
             await self._message.nak()
 
 
+@dataclass
+class _UserQueue:
+    """One (user, priority) subject of the work stream and its consumer's counts."""
+
+    subject: str
+    consumer: str
+    owner: str
+    rank: int
+    waiting: int  # not yet delivered
+    running: int  # delivered and not acknowledged: claimed, or lapsing after its worker died
+    delivered_up_to: int  # the stream sequence the consumer delivered last
+
+
 class NatsWorkQueue:
-    """Jobs on the ``REELCAST_WORK`` work-queue stream, pulled one at a time per free worker slot.
+    """Jobs on the ``REELCAST_WORK`` work-queue stream, one subject and one durable pull consumer per user and
+    priority (layout.py), claimed fairly without a dispatcher: a worker with a free slot reads the shares
+    (``fairness`` in the state bucket), picks the user by the policy (storage/fairness.py), takes that turn
+    with compare-and-swap, then pulls (no wait) from the user's consumers, high to low priority; when another
+    worker was faster and nothing is there, it gives the turn back and picks again. Running counts are the
+    consumers' unacknowledged messages, so a SIGKILLed worker's job counts until its claim lapses and
+    JetStream redelivers it; nothing of the shares lives in a worker.
 
     A claim stays with its worker as long as ``keep_alive`` (``in_progress()``) reaches the server at least
     once per ack wait; ``heartbeat_seconds`` is a third of it. A job is redelivered when those stop, never
     because it runs long."""
 
-    def __init__(self, connection: NatsConnection) -> None:
+    def __init__(self, connection: NatsConnection, policy: FairPolicy | None = None) -> None:
         self._connection = connection
-        self._subscription: Any = None
-        # One fetch at a time: the runner's worker tasks share one pull subscription.
+        self.policy = policy if policy is not None else FairPolicy()
+        # One claim at a time per process: the runner's worker tasks take turns.
         self._fetching = asyncio.Lock()
+        # Set by any publish on the work subjects (core NATS sees JetStream publishes): a waiting take looks
+        # again at once rather than at its next poll.
+        self._published = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._inbox: Subscription | None = None
+        self._pulled: asyncio.Queue[Msg] = asyncio.Queue()
 
     @property
     def heartbeat_seconds(self) -> float | None:
@@ -81,9 +124,13 @@ class NatsWorkQueue:
     async def recover(self, store: JobStore) -> None:
         # Unfinished jobs were never acknowledged, so the stream still holds them; only a job whose server
         # stopped between storing it and queueing it is missing there.
-        self._subscription = await self._connection.layout.js.pull_subscribe_bind(
-            durable=WORK_CONSUMER, stream=WORK_STREAM
-        )
+        async def published(_: Msg) -> None:
+            self._published.set()
+
+        client = self._connection.client
+        self._subscription = await client.subscribe(f"{WORK_USERS_PREFIX}>", cb=published)
+        self._inbox = await client.subscribe(client.new_inbox(), cb=self._pulled.put)
+        await client.flush()
         await self.queue_orphans(store)
 
     async def queue_orphans(self, store: JobStore) -> None:
@@ -100,55 +147,204 @@ class NatsWorkQueue:
         for job in queued:
             if job.id not in waiting:
                 log.warning("job %s was stored but never queued (its server stopped in between)", job.id)
-                await self.put(job.id, job.last_sequence)
+                await self.put(job.id, job.last_sequence, owner=job.owner, priority=job.spec.priority)
 
     async def _ids_in_stream(self) -> set[str]:
         """The job ids of every message in the work stream: waiting, or claimed and not yet acknowledged."""
-        messages = stream_messages(self._connection.layout.js, WORK_STREAM, WORK_SUBJECT)
-        return {(message.data or b"").decode() async for message in messages}
-
-    async def put(self, job_id: str, queued_at: int = 1) -> None:
         js = self._connection.layout.js
+        ids: set[str] = set()
+        for subject in (WORK_SUBJECT, f"{WORK_USERS_PREFIX}>"):
+            ids |= {
+                (message.data or b"").decode() async for message in stream_messages(js, WORK_STREAM, subject)
+            }
+        return ids
+
+    async def put(self, job_id: str, queued_at: int = 1, *, owner: str = "", priority: int = 0) -> None:
+        js = self._connection.layout.js
+        subject = work_subject(owner, PRIORITY_NAMES[priority_rank(priority)])
+        await self._consumer_of(subject)  # before the message, so that no worker misses its subject
         # One id per queueing: an approved review queues the job again within the duplicate window.
         message_id = f"work:{job_id}" if queued_at <= 1 else f"work:{job_id}:{queued_at}"
         headers = {"Nats-Msg-Id": message_id}
-        await retrying(lambda: js.publish(WORK_SUBJECT, job_id.encode(), headers=dict(headers)))
+        await retrying(lambda: js.publish(subject, job_id.encode(), headers=dict(headers)))
+
+    async def _consumer_of(self, subject: str) -> api.ConsumerInfo:
+        """Creates the subject's consumer if it is missing (idempotent: every process asks with one config)
+        and returns its counts."""
+        js = self._connection.layout.js
+        name = work_consumer(subject) if subject != WORK_SUBJECT else WORK_CONSUMER
+        config = work_consumer_config(name, subject, self._connection.layout.ack_wait_seconds)
+        try:
+            info = await retrying(lambda: js.add_consumer(WORK_STREAM, config))
+        except nats.js.errors.BadRequestError:
+            # Made by a process with another ack wait (layout.py keeps the first one's): use it as it is.
+            info = await retrying(lambda: js.consumer_info(WORK_STREAM, name))
+        return info
+
+    async def _user_queues(self) -> list[_UserQueue]:
+        """Every (user, priority) subject that holds messages, with its consumer's counts."""
+        js = self._connection.layout.js
+        info = await retrying(lambda: js.stream_info(WORK_STREAM, subjects_filter=f"{WORK_USERS_PREFIX}>"))
+        queues = []
+        for subject in sorted(info.state.subjects or {}):
+            token, _, priority_name = subject.removeprefix(WORK_USERS_PREFIX).rpartition(".")
+            if priority_name not in PRIORITY_NAMES:
+                continue
+            consumer = await self._consumer_of(subject)
+            queues.append(
+                _UserQueue(
+                    subject=subject,
+                    consumer=consumer.name,
+                    owner=owner_of_token(token),
+                    rank=PRIORITY_NAMES.index(priority_name),
+                    waiting=int(consumer.num_pending or 0),
+                    running=int(consumer.num_ack_pending or 0),
+                    delivered_up_to=int(consumer.delivered.stream_seq or 0) if consumer.delivered else 0,
+                )
+            )
+        return queues
+
+    async def _pull_now(self, consumer: str) -> Msg | None:
+        """One message of ``consumer`` if it has one now (a no-wait pull: nothing lingers on the server).
+        JetStream delivers it on its own subject, to the reply inbox: the inbox is this queue's own
+        subscription, since the client's request mux routes replies by subject."""
+        if self._inbox is None:
+            raise RuntimeError("recover() subscribes to the pull inbox first")
+        request = json.dumps({"batch": 1, "no_wait": True}).encode()
+        subject = f"{api.DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{WORK_STREAM}.{consumer}"
+        await self._connection.client.publish(subject, request, reply=self._inbox.subject)
+        try:
+            async with asyncio.timeout(FETCH_SECONDS):
+                message = await self._pulled.get()
+        except TimeoutError:
+            return None
+        if message.headers and message.headers.get(api.Header.STATUS):
+            return None  # 404 no messages, 408, 409: nothing for us now
+        return message
+
+    async def _take_turn(self, queues: list[_UserQueue]) -> tuple[str, int | None] | None:
+        """Picks the next user by the policy and records their start in the shares with compare-and-swap;
+        the user and their previous last start (to give the turn back), or None when nobody may start."""
+        waiting = {queue.owner for queue in queues if queue.waiting > 0}
+        running: dict[str, int] = {}
+        for queue in queues:
+            running[queue.owner] = running.get(queue.owner, 0) + queue.running
+        chosen: list[tuple[str, int | None]] = []
+
+        def take(document: Any) -> Any:
+            chosen.clear()
+            shares = FairShares.from_json(document)
+            shares.admit(waiting)
+            user = shares.next_user(waiting, running, self.policy)
+            if user is None:
+                return (
+                    shares.to_json() if shares.waiting != set((document or {}).get("waiting", [])) else None
+                )
+            chosen.append((user, shares.last_start.get(user)))
+            shares.started(user, self.policy)
+            return shares.to_json()
+
+        state = self._connection.layout.state
+        if not await update_json_entry(state, FAIRNESS_KEY, take) or not chosen:
+            return None
+        return chosen[0]
+
+    async def _record_start(self, user: str) -> None:
+        def start(document: Any) -> Any:
+            shares = FairShares.from_json(document)
+            shares.started(user, self.policy)
+            return shares.to_json()
+
+        await update_json_entry(self._connection.layout.state, FAIRNESS_KEY, start)
+
+    async def _give_back(self, user: str, previous_last_start: int | None) -> None:
+        def give_back(document: Any) -> Any:
+            shares = FairShares.from_json(document)
+            shares.unstarted(user, self.policy, previous_last_start)
+            return shares.to_json()
+
+        await update_json_entry(self._connection.layout.state, FAIRNESS_KEY, give_back)
+
+    async def _claim_fairly(self) -> NatsClaim | None:
+        legacy = await self._pull_now(WORK_CONSUMER)  # the layout before fair scheduling drains first
+        if legacy is not None:
+            return NatsClaim(legacy)
+        queues = await self._user_queues()
+        for queue in queues:
+            # A lapsed claim (its worker died) is redelivered, not pending: it continues a start that
+            # already had its turn. Nothing new waits there, so this pull can only return such a job, or
+            # one queued since the counts were read, which then takes its turn.
+            if queue.running > 0 and queue.waiting == 0:
+                message = await self._pull_now(queue.consumer)
+                if message is not None:
+                    if message.metadata.num_delivered <= 1:
+                        await self._record_start(queue.owner)
+                    return NatsClaim(message)
+        turn = await self._take_turn(queues)
+        if turn is None:
+            return None
+        user, previous_last_start = turn
+        for queue in sorted((each for each in queues if each.owner == user), key=lambda each: each.rank):
+            message = await self._pull_now(queue.consumer)
+            if message is not None:
+                if message.metadata.num_delivered > 1:
+                    # A lapsed claim comes before new jobs: it continues a start that had its turn.
+                    await self._give_back(user, previous_last_start)
+                return NatsClaim(message)
+        await self._give_back(user, previous_last_start)  # another worker was faster: pick again
+        return None
 
     async def take(self) -> Claim:
         if self._subscription is None:
-            raise RuntimeError("recover() binds the work consumer first")
+            raise RuntimeError("recover() subscribes to the work subjects first")
+        this_task = asyncio.current_task()
         async with self._fetching:
             while True:
+                self._published.clear()
                 try:
-                    messages = await self._subscription.fetch(1, timeout=FETCH_SECONDS)
-                except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError):
-                    continue
-                except nats.js.errors.APIError as error:
-                    log.warning("work queue fetch failed (%s); retrying", error)
-                    await asyncio.sleep(0.5)
-                    continue
-                if messages:
-                    return NatsClaim(messages[0])
+                    claim = await self._claim_fairly()
+                except (nats.errors.Error, nats.js.errors.APIError) as error:
+                    log.warning("work queue claim failed (%s); retrying", error)
+                    claim = None
+                # On 3.11 asyncio.wait_for (inside nats-py's requests) returns a reply that arrived as the
+                # task was cancelled and drops the cancel; the request stays counted in cancelling(), so
+                # honour it here, or the runner's stop would wait for this worker forever.
+                if this_task is not None and this_task.cancelling():
+                    if claim is not None:
+                        await claim.release()
+                    raise asyncio.CancelledError
+                if claim is not None:
+                    return claim
+                # Nothing to start now: wait for a new job, or poll (a finished job frees a capped user).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._published.wait()
 
     async def depth(self) -> int:
         # Not yet delivered to any worker; running jobs are delivered and unacknowledged (num_ack_pending).
-        info = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
-        return int(info.num_pending or 0)
+        legacy = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
+        return int(legacy.num_pending or 0) + sum(queue.waiting for queue in await self._user_queues())
 
     async def waiting_order(self, store: JobStore) -> list[str]:
-        """FIFO: the messages not yet delivered to any worker (after the consumer's delivered stream
-        sequence), in stream order, whose jobs are still Queued. The delivered sequence is read last, so a
-        job taken while the stream was read is not counted. A released job (nak) waits for redelivery below
-        that sequence and is not counted either: it is taken again at once."""
+        """The ids of the jobs that wait for a worker, in the order the scheduler would start them
+        (simulating the fair policy from the current served counts, running counts and caps)."""
+        js = self._connection.layout.js
+        queues = await self._user_queues()
+        by_user: dict[str, list[str]] = {}
+        running: dict[str, int] = {}
+        for queue in sorted(queues, key=lambda each: each.rank):
+            running[queue.owner] = running.get(queue.owner, 0) + queue.running
+            if queue.waiting <= 0:
+                continue
+            jobs = by_user.setdefault(queue.owner, [])
+            async for message in stream_messages(js, WORK_STREAM, queue.subject):
+                if (message.seq or 0) > queue.delivered_up_to:
+                    jobs.append((message.data or b"").decode())
+        document, _ = await read_json_entry(self._connection.layout.state, FAIRNESS_KEY)
+        order = start_order(FairShares.from_json(document), by_user, running, self.policy)
+        # Only jobs still Queued: one cancelled while it waited is skipped by the worker that takes it.
         queued = {job.id for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED}
-        messages = [
-            (message.seq or 0, (message.data or b"").decode())
-            async for message in stream_messages(self._connection.layout.js, WORK_STREAM, WORK_SUBJECT)
-        ]
-        info = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
-        delivered = info.delivered.stream_seq or 0
-        order = (job_id for seq, job_id in messages if seq > delivered and job_id in queued)
-        return list(dict.fromkeys(order))
+        return [job_id for job_id in order if job_id in queued]
 
 
 class NatsCancelBus:

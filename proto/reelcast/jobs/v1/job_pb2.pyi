@@ -365,6 +365,34 @@ CORNER_BOTTOM_LEFT: Corner.ValueType  # 3
 CORNER_BOTTOM_RIGHT: Corner.ValueType  # 4
 Global___Corner: _TypeAlias = Corner  # noqa: Y015
 
+class _JobPriority:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobPriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobPriority.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_PRIORITY_UNSPECIFIED: _JobPriority.ValueType  # 0
+    """Normal."""
+    JOB_PRIORITY_LOW: _JobPriority.ValueType  # 1
+    """After the owner's normal and high jobs."""
+    JOB_PRIORITY_NORMAL: _JobPriority.ValueType  # 2
+    """The default."""
+    JOB_PRIORITY_HIGH: _JobPriority.ValueType  # 3
+    """Before the owner's normal and low jobs."""
+
+class JobPriority(_JobPriority, metaclass=_JobPriorityEnumTypeWrapper):
+    """Where a job goes among its owner's waiting jobs (`JobSpec.priority`)."""
+
+JOB_PRIORITY_UNSPECIFIED: JobPriority.ValueType  # 0
+"""Normal."""
+JOB_PRIORITY_LOW: JobPriority.ValueType  # 1
+"""After the owner's normal and high jobs."""
+JOB_PRIORITY_NORMAL: JobPriority.ValueType  # 2
+"""The default."""
+JOB_PRIORITY_HIGH: JobPriority.ValueType  # 3
+"""Before the owner's normal and low jobs."""
+Global___JobPriority: _TypeAlias = JobPriority  # noqa: Y015
+
 @_typing.final
 class Brief(_message.Message):
     """What the video is about and for whom."""
@@ -682,9 +710,15 @@ class JobSpec(_message.Message):
     MUSIC_FIELD_NUMBER: _builtins.int
     LOGO_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     review_script: _builtins.bool
     """Stop after the script stage and wait (`JOB_STATUS_AWAITING_REVIEW`) for the owner to edit and approve the
     scenes; the other stages then use the approved scenes.
+    """
+    priority: Global___JobPriority.ValueType
+    """Orders this job among its owner's waiting jobs (high, then normal, then low; first queued first within
+    one priority). It never moves the job ahead of another user's: between users the scheduler is fair
+    (docs/operations.md, "Fair scheduling"). Unspecified means normal.
     """
     @_builtins.property
     def brief(self) -> Global___Brief:
@@ -734,10 +768,11 @@ class JobSpec(_message.Message):
         music: Global___MusicSpec | None = ...,
         logo: Global___LogoSpec | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        priority: Global___JobPriority.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "voice", b"voice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "labels", b"labels", "logo", b"logo", "music", b"music", "plan", b"plan", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brief", b"brief", "labels", b"labels", "logo", b"logo", "music", b"music", "plan", b"plan", "priority", b"priority", "render", b"render", "review_script", b"review_script", "script", b"script", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

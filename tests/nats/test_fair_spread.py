@@ -1,0 +1,126 @@
+"""Fair scheduling across processes: 2 API servers and 3 workers on one NATS JetStream, no dispatcher. Three
+users' jobs start in turns whichever server queued them and whichever worker claims them, and a worker
+SIGKILLed mid-job loses no fairness state: its job is redelivered without a new turn, and the shares in the
+state bucket count exactly one start per job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+from grpc import aio
+
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from reelcast.server.storage.nats.layout import FAIRNESS_KEY, STATE_BUCKET
+from tests.nats.natsproc import NatsServer
+from tests.nats.processes import ReelcastProcess, server, worker
+from tests.processes import ALL_BUILTINS
+from tests.security.conftest import HANG_TIMEOUT, bearer
+
+USERS = ("alice", "bob", "carol")
+JOBS_PER_USER = 5
+KEY = re.compile(r"rck_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+
+
+def create_key(store: str, user: str, env: dict[str, str]) -> str:
+    command = [sys.executable, "-m", "reelcast.cli", "keys", "create", "--user", user, "--store", store]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True, env=env)
+    found = KEY.search(result.stdout)
+    assert found is not None, result.stdout
+    return found.group(0)
+
+
+async def first_running_and_end(channel: aio.Channel, key: str, job_id: str) -> tuple[int, int]:
+    """Follows the job to its end: the time (ns) of its first Running event and its terminal event kind."""
+    stub = job_service_pb2_grpc.JobServiceStub(channel)
+    started, kind = 0, 0
+    async for event in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), metadata=bearer(key)):
+        running = (
+            event.kind == job_pb2.EVENT_KIND_JOB_STATUS and event.job_status == job_pb2.JOB_STATUS_RUNNING
+        )
+        if running and not started:
+            started = event.time.ToNanoseconds()
+        kind = event.kind
+    return started, kind
+
+
+async def test_three_workers_and_two_servers_start_users_in_turns_and_a_killed_worker_loses_no_share(
+    tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path
+) -> None:
+    env = {
+        "PYTHONPATH": str(installed_sample_plugin),
+        "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS,
+        "REELCAST_SAMPLE_DELAY": "0.2",
+        "REELCAST_AUTH": "required",
+        "REELCAST_NATS_ACK_WAIT": "2",
+        "REELCAST_JOB_CREATE_BURST": "40",
+        "REELCAST_MAX_ACTIVE_JOBS_PER_USER": "40",
+    }
+    store = nats_server.url
+    servers = [server(tmp_path, f"server{index}", store, env) for index in range(2)]
+    workers = [worker(tmp_path, f"worker{index}", store, env) for index in range(3)]
+    processes: list[ReelcastProcess] = list(servers)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(process.start) for process in servers))
+        keys = {user: create_key(store, user, {**os.environ, **env}) for user in USERS}
+        channels = [aio.insecure_channel(each.address) for each in servers]
+        owners: dict[str, tuple[str, int]] = {}
+        for user_index, user in enumerate(USERS):  # all of one user's, then the next: the worst for FIFO
+            for index in range(JOBS_PER_USER):
+                through = (user_index + index) % 2
+                stub = job_service_pb2_grpc.JobServiceStub(channels[through])
+                spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic=f"{user} {index}"))
+                reply = await stub.CreateJob(
+                    job_service_pb2.CreateJobRequest(spec=spec), metadata=bearer(keys[user])
+                )
+                owners[reply.job.id] = (user, through)
+        # The workers start once every job waits, so that each start is the policy's choice.
+        processes += workers
+        await asyncio.gather(*(asyncio.to_thread(process.start) for process in workers))
+        follows = {
+            job_id: asyncio.ensure_future(first_running_and_end(channels[through], keys[user], job_id))
+            for job_id, (user, through) in owners.items()
+        }
+
+        async def a_worker_mid_job() -> ReelcastProcess:
+            while True:
+                for each in workers:
+                    log = each.log()
+                    claimed = re.findall(r"job (\w+) claimed", log)
+                    if len(claimed) >= 2 and f"job {claimed[-1]} ended" not in log:
+                        return each
+                await asyncio.sleep(0.05)
+
+        victim = await asyncio.wait_for(a_worker_mid_job(), HANG_TIMEOUT)
+        victim.kill()
+        results = await asyncio.wait_for(asyncio.gather(*follows.values()), 120)
+
+        assert all(kind == job_pb2.EVENT_KIND_JOB_COMPLETED for _, kind in results)
+        starts = sorted(
+            (started, owners[job_id][0]) for job_id, (started, _) in zip(follows, results, strict=True)
+        )
+        counts = dict.fromkeys(USERS, 0)
+        for _, user in starts:
+            counts[user] += 1
+            assert max(counts.values()) - min(counts.values()) <= 1, [user for _, user in starts]
+        assert any("redelivered: True" in each.log() for each in workers if each is not victim)
+
+        client = await nats.connect(store)
+        try:
+            entry = await (await client.jetstream().key_value(STATE_BUCKET)).get(FAIRNESS_KEY)
+            shares = json.loads(entry.value or b"{}")
+        finally:
+            await client.close()
+        # One start per job, none lost with the killed worker and none added by its redelivery.
+        assert shares["served"] == dict.fromkeys(USERS, float(JOBS_PER_USER))
+        for channel in channels:
+            await channel.close()
+    finally:
+        for process in processes:
+            process.stop()
