@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -81,8 +82,12 @@ def installed_sample_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample third-party plugin really installed (built as a wheel by pip) into a directory of its own;
     server processes get it on their PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
+    # Built from a private copy: pip builds in the source tree, and each xdist worker has its own session, so
+    # two workers building tests/data/sample_plugin at once break each other's build dir.
+    source = tmp_path_factory.mktemp("sample-plugin-source") / "sample_plugin"
+    shutil.copytree(SAMPLE_PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*command, "--target", str(target), str(SAMPLE_PLUGIN)], check=True)
+    subprocess.run([*command, "--target", str(target), str(source)], check=True)
     assert list(target.glob("reelcast_sample_plugin-1.2.3.dist-info"))
     return target
 
