@@ -1,7 +1,8 @@
 """Fair scheduling across processes: 2 API servers and 3 workers on one NATS JetStream, no dispatcher. Three
 users' jobs start in turns whichever server queued them and whichever worker claims them, and a worker
 SIGKILLed mid-job loses no fairness state: its job is redelivered without a new turn, and the shares in the
-state bucket count exactly one start per job."""
+state bucket count exactly one start per job. bob's 20 queued jobs do not hold alice's one back, and his
+high-priority job goes before his others."""
 
 from __future__ import annotations
 
@@ -119,6 +120,69 @@ async def test_three_workers_and_two_servers_start_users_in_turns_and_a_killed_w
             await client.close()
         # One start per job, none lost with the killed worker and none added by its redelivery.
         assert shares["served"] == dict.fromkeys(USERS, float(JOBS_PER_USER))
+        for channel in channels:
+            await channel.close()
+    finally:
+        for process in processes:
+            process.stop()
+
+
+async def test_with_three_workers_and_two_servers_alice_s_one_job_and_bob_s_high_one_go_first(
+    tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path
+) -> None:
+    """bob queues 20 jobs, then alice one and bob a high-priority one, through both API servers: of the first
+    starts the 3 workers make, one is alice's (the next free slot goes to the user served least), and bob's
+    high-priority job is his first to start."""
+    env = {
+        "PYTHONPATH": str(installed_sample_plugin),
+        "REELCAST_DISABLED_PLUGINS": ALL_BUILTINS,
+        "REELCAST_SAMPLE_DELAY": "0.05",
+        "REELCAST_AUTH": "required",
+        "REELCAST_JOB_CREATE_BURST": "40",
+        "REELCAST_MAX_ACTIVE_JOBS_PER_USER": "40",
+    }
+    store = nats_server.url
+    servers = [server(tmp_path, f"server{index}", store, env) for index in range(2)]
+    workers = [worker(tmp_path, f"worker{index}", store, env) for index in range(3)]
+    processes: list[ReelcastProcess] = list(servers)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(process.start) for process in servers))
+        keys = {user: create_key(store, user, {**os.environ, **env}) for user in ("alice", "bob")}
+        channels = [aio.insecure_channel(each.address) for each in servers]
+        owners: dict[str, tuple[str, int]] = {}
+
+        async def create(user: str, index: int, priority: int = job_pb2.JOB_PRIORITY_UNSPECIFIED) -> str:
+            through = index % 2
+            stub = job_service_pb2_grpc.JobServiceStub(channels[through])
+            spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic=f"{user} {index}"), priority=priority)  # type: ignore[arg-type]
+            reply = await stub.CreateJob(
+                job_service_pb2.CreateJobRequest(spec=spec), metadata=bearer(keys[user])
+            )
+            owners[reply.job.id] = (user, through)
+            return reply.job.id
+
+        for index in range(20):
+            await create("bob", index)
+        alices = await create("alice", 0)
+        bobs_high = await create("bob", 21, job_pb2.JOB_PRIORITY_HIGH)
+        processes += workers
+        await asyncio.gather(*(asyncio.to_thread(process.start) for process in workers))
+        follows = {
+            job_id: asyncio.ensure_future(first_running_and_end(channels[through], keys[user], job_id))
+            for job_id, (user, through) in owners.items()
+        }
+        results = await asyncio.wait_for(asyncio.gather(*follows.values()), 120)
+
+        assert all(kind == job_pb2.EVENT_KIND_JOB_COMPLETED for _, kind in results)
+        order = [
+            job_id
+            for _, job_id in sorted(
+                (started, job_id) for job_id, (started, _) in zip(follows, results, strict=True)
+            )
+        ]
+        assert alices in order[: len(workers)], order.index(alices)
+        bobs = [job_id for job_id in order if owners[job_id][0] == "bob"]
+        assert bobs[0] == bobs_high, bobs.index(bobs_high)
         for channel in channels:
             await channel.close()
     finally:
