@@ -248,7 +248,14 @@ class JobRunner:
         job = await self.store.latest_job(job_id)
         if job is None:
             raise ReelcastError(errors.JOB_NOT_FOUND)
-        if job.status not in TERMINAL_STATUSES:
+        self.notifier.deleting(job_id, True)
+        try:
+            await self._delete(job_id, job)
+        finally:
+            self.notifier.deleting(job_id, False)
+
+    async def _delete(self, job_id: str, job: job_pb2.Job | None) -> None:
+        if job is not None and job.status not in TERMINAL_STATUSES:
             with contextlib.suppress(ReelcastError):  # E004: it ended meanwhile
                 await self.cancel(job_id)
             deadline = asyncio.get_running_loop().time() + DELETE_CANCEL_WAIT_SECONDS

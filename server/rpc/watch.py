@@ -53,6 +53,11 @@ async def follow_job_events(
             if is_terminal(event) and index == len(batch) - 1:
                 # The end, unless the job was retried since (its log goes on) or is gone (DeleteJob).
                 job = await store.get_job(job_id)
+                while job is not None and job.last_sequence <= cursor and notifier.is_deleting(job_id):
+                    # This process cancelled the job to delete it: the stream ends with the deletion, not
+                    # with the cancel (the deletion wakes the notifier; the timeout rechecks the mark).
+                    await notifier.wait_beyond(job_id, cursor, timeout=RECHECK_SECONDS)
+                    job = await store.get_job(job_id)
                 if job is None:
                     yield deletion_event(job_id, cursor + 1)
                     return

@@ -35,6 +35,9 @@ class EventNotifier:
         # WatchJobs' wake-up: counts every publication of any job, and the event set when the next one comes.
         self._feed_version = 0
         self._feed_moved = asyncio.Event()
+        # Jobs this process is deleting (DeleteJob cancels a running job first): a watch that reads the
+        # cancel's terminal event waits for the deletion instead of ending there (rpc/watch.py).
+        self._deleting: set[str] = set()
 
     def published(self, job_id: str, sequence: int, event: job_pb2.JobProgress | None = None) -> None:
         """Called by the writer after an event is durably stored; ``event`` (the stored event itself, never
@@ -132,6 +135,16 @@ class EventNotifier:
                 del self._waiters[job_id]
                 del self._conditions[job_id]
                 self._recent.pop(job_id, None)
+
+    def deleting(self, job_id: str, underway: bool) -> None:
+        """Marks (or unmarks, when the deletion is over or gave up) a job this process is deleting."""
+        if underway:
+            self._deleting.add(job_id)
+        else:
+            self._deleting.discard(job_id)
+
+    def is_deleting(self, job_id: str) -> bool:
+        return job_id in self._deleting
 
     def forget(self, job_id: str) -> None:
         """Drops the bookkeeping of a finished job once nobody waits on it."""
