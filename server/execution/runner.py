@@ -248,11 +248,11 @@ class JobRunner:
         job = await self.store.latest_job(job_id)
         if job is None:
             raise ReelcastError(errors.JOB_NOT_FOUND)
-        self.notifier.deleting(job_id, True)
+        await self.notifier.announce_deleting(job_id, True)
         try:
             await self._delete(job_id, job)
         finally:
-            self.notifier.deleting(job_id, False)
+            await self.notifier.announce_deleting(job_id, False)
 
     async def _delete(self, job_id: str, job: job_pb2.Job | None) -> None:
         if job is not None and job.status not in TERMINAL_STATUSES:

@@ -143,6 +143,10 @@ class EventNotifier:
         else:
             self._deleting.discard(job_id)
 
+    async def announce_deleting(self, job_id: str, underway: bool) -> None:
+        """``deleting`` for every process that watches the job: here, only this one."""
+        self.deleting(job_id, underway)
+
     def is_deleting(self, job_id: str) -> bool:
         return job_id in self._deleting
 

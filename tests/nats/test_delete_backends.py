@@ -5,6 +5,7 @@ event; a running job is cancelled first."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,9 @@ from grpc import aio
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from reelcast.jobs.status import decode_rpc_error
-from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins import Stage, StageContext, hookimpl
+from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.storage.nats.layout import EVENTS_STREAM, NatsConnection, deletion_subject, event_subject
 from tests.bridge.conftest import HANG_TIMEOUT
@@ -190,3 +192,39 @@ async def test_deleting_a_running_job_cancels_it_and_ends_its_open_stream_with_t
     sequences = [event.sequence for event in events]
     assert sequences == list(range(1, len(sequences) + 1))
     assert files_naming(server, job.id) == []
+
+
+async def test_a_running_job_deleted_through_one_api_server_ends_the_streams_open_on_another(
+    server: ReelcastServer, stub: Stub, backend_name: str
+) -> None:
+    """Two API servers on one NATS: the stream open on the second ends with the deletion event, not with the
+    cancel that the first wrote before deleting (its deleting notice reached every server)."""
+    if backend_name != "nats":
+        pytest.skip("one API server holds the embedded store")
+    server.host.register(PipelinePlugin(hang_at="visuals"), "pipeline")
+    other = ReelcastServer(
+        dataclasses.replace(server.settings, data_dir=server.settings.data_dir.parent / "other"),
+        host=PluginHost.load(builtins=False),
+    )
+    other.host.register(PipelinePlugin(hang_at="visuals"), "pipeline")
+    await other.start()
+    try:
+        async with aio.insecure_channel(other.target) as channel:
+            watcher = job_service_pb2_grpc.JobServiceStub(channel)
+            spec = job_pb2.JobSpec(brief=job_pb2.Brief(topic="x"))
+            job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec))).job
+            events: list[job_pb2.JobProgress] = []
+
+            async def watch() -> None:
+                async for event in watcher.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id)):
+                    events.append(event)
+                    started = event.kind == job_pb2.EVENT_KIND_STEP_STATUS and event.stage == "visuals"
+                    if started and event.stage_status == job_pb2.STEP_STATUS_RUNNING:
+                        await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id))
+
+            await asyncio.wait_for(watch(), HANG_TIMEOUT)
+    finally:
+        await other.stop(grace=0.5)
+    cancel_at = next(i for i, e in enumerate(events) if e.kind == job_pb2.EVENT_KIND_JOB_FAILED)
+    assert events[cancel_at].job_status == job_pb2.JOB_STATUS_CANCELLED
+    assert [e.kind for e in events[cancel_at + 1 :]] == [job_pb2.EVENT_KIND_JOB_DELETED]

@@ -57,6 +57,8 @@ EVENTS_STREAM = "REELCAST_EVENTS"
 EVENTS_PREFIX = "reelcast.events."
 # A deleted job's record in the events stream (its EVENT_KIND_JOB_DELETED event), for WatchJobs resumes.
 DELETED_PREFIX = "reelcast.deleted."
+# Core NATS only (no stream): "1" when an API server starts deleting the job, "0" when it is done or gave up.
+DELETING_PREFIX = "reelcast.deleting."
 WORK_STREAM = "REELCAST_WORK"
 WORK_SUBJECT = "reelcast.work"
 WORK_CONSUMER = "workers"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import api
@@ -34,6 +35,7 @@ from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.nats.layout import (
     CANCEL_PREFIX,
     DELETED_PREFIX,
+    DELETING_PREFIX,
     EVENTS_PREFIX,
     FAIRNESS_KEY,
     SEQUENCE_HEADER,
@@ -485,6 +487,7 @@ class NatsNotifier(EventNotifier):
         self._connection = connection
         self._subscription: Subscription | None = None
         self._deletions: Subscription | None = None
+        self._deleting_notices: Subscription | None = None
 
     async def start(self) -> None:
         async def received(message: Msg) -> None:
@@ -497,6 +500,30 @@ class NatsNotifier(EventNotifier):
 
         async def deleted(message: Msg) -> None:
             self.feed_moved()  # another process deleted a job: WatchJobs streams read the record now
+            # And its WatchJob streams find it gone now: the record (nats/job_store.py) starts with the
+            # length of its deletion event, whose sequence is one past the job's last.
+            data = message.data or b""
+            if len(data) >= 4:
+                length = int.from_bytes(data[:4], "big")
+                with contextlib.suppress(DecodeError):
+                    event = job_pb2.JobProgress.FromString(data[4 : 4 + length])
+                    self.published(message.subject.removeprefix(DELETED_PREFIX), event.sequence)
 
         self._deletions = await client.subscribe(f"{DELETED_PREFIX}*", cb=deleted)
+
+        async def deleting(message: Msg) -> None:
+            # Another API server cancels the job to delete it: this one's watches wait past the cancel too.
+            job_id = message.subject.removeprefix(DELETING_PREFIX)
+            self.deleting(job_id, message.data == b"1")
+
+        self._deleting_notices = await client.subscribe(f"{DELETING_PREFIX}*", cb=deleting)
         await client.flush()
+
+    async def announce_deleting(self, job_id: str, underway: bool) -> None:
+        """Tells every process (this one through its own subscription too, and at once) before the cancel is
+        requested, so that a watch anywhere reads the cancel knowing a deletion follows it."""
+        self.deleting(job_id, underway)
+        client = self._connection.client
+        with contextlib.suppress(nats.errors.Error):
+            await client.publish(f"{DELETING_PREFIX}{job_id}", b"1" if underway else b"0")
+            await client.flush(timeout=2)
