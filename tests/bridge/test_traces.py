@@ -1,0 +1,163 @@
+"""OpenTelemetry traces, recorded by the SDK's in-memory exporter: one REST POST with a W3C ``traceparent``
+gives one trace through the bridge, the gRPC server, the runner's job span (linked to the creating span),
+each stage and the real ffmpeg subprocess; the trace id is on the job's events, its REST body (a failed
+job's too) and its log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
+
+from reelcast.plugins import Stage, StageContext, hookimpl
+from reelcast.server.app import ReelcastServer
+from reelcast.server.logs import ContextFilter, JsonLineFormatter
+from tests.bridge.conftest import read_sse
+from tests.media import FFMPEG
+from tests.stages import BUILTIN_SHAPE, writing_stage
+
+CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01"
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The SDK's provider, recording into an in-memory exporter, for this module only: OpenTelemetry sets its
+    global provider once per process, so the teardown undoes it as opentelemetry-test-utils'
+    ``reset_trace_globals`` does, and later tests in this worker see no traces (nor traceId fields)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        provider.shutdown()
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The JSON log lines of this process while the test runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+class FfmpegPipeline:
+    """The built-in shape with writing stages; ``render`` runs one real, tiny ffmpeg; topic ``fail`` fails
+    in ``visuals``."""
+
+    @hookimpl
+    def register_stages(self, register: Callable[[Stage], None]) -> None:
+        for name, title, weight, order in BUILTIN_SHAPE:
+            run = writing_stage(name)
+            if name == "render":
+                run = self._render
+            elif name == "visuals":
+                run = self._maybe_failing(run)
+            register(Stage(name=name, title=title, weight=weight, order=order, run=run))
+
+    @staticmethod
+    def _maybe_failing(run: Callable[[StageContext], Any]) -> Callable[[StageContext], Any]:
+        async def maybe_fail(ctx: StageContext) -> Any:
+            if ctx.spec.brief.topic == "fail":
+                raise ValueError("forced failure")
+            return await run(ctx)
+
+        return maybe_fail
+
+    @staticmethod
+    async def _render(ctx: StageContext) -> dict[str, Any]:
+        target = ctx.path("video.mp4")
+        argv = [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "color=c=blue:s=64x36:d=0.2", "-y", str(target)]
+        result = await ctx.run_subprocess(argv)
+        assert result.returncode == 0
+        return {"output": {"video_path": str(target), "size_bytes": target.stat().st_size}}
+
+
+def _by_name(finished: tuple[ReadableSpan, ...], trace_id: int) -> dict[str, ReadableSpan]:
+    return {s.name: s for s in finished if s.context is not None and s.context.trace_id == trace_id}
+
+
+async def _run(client: httpx.AsyncClient, topic: str) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    response = await client.post(
+        "/api/jobs", json={"brief": {"topic": topic}}, headers={"traceparent": TRACEPARENT}
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    read = await read_sse(client, f"/api/jobs/{created['jobId']}/events")
+    got = await client.get(f"/api/jobs/{created['jobId']}")
+    return created, read.events, got.json()
+
+
+async def test_one_rest_post_gives_one_trace_through_bridge_grpc_runner_stages_and_ffmpeg(
+    server: ReelcastServer,
+    client: httpx.AsyncClient,
+    spans: InMemorySpanExporter,
+    log_lines: io.StringIO,
+) -> None:
+    server.host.register(FfmpegPipeline(), "pipeline")
+    spans.clear()
+    created, events, job = await _run(client, "Otters")
+    assert job["status"] == "Succeeded", job
+    trace_id = int(CALLER_TRACE_ID, 16)
+    named = _by_name(spans.get_finished_spans(), trace_id)
+
+    bridge = named["POST /api/jobs"]
+    grpc_server = named["reelcast.jobs.v1.JobService/CreateJob"]
+    job_span = named["job"]
+    assert bridge.parent is not None and format(bridge.parent.span_id, "016x") == CALLER_SPAN_ID
+    assert grpc_server.parent is not None and grpc_server.parent.span_id == bridge.context.span_id
+    # The job span continues the trace and links to the span that created the job, which ended long before.
+    assert [link.context.span_id for link in job_span.links] == [grpc_server.context.span_id]
+    assert grpc_server.end_time is not None and job_span.start_time is not None
+    assert grpc_server.end_time <= job_span.start_time
+    for name, *_ in BUILTIN_SHAPE:
+        stage = named[f"stage {name}"]
+        assert stage.parent is not None and stage.parent.span_id == job_span.context.span_id
+    ffmpeg = named["subprocess ffmpeg"]
+    assert ffmpeg.parent is not None and ffmpeg.parent.span_id == named["stage render"].context.span_id
+
+    assert created["traceId"] == CALLER_TRACE_ID
+    assert job["traceId"] == CALLER_TRACE_ID
+    assert events and all(event.data["traceId"] == CALLER_TRACE_ID for event in events)
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    job_lines = [line for line in lines if line.get("job_id") == created["jobId"]]
+    assert job_lines and all(line["trace_id"] == CALLER_TRACE_ID for line in job_lines)
+
+
+async def test_a_failed_jobs_body_and_failure_event_carry_the_trace_id(
+    server: ReelcastServer, client: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    server.host.register(FfmpegPipeline(), "pipeline")
+    _, events, job = await _run(client, "fail")
+    assert job["status"] == "Failed", job
+    assert job["traceId"] == CALLER_TRACE_ID
+    assert events[-1].event == "job-failed" and events[-1].data["traceId"] == CALLER_TRACE_ID
+    failure = (await client.get(f"/api/jobs/{job['jobId']}/failure-details")).json()
+    assert failure["traceId"] == CALLER_TRACE_ID
+    failed_stage = _by_name(spans.get_finished_spans(), int(CALLER_TRACE_ID, 16))["stage visuals"]
+    assert failed_stage.status.status_code == trace.StatusCode.ERROR
