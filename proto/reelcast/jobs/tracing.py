@@ -6,9 +6,9 @@ the runner links to the span). Everything else goes through ``opentelemetry-api`
 installed; without it :func:`span` is an empty context manager and the trace id is empty, so tracing costs a
 function call (bench/overhead.py measures it).
 
-Exporting is opt-in: :func:`configure_exporting` installs the SDK's provider with the OTLP exporter only when
-``OTEL_TRACES_EXPORTER`` names ``otlp`` (the standard ``OTEL_EXPORTER_OTLP_*`` variables configure it).
-Tests install their own provider with the SDK's in-memory exporter.
+Exporting is opt-in: :func:`configure_tracing` (called by the CLI's serving commands) adds the OTLP exporter
+only when ``OTEL_TRACES_EXPORTER`` names ``otlp``. Tests install their own provider with the SDK's in-memory
+exporter.
 """
 
 from __future__ import annotations
@@ -150,35 +150,45 @@ def current_trace_id() -> str:
     return reference.trace_id if reference is not None else ""
 
 
-def configure_exporting(environ: Mapping[str, str] | None = None) -> bool:
-    """Installs the SDK's tracer provider with the OTLP exporter when ``OTEL_TRACES_EXPORTER`` names ``otlp``
-    and the ``otel`` extra is installed; True when it did. The exporter reads ``OTEL_EXPORTER_OTLP_*``
-    (``OTEL_EXPORTER_OTLP_PROTOCOL``: ``grpc``, the default here, or ``http/protobuf``) and the resource
-    ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``."""
+def configure_tracing(environ: Mapping[str, str] | None = None) -> str:
+    """Sets up this process's tracing from the standard environment; what it did, for the log:
+
+    - ``off``: the ``otel`` extra is not installed, or ``OTEL_SDK_DISABLED=true``. Spans are no-ops, and only
+      a caller's ``traceparent`` gives a job a trace id.
+    - ``ids``: the SDK's provider records spans and drops them (no exporter): every request and job gets a
+      trace id for its log lines and events, and nothing leaves the process. The default with the extra.
+    - ``otlp``: ``OTEL_TRACES_EXPORTER`` names ``otlp``: the spans go out in batches through the OTLP
+      exporter, which reads ``OTEL_EXPORTER_OTLP_*`` (``OTEL_EXPORTER_OTLP_PROTOCOL``: ``grpc``, the
+      default, or ``http/protobuf``); the resource reads ``OTEL_SERVICE_NAME`` (default ``reelcast``) and
+      ``OTEL_RESOURCE_ATTRIBUTES``. The SDK flushes the last batch when the process exits.
+    """
     environ = os.environ if environ is None else environ
-    exporters = {name.strip() for name in environ.get("OTEL_TRACES_EXPORTER", "").split(",")}
-    if "otlp" not in exporters or not TRACING_AVAILABLE:
-        return False
+    if not TRACING_AVAILABLE or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "off"
     try:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        return False
-    exporter: Any
-    if environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc").startswith("http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-        exporter = HttpExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        exporter = GrpcExporter()
+    except ImportError:  # the API without the SDK
+        return "off"
     service = environ.get("OTEL_SERVICE_NAME") or "reelcast"
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    exporters = {name.strip().lower() for name in environ.get("OTEL_TRACES_EXPORTER", "").split(",")}
+    mode = "ids"
+    if "otlp" in exporters:
+        exporter: Any
+        if environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc").startswith("http"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            exporter = HttpExporter()
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            exporter = GrpcExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        mode = "otlp"
     otel_trace.set_tracer_provider(provider)
-    return True
+    return mode
 
 
 __all__ = [
@@ -186,7 +196,7 @@ __all__ = [
     "TRACING_AVAILABLE",
     "SpanHandle",
     "SpanReference",
-    "configure_exporting",
+    "configure_tracing",
     "current_span_reference",
     "current_trace_id",
     "current_traceparent",
