@@ -14,10 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from reelcast.plugins import Stage, StageContext, hookimpl
 from reelcast.server.app import ReelcastServer
@@ -25,6 +22,7 @@ from reelcast.server.logs import ContextFilter, JsonLineFormatter
 from tests.bridge.conftest import read_sse
 from tests.media import FFMPEG
 from tests.stages import BUILTIN_SHAPE, writing_stage
+from tests.tracing import recorded_spans, spans_by_name
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -33,19 +31,8 @@ TRACEPARENT = f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01"
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The SDK's provider, recording into an in-memory exporter, for this module only: OpenTelemetry sets its
-    global provider once per process, so the teardown undoes it as opentelemetry-test-utils'
-    ``reset_trace_globals`` does, and later tests in this worker see no traces (nor traceId fields)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    try:
+    with recorded_spans() as exporter:
         yield exporter
-    finally:
-        provider.shutdown()
-        trace._TRACER_PROVIDER_SET_ONCE = Once()
-        trace._TRACER_PROVIDER = None
 
 
 @pytest.fixture
@@ -98,10 +85,6 @@ class FfmpegPipeline:
         return {"output": {"video_path": str(target), "size_bytes": target.stat().st_size}}
 
 
-def _by_name(finished: tuple[ReadableSpan, ...], trace_id: int) -> dict[str, ReadableSpan]:
-    return {s.name: s for s in finished if s.context is not None and s.context.trace_id == trace_id}
-
-
 async def _run(client: httpx.AsyncClient, topic: str) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
     response = await client.post(
         "/api/jobs", json={"brief": {"topic": topic}}, headers={"traceparent": TRACEPARENT}
@@ -123,8 +106,7 @@ async def test_one_rest_post_gives_one_trace_through_bridge_grpc_runner_stages_a
     spans.clear()
     created, events, job = await _run(client, "Otters")
     assert job["status"] == "Succeeded", job
-    trace_id = int(CALLER_TRACE_ID, 16)
-    named = _by_name(spans.get_finished_spans(), trace_id)
+    named = spans_by_name(spans, CALLER_TRACE_ID)
 
     bridge = named["POST /api/jobs"]
     grpc_server = named["reelcast.jobs.v1.JobService/CreateJob"]
@@ -159,5 +141,5 @@ async def test_a_failed_jobs_body_and_failure_event_carry_the_trace_id(
     assert events[-1].event == "job-failed" and events[-1].data["traceId"] == CALLER_TRACE_ID
     failure = (await client.get(f"/api/jobs/{job['jobId']}/failure-details")).json()
     assert failure["traceId"] == CALLER_TRACE_ID
-    failed_stage = _by_name(spans.get_finished_spans(), int(CALLER_TRACE_ID, 16))["stage visuals"]
+    failed_stage = spans_by_name(spans, CALLER_TRACE_ID)["stage visuals"]
     assert failed_stage.status.status_code == trace.StatusCode.ERROR
