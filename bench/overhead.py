@@ -363,7 +363,7 @@ class _SpanSink:
         from concurrent import futures
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), self.server)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), self.server)  # type: ignore[no-untyped-call]
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
