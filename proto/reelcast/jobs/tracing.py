@@ -74,6 +74,17 @@ def _span_context(reference: SpanReference) -> Any:
 
 
 _KINDS = ("internal", "server", "client", "consumer", "producer")
+# The provider's tracer, made again only when the provider changes: get_tracer builds a new tracer (and, in
+# the SDK, its instrumentation scope) on every call, which cost more than the span itself.
+_tracer_of: tuple[object, Any] | None = None
+
+
+def _tracer() -> Any:
+    global _tracer_of
+    provider = otel_trace.get_tracer_provider()
+    if _tracer_of is None or _tracer_of[0] is not provider:
+        _tracer_of = (provider, provider.get_tracer("reelcast"))
+    return _tracer_of[1]
 
 
 class SpanHandle(Protocol):
@@ -115,8 +126,7 @@ def span(
     parent_context = None
     if parent is not None:
         parent_context = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(_span_context(parent)))
-    tracer = otel_trace.get_tracer("reelcast")
-    with tracer.start_as_current_span(
+    with _tracer().start_as_current_span(
         name,
         context=parent_context,
         kind=getattr(otel_trace.SpanKind, kind.upper()),
