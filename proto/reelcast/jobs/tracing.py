@@ -14,6 +14,7 @@ exporter.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,12 +26,23 @@ TRACEPARENT_PATTERN = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2
 _INVALID_TRACE_ID = "0" * 32
 _INVALID_SPAN_ID = "0" * 16
 
-try:
-    from opentelemetry import trace as otel_trace
+# OpenTelemetry is imported on first use (_api): importing the kernel loads nothing beyond protobuf and grpc
+# (tests/test_layers.py), and a process that never opens a span never loads it.
+TRACING_AVAILABLE = importlib.util.find_spec("opentelemetry") is not None
+_otel_trace: Any = None
 
-    TRACING_AVAILABLE = True
-except ImportError:  # the `otel` extra is not installed
-    TRACING_AVAILABLE = False
+
+def _api() -> Any:
+    """``opentelemetry.trace``, or None without the ``otel`` extra."""
+    global _otel_trace, TRACING_AVAILABLE
+    if _otel_trace is None and TRACING_AVAILABLE:
+        try:
+            from opentelemetry import trace
+        except ImportError:  # a namespace package of some other opentelemetry distribution
+            TRACING_AVAILABLE = False
+        else:
+            _otel_trace = trace
+    return _otel_trace if TRACING_AVAILABLE else None
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ def trace_id_of(traceparent: str) -> str:
 
 
 def _span_context(reference: SpanReference) -> Any:
+    otel_trace = _api()
     flags = otel_trace.TraceFlags(otel_trace.TraceFlags.SAMPLED if reference.sampled else 0)
     return otel_trace.SpanContext(
         int(reference.trace_id, 16), int(reference.span_id, 16), is_remote=True, trace_flags=flags
@@ -81,7 +94,7 @@ _tracer_of: tuple[object, Any] | None = None
 
 def _tracer() -> Any:
     global _tracer_of
-    provider = otel_trace.get_tracer_provider()
+    provider = _api().get_tracer_provider()
     if _tracer_of is None or _tracer_of[0] is not provider:
         _tracer_of = (provider, provider.get_tracer("reelcast"))
     return _tracer_of[1]
@@ -119,7 +132,8 @@ def span(
     remote span: a ``traceparent`` that came with a request) when given, else the current span; ``links``
     point at spans it follows from without being their child (a job's creating request). An exception that
     leaves the block marks the span failed."""
-    if not TRACING_AVAILABLE:
+    otel_trace = _api()
+    if otel_trace is None:
         yield _NO_SPAN
         return
     assert kind in _KINDS, kind
@@ -138,7 +152,8 @@ def span(
 
 def current_span_reference() -> SpanReference | None:
     """The current span (one a real SDK records, or a remote parent), or None outside any."""
-    if not TRACING_AVAILABLE:
+    otel_trace = _api()
+    if otel_trace is None:
         return None
     context = otel_trace.get_current_span().get_span_context()
     if not context.is_valid:
@@ -173,7 +188,8 @@ def configure_tracing(environ: Mapping[str, str] | None = None) -> str:
       ``OTEL_RESOURCE_ATTRIBUTES``. The SDK flushes the last batch when the process exits.
     """
     environ = os.environ if environ is None else environ
-    if not TRACING_AVAILABLE or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    otel_trace = _api()
+    if otel_trace is None or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return "off"
     try:
         from opentelemetry.sdk.resources import Resource
