@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -143,3 +144,24 @@ async def test_a_failed_jobs_body_and_failure_event_carry_the_trace_id(
     assert failure["traceId"] == CALLER_TRACE_ID
     failed_stage = spans_by_name(spans, CALLER_TRACE_ID)["stage visuals"]
     assert failed_stage.status.status_code == trace.StatusCode.ERROR
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "not a traceparent",
+        f"00-{'0' * 32}-{CALLER_SPAN_ID}-01",  # the spec's invalid all-zero trace id
+        f"01-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01-extra",  # a version this server does not know
+    ],
+)
+async def test_a_malformed_traceparent_starts_a_fresh_trace_instead_of_failing(
+    server: ReelcastServer, client: httpx.AsyncClient, spans: InMemorySpanExporter, traceparent: str
+) -> None:
+    server.host.register(FfmpegPipeline(), "pipeline")
+    response = await client.post(
+        "/api/jobs", json={"brief": {"topic": "fail"}}, headers={"traceparent": traceparent}
+    )
+    assert response.status_code == 201, response.text
+    trace_id = response.json()["traceId"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id) and trace_id not in (CALLER_TRACE_ID, "0" * 32)
+    assert spans_by_name(spans, trace_id)["POST /api/jobs"].parent is None
