@@ -32,6 +32,7 @@ from reelcast.bridge.state import BridgeState, grpc_metadata
 from reelcast.bridge.upstream import UpstreamHub
 from reelcast.jobs import errors
 from reelcast.jobs.metadata import CORRELATION_ID_HEADER, accept_correlation_id, correlation_id_var
+from reelcast.jobs.tracing import TRACEPARENT_HEADER, parse_traceparent, span
 from reelcast.jobs.v1 import job_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class CorrelationIdMiddleware:
     It is also the last resort for unexpected exceptions: as the outermost handler that knows the id, it
     answers 500 (``E500-INTERNAL``) with the error body instead of letting Starlette print a traceback page;
     the details go to the log only. Being outermost, it also adds the security headers to every response.
+
+    It opens the request's span too (a child of the caller's W3C ``traceparent`` when one came): the gRPC
+    calls the request makes carry it on (client/connection.py), named after the route once routing found it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -82,15 +86,25 @@ class CorrelationIdMiddleware:
                 ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error (correlation id %s)", correlation_id)
-            if started:
-                raise
-            await problem_response(ApiError(errors.INTERNAL), correlation_id)(scope, receive, send_with_id)
-        finally:
-            correlation_id_var.reset(token)
+        caller = parse_traceparent(
+            dict(scope["headers"]).get(TRACEPARENT_HEADER.encode(), b"").decode("latin-1")
+        )
+        method = scope.get("method", "GET")
+        with span(f"{method} {scope['path']}", parent=caller, kind="server") as request_span:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception("unhandled error (correlation id %s)", correlation_id)
+                if started:
+                    raise
+                await problem_response(ApiError(errors.INTERNAL), correlation_id)(
+                    scope, receive, send_with_id
+                )
+            finally:
+                correlation_id_var.reset(token)
+                route = getattr(scope.get("route"), "path", None)
+                if route:  # the template, not the path: span names must not hold job ids
+                    request_span.update_name(f"{method} {route}")
 
 
 async def _problem(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ import msgspec
 from google.protobuf import timestamp_pb2
 
 from reelcast.jobs.priorities import priority_word
+from reelcast.jobs.tracing import trace_id_of
 from reelcast.jobs.v1 import job_pb2
 
 JOB_STATUS_WORDS = {
@@ -196,6 +197,10 @@ class Job(_Answer):
     output: Output | None
     errors: list[JobError]
     correlation_id: str
+    trace_id: Annotated[
+        str,
+        msgspec.Meta(description="The job's OpenTelemetry trace id (32 hex digits); empty outside a trace."),
+    ]
     create_time: Time
     start_time: Time
     finish_time: Time
@@ -257,6 +262,9 @@ class FailureDetails(_Answer):
     failed_at: Time
     errors: list[JobError]
     correlation_id: str
+    trace_id: Annotated[
+        str, msgspec.Meta(description="The job's OpenTelemetry trace id; empty outside a trace.")
+    ]
 
 
 class Health(_Answer):
@@ -329,6 +337,7 @@ def failure_resource(job: job_pb2.Job) -> FailureDetails:
         failed_at=timestamp(failure, "failed_at") or timestamp(job, "finish_time"),
         errors=job_errors(job.errors),
         correlation_id=job.correlation_id,
+        trace_id=trace_id_of(job.trace_id),
     )
 
 
@@ -417,6 +426,7 @@ def job_resource(job: job_pb2.Job) -> Job:
         output=output_resource(job.id, job.output) if job.HasField("output") else None,
         errors=job_errors(job.errors),
         correlation_id=job.correlation_id,
+        trace_id=trace_id_of(job.trace_id),
         create_time=timestamp(job, "create_time"),
         start_time=timestamp(job, "start_time"),
         finish_time=timestamp(job, "finish_time"),

@@ -78,6 +78,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown event kind {kind}")
     data["correlationId"] = progress.correlation_id
+    if progress.trace_id:  # beyond the seed's fields (docs/observability.md#traces)
+        data["traceId"] = progress.trace_id
     if progress.stage and kind != job_pb2.EVENT_KIND_RESYNC:
         data["stepName"] = progress.stage
     data["jobProgressPct"] = number(progress.job_percent)

@@ -24,6 +24,7 @@ from reelcast.jobs.metadata import (
     USER_HEADER,
     current_correlation_id,
 )
+from reelcast.jobs.tracing import TRACEPARENT_HEADER, current_traceparent
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
@@ -49,11 +50,17 @@ def bridge_state(request: Request) -> BridgeState:
 
 
 def grpc_metadata() -> tuple[tuple[str, str], ...]:
-    """The request's correlation id as gRPC metadata, so it reaches the job and its events, and the caller's
-    own credential, so the server answers as it would answer the caller."""
+    """The request's correlation id as gRPC metadata, so it reaches the job and its events, the caller's
+    own credential, so the server answers as it would answer the caller, and the request span's
+    ``traceparent``, so the server's spans are its children."""
     credential = credential_var.get()
-    correlation = (CORRELATION_ID_HEADER, current_correlation_id())
-    return (correlation, (AUTHORIZATION_HEADER, credential)) if credential else (correlation,)
+    metadata: tuple[tuple[str, str], ...] = ((CORRELATION_ID_HEADER, current_correlation_id()),)
+    if credential:
+        metadata += ((AUTHORIZATION_HEADER, credential),)
+    traceparent = current_traceparent()
+    if traceparent:
+        metadata += ((TRACEPARENT_HEADER, traceparent),)
+    return metadata
 
 
 async def caller_of(call: object) -> str:

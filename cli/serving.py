@@ -14,9 +14,12 @@ from typing import Any
 
 from reelcast.cli.output import console, print_result
 from reelcast.cli.settings import bridge_available, read_bridge_settings, read_settings
+from reelcast.jobs.tracing import configure_tracing
 from reelcast.server.announce import Announcer, dialable_host
 from reelcast.server.config import Settings
 from reelcast.server.logs import adopt_loggers, configure_logging
+
+log = logging.getLogger(__name__)
 
 
 def run_serving(args: argparse.Namespace) -> int:
@@ -45,6 +48,7 @@ async def _serve(args: argparse.Namespace, announcer: Announcer) -> int:
     # Read now, so that a bad bridge variable fails before the server takes any job; the target comes later.
     bridge_settings = read_bridge_settings(args) if with_bridge else None
     configure_logging(settings.log_format, settings.log_level)
+    log.info("tracing: %s", configure_tracing())  # docs/observability.md#traces
     # First, so that a bad or busy metrics address fails before the server takes any job.
     metrics = MetricsEndpoint.from_settings(settings)
     server = ReelcastServer(settings)
@@ -150,6 +154,7 @@ async def _bridge(args: argparse.Namespace, announcer: Announcer) -> int:
         announcer.ready(grpc=None, http=http, metrics=None, tls=tls, grpcTarget=bridge_settings.grpc_target)
 
     configure_logging(settings.log_format, settings.log_level)
+    log.info("tracing: %s", configure_tracing())  # docs/observability.md#traces
     _warn_insecure_in_logs(
         Settings(
             grpc_listen="127.0.0.1:0",

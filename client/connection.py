@@ -26,6 +26,7 @@ from reelcast.jobs.metadata import (
     is_well_formed_correlation_id,
     new_correlation_id,
 )
+from reelcast.jobs.tracing import TRACEPARENT_HEADER, current_traceparent
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
@@ -121,9 +122,15 @@ class Connection:
         return self.correlation_id or new_correlation_id()
 
     def metadata(self, correlation_id: str) -> Metadata:
+        """The call's metadata: its correlation id, the key, and the current span's ``traceparent`` (a call
+        made inside a span, the bridge's request span say, is that span's child on the server)."""
+        sent: tuple[tuple[str, str], ...] = ((CORRELATION_ID_HEADER, correlation_id),)
         if self.api_key:
-            return ((CORRELATION_ID_HEADER, correlation_id), (AUTHORIZATION_HEADER, f"Bearer {self.api_key}"))
-        return ((CORRELATION_ID_HEADER, correlation_id),)
+            sent += ((AUTHORIZATION_HEADER, f"Bearer {self.api_key}"),)
+        traceparent = current_traceparent()
+        if traceparent:
+            sent += ((TRACEPARENT_HEADER, traceparent),)
+        return sent
 
     def call_timeout(self, timeout: float | None) -> float | None:
         return self.timeout if timeout is None else timeout

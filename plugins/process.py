@@ -2,6 +2,9 @@
 
 Stages use it through ``StageContext.run_subprocess``. A cancelled or timed-out program is asked to stop
 (for ffmpeg, ``q`` on stdin), then killed after a grace period, so that nothing outlives its job.
+
+Each run is a span ``subprocess <program>`` (reelcast.jobs.tracing), a child of the stage's span: the one
+place subprocesses run is the one place they are traced.
 """
 
 from __future__ import annotations
@@ -9,9 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
+
+from reelcast.jobs.tracing import span
+
+_PLATFORM_SUFFIX = re.compile(r"-(linux|macos|osx|win)[-.\w]*$|\.exe$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,41 @@ async def run_process(
     on_start: Callable[[int], Any] | None = None,
 ) -> ProcessResult:
     """Runs ``argv`` without a shell; see the module docstring for how it stops."""
+    program = _program_name(argv[0])
+    with span(f"subprocess {program}", attributes={"process.executable.name": program}) as process_span:
+        result = await _run_process(
+            argv,
+            cancel_event=cancel_event,
+            on_stdout_line=on_stdout_line,
+            on_stderr_line=on_stderr_line,
+            graceful_stop=graceful_stop,
+            kill_after=kill_after,
+            timeout=timeout,
+            log=log,
+            on_start=on_start,
+        )
+        process_span.set_attribute("process.exit.code", result.returncode)
+        return result
+
+
+def _program_name(executable: str) -> str:
+    """``ffmpeg`` for imageio-ffmpeg's ``ffmpeg-linux-x86_64-v7.0.2`` too: span names stay the same on every
+    platform."""
+    return _PLATFORM_SUFFIX.sub("", PurePath(executable).name)
+
+
+async def _run_process(
+    argv: Sequence[str],
+    *,
+    cancel_event: asyncio.Event | None,
+    on_stdout_line: Callable[[str], None] | None,
+    on_stderr_line: Callable[[str], None] | None,
+    graceful_stop: bytes | None,
+    kill_after: float,
+    timeout: float | None,
+    log: logging.LoggerAdapter[logging.Logger] | logging.Logger | None,
+    on_start: Callable[[int], Any] | None,
+) -> ProcessResult:
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE,

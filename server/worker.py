@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import Callable
 
+from reelcast.jobs.tracing import configure_tracing
 from reelcast.plugins.host import PluginHost
 from reelcast.server.announce import Announcer
 from reelcast.server.config import Settings
@@ -68,6 +69,7 @@ async def serve_worker(settings: Settings, announcer: Announcer) -> int:
     """The CLI command: a worker stopped by SIGINT or SIGTERM. ``announcer`` tells that it runs (and where its
     metrics are, with ``settings.metrics_listen``)."""
     configure_logging(settings.log_format, settings.log_level)
+    log.info("tracing: %s", configure_tracing())  # docs/observability.md#traces
     stop = install_stop_signals(settings.shutdown_grace_seconds)
     concurrency = max(1, settings.max_concurrent_jobs)
     endpoint = MetricsEndpoint.from_settings(settings)

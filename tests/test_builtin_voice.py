@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from reelcast.jobs import tracing
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins.builtin.captions import build_word_cues
@@ -29,6 +30,7 @@ from tests.media import (
     run_job,
     wav_seconds,
 )
+from tests.tracing import recorded_spans
 
 NARRATIONS = (
     "Volcanoes form where magma rises through the crust. It erupts, cools, and builds a mountain!",
@@ -73,6 +75,18 @@ def test_the_default_english_voice_is_piper_joe(reelcast_stage: StageHarness) ->
     assert any("en-us-joe" in message and "Piper" in message for _, message in progress), progress
     assert narration["sample_rate"] == 22050
     assert narration["scenes"][0]["duration"] > 3
+
+
+def test_each_scenes_synthesis_is_a_span_of_the_voice_stage(reelcast_stage: StageHarness) -> None:
+    reelcast_stage.run("script", _spec())
+    with recorded_spans() as spans, tracing.span("stage voice"):
+        reelcast_stage.run("voice", _spec())
+    (stage,) = [s for s in spans.get_finished_spans() if s.name == "stage voice"]
+    synthesis = [s for s in spans.get_finished_spans() if s.name == "speech synthesis"]
+    assert len(synthesis) == len(NARRATIONS)
+    for speech in synthesis:
+        assert speech.parent is not None and speech.parent.span_id == stage.context.span_id
+        assert speech.attributes is not None and speech.attributes["reelcast.voice"] == "en-us-joe"
 
 
 def _harness(tmp_path: Path, host: PluginHost, name: str) -> StageHarness:

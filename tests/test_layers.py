@@ -25,6 +25,7 @@ KERNEL_MODULES = (
     "reelcast.jobs.stage_errors",
     "reelcast.jobs.status",
     "reelcast.jobs.terminal",
+    "reelcast.jobs.tracing",
     "reelcast.jobs.validation",
     "reelcast.jobs.violations",
 )

@@ -1,5 +1,6 @@
-// The failure modal: code, message, remediation, suggested actions, the stderr snippet (collapsed) and a
-// button that copies the correlation id. A native <dialog>: focus is trapped and Escape closes it.
+// The failure modal: code, message, remediation, suggested actions, the stderr snippet (collapsed), a
+// button that copies the correlation id, and the trace id beside it. A native <dialog>: focus is trapped
+// and Escape closes it.
 
 import { failureDetails } from './api.js';
 import { element } from './format.js';
@@ -60,6 +61,10 @@ export class FailureModal {
     $('failure-stderr-block').open = false;
     $('failure-correlation').textContent = details?.correlationId || job.correlationId;
     this.copyButton.textContent = 'Copy correlation id';
+    // The OpenTelemetry trace id, to find the job's spans in the operator's tracing backend.
+    const traceId = details?.traceId || job.traceId || '';
+    $('failure-trace').textContent = traceId;
+    $('failure-trace-block').hidden = !traceId;
     if (!this.dialog.open) this.dialog.showModal();
   }
 }

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reelcast.jobs import errors
+from reelcast.jobs import errors, tracing
 from reelcast.jobs.validation import DEFAULT_PITCH, MAX_NARRATION_SECONDS
 from reelcast.plugins import ReelcastError, Stage, StageContext, hookimpl
 from reelcast.plugins.artifacts import NarrationArtifact, NarrationScene, WordTiming, read_narration
@@ -95,7 +95,22 @@ def _speak(
     data_path: str | None,
     after_sentence: Callable[[float], bool],
 ) -> tuple[bytes, int, tuple[Span, ...]]:
-    """(PCM, sample rate, one span per word) of ``text`` in ``voice``; E202 when the engine fails."""
+    """(PCM, sample rate, one span per word) of ``text`` in ``voice``; E202 when the engine fails. Each call
+    is a ``speech synthesis`` trace span (the engines run in this process, not as subprocesses)."""
+    attributes = {"reelcast.voice": voice.key, "reelcast.voice_engine": voice.engine}
+    with tracing.span("speech synthesis", attributes=attributes):
+        return _synthesize(ctx, text, voice, rate, pitch, data_path, after_sentence)
+
+
+def _synthesize(
+    ctx: StageContext,
+    text: str,
+    voice: voices.Voice,
+    rate: int,
+    pitch: int,
+    data_path: str | None,
+    after_sentence: Callable[[float], bool],
+) -> tuple[bytes, int, tuple[Span, ...]]:
     try:
         if voice.piper is not None:
             speech = piper_tts.synthesize(text, voice.piper, rate=rate, after_sentence=after_sentence)

@@ -24,6 +24,7 @@ from google.protobuf import json_format
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.tracing import span
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.artifacts import SCRIPT
 from reelcast.plugins.host import InstalledStage, PluginHost
@@ -176,8 +177,12 @@ class JobPipeline:
                         await self._await_review(running, work_dir / str(checkpoints[stage.name][SCRIPT]))
                         break
                     continue
-                # Lines logged while the stage runs (its own included) carry its name.
-                with stage_context(stage.name):
+                # Lines logged while the stage runs (its own included) carry its name; its span (a child of
+                # the job's) is the parent of the spans of the subprocesses it runs.
+                with (
+                    stage_context(stage.name),
+                    span(f"stage {stage.name}", attributes={"reelcast.stage": stage.name}),
+                ):
                     await self.disk_watcher.check()
                     message = f"Resumed {stage.title}" if resumed else f"{stage.title} started"
                     await recorder.step_status(stage.name, job_pb2.STEP_STATUS_RUNNING, message)

@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.execution.eta import remaining_seconds
+from reelcast.server.execution.job_trace import job_trace_id
 from reelcast.server.execution.progress import ProgressModel
 from reelcast.server.storage.job_store import ConcurrentWriteError, JobStore
 from reelcast.server.storage.notifier import EventNotifier
@@ -103,6 +104,7 @@ class JobRecorder:
             time=now_timestamp(),
             correlation_id=job.correlation_id,
             attempt=job.attempt,
+            trace_id=job_trace_id(job),
         )
         if stage:
             step = find_step(job, stage)

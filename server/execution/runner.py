@@ -20,15 +20,17 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.metadata import correlation_id_var
 from reelcast.jobs.terminal import TERMINAL_STATUSES
+from reelcast.jobs.tracing import current_traceparent
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import InstalledStage, PluginHost
 from reelcast.server.config import Settings
+from reelcast.server.execution.job_trace import job_span, job_trace_id
 from reelcast.server.execution.pipeline import JobPipeline, failure_details, job_error
 from reelcast.server.execution.queue_positions import QueuePositions
 from reelcast.server.execution.recorder import JobRecorder, now_timestamp
 from reelcast.server.execution.review import is_expired
 from reelcast.server.execution.running_job import RunningJob
-from reelcast.server.logs import job_context
+from reelcast.server.logs import job_context, trace_id_var
 from reelcast.server.media.store import MediaStore
 from reelcast.server.storage.backend import Backend
 from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateRequestError, JobStore
@@ -149,6 +151,8 @@ class JobRunner:
             spec=spec,
             correlation_id=correlation_id,
             create_time=now_timestamp(),
+            # The span creating the job (CreateJob's): the runner's job span links to it, hours later maybe.
+            trace_id=current_traceparent(),
         )
         for installed in self.pipeline():
             job.steps.add(
@@ -161,6 +165,7 @@ class JobRunner:
             message="Queued",
             time=job.create_time,
             correlation_id=correlation_id,
+            trace_id=job_trace_id(job),
         )
         try:
             await self.store.create_job(job, first, request_id)
@@ -393,6 +398,7 @@ class JobRunner:
                     await claim.finish()
                     return
                 correlation_id_var.set(job.correlation_id)  # undone when job_context ends
+                trace_id_var.set(job_trace_id(job))  # so is this: every line of the job carries its trace id
                 recorder = JobRecorder(
                     self.store,
                     self.notifier,
@@ -410,7 +416,8 @@ class JobRunner:
                 heartbeat = asyncio.create_task(self._keep_alive(claim), name=f"heartbeat-{job_id}")
             if await self.cancels.requested(job_id):
                 running.cancel_event.set()
-            await self._pipeline.run(running, claim)
+            with job_span(job):
+                await self._pipeline.run(running, claim)
             if running.recorder.job.status == job_pb2.JOB_STATUS_AWAITING_REVIEW:
                 # From here a cancel takes the path of a job no worker holds; one that came before is
                 # written now (the pipeline checked just before it stopped for review).

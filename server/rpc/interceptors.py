@@ -16,6 +16,10 @@ are set there), for unary-request methods and for reflection's request stream al
    ``E002-INVALID_REQUEST``: grpc would log the parse error with a traceback and answer UNKNOWN;
 4. an unexpected exception becomes ``E500-INTERNAL`` with the correlation id. Its details go to the server
    log only: grpc's default would send the exception's text to the client.
+
+A unary call (and UploadMedia) runs in a server span named after the method, a child of the caller's W3C
+``traceparent`` metadata when it sent one (reelcast.jobs.tracing). Streams get none: a WatchJob lasts as long
+as its job, and a span that stays open for hours is what a trace should not hold.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from reelcast.jobs.metadata import (
     accept_correlation_id,
     correlation_id_var,
 )
+from reelcast.jobs.tracing import TRACEPARENT_HEADER, SpanReference, parse_traceparent, span
 from reelcast.server.metrics import GRPC_HANDLED, GRPC_HANDLING, GRPC_STARTED
 from reelcast.server.rpc.abort import abort
 from reelcast.server.security.auth import TOKEN_METHODS, Authenticator, Principal, principal_var
@@ -114,6 +119,8 @@ class CallContextInterceptor(aio.ServerInterceptor):
             None if is_open else _metadata_value(handler_call_details, AUTHORIZATION_HEADER),
             authenticate=self.authenticator is not None and not is_open,
             session_request=_metadata_value(handler_call_details, SESSION_HEADER),
+            span_name=method.lstrip("/"),
+            caller_span=parse_traceparent(_metadata_value(handler_call_details, TRACEPARENT_HEADER)),
         )
         return call.wrap(handler)
 
@@ -129,8 +136,12 @@ class _Call:
         authorization: str | None,
         authenticate: bool,
         session_request: str | None = None,
+        span_name: str = "",
+        caller_span: SpanReference | None = None,
     ) -> None:
         self.owner = owner
+        self.span_name = span_name
+        self.caller_span = caller_span
         self.method = method
         self.correlation_id = correlation_id
         self.authorization = authorization
@@ -181,13 +192,14 @@ class _Call:
             inner_unary: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: Context) -> Any:
-                await self.begin(request, context)
-                try:
-                    return await inner_unary(request, context)
-                except (aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as unexpected:
-                    await self.internal_error(context, unexpected)
+                with span(self.span_name, parent=self.caller_span, kind="server"):
+                    await self.begin(request, context)
+                    try:
+                        return await inner_unary(request, context)
+                    except (aio.AbortError, asyncio.CancelledError):
+                        raise
+                    except Exception as unexpected:
+                        await self.internal_error(context, unexpected)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
@@ -229,13 +241,14 @@ class _Call:
             inner_client_stream: Any = handler.stream_unary
 
             async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
-                await self.begin(None, context)
-                try:
-                    return await inner_client_stream(self._parsed(requests, context), context)
-                except (aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as unexpected:
-                    await self.internal_error(context, unexpected)
+                with span(self.span_name, parent=self.caller_span, kind="server"):
+                    await self.begin(None, context)
+                    try:
+                        return await inner_client_stream(self._parsed(requests, context), context)
+                    except (aio.AbortError, asyncio.CancelledError):
+                        raise
+                    except Exception as unexpected:
+                        await self.internal_error(context, unexpected)
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary, _tolerant(handler.request_deserializer), handler.response_serializer

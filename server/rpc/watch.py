@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 
 from reelcast.jobs.terminal import is_terminal
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.execution.job_trace import job_trace_id
 from reelcast.server.storage.job_store import JobStore, deletion_event
 from reelcast.server.storage.notifier import EventNotifier
 
@@ -39,6 +40,7 @@ async def follow_job_events(
                 job_status=job.status,
                 job_percent=job.percent,
                 correlation_id=job.correlation_id,
+                trace_id=job_trace_id(job),
                 snapshot=job,
             )
             yield resync

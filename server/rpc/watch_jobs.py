@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from reelcast.jobs.labels import matches_labels
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
+from reelcast.server.execution.job_trace import job_trace_id
 from reelcast.server.storage.job_store import FeedEntry, JobStore, PageCursor
 from reelcast.server.storage.notifier import EventNotifier
 
@@ -85,6 +86,7 @@ def _resync_event(job: job_pb2.Job) -> job_pb2.JobProgress:
         job_status=job.status,
         job_percent=job.percent,
         correlation_id=job.correlation_id,
+        trace_id=job_trace_id(job),
         snapshot=job,
     )
 

@@ -129,7 +129,9 @@ async def test_human_log_format_shows_the_job_stage_and_correlation_id_in_readab
     assert server.stderr_path is not None
     lines = server.stderr_path.read_text().splitlines()
     assert lines and not any(line.startswith("{") for line in lines)
-    context = f"[job_id={job.id} stage=speak correlation_id=obs-human-1]"
+    # The server runs with the SDK (dev extras): its lines carry the job's trace id too.
+    trace_id = job.trace_id.split("-")[1]
+    context = f"[job_id={job.id} stage=speak correlation_id=obs-human-1 trace_id={trace_id}]"
     pattern = re.compile(
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO reelcast_logging_plugin "
         + re.escape(context)
@@ -138,7 +140,7 @@ async def test_human_log_format_shows_the_job_stage_and_correlation_id_in_readab
     assert any(pattern.match(line) for line in lines), "\n".join(lines)
     for line in lines:
         if f"job_id={job.id}" in line:
-            assert "correlation_id=obs-human-1]" in line, line
+            assert f"correlation_id=obs-human-1 trace_id={trace_id}]" in line, line
 
 
 @pytest.mark.parametrize(

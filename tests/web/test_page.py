@@ -292,6 +292,9 @@ async def test_a_failed_render_opens_the_modal_with_the_code_remediation_stderr_
         await modal.get_by_role("button", name="Copy correlation id").click()
         await expect(modal.get_by_role("button", name="Copied")).to_be_visible()
         assert await page.evaluate("navigator.clipboard.readText()") == job["correlationId"]
+        # The server runs with the SDK (dev extras) and no exporter: its jobs get trace ids all the same.
+        assert re.fullmatch(r"[0-9a-f]{32}", job["traceId"]), job["traceId"]
+        await expect(modal.locator("#failure-trace")).to_have_text(job["traceId"])
 
         await page.keyboard.press("Escape")
         await expect(modal).to_be_hidden()

@@ -987,6 +987,7 @@ class Job(_message.Message):
     REVIEW_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The job's identifier, assigned by the server."""
     owner: _builtins.str
@@ -1006,6 +1007,11 @@ class Job(_message.Message):
     queue_position: _builtins.int
     """Set only while the job is Queued and waits for a worker: how many waiting jobs (of any owner) would
     start before it; 0 means it is next. Absent when the job did not have to wait.
+    """
+    trace_id: _builtins.str
+    """The W3C `traceparent` of the span that created the job (`00-<trace id>-<span id>-<flags>`), empty when
+    the job was created outside any trace. Its trace id is `JobProgress.trace_id` on every event; the
+    runner's job span continues that trace and links to that span (docs/observability.md#traces).
     """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
@@ -1069,10 +1075,11 @@ class Job(_message.Message):
         review: Global___ScriptReview | None = ...,
         queue_position: _builtins.int | None = ...,
         estimated_start: _duration_pb2.Duration | None = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "create_time", b"create_time", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
@@ -1144,6 +1151,7 @@ class JobProgress(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job this event belongs to."""
     sequence: _builtins.int
@@ -1171,6 +1179,10 @@ class JobProgress(_message.Message):
     queue_position: _builtins.int
     """On `EVENT_KIND_JOB_STATUS` events of a Queued job that waits for a worker: how many waiting jobs (of any
     owner) would start before it; 0 means it is next. A new event is written only when this changes.
+    """
+    trace_id: _builtins.str
+    """The job's OpenTelemetry trace id (32 hex digits), empty when it was created outside any trace: the trace
+    of the request that created it, which its runner's spans continue (docs/observability.md#traces).
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
@@ -1223,10 +1235,11 @@ class JobProgress(_message.Message):
         attempt: _builtins.int = ...,
         queue_position: _builtins.int | None = ...,
         estimated_start: _duration_pb2.Duration | None = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "output", b"output", "queue_position", b"queue_position", "snapshot", b"snapshot", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "queue_position", b"queue_position", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "queue_position", b"queue_position", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
