@@ -337,7 +337,7 @@ def failure_resource(job: job_pb2.Job) -> FailureDetails:
         failed_at=timestamp(failure, "failed_at") or timestamp(job, "finish_time"),
         errors=job_errors(job.errors),
         correlation_id=job.correlation_id,
-        trace_id=trace_id_of(job.trace_id),
+        trace_id=trace_id_of(job.traceparent),
     )
 
 
@@ -426,7 +426,7 @@ def job_resource(job: job_pb2.Job) -> Job:
         output=output_resource(job.id, job.output) if job.HasField("output") else None,
         errors=job_errors(job.errors),
         correlation_id=job.correlation_id,
-        trace_id=trace_id_of(job.trace_id),
+        trace_id=trace_id_of(job.traceparent),
         create_time=timestamp(job, "create_time"),
         start_time=timestamp(job, "start_time"),
         finish_time=timestamp(job, "finish_time"),

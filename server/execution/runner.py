@@ -152,7 +152,7 @@ class JobRunner:
             correlation_id=correlation_id,
             create_time=now_timestamp(),
             # The span creating the job (CreateJob's): the runner's job span links to it, hours later maybe.
-            trace_id=current_traceparent(),
+            traceparent=current_traceparent(),
         )
         for installed in self.pipeline():
             job.steps.add(

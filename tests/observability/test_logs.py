@@ -130,7 +130,7 @@ async def test_human_log_format_shows_the_job_stage_and_correlation_id_in_readab
     lines = server.stderr_path.read_text().splitlines()
     assert lines and not any(line.startswith("{") for line in lines)
     # The server runs with the SDK (dev extras): its lines carry the job's trace id too.
-    trace_id = job.trace_id.split("-")[1]
+    trace_id = job.traceparent.split("-")[1]
     context = f"[job_id={job.id} stage=speak correlation_id=obs-human-1 trace_id={trace_id}]"
     pattern = re.compile(
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO reelcast_logging_plugin "

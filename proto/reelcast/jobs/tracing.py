@@ -1,7 +1,7 @@
 """OpenTelemetry traces, optional: every room opens its spans here, and nothing happens without the SDK.
 
 The W3C ``traceparent`` (``00-<32 hex trace id>-<16 hex span id>-<2 hex flags>``) is parsed and formatted
-here without OpenTelemetry, since a job keeps its creating span's one (``Job.trace_id`` holds the trace id,
+here without OpenTelemetry, since a job keeps its creating span's one (``Job.traceparent`` holds it,
 the runner links to the span). Everything else goes through ``opentelemetry-api`` when the ``otel`` extra is
 installed; without it :func:`span` is an empty context manager and the trace id is empty, so tracing costs a
 function call (bench/overhead.py measures it).
@@ -73,7 +73,7 @@ def parse_traceparent(value: str | None) -> SpanReference | None:
 
 
 def trace_id_of(traceparent: str) -> str:
-    """The trace id a ``traceparent`` names (``Job.trace_id`` holds one), empty when it names none."""
+    """The trace id a ``traceparent`` names (``Job.traceparent`` holds one), empty when it names none."""
     reference = parse_traceparent(traceparent)
     return reference.trace_id if reference is not None else ""
 

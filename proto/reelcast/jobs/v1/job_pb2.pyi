@@ -987,7 +987,7 @@ class Job(_message.Message):
     REVIEW_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
-    TRACE_ID_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The job's identifier, assigned by the server."""
     owner: _builtins.str
@@ -1008,7 +1008,7 @@ class Job(_message.Message):
     """Set only while the job is Queued and waits for a worker: how many waiting jobs (of any owner) would
     start before it; 0 means it is next. Absent when the job did not have to wait.
     """
-    trace_id: _builtins.str
+    traceparent: _builtins.str
     """The W3C `traceparent` of the span that created the job (`00-<trace id>-<span id>-<flags>`), empty when
     the job was created outside any trace. Its trace id is `JobProgress.trace_id` on every event; the
     runner's job span continues that trace and links to that span (docs/observability.md#traces).
@@ -1075,11 +1075,11 @@ class Job(_message.Message):
         review: Global___ScriptReview | None = ...,
         queue_position: _builtins.int | None = ...,
         estimated_start: _duration_pb2.Duration | None = ...,
-        trace_id: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "create_time", b"create_time", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
