@@ -67,7 +67,11 @@ class WebhookOutbox:
             for follower in self._followers.values():
                 follower.cancel()
             await asyncio.gather(*self._followers.values(), return_exceptions=True)
-            await self._deliverer.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Closes the connection pool (:meth:`run` does it when it ends)."""
+        await self._deliverer.close()
 
     async def _follow_endpoints(self, endpoints: Iterable[WebhookEndpoint]) -> None:
         current = {endpoint.id for endpoint in endpoints}
