@@ -118,18 +118,26 @@ class WebhookOutbox:
         headers = signed_headers(message_id(event), body, secrets, now)
         return await self._deliverer.attempt(endpoint.url, body, headers)
 
-    async def replay_job(self, endpoint: WebhookEndpoint, job_id: str, from_sequence: int) -> int:
-        """Redelivers ``job_id``'s events from ``from_sequence`` on that match ``endpoint``, in order, with
-        the same ids as the first time (a receiver deduplicating by ``webhook-id`` sees each once). Gives the
-        number of events replayed."""
-        replayed = 0
-        after = from_sequence - 1
+    async def replay_events(
+        self, endpoint: WebhookEndpoint, job_id: str, from_sequence: int
+    ) -> list[job_pb2.JobProgress]:
+        """``job_id``'s events from ``from_sequence`` on that match ``endpoint``'s filter, in order."""
+        matching: list[job_pb2.JobProgress] = []
+        after = max(from_sequence, 1) - 1
         while True:
             events = await self._store.events_after(job_id, after, _BATCH)
-            for event in events:
-                if endpoint.event_filter.matches(event):
-                    await self._deliver_with_retries(endpoint, event)
-                    replayed += 1
+            matching += [event for event in events if endpoint.event_filter.matches(event)]
             if len(events) < _BATCH:
-                return replayed
+                return matching
             after = events[-1].sequence
+
+    async def redeliver(self, endpoint: WebhookEndpoint, events: list[job_pb2.JobProgress]) -> int:
+        """Delivers ``events`` again, in order and with the same ids as the first time (a receiver
+        deduplicating by ``webhook-id`` sees each once), each with its retries. Gives their number."""
+        for event in events:
+            await self._deliver_with_retries(endpoint, event)
+        return len(events)
+
+    async def replay_job(self, endpoint: WebhookEndpoint, job_id: str, from_sequence: int) -> int:
+        """Redelivers ``job_id``'s matching events from ``from_sequence`` on; gives how many."""
+        return await self.redeliver(endpoint, await self.replay_events(endpoint, job_id, from_sequence))

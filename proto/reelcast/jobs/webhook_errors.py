@@ -8,8 +8,10 @@ import grpc
 from reelcast.jobs.error_codes import define
 
 __all__ = [
+    "WEBHOOKS_NOT_AVAILABLE",
     "WEBHOOK_ADDRESS_NOT_ALLOWED",
     "WEBHOOK_DELIVERY_FAILED",
+    "WEBHOOK_NOT_FOUND",
     "WEBHOOK_RESPONSE_TOO_LARGE",
     "WEBHOOK_TOO_MANY_REDIRECTS",
     "WEBHOOK_URL_INVALID",
@@ -59,4 +61,20 @@ WEBHOOK_RESPONSE_TOO_LARGE = define(
     "Answer deliveries with a short body (an empty 204 is enough).",
     _S.UNAVAILABLE,
     502,
+)
+WEBHOOKS_NOT_AVAILABLE = define(
+    "E095-WEBHOOKS_NOT_AVAILABLE",
+    "Webhooks not available",
+    "This server's store does not deliver webhooks yet (only the embedded SQLite store does).",
+    "Run the server with the embedded store, or follow the jobs with WatchJobs (GET /api/events).",
+    _S.FAILED_PRECONDITION,
+    409,
+)
+WEBHOOK_NOT_FOUND = define(
+    "E096-WEBHOOK_NOT_FOUND",
+    "Webhook not found",
+    "No webhook endpoint of yours has this id.",
+    "List your endpoints (ListWebhooks, GET /api/webhooks) for their ids.",
+    _S.NOT_FOUND,
+    404,
 )
