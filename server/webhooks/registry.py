@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
+from reelcast.server.config import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from reelcast.server.webhooks.endpoints import EventFilter, WebhookEndpoint
 
 _SCHEMA = """
@@ -67,6 +69,9 @@ class WebhookRegistry:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
+        # Owner-only before SQLite opens it, as the job store does: it holds every endpoint's signing secret.
+        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
