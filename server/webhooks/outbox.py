@@ -21,6 +21,12 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.server.metrics import (
+    WEBHOOK_ATTEMPT_SECONDS,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_FAILED_EVENTS,
+    WEBHOOK_OUTBOX_DEPTH,
+)
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.webhooks.delivery import Deliverer, DeliveryOutcome
 from reelcast.server.webhooks.endpoints import WebhookEndpoint
@@ -57,6 +63,7 @@ class WebhookOutbox:
         self._poll_seconds = poll_seconds
         self._deliverer = Deliverer(settings)
         self._followers: dict[str, asyncio.Task[None]] = {}
+        self._lag: dict[str, int] = {}  # per endpoint: feed events after its cursor
 
     async def run(self) -> None:
         try:
@@ -77,6 +84,13 @@ class WebhookOutbox:
         current = {endpoint.id for endpoint in endpoints}
         for gone in set(self._followers) - current:
             self._followers.pop(gone).cancel()
+            self._lag.pop(gone, None)
+        if self._followers or current:
+            head = await self._store.feed_head()
+            for endpoint_id in current:
+                position = await self._registry.position(endpoint_id)
+                self._lag[endpoint_id] = max(head - position, 0) if position is not None else 0
+            WEBHOOK_OUTBOX_DEPTH.set(sum(self._lag.values()))
         for endpoint_id in current - set(self._followers):
             self._followers[endpoint_id] = asyncio.create_task(self._follow(endpoint_id))
 
@@ -106,6 +120,7 @@ class WebhookOutbox:
                     await self._registry.save(endpoint)
                 return
         assert outcome.error is not None
+        WEBHOOK_FAILED_EVENTS.inc()
         endpoint.failing, endpoint.last_error = True, f"{outcome.error.code}: {outcome.error.message}"
         log.warning("webhook %s failing after %d attempts: %s", endpoint.id, attempt, endpoint.last_error)
         await self._registry.save(endpoint)
@@ -116,7 +131,12 @@ class WebhookOutbox:
         now = datetime.now(UTC)
         secrets = endpoint.signing_secrets(int(time.time() * 1e6))
         headers = signed_headers(message_id(event), body, secrets, now)
-        return await self._deliverer.attempt(endpoint.url, body, headers)
+        started = time.monotonic()
+        outcome = await self._deliverer.attempt(endpoint.url, body, headers)
+        result = "delivered" if outcome.error is None else "failed"
+        WEBHOOK_ATTEMPT_SECONDS.labels(result).observe(time.monotonic() - started)
+        WEBHOOK_ATTEMPTS.labels("delivered" if outcome.error is None else outcome.error.code).inc()
+        return outcome
 
     async def replay_events(
         self, endpoint: WebhookEndpoint, job_id: str, from_sequence: int

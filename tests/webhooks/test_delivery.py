@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from reelcast.server.storage.embedded.job_store import SqliteJobStore
 from reelcast.server.webhooks.endpoints import EventFilter
 from reelcast.server.webhooks.outbox import WebhookOutbox
@@ -16,6 +18,10 @@ from tests.webhook_receiver import Receiver, running_receiver
 from tests.webhooks.conftest import create_job, run_job, running_outbox, wait_until
 
 EVERYTHING = EventFilter(everything=True)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_every_matching_event_arrives_in_order_exactly_once_and_verifies(
@@ -55,6 +61,8 @@ async def test_every_matching_event_arrives_in_order_exactly_once_and_verifies(
 async def test_a_receiver_failing_three_times_gets_the_event_after_backoff(
     store: SqliteJobStore, registry: WebhookRegistry, webhook_settings: WebhookSettings
 ) -> None:
+    delivered_before = _sample("reelcast_webhook_attempts_total", outcome="delivered")
+    failed_before = _sample("reelcast_webhook_attempts_total", outcome="E093-WEBHOOK_DELIVERY_FAILED")
     with running_receiver(Receiver(fail_first=3)) as receiver:
         endpoint = await create_endpoint(
             registry, store, webhook_settings, "alice", receiver.url, EventFilter(terminal=True)
@@ -62,9 +70,20 @@ async def test_a_receiver_failing_three_times_gets_the_event_after_backoff(
         receiver.secrets = [endpoint.secret]
         async with running_outbox(WebhookOutbox(store, registry, webhook_settings, poll_seconds=0.05)):
             await run_job(store, await create_job(store, "job-retried"), progress_steps=1)
-            await wait_until(lambda: len(receiver.deliveries) == 1)
+            # The receiver records the delivery before it answers: the outbox counts it once the answer is in.
+            await wait_until(
+                lambda: (
+                    len(receiver.deliveries) == 1
+                    and _sample("reelcast_webhook_attempts_total", outcome="delivered") > delivered_before
+                )
+            )
 
     assert receiver.attempts == 4
+    assert _sample("reelcast_webhook_attempts_total", outcome="delivered") - delivered_before == 1
+    assert (
+        _sample("reelcast_webhook_attempts_total", outcome="E093-WEBHOOK_DELIVERY_FAILED") - failed_before
+        == 3
+    )
     assert [p["event"] for p in receiver.deduplicated()] == ["job-completed"]
     # Every attempt signs afresh with the same id: the receiver's dedup key is stable across retries.
     assert receiver.deliveries[0].headers["webhook-id"] == "job-retried_4"
@@ -103,6 +122,7 @@ async def test_pending_deliveries_survive_a_restart_of_the_outbox(
         job = await create_job(store, "job-many")
         await run_job(store, job, progress_steps=47)  # 50 events pending before any outbox runs
         async with running_outbox(WebhookOutbox(store, registry, webhook_settings, poll_seconds=0.05)):
+            await wait_until(lambda: _sample("reelcast_webhook_outbox_depth") > 0)  # the backlog, measured
             await wait_until(lambda: len(receiver.deliveries) >= 10)
         stopped_at = len(receiver.deliveries)
         # A new process's view: the registry and store opened afresh from their files.
