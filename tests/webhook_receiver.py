@@ -7,6 +7,7 @@ Its behaviour is set per test: fail the first N attempts, redirect, never answer
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ class Receiver:
     attempts: int = 0
     attempt_times: list[float] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    host_headers: list[str] = field(default_factory=list)
     unverified: int = 0
     body_bytes_sent: int = 0
     url: str = ""
@@ -62,6 +64,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with receiver.lock:
                 receiver.attempts += 1
+                receiver.host_headers.append(self.headers.get("host", ""))
                 receiver.attempt_times.append(time.monotonic())
                 attempt = receiver.attempts
             if receiver.redirect_to:
@@ -109,12 +112,19 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def running_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
+def running_receiver(receiver: Receiver | None = None, host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """The receiver on ``host`` (``::1`` for IPv6 loopback), port 0."""
     receiver = receiver or Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    server = server_class((host, 0), _handler(receiver))
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    named = f"[{host}]" if ":" in host else host
+    receiver.url = f"http://{named}:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

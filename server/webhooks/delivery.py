@@ -96,7 +96,8 @@ class Deliverer:
         port = url.port or (443 if url.scheme == "https" else 80)
         address = await resolve_checked(host, port, self._settings)
         target = url.copy_with(host=str(address))
-        host_header = host if url.port is None else f"{host}:{url.port}"
+        named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host, as in the URL
+        host_header = named if url.port is None else f"{named}:{url.port}"
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
         request = self._client.build_request(
             "POST",

@@ -140,3 +140,23 @@ async def test_a_receiver_answering_a_huge_body_is_dropped_at_the_cap(
     assert outcome.error is not None and outcome.error.code == "E094-WEBHOOK_RESPONSE_TOO_LARGE"
     # The receiver could write only what the socket buffers held before the client hung up, not 1 GB.
     assert receiver.body_bytes_sent < 64 * 1024 * 1024
+
+
+async def test_an_allowed_ipv6_loopback_receiver_gets_the_delivery_with_a_bracketed_host(
+    store: SqliteJobStore, registry: WebhookRegistry
+) -> None:
+    allowed = WebhookSettings(allow_private=True)
+    with running_receiver(host="::1") as receiver:
+        endpoint = await create_endpoint(registry, store, allowed, "alice", receiver.url, TERMINAL)
+        receiver.secrets = [endpoint.secret]
+        outbox = WebhookOutbox(store, registry, allowed)
+        event = job_pb2.JobProgress(job_id="job-v6", sequence=2, kind=job_pb2.EVENT_KIND_JOB_COMPLETED)
+        try:
+            outcome = await outbox.deliver_once(endpoint, event)
+        finally:
+            await outbox.close()
+
+    assert outcome.delivered, outcome.error
+    port = receiver.url.rsplit(":", 1)[1].split("/")[0]
+    assert receiver.host_headers == [f"[::1]:{port}"]
+    assert [p["jobId"] for p in receiver.deduplicated()] == ["job-v6"]
