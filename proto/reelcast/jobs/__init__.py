@@ -14,5 +14,6 @@ contract that the server, the plugins, the bridge and the client would otherwise
   server's webhooks alike.
 
 The kernel does no I/O and reads no environment; it imports protobuf, grpcio, grpcio-status and msgspec (the
-representations' Structs), and nothing else of reelcast. This module imports none of its submodules, so that ``import reelcast.jobs.v1`` stays cheap.
+representations' Structs), and nothing else of reelcast. This module imports none of its submodules, so that
+``import reelcast.jobs.v1`` stays cheap.
 """
