@@ -1,7 +1,7 @@
 """The REST request bodies (``POST /api/jobs``, ``PUT /api/jobs/{jobId}/script``, ``POST .../approve``) as
 msgspec Structs, and what they become: a ``JobSpec`` or a list of ``Scene``. They forbid unknown fields, so
 a typo is a 400 naming it; their defaults are the server's own (``validation.with_defaults``).
-``bridge/openapi.py`` publishes their JSON Schema beside the answers' (bridge/resources.py).
+``bridge/openapi.py`` publishes their JSON Schema beside the answers' (reelcast/jobs/resources.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 import msgspec
 
 from reelcast.bridge.problems import ApiError
-from reelcast.bridge.resources import (
+from reelcast.jobs import errors, validation
+from reelcast.jobs.priorities import PRIORITIES
+from reelcast.jobs.resources import (
     ASPECTS,
     CAPTION_MODES,
     CAPTION_STYLES,
@@ -25,8 +27,6 @@ from reelcast.bridge.resources import (
     PacingWord,
     Text,
 )
-from reelcast.jobs import errors, validation
-from reelcast.jobs.priorities import PRIORITIES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.violations import FieldViolation
 

@@ -25,9 +25,9 @@ from starlette.responses import Response
 
 from reelcast.bridge.bodies import page_size_param
 from reelcast.bridge.problems import ApiError
-from reelcast.bridge.resources import Time, _Answer, timestamp
 from reelcast.bridge.state import bridge_state, grpc_metadata
 from reelcast.jobs import errors
+from reelcast.jobs.resources import Time, _Answer, timestamp
 from reelcast.jobs.v1 import job_service_pb2
 
 MediaWord = Literal["image", "clip", "audio"]

@@ -1,8 +1,8 @@
 """``GET /api/openapi.json``: the whole HTTP surface as OpenAPI 3.1, the SSE streams included.
 
 The REST bodies' schemas are not written here: they are generated from the msgspec Structs the bridge decodes
-and encodes with (bridge/bodies.py, bridge/resources.py, bridge/login.py, bridge/problems.py), so what the
-document says is what the server sends. Written here are what no Struct or route introspection knows: the
+and encodes with (bridge/bodies.py, reelcast.jobs.resources, bridge/login.py, bridge/problems.py), so what
+the document says is what the server sends. Written here are what no Struct or route introspection knows: the
 paths, parameters and statuses, and the SSE event vocabulary and resume rules. The events' ``data:`` is built
 by bridge/sse.py as plain dicts, so their schemas are written here too, from the same Structs' components.
 Tests hold all of it to the server: every route of the app is described here and nothing else is
@@ -20,8 +20,8 @@ from reelcast.bridge.bodies import BODY_TYPES
 from reelcast.bridge.login import LOGIN_SCHEMA_TYPES
 from reelcast.bridge.media import MEDIA_ANSWER_TYPES
 from reelcast.bridge.problems import Problem
-from reelcast.bridge.resources import ANSWER_TYPES, JobWord, StepWord
-from reelcast.bridge.sse import EVENT_NAMES
+from reelcast.jobs.event_payloads import EVENT_NAMES
+from reelcast.jobs.resources import ANSWER_TYPES, JobWord, StepWord
 
 _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
@@ -98,7 +98,7 @@ _STATUS_FILTER = "^({0})(,({0}))*$".format("|".join(_JOB_WORDS))
 
 
 def _struct_schemas() -> dict[str, Any]:
-    """The schemas of the Structs that the bridge decodes and encodes with (bridge/resources.py): one
+    """The schemas of the Structs that the bridge decodes and encodes with (reelcast/jobs/resources.py): one
     declaration for the server and the document. ``title`` is the component's name already."""
     _refs, components = msgspec.json.schema_components(
         (*BODY_TYPES, *ANSWER_TYPES, *MEDIA_ANSWER_TYPES, *LOGIN_SCHEMA_TYPES, Problem),

@@ -27,7 +27,9 @@ from reelcast.bridge.bodies import (
 )
 from reelcast.bridge.problems import ApiError
 from reelcast.bridge.ranges import open_artifact, parse_range
-from reelcast.bridge.resources import (
+from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
+from reelcast.jobs import errors
+from reelcast.jobs.resources import (
     JOB_STATUS_FILTERS,
     Health,
     JobList,
@@ -36,8 +38,6 @@ from reelcast.bridge.resources import (
     job_resource,
     stage_resource,
 )
-from reelcast.bridge.state import bridge_state, caller_of, checked_job_id, grpc_metadata
-from reelcast.jobs import errors
 from reelcast.jobs.v1 import job_pb2, job_service_pb2
 from reelcast.jobs.violations import FieldViolation
 
@@ -49,7 +49,7 @@ _MISSING_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 def struct_response(
     resource: msgspec.Struct, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    """A resource of bridge/resources.py as JSON, encoded by the Struct the document publishes."""
+    """A resource of reelcast/jobs/resources.py as JSON, encoded by the Struct the document publishes."""
     return Response(
         msgspec.json.encode(resource), status_code, headers=headers, media_type="application/json"
     )

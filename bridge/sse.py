@@ -1,9 +1,10 @@
 """``JobProgress`` → Server-Sent Events: the seed's wire format, one event per ``JobProgress``.
 
-The projection is pure: an event depends on its ``JobProgress`` alone, never on what a connection saw
-before. That is what makes ``id:`` = ``sequence`` a complete resume cursor (Aura diffed polled states per
-connection, so it could not resume). Names and fields are the seed's contract, written exactly; extra fields
-(``jobProgressPct``, ``message``, ``time``...) are additions that clients may ignore.
+The projection (reelcast.jobs.event_payloads, shared with the webhooks) is pure: an event depends on its
+``JobProgress`` alone, never on what a connection saw before. That is what makes ``id:`` = ``sequence`` a
+complete resume cursor (Aura diffed polled states per connection, so it could not resume). Names and fields
+are the seed's contract, written exactly; extra fields (``jobProgressPct``, ``message``, ``time``...) are
+additions that clients may ignore.
 
 Multi-job streams (``/api/events?jobs=``) carry a :class:`MultiCursor` as the id: the per-job sequences of
 every job delivered so far, so one id resumes every job exactly. The stream of all the caller's jobs
@@ -21,76 +22,14 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
-from reelcast.bridge.resources import (
-    JOB_STATUS_WORDS,
-    STEP_STATUS_WORDS,
-    errors_json,
-    job_json,
-    number,
-    output_json,
-    timestamp,
-)
+# Re-exported: the names the SSE streams were always built from.
+from reelcast.jobs.event_payloads import EVENT_NAMES as EVENT_NAMES
+from reelcast.jobs.event_payloads import event_data as event_data
 from reelcast.jobs.terminal import TERMINAL_KINDS, is_terminal
 from reelcast.jobs.v1 import job_pb2
-
-EVENT_NAMES = {
-    job_pb2.EVENT_KIND_JOB_STATUS: "job-status",
-    # The seed's five events stay the contract: a retry is the job's status going back to Queued.
-    job_pb2.EVENT_KIND_JOB_RETRIED: "job-status",
-    job_pb2.EVENT_KIND_STEP_STATUS: "step-status",
-    job_pb2.EVENT_KIND_STEP_PROGRESS: "step-progress",
-    job_pb2.EVENT_KIND_JOB_COMPLETED: "job-completed",
-    job_pb2.EVENT_KIND_JOB_FAILED: "job-failed",
-    job_pb2.EVENT_KIND_RESYNC: "resync",
-    # The job was deleted (DeleteJob): the stream's last event, a job-failed that says so.
-    job_pb2.EVENT_KIND_JOB_DELETED: "job-failed",
-}
-
-
-def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
-    """The JSON ``data:`` of one event. The seed's fields come first; ``correlationId`` is on every event."""
-    kind = progress.kind
-    data: dict[str, Any]
-    if kind == job_pb2.EVENT_KIND_JOB_STATUS:
-        data = {"status": JOB_STATUS_WORDS[progress.job_status]}
-        if progress.HasField("queue_position"):  # a waiting job's place (docs/api.md)
-            data["queuePosition"] = progress.queue_position
-            if progress.HasField("estimated_start"):
-                data["estimatedStartSeconds"] = number(progress.estimated_start.ToNanoseconds() / 1e9)
-    elif kind == job_pb2.EVENT_KIND_JOB_RETRIED:
-        data = {"status": JOB_STATUS_WORDS[progress.job_status], "retried": True, "attempt": progress.attempt}
-    elif kind == job_pb2.EVENT_KIND_STEP_STATUS:
-        data = {"step": progress.stage_title, "status": STEP_STATUS_WORDS[progress.stage_status]}
-    elif kind == job_pb2.EVENT_KIND_STEP_PROGRESS:
-        data = {"step": progress.stage_title, "progressPct": number(progress.stage_percent)}
-    elif kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
-        data = {"status": "Succeeded", "output": output_json(progress.job_id, progress.output)}
-    elif kind == job_pb2.EVENT_KIND_JOB_FAILED:
-        data = {"status": "Failed", "errors": errors_json(progress.errors)}
-    elif kind == job_pb2.EVENT_KIND_JOB_DELETED:
-        data = {"status": "Failed", "errors": [], "deleted": True}
-    elif kind == job_pb2.EVENT_KIND_RESYNC:
-        data = {"status": JOB_STATUS_WORDS[progress.job_status], "job": job_json(progress.snapshot)}
-    else:
-        raise ValueError(f"unknown event kind {kind}")
-    data["correlationId"] = progress.correlation_id
-    if progress.trace_id:  # beyond the seed's fields (docs/observability.md#traces)
-        data["traceId"] = progress.trace_id
-    if progress.stage and kind != job_pb2.EVENT_KIND_RESYNC:
-        data["stepName"] = progress.stage
-    data["jobProgressPct"] = number(progress.job_percent)
-    if progress.message:
-        data["message"] = progress.message
-    if progress.HasField("eta"):
-        data["etaSeconds"] = progress.eta.seconds
-    time = timestamp(progress, "time")
-    if time:
-        data["time"] = time
-    return data
 
 
 class ProjectedEvent:

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reelcast.bridge.problems import ApiError
-from reelcast.bridge.resources import Theme, ThemeList
 from reelcast.bridge.rest import struct_response
 from reelcast.bridge.state import bridge_state, grpc_metadata
 from reelcast.jobs import errors
+from reelcast.jobs.resources import Theme, ThemeList
 from reelcast.jobs.v1 import job_service_pb2
 
 # The themes change only with the server's installation.

@@ -21,6 +21,7 @@ from reelcast.cli.output import console, report_rpc_error
 from reelcast.cli.parser import build_parser
 from reelcast.cli.render import run_render
 from reelcast.cli.serving import run_serving
+from reelcast.cli.webhooks import webhooks_command
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.plugins.settings import StageSettingsError
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_render(args))
         if args.command == "media":
             return asyncio.run(media_command(args))
+        if args.command == "webhooks":
+            return asyncio.run(webhooks_command(args))
         return asyncio.run(client_command(args))
     except grpc.RpcError as error:
         return report_rpc_error(error)

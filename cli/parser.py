@@ -169,6 +169,36 @@ def build_parser() -> argparse.ArgumentParser:
     client(media_delete)
     media_delete.add_argument("media_id")
 
+    webhooks = commands.add_parser(
+        "webhooks", help="register, list, rotate, replay and delete your webhook endpoints (docs/webhooks.md)"
+    ).add_subparsers(dest="webhooks_command", required=True)
+    webhook_create = webhooks.add_parser("create", help="register an endpoint; prints its id and its secret")
+    client(webhook_create)
+    webhook_create.add_argument("url", help="an absolute http(s) URL")
+    webhook_create.add_argument("--terminal", action="store_true", help="only each job's last event")
+    webhook_create.add_argument(
+        "--status",
+        action="append",
+        help="only job events with this status (queued, running, ...); repeatable",
+    )
+    webhook_create.add_argument(
+        "--label", action="append", help="only jobs with this KEY=VALUE label; repeatable"
+    )
+    webhook_list = webhooks.add_parser("list", help="list your endpoints (FAILING ones say why)")
+    client(webhook_list)
+    webhook_list.add_argument("--page-size", type=int, default=50)
+    webhook_list.add_argument("--page-token", default="")
+    webhook_list.add_argument("--json", action="store_true", help="print the page as JSON")
+    for name, description in (("delete", "remove an endpoint"), ("rotate", "print a new secret")):
+        webhook_by_id = webhooks.add_parser(name, help=description)
+        client(webhook_by_id)
+        webhook_by_id.add_argument("webhook_id")
+    webhook_replay = webhooks.add_parser("replay", help="redeliver a job's events from a sequence")
+    client(webhook_replay)
+    webhook_replay.add_argument("webhook_id")
+    webhook_replay.add_argument("job_id")
+    webhook_replay.add_argument("--from-sequence", type=int, default=1)
+
     gc = commands.add_parser("gc", help="delete finished jobs past their retention period now")
     gc.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
     gc.add_argument(

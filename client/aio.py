@@ -444,6 +444,83 @@ class AsyncClient(ClientBase):
             timeout,
         )
 
+    async def create_webhook(
+        self,
+        webhook: job_service_pb2.Webhook,
+        *,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_service_pb2.CreateWebhookResponse:
+        """Registers a webhook endpoint; the answer carries its signing secret, shown only then
+        (docs/webhooks.md)."""
+        response: job_service_pb2.CreateWebhookResponse = await self._unary(
+            self._service().CreateWebhook,
+            job_service_pb2.CreateWebhookRequest(webhook=webhook),
+            correlation_id,
+            timeout,
+        )
+        return response
+
+    async def list_webhooks_page(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> job_service_pb2.ListWebhooksResponse:
+        """One page of your webhook endpoints, by id, without their secrets."""
+        response: job_service_pb2.ListWebhooksResponse = await self._unary(
+            self._service().ListWebhooks,
+            job_service_pb2.ListWebhooksRequest(page_size=page_size, page_token=page_token),
+            correlation_id,
+            timeout,
+        )
+        return response
+
+    async def delete_webhook(
+        self, webhook_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> None:
+        """Removes a webhook endpoint: nothing more is delivered to it."""
+        await self._unary(
+            self._service().DeleteWebhook,
+            job_service_pb2.DeleteWebhookRequest(webhook_id=webhook_id),
+            correlation_id,
+            timeout,
+        )
+
+    async def rotate_webhook_secret(
+        self, webhook_id: str, *, correlation_id: str | None = None, timeout: float | None = None
+    ) -> str:
+        """A new signing secret; the previous one keeps signing beside it during the overlap period."""
+        response: job_service_pb2.RotateWebhookSecretResponse = await self._unary(
+            self._service().RotateWebhookSecret,
+            job_service_pb2.RotateWebhookSecretRequest(webhook_id=webhook_id),
+            correlation_id,
+            timeout,
+        )
+        return response.secret
+
+    async def replay_webhook(
+        self,
+        webhook_id: str,
+        job_id: str,
+        from_sequence: int = 1,
+        *,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Redelivers ``job_id``'s events from ``from_sequence`` on to the endpoint; gives how many."""
+        response: job_service_pb2.ReplayWebhookResponse = await self._unary(
+            self._service().ReplayWebhook,
+            job_service_pb2.ReplayWebhookRequest(
+                webhook_id=webhook_id, job_id=job_id, from_sequence=from_sequence
+            ),
+            correlation_id,
+            timeout,
+        )
+        return response.replayed
+
 
 # The bytes of one UploadMedia message (the server accepts messages of 1 MiB).
 UPLOAD_CHUNK_BYTES = 256 * 1024

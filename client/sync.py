@@ -220,3 +220,8 @@ class Client(ClientBase):
     get_media = _Blocking(AsyncClient.get_media)
     list_media_page = _Blocking(AsyncClient.list_media_page)
     delete_media = _Blocking(AsyncClient.delete_media)
+    create_webhook = _Blocking(AsyncClient.create_webhook)
+    list_webhooks_page = _Blocking(AsyncClient.list_webhooks_page)
+    delete_webhook = _Blocking(AsyncClient.delete_webhook)
+    rotate_webhook_secret = _Blocking(AsyncClient.rotate_webhook_secret)
+    replay_webhook = _Blocking(AsyncClient.replay_webhook)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable
 
 import grpc
@@ -25,6 +26,8 @@ from reelcast.server.security.auth import Authenticator, StreamTokens, load_or_c
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.retention import collect_periodically
 from reelcast.server.storage.selection import open_backend
+from reelcast.server.webhooks.service import WebhookService
+from reelcast.server.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 # How much longer than its grace periods a stop may take before its stuck steps are abandoned.
@@ -81,6 +84,14 @@ class ReelcastServer:
         self._retention: asyncio.Task[None] | None = None
         self._metrics: asyncio.Task[None] | None = None
         self._reviews: asyncio.Task[None] | None = None
+        # Webhooks follow the embedded store's feed; on NATS they are not delivered yet (docs/webhooks.md).
+        self.webhooks = (
+            WebhookService(
+                self.store, settings.data_dir / "webhooks.db", WebhookSettings.from_environ(os.environ)
+            )
+            if not settings.store_url
+            else None
+        )
 
     async def start(self) -> int:
         await self.backend.open()
@@ -92,6 +103,7 @@ class ReelcastServer:
                 self.notifier,
                 self.stream_tokens if self.authenticator is not None else None,
                 self.backend.media,
+                self.webhooks,
             ),
             self.grpc_server,
         )
@@ -110,6 +122,8 @@ class ReelcastServer:
             )
         await self.grpc_server.start()
         await self.runner.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         self._retention = asyncio.create_task(
             collect_periodically(self.settings, self.store, self.backend.queue, self.backend.media)
         )
@@ -131,6 +145,8 @@ class ReelcastServer:
         for task in (self._retention, self._metrics, self._reviews):
             if task is not None:
                 task.cancel()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         # Running jobs get the shutdown grace to finish while open calls drain; whatever is still running
         # after that is stopped and resumes from its checkpoint on the next start.
         draining = asyncio.gather(

@@ -47,6 +47,28 @@ STAGE_DURATION = Histogram(
     ["stage", "outcome"],
     buckets=STAGE_BUCKETS,
 )
+# A webhook attempt takes milliseconds to the delivery's total timeout (15 s by default).
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
+WEBHOOK_ATTEMPTS = Counter(
+    "reelcast_webhook_attempts",
+    "Webhook delivery attempts by outcome: delivered, or the catalogue code of the failure (E091-E094).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "reelcast_webhook_attempt_seconds",
+    "Time one webhook delivery attempt took, redirects included, by outcome (delivered or failed).",
+    ["outcome"],
+    buckets=WEBHOOK_BUCKETS,
+)
+WEBHOOK_FAILED_EVENTS = Counter(
+    "reelcast_webhook_failed_events",
+    "Events given up after the last attempt (their endpoint is then marked failing).",
+)
+WEBHOOK_OUTBOX_DEPTH = Gauge(
+    "reelcast_webhook_outbox_depth",
+    "Feed events after the webhook endpoints' cursors, summed over endpoints: what is still to deliver "
+    "(or to skip, for events an endpoint's filter does not select).",
+)
 GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
 GRPC_STARTED = Counter("reelcast_grpc_server_started", "RPCs started on the server.", GRPC_LABELS)
 GRPC_HANDLED = Counter(

@@ -16,11 +16,13 @@ import pytest
 KERNEL_MODULES = (
     "reelcast.jobs.error_codes",
     "reelcast.jobs.errors",
+    "reelcast.jobs.event_payloads",
     "reelcast.jobs.labels",
     "reelcast.jobs.media_errors",
     "reelcast.jobs.metadata",
     "reelcast.jobs.priorities",
     "reelcast.jobs.request_errors",
+    "reelcast.jobs.resources",
     "reelcast.jobs.settings_fields",
     "reelcast.jobs.stage_errors",
     "reelcast.jobs.status",
@@ -28,10 +30,13 @@ KERNEL_MODULES = (
     "reelcast.jobs.tracing",
     "reelcast.jobs.validation",
     "reelcast.jobs.violations",
+    "reelcast.jobs.webhook_errors",
 )
 OTHER_ROOMS = ("reelcast.server", "reelcast.bridge", "reelcast.plugins", "reelcast.client", "reelcast.cli")
-# What the kernel may import: protobuf, grpcio and grpcio-status (with the google.rpc messages it brings).
-ALLOWED_DEPENDENCIES = ("google", "grpc", "grpc_status")
+# What the kernel may import: protobuf, grpcio and grpcio-status (with the google.rpc messages it brings), and
+# msgspec, whose Structs declare the REST representations (reelcast.jobs.resources) that the bridge answers
+# with and the server's webhooks deliver.
+ALLOWED_DEPENDENCIES = ("google", "grpc", "grpc_status", "msgspec")
 
 
 def _loaded_after_importing(module: str) -> list[str]:

@@ -34,6 +34,7 @@ from reelcast.server.rpc.themes import theme_messages, unknown_theme
 from reelcast.server.rpc.voices import installed_voices
 from reelcast.server.rpc.watch import follow_job_events
 from reelcast.server.rpc.watch_jobs import FeedFilter, InvalidCursorError, decode_cursor, follow_feed
+from reelcast.server.rpc.webhooks import WebhookRpcs
 from reelcast.server.security.auth import StreamTokens, principal_var
 from reelcast.server.security.callcontext import current_caller, current_is_admin, may_see
 from reelcast.server.security.limits import StreamSlots, TokenBuckets, UserLocks
@@ -47,6 +48,7 @@ from reelcast.server.storage.pagination import (
     encode_page_token,
     filter_fingerprint,
 )
+from reelcast.server.webhooks.service import WebhookService
 
 Context = aio.ServicerContext[Any, Any]
 # ListJobsRequest.statuses: repeats are counted once, but a list longer than this is refused before it is
@@ -98,7 +100,7 @@ async def _label_filter(selector: str, context: Context) -> dict[str, str]:
         await abort(context, error, violations)
 
 
-class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
+class JobService(MediaRpcs, WebhookRpcs, job_service_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
         runner: JobRunner,
@@ -106,8 +108,10 @@ class JobService(MediaRpcs, job_service_pb2_grpc.JobServiceServicer):
         notifier: EventNotifier,
         stream_tokens: StreamTokens | None = None,
         media: MediaStore | None = None,
+        webhooks: WebhookService | None = None,
     ) -> None:
         self.runner = runner
+        self.webhooks = webhooks
         self.media = media if media is not None else runner.media
         self.media_settings = runner.settings
         self._intakes = asyncio.Semaphore(CONCURRENT_INTAKES)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reelcast.bridge.resources import number
+from reelcast.jobs.resources import number
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
 from tests.bridge.conftest import HANG_TIMEOUT, BridgeFactory, SseEvent, read_sse

@@ -47,6 +47,21 @@ class SilentJobService(job_service_pb2_grpc.JobServiceServicer):
     async def ListStages(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("ListStages", request)
 
+    async def CreateWebhook(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("CreateWebhook", request)
+
+    async def ListWebhooks(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ListWebhooks", request)
+
+    async def DeleteWebhook(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("DeleteWebhook", request)
+
+    async def RotateWebhookSecret(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("RotateWebhookSecret", request)
+
+    async def ReplayWebhook(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        return await self._hang("ReplayWebhook", request)
+
     async def ListVoices(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         return await self._hang("ListVoices", request)
 

@@ -9,7 +9,11 @@ contract that the server, the plugins, the bridge and the client would otherwise
 - ``metadata``: the header names a call carries, and the correlation-id rule.
 - ``terminal``: how a job ends (its terminal event kinds and statuses).
 - ``validation``: the checks of a ``JobSpec``, its documented defaults and limits, the narration estimate.
+- ``resources``: the REST representations (msgspec Structs) of the messages, and the status words.
+- ``event_payloads``: one event as the seed's SSE name and JSON payload, for the bridge's streams and the
+  server's webhooks alike.
 
-The kernel does no I/O and reads no environment; it imports protobuf, grpcio and grpcio-status, and nothing
-else of reelcast. This module imports none of its submodules, so that ``import reelcast.jobs.v1`` stays cheap.
+The kernel does no I/O and reads no environment; it imports protobuf, grpcio, grpcio-status and msgspec (the
+representations' Structs), and nothing else of reelcast. This module imports none of its submodules, so that
+``import reelcast.jobs.v1`` stays cheap.
 """

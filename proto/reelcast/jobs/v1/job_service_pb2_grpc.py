@@ -136,6 +136,31 @@ class JobServiceStub:
                 request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.FromString,
                 _registered_method=True)
+        self.CreateWebhook = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/CreateWebhook',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ListWebhooks',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/DeleteWebhook',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/RotateWebhookSecret',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
+        self.ReplayWebhook = channel.unary_unary(
+                '/reelcast.jobs.v1.JobService/ReplayWebhook',
+                request_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookRequest.SerializeToString,
+                response_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -321,6 +346,52 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhook(self, request, context):
+        """Registers a webhook endpoint of the caller: each of their job events that matches its filter and labels
+        is POSTed to `url` as JSON, signed per Standard Webhooks with the endpoint's own secret (returned here
+        once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
+        absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
+        link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
+        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
+        their delivery attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """Removes an endpoint: nothing more is delivered to it. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` for an endpoint
+        of another user, as for one that does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """Gives an endpoint a new secret. The previous one keeps signing beside it for the overlap period
+        (`REELCAST_WEBHOOK_ROTATION_OVERLAP`): both signatures are sent, space-separated in `webhook-signature`.
+        NOT_FOUND `E096-WEBHOOK_NOT_FOUND` as for `DeleteWebhook`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayWebhook(self, request, context):
+        """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
+        in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+        `E003-JOB_NOT_FOUND` for another user's endpoint or job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -418,6 +489,31 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchJobs,
                     request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.FromString,
                     response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.SerializeToString,
+            ),
+            'CreateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhook,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookResponse.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretResponse.SerializeToString,
+            ),
+            'ReplayWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayWebhook,
+                    request_deserializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookRequest.FromString,
+                    response_serializer=reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -939,6 +1035,141 @@ class JobService:
             '/reelcast.jobs.v1.JobService/WatchJobs',
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsRequest.SerializeToString,
             reelcast_dot_jobs_dot_v1_dot_job__service__pb2.WatchJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/CreateWebhook',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.CreateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ListWebhooks',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/DeleteWebhook',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.DeleteWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/RotateWebhookSecret',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.RotateWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelcast.jobs.v1.JobService/ReplayWebhook',
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookRequest.SerializeToString,
+            reelcast_dot_jobs_dot_v1_dot_job__service__pb2.ReplayWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

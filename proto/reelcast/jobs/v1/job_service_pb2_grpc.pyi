@@ -132,6 +132,32 @@ class JobServiceStub:
     `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
     `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
     """
+    CreateWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateWebhookRequest, _job_service_pb2.CreateWebhookResponse]
+    """Registers a webhook endpoint of the caller: each of their job events that matches its filter and labels
+    is POSTed to `url` as JSON, signed per Standard Webhooks with the endpoint's own secret (returned here
+    once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
+    absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
+    link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
+    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+    """
+    ListWebhooks: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhooksRequest, _job_service_pb2.ListWebhooksResponse]
+    """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
+    their delivery attempts.
+    """
+    DeleteWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteWebhookRequest, _job_service_pb2.DeleteWebhookResponse]
+    """Removes an endpoint: nothing more is delivered to it. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` for an endpoint
+    of another user, as for one that does not exist.
+    """
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RotateWebhookSecretRequest, _job_service_pb2.RotateWebhookSecretResponse]
+    """Gives an endpoint a new secret. The previous one keeps signing beside it for the overlap period
+    (`REELCAST_WEBHOOK_ROTATION_OVERLAP`): both signatures are sent, space-separated in `webhook-signature`.
+    NOT_FOUND `E096-WEBHOOK_NOT_FOUND` as for `DeleteWebhook`.
+    """
+    ReplayWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReplayWebhookRequest, _job_service_pb2.ReplayWebhookResponse]
+    """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
+    in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+    `E003-JOB_NOT_FOUND` for another user's endpoint or job.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -235,6 +261,32 @@ class JobServiceAsyncStub(JobServiceStub):
     the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
     `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
     `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
+    """
+    CreateWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateWebhookRequest, _job_service_pb2.CreateWebhookResponse]  # type: ignore[assignment]
+    """Registers a webhook endpoint of the caller: each of their job events that matches its filter and labels
+    is POSTed to `url` as JSON, signed per Standard Webhooks with the endpoint's own secret (returned here
+    once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
+    absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
+    link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
+    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+    """
+    ListWebhooks: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhooksRequest, _job_service_pb2.ListWebhooksResponse]  # type: ignore[assignment]
+    """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
+    their delivery attempts.
+    """
+    DeleteWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteWebhookRequest, _job_service_pb2.DeleteWebhookResponse]  # type: ignore[assignment]
+    """Removes an endpoint: nothing more is delivered to it. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` for an endpoint
+    of another user, as for one that does not exist.
+    """
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RotateWebhookSecretRequest, _job_service_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
+    """Gives an endpoint a new secret. The previous one keeps signing beside it for the overlap period
+    (`REELCAST_WEBHOOK_ROTATION_OVERLAP`): both signatures are sent, space-separated in `webhook-signature`.
+    NOT_FOUND `E096-WEBHOOK_NOT_FOUND` as for `DeleteWebhook`.
+    """
+    ReplayWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReplayWebhookRequest, _job_service_pb2.ReplayWebhookResponse]  # type: ignore[assignment]
+    """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
+    in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+    `E003-JOB_NOT_FOUND` for another user's endpoint or job.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -450,6 +502,62 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         the live events (docs/api.md). A malformed cursor, or one this server never issued, is INVALID_ARGUMENT
         `E017-INVALID_WATCH_CURSOR`; a non-admin naming another user in `owner` is PERMISSION_DENIED
         `E018-OWNER_NOT_ALLOWED`. Open streams count against `REELCAST_MAX_GRPC_STREAMS_PER_USER` like WatchJob's.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateWebhook(
+        self,
+        request: _job_service_pb2.CreateWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CreateWebhookResponse, _abc.Awaitable[_job_service_pb2.CreateWebhookResponse]]:
+        """Registers a webhook endpoint of the caller: each of their job events that matches its filter and labels
+        is POSTed to `url` as JSON, signed per Standard Webhooks with the endpoint's own secret (returned here
+        once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
+        absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
+        link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
+        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhooks(
+        self,
+        request: _job_service_pb2.ListWebhooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListWebhooksResponse, _abc.Awaitable[_job_service_pb2.ListWebhooksResponse]]:
+        """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
+        their delivery attempts.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteWebhook(
+        self,
+        request: _job_service_pb2.DeleteWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteWebhookResponse, _abc.Awaitable[_job_service_pb2.DeleteWebhookResponse]]:
+        """Removes an endpoint: nothing more is delivered to it. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` for an endpoint
+        of another user, as for one that does not exist.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _job_service_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RotateWebhookSecretResponse, _abc.Awaitable[_job_service_pb2.RotateWebhookSecretResponse]]:
+        """Gives an endpoint a new secret. The previous one keeps signing beside it for the overlap period
+        (`REELCAST_WEBHOOK_ROTATION_OVERLAP`): both signatures are sent, space-separated in `webhook-signature`.
+        NOT_FOUND `E096-WEBHOOK_NOT_FOUND` as for `DeleteWebhook`.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayWebhook(
+        self,
+        request: _job_service_pb2.ReplayWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ReplayWebhookResponse, _abc.Awaitable[_job_service_pb2.ReplayWebhookResponse]]:
+        """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
+        in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+        `E003-JOB_NOT_FOUND` for another user's endpoint or job.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,69 @@
+"""The webhooks of one server process: the registry, the outbox that delivers, and what an owner may do
+with their endpoints. The RPC surface (server/rpc/webhooks.py) checks the request's shape and calls these."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
+from reelcast.server.storage.job_store import JobStore
+from reelcast.server.webhooks.endpoints import EventFilter, WebhookEndpoint
+from reelcast.server.webhooks.outbox import WebhookOutbox
+from reelcast.server.webhooks.registration import create_endpoint, rotate_secret
+from reelcast.server.webhooks.registry import WebhookRegistry
+from reelcast.server.webhooks.settings import WebhookSettings
+
+
+class WebhookService:
+    """Runs the outbox between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, store: JobStore, path: Path, settings: WebhookSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.registry = WebhookRegistry(path)
+        self.outbox = WebhookOutbox(store, self.registry, settings)
+        self._task: asyncio.Task[None] | None = None
+        self._replays: set[asyncio.Task[int]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.outbox.run())
+
+    async def stop(self) -> None:
+        for task in [*self._replays, *([self._task] if self._task else [])]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def create(
+        self, owner: str, url: str, event_filter: EventFilter, labels: Mapping[str, str]
+    ) -> WebhookEndpoint:
+        return await create_endpoint(
+            self.registry, self.store, self.settings, owner, url, event_filter, labels
+        )
+
+    async def owned(self, owner: str, endpoint_id: str) -> WebhookEndpoint:
+        """The endpoint if ``owner`` has it; another owner's is E096 like a missing one."""
+        for endpoint in await self.registry.endpoints(owner):
+            if endpoint.id == endpoint_id:
+                return endpoint
+        raise ReelcastError(errors.WEBHOOK_NOT_FOUND, "No webhook endpoint with this id.")
+
+    async def delete(self, owner: str, endpoint_id: str) -> None:
+        await self.registry.remove((await self.owned(owner, endpoint_id)).id)
+
+    async def rotate(self, owner: str, endpoint_id: str) -> str:
+        return await rotate_secret(self.registry, await self.owned(owner, endpoint_id), self.settings)
+
+    async def replay(self, owner: str, endpoint_id: str, job_id: str, from_sequence: int) -> int:
+        """Starts redelivering ``job_id``'s matching events from ``from_sequence`` in the background (a slow
+        receiver must not hold the call) and gives how many there are."""
+        endpoint = await self.owned(owner, endpoint_id)
+        events = await self.outbox.replay_events(endpoint, job_id, from_sequence)
+        task = asyncio.create_task(self.outbox.redeliver(endpoint, events))
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+        return len(events)

@@ -1,0 +1,134 @@
+"""A real webhook receiver on 127.0.0.1 port 0 (a threaded ``http.server``), verifying every delivery with
+the Standard Webhooks spec's own ``standardwebhooks`` package, never with reelcast's code.
+
+Its behaviour is set per test: fail the first N attempts, redirect, never answer, or answer an endless body.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks import Webhook
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    payload: dict[str, Any]
+    verified_with: list[str]
+
+
+@dataclass
+class Receiver:
+    """What the receiver got and how it answers. ``secrets`` are tried in turn by ``standardwebhooks``."""
+
+    secrets: list[str] = field(default_factory=list)
+    fail_first: int = 0
+    redirect_to: str = ""
+    hang_seconds: float = 0.0
+    endless_body: bool = False
+    attempts: int = 0
+    attempt_times: list[float] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    host_headers: list[str] = field(default_factory=list)
+    unverified: int = 0
+    body_bytes_sent: int = 0
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def deduplicated(self) -> list[dict[str, Any]]:
+        """Each delivery once by ``webhook-id``, in arrival order."""
+        seen: set[str] = set()
+        unique = []
+        for delivery in self.deliveries:
+            if delivery.headers["webhook-id"] not in seen:
+                seen.add(delivery.headers["webhook-id"])
+                unique.append(delivery.payload)
+        return unique
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with receiver.lock:
+                receiver.attempts += 1
+                receiver.host_headers.append(self.headers.get("host", ""))
+                receiver.attempt_times.append(time.monotonic())
+                attempt = receiver.attempts
+            if receiver.redirect_to:
+                self.send_response(307)
+                self.send_header("location", receiver.redirect_to)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            if receiver.hang_seconds:
+                time.sleep(receiver.hang_seconds)
+                return
+            if receiver.endless_body:
+                self.send_response(200)
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    while receiver.body_bytes_sent < 1 << 30:  # 1 GB, unless the client hangs up first
+                        self.wfile.write(chunk)
+                        receiver.body_bytes_sent += len(chunk)
+                except OSError:
+                    pass
+                return
+            if attempt <= receiver.fail_first:
+                self.send_response(503)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            verified_with = []
+            for secret in receiver.secrets:
+                try:
+                    Webhook(secret).verify(body, headers)
+                    verified_with.append(secret)
+                except Exception:
+                    pass
+            with receiver.lock:
+                if verified_with:
+                    receiver.deliveries.append(Delivery(headers, json.loads(body), verified_with))
+                else:
+                    receiver.unverified += 1
+            self.send_response(204 if verified_with else 400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    return Handler
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+@contextmanager
+def running_receiver(receiver: Receiver | None = None, host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """The receiver on ``host`` (``::1`` for IPv6 loopback), port 0."""
+    receiver = receiver or Receiver()
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    server = server_class((host, 0), _handler(receiver))
+    server.daemon_threads = True
+    named = f"[{host}]" if ":" in host else host
+    receiver.url = f"http://{named}:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
