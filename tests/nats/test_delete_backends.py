@@ -107,6 +107,16 @@ async def nats_deletion_record(url: str, job_id: str) -> bytes:
         await connection.close()
 
 
+def assert_ends_with_the_deletion(events: list[job_pb2.JobProgress]) -> None:
+    """The stream of a running job deleted meanwhile: gapless, ending with the deletion event; a terminal
+    event before it, if the stream read one, is the delete's cancel and comes right before it."""
+    assert events[-1].kind == job_pb2.EVENT_KIND_JOB_DELETED
+    terminal = [i for i, e in enumerate(events) if e.kind == job_pb2.EVENT_KIND_JOB_FAILED]
+    assert terminal in ([], [len(events) - 2]), [job_pb2.EventKind.Name(e.kind) for e in events]
+    if terminal:
+        assert events[-2].job_status == job_pb2.JOB_STATUS_CANCELLED
+
+
 def files_naming(server: ReelcastServer, job_id: str) -> list[str]:
     return [str(path) for path in server.settings.data_dir.rglob("*") if job_id in path.name]
 
@@ -184,11 +194,9 @@ async def test_deleting_a_running_job_cancels_it_and_ends_its_open_stream_with_t
                 await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id))
 
     await asyncio.wait_for(watch(), HANG_TIMEOUT)
-    # The cancel's terminal event, then always the deletion's: the stream waits past the cancel for the
-    # deletion this server is making.
-    cancel_at = next(i for i, e in enumerate(events) if e.kind == job_pb2.EVENT_KIND_JOB_FAILED)
-    assert events[cancel_at].job_status == job_pb2.JOB_STATUS_CANCELLED
-    assert [e.kind for e in events[cancel_at + 1 :]] == [job_pb2.EVENT_KIND_JOB_DELETED]
+    # Always the deletion's event last: a stream that read the cancel's terminal event waits past it for the
+    # deletion this server is making (one that reads only after the deletion finds the job gone).
+    assert_ends_with_the_deletion(events)
     sequences = [event.sequence for event in events]
     assert sequences == list(range(1, len(sequences) + 1))
     assert files_naming(server, job.id) == []
@@ -225,6 +233,4 @@ async def test_a_running_job_deleted_through_one_api_server_ends_the_streams_ope
             await asyncio.wait_for(watch(), HANG_TIMEOUT)
     finally:
         await other.stop(grace=0.5)
-    cancel_at = next(i for i, e in enumerate(events) if e.kind == job_pb2.EVENT_KIND_JOB_FAILED)
-    assert events[cancel_at].job_status == job_pb2.JOB_STATUS_CANCELLED
-    assert [e.kind for e in events[cancel_at + 1 :]] == [job_pb2.EVENT_KIND_JOB_DELETED]
+    assert_ends_with_the_deletion(events)
