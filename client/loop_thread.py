@@ -107,16 +107,25 @@ class EventLoopThread:
             for task in tasks:
                 task.cancel()
 
+        def abandon() -> None:
+            if not outcome.cancel():  # running: cancel the task, and let the cancellation finish
+                loop.call_soon_threadsafe(cancel)
+                _settled(done)
+
         try:
             loop.call_soon_threadsafe(start)
         except RuntimeError:  # the loop closed since _started
             raise LoopStoppedError from None
+        except BaseException:
+            # Interrupted inside call_soon_threadsafe (its wake-up write): `start` may be queued all the same,
+            # and a task left running would still hold what it awaits (an async generator's step, which
+            # could then not be closed).
+            abandon()
+            raise
         try:
             _settled(done)
         except BaseException:  # KeyboardInterrupt, or SystemExit from a signal handler
-            if not outcome.cancel():  # running: cancel the task, and let the cancellation finish
-                loop.call_soon_threadsafe(cancel)
-                _settled(done)
+            abandon()
             raise
         return outcome.result()
 
