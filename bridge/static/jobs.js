@@ -99,6 +99,9 @@ function setQueuePlace(job, data) {
 }
 
 function mergeSnapshot(job, snapshot) {
+  // A snapshot of an earlier attempt than the page follows was read before a retry and answered after it
+  // (the final snapshot fetched on the old attempt's end, say): it would bring the old end back.
+  if (typeof snapshot.attempt === 'number' && snapshot.attempt < job.attempt) return;
   // A snapshot of a later attempt than the page knows: the job was retried meanwhile.
   if (typeof snapshot.attempt === 'number' && snapshot.attempt > job.attempt) {
     if (job.attempt) startAttempt(job, snapshot.attempt);

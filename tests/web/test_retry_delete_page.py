@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from reelcast.plugins.host import PluginHost
 from tests.stages import PipelinePlugin
@@ -162,6 +162,57 @@ async def test_a_job_cancelled_and_retried_on_the_page_runs_again_on_the_same_li
         await session.context.close()
     job = await _until_status(hanging, job_id, "Failed")
     assert (job["attempt"], job["cancelled"]) == (2, True)
+
+
+async def test_a_snapshot_of_the_old_attempt_answered_after_the_retry_does_not_bring_its_end_back(
+    browser: Browser, hanging: Deployment
+) -> None:
+    """The page fetches a job's final snapshot when its stream brings the end. A retry clicked before that
+    fetch is answered leaves the old attempt's snapshot arriving last: seen in CI, it turned the running new
+    attempt back into Cancelled for good. The network holds the real answer back here until the new attempt
+    runs."""
+    job_id = await _create(hanging, "Stale snapshot after a retry")
+    await _until_status(hanging, job_id, "Running")
+    session = await _page(browser, hanging, job_id)
+    page = session.page
+    badge = page.locator("#job-badge")
+    held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    release = asyncio.Event()
+    delivered = asyncio.Event()
+
+    async def hold_the_first_snapshot(route: Route) -> None:
+        if route.request.method != "GET" or held.done():
+            await route.continue_()
+            return
+        response = await route.fetch()  # the server's answer now: the old attempt, Cancelled
+        held.set_result(None)
+        await release.wait()
+        await route.fulfill(response=response)
+        delivered.set()
+
+    try:
+        await expect(badge).to_have_text("Running")
+        await page.route(f"**/api/jobs/{job_id}", hold_the_first_snapshot)
+        await page.get_by_role("button", name="Cancel").click()
+        await expect(badge).to_have_text("Cancelled")
+        await asyncio.wait_for(held, HANG_TIMEOUT)
+        await page.get_by_role("button", name="Retry").click()
+        await expect(badge).to_have_text("Running")
+
+        release.set()
+        await asyncio.wait_for(delivered.wait(), HANG_TIMEOUT)
+        # The answer is parsed and merged in the page's next tasks; a timer there runs after them.
+        await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+        await expect(badge).to_have_text("Running")
+        await expect(page.locator('#steps [data-step="voice"] .badge')).to_have_text("Running")
+        await expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+        assert session.errors == [], session.errors
+    finally:
+        release.set()
+        await session.context.close()
+    async with _api(hanging) as api:
+        response = await api.post(f"/api/jobs/{job_id}/cancel")  # the new attempt was running all along
+        assert response.status_code == 202, response.text
 
 
 async def test_a_running_job_deleted_from_the_page_after_the_confirmation_is_gone_from_list_view_and_server(
