@@ -1441,22 +1441,32 @@ class ReplayWebhookRequest(_message.Message):
     WEBHOOK_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
     webhook_id: _builtins.str
     """The endpoint to redeliver to."""
     job_id: _builtins.str
-    """The job whose events to redeliver."""
+    """The job whose events to redeliver. Empty: every one of the caller's jobs, with `since`."""
     from_sequence: _builtins.int
-    """The first sequence to redeliver; 0 or 1 means from the job's first event."""
+    """The first sequence to redeliver; 0 or 1 means from the job's first event. Only with `job_id`."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Without `job_id`: redeliver the endpoint's deliveries since this time, that is every matching event of
+        the caller's jobs written at or after it, in the order they were written (the events of deleted jobs
+        and those older than the store's retention are gone). INVALID_ARGUMENT `E001-INVALID_REQUEST` when
+        both or neither of `job_id` and `since` are given.
+        """
+
     def __init__(
         self,
         *,
         webhook_id: _builtins.str = ...,
         job_id: _builtins.str = ...,
         from_sequence: _builtins.int = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_sequence", b"from_sequence", "job_id", b"job_id", "webhook_id", b"webhook_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_sequence", b"from_sequence", "job_id", b"job_id", "since", b"since", "webhook_id", b"webhook_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

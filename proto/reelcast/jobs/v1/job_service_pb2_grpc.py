@@ -385,7 +385,8 @@ class JobServiceServicer:
 
     def ReplayWebhook(self, request, context):
         """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
-        in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+        in order and with the same `webhook-id` as the first time; or, with `since` instead of a job, every
+        delivery of the endpoint since that time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
         `E003-JOB_NOT_FOUND` for another user's endpoint or job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -155,7 +155,8 @@ class JobServiceStub:
     """
     ReplayWebhook: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReplayWebhookRequest, _job_service_pb2.ReplayWebhookResponse]
     """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
-    in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+    in order and with the same `webhook-id` as the first time; or, with `since` instead of a job, every
+    delivery of the endpoint since that time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
     `E003-JOB_NOT_FOUND` for another user's endpoint or job.
     """
 
@@ -285,7 +286,8 @@ class JobServiceAsyncStub(JobServiceStub):
     """
     ReplayWebhook: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReplayWebhookRequest, _job_service_pb2.ReplayWebhookResponse]  # type: ignore[assignment]
     """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
-    in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+    in order and with the same `webhook-id` as the first time; or, with `since` instead of a job, every
+    delivery of the endpoint since that time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
     `E003-JOB_NOT_FOUND` for another user's endpoint or job.
     """
 
@@ -556,7 +558,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ReplayWebhookResponse, _abc.Awaitable[_job_service_pb2.ReplayWebhookResponse]]:
         """Redelivers one of the caller's jobs' events, from `from_sequence` on, that match the endpoint's filter,
-        in order and with the same `webhook-id` as the first time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
+        in order and with the same `webhook-id` as the first time; or, with `since` instead of a job, every
+        delivery of the endpoint since that time. NOT_FOUND `E096-WEBHOOK_NOT_FOUND` or
         `E003-JOB_NOT_FOUND` for another user's endpoint or job.
         """
 
