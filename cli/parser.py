@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 from pathlib import Path
 
 from reelcast.jobs.labels import LabelSelectorError, parse_label_term
@@ -193,11 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
         webhook_by_id = webhooks.add_parser(name, help=description)
         client(webhook_by_id)
         webhook_by_id.add_argument("webhook_id")
-    webhook_replay = webhooks.add_parser("replay", help="redeliver a job's events from a sequence")
+    webhook_replay = webhooks.add_parser(
+        "replay", help="redeliver a job's events from a sequence, or the endpoint's deliveries --since a time"
+    )
     client(webhook_replay)
     webhook_replay.add_argument("webhook_id")
-    webhook_replay.add_argument("job_id")
+    webhook_replay.add_argument("job_id", nargs="?", help="the job to replay (not with --since)")
     webhook_replay.add_argument("--from-sequence", type=int, default=1)
+    webhook_replay.add_argument(
+        "--since",
+        type=aware_time,
+        help="an ISO 8601 time with its offset (2026-12-02T10:00:00Z): every delivery since then",
+    )
 
     gc = commands.add_parser("gc", help="delete finished jobs past their retention period now")
     gc.add_argument("--data-dir", type=Path, help="embedded store location (default: platform data dir)")
@@ -237,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # `--captions` alone means words, the default style (before issue 16 it was an on/off switch).
 CAPTION_CHOICES = ("off", "sentences", "words")
+
+
+def aware_time(text: str) -> datetime:
+    """An ISO 8601 time that names its offset (``Z`` or ``+02:00``): a time without one would mean a
+    different instant on the server's clock than on the caller's."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset: add Z or +HH:MM")
+    return parsed
 
 
 def label_term(text: str) -> str:

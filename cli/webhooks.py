@@ -35,6 +35,8 @@ async def webhooks_command(args: argparse.Namespace) -> int:
         client = client_for(args)
         labels = _labels(getattr(args, "label", None) or [])
         statuses = _status_names(getattr(args, "status", None) or [])
+        if args.webhooks_command == "replay" and (args.since is None) == (args.job_id is None):
+            raise ValueError("replay takes a job id or --since, one of the two")
     except (ValueError, OSError, argparse.ArgumentTypeError) as invalid:
         console.print(f"[red]error[/]: {escape(str(invalid))}")
         return 2
@@ -79,7 +81,10 @@ async def _run(
         print_result(await client.rotate_webhook_secret(args.webhook_id))
         return 0
     if command == "replay":
-        replayed = await client.replay_webhook(args.webhook_id, args.job_id, args.from_sequence)
+        if args.since is not None:
+            replayed = await client.replay_webhook_since(args.webhook_id, args.since)
+        else:
+            replayed = await client.replay_webhook(args.webhook_id, args.job_id, args.from_sequence)
         print_result(f"replaying {replayed} events")
         return 0
     raise AssertionError(f"unhandled command {args}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
@@ -518,6 +519,25 @@ class AsyncClient(ClientBase):
             ),
             correlation_id,
             timeout,
+        )
+        return response.replayed
+
+    async def replay_webhook_since(
+        self,
+        webhook_id: str,
+        since: datetime,
+        *,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Redelivers the endpoint's deliveries since ``since`` (an aware datetime): every event of the
+        caller's jobs written since then that the endpoint selects, in order; gives how many."""
+        if since.tzinfo is None:
+            raise ValueError("since must be an aware datetime (with a time zone)")
+        request = job_service_pb2.ReplayWebhookRequest(webhook_id=webhook_id)
+        request.since.FromDatetime(since)
+        response: job_service_pb2.ReplayWebhookResponse = await self._unary(
+            self._service().ReplayWebhook, request, correlation_id, timeout
         )
         return response.replayed
 

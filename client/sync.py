@@ -225,3 +225,4 @@ class Client(ClientBase):
     delete_webhook = _Blocking(AsyncClient.delete_webhook)
     rotate_webhook_secret = _Blocking(AsyncClient.rotate_webhook_secret)
     replay_webhook = _Blocking(AsyncClient.replay_webhook)
+    replay_webhook_since = _Blocking(AsyncClient.replay_webhook_since)

@@ -125,7 +125,24 @@ class WebhookRpcs:
         self, request: job_service_pb2.ReplayWebhookRequest, context: Context
     ) -> job_service_pb2.ReplayWebhookResponse:
         webhooks = await self._webhooks(context)
-        job = await self.store.get_job(request.job_id) if request.job_id else None
+        since = request.since if request.HasField("since") else None
+        if since is not None and request.job_id:
+            await self._refuse(context, "since", "cannot be given with job_id (replay one or the other)")
+        if since is None and not request.job_id:
+            await self._refuse(context, "job_id", "or since is required")
+        if since is not None and since.ToMicroseconds() < 0:
+            await self._refuse(context, "since", "must not be before 1970")
+        if since is not None:
+            if request.from_sequence:
+                await self._refuse(context, "from_sequence", "goes with job_id, not since")
+            try:
+                replayed = await webhooks.replay_since(
+                    current_caller(), request.webhook_id, since.ToMicroseconds()
+                )
+            except ReelcastError as missing:
+                await abort(context, missing)
+            return job_service_pb2.ReplayWebhookResponse(replayed=replayed)
+        job = await self.store.get_job(request.job_id)
         if job is None or not may_see(job.owner) or job.owner != current_caller():
             await abort(context, ReelcastError(errors.JOB_NOT_FOUND, "No job with this id."))
         try:

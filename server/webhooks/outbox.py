@@ -17,9 +17,11 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+from reelcast.jobs.tracing import TRACEPARENT_HEADER, current_traceparent, parse_traceparent, span
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.metrics import (
     WEBHOOK_ATTEMPT_SECONDS,
@@ -37,6 +39,7 @@ from reelcast.server.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
 _BATCH = 100
+_REMEMBERED_JOBS = 1024
 
 
 def retry_delay(attempt: int, settings: WebhookSettings, draw: Callable[[], float] = random.random) -> float:
@@ -64,6 +67,7 @@ class WebhookOutbox:
         self._deliverer = Deliverer(settings)
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._lag: dict[str, int] = {}  # per endpoint: feed events after its cursor
+        self._traceparents: OrderedDict[str, str] = OrderedDict()  # job id -> Job.traceparent
 
     async def run(self) -> None:
         try:
@@ -126,11 +130,54 @@ class WebhookOutbox:
         await self._registry.save(endpoint)
 
     async def deliver_once(self, endpoint: WebhookEndpoint, event: job_pb2.JobProgress) -> DeliveryOutcome:
-        """One signed attempt of ``event`` to ``endpoint``; a fresh timestamp each time, the same id."""
+        """One signed attempt of ``event`` to ``endpoint``; a fresh timestamp each time, the same id.
+
+        The attempt is a client span in the job's trace, linked to the span that created the job (as the
+        job's own span is: job_trace.py), and its ``traceparent`` goes along so that the receiver's work
+        joins the trace."""
+        creating = parse_traceparent(await self._job_traceparent(event.job_id))
+        attributes: dict[str, str | int | float | bool] = {
+            "reelcast.job_id": event.job_id,
+            "reelcast.sequence": event.sequence,
+            "reelcast.webhook_id": endpoint.id,
+            "http.request.method": "POST",
+        }
+        with span(
+            "webhook delivery",
+            parent=creating,
+            links=[creating] if creating else [],
+            kind="client",
+            attributes=attributes,
+        ) as opened:
+            outcome = await self._attempt(endpoint, event)
+            opened.set_attribute("reelcast.webhook.outcome", "delivered" if outcome.delivered else "failed")
+            if outcome.status_code:
+                opened.set_attribute("http.response.status_code", outcome.status_code)
+            if outcome.error is not None:
+                opened.set_attribute("reelcast.error_code", outcome.error.code)
+        return outcome
+
+    async def _job_traceparent(self, job_id: str) -> str:
+        """The job's creating span (``Job.traceparent``), remembered for the most recent jobs: a job's
+        events are delivered together, and a job's traceparent never changes."""
+        if job_id in self._traceparents:
+            self._traceparents.move_to_end(job_id)
+            return self._traceparents[job_id]
+        job = await self._store.get_job(job_id)
+        traceparent = job.traceparent if job is not None else ""
+        self._traceparents[job_id] = traceparent
+        if len(self._traceparents) > _REMEMBERED_JOBS:
+            self._traceparents.popitem(last=False)
+        return traceparent
+
+    async def _attempt(self, endpoint: WebhookEndpoint, event: job_pb2.JobProgress) -> DeliveryOutcome:
         body = delivery_body(event)
         now = datetime.now(UTC)
         secrets = endpoint.signing_secrets(int(time.time() * 1e6))
         headers = signed_headers(message_id(event), body, secrets, now)
+        traceparent = current_traceparent()
+        if traceparent:
+            headers[TRACEPARENT_HEADER] = traceparent
         started = time.monotonic()
         outcome = await self._deliverer.attempt(endpoint.url, body, headers)
         result = "delivered" if outcome.error is None else "failed"
@@ -150,6 +197,25 @@ class WebhookOutbox:
             if len(events) < _BATCH:
                 return matching
             after = events[-1].sequence
+
+    async def events_since(self, endpoint: WebhookEndpoint, since_us: int) -> list[job_pb2.JobProgress]:
+        """The endpoint's deliveries since ``since_us`` (microseconds since the epoch): every event of its
+        owner's jobs on the feed, written at or after that time, that the endpoint selects, in feed order.
+        The feed is read from its start (it is kept for the store's retention only): the time of an event
+        is not an index of the feed, since a retried job writes into it long after it began."""
+        matching: list[job_pb2.JobProgress] = []
+        position = 0
+        while True:
+            entries = await self._store.feed_after(position, endpoint.owner, _BATCH)
+            matching += [
+                entry.event
+                for entry in entries
+                if entry.event.time.ToMicroseconds() >= since_us
+                and endpoint.selects(entry.owner, entry.labels, entry.event)
+            ]
+            if len(entries) < _BATCH:
+                return matching
+            position = entries[-1].position
 
     async def redeliver(self, endpoint: WebhookEndpoint, events: list[job_pb2.JobProgress]) -> int:
         """Delivers ``events`` again, in order and with the same ids as the first time (a receiver

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.webhooks.endpoints import EventFilter, WebhookEndpoint
 from reelcast.server.webhooks.outbox import WebhookOutbox
@@ -62,7 +63,15 @@ class WebhookService:
         """Starts redelivering ``job_id``'s matching events from ``from_sequence`` in the background (a slow
         receiver must not hold the call) and gives how many there are."""
         endpoint = await self.owned(owner, endpoint_id)
-        events = await self.outbox.replay_events(endpoint, job_id, from_sequence)
+        return self._redeliver(endpoint, await self.outbox.replay_events(endpoint, job_id, from_sequence))
+
+    async def replay_since(self, owner: str, endpoint_id: str, since_us: int) -> int:
+        """Starts redelivering the endpoint's deliveries since ``since_us`` (every event it selects, of
+        all the owner's jobs, written since then) in the background and gives how many there are."""
+        endpoint = await self.owned(owner, endpoint_id)
+        return self._redeliver(endpoint, await self.outbox.events_since(endpoint, since_us))
+
+    def _redeliver(self, endpoint: WebhookEndpoint, events: list[job_pb2.JobProgress]) -> int:
         task = asyncio.create_task(self.outbox.redeliver(endpoint, events))
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)

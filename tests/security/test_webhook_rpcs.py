@@ -3,6 +3,8 @@ replays and deletes endpoints; another user gets NOT_FOUND for all of them (docs
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 
@@ -68,6 +70,23 @@ async def test_an_owner_manages_webhooks_and_receives_their_jobs_end_to_end_othe
         await wait_until(lambda: len(receiver.deliveries) == 2)
         assert receiver.deliveries[1].headers["webhook-id"] == delivery.headers["webhook-id"]
         assert receiver.deliveries[1].verified_with == [rotated.secret]
+
+        # Or the endpoint's deliveries since a time before the job: the same one event again.
+        since = job_service_pb2.ReplayWebhookRequest(webhook_id=webhook_id)
+        since.since.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+        assert (await stub.ReplayWebhook(since, metadata=alice)).replayed == 1
+        await wait_until(lambda: len(receiver.deliveries) == 3)
+        assert receiver.deliveries[2].headers["webhook-id"] == delivery.headers["webhook-id"]
+        with pytest.raises(grpc.RpcError) as refused:
+            await stub.ReplayWebhook(since, metadata=bob)
+        assert rpc_code(refused.value) == (grpc.StatusCode.NOT_FOUND, "E096-WEBHOOK_NOT_FOUND")
+        both = job_service_pb2.ReplayWebhookRequest()
+        both.CopyFrom(since)
+        both.job_id = job.id
+        for unclear in (both, job_service_pb2.ReplayWebhookRequest(webhook_id=webhook_id)):
+            with pytest.raises(grpc.RpcError) as refused:
+                await stub.ReplayWebhook(unclear, metadata=alice)
+            assert rpc_code(refused.value) == (grpc.StatusCode.INVALID_ARGUMENT, "E002-INVALID_REQUEST")
 
         listed = await stub.ListWebhooks(job_service_pb2.ListWebhooksRequest(), metadata=alice)
         assert [(w.id, w.url, w.terminal_only, w.failing) for w in listed.webhooks] == [

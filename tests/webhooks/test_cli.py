@@ -30,6 +30,19 @@ async def test_reelcast_webhooks_creates_lists_rotates_and_deletes_an_endpoint(
         code, out, err = await run_cli("webhooks", "rotate", webhook_id, *target)
         assert code == 0 and out.strip().startswith("whsec_") and out.strip() != secret, err
 
+        # Replaying the endpoint's deliveries since a time: none yet (no job ran); a time without its
+        # offset, or neither a job nor --since, is refused before any call.
+        code, out, err = await run_cli(
+            "webhooks", "replay", webhook_id, "--since", "2026-01-01T00:00Z", *target
+        )
+        assert (code, out.strip()) == (0, "replaying 0 events"), err
+        code, out, err = await run_cli(
+            "webhooks", "replay", webhook_id, "--since", "2026-01-01T00:00", *target
+        )
+        assert code == 2 and "has no offset" in err, err
+        code, out, err = await run_cli("webhooks", "replay", webhook_id, *target)
+        assert code == 2 and "a job id or --since" in out + err, (out, err)
+
         code, out, err = await run_cli("webhooks", "delete", webhook_id, *target)
         assert (code, out.strip()) == (0, f"deleted: {webhook_id}"), err
         code, out, err = await run_cli("webhooks", "list", *target)

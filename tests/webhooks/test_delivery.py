@@ -4,10 +4,12 @@ order, exactly-once after deduplication, retries with backoff, restarts, replay 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.embedded.job_store import SqliteJobStore
 from reelcast.server.webhooks.endpoints import EventFilter
 from reelcast.server.webhooks.outbox import WebhookOutbox
@@ -158,6 +160,43 @@ async def test_a_replay_from_sequence_5_redelivers_exactly_5_to_n_with_the_same_
     assert [d.payload["sequence"] for d in again] == [5, 6, 7, 8, 9]
     assert [d.headers["webhook-id"] for d in again] == [f"job-replayed_{n}" for n in range(5, 10)]
     assert len(receiver.deduplicated()) == 9
+
+
+async def test_a_replay_since_a_time_redelivers_the_endpoints_deliveries_of_every_job_written_since(
+    store: SqliteJobStore, registry: WebhookRegistry, webhook_settings: WebhookSettings
+) -> None:
+    """The events carry the times their writers stamped (the recorder stamps them as it writes): two jobs
+    wrote before the cut, one job wrote on both sides of it, and bob's job is not the endpoint's."""
+    cut = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+    async def write(job: job_pb2.Job, kind: job_pb2.EventKind.ValueType, at: datetime) -> None:
+        event = job_pb2.JobProgress(job_id=job.id, kind=kind, job_status=job.status)
+        event.time.FromDatetime(at)
+        await store.append_event(job, event)
+
+    with running_receiver() as receiver:
+        endpoint = await create_endpoint(registry, store, webhook_settings, "alice", receiver.url, EVERYTHING)
+        receiver.secrets = [endpoint.secret]
+        old = await create_job(store, "job-old")  # its creation event: no time, so the epoch
+        both = await create_job(store, "job-both")
+        bobs = await create_job(store, "job-bob", owner="bob")
+        for job in (old, both, bobs):
+            job.status = job_pb2.JOB_STATUS_RUNNING
+            await write(job, job_pb2.EVENT_KIND_JOB_STATUS, cut - timedelta(minutes=5))
+        await write(both, job_pb2.EVENT_KIND_STEP_PROGRESS, cut)  # at the cut itself: included
+        both.status = job_pb2.JOB_STATUS_SUCCEEDED
+        await write(both, job_pb2.EVENT_KIND_JOB_COMPLETED, cut + timedelta(minutes=1))
+        bobs.status = job_pb2.JOB_STATUS_SUCCEEDED
+        await write(bobs, job_pb2.EVENT_KIND_JOB_COMPLETED, cut + timedelta(minutes=1))
+        outbox = WebhookOutbox(store, registry, webhook_settings, poll_seconds=0.05)
+        since = await outbox.events_since(endpoint, int(cut.timestamp() * 1e6))
+        assert [(e.job_id, e.sequence) for e in since] == [("job-both", 3), ("job-both", 4)]
+        assert await outbox.redeliver(endpoint, since) == 2
+        await outbox.close()
+
+    assert [d.headers["webhook-id"] for d in receiver.deliveries] == ["job-both_3", "job-both_4"]
+    assert [d.payload["event"] for d in receiver.deliveries] == ["step-progress", "job-completed"]
+    assert receiver.unverified == 0
 
 
 async def test_after_a_rotation_both_the_new_and_the_previous_secret_verify(

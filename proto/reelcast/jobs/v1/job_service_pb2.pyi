@@ -1452,7 +1452,7 @@ class ReplayWebhookRequest(_message.Message):
     def since(self) -> _timestamp_pb2.Timestamp:
         """Without `job_id`: redeliver the endpoint's deliveries since this time, that is every matching event of
         the caller's jobs written at or after it, in the order they were written (the events of deleted jobs
-        and those older than the store's retention are gone). INVALID_ARGUMENT `E001-INVALID_REQUEST` when
+        and those older than the store's retention are gone). INVALID_ARGUMENT `E002-INVALID_REQUEST` when
         both or neither of `job_id` and `since` are given.
         """
 
