@@ -1,8 +1,8 @@
 """``make bench``: runs every benchmark, then writes docs/benchmarks.md and docs/images/bench-*.png anew.
 
-Each harness (render, latency, fanout, header_guard, overhead, connections) runs its subjects and their
-baselines side by side and returns plain results; this module saves them in bench/results/NAME.json, draws
-one plot per section and writes the document: the machine, the versions, the date, the wall time, the
+Each harness (render, latency, fanout, header_guard, overhead, tracing, connections) runs its subjects and
+their baselines side by side and returns plain results; this module saves them in bench/results/NAME.json,
+draws one plot per section and writes the document: the machine, the versions, the date, the wall time, the
 targets met or not, then every section.
 
 ``python -m bench.run --quick`` is the CI smoke run: every harness at tiny scale, writing into a temp dir
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import connections, fanout, header_guard, latency, nchan, overhead, render
+from bench import connections, fanout, header_guard, latency, nchan, overhead, render, tracing
 from bench.harness import ROOT
 
 SECTIONS: dict[str, ModuleType] = {
@@ -40,10 +40,11 @@ SECTIONS: dict[str, ModuleType] = {
     "fanout": fanout,
     "header_guard": header_guard,
     "overhead": overhead,
+    "tracing": tracing,
     "connections": connections,
 }
 # The document's order (the issue's); the run order above puts the longest, steadiest one first.
-DOC_ORDER = ("latency", "fanout", "header_guard", "overhead", "connections", "render")
+DOC_ORDER = ("latency", "fanout", "header_guard", "overhead", "tracing", "connections", "render")
 # How each section's text and target rows begin in the document: a section that was not rerun and has no
 # saved results is carried over from the current document by these.
 HEADINGS = {
@@ -51,6 +52,7 @@ HEADINGS = {
     "fanout": "## Fan-out throughput",
     "header_guard": "## Request guard cost",
     "overhead": "## Job overhead",
+    "tracing": "## Tracing overhead",
     "connections": "## Idle connections",
     "render": "## Render",
 }
