@@ -156,6 +156,8 @@ class ReelcastServer:
         # logged and abandoned rather than keeping the process alive forever.
         limit = max(grace, self.settings.shutdown_grace_seconds) + STOP_MARGIN_SECONDS
         await self._bounded(draining, "draining calls and jobs", limit)
+        if self.webhooks is not None:
+            self.webhooks.close()
         await self._bounded(self.backend.close(), "closing the store", limit)
         self.keys.close()
 

@@ -100,10 +100,10 @@ class WebhookOutbox:
 
     async def _follow(self, endpoint_id: str) -> None:
         while True:
-            position = await self._registry.position(endpoint_id)
-            endpoint = next((e for e in await self._registry.endpoints() if e.id == endpoint_id), None)
-            if position is None or endpoint is None:
+            found = await self._registry.endpoint(endpoint_id)
+            if found is None:
                 return  # deleted
+            endpoint, position = found
             entries = await self._store.feed_after(position, endpoint.owner, _BATCH)
             for entry in entries:
                 if endpoint.selects(entry.owner, entry.labels, entry.event):

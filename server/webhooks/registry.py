@@ -63,8 +63,9 @@ def _endpoint(endpoint_id: str, owner: str, record: str) -> WebhookEndpoint:
 
 
 class WebhookRegistry:
-    """Endpoints and their feed cursors. Small, rare writes: each call runs on a worker thread under a
-    lock, with the connection opened for the calling thread."""
+    """Endpoints and their feed cursors. Small writes, one per settled delivery: each call runs on a worker
+    thread under a lock, on the one connection the registry keeps (opening one per call cost more than the
+    statement)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -72,18 +73,20 @@ class WebhookRegistry:
         # Owner-only before SQLite opens it, as the job store does: it holds every endpoint's signing secret.
         path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        # Used from whichever worker thread runs the call, never two at once (the lock).
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        with self._db:
+            self._db.executescript(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     async def _run(self, statement: str, parameters: tuple[object, ...]) -> list[tuple[str, str, str, int]]:
         def run() -> list[tuple[str, str, str, int]]:
-            with self._lock, self._connect() as db:
-                rows = db.execute(statement, parameters).fetchall()
+            with self._lock, self._db:
+                rows: list[tuple[str, str, str, int]] = self._db.execute(statement, parameters).fetchall()
             return rows
 
         return await asyncio.to_thread(run)
@@ -109,6 +112,17 @@ class WebhookRegistry:
             statement = "SELECT id, owner, record, position FROM endpoints WHERE owner = ? ORDER BY id"
             rows = await self._run(statement, (owner,))
         return [_endpoint(endpoint_id, who, record) for endpoint_id, who, record, _ in rows]
+
+    async def endpoint(self, endpoint_id: str) -> tuple[WebhookEndpoint, int] | None:
+        """The endpoint and its cursor (the feed position after which its deliveries are pending), read
+        together; None once it is gone."""
+        rows = await self._run(
+            "SELECT id, owner, record, position FROM endpoints WHERE id = ?", (endpoint_id,)
+        )
+        if not rows:
+            return None
+        found, owner, record, position = rows[0]
+        return _endpoint(found, owner, record), int(position)
 
     async def position(self, endpoint_id: str) -> int | None:
         """The feed position after which ``endpoint_id``'s deliveries are pending; None once it is gone."""

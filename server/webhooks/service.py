@@ -39,6 +39,10 @@ class WebhookService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def close(self) -> None:
+        """Closes the registry, after :meth:`stop` and once no RPC can reach it (the server drained)."""
+        self.registry.close()
+
     async def create(
         self, owner: str, url: str, event_filter: EventFilter, labels: Mapping[str, str]
     ) -> WebhookEndpoint:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,8 +43,10 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> WebhookRegistry:
-    return WebhookRegistry(tmp_path / "webhooks.db")
+def registry(tmp_path: Path) -> Iterator[WebhookRegistry]:
+    opened = WebhookRegistry(tmp_path / "webhooks.db")
+    yield opened
+    opened.close()
 
 
 @contextlib.asynccontextmanager
