@@ -136,7 +136,7 @@ class QueuePositions:
         # by the store if another writer placed the job meanwhile; the other way round, a stale order over
         # a fresh snapshot, would be written and move a job back.
         unfinished = {job.id: job for job in await self.store.unfinished_jobs()}
-        order = await self.queue.waiting_order(self.store)
+        order = await self.queue.waiting_order(unfinished.values())
         self._history = {}
         waiting_ids = set(order)
         holding = [job for job in unfinished.values() if job.id not in waiting_ids]

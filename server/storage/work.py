@@ -12,11 +12,12 @@ embedded/work.py holds the in-process forms and nats/work.py the JetStream ones.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import JobStore
 
 CHUNK_BYTES = 64 * 1024
@@ -60,9 +61,11 @@ class WorkQueue(Protocol):
     async def depth(self) -> int:
         """How many jobs wait for a worker (the ``reelcast_queue_depth`` metric)."""
 
-    async def waiting_order(self, store: JobStore) -> list[str]:
+    async def waiting_order(self, unfinished: Iterable[job_pb2.Job]) -> list[str]:
         """The ids of the jobs that wait for a worker, in the order the scheduler would start them
-        (simulating the fair policy from the current served counts, running counts and caps)."""
+        (simulating the fair policy from the current served counts, running counts and caps), among
+        ``unfinished`` (the store's unfinished jobs, read once by the caller, who needs them too): a job
+        that ended while it waited (cancelled) is skipped by the worker that takes it, so it has no place."""
 
 
 CancelHandler = Callable[[str], None]

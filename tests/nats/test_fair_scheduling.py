@@ -179,7 +179,7 @@ async def test_waiting_order_puts_alice_s_one_job_before_bob_s_three_and_the_sta
     bobs = [await fair.create("bob") for _ in range(3)]
     alices = await fair.create("alice")
 
-    order = await fair.server.runner.queue.waiting_order(fair.server.store)
+    order = await fair.server.runner.queue.waiting_order(await fair.server.store.unfinished_jobs())
     # bob has had a start: alice, raised to bob's served count by virtual time, wins the tie (older start).
     assert order == [alices, *bobs]
     await fair.cancel("bob", running)
@@ -188,7 +188,7 @@ async def test_waiting_order_puts_alice_s_one_job_before_bob_s_three_and_the_sta
         await fair.wait_ended(user, job_id)
     started = {job_id: await fair.wait_started(job_id) for job_id in owners}
     assert sorted(owners, key=started.__getitem__) == order
-    assert await fair.server.runner.queue.waiting_order(fair.server.store) == []
+    assert await fair.server.runner.queue.waiting_order(await fair.server.store.unfinished_jobs()) == []
 
 
 async def test_a_user_at_the_running_cap_is_skipped_and_the_free_slot_goes_to_the_next_user(
@@ -202,7 +202,7 @@ async def test_a_user_at_the_running_cap_is_skipped_and_the_free_slot_goes_to_th
     await fair.wait_ended("alice", alices)
     # The second slot served alice and then stayed free: bob is at his cap of one running job.
     assert [await fair.started_at(job) for job in bobs[1:]] == [None, None]
-    assert await fair.server.runner.queue.waiting_order(fair.server.store) == bobs[1:]
+    assert await fair.server.runner.queue.waiting_order(await fair.server.store.unfinished_jobs()) == bobs[1:]
     await fair.cancel("bob", bobs[0])
     await fair.wait_started(bobs[1])
     assert await fair.started_at(bobs[2]) is None

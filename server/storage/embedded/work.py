@@ -9,10 +9,11 @@ import asyncio
 import heapq
 import itertools
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import Settings
 from reelcast.server.storage.fairness import FairPolicy, FairShares, priority_rank, start_order
 from reelcast.server.storage.job_store import JobStore
@@ -110,14 +111,13 @@ class LocalWorkQueue:
         # A job cancelled while it waited still counts until a worker takes (and skips) it.
         return sum(len(jobs) for jobs in self._waiting.values())
 
-    async def waiting_order(self, store: JobStore) -> list[str]:
-        """The ids of the jobs that wait for a worker, in the order the scheduler would start them
-        (simulating the fair policy from the current served counts, running counts and caps)."""
+    async def waiting_order(self, unfinished: Iterable[job_pb2.Job]) -> list[str]:
+        """See ``WorkQueue.waiting_order``."""
         by_user = {user: [each.job_id for each in sorted(jobs)] for user, jobs in self._waiting.items()}
         order = start_order(self._shares, by_user, self._running, self.policy)
         # Without the jobs that ended while they waited (cancelled): a worker skips them.
-        unfinished = {job.id for job in await store.unfinished_jobs()}
-        return [job_id for job_id in order if job_id in unfinished]
+        waiting = {job.id for job in unfinished}
+        return [job_id for job_id in order if job_id in waiting]
 
 
 class LocalCancelBus:

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,9 +327,8 @@ class NatsWorkQueue:
         legacy = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
         return int(legacy.num_pending or 0) + sum(queue.waiting for queue in await self._user_queues())
 
-    async def waiting_order(self, store: JobStore) -> list[str]:
-        """The ids of the jobs that wait for a worker, in the order the scheduler would start them
-        (simulating the fair policy from the current served counts, running counts and caps)."""
+    async def waiting_order(self, unfinished: Iterable[job_pb2.Job]) -> list[str]:
+        """See ``WorkQueue.waiting_order``."""
         js = self._connection.layout.js
         queues = await self._user_queues()
         by_user: dict[str, list[str]] = {}
@@ -345,7 +344,7 @@ class NatsWorkQueue:
         document, _ = await read_json_entry(self._connection.layout.state, FAIRNESS_KEY)
         order = start_order(FairShares.from_json(document), by_user, running, self.policy)
         # Only jobs still Queued: one cancelled while it waited is skipped by the worker that takes it.
-        queued = {job.id for job in await store.unfinished_jobs() if job.status == job_pb2.JOB_STATUS_QUEUED}
+        queued = {job.id for job in unfinished if job.status == job_pb2.JOB_STATUS_QUEUED}
         return [job_id for job_id in order if job_id in queued]
 
 
