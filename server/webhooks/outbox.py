@@ -29,7 +29,7 @@ from reelcast.server.metrics import (
 )
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.webhooks.delivery import Deliverer, DeliveryOutcome
-from reelcast.server.webhooks.endpoints import WebhookEndpoint
+from reelcast.server.webhooks.endpoints import EndpointRegistry, WebhookEndpoint
 from reelcast.server.webhooks.payloads import delivery_body, message_id
 from reelcast.server.webhooks.registry import WebhookRegistry
 from reelcast.server.webhooks.settings import WebhookSettings
@@ -53,7 +53,7 @@ class WebhookOutbox:
     def __init__(
         self,
         store: JobStore,
-        registry: WebhookRegistry,
+        registry: EndpointRegistry,
         settings: WebhookSettings,
         poll_seconds: float = 0.2,
     ) -> None:
@@ -80,6 +80,11 @@ class WebhookOutbox:
         """Closes the connection pool (:meth:`run` does it when it ends)."""
         await self._deliverer.close()
 
+    def _cursors(self) -> WebhookRegistry:
+        # The feed cursors are the embedded registry's; the NATS outbox (nats_outbox.py) follows consumers.
+        assert isinstance(self._registry, WebhookRegistry)
+        return self._registry
+
     async def _follow_endpoints(self, endpoints: Iterable[WebhookEndpoint]) -> None:
         current = {endpoint.id for endpoint in endpoints}
         for gone in set(self._followers) - current:
@@ -88,7 +93,7 @@ class WebhookOutbox:
         if self._followers or current:
             head = await self._store.feed_head()
             for endpoint_id in current:
-                position = await self._registry.position(endpoint_id)
+                position = await self._cursors().position(endpoint_id)
                 self._lag[endpoint_id] = max(head - position, 0) if position is not None else 0
             WEBHOOK_OUTBOX_DEPTH.set(sum(self._lag.values()))
         for endpoint_id in current - set(self._followers):
@@ -96,7 +101,7 @@ class WebhookOutbox:
 
     async def _follow(self, endpoint_id: str) -> None:
         while True:
-            position = await self._registry.position(endpoint_id)
+            position = await self._cursors().position(endpoint_id)
             endpoint = next((e for e in await self._registry.endpoints() if e.id == endpoint_id), None)
             if position is None or endpoint is None:
                 return  # deleted
@@ -104,7 +109,7 @@ class WebhookOutbox:
             for entry in entries:
                 if endpoint.selects(entry.owner, entry.labels, entry.event):
                     await self._deliver_with_retries(endpoint, entry.event)
-                await self._registry.advance(endpoint_id, entry.position)
+                await self._cursors().advance(endpoint_id, entry.position)
             if len(entries) < _BATCH:
                 await asyncio.sleep(self._poll_seconds)
 
