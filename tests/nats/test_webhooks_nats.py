@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,10 +88,14 @@ def _holds_socket(leader: int, inode: str) -> bool:
 
 
 async def _wait(condition: Callable[[], object]) -> None:
-    """A hang guard, generous because the machine is shared: never a timing assertion."""
+    """Until ``condition`` (a function or a coroutine function) holds. A hang guard, generous because the
+    machine is shared: never a timing assertion."""
     async with asyncio.timeout(HANG_TIMEOUT):
         while True:
-            if condition():
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
                 return
             await asyncio.sleep(0.05)
 
@@ -185,3 +190,50 @@ async def test_the_webhook_rpcs_answer_alike_on_either_api_server(
                 await first.delete_webhook(created.webhook.id)
             assert missing.value.status == grpc.StatusCode.NOT_FOUND
             assert missing.value.code == "E096-WEBHOOK_NOT_FOUND"
+
+
+async def test_a_slow_receiver_keeps_its_event_past_the_ack_wait_and_a_given_up_one_marks_failing(
+    tmp_path: Path, nats_server: NatsServer, installed_sample_plugin: Path, receiver: Receiver
+) -> None:
+    env = {
+        **_env(installed_sample_plugin),
+        "REELCAST_WEBHOOK_ACK_WAIT": "2",
+        "REELCAST_WEBHOOK_MAX_ATTEMPTS": "2",
+    }
+    apis = [server(tmp_path, f"api{index}", nats_server.url, env) for index in range(2)]
+    with _running([*apis, worker(tmp_path, "worker", nats_server.url, env)]):
+        async with AsyncClient(target=apis[0].target) as first, AsyncClient(target=apis[1].target) as second:
+            created = await first.create_webhook(
+                job_service_pb2.Webhook(url=receiver.url, terminal_only=True)
+            )
+            receiver.secrets = [created.secret]
+            receiver.hold_attempt = 1
+            slow = await first.create_job(job_pb2.JobSpec(brief=job_pb2.Brief(topic="Slow")))
+            await _wait(lambda: receiver.held_port)
+            # Three ack waits with the request unanswered: the sender renews it, nobody else takes it.
+            await asyncio.sleep(6.0)
+            receiver.released.set()
+            await _wait(lambda: receiver.in_flight == 0 and len(receiver.deliveries) == 1)
+
+            receiver.fail_first = receiver.attempts + 2  # both attempts of the next event fail
+            lost = await second.create_job(job_pb2.JobSpec(brief=job_pb2.Brief(topic="Lost")))
+
+            async def failing() -> bool:
+                webhooks = (await first.list_webhooks_page()).webhooks
+                return bool(webhooks[0].failing)
+
+            await _wait(failing)
+            marked = (await second.list_webhooks_page()).webhooks[0]
+            assert marked.last_error.startswith("E09")
+            # The next event follows (the failing one is not retried for ever) and clears the mark.
+            after = await first.create_job(job_pb2.JobSpec(brief=job_pb2.Brief(topic="After")))
+            await _wait(lambda: len(receiver.deliveries) == 2)
+
+            async def cleared() -> bool:
+                return not await failing()
+
+            await _wait(cleared)
+
+    assert [d.payload["jobId"] for d in receiver.deliveries] == [slow.id, after.id]
+    assert lost.id not in {d.payload["jobId"] for d in receiver.deliveries}
+    assert receiver.max_in_flight == 1
