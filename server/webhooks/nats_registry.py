@@ -28,6 +28,7 @@ from reelcast.server.storage.nats.layout import (
     owner_of_token,
     retrying,
     stream_messages,
+    update_json_entry,
     user_token,
 )
 from reelcast.server.webhooks.endpoints import WebhookEndpoint
@@ -85,6 +86,16 @@ class NatsWebhookRegistry:
         payload = record_of(endpoint).encode()
         bucket, key = self._bucket, _key(endpoint.owner, endpoint.id)
         await retrying(lambda: bucket.put(key, payload))
+
+    async def mark(self, endpoint_id: str, failing: bool, last_error: str) -> None:
+        def marked(record: dict[str, Any] | None) -> dict[str, Any] | None:
+            if record is None:
+                return None  # removed meanwhile
+            return {**record, "failing": failing, "lastError": last_error}
+
+        # Compare-and-set on the revision: a rotation by another server in between is kept.
+        for endpoint in await self._read(f"endpoint.*.{endpoint_id}"):
+            await update_json_entry(self._bucket, _key(endpoint.owner, endpoint_id), marked)
 
     async def remove(self, endpoint_id: str) -> None:
         for endpoint in await self._read(f"endpoint.*.{endpoint_id}"):

@@ -122,13 +122,15 @@ class WebhookOutbox:
             if outcome.delivered:
                 if endpoint.failing:
                     endpoint.failing, endpoint.last_error = False, ""
-                    await self._registry.save(endpoint)
+                    await self._registry.mark(endpoint.id, False, "")
                 return
         assert outcome.error is not None
         WEBHOOK_FAILED_EVENTS.inc()
         endpoint.failing, endpoint.last_error = True, f"{outcome.error.code}: {outcome.error.message}"
         log.warning("webhook %s failing after %d attempts: %s", endpoint.id, attempt, endpoint.last_error)
-        await self._registry.save(endpoint)
+        # Only the mark is written: ``endpoint`` was read before the attempts (hours, with the backoff), and
+        # saving it whole would undo a rotation made meanwhile.
+        await self._registry.mark(endpoint.id, True, endpoint.last_error)
 
     async def deliver_once(self, endpoint: WebhookEndpoint, event: job_pb2.JobProgress) -> DeliveryOutcome:
         """One signed attempt of ``event`` to ``endpoint``; a fresh timestamp each time, the same id."""

@@ -99,6 +99,13 @@ class WebhookRegistry:
     async def save(self, endpoint: WebhookEndpoint) -> None:
         await self._run("UPDATE endpoints SET record = ? WHERE id = ?", (record_of(endpoint), endpoint.id))
 
+    async def mark(self, endpoint_id: str, failing: bool, last_error: str) -> None:
+        # One statement on the stored record: a rotation saved meanwhile is kept.
+        statement = "UPDATE endpoints SET record = json_set(record, '$.failing', json(?), '$.lastError', ?)"
+        await self._run(
+            f"{statement} WHERE id = ?", ("true" if failing else "false", last_error, endpoint_id)
+        )
+
     async def remove(self, endpoint_id: str) -> None:
         await self._run("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
 
