@@ -57,12 +57,18 @@ class NatsWebhookOutbox(WebhookOutbox):
     async def run(self) -> None:
         try:
             while True:
-                endpoints = {e.id: e.owner for e in await self._nats_registry.endpoints()}
+                try:
+                    endpoints = {e.id: e.owner for e in await self._nats_registry.endpoints()}
+                except Exception as error:  # NATS away longer than the retries: try again
+                    log.warning("webhook endpoints unreadable: %s: %s", type(error).__name__, error)
+                    await asyncio.sleep(self._poll_seconds)
+                    continue
                 for gone in set(self._followers) - set(endpoints):
                     self._followers.pop(gone).cancel()
                     self._lag.pop(gone, None)
                 for endpoint_id, owner in endpoints.items():
-                    if endpoint_id not in self._followers:
+                    # Again for a follower that ended while its endpoint is still listed (a missed read).
+                    if endpoint_id not in self._followers or self._followers[endpoint_id].done():
                         follower = asyncio.create_task(self._follow_nats(endpoint_id, owner))
                         self._followers[endpoint_id] = follower
                 WEBHOOK_OUTBOX_DEPTH.set(sum(self._lag.values()))
