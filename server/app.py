@@ -24,8 +24,10 @@ from reelcast.server.rpc.reflection import enable_reflection
 from reelcast.server.rpc.service import JobService
 from reelcast.server.security.auth import Authenticator, StreamTokens, load_or_create_secret
 from reelcast.server.storage.job_store import JobStore
+from reelcast.server.storage.nats.backend import NatsBackend
 from reelcast.server.storage.retention import collect_periodically
 from reelcast.server.storage.selection import open_backend
+from reelcast.server.webhooks.nats_outbox import nats_webhooks
 from reelcast.server.webhooks.service import WebhookService
 from reelcast.server.webhooks.settings import WebhookSettings
 
@@ -84,14 +86,16 @@ class ReelcastServer:
         self._retention: asyncio.Task[None] | None = None
         self._metrics: asyncio.Task[None] | None = None
         self._reviews: asyncio.Task[None] | None = None
-        # Webhooks follow the embedded store's feed; on NATS they are not delivered yet (docs/webhooks.md).
-        self.webhooks = (
-            WebhookService(
-                self.store, settings.data_dir / "webhooks.db", WebhookSettings.from_environ(os.environ)
-            )
-            if not settings.store_url
-            else None
-        )
+        # Webhooks follow the store's feed: a cursor per endpoint beside the embedded store, a durable
+        # consumer per endpoint on NATS (docs/webhooks.md); a backend with neither has none (E095).
+        self.webhooks = self._webhooks(settings, WebhookSettings.from_environ(os.environ))
+
+    def _webhooks(self, settings: Settings, webhook_settings: WebhookSettings) -> WebhookService | None:
+        if not settings.store_url:
+            return WebhookService.embedded(self.store, settings.data_dir / "webhooks.db", webhook_settings)
+        if isinstance(self.backend, NatsBackend):
+            return nats_webhooks(self.store, self.backend.connection, webhook_settings)
+        return None
 
     async def start(self) -> int:
         await self.backend.open()

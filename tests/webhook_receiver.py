@@ -43,6 +43,16 @@ class Receiver:
     body_bytes_sent: int = 0
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds each verified delivery is held before its answer (so that overlapping senders would show in
+    # ``max_in_flight``: requests being answered at once).
+    answer_after_seconds: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    # The attempt number held, unanswered, until ``released`` is set; ``held_port`` is its sender's port.
+    hold_attempt: int = 0
+    held_port: int = 0
+    held_id: str = ""
+    released: threading.Event = field(default_factory=threading.Event)
 
     def deduplicated(self) -> list[dict[str, Any]]:
         """Each delivery once by ``webhook-id``, in arrival order."""
@@ -105,9 +115,22 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     receiver.deliveries.append(Delivery(headers, json.loads(body), verified_with))
                 else:
                     receiver.unverified += 1
-            self.send_response(204 if verified_with else 400)
-            self.send_header("content-length", "0")
-            self.end_headers()
+                receiver.in_flight += 1
+                receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+            try:
+                if attempt == receiver.hold_attempt:
+                    receiver.held_id = headers.get("webhook-id", "")
+                    receiver.held_port = self.client_address[1]
+                    receiver.released.wait()
+                time.sleep(receiver.answer_after_seconds)
+                self.send_response(204 if verified_with else 400)
+                self.send_header("content-length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the sender is gone (killed while we held its request)
+            finally:
+                with receiver.lock:
+                    receiver.in_flight -= 1
 
     return Handler
 

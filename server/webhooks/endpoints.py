@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reelcast.jobs.event_payloads import event_data
 from reelcast.jobs.terminal import TERMINAL_KINDS
@@ -71,3 +72,25 @@ class WebhookEndpoint:
         if self.previous_secret and now_us < self.previous_secret_expires_us:
             return [self.secret, self.previous_secret]
         return [self.secret]
+
+
+class EndpointRegistry(Protocol):
+    """Where a backend keeps its endpoints: a SQLite file on the embedded store (registry.py), a KV bucket
+    on NATS (nats_registry.py). ``add`` takes the feed position after which the endpoint's deliveries
+    start (the feed's head when it is created)."""
+
+    async def add(self, endpoint: WebhookEndpoint, position: int) -> None: ...
+
+    async def save(self, endpoint: WebhookEndpoint) -> None: ...
+
+    async def mark(self, endpoint_id: str, failing: bool, last_error: str) -> None:
+        """Sets the failing mark alone, leaving the rest of the record (a rotated secret) as it is now."""
+        ...
+
+    async def remove(self, endpoint_id: str) -> None: ...
+
+    async def endpoints(self, owner: str | None = None) -> list[WebhookEndpoint]: ...
+
+    def close(self) -> None:
+        """Releases what the registry holds itself, once no call can reach it."""
+        ...

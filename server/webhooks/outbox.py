@@ -31,7 +31,7 @@ from reelcast.server.metrics import (
 )
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.webhooks.delivery import Deliverer, DeliveryOutcome
-from reelcast.server.webhooks.endpoints import WebhookEndpoint
+from reelcast.server.webhooks.endpoints import EndpointRegistry, WebhookEndpoint
 from reelcast.server.webhooks.payloads import delivery_body, message_id
 from reelcast.server.webhooks.registry import WebhookRegistry
 from reelcast.server.webhooks.settings import WebhookSettings
@@ -56,7 +56,7 @@ class WebhookOutbox:
     def __init__(
         self,
         store: JobStore,
-        registry: WebhookRegistry,
+        registry: EndpointRegistry,
         settings: WebhookSettings,
         poll_seconds: float = 0.2,
     ) -> None:
@@ -84,6 +84,11 @@ class WebhookOutbox:
         """Closes the connection pool (:meth:`run` does it when it ends)."""
         await self._deliverer.close()
 
+    def _cursors(self) -> WebhookRegistry:
+        # The feed cursors are the embedded registry's; the NATS outbox (nats_outbox.py) follows consumers.
+        assert isinstance(self._registry, WebhookRegistry)
+        return self._registry
+
     async def _follow_endpoints(self, endpoints: Iterable[WebhookEndpoint]) -> None:
         current = {endpoint.id for endpoint in endpoints}
         for gone in set(self._followers) - current:
@@ -92,7 +97,7 @@ class WebhookOutbox:
         if self._followers or current:
             head = await self._store.feed_head()
             for endpoint_id in current:
-                position = await self._registry.position(endpoint_id)
+                position = await self._cursors().position(endpoint_id)
                 self._lag[endpoint_id] = max(head - position, 0) if position is not None else 0
             WEBHOOK_OUTBOX_DEPTH.set(sum(self._lag.values()))
         for endpoint_id in current - set(self._followers):
@@ -100,7 +105,7 @@ class WebhookOutbox:
 
     async def _follow(self, endpoint_id: str) -> None:
         while True:
-            found = await self._registry.endpoint(endpoint_id)
+            found = await self._cursors().endpoint(endpoint_id)
             if found is None:
                 return  # deleted
             endpoint, position = found
@@ -108,7 +113,7 @@ class WebhookOutbox:
             for entry in entries:
                 if endpoint.selects(entry.owner, entry.labels, entry.event):
                     await self._deliver_with_retries(endpoint, entry.event)
-                await self._registry.advance(endpoint_id, entry.position)
+                await self._cursors().advance(endpoint_id, entry.position)
             if len(entries) < _BATCH:
                 await asyncio.sleep(self._poll_seconds)
 
@@ -121,13 +126,15 @@ class WebhookOutbox:
             if outcome.delivered:
                 if endpoint.failing:
                     endpoint.failing, endpoint.last_error = False, ""
-                    await self._registry.save(endpoint)
+                    await self._registry.mark(endpoint.id, False, "")
                 return
         assert outcome.error is not None
         WEBHOOK_FAILED_EVENTS.inc()
         endpoint.failing, endpoint.last_error = True, f"{outcome.error.code}: {outcome.error.message}"
         log.warning("webhook %s failing after %d attempts: %s", endpoint.id, attempt, endpoint.last_error)
-        await self._registry.save(endpoint)
+        # Only the mark is written: ``endpoint`` was read before the attempts (hours, with the backoff), and
+        # saving it whole would undo a rotation made meanwhile.
+        await self._registry.mark(endpoint.id, True, endpoint.last_error)
 
     async def deliver_once(self, endpoint: WebhookEndpoint, event: job_pb2.JobProgress) -> DeliveryOutcome:
         """One signed attempt of ``event`` to ``endpoint``; a fresh timestamp each time, the same id.

@@ -10,14 +10,13 @@ from collections.abc import Mapping
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.webhooks.address import resolve_checked
 from reelcast.server.webhooks.delivery import valid_url
-from reelcast.server.webhooks.endpoints import EventFilter, WebhookEndpoint
-from reelcast.server.webhooks.registry import WebhookRegistry
+from reelcast.server.webhooks.endpoints import EndpointRegistry, EventFilter, WebhookEndpoint
 from reelcast.server.webhooks.settings import WebhookSettings
 from reelcast.server.webhooks.signing import new_secret
 
 
 async def create_endpoint(
-    registry: WebhookRegistry,
+    registry: EndpointRegistry,
     store: JobStore,
     settings: WebhookSettings,
     owner: str,
@@ -42,7 +41,7 @@ async def create_endpoint(
 
 
 async def rotate_secret(
-    registry: WebhookRegistry, endpoint: WebhookEndpoint, settings: WebhookSettings
+    registry: EndpointRegistry, endpoint: WebhookEndpoint, settings: WebhookSettings
 ) -> str:
     """Gives ``endpoint`` a new secret; the previous one keeps signing beside it for the overlap period, so
     a receiver can switch without missing a delivery."""

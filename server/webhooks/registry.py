@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
 """
 
 
-def _record(endpoint: WebhookEndpoint) -> str:
+def record_of(endpoint: WebhookEndpoint) -> str:
     event_filter = endpoint.event_filter
     return json.dumps(
         {
@@ -46,7 +46,7 @@ def _record(endpoint: WebhookEndpoint) -> str:
     )
 
 
-def _endpoint(endpoint_id: str, owner: str, record: str) -> WebhookEndpoint:
+def endpoint_of_record(endpoint_id: str, owner: str, record: str) -> WebhookEndpoint:
     fields = json.loads(record)
     return WebhookEndpoint(
         id=endpoint_id,
@@ -96,11 +96,18 @@ class WebhookRegistry:
         was created: an endpoint does not receive the history, a replay does)."""
         await self._run(
             "INSERT INTO endpoints (id, owner, record, position) VALUES (?, ?, ?, ?)",
-            (endpoint.id, endpoint.owner, _record(endpoint), position),
+            (endpoint.id, endpoint.owner, record_of(endpoint), position),
         )
 
     async def save(self, endpoint: WebhookEndpoint) -> None:
-        await self._run("UPDATE endpoints SET record = ? WHERE id = ?", (_record(endpoint), endpoint.id))
+        await self._run("UPDATE endpoints SET record = ? WHERE id = ?", (record_of(endpoint), endpoint.id))
+
+    async def mark(self, endpoint_id: str, failing: bool, last_error: str) -> None:
+        # One statement on the stored record: a rotation saved meanwhile is kept.
+        statement = "UPDATE endpoints SET record = json_set(record, '$.failing', json(?), '$.lastError', ?)"
+        await self._run(
+            f"{statement} WHERE id = ?", ("true" if failing else "false", last_error, endpoint_id)
+        )
 
     async def remove(self, endpoint_id: str) -> None:
         await self._run("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
@@ -111,7 +118,7 @@ class WebhookRegistry:
         else:
             statement = "SELECT id, owner, record, position FROM endpoints WHERE owner = ? ORDER BY id"
             rows = await self._run(statement, (owner,))
-        return [_endpoint(endpoint_id, who, record) for endpoint_id, who, record, _ in rows]
+        return [endpoint_of_record(endpoint_id, who, record) for endpoint_id, who, record, _ in rows]
 
     async def endpoint(self, endpoint_id: str) -> tuple[WebhookEndpoint, int] | None:
         """The endpoint and its cursor (the feed position after which its deliveries are pending), read
@@ -122,7 +129,7 @@ class WebhookRegistry:
         if not rows:
             return None
         found, owner, record, position = rows[0]
-        return _endpoint(found, owner, record), int(position)
+        return endpoint_of_record(found, owner, record), int(position)
 
     async def position(self, endpoint_id: str) -> int | None:
         """The feed position after which ``endpoint_id``'s deliveries are pending; None once it is gone."""

@@ -12,7 +12,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import JobStore
-from reelcast.server.webhooks.endpoints import EventFilter, WebhookEndpoint
+from reelcast.server.webhooks.endpoints import EndpointRegistry, EventFilter, WebhookEndpoint
 from reelcast.server.webhooks.outbox import WebhookOutbox
 from reelcast.server.webhooks.registration import create_endpoint, rotate_secret
 from reelcast.server.webhooks.registry import WebhookRegistry
@@ -20,15 +20,23 @@ from reelcast.server.webhooks.settings import WebhookSettings
 
 
 class WebhookService:
-    """Runs the outbox between :meth:`start` and :meth:`stop`."""
+    """Runs the outbox between :meth:`start` and :meth:`stop`. :meth:`embedded` and :func:`nats_webhooks`
+    (nats_outbox.py) build one per backend."""
 
-    def __init__(self, store: JobStore, path: Path, settings: WebhookSettings) -> None:
+    def __init__(
+        self, store: JobStore, settings: WebhookSettings, registry: EndpointRegistry, outbox: WebhookOutbox
+    ) -> None:
         self.store = store
         self.settings = settings
-        self.registry = WebhookRegistry(path)
-        self.outbox = WebhookOutbox(store, self.registry, settings)
+        self.registry = registry
+        self.outbox = outbox
         self._task: asyncio.Task[None] | None = None
         self._replays: set[asyncio.Task[int]] = set()
+
+    @classmethod
+    def embedded(cls, store: JobStore, path: Path, settings: WebhookSettings) -> WebhookService:
+        registry = WebhookRegistry(path)
+        return cls(store, settings, registry, WebhookOutbox(store, registry, settings))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.outbox.run())

@@ -38,6 +38,10 @@ class WebhookSettings:
     max_attempts: int = setting("REELCAST_WEBHOOK_MAX_ATTEMPTS", integer, default=12)
     # Deliveries in flight at once, over all endpoints: their own pool, never a job slot.
     max_concurrent_deliveries: int = setting("REELCAST_WEBHOOK_CONCURRENCY", integer, default=8)
+    # NATS: how long an endpoint's event may stay unacknowledged before another process takes it over. The
+    # delivering process renews it every third of this (during attempts and backoff alike), so this is only
+    # how long a killed process holds its endpoint's next delivery.
+    ack_wait_seconds: float = setting("REELCAST_WEBHOOK_ACK_WAIT", number, default=60.0)
     # How long the previous secret still signs after a rotation (both signatures are sent meanwhile).
     rotation_overlap_seconds: float = setting(
         "REELCAST_WEBHOOK_ROTATION_OVERLAP", number, default=24 * 3600.0

@@ -4,6 +4,7 @@ order, exactly-once after deduplication, retries with backoff, restarts, replay 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -217,3 +218,18 @@ async def test_after_a_rotation_both_the_new_and_the_previous_secret_verify(
     assert new != previous
     assert delivery.verified_with == [new, previous]  # each secret alone verifies the delivery
     assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+
+
+async def test_a_failing_mark_from_an_endpoint_read_before_a_rotation_keeps_the_new_secret(
+    store: SqliteJobStore, registry: WebhookRegistry, webhook_settings: WebhookSettings
+) -> None:
+    endpoint = await create_endpoint(
+        registry, store, webhook_settings, "alice", "http://127.0.0.1:9/hooks", EventFilter(everything=True)
+    )
+    stale = dataclasses.replace(endpoint)
+    rotated = await rotate_secret(registry, endpoint, webhook_settings)
+    await registry.mark(stale.id, True, "E093-WEBHOOK_DELIVERY_FAILED: 503")
+
+    (now,) = await registry.endpoints("alice")
+    assert (now.secret, now.previous_secret) == (rotated, stale.secret)
+    assert (now.failing, now.last_error) == (True, "E093-WEBHOOK_DELIVERY_FAILED: 503")

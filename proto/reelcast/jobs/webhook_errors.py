@@ -65,8 +65,8 @@ WEBHOOK_RESPONSE_TOO_LARGE = define(
 WEBHOOKS_NOT_AVAILABLE = define(
     "E095-WEBHOOKS_NOT_AVAILABLE",
     "Webhooks not available",
-    "This server's store does not deliver webhooks yet (only the embedded SQLite store does).",
-    "Run the server with the embedded store, or follow the jobs with WatchJobs (GET /api/events).",
+    "This server's store does not deliver webhooks (the embedded SQLite and NATS stores do).",
+    "Run the server on the embedded or the NATS store, or follow the jobs with WatchJobs (GET /api/events).",
     _S.FAILED_PRECONDITION,
     409,
 )

@@ -100,6 +100,15 @@ def _sequence_of(message: RawStreamMsg) -> int:
     return _unpack(message.data or b"")[0].sequence
 
 
+def feed_entry_of(subject: str, position: int, data: bytes) -> FeedEntry | None:
+    """The feed entry of one events-stream message read by someone else (a webhook endpoint's consumer,
+    nats_outbox.py); None for a subject that holds no event."""
+    if not subject.startswith((EVENTS_PREFIX, DELETED_PREFIX)):
+        return None
+    event, job = _unpack(data)
+    return FeedEntry(position, job.owner, dict(job.spec.labels), event)
+
+
 def _key_part(text: str) -> str:
     """Any text as a KV key token (keys allow only ``[-/_=.a-zA-Z0-9]``)."""
     return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=") or "_"

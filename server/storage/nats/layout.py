@@ -12,6 +12,9 @@
   ``checkpoints.<id>``, ``files.<id>`` (a work dir's manifest), ``cancel.<id>``,
   ``fairness`` (the users' shares of the starts, storage/fairness.py, updated with compare-and-swap).
 - ``reelcast_media`` (KV): ``media.<id>`` (an uploaded file's record) and ``owner.<hex>`` (a user's index).
+- ``reelcast_webhooks`` (KV): ``endpoint.<user token>.<id>``, a webhook endpoint's record (its secrets too);
+  each endpoint's delivery position is its durable consumer ``webhook-<id>`` on ``REELCAST_EVENTS``
+  (server/webhooks/nats_registry.py).
 - ``reelcast_files`` (object store): ``<id>/<path>``, work dirs at checkpoints and the final outputs, and
   ``media/<id>``, the uploaded files (nats/media_store.py).
 
@@ -73,6 +76,7 @@ KEYS_BUCKET = "reelcast_keys"
 STATE_BUCKET = "reelcast_state"
 FILES_BUCKET = "reelcast_files"
 MEDIA_BUCKET = "reelcast_media"
+WEBHOOKS_BUCKET = "reelcast_webhooks"
 # Header carrying an event's per-job sequence, so that readers need not decode the payload to find it.
 SEQUENCE_HEADER = "Reelcast-Sequence"
 
@@ -127,6 +131,7 @@ class Layout:
     files: ObjectStore
     ack_wait_seconds: float
     media: KeyValue
+    webhooks: KeyValue
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
@@ -203,6 +208,7 @@ async def ensure_layout(js: JetStreamContext, replicas: int, ack_wait_seconds: f
         files=await _ensure_object_store(js, replicas),
         ack_wait_seconds=ack_wait_seconds,
         media=await _ensure_bucket(js, MEDIA_BUCKET, replicas),
+        webhooks=await _ensure_bucket(js, WEBHOOKS_BUCKET, replicas),
     )
 
 

@@ -352,7 +352,8 @@ class JobServiceServicer:
         once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
         absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
         link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
-        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (the embedded and the NATS backends both
+        deliver them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

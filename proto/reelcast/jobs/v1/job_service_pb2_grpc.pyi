@@ -138,7 +138,8 @@ class JobServiceStub:
     once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
     absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
     link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
-    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (the embedded and the NATS backends both
+    deliver them).
     """
     ListWebhooks: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhooksRequest, _job_service_pb2.ListWebhooksResponse]
     """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
@@ -269,7 +270,8 @@ class JobServiceAsyncStub(JobServiceStub):
     once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
     absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
     link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
-    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+    `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (the embedded and the NATS backends both
+    deliver them).
     """
     ListWebhooks: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListWebhooksRequest, _job_service_pb2.ListWebhooksResponse]  # type: ignore[assignment]
     """The caller's webhook endpoints, oldest id first, without their secrets; `failing` says which ones used up
@@ -517,7 +519,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         once, and by `RotateWebhookSecret`). INVALID_ARGUMENT `E090-WEBHOOK_URL_INVALID` for a URL that is not
         absolute http(s), `E091-WEBHOOK_ADDRESS_NOT_ALLOWED` for one whose host resolves to a private, loopback,
         link-local, shared or metadata address the operator did not allow (docs/webhooks.md). FAILED_PRECONDITION
-        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (NATS, for now).
+        `E095-WEBHOOKS_NOT_AVAILABLE` on a backend without webhooks (the embedded and the NATS backends both
+        deliver them).
         """
 
     @_abc_1.abstractmethod
