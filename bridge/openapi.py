@@ -573,6 +573,7 @@ PATHS.update(
                     "409": _error(_NO_WEBHOOKS),
                     "413": _error("Body over 64 KiB (E008)"),
                     "415": _error("Body is not JSON (E012)"),
+                    "502": _error("The URL's host does not resolve now (E093): try again, or fix the name"),
                 },
             },
         },
