@@ -155,7 +155,7 @@ def webhook_fields(webhook: job_service_pb2.Webhook) -> dict[str, object]:
         "url": webhook.url,
         "filter": word,
         "statuses": statuses,
-        "labels": dict(webhook.labels),
+        "labels": dict(sorted(webhook.labels.items())),  # a proto map has no order: answers keep one
         "failing": webhook.failing,
         "last_error": webhook.last_error,
     }

@@ -128,7 +128,11 @@ export class WebhooksView {
       mark.dataset.status = 'Failed';
       head.append(mark);
     }
-    const labels = Object.entries(webhook.labels).map(([k, v]) => `${k}=${v}`).join(', ');
+    // Sorted by key: the server's map has no order of its own.
+    const labels = Object.entries(webhook.labels)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
     const meta = element('p', 'muted webhook-meta', filterText(webhook) + (labels ? ` · labels ${labels}` : ''));
     row.append(head, meta);
     if (webhook.lastError) {

@@ -143,6 +143,20 @@ async def test_webhooks_created_on_the_page_deliver_fail_rotate_replay_and_delet
             assert receiver.deliveries[2].verified_with == [new_secret]
             assert receiver.deliveries[2].headers["webhook-id"] == delivery.headers["webhook-id"]
 
+            # A status filter: the list is enabled by its radio, and the row reads back the choice.
+            statuses = page.get_by_label("Statuses", exact=True)
+            await expect(statuses).to_be_disabled()
+            await page.get_by_label("URL").fill(f"{receiver.url}/statuses")
+            await page.get_by_role("radio", name="Only these statuses:").check()
+            await statuses.select_option(["Succeeded", "Failed"])
+            await page.get_by_label("Labels").fill("team=video, env=prod")
+            await page.get_by_role("button", name="Add endpoint").click()
+            await expect(page.locator("#webhook-secret")).to_be_visible()
+            await page.get_by_role("button", name="Done").click()
+            await expect(_row(page, f"{receiver.url}/statuses")).to_contain_text(
+                "Statuses: Succeeded, Failed · labels env=prod, team=video"
+            )
+
             # Delete asks first; keeping it keeps it.
             delete = page.get_by_role("button", name=f"Delete the endpoint {broken.url}")
             await delete.click()
@@ -153,7 +167,7 @@ async def test_webhooks_created_on_the_page_deliver_fail_rotate_replay_and_delet
             await delete.click()
             await confirm.get_by_role("button", name="Delete endpoint").click()
             await expect(failing_row).to_have_count(0)
-            await expect(_row(page, receiver.url)).to_have_count(1)
+            await expect(_row(page, f"{receiver.url}/statuses")).to_have_count(1)
             await screenshot(page, artifacts_dir, "webhooks-after-delete")
             assert session.errors == [], session.errors
         finally:
