@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelcast.bridge import channel, login, media, rest, streams, themes, web
+from reelcast.bridge import channel, login, media, rest, streams, themes, web, webhooks
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
@@ -158,6 +158,11 @@ ROUTES = [
     Route("/api/media", media.list_media, methods=["GET"]),
     Route("/api/media/{mediaId}", media.get_media, methods=["GET"]),
     Route("/api/media/{mediaId}", media.delete_media, methods=["DELETE"]),
+    Route("/api/webhooks", webhooks.list_webhooks, methods=["GET"]),
+    Route("/api/webhooks", webhooks.create_webhook, methods=["POST"]),
+    Route("/api/webhooks/{webhookId}", webhooks.delete_webhook, methods=["DELETE"]),
+    Route("/api/webhooks/{webhookId}/rotate-secret", webhooks.rotate_webhook_secret, methods=["POST"]),
+    Route("/api/webhooks/{webhookId}/replay", webhooks.replay_webhook, methods=["POST"]),
 ]
 
 

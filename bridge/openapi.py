@@ -20,6 +20,7 @@ from reelcast.bridge.bodies import BODY_TYPES
 from reelcast.bridge.login import LOGIN_SCHEMA_TYPES
 from reelcast.bridge.media import MEDIA_ANSWER_TYPES
 from reelcast.bridge.problems import Problem
+from reelcast.bridge.webhooks import WEBHOOK_ANSWER_TYPES, WEBHOOK_BODY_TYPES
 from reelcast.jobs.event_payloads import EVENT_NAMES
 from reelcast.jobs.resources import ANSWER_TYPES, JobWord, StepWord
 
@@ -101,7 +102,15 @@ def _struct_schemas() -> dict[str, Any]:
     """The schemas of the Structs that the bridge decodes and encodes with (reelcast/jobs/resources.py): one
     declaration for the server and the document. ``title`` is the component's name already."""
     _refs, components = msgspec.json.schema_components(
-        (*BODY_TYPES, *ANSWER_TYPES, *MEDIA_ANSWER_TYPES, *LOGIN_SCHEMA_TYPES, Problem),
+        (
+            *BODY_TYPES,
+            *ANSWER_TYPES,
+            *MEDIA_ANSWER_TYPES,
+            *LOGIN_SCHEMA_TYPES,
+            *WEBHOOK_BODY_TYPES,
+            *WEBHOOK_ANSWER_TYPES,
+            Problem,
+        ),
         ref_template="#/components/schemas/{name}",
     )
     for schema in components.values():
@@ -485,6 +494,148 @@ PATHS.update(
                 "parameters": [_MEDIA_ID, _CORRELATION],
                 "responses": {"204": {"description": "Deleted"}, "404": _error("Unknown media (E048)")},
             },
+        },
+    }
+)
+
+
+_WEBHOOK_ID = {
+    "name": "webhookId",
+    "in": "path",
+    "required": True,
+    "description": "wh_ and 32 hex digits; anything else is 404 (E096) at once.",
+    "schema": _STRING,
+}
+_WEBHOOK_EXAMPLE = {
+    "webhookId": "wh_5d0c3b7e9a6f4e2d8c1b0a9f8e7d6c5b",
+    "url": "https://example.com/hooks/reelcast",
+    "filter": "terminal",
+    "statuses": [],
+    "labels": {"project": "otters"},
+    "failing": False,
+    "lastError": "",
+}
+_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+_NO_WEBHOOKS = "The store has no webhooks (NATS, for now: E095)"
+
+
+def _json_example(schema: str, example: Any, description: str = "OK") -> dict[str, Any]:
+    response = _json(schema, description)
+    response["content"]["application/json"]["example"] = example
+    return response
+
+
+PATHS.update(
+    {
+        "/api/webhooks": {
+            "get": {
+                "summary": "The caller's webhook endpoints, by id, paged; without their secrets",
+                "parameters": [
+                    {"name": "pageSize", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 1000}},
+                    {"name": "pageToken", "in": "query", "schema": _STRING},
+                    _CORRELATION,
+                ],
+                "responses": {
+                    "200": _json_example(
+                        "WebhookList", {"webhooks": [_WEBHOOK_EXAMPLE], "nextPageToken": ""}
+                    ),
+                    "400": _error("Bad pageSize or pageToken (E002)"),
+                    "409": _error(_NO_WEBHOOKS),
+                },
+            },
+            "post": {
+                "summary": "Register a webhook endpoint (JobService.CreateWebhook); the answer holds its "
+                "signing secret, shown only here",
+                "description": "Each event of the caller's jobs that matches the filter and labels is POSTed "
+                "to the URL, signed per Standard Webhooks. See docs/webhooks.md.",
+                "parameters": [_CORRELATION],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("CreateWebhookBody"),
+                            "example": {
+                                "url": "https://example.com/hooks/reelcast",
+                                "filter": "terminal",
+                                "labels": {"project": "otters"},
+                            },
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json_example(
+                        "CreatedWebhook", {**_WEBHOOK_EXAMPLE, "secret": _SECRET_EXAMPLE}, "Registered"
+                    ),
+                    "400": _error(
+                        "Bad JSON, wrong types, a filter that disagrees with statuses (E002), a URL that is "
+                        "not absolute http(s) (E090), or a host at a refused address (E091)"
+                    ),
+                    "409": _error(_NO_WEBHOOKS),
+                    "413": _error("Body over 64 KiB (E008)"),
+                    "415": _error("Body is not JSON (E012)"),
+                    "502": _error("The URL's host does not resolve now (E093): try again, or fix the name"),
+                },
+            },
+        },
+        "/api/webhooks/{webhookId}": {
+            "delete": {
+                "summary": "Remove an endpoint: nothing more is delivered to it",
+                "parameters": [_WEBHOOK_ID, _CORRELATION],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "404": _error("Unknown endpoint, or another user's (E096)"),
+                    "409": _error(_NO_WEBHOOKS),
+                },
+            }
+        },
+        "/api/webhooks/{webhookId}/rotate-secret": {
+            "post": {
+                "summary": "Give an endpoint a new secret; the previous one signs beside it for the overlap",
+                "parameters": [_WEBHOOK_ID, _CORRELATION],
+                "responses": {
+                    "200": _json_example(
+                        "WebhookSecret",
+                        {"webhookId": _WEBHOOK_EXAMPLE["webhookId"], "secret": _SECRET_EXAMPLE},
+                        "The new secret",
+                    ),
+                    "404": _error("Unknown endpoint, or another user's (E096)"),
+                    "409": _error(_NO_WEBHOOKS),
+                },
+            }
+        },
+        "/api/webhooks/{webhookId}/replay": {
+            "post": {
+                "summary": "Redeliver a job's events from a sequence, or deliveries since a time",
+                "description": "Give jobId (with fromSequence), or since; the deliveries run in the "
+                "background with the usual retries, with their original webhook-id.",
+                "parameters": [_WEBHOOK_ID, _CORRELATION],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("ReplayWebhookBody"),
+                            "examples": {
+                                "job": {
+                                    "value": {"jobId": "3f2a9c0e1b7d4a5f8e6c2b1a0d9f8e7c", "fromSequence": 5}
+                                },
+                                "since": {"value": {"since": "2026-12-01T09:00:00Z"}},
+                            },
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json_example(
+                        "WebhookReplay",
+                        {"webhookId": _WEBHOOK_EXAMPLE["webhookId"], "replayed": 7},
+                        "Accepted; how many events are redelivered",
+                    ),
+                    "400": _error("Bad JSON or wrong types; both or neither of jobId and since (E002)"),
+                    "404": _error("Unknown endpoint or job, or another user's (E096, E003)"),
+                    "409": _error(_NO_WEBHOOKS),
+                    "413": _error("Body over 64 KiB (E008)"),
+                    "415": _error("Body is not JSON (E012)"),
+                },
+            }
         },
     }
 )

@@ -45,6 +45,11 @@ _FIELD_RENAMES = {
     "spec.render.audio_bitrate_kbps": "render.audioBitrateK",
     "request_id": "requestId",
     "label_selector": "label",
+    "webhook.url": "url",
+    "webhook.labels": "labels",
+    "webhook.statuses": "statuses",
+    "page_size": "pageSize",
+    "page_token": "pageToken",
 }
 
 

@@ -107,9 +107,15 @@ def _body_violation(error: msgspec.ValidationError) -> FieldViolation:
     return FieldViolation(path.lstrip(".") or "(body)", what)
 
 
-async def decode_json_body(request: Request, body_type: type[BodyT], empty: BodyT | None = None) -> BodyT:
+async def decode_json_body(
+    request: Request,
+    body_type: type[BodyT],
+    empty: BodyT | None = None,
+    invalid_error: errors.ErrorCode = errors.INVALID_SPEC,
+) -> BodyT:
     """The JSON body as ``body_type``: 415 when it is not JSON, 413 past the cap, 400 with the field's path
-    when it does not fit the Struct. ``empty``, when given, is what no body at all means."""
+    when it does not fit the Struct. ``empty``, when given, is what no body at all means. A body that does
+    not fit is ``invalid_error``: E001 (a job spec) unless the route's body is not a spec."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = media_type == "application/json" or media_type.endswith("+json")
     if not is_json and (empty is None or media_type):
@@ -123,9 +129,7 @@ async def decode_json_body(request: Request, body_type: type[BodyT], empty: Body
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as invalid:
         violation = _body_violation(invalid)
-        raise ApiError(
-            errors.INVALID_SPEC, f"{violation.field}: {violation.description}", [violation]
-        ) from None
+        raise ApiError(invalid_error, f"{violation.field}: {violation.description}", [violation]) from None
     except msgspec.DecodeError as invalid:
         raise ApiError(errors.INVALID_REQUEST, f"The body is not valid JSON: {invalid}.") from None
 

@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.processes import ALL_BUILTINS, ServerProcess
@@ -71,6 +72,13 @@ def test_every_operation_conforms_to_its_schema_and_never_errors(api_schema: Any
         def conforms(case: Any) -> None:
             # Schema-valid is not always meaningful (an opaque page token, a job id that does not exist), so
             # "valid data is accepted" is not asserted; no 5xx and schema conformance are.
-            case.call_and_validate(timeout=30, excluded_checks=[positive_data_acceptance])
+            excluded = [positive_data_acceptance]
+            if (case.operation.method.upper(), case.operation.path) == ("POST", "/api/webhooks"):
+                # A generated URL's host resolves nowhere here: the server answers the documented 502 (E093,
+                # a name that may resolve later); any other 5xx of it still fails below.
+                excluded.append(not_a_server_error)
+            response = case.call_and_validate(timeout=30, excluded_checks=excluded)
+            if response.status_code >= 500:
+                assert response.json()["errorCode"] == "E093-WEBHOOK_DELIVERY_FAILED", response.text
 
         conforms()

@@ -61,3 +61,10 @@ export const listVoices = () => request('GET', '/api/voices');
 export const listThemes = () => request('GET', '/api/themes');
 // Who the page acts as (`anonymous` when the server requires no authentication).
 export const whoAmI = () => request('GET', '/api/me');
+// Webhook endpoints (docs/webhooks.md). Creating answers the endpoint with its secret, shown only then.
+export const listWebhooks = () => request('GET', '/api/webhooks?pageSize=1000');
+export const createWebhook = (body) => request('POST', '/api/webhooks', body);
+export const deleteWebhook = (id) => request('DELETE', `/api/webhooks/${encodeURIComponent(id)}`);
+export const rotateWebhookSecret = (id) =>
+  request('POST', `/api/webhooks/${encodeURIComponent(id)}/rotate-secret`);
+export const replayWebhook = (id, body) => request('POST', `/api/webhooks/${encodeURIComponent(id)}/replay`, body);

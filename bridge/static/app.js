@@ -9,12 +9,14 @@ import { JobList } from './joblist.js';
 import { JobStore, isFinished } from './jobs.js';
 import { JobView } from './jobview.js';
 import { JobStream } from './stream.js';
+import { WebhooksView } from './webhooks.js';
 
 const $ = (id) => document.getElementById(id);
 
 const store = new JobStore();
 const list = new JobList($('jobs-list'), $('jobs-empty'));
 const modal = new FailureModal();
+const webhooks = new WebhooksView();
 // Failures that happened while the page watched: their modal opens when (or as soon as) the job is shown.
 const unseenFailures = new Set();
 let voicesLoaded = false;
@@ -214,7 +216,15 @@ async function showJob(jobId) {
 function route() {
   $('boot-message').hidden = true;
   const match = /^#\/jobs\/([^/]+)$/.exec(window.location.hash);
-  if (match) {
+  const onWebhooks = window.location.hash === '#/webhooks';
+  $('webhooks-link').toggleAttribute('aria-current', onWebhooks);
+  if (!onWebhooks) webhooks.hide();
+  if (onWebhooks) {
+    view.hide();
+    list.select(null);
+    $('brief-view').hidden = true;
+    webhooks.show();
+  } else if (match) {
     showJob(decodeURIComponent(match[1]));
   } else {
     view.hide();

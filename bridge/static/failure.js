@@ -7,7 +7,7 @@ import { element } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
-async function copyText(text) {
+export async function copyText(text) {
   if (navigator.clipboard && window.isSecureContext) {
     await navigator.clipboard.writeText(text);
     return;

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from reelcast.server.app import ReelcastServer
 from tests.bridge.conftest import HANG_TIMEOUT, create_job, read_sse
 from tests.stages import PipelinePlugin
+from tests.webhook_receiver import running_receiver
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -76,6 +78,18 @@ async def capture_answers(client: httpx.AsyncClient, server: ReelcastServer) -> 
     answers["stageList"] = (await client.get("/api/stages")).json()
     answers["health"] = (await client.get("/healthz")).json()
     answers["problem"] = (await client.get("/api/jobs/nope")).json()
+    with running_receiver() as receiver:
+        created = await client.post(
+            "/api/webhooks", json={"url": receiver.url, "filter": "statuses", "statuses": ["Succeeded"]}
+        )
+        assert created.status_code == 201, created.text
+        answers["createdWebhook"] = created.json()
+        webhook = f"/api/webhooks/{created.json()['webhookId']}"
+        answers["webhookList"] = (await client.get("/api/webhooks")).json()
+        answers["rotatedSecret"] = (await client.post(f"{webhook}/rotate-secret")).json()
+        replay = {"jobId": succeeded["jobId"], "fromSequence": 1}
+        answers["webhookReplay"] = (await client.post(f"{webhook}/replay", json=replay)).json()
+        assert (await client.delete(webhook)).status_code == 204
     assert [answers[k]["status"] for k in ("cancelled", "failed", "succeeded")] == ["Failed"] * 2 + [
         "Succeeded"
     ]
@@ -94,7 +108,17 @@ SCHEMA_OF = {
     "stageList": "StageList",
     "health": "Health",
     "problem": "Problem",
+    "createdWebhook": "CreatedWebhook",
+    "webhookList": "WebhookList",
+    "rotatedSecret": "WebhookSecret",
+    "webhookReplay": "WebhookReplay",
 }
+
+
+@pytest.fixture
+def loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhook receivers on loopback are allowed (read when the server starts: this fixture comes first)."""
+    monkeypatch.setenv("REELCAST_WEBHOOK_ALLOWED_CIDRS", "127.0.0.0/8")
 
 
 def typescript_check(answers: dict[str, Any]) -> str:
@@ -107,7 +131,7 @@ def typescript_check(answers: dict[str, Any]) -> str:
 
 
 async def test_generated_python_and_typescript_clients_type_check_and_read_real_answers(
-    client: httpx.AsyncClient, server: ReelcastServer, bridge_url: str, tmp_path: Path
+    loopback_allowed: None, client: httpx.AsyncClient, server: ReelcastServer, bridge_url: str, tmp_path: Path
 ) -> None:
     document = (await client.get("/api/openapi.json")).json()
     answers = await capture_answers(client, server)
@@ -190,7 +214,30 @@ def _read_with_generated_client(bridge_url: str, answers: dict[str, Any]) -> Non
         missing = get_job.sync("nope", client=api)
         assert isinstance(missing, models.Problem)
         assert missing.error_code == "E003-JOB_NOT_FOUND"
+        _manage_a_webhook(api, models)
     # Answers captured mid-run parse as well (the running job is gone by now).
     for name, schema in SCHEMA_OF.items():
         parsed = getattr(models, schema).from_dict(answers[name])
         assert parsed.to_dict() == answers[name], name
+
+
+def _manage_a_webhook(api: Any, models: Any) -> None:
+    """The generated client creates, lists and deletes a webhook endpoint."""
+    create = importlib.import_module("reelcast_rest.api.default.post_api_webhooks")
+    list_webhooks = importlib.import_module("reelcast_rest.api.default.get_api_webhooks")
+    delete = importlib.import_module("reelcast_rest.api.default.delete_api_webhooks_webhook_id")
+    with running_receiver() as receiver:
+        body = models.CreateWebhookBody(url=receiver.url, filter_=models.CreateWebhookBodyFilter("terminal"))
+        created = create.sync(client=api, body=body)
+        assert isinstance(created, models.CreatedWebhook), created
+        assert created.secret.startswith("whsec_")
+        assert created.filter_.value == "terminal"
+        assert (created.failing, created.last_error) == (False, "")
+        listed = list_webhooks.sync(client=api)
+        assert isinstance(listed, models.WebhookList)
+        assert [w.webhook_id for w in listed.webhooks] == [created.webhook_id]
+        assert delete.sync_detailed(created.webhook_id, client=api).status_code == 204
+        assert list_webhooks.sync(client=api).webhooks == []
+        refused = create.sync(client=api, body=models.CreateWebhookBody(url="ftp://x"))
+        assert isinstance(refused, models.Problem)
+        assert refused.error_code == "E090-WEBHOOK_URL_INVALID"

@@ -193,3 +193,57 @@ async def test_the_media_answers_validate_against_the_document(
         404,
         415,
     }
+
+
+@pytest.fixture
+def loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver is on loopback: the operator's allow-list, read when the server starts (so this fixture
+    comes first in the test's arguments)."""
+    monkeypatch.setenv("REELCAST_WEBHOOK_ALLOWED_CIDRS", "127.0.0.0/8")
+
+
+async def test_the_webhook_answers_validate_against_the_document(
+    loopback_allowed: None, client: httpx.AsyncClient, server: ReelcastServer, contract: Contract
+) -> None:
+    from tests.webhook_receiver import running_receiver
+
+    server.host.register(PipelinePlugin(delay=0.02), "pipeline")
+    check = contract.check
+    with running_receiver() as receiver:
+        created = await client.post(
+            "/api/webhooks", json={"url": receiver.url, "filter": "statuses", "statuses": ["Failed"]}
+        )
+        assert created.status_code == 201, created.text
+        check(created, "/api/webhooks")
+        webhook = f"/api/webhooks/{created.json()['webhookId']}"
+        job = await create_job(client)
+        await read_sse(client, f"/api/jobs/{job['jobId']}/events")
+        replayed = await client.post(f"{webhook}/replay", json={"jobId": job["jobId"], "fromSequence": 0})
+        check(replayed, "/api/webhooks/{webhookId}/replay")
+        check(await client.post(f"{webhook}/rotate-secret"), "/api/webhooks/{webhookId}/rotate-secret")
+        check(await client.get("/api/webhooks", params={"pageSize": "1"}), "/api/webhooks")
+        check(await client.delete(webhook), "/api/webhooks/{webhookId}")
+        # 10.0.0.0/8 is refused (E091): only loopback is allowed here.
+        check(await client.post("/api/webhooks", json={"url": "http://10.1.2.3/hooks"}), "/api/webhooks")
+        check(await client.post("/api/webhooks", json={"url": "ftp://x"}), "/api/webhooks")
+        check(await client.post("/api/webhooks", json={"url": 5}), "/api/webhooks")
+        check(
+            await client.post("/api/webhooks", content=b"x", headers={"Content-Type": "text/plain"}),
+            "/api/webhooks",
+        )
+        check(await client.get("/api/webhooks", params={"pageSize": "x"}), "/api/webhooks")
+        check(await client.delete(webhook), "/api/webhooks/{webhookId}")
+        check(await client.post(f"{webhook}/rotate-secret"), "/api/webhooks/{webhookId}/rotate-secret")
+        check(
+            await client.post(f"{webhook}/replay", json={"fromSequence": -1}),
+            "/api/webhooks/{webhookId}/replay",
+        )
+    assert {status for template, _, status in contract.checked if template.startswith("/api/webhooks")} == {
+        200,
+        201,
+        202,
+        204,
+        400,
+        404,
+        415,
+    }
