@@ -80,6 +80,19 @@ async def test_an_endpoint_created_over_rest_receives_a_real_job_and_rotates_rep
         assert receiver.deliveries[1].headers["webhook-id"] == delivery.headers["webhook-id"]
         assert receiver.deliveries[1].verified_with == [new_secret]
 
+        # The endpoint's deliveries since a time before the job: the completion once more. A time after it
+        # has none.
+        since = await client.post(
+            f"/api/webhooks/{created['webhookId']}/replay", json={"since": "2026-01-01T00:00:00Z"}
+        )
+        assert (since.status_code, since.json()["replayed"]) == (202, 1), since.text
+        await wait_until(lambda: len(receiver.deliveries) == 3)
+        assert receiver.deliveries[2].headers["webhook-id"] == delivery.headers["webhook-id"]
+        later = await client.post(
+            f"/api/webhooks/{created['webhookId']}/replay", json={"since": "2999-01-01T00:00:00+02:00"}
+        )
+        assert (later.status_code, later.json()["replayed"]) == (202, 0), later.text
+
         assert (await client.delete(f"/api/webhooks/{created['webhookId']}")).status_code == 204
         assert (await client.get("/api/webhooks")).json()["webhooks"] == []
         for method, path in (
