@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from reelcast.jobs import errors
+from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.builtin.motion import timeline
 from reelcast.plugins.builtin.segments import cut_points, plan_segments
@@ -188,3 +190,42 @@ def test_cancelling_a_segmented_render_kills_every_segments_ffmpeg(renders: Rend
     assert seen >= 3
     assert left == []
     assert not harness.path("video.mp4.part").exists()
+
+
+def test_a_cancelled_job_stops_every_segment_with_the_cancel_error(renders: Renders) -> None:
+    harness = renders.harness
+    upstream = dict(harness.artifacts)
+
+    async def scenario() -> list[int]:
+        task = asyncio.ensure_future(
+            harness.run_async("render", SPEC, upstream, settings={"x264_preset": "veryslow", "segments": 2})
+        )
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if len(_ffmpeg_children()) >= 2:
+                break
+        assert harness.cancel_event is not None
+        harness.cancel_event.set()
+        with pytest.raises(ReelcastError) as raised:
+            await asyncio.wait_for(task, 30)
+        assert raised.value.code == errors.CANCELLED.code
+        return _ffmpeg_children()
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_failing_segment_fails_the_stage_with_its_log(renders: Renders) -> None:
+    harness = renders.harness
+    with pytest.raises(ReelcastError) as raised:
+        harness.run(
+            "render",
+            SPEC,
+            dict(harness.artifacts),
+            settings={"segments": 2, "ffmpeg_extra_args": "-no_such_option 1"},
+        )
+    assert raised.value.code == errors.FFMPEG_RUNTIME.code
+    assert raised.value.log_path.endswith(".segment-0.log") or raised.value.log_path.endswith(
+        ".segment-1.log"
+    )
+    assert "segment" in raised.value.message
+    assert _ffmpeg_children() == []

@@ -19,6 +19,9 @@ Progress is ffmpeg's ``-progress pipe:1`` over the whole graph: ``out_time_us`` 
 length, clamped and never decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the
 seed's format.
 
+With ``segments`` > 1 (``REELCAST_RENDER_SEGMENTS``) a moving picture is rendered as segments at once on
+this machine and joined without re-encoding (``segments.py``, which also says what is not built yet).
+
 Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
 (or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned captions drawn by libass),
 ``ffmpeg_log`` (an absolute path).
