@@ -229,3 +229,30 @@ def test_a_failing_segment_fails_the_stage_with_its_log(renders: Renders) -> Non
     )
     assert "segment" in raised.value.message
     assert _ffmpeg_children() == []
+
+
+def test_hard_cuts_and_soft_subtitles_segment_like_the_single_render(tmp_path: Path) -> None:
+    """Cuts at scene changes (the concat filter keeps one frame more under ``-t`` than xfade does) and a
+    soft subtitle track through the join; smaller, two segments."""
+    spec = job_pb2.JobSpec()
+    spec.CopyFrom(SPEC)
+    spec.plan.transition = job_pb2.TRANSITION_NONE
+    spec.render.width, spec.render.height = 320, 180
+    spec.render.caption_mode = job_pb2.CAPTION_MODE_SOFT
+    harness = StageHarness(tmp_path / "work", tmp_path / "logs", PluginHost.load())
+    for stage in ("script", "voice", "visuals"):
+        harness.run(stage, spec)
+    upstream = dict(harness.artifacts)
+    videos = []
+    for segments in (1, 2):
+        harness.run("render", spec, upstream, settings={"x264_preset": "ultrafast", "segments": segments})
+        videos.append(shutil.copy(harness.path("video.mp4"), tmp_path / f"video-{segments}.mp4"))
+    single, parallel = (Path(video) for video in videos)
+    assert len(video_frame_times(parallel)) == len(video_frame_times(single))
+    assert probe(parallel).subtitle_codecs == probe(single).subtitle_codecs == ["mov_text"]
+    narration = json.loads(harness.path("voice.json").read_text(encoding="utf-8"))
+    clips, joins = timeline([s["start"] for s in narration["scenes"]], narration["duration"], FPS, False)
+    (boundary,) = [s.first for s in plan_segments(clips, joins, len(video_frame_times(single)), 2)[1:]]
+    assert boundary in [round(scene["start"] * FPS) for scene in narration["scenes"]]
+    for number in (boundary - 1, boundary, boundary + 1):
+        assert _frame_ssim(single, parallel, number) >= 0.99

@@ -687,7 +687,10 @@ def picture_parts(ctx: StageContext, visuals: VisualsArtifact, total: float) -> 
         else:
             sources.append(still_filter(clip.frames))
     # The frames the single render's -t keeps: the segments add up to exactly these.
-    end = rendered_frames(total, fps, max(1, math.ceil(total * fps - 1e-6)))
+    end = min(
+        sum(clip.frames for clip in clips) - sum(join.frames for join in joins),
+        rendered_frames(total, fps, joins),
+    )
     return PictureParts(clips, joins, inputs, sources, transition, fps, end)
 
 
