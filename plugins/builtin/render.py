@@ -19,6 +19,9 @@ Progress is ffmpeg's ``-progress pipe:1`` over the whole graph: ``out_time_us`` 
 length, clamped and never decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the
 seed's format.
 
+With ``segments`` > 1 (``REELCAST_RENDER_SEGMENTS``) a moving picture is rendered as segments at once on
+this machine and joined without re-encoding (``segments.py``, which also says what is not built yet).
+
 Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
 (or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned captions drawn by libass),
 ``ffmpeg_log`` (an absolute path).
@@ -26,6 +29,7 @@ Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import math
@@ -52,6 +56,8 @@ from reelcast.plugins.builtin.ffmpeg import FfmpegLog, ProgressReader, ffmpeg_ex
 from reelcast.plugins.builtin.mix import prepare_audio
 from reelcast.plugins.builtin.motion import (
     BT709_CONVERSION,
+    Clip,
+    Join,
     background_clip_ids,
     clip_filter,
     clip_input,
@@ -63,6 +69,14 @@ from reelcast.plugins.builtin.motion import (
     transition_of,
     uses_filter_graph,
     video_graph,
+)
+from reelcast.plugins.builtin.segments import (
+    Segment,
+    plan_segments,
+    rendered_frames,
+    segment_rebase,
+    segment_timeline,
+    segment_window,
 )
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
@@ -90,6 +104,9 @@ class RenderSettings:
     ffmpeg_log_max_bytes: int = field(default=1_048_576, metadata={"env": "REELCAST_FFMPEG_LOG_MAX_BYTES"})
     # libx264's speed/size trade-off; still images compress well even when fast.
     x264_preset: str = field(default="veryfast", metadata={"env": "REELCAST_X264_PRESET"})
+    # Parallel segment encoders for a moving picture (segments.py): 1 is the single render; more cut the
+    # timeline where no transition runs and join the segments without re-encoding.
+    segments: int = field(default=1, metadata={"env": "REELCAST_RENDER_SEGMENTS"})
 
 
 def _concat_quote(path: str) -> str:
@@ -358,6 +375,24 @@ async def run(ctx: StageContext) -> dict[str, Any]:
     # The narration with its music, ducked and at -14 LUFS (mix.py): 48 kHz, stereo under music.
     audio_path = str(await prepare_audio(ctx, narration, ffmpeg))
     subtitle_path = str(ctx.path(SUBTITLE_FILE)) if soft else None
+    if graph and settings.segments > 1:
+        parts = picture_parts(ctx, visuals, total)
+        planned = plan_segments(parts.clips, parts.joins, parts.end, settings.segments)
+        if len(planned) > 1:
+            await render_segments(
+                ctx,
+                settings,
+                ffmpeg,
+                parts,
+                planned,
+                captions=[ass_filter(ass_path, fonts_dir)] if ass_path else [],
+                audio_path=audio_path,
+                subtitle_path=subtitle_path,
+                chapters_path=str(chapters),
+                total=total,
+                resolution=f"{visuals['width']}x{visuals['height']}",
+            )
+            return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(_log_path(ctx))}
     if graph:
         scene_inputs, filter_graph = picture_graph(
             ctx, visuals, total, [ass_filter(ass_path, fonts_dir)] if ass_path else []
@@ -388,7 +423,7 @@ async def run(ctx: StageContext) -> dict[str, Any]:
             preset=settings.x264_preset,
             extra_args=settings.ffmpeg_extra_args,
         )
-    log_path = ctx.log_dir / "ffmpeg" / f"{ctx.job_id}.log"
+    log_path = _log_path(ctx)
     log = FfmpegLog(
         log_path,
         job_id=ctx.job_id,
@@ -404,13 +439,31 @@ async def run(ctx: StageContext) -> dict[str, Any]:
 
     progress = ProgressReader(total, on_fraction)
     ctx.report(0.0, "Rendering video")
+    await _encode(ctx, settings, [ffmpeg, *arguments], log, progress.line, partial, "rendering")
+    partial.replace(ctx.path(VIDEO_FILE))
+    ctx.report(1.0, "Rendered")
+    return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(log_path)}
+
+
+def _log_path(ctx: StageContext, suffix: str = "") -> Path:
+    return ctx.log_dir / "ffmpeg" / f"{ctx.job_id}{suffix}.log"
+
+
+async def _encode(
+    ctx: StageContext,
+    settings: RenderSettings,
+    argv: list[str],
+    log: FfmpegLog,
+    on_stdout_line: Callable[[str], None] | None,
+    partial: Path,
+    doing: str,
+) -> None:
+    """One ffmpeg run to ``partial`` under the job's cancel and the render timeout; its failures as
+    catalogue errors (the partial file removed)."""
+    log_path = log.path
     try:
         result = await run_ffmpeg(
-            ctx,
-            [ffmpeg, *arguments],
-            log=log,
-            on_stdout_line=progress.line,
-            timeout=settings.render_timeout_seconds,
+            ctx, argv, log=log, on_stdout_line=on_stdout_line, timeout=settings.render_timeout_seconds
         )
     except BaseException:
         _remove(partial)
@@ -430,14 +483,148 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         _remove(partial)
         raise ReelcastError(
             errors.FFMPEG_RUNTIME,
-            f"FFmpeg exited with code {result.returncode} while rendering.",
+            f"FFmpeg exited with code {result.returncode} while {doing}.",
             stderr_snippet=log.stderr_snippet,
             log_path=str(log_path),
             suggested_actions=errors.FFMPEG_RUNTIME.suggested_actions,
         )
+
+
+SEGMENTS_FOLDER = "segments"
+SEGMENTS_CONCAT_FILE = "segments.ffconcat"
+
+
+async def render_segments(
+    ctx: StageContext,
+    settings: RenderSettings,
+    ffmpeg: str,
+    parts: PictureParts,
+    planned: Sequence[Segment],
+    *,
+    captions: Sequence[str],
+    audio_path: str,
+    subtitle_path: str | None,
+    chapters_path: str,
+    total: float,
+    resolution: str,
+) -> None:
+    """The moving picture as ``planned`` segments encoded at once, then joined with the sound and the
+    sidecars into ``video.mp4`` (segments.py says how). Progress is the segments' frames encoded so far,
+    summed; each segment logs to ``{jobId}.segment-{n}.log``, the join to the job's own log."""
+    render = ctx.spec.render
+    fps = parts.fps
+    folder = ctx.path(SEGMENTS_FOLDER)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = [0.0] * len(planned)
+    seconds = sum(segment.frames for segment in planned) / fps
+
+    def advanced(number: int) -> Callable[[float, float], None]:
+        def on_fraction(_: float, encoded: float) -> None:
+            done[number] = encoded
+            progress = sum(done)
+            ctx.report(
+                min(0.99, progress / seconds * 0.99), f"Rendering video {progress:.1f} s of {seconds:.1f} s"
+            )
+
+        return on_fraction
+
+    async def encode(number: int, segment: Segment) -> None:
+        inputs, graph = segment_graph(parts, segment, captions)
+        output = folder / f"{number:03d}.mp4"
+        arguments = list(PROGRESS_ARGUMENTS)
+        for scene_input in inputs:
+            arguments += scene_input
+        arguments += ["-filter_complex", graph, "-map", "[video]", "-an"]
+        arguments += _video_encoding(render, settings.x264_preset, tune=None)
+        # Closed GOPs, so that no frame refers across the join; every encode starts on a keyframe.
+        arguments += ["-flags", "+cgop", "-fps_mode", "cfr", "-r", str(fps)]
+        arguments += ["-frames:v", str(segment.frames), *settings.ffmpeg_extra_args, "-f", "mp4", str(output)]
+        log = _segment_log(ctx, settings, ffmpeg, arguments, resolution, f".segment-{number}")
+        reader = ProgressReader(segment.frames / fps, advanced(number))
+        await _encode(
+            ctx, settings, [ffmpeg, *arguments], log, reader.line, output, f"rendering segment {number}"
+        )
+
+    ctx.report(0.0, f"Rendering video in {len(planned)} segments")
+    try:
+        async with asyncio.TaskGroup() as group:
+            for number, segment in enumerate(planned):
+                group.create_task(encode(number, segment))
+    except BaseExceptionGroup as failed:
+        # The first failure (the others were cancelled because of it) as the stage's error.
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    listing = ctx.path(SEGMENTS_CONCAT_FILE)
+    listing.write_text(
+        "ffconcat version 1.0\n"
+        + "".join(f"file {_concat_quote(str(folder / f'{n:03d}.mp4'))}\n" for n in range(len(planned))),
+        encoding="utf-8",
+    )
+    partial = ctx.path(PARTIAL_VIDEO_FILE)
+    arguments = join_arguments(
+        ctx.spec,
+        concat_path=str(listing),
+        audio_path=audio_path,
+        subtitle_path=subtitle_path,
+        chapters_path=chapters_path,
+        output_path=str(partial),
+        duration=total,
+    )
+    log = _segment_log(ctx, settings, ffmpeg, arguments, resolution, "")
+    ctx.report(0.99, "Joining the segments")
+    await _encode(ctx, settings, [ffmpeg, *arguments], log, None, partial, "joining the segments")
     partial.replace(ctx.path(VIDEO_FILE))
+    for number in range(len(planned)):
+        _remove(folder / f"{number:03d}.mp4")
     ctx.report(1.0, "Rendered")
-    return {"video": VIDEO_FILE, **published, "ffmpeg_log": str(log_path)}
+
+
+def _segment_log(
+    ctx: StageContext,
+    settings: RenderSettings,
+    ffmpeg: str,
+    arguments: Sequence[str],
+    resolution: str,
+    suffix: str,
+) -> FfmpegLog:
+    return FfmpegLog(
+        _log_path(ctx, suffix),
+        job_id=ctx.job_id,
+        correlation_id=ctx.correlation_id,
+        resolution=resolution,
+        ffmpeg_path=ffmpeg,
+        arguments=arguments,
+        max_bytes=settings.ffmpeg_log_max_bytes,
+    )
+
+
+def join_arguments(
+    spec: job_pb2.JobSpec,
+    *,
+    concat_path: str,
+    audio_path: str,
+    subtitle_path: str | None,
+    chapters_path: str,
+    output_path: str,
+    duration: float,
+) -> list[str]:
+    """ffmpeg's arguments joining the encoded segments (copied, never re-encoded) with the sound, the soft
+    subtitles and the chapters, as :func:`graph_arguments` writes them in the single render."""
+    args = [*PROGRESS_ARGUMENTS, "-f", "concat", "-safe", "0", "-i", concat_path]
+    args += audio_input(audio_path)
+    soft = subtitle_path is not None
+    if soft:
+        args += ["-i", str(subtitle_path)]
+    args += ["-f", "ffmetadata", "-i", chapters_path]
+    args += ["-map", "0:v:0", "-map", "1:a:0"]
+    if soft:
+        args += ["-map", "2:s:0"]
+    args += ["-c:v", "copy"]
+    args += _file_arguments(spec, soft=soft, chapters_input=2 + soft)
+    args += ["-t", f"{duration:.6f}", "-f", "mp4", output_path]
+    return args
 
 
 def picture_segments(visuals: VisualsArtifact) -> list[tuple[int, float, str]]:
@@ -456,15 +643,23 @@ def picture_segments(visuals: VisualsArtifact) -> list[tuple[int, float, str]]:
     return segments
 
 
-def picture_graph(
-    ctx: StageContext,
-    visuals: VisualsArtifact,
-    total: float,
-    captions: Sequence[str],
-) -> tuple[list[list[str]], str]:
-    """The scene inputs and the filter graph of a moving picture: each segment's caption-free image with its
-    push or pan (or held still), or its scene's uploaded clip, joined by the plan's transition, captions on
-    top."""
+@dataclass(frozen=True)
+class PictureParts:
+    """A moving picture before it is joined: the timeline's clips and joins, one input (options and
+    ``-i``) and one source filter chain per clip, and the transition."""
+
+    clips: list[Clip]
+    joins: list[Join]
+    inputs: list[list[str]]
+    sources: list[str]
+    transition: job_pb2.Transition.ValueType
+    fps: int
+    end: int
+
+
+def picture_parts(ctx: StageContext, visuals: VisualsArtifact, total: float) -> PictureParts:
+    """Each segment's caption-free image with its push or pan (or held still), or its scene's uploaded
+    clip, on the timeline of the narration (``motion.timeline``)."""
     spec = ctx.spec
     fps = spec.render.fps or 30
     width, height = int(visuals["width"]), int(visuals["height"])
@@ -491,7 +686,38 @@ def picture_graph(
             sources.append(ken_burns_filter(clip.scene, clip.frames, width, height, fps))
         else:
             sources.append(still_filter(clip.frames))
-    return inputs, video_graph(clips, joins, sources, transition, fps, captions)
+    # The frames the single render's -t keeps: the segments add up to exactly these.
+    end = min(
+        sum(clip.frames for clip in clips) - sum(join.frames for join in joins),
+        rendered_frames(total, fps, joins),
+    )
+    return PictureParts(clips, joins, inputs, sources, transition, fps, end)
+
+
+def picture_graph(
+    ctx: StageContext,
+    visuals: VisualsArtifact,
+    total: float,
+    captions: Sequence[str],
+) -> tuple[list[list[str]], str]:
+    """The scene inputs and the filter graph of a moving picture: each segment's caption-free image with its
+    push or pan (or held still), or its scene's uploaded clip, joined by the plan's transition, captions on
+    top."""
+    parts = picture_parts(ctx, visuals, total)
+    graph = video_graph(parts.clips, parts.joins, parts.sources, parts.transition, parts.fps, captions)
+    return parts.inputs, graph
+
+
+def segment_graph(
+    parts: PictureParts, segment: Segment, captions: Sequence[str]
+) -> tuple[list[list[str]], str]:
+    """The inputs and filter graph of one segment: the clips it touches, joined as in the whole graph, cut
+    to the segment's frames, captions drawn at the timeline's times."""
+    clips, joins, origin = segment_timeline(parts.clips, parts.joins, segment)
+    filters = [*segment_window(segment, origin, parts.fps), *captions, segment_rebase(parts.fps)]
+    sources = [parts.sources[index] for index in segment.clips]
+    graph = video_graph(clips, joins, sources, parts.transition, parts.fps, filters)
+    return [parts.inputs[index] for index in segment.clips], graph
 
 
 def word_cues(ctx: StageContext, narration: NarrationArtifact) -> list[Cue]:
