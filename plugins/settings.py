@@ -14,7 +14,8 @@ The stage finds the instance as ``ctx.settings``. It never reads the environment
 this module the variables it read, so the same stage runs unchanged in tests, in a worker or embedded.
 Strings are converted to the field's type (``str``, ``int``, ``float``, ``bool``, ``Path``, ``tuple[str,
 ...]`` split like a shell command line, or ``X | None`` of these); a key the dataclass does not have, or a
-value that does not convert, is a :class:`StageSettingsError` when the server starts, not a surprise mid-job.
+value that does not convert, or one the dataclass's ``__post_init__`` refuses (a ``ValueError``), is a
+:class:`StageSettingsError` when the server starts, not a surprise mid-job.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def build_stage_settings(
             values[name] = _convert(raw, hints[name])
         except (TypeError, ValueError) as error:
             raise StageSettingsError(f"setting {name!r} of stage {stage_name!r}: {error}") from None
-    return settings_type(**values)
+    try:
+        return settings_type(**values)
+    except (TypeError, ValueError) as error:  # the dataclass's own checks (__post_init__) refused a value
+        raise StageSettingsError(f"the settings of stage {stage_name!r}: {error}") from None
 
 
 def _convert(raw: Any, hint: Any) -> Any:

@@ -86,6 +86,14 @@ def test_an_unknown_key_or_a_bad_value_is_a_clear_error(environ: dict[str, str],
         build_stage_settings("banner", BannerSettings, environ)
 
 
+@pytest.mark.parametrize("count", ["0", "-2"])
+def test_a_render_segment_count_below_one_is_a_clear_error(count: str) -> None:
+    """The render stage's own check (RenderSettings.__post_init__) reaches the operator the same way."""
+    with pytest.raises(StageSettingsError, match=f"segments must be 1 .* got {count}"):
+        build_stage_settings("render", RenderSettings, {"REELCAST_RENDER_SEGMENTS": count})
+    assert build_stage_settings("render", RenderSettings, {"REELCAST_RENDER_SEGMENTS": "2"}).segments == 2
+
+
 def test_a_stage_without_settings_given_some_is_an_error() -> None:
     with pytest.raises(StageSettingsError, match="has no settings"):
         build_stage_settings("plain", None, {"REELCAST_PLUGIN_PLAIN_X": "1"})

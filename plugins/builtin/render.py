@@ -108,6 +108,10 @@ class RenderSettings:
     # timeline where no transition runs and join the segments without re-encoding.
     segments: int = field(default=1, metadata={"env": "REELCAST_RENDER_SEGMENTS"})
 
+    def __post_init__(self) -> None:
+        if self.segments < 1:
+            raise ValueError(f"segments must be 1 (the single render) or more, got {self.segments}")
+
 
 def _concat_quote(path: str) -> str:
     """A path as a quoted ffconcat token: single quotes, each inner quote as '\\''."""
