@@ -24,10 +24,8 @@ from reelcast.server.rpc.reflection import enable_reflection
 from reelcast.server.rpc.service import JobService
 from reelcast.server.security.auth import Authenticator, StreamTokens, load_or_create_secret
 from reelcast.server.storage.job_store import JobStore
-from reelcast.server.storage.nats.backend import NatsBackend
 from reelcast.server.storage.retention import collect_periodically
 from reelcast.server.storage.selection import open_backend
-from reelcast.server.webhooks.nats_outbox import nats_webhooks
 from reelcast.server.webhooks.service import WebhookService
 from reelcast.server.webhooks.settings import WebhookSettings
 
@@ -93,6 +91,11 @@ class ReelcastServer:
     def _webhooks(self, settings: Settings, webhook_settings: WebhookSettings) -> WebhookService | None:
         if not settings.store_url:
             return WebhookService.embedded(self.store, settings.data_dir / "webhooks.db", webhook_settings)
+        # Imported here, not at the top: the nats extra is optional, and only a NATS store reaches this line
+        # (storage/selection.py has already refused a NATS store without it, with E030).
+        from reelcast.server.storage.nats.backend import NatsBackend
+        from reelcast.server.webhooks.nats_outbox import nats_webhooks
+
         if isinstance(self.backend, NatsBackend):
             return nats_webhooks(self.store, self.backend.connection, webhook_settings)
         return None

@@ -41,7 +41,8 @@ class PipelinePlugin:
     """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises (its
     first ``fail_times`` runs only, when given: then it writes like the others, as a fixed cause would).
     Jobs whose brief topic is ``hang_topic`` hang in their first stage until cancelled (long jobs beside
-    short ones)."""
+    short ones). ``hold_at`` makes that stage wait, before it starts, until ``release`` is set: a test that must
+    act while the job is still running holds it there instead of racing its steps."""
 
     def __init__(
         self,
@@ -50,8 +51,11 @@ class PipelinePlugin:
         hang_at: str | None = None,
         fail_times: int | None = None,
         hang_topic: str | None = None,
+        hold_at: str | None = None,
     ) -> None:
         self.delay = delay
+        self.hold_at = hold_at
+        self.release = asyncio.Event()
         self.hang_topic = hang_topic
         self.fail_at = fail_at
         self.hang_at = hang_at
@@ -69,7 +73,16 @@ class PipelinePlugin:
                 run = self._hanging
             if self.hang_topic is not None and order == BUILTIN_SHAPE[0][3]:
                 run = self._hanging_on_topic(run)
+            if name == self.hold_at:
+                run = self._held(run)
             register(Stage(name=name, title=title, weight=weight, order=order, run=run))
+
+    def _held(self, run: Callable[[StageContext], Any]) -> Callable[[StageContext], Any]:
+        async def held(ctx: StageContext) -> Any:
+            await self.release.wait()
+            return await run(ctx)
+
+        return held
 
     def _hanging_on_topic(self, run: Callable[[StageContext], Any]) -> Callable[[StageContext], Any]:
         async def maybe_hang(ctx: StageContext) -> Any:

@@ -91,8 +91,11 @@ function onStreamEvent(type, data) {
   if (!data.jobId) return;
   if (data.deleted) {
     pending.delete(data.jobId);
-    store.jobs.delete(data.jobId);
+    // remove(), not a bare delete: a snapshot fetched before the deletion can
+    // still answer afterwards, and must not bring the job back.
+    store.remove(data.jobId);
     list.remove(data.jobId);
+    unseenFailures.delete(data.jobId);
     return;
   }
   if (pending.has(data.jobId)) {

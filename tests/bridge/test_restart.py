@@ -42,7 +42,10 @@ class BridgeProcess:
 async def test_a_restarted_bridge_resumes_a_client_exactly_from_its_last_event_id(
     server: ReelcastServer, stub: JobServiceAsyncStub, tmp_path: Path
 ) -> None:
-    server.host.register(PipelinePlugin(delay=0.2), "pipeline")
+    # Postprocessing waits for the test, so the job is still running at the second restart however slowly
+    # the bridge starts on a loaded machine.
+    pipeline = PipelinePlugin(delay=0.2, hold_at="postprocess")
+    server.host.register(pipeline, "pipeline")
     bridge = BridgeProcess(server.target, tmp_path / "bridge.log")
     port = await bridge.start()
     received: list[SseEvent] = []
@@ -63,6 +66,7 @@ async def test_a_restarted_bridge_resumes_a_client_exactly_from_its_last_event_i
             assert piece, "the stream delivered nothing before the stop"
             assert piece[-1].event not in ("job-completed", "job-failed"), "the job ended before the restart"
             received += piece
+            pipeline.release.set()
             port = await bridge.start(port)
             received += (await read_sse(client, url, headers={"Last-Event-ID": received[-1].id})).events
     finally:
