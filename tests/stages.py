@@ -41,8 +41,8 @@ class PipelinePlugin:
     """Registers the built-in shape with writing stages; ``delay`` slows each step, ``fail_at`` raises (its
     first ``fail_times`` runs only, when given: then it writes like the others, as a fixed cause would).
     Jobs whose brief topic is ``hang_topic`` hang in their first stage until cancelled (long jobs beside
-    short ones). ``hold_at`` makes that stage wait, before it starts, until ``release`` is set: a test that must
-    act while the job is still running holds it there instead of racing its steps."""
+    short ones). ``hold_at`` makes that stage wait, before it starts, until ``release`` is set: a test that
+    must act while the job is still running holds it there instead of racing its steps."""
 
     def __init__(
         self,
