@@ -92,6 +92,7 @@ class JobRecorder:
         self._ending = False
         # Set on a recorder that writes queue places (queue_place): it never writes over another writer.
         self._placing = False
+        self._taking = False  # writing the last place as the worker that took the job (queue_place)
 
     def _event(self, kind: int, message: str, stage: str = "") -> job_pb2.JobProgress:
         job = self.job
@@ -143,25 +144,35 @@ class JobRecorder:
                 await self.store.append_event(self.job, event)
                 break
             except ConcurrentWriteError:
-                if not await self._after_queue_places():
+                newest_place = await self._after_queue_places()
+                if newest_place is None:
                     raise
+                if (
+                    self._taking
+                    and is_queue_place(event)
+                    and newest_place.queue_position == event.queue_position
+                ):
+                    # The worker's last place was written by another process's pass between this worker's
+                    # read and its write: once is enough, or the stream would count "0, 0".
+                    return newest_place
         else:
             raise ConcurrentWriteError(f"job {self.job.id}: queue places kept changing")
         # The event goes along: watchers in this process then serve it from memory instead of the store.
         self.notifier.published(self.job.id, event.sequence, event)
         return event
 
-    async def _after_queue_places(self) -> bool:
+    async def _after_queue_places(self) -> job_pb2.JobProgress | None:
         """A write found newer events in the log. When they are only queue places (queue_positions.py,
         perhaps from another process) and this is no place write itself, that is no takeover: the write
-        goes on after them (a worker starting the job, a cancel). True when it may be retried."""
+        goes on after them (a worker starting the job, a cancel). Returns the newest of those places when
+        the write may be retried, None when it may not."""
         if self._placing:
-            return False  # the other writer's place is as good as this one
+            return None  # the other writer's place is as good as this one
         newer = await self.store.events_after(self.job.id, self.job.last_sequence, QUEUE_PLACE_RETRIES * 4)
         if not newer or not all(is_queue_place(event) for event in newer):
-            return False
+            return None
         self.job.last_sequence = newer[-1].sequence
-        return True
+        return newer[-1]
 
     async def _flush_pending_locked(self) -> None:
         if self._pending_tick is None:
@@ -252,6 +263,7 @@ class JobRecorder:
         the worker that took the job writes its last place, after any other writer's places."""
         async with self._lock:
             self._placing = not taken
+            self._taking = taken
             job = self.job
             job.queue_position = position
             job.ClearField("estimated_start")
