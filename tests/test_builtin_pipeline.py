@@ -277,7 +277,7 @@ def test_eta_is_within_a_factor_of_two_of_the_true_remaining_time(tmp_path: Path
         data_dir=tmp_path / "data",
         grpc_listen="127.0.0.1:0",
         progress_min_interval_seconds=0.0,
-        x264_preset="veryslow",
+        x264_preset="slower",
         ffmpeg_extra_args=("-threads", "1"),
     )
     spec = with_defaults(
@@ -290,7 +290,7 @@ def test_eta_is_within_a_factor_of_two_of_the_true_remaining_time(tmp_path: Path
                 ],
             ),
             plan=job_pb2.Plan(target_duration_seconds=10),
-            render=job_pb2.RenderSpec(width=640, height=360, fps=60),
+            render=job_pb2.RenderSpec(width=640, height=360, fps=30),
         )
     )
     first = run_job(settings, spec)

@@ -25,6 +25,7 @@ from reelcast.plugins.builtin.captions import (
     build_word_cues,
 )
 from reelcast.plugins.builtin.phrasebook import PHRASEBOOKS
+from reelcast.plugins.host import PluginHost
 from reelcast.plugins.testing import StageHarness
 
 BRIEFS: list[dict[str, Any]] = [
@@ -262,11 +263,15 @@ def _appear_in_order(needles: list[str], haystack: list[str]) -> bool:
     return all(any(word == needle for word in remaining) for needle in needles)
 
 
-@pytest.fixture(params=BRIEFS, ids=[brief["topic"] for brief in BRIEFS])
-def spoken(request: pytest.FixtureRequest, reelcast_stage: StageHarness) -> dict[str, Any]:
+# Module scope: each brief is written and spoken once for all the checks below (they only read it), instead
+# of once per check; synthesis is most of this module's time.
+@pytest.fixture(scope="module", params=BRIEFS, ids=[brief["topic"] for brief in BRIEFS])
+def spoken(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     brief: dict[str, Any] = request.param
-    script, narration = _spoken(reelcast_stage, _spec(brief))
-    return {"brief": brief, "script": script, "narration": narration, "path": reelcast_stage.path}
+    root = tmp_path_factory.mktemp("spoken")
+    harness = StageHarness(root / "work", root / "data" / "Logs", PluginHost.load())
+    script, narration = _spoken(harness, _spec(brief))
+    return {"brief": brief, "script": script, "narration": narration, "path": harness.path}
 
 
 def test_every_key_points_content_words_are_spoken_in_order(spoken: dict[str, Any]) -> None:
