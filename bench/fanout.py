@@ -1,4 +1,4 @@
-"""Fan-out throughput: SSE events per second delivered to 1,000 subscribers of one job, three servers side by
+"""Fan-out throughput: SSE events per second delivered to 1,000 subscribers of one job, five servers side by
 side in each round of one run:
 
 1. reelcast, the whole path: ``reelcast serve`` (gRPC server, runner and bridge in one process, as shipped)
@@ -7,6 +7,8 @@ side in each round of one run:
    store, gRPC ``WatchJob`` to the bridge, its projection and framing, to every subscriber.
 2. nginx + nchan, one worker, fed the same payloads by a pipelining publisher (bench/nchan.py).
 3. a bare Starlette broadcast of pre-framed bytes (bench/broadcast_server.py): the ceiling on this stack.
+4. and 5. ``reelcast bridge`` in its own process, then with ``--processes 2`` (bridge/processes.py),
+   in front of ``reelcast serve --no-bridge``: what a second bridge process adds to the fan-out.
 
 Subscribers are raw-socket client processes (bench/frame_clients.py) counting the frames that arrive in a
 measuring window after a warm-up; frames the bridge coalesced for a slow subscriber are not counted, since
@@ -19,12 +21,14 @@ Run alone: ``python -m bench.fanout [--quick]`` prints the results as JSON.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from grpc import aio
 from bench import nchan
 from bench.harness import (
     ClientFleet,
+    bridge,
     create_jobs,
     pyplot,
     sample_cpu,
@@ -45,12 +50,23 @@ from bench.harness import (
 from bench.payloads import data_payloads
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
-SERVERS = ("reelcast", "nchan", "starlette")
+SERVERS = ("reelcast", "bridge-1", "bridge-2", "nchan", "starlette")
 LABELS = {
     "reelcast": "reelcast (whole path)",
+    "bridge-1": "reelcast, `reelcast bridge` alone",
+    "bridge-2": "reelcast, `reelcast bridge --processes 2`",
     "nchan": "nginx + nchan",
     "starlette": "bare Starlette broadcast",
 }
+COLORS = {
+    "reelcast": "#d62728",
+    "bridge-1": "#ff9896",
+    "bridge-2": "#9467bd",
+    "nchan": "#7f7f7f",
+    "starlette": "#1f77b4",
+}
+# The bridge's own processes against ``serve --no-bridge``: None is the bridge inside ``reelcast serve``.
+BRIDGE_PROCESSES: dict[str, int | None] = {"reelcast": None, "bridge-1": 1, "bridge-2": 2}
 
 
 @dataclass
@@ -104,14 +120,16 @@ async def _published_between(grpc_target: str, job_id: str, start: float, end: f
     return count
 
 
-def run_reelcast(scale: Scale, scratch: Path) -> dict[str, Any]:
+def run_reelcast(scale: Scale, scratch: Path, name: str = "reelcast") -> dict[str, Any]:
+    processes = BRIDGE_PROCESSES[name]
     gate_dir = scratch / "gate"
     gate_dir.mkdir()
-    server = serve(scratch / "data", "burst", gate=gate_dir, concurrency=4)
+    server = serve(scratch / "data", "burst", gate=gate_dir, concurrency=4, bridge=processes is None)
+    front = bridge(server.grpc, scratch / "bridge.log", processes) if processes is not None else server
     try:
         job_id = asyncio.run(create_jobs(server.grpc, 1))[0]
         paths = [f"/api/jobs/{job_id}/events"]
-        fleet = ClientFleet(server.http, paths, scale.subscribers, scale.client_processes)
+        fleet = ClientFleet(front.http, paths, scale.subscribers, scale.client_processes)
         if fleet.failed:
             fleet.close()
             log = server.log_path.read_text()[-3000:]
@@ -120,15 +138,18 @@ def run_reelcast(scale: Scale, scratch: Path) -> dict[str, Any]:
             start, end = _window(scale)
             (gate_dir / "go").touch()
             fleet.start_window(start, end)
-            server_cpu = asyncio.run(sample_cpu([server.pid], start, end))
+            pids = sorted({server.pid, *front.bridge_pids})
+            server_cpu = asyncio.run(sample_cpu(pids, start, end))
             clients = fleet.results()
         finally:
             (gate_dir / "stop").touch()
             fleet.close()
         published = asyncio.run(_published_between(server.grpc, job_id, start, end))
     finally:
+        if front is not server:
+            front.close()
         server.close()
-    return _result("reelcast", scale, clients, published, server_cpu, fleet.ready)
+    return _result(name, scale, clients, published, server_cpu, fleet.ready)
 
 
 def run_nchan(scale: Scale, scratch: Path) -> dict[str, Any]:
@@ -175,7 +196,13 @@ def run_starlette(scale: Scale, scratch: Path) -> dict[str, Any]:
     return _result("starlette", scale, clients, published, server_cpu, fleet.ready)
 
 
-RUNNERS = {"reelcast": run_reelcast, "nchan": run_nchan, "starlette": run_starlette}
+RUNNERS: dict[str, Callable[[Scale, Path], dict[str, Any]]] = {
+    "reelcast": run_reelcast,
+    "bridge-1": functools.partial(run_reelcast, name="bridge-1"),
+    "bridge-2": functools.partial(run_reelcast, name="bridge-2"),
+    "nchan": run_nchan,
+    "starlette": run_starlette,
+}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -213,12 +240,12 @@ def _by_server(results: dict[str, Any], key: str) -> dict[str, list[float]]:
     return values
 
 
-def _ratios(results: dict[str, Any], baseline: str) -> list[float]:
-    """reelcast ÷ ``baseline``, round by round (each pair ran side by side)."""
+def _ratios(results: dict[str, Any], baseline: str, server: str = "reelcast") -> list[float]:
+    """``server`` ÷ ``baseline``, round by round (each pair ran side by side)."""
     per_round: dict[int, dict[str, float]] = {}
     for result in results["runs"]:
         per_round.setdefault(result["round"], {})[result["server"]] = result["frames_per_s"]
-    return [r["reelcast"] / r[baseline] for r in per_round.values() if r.get(baseline)]
+    return [r[server] / r[baseline] for r in per_round.values() if r.get(baseline) and server in r]
 
 
 def summary(results: dict[str, Any]) -> dict[str, float]:
@@ -228,6 +255,9 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
         ratios = _ratios(results, baseline)
         if ratios:
             out[f"vs_{baseline}_median"] = statistics.median(ratios)
+    processes = _ratios(results, "bridge-1", server="bridge-2")
+    if processes:
+        out["bridge_2_vs_1_median"] = statistics.median(processes)
     return out
 
 
@@ -239,7 +269,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         "",
         f"SSE frames delivered per second to {scale['subscribers']} subscribers of one job, counted by "
         f"{scale['client_processes']} raw-socket client processes in a {scale['seconds']:.0f} s window "
-        f"after a {scale['warmup']:.0f} s warm-up; {scale['rounds']} rounds, each running the three "
+        f"after a {scale['warmup']:.0f} s warm-up; {scale['rounds']} rounds, each running every "
         "servers side by side in rotated order. Baselines: "
         f"{results['nchan']} (one worker, publisher pipelining 32 POSTs on each of 4 connections), and a "
         "bare Starlette broadcast of pre-framed bytes (uvicorn, uvloop, httptools; each subscriber's "
@@ -261,6 +291,15 @@ def section(results: dict[str, Any], plot_path: str) -> str:
             f"| {statistics.median(r['server_cpu'] for r in mine):.0%} "
             f"| {max(r['client_cpu_max'] for r in mine):.0%} | {ratio} |"
         )
+    processes = _ratios(results, "bridge-1", server="bridge-2")
+    if processes:
+        lines += [
+            "",
+            f"Two bridge processes ÷ one (both `reelcast bridge` in front of `reelcast serve --no-bridge`, "
+            f"side by side in each round): **{statistics.median(processes):.2f}×** median "
+            f"({min(processes):.2f}–{max(processes):.2f}). Server CPU there counts the API server and every "
+            "bridge process.",
+        ]
     lines += [
         "",
         "*frames/s* counts frames that reached a client; *delivered share* is frames ÷ (events published × "
@@ -282,7 +321,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     names = results["servers"]
     figure, axes = plt.subplots(figsize=(7, 3.5))
     medians = [statistics.median(rates[n]) / 1000 for n in names]
-    axes.bar([LABELS[n] for n in names], medians, color=["#d62728", "#7f7f7f", "#1f77b4"][: len(names)])
+    axes.bar([LABELS[n] for n in names], medians, color=[COLORS[n] for n in names])
     for index, name in enumerate(names):
         dots = [v / 1000 for v in rates[name]]
         axes.scatter([index] * len(dots), dots, color="black", s=10, zorder=3)

@@ -100,6 +100,11 @@ class ProductProcess:
         self.pid = self.process.pid
         self.grpc = self.child.target
         self.http = self.child.http_base.split("://", 1)[-1] if self.child.http_base else ""
+        ready = self.child.ready
+        # The processes that do the work: a supervised bridge's children, or this one.
+        self.bridge_pids: list[int] = (
+            list(ready.fields.get("processes") or [self.pid]) if ready else [self.pid]
+        )
 
     def close(self) -> None:
         self.child.stop(timeout=30)
@@ -125,9 +130,11 @@ def serve(
     return ProductProcess(args, env, data_dir.parent / f"{data_dir.name}-serve.log")
 
 
-def bridge(grpc_target: str, log_path: Path) -> ProductProcess:
-    """``reelcast bridge`` alone, in front of ``grpc_target``."""
+def bridge(grpc_target: str, log_path: Path, processes: int = 1) -> ProductProcess:
+    """``reelcast bridge`` alone, in front of ``grpc_target``; with ``processes`` > 1, that many bridge
+    processes on its port (bridge/processes.py), whose pids are ``bridge_pids``."""
     args = ["bridge", "--grpc-target", grpc_target, "--http-listen", "127.0.0.1:0"]
+    args += ["--processes", str(processes)] if processes > 1 else []
     return ProductProcess(args, product_env("tick"), log_path)
 
 

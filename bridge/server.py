@@ -43,13 +43,16 @@ class _Server(uvicorn.Server):
         return port
 
 
-def bind_http_listener(http_listen: str) -> socket.socket:
+def bind_http_listener(http_listen: str, *, reuse_port: bool = False) -> socket.socket:
     """The bridge's listening socket, bound before anything else starts, so that a taken port fails with a
-    catalogue error (uvicorn would log it and raise SystemExit from inside the event loop)."""
+    catalogue error (uvicorn would log it and raise SystemExit from inside the event loop). ``reuse_port``:
+    shared with the other processes of one bridge (bridge/processes.py)."""
     host, port = split_listen(http_listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         listener.bind((host, port))
     except OSError as error:

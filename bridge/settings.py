@@ -35,6 +35,9 @@ class BridgeSettings:
     # port 0 picks a free one). The listen host is also a Host name the bridge answers (bridge/hosts.py).
     grpc_target: str = "127.0.0.1:50051"
     http_listen: str = "127.0.0.1:8080"
+    # Bridge processes on that address (``reelcast bridge --processes``; bridge/processes.py): each one a
+    # whole bridge on its own core, sharing the port through SO_REUSEPORT. 1 serves in the command's process.
+    processes: int = setting("REELCAST_BRIDGE_PROCESSES", integer, default=1)
 
     # -- SSE (docs/api.md) -------------------------------------------------------------------------------
     heartbeat_seconds: float = 15.0
@@ -81,6 +84,12 @@ class BridgeSettings:
     # -- observability (docs/observability.md) -----------------------------------------------------------
     # Whether ``/metrics`` is served (bridge/metrics.py).
     metrics_route: bool = setting("REELCAST_BRIDGE_METRICS", switch, default=True)
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(
+                f"REELCAST_BRIDGE_PROCESSES (--processes) must be 1 or more, got {self.processes}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> BridgeSettings:

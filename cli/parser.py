@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = commands.add_parser("bridge", help="run the SSE/REST bridge alone, against a gRPC server")
     bridge.add_argument("--grpc-target", default=None, help=f"the JobService (default {DEFAULT_TARGET})")
     bridge.add_argument("--http-listen", default=None, help="bridge address (default 127.0.0.1:8080)")
+    bridge.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="bridge processes sharing the address, one per core (default 1; REELCAST_BRIDGE_PROCESSES)",
+    )
     _allowed_hosts_argument(bridge)
     _tls_arguments(bridge)
     # The bridge serves its own /metrics route, so it takes the log flags but no metrics port.

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 import signal
@@ -165,8 +166,38 @@ async def _bridge(args: argparse.Namespace, announcer: Announcer) -> int:
         ),
         bridge_settings.http_listen,
     )
-    await serve_bridge(bridge_settings, stop=stop, on_ready=ready)
-    return 0
+    if bridge_settings.processes == 1:
+        await serve_bridge(bridge_settings, stop=stop, on_ready=ready)
+        return 0
+    from reelcast.bridge.processes import BridgeProcesses  # type: ignore[import-not-found,unused-ignore]
+
+    def all_ready(port: int, pids: list[int]) -> None:
+        host = bridge_settings.http_listen.rsplit(":", 1)[0]
+        announcer.say(
+            f"reelcast bridge on http://{host}:{port}/ -> {bridge_settings.grpc_target}"
+            f" ({len(pids)} processes)"
+        )
+        http = f"{'https' if tls else 'http'}://{dialable_host(host)}:{port}"
+        announcer.ready(
+            grpc=None,
+            http=http,
+            metrics=None,
+            tls=tls,
+            grpcTarget=bridge_settings.grpc_target,
+            processes=pids,
+        )
+
+    # Each child sets up its logs and traces as this process did (a partial of a module-level function
+    # pickles, as the spawned children need).
+    prepare = functools.partial(_prepare_bridge_child, settings.log_format, settings.log_level)
+    return await BridgeProcesses(bridge_settings, bridge_settings.processes, prepare, adopt_loggers).run(
+        stop, all_ready
+    )
+
+
+def _prepare_bridge_child(log_format: str, log_level: str) -> None:
+    configure_logging(log_format, log_level)
+    configure_tracing()
 
 
 def _warn_insecure_in_logs(settings: Settings, http_listen: str | None) -> None:

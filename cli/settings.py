@@ -67,10 +67,14 @@ def read_bridge_settings(args: argparse.Namespace, grpc_target: str | None = Non
         "http_listen": getattr(args, "http_listen", None),
         "tls_cert_file": getattr(args, "tls_cert", None),
         "tls_key_file": getattr(args, "tls_key", None),
+        "processes": getattr(args, "processes", None),
     }
     if getattr(args, "allowed_hosts", None) is not None:
         flags["allowed_hosts"] = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
     if getattr(args, "insecure_no_auth", False):
         flags["auth_required"] = False
     given = {name: value for name, value in flags.items() if value is not None}
-    return dataclasses.replace(settings, **given)
+    try:
+        return dataclasses.replace(settings, **given)
+    except ValueError as invalid:  # a flag's value refused as the variable's would be
+        raise argparse.ArgumentTypeError(str(invalid)) from None

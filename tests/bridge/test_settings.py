@@ -28,6 +28,7 @@ def test_each_bridge_variable_sets_its_field_and_the_rest_keep_their_defaults() 
         "REELCAST_BRIDGE_METRICS": "off",
         "REELCAST_UPSTREAM_DEADLINE": "4",
         "REELCAST_MEDIA_MAX_BYTES": "5000",
+        "REELCAST_BRIDGE_PROCESSES": "3",
     }
     assert set(environ) == set(BridgeSettings.variables().values())
 
@@ -48,6 +49,7 @@ def test_each_bridge_variable_sets_its_field_and_the_rest_keep_their_defaults() 
         tls_key_file=Path("/etc/reelcast/key.pem"),
         metrics_route=False,
         max_upload_bytes=5000,
+        processes=3,
     )
     assert settings.tls
     assert BridgeSettings.from_env({}) == BridgeSettings()
