@@ -270,7 +270,7 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         f"SSE frames delivered per second to {scale['subscribers']} subscribers of one job, counted by "
         f"{scale['client_processes']} raw-socket client processes in a {scale['seconds']:.0f} s window "
         f"after a {scale['warmup']:.0f} s warm-up; {scale['rounds']} rounds, each running every "
-        "servers side by side in rotated order. Baselines: "
+        "server side by side in rotated order. Baselines: "
         f"{results['nchan']} (one worker, publisher pipelining 32 POSTs on each of 4 connections), and a "
         "bare Starlette broadcast of pre-framed bytes (uvicorn, uvloop, httptools; each subscriber's "
         "pending frames in one write), the ceiling on this stack. Every server carries the same payloads, "
