@@ -104,6 +104,7 @@ class QueuePositions:
         self._running_here = running_here
         self._forget = forget
         self._changed = asyncio.Event()
+        self._stopping = False
         # When this process last wrote each waiting job's place (monotonic), for the coalescing.
         self._written: dict[str, float] = {}
         # The expected stage durations of each bucket, read once per pass.
@@ -113,15 +114,29 @@ class QueuePositions:
         """The queue changed here: recompute soon."""
         self._changed.set()
 
+    def stop(self) -> None:
+        """Ends ``run`` at its next turn. The runner also cancels it, but a cancel that lands as the wait
+        ends is swallowed by ``asyncio.wait_for`` on Python 3.11 (it returns the result instead), and the
+        loop would then go on for ever, holding the server's stop."""
+        self._stopping = True
+        self._changed.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def run(self) -> None:
+        self._stopping = False  # a runner started again after a stop
         due_in: float | None = None
-        while True:
+        while not self._stopping:
             timeout = self.interval if self.poll else None
             if due_in is not None:
                 timeout = due_in if timeout is None else min(timeout, due_in)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
             self._changed.clear()
+            if self.stopping:  # woken by stop(): no pass on the way out
+                return
             try:
                 due_in = await self.refresh()
             except Exception as error:  # the queue or store hiccupped: places are late, jobs go on

@@ -113,6 +113,7 @@ class JobRunner:
         jobs are still accepted (as Queued) until ``accepting`` is cleared."""
         self._open_for_work.clear()
         if self._positions_task is not None:
+            self.positions.stop()
             self._positions_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._positions_task

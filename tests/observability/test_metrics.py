@@ -93,6 +93,8 @@ async def test_serve_exports_jobs_stages_queue_and_grpc_metrics_on_its_metrics_p
                 samples, "reelcast_grpc_server_handled_total", _grpc("WatchJob", "CANCELLED", "server_stream")
             )
             == 1
+            # Counted once the answer has gone: the client may read NOT_FOUND before the server counts it.
+            and value(samples, "reelcast_grpc_server_handled_total", _grpc("GetJob", "NOT_FOUND")) == 1
         )
 
     samples = await scrape_until(server.metrics_url, settled)
