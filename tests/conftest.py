@@ -22,10 +22,24 @@ from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
 from reelcast.server.config import Settings
 from tests.nats.natsproc import NatsServer
+from tests.task_dump import DUMP_LEAD_SECONDS, start_dump_timer
 
 # The suite predates authentication: its servers (in-process, and `reelcast serve` children, which inherit the
 # environment) run with authentication explicitly off. tests/security runs every server with it on.
 os.environ.setdefault("REELCAST_AUTH", "off")
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    timeout = float(request.config.getini("timeout") or 0)
+    if timeout <= DUMP_LEAD_SECONDS:
+        yield
+        return
+    timer = start_dump_timer(timeout - DUMP_LEAD_SECONDS, request.node.nodeid)
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture

@@ -153,6 +153,9 @@ const form = new BriefForm($('brief-form'), {
     creationEnded(job.id);
     stream.follow([job.id]);
     window.location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
+    // At once, not on the hashchange that follows: the job's events already arriving are applied as they
+    // come, and a view shown only afterwards would skip a step that began and ended meanwhile.
+    showJob(job.id);
   },
 });
 

@@ -115,9 +115,8 @@ class QueuePositions:
         self._changed.set()
 
     def stop(self) -> None:
-        """Ends ``run`` at its next turn. The runner also cancels it, but a cancel that lands as the wait
-        ends is swallowed by ``asyncio.wait_for`` on Python 3.11 (it returns the result instead), and the
-        loop would then go on for ever, holding the server's stop."""
+        """Ends ``run`` at its next turn. The runner also cancels it, but a cancel can be lost on Python 3.11
+        inside the store's calls (server/tasks.py), and the loop would go on, holding the server's stop."""
         self._stopping = True
         self._changed.set()
 
@@ -133,7 +132,8 @@ class QueuePositions:
             if due_in is not None:
                 timeout = due_in if timeout is None else min(timeout, due_in)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             self._changed.clear()
             if self.stopping:  # woken by stop(): no pass on the way out
                 return

@@ -37,6 +37,7 @@ from reelcast.server.storage.job_store import ConcurrentWriteError, DuplicateReq
 from reelcast.server.storage.notifier import EventNotifier
 from reelcast.server.storage.retention import remove_job_files
 from reelcast.server.storage.work import CancelBus, Claim, JobFiles, WorkQueue
+from reelcast.server.tasks import cancel_and_wait
 
 log = logging.getLogger(
     "reelcast.server.runner"
@@ -114,18 +115,13 @@ class JobRunner:
         self._open_for_work.clear()
         if self._positions_task is not None:
             self.positions.stop()
-            self._positions_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._positions_task
+            await cancel_and_wait(self._positions_task)
             self._positions_task = None
         if self._running and grace > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
-        for worker in self._workers:
-            worker.cancel()
-        for worker in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+        await cancel_and_wait(*self._workers)
         self._workers.clear()
         self._open_for_work.set()
 

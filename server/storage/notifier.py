@@ -92,8 +92,10 @@ class EventNotifier:
         """Waits until something is published after ``feed_version`` was ``version``; False on timeout."""
         if self._feed_version != version:
             return True
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel (server/tasks.py).
         try:
-            await asyncio.wait_for(self._feed_moved.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._feed_moved.wait()
         except TimeoutError:
             return False
         return True
@@ -123,10 +125,8 @@ class EventNotifier:
         condition = self._conditions.setdefault(job_id, asyncio.Condition())
         self._waiters[job_id] = self._waiters.get(job_id, 0) + 1
         try:
-            async with condition:
-                return await asyncio.wait_for(
-                    condition.wait_for(lambda: self._latest.get(job_id, 0) > sequence), timeout
-                )
+            async with condition, asyncio.timeout(timeout):
+                return await condition.wait_for(lambda: self._latest.get(job_id, 0) > sequence)
         except TimeoutError:
             return False
         finally:

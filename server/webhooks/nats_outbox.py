@@ -32,6 +32,7 @@ from reelcast.server.metrics import WEBHOOK_OUTBOX_DEPTH
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.nats.job_store import feed_entry_of
 from reelcast.server.storage.nats.layout import EVENTS_STREAM, NatsConnection
+from reelcast.server.tasks import cancel_and_wait
 from reelcast.server.webhooks.nats_registry import NatsWebhookRegistry, consumer_name
 from reelcast.server.webhooks.outbox import WebhookOutbox
 from reelcast.server.webhooks.service import WebhookService
@@ -74,9 +75,7 @@ class NatsWebhookOutbox(WebhookOutbox):
                 WEBHOOK_OUTBOX_DEPTH.set(sum(self._lag.values()))
                 await asyncio.sleep(self._poll_seconds)
         finally:
-            for follower in self._followers.values():
-                follower.cancel()
-            await asyncio.gather(*self._followers.values(), return_exceptions=True)
+            await cancel_and_wait(*self._followers.values())
             await self.close()
 
     async def _follow_nats(self, endpoint_id: str, owner: str) -> None:

@@ -30,6 +30,7 @@ from reelcast.server.metrics import (
     WEBHOOK_OUTBOX_DEPTH,
 )
 from reelcast.server.storage.job_store import JobStore
+from reelcast.server.tasks import cancel_and_wait
 from reelcast.server.webhooks.delivery import Deliverer, DeliveryOutcome
 from reelcast.server.webhooks.endpoints import EndpointRegistry, WebhookEndpoint
 from reelcast.server.webhooks.payloads import delivery_body, message_id
@@ -75,9 +76,7 @@ class WebhookOutbox:
                 await self._follow_endpoints(await self._registry.endpoints())
                 await asyncio.sleep(self._poll_seconds)
         finally:
-            for follower in self._followers.values():
-                follower.cancel()
-            await asyncio.gather(*self._followers.values(), return_exceptions=True)
+            await cancel_and_wait(*self._followers.values())
             await self.close()
 
     async def close(self) -> None:

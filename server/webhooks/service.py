@@ -4,7 +4,6 @@ with their endpoints. The RPC surface (server/rpc/webhooks.py) checks the reques
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import JobStore
+from reelcast.server.tasks import cancel_and_wait
 from reelcast.server.webhooks.endpoints import EndpointRegistry, EventFilter, WebhookEndpoint
 from reelcast.server.webhooks.outbox import WebhookOutbox
 from reelcast.server.webhooks.registration import create_endpoint, rotate_secret
@@ -42,10 +42,7 @@ class WebhookService:
         self._task = asyncio.create_task(self.outbox.run())
 
     async def stop(self) -> None:
-        for task in [*self._replays, *([self._task] if self._task else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._replays, self._task)
 
     def close(self) -> None:
         """Closes the registry, after :meth:`stop` and once no RPC can reach it (the server drained)."""
