@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
 
 from reelcast.plugins.host import PluginHost
 from reelcast.server.app import ReelcastServer
@@ -247,3 +247,38 @@ async def recorded(page: Page) -> tuple[list[list[str]], list[str]]:
     """(transitions as [hash, step, status], violations) seen since :func:`install_recorder`."""
     web = await page.evaluate("window.__web")
     return web["transitions"], web["violations"]
+
+
+class HeldSnapshot:
+    """Holds the page's first ``GET`` of ``url`` (a job's snapshot) with the server's real answer until
+    ``release``: a test reproduces an answer that arrives after something newer reached the page.
+    ``route`` is the handler for ``page.route``; ``held`` completes once the answer is held."""
+
+    def __init__(self) -> None:
+        self.held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._release = asyncio.Event()
+        self._delivered = asyncio.Event()
+
+    async def route(self, route: Route) -> None:
+        if route.request.method != "GET" or self.held.done():
+            await route.continue_()
+            return
+        response = await route.fetch()  # the server's answer as it is now
+        self.held.set_result(None)
+        await self._release.wait()
+        await route.fulfill(response=response)
+        self._delivered.set()
+
+    async def wait_held(self) -> None:
+        await asyncio.wait_for(self.held, HANG_TIMEOUT)
+
+    async def deliver(self, page: Page) -> None:
+        """Lets the held answer go, and waits until the page has merged it."""
+        self._release.set()
+        await asyncio.wait_for(self._delivered.wait(), HANG_TIMEOUT)
+        # The answer is parsed and merged in the page's next tasks; a timer there runs after them.
+        await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+
+    def release(self) -> None:
+        """For ``finally``: a held answer must not outlive the test."""
+        self._release.set()

@@ -4,15 +4,13 @@ without a reload; one deleted elsewhere leaves the list."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from grpc import aio
-from playwright.async_api import Route, expect
+from playwright.async_api import expect
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from tests.security.conftest import bearer
-from tests.web.conftest import HANG_TIMEOUT, Deployment, PageSession
+from tests.web.conftest import Deployment, HeldSnapshot, PageSession
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -47,19 +45,7 @@ async def test_a_snapshot_answered_after_the_deletion_elsewhere_does_not_bring_t
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     assert deployment.api_key is not None
     metadata = bearer(deployment.api_key)
-    held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    release = asyncio.Event()
-    delivered = asyncio.Event()
-
-    async def hold_the_final_snapshot(route: Route) -> None:
-        if route.request.method != "GET" or held.done():
-            await route.continue_()
-            return
-        response = await route.fetch()  # the server's answer now: the job, Cancelled
-        held.set_result(None)
-        await release.wait()
-        await route.fulfill(response=response)
-        delivered.set()
+    snapshot = HeldSnapshot()
 
     async with aio.insecure_channel(deployment.server.target) as channel:
         stub = job_service_pb2_grpc.JobServiceStub(channel)
@@ -67,18 +53,15 @@ async def test_a_snapshot_answered_after_the_deletion_elsewhere_does_not_bring_t
         job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=spec), metadata=metadata)).job
         row = page.locator(f'#jobs-list [data-job-id="{job.id}"]')
         await expect(row.locator(".job-topic")).to_have_text("Deleted while its snapshot travels")
-        await page.route(f"**/api/jobs/{job.id}", hold_the_final_snapshot)
+        await page.route(f"**/api/jobs/{job.id}", snapshot.route)
         try:
             await stub.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id), metadata=metadata)
             await expect(row.locator(".badge")).to_have_text("Cancelled")
-            await asyncio.wait_for(held, HANG_TIMEOUT)
+            await snapshot.wait_held()
             await stub.DeleteJob(job_service_pb2.DeleteJobRequest(job_id=job.id), metadata=metadata)
             await expect(row).to_have_count(0)
-            release.set()
-            await asyncio.wait_for(delivered.wait(), HANG_TIMEOUT)
-            # The answer is parsed and merged in the page's next tasks; a timer there runs after them.
-            await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+            await snapshot.deliver(page)
             await expect(row).to_have_count(0)
         finally:
-            release.set()
+            snapshot.release()
             await page.unroute(f"**/api/jobs/{job.id}")

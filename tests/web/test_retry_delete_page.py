@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Browser, expect
 
 from reelcast.plugins.host import PluginHost
 from tests.stages import PipelinePlugin
 from tests.web.conftest import (
     HANG_TIMEOUT,
     Deployment,
+    HeldSnapshot,
     PageSession,
     _deploy,
     _undeploy,
@@ -176,39 +177,24 @@ async def test_a_snapshot_of_the_old_attempt_answered_after_the_retry_does_not_b
     session = await _page(browser, hanging, job_id)
     page = session.page
     badge = page.locator("#job-badge")
-    held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    release = asyncio.Event()
-    delivered = asyncio.Event()
-
-    async def hold_the_first_snapshot(route: Route) -> None:
-        if route.request.method != "GET" or held.done():
-            await route.continue_()
-            return
-        response = await route.fetch()  # the server's answer now: the old attempt, Cancelled
-        held.set_result(None)
-        await release.wait()
-        await route.fulfill(response=response)
-        delivered.set()
+    snapshot = HeldSnapshot()
 
     try:
         await expect(badge).to_have_text("Running")
-        await page.route(f"**/api/jobs/{job_id}", hold_the_first_snapshot)
+        await page.route(f"**/api/jobs/{job_id}", snapshot.route)
         await page.get_by_role("button", name="Cancel").click()
         await expect(badge).to_have_text("Cancelled")
-        await asyncio.wait_for(held, HANG_TIMEOUT)
+        await snapshot.wait_held()
         await page.get_by_role("button", name="Retry").click()
         await expect(badge).to_have_text("Running")
 
-        release.set()
-        await asyncio.wait_for(delivered.wait(), HANG_TIMEOUT)
-        # The answer is parsed and merged in the page's next tasks; a timer there runs after them.
-        await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+        await snapshot.deliver(page)
         await expect(badge).to_have_text("Running")
         await expect(page.locator('#steps [data-step="voice"] .badge')).to_have_text("Running")
         await expect(page.get_by_role("button", name="Retry")).to_be_hidden()
         assert session.errors == [], session.errors
     finally:
-        release.set()
+        snapshot.release()
         await session.context.close()
     async with _api(hanging) as api:
         response = await api.post(f"/api/jobs/{job_id}/cancel")  # the new attempt was running all along
