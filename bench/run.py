@@ -1,9 +1,9 @@
 """``make bench``: runs every benchmark, then writes docs/benchmarks.md and docs/images/bench-*.png anew.
 
-Each harness (render, latency, fanout, header_guard, overhead, tracing, connections) runs its subjects and
-their baselines side by side and returns plain results; this module saves them in bench/results/NAME.json,
-draws one plot per section and writes the document: the machine, the versions, the date, the wall time, the
-targets met or not, then every section.
+Each harness (render, segments, latency, fanout, header_guard, overhead, tracing, connections) runs its
+subjects and their baselines side by side and returns plain results; this module saves them in
+bench/results/NAME.json, draws one plot per section and writes the document: the machine, the versions, the
+date, the wall time, the targets met or not, then every section.
 
 ``python -m bench.run --quick`` is the CI smoke run: every harness at tiny scale, writing into a temp dir
 (never docs/); it checks that events flow and documents get written, and asserts no timing.
@@ -31,11 +31,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import connections, fanout, header_guard, latency, nchan, overhead, render, tracing
+from bench import connections, fanout, header_guard, latency, nchan, overhead, render, segments, tracing
 from bench.harness import ROOT
 
 SECTIONS: dict[str, ModuleType] = {
     "render": render,
+    "segments": segments,
     "latency": latency,
     "fanout": fanout,
     "header_guard": header_guard,
@@ -44,7 +45,7 @@ SECTIONS: dict[str, ModuleType] = {
     "connections": connections,
 }
 # The document's order (the issue's); the run order above puts the longest, steadiest one first.
-DOC_ORDER = ("latency", "fanout", "header_guard", "overhead", "tracing", "connections", "render")
+DOC_ORDER = ("latency", "fanout", "header_guard", "overhead", "tracing", "connections", "render", "segments")
 # How each section's text and target rows begin in the document: a section that was not rerun and has no
 # saved results is carried over from the current document by these.
 HEADINGS = {
@@ -55,6 +56,7 @@ HEADINGS = {
     "tracing": "## Tracing overhead",
     "connections": "## Idle connections",
     "render": "## Render",
+    "segments": "## Scene-parallel render",
 }
 TARGET_ROWS = {
     "latency": "| Progress latency:",
@@ -62,6 +64,7 @@ TARGET_ROWS = {
     "overhead": "| Job overhead:",
     "connections": "| Connections:",
     "render": "| Render (",
+    "segments": "| Scene-parallel render:",
 }
 PACKAGES = ("grpcio", "protobuf", "starlette", "uvicorn", "uvloop", "httptools", "nats-py")
 
@@ -165,6 +168,21 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"{render.realtime_factor(results['render'], name):.2f} × real time "
                 f"| {_verdict(vs_moviepy >= 5 and vs_bare <= 1.15)} |"
             )
+    if "segments" in results:
+        split = segments.summary(results["segments"])
+        counts = [r["segments"] for r in results["segments"]["renders"][1:]]
+        two = split.get("speedup_2_segments", 0.0)
+        worst_ssim = min(split[f"worst_ssim_{count}_segments"] for count in counts)
+        model = {row["workers"]: row["speedup"] for row in results["segments"]["model"]}
+        rows.append(
+            f"| Scene-parallel render: {results['segments']['narration_seconds']:.0f} s "
+            f"{results['segments']['size']} "
+            f"motion, 2 workers ≥ {segments.TARGET_SPEEDUP} × 1, SSIM ≥ 0.99 "
+            f"| 2 segments on this machine {two:.2f} × (the single render keeps "
+            f"{split['single_render_cores_busy']:.2f} cores busy); worst frame SSIM {worst_ssim:.4f}; "
+            f"model: 2 workers {model.get(2.0, 0.0):.2f} ×, 4 workers {model.get(4.0, 0.0):.2f} × "
+            f"| {_verdict(two >= segments.TARGET_SPEEDUP and worst_ssim >= 0.99)} |"
+        )
     return rows
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,8 +87,12 @@ class _Subscriber:
     write, a system call, is the cost that counts).
     """
 
+    # Slots and a list, not a deque: an idle stream holds one of these for its whole life, and a deque
+    # allocates a 64-item block (760 bytes) at birth (docs/benchmarks.md, idle connections).
+    __slots__ = ("_waiter", "coalesced", "interrupted", "items", "overflowed")
+
     def __init__(self) -> None:
-        self.items: deque[ProjectedEvent | _Ended | SubscriberOverflowError] = deque()
+        self.items: list[ProjectedEvent | _Ended | SubscriberOverflowError] = []
         self._waiter: asyncio.Future[None] | None = None
         self.interrupted = False
         self.overflowed = False
@@ -135,8 +138,7 @@ class _Subscriber:
                 self._waiter = None
             if not self.items or self.interrupted:
                 return None
-        taken = list(self.items)
-        self.items.clear()
+        taken, self.items = self.items, []
         return taken
 
     @property
