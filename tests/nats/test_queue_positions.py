@@ -130,6 +130,8 @@ async def test_a_place_is_written_only_when_it_changes(server: ReelcastServer, s
     await until(second, lambda job: job.status == job_pb2.JOB_STATUS_RUNNING)
     moved = await until(fourth, lambda job: job.queue_position == 1)
     assert moved.last_sequence == fourth_job.last_sequence + 1
+    # A pass writes the changed places one job at a time: the third's may land after the fourth's.
+    await until(third, lambda job: job.queue_position == 0)
     third_events = await asyncio.wait_for(_events(stub, third), HANG_TIMEOUT)
     assert [e.queue_position for e in third_events if e.HasField("queue_position")] == [1, 0]
     for job_id in (second, third, fourth):
