@@ -8,8 +8,9 @@
   (its own video's size is not known before it is made); an upload is refused when its bytes would pass it,
   through the media store's own quota check, so that the two never disagree.
 
-Both are read from the store when asked, never counted on the side: on NATS several API servers share one
-deployment, and a count kept in one process would drift. The check and the job's creation are one step per
+Both are read from the stores when asked (the job store sums an index on SQLite: ``owner_usage``), never
+counted on the side: on NATS several API servers share one deployment, and a count kept in one process
+would drift. The check and the job's creation are one step per
 process (the caller holds the owner's creation lock), as for E022."""
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import expected_video_seconds
 from reelcast.server.config import Settings
 from reelcast.server.media.store import MediaStore, Quota, create_time_us
-from reelcast.server.storage.job_store import JobStore, PageCursor
+from reelcast.server.storage.job_store import JobStore
 
-# Jobs and media are summed a page at a time, so that a user with many never loads them all at once.
+# Media are summed a page at a time, so that a user with many never loads them all at once (the jobs'
+# store sums them itself: JobStore.owner_usage).
 USAGE_PAGE_SIZE = 500
-UNFINISHED_STATUSES = frozenset(
-    {job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_AWAITING_REVIEW}
-)
 # What a render-time refusal is told to wait: the quota frees as the owner's jobs finish (as E022's).
 RENDER_TIME_RETRY_SECONDS = 10.0
 
@@ -60,20 +59,7 @@ class Usage:
 
 async def usage_of(store: JobStore, media: MediaStore, owner: str) -> Usage:
     """The owner's usage, read from the job and media stores."""
-    unfinished, seconds, output_bytes = 0, 0.0, 0
-    cursor: PageCursor | None = None
-    while True:
-        jobs = await store.list_jobs(owner, [], USAGE_PAGE_SIZE, cursor)
-        for job in jobs:
-            if job.status in UNFINISHED_STATUSES:
-                unfinished += 1
-                seconds += expected_video_seconds(job.spec)
-            output_bytes += job.output.size_bytes
-        if len(jobs) < USAGE_PAGE_SIZE:
-            break
-        last = jobs[-1]
-        time_us = last.create_time.seconds * 1_000_000 + last.create_time.nanos // 1000
-        cursor = PageCursor(time_us, last.id)
+    jobs = await store.owner_usage(owner)
     media_bytes, media_count = 0, 0
     after: tuple[int, str] | None = None
     while True:
@@ -83,7 +69,9 @@ async def usage_of(store: JobStore, media: MediaStore, owner: str) -> Usage:
         if len(records) < USAGE_PAGE_SIZE:
             break
         after = (create_time_us(records[-1]), records[-1].id)
-    return Usage(unfinished, seconds, output_bytes, media_bytes, media_count)
+    return Usage(
+        jobs.unfinished_jobs, jobs.queued_render_seconds, jobs.output_bytes, media_bytes, media_count
+    )
 
 
 class ResourceQuotas:

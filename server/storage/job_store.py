@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.jobs.validation import expected_video_seconds
 
 # How many durations the store keeps per bucket and stage for the ETA (execution/eta.py reads their median).
 DURATIONS_KEPT = 20
@@ -60,6 +61,27 @@ class PageCursor:
     job_id: str
 
 
+# The statuses whose video time counts against the owner's render-time quota (server/rpc/quotas.py).
+UNFINISHED_STATUSES = frozenset(
+    {job_pb2.JOB_STATUS_QUEUED, job_pb2.JOB_STATUS_RUNNING, job_pb2.JOB_STATUS_AWAITING_REVIEW}
+)
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """What one owner's stored jobs hold (``JobStore.owner_usage``)."""
+
+    unfinished_jobs: int = 0
+    queued_render_seconds: float = 0.0
+    output_bytes: int = 0
+
+
+def queued_render_seconds(job: job_pb2.Job) -> float:
+    """The video seconds ``job`` holds of its owner's render-time quota: what the kernel expects of its spec
+    while it is unfinished, nothing once it has ended."""
+    return expected_video_seconds(job.spec) if job.status in UNFINISHED_STATUSES else 0.0
+
+
 class JobStore(Protocol):
     """What every backend provides. All methods are coroutines and safe to call concurrently."""
 
@@ -82,6 +104,12 @@ class JobStore(Protocol):
     ) -> list[job_pb2.Job]:
         """Jobs newest first; ``owner`` None means every owner. ``labels``: only jobs whose spec carries
         every one of these ``key=value`` labels."""
+
+    async def owner_usage(self, owner: str) -> JobUsage:
+        """What ``owner``'s jobs hold now: the unfinished ones and their ``queued_render_seconds``, and the
+        bytes of every finished video (``JobOutput.size_bytes``). Read when asked (never counted on the side,
+        which several API servers on one NATS deployment would make drift), without decoding every job
+        where the backend can: it is read on every CreateJob and RetryJob."""
 
     async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
         """Appends ``event`` with sequence ``job.last_sequence + 1`` and stores ``job`` as the new snapshot.

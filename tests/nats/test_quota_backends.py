@@ -148,3 +148,58 @@ async def test_an_upload_past_the_stored_bytes_quota_is_refused_with_e062_and_no
     assert "would pass it" in message
     listed = await stub.ListMedia(job_service_pb2.ListMediaRequest())
     assert list(listed.media) == []
+
+
+def _stored_job(job_id: str, owner: str, seconds: float) -> tuple[job_pb2.Job, job_pb2.JobProgress]:
+    spec = job_pb2.JobSpec(
+        brief=job_pb2.Brief(topic="Otters"), plan=job_pb2.Plan(target_duration_seconds=seconds)
+    )
+    job = job_pb2.Job(id=job_id, owner=owner, status=job_pb2.JOB_STATUS_QUEUED, spec=spec)
+    job.create_time.GetCurrentTime()
+    first = job_pb2.JobProgress(job_id=job_id, kind=job_pb2.EVENT_KIND_JOB_STATUS, message="Queued")
+    return job, first
+
+
+async def _move(
+    server: ReelcastServer, job: job_pb2.Job, status: job_pb2.JobStatus.ValueType, size_bytes: int = 0
+) -> None:
+    job.status = status
+    if size_bytes:
+        job.output.size_bytes = size_bytes
+    event = job_pb2.JobProgress(job_id=job.id, kind=job_pb2.EVENT_KIND_JOB_STATUS, message="moved")
+    await server.store.append_event(job, event)
+
+
+async def test_the_stores_usage_sums_only_the_owners_unfinished_time_and_every_finished_video(
+    server: ReelcastServer,
+) -> None:
+    """JobStore.owner_usage, which every CreateJob reads, against the jobs it was given: the unfinished jobs
+    (Queued, Running, AwaitingReview) count their expected seconds, an ended job counts its video's bytes
+    and no seconds, another owner's jobs count nothing, and a deleted job's share is gone."""
+    store = server.store
+    jobs = {}
+    for index, (owner, seconds) in enumerate(
+        [("ann", 30), ("ann", 20), ("ann", 15), ("ann", 12), ("ann", 10), ("ann", 8), ("bob", 40)]
+    ):
+        job, first = _stored_job(f"usage{index}", owner, seconds)
+        await store.create_job(job, first, "")
+        jobs[index] = job
+    await _move(server, jobs[1], job_pb2.JOB_STATUS_RUNNING)
+    await _move(server, jobs[2], job_pb2.JOB_STATUS_AWAITING_REVIEW)
+    await _move(server, jobs[3], job_pb2.JOB_STATUS_RUNNING)
+    await _move(server, jobs[3], job_pb2.JOB_STATUS_SUCCEEDED, size_bytes=1_000)
+    await _move(server, jobs[4], job_pb2.JOB_STATUS_FAILED, size_bytes=0)
+    await _move(server, jobs[5], job_pb2.JOB_STATUS_CANCELLED, size_bytes=0)
+    await _move(server, jobs[6], job_pb2.JOB_STATUS_SUCCEEDED, size_bytes=7_000)
+
+    ann = await store.owner_usage("ann")
+    assert (ann.unfinished_jobs, ann.queued_render_seconds, ann.output_bytes) == (3, 65.0, 1_000)
+    bob = await store.owner_usage("bob")
+    assert (bob.unfinished_jobs, bob.queued_render_seconds, bob.output_bytes) == (0, 0.0, 7_000)
+    nobody = await store.owner_usage("carol")
+    assert (nobody.unfinished_jobs, nobody.queued_render_seconds, nobody.output_bytes) == (0, 0.0, 0)
+
+    await store.delete_job(jobs[3].id)
+    await store.delete_job(jobs[0].id)
+    ann = await store.owner_usage("ann")
+    assert (ann.unfinished_jobs, ann.queued_render_seconds, ann.output_bytes) == (2, 35.0, 0)

@@ -20,11 +20,14 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.server.config import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from reelcast.server.storage.job_store import (
     DURATIONS_KEPT,
+    UNFINISHED_STATUSES,
     ConcurrentWriteError,
     DuplicateRequestError,
     FeedEntry,
+    JobUsage,
     PageCursor,
     deletion_event,
+    queued_render_seconds,
 )
 
 T = TypeVar("T")
@@ -38,7 +41,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     request_id TEXT,
     last_sequence INTEGER NOT NULL,
     finish_time_us INTEGER,
-    snapshot BLOB NOT NULL
+    snapshot BLOB NOT NULL,
+    -- What the job holds of its owner's quotas (job_store.queued_render_seconds, JobOutput.size_bytes),
+    -- kept beside the snapshot so that owner_usage sums an index instead of decoding every job.
+    render_seconds REAL NOT NULL DEFAULT 0,
+    output_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_request ON jobs(owner, request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(create_time_us DESC, id DESC);
@@ -92,6 +99,19 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID;
 """
 
+# After _add_usage_columns, which a database made before those columns needs first. One owner's jobs newest
+# first (ListJobs of one user), carrying what owner_usage sums, so that the sum never reads the table.
+_OWNER_INDEX = """
+CREATE INDEX IF NOT EXISTS jobs_owner
+    ON jobs(owner, create_time_us DESC, id DESC, status, render_seconds, output_bytes);
+"""
+# One owner's usage, an index-only scan of jobs_owner.
+OWNER_USAGE_QUERY = (
+    f"SELECT total(status IN ({','.join(str(status) for status in sorted(UNFINISHED_STATUSES))})),"
+    " total(render_seconds), total(output_bytes) FROM jobs INDEXED BY jobs_owner WHERE owner = ?"
+)
+_USAGE_COLUMNS = {"render_seconds": "REAL NOT NULL DEFAULT 0", "output_bytes": "INTEGER NOT NULL DEFAULT 0"}
+
 
 # Most reads and writes the SQLite thread takes from its queue at once (SqliteJobStore._drain); the writes
 # among them share one transaction.
@@ -135,6 +155,29 @@ def _finish_time_us(job: job_pb2.Job) -> int | None:
     return job.finish_time.seconds * 1_000_000 + job.finish_time.nanos // 1000
 
 
+def _add_usage_columns(db: sqlite3.Connection) -> None:
+    """Adds the quota columns to a database made before them, filled from each job's snapshot (once)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    missing = [name for name in _USAGE_COLUMNS if name not in present]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name in missing:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_USAGE_COLUMNS[name]}")
+        rows = db.execute("SELECT id, snapshot FROM jobs").fetchall()
+        for job_id, snapshot in rows:
+            job = job_pb2.Job.FromString(snapshot)
+            db.execute(
+                "UPDATE jobs SET render_seconds = ?, output_bytes = ? WHERE id = ?",
+                (queued_render_seconds(job), job.output.size_bytes, job_id),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 class SqliteJobStore:
     """SQLite in WAL mode. Every statement runs on one dedicated thread, so the event loop never blocks on
     disk and the connection is never shared between threads."""
@@ -159,6 +202,8 @@ class SqliteJobStore:
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.executescript(_SCHEMA)
+        _add_usage_columns(connection)
+        connection.executescript(_OWNER_INDEX)
         self._local.connection = connection
 
     @property
@@ -266,6 +311,8 @@ class SqliteJobStore:
             _time_us(job),
             request_id or None,
             job.SerializeToString(),
+            queued_render_seconds(job),
+            job.output.size_bytes,
         )
         payload = first_event.SerializeToString()
         labels = [(job.id, key, value) for key, value in job.spec.labels.items()]
@@ -275,8 +322,9 @@ class SqliteJobStore:
             try:
                 db.execute(
                     "INSERT INTO jobs"
-                    " (id, owner, status, create_time_us, request_id, last_sequence, snapshot)"
-                    " VALUES (?, ?, ?, ?, ?, 1, ?)",
+                    " (id, owner, status, create_time_us, request_id, last_sequence, snapshot,"
+                    " render_seconds, output_bytes)"
+                    " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
                     values,
                 )
             except sqlite3.IntegrityError:
@@ -334,6 +382,13 @@ class SqliteJobStore:
 
         return await self._run(select)
 
+    async def owner_usage(self, owner: str) -> JobUsage:
+        def select() -> JobUsage:
+            jobs, seconds, output_bytes = self._db.execute(OWNER_USAGE_QUERY, (owner,)).fetchone()
+            return JobUsage(int(jobs), seconds, int(output_bytes))
+
+        return await self._run(select)
+
     async def append_event(self, job: job_pb2.Job, event: job_pb2.JobProgress) -> None:
         expected = job.last_sequence
         sequence = expected + 1
@@ -341,14 +396,23 @@ class SqliteJobStore:
         job.last_sequence = sequence
 
         # Serialized here, on the event loop, while the caller still holds the job unchanged.
-        update = (job.status, sequence, _finish_time_us(job), job.SerializeToString(), job.id, expected)
+        update = (
+            job.status,
+            sequence,
+            _finish_time_us(job),
+            job.SerializeToString(),
+            queued_render_seconds(job),
+            job.output.size_bytes,
+            job.id,
+            expected,
+        )
         insert = (job.id, sequence, event.SerializeToString())
         feed_row = (job.id, sequence, job.owner, _labels_json(job))
 
         def append(db: sqlite3.Connection) -> None:
             updated = db.execute(
-                "UPDATE jobs SET status = ?, last_sequence = ?, finish_time_us = ?, snapshot = ?"
-                " WHERE id = ? AND last_sequence = ?",
+                "UPDATE jobs SET status = ?, last_sequence = ?, finish_time_us = ?, snapshot = ?,"
+                " render_seconds = ?, output_bytes = ? WHERE id = ? AND last_sequence = ?",
                 update,
             ).rowcount
             if updated != 1:

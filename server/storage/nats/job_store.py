@@ -33,11 +33,14 @@ from reelcast.jobs.terminal import TERMINAL_STATUSES
 from reelcast.jobs.v1 import job_pb2
 from reelcast.server.storage.job_store import (
     DURATIONS_KEPT,
+    UNFINISHED_STATUSES,
     ConcurrentWriteError,
     DuplicateRequestError,
     FeedEntry,
+    JobUsage,
     PageCursor,
     deletion_event,
+    queued_render_seconds,
 )
 from reelcast.server.storage.nats.layout import (
     DELETED_PREFIX,
@@ -351,7 +354,21 @@ class NatsJobStore:
             return logged
         return stored
 
-    async def _all_jobs(self) -> list[job_pb2.Job]:
+    async def owner_usage(self, owner: str) -> JobUsage:
+        # One pass over the bucket (the usage was a ListJobs page at a time, each page its own pass). A
+        # snapshot one event behind its log (its writer died in between) is summed as it is: the next writer
+        # repairs it, and until then the owner is held to the job as last stored.
+        unfinished, seconds, output_bytes = 0, 0.0, 0
+        for job in await self._all_jobs(caught_up=False):
+            if job.owner != owner:
+                continue
+            held = queued_render_seconds(job)
+            unfinished += job.status in UNFINISHED_STATUSES
+            seconds += held
+            output_bytes += job.output.size_bytes
+        return JobUsage(unfinished, seconds, output_bytes)
+
+    async def _all_jobs(self, *, caught_up: bool = True) -> list[job_pb2.Job]:
         """Every snapshot, read in one pass of an ordered consumer over the bucket's latest values.
 
         O(jobs) per call: fine for the thousands of jobs a retention period keeps; see docs/operations.md.
@@ -372,7 +389,8 @@ class NatsJobStore:
                 if entry is None:
                     continue  # the early marker: the entries follow
                 if entry.value and entry.operation is None:
-                    jobs.append(await self._caught_up(job_pb2.Job.FromString(entry.value)))
+                    job = job_pb2.Job.FromString(entry.value)
+                    jobs.append(await self._caught_up(job) if caught_up else job)
                 if entry.delta == 0:
                     break
         finally:
