@@ -37,6 +37,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.jobs.validation import with_defaults
 from reelcast.plugins import StageContext
 from reelcast.plugins.builtin import motion, render, script, visuals, voice
+from reelcast.plugins.stage import PreviewPublisher
 from reelcast.server.config import Settings
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -74,6 +75,7 @@ def _context(
     settings: Settings,
     artifacts: dict[str, Any],
     stage_settings: Any = None,
+    preview: PreviewPublisher | None = None,
 ) -> StageContext:
     return StageContext(
         job_id=f"bench-{work_dir.name}",
@@ -87,6 +89,7 @@ def _context(
         log=logging.LoggerAdapter(logging.getLogger("bench"), {}),
         cancel_event=asyncio.Event(),
         _report=lambda _fraction, _message: None,
+        _preview=preview,
     )
 
 

@@ -183,6 +183,14 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
             f"model: 2 workers {model.get(2.0, 0.0):.2f} ×, 4 workers {model.get(4.0, 0.0):.2f} × "
             f"| {_verdict(two >= segments.TARGET_SPEEDUP and worst_ssim >= 0.99)} |"
         )
+        if "first_preview_share" in split:
+            share = split["first_preview_share"]
+            target = segments.TARGET_FIRST_PREVIEW_SHARE
+            rows.append(
+                f"| Scene-parallel render: first playable preview ≤ {target:.0%} of the single render "
+                f"| {split['first_preview_seconds']:.1f} s, {share:.0%} of the single render "
+                f"| {_verdict(share <= target)} |"
+            )
     return rows
 
 

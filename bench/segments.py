@@ -18,6 +18,10 @@ workers of this machine's size, wall ≈ max over workers of the sum of its segm
 the join + per-segment scheduling (the NATS backend's measured null-job overhead, one work-queue round trip)
 + moving each segment's file to the joining worker at a stated bandwidth.
 
+Then the same video in more segments (12; 3 in the smoke run), one encoder per core taken in timeline
+order, with the growing preview on: when each preview is published, counted from the stage's start, is the
+time to the first playable preview, set against the single render's wall time.
+
 Run alone: ``python -m bench.segments [--quick]`` prints the results as JSON.
 """
 
@@ -40,6 +44,7 @@ from bench.harness import pyplot, section_main
 from bench.render import KEY_POINTS, _context, _spec, logged_command, prepare
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.builtin import render
+from reelcast.plugins.builtin.segments import concat_listing
 from reelcast.server.config import Settings
 
 # The writer says only what the key points give it: these make about a minute of narration.
@@ -59,10 +64,12 @@ class Scale:
     width: int
     height: int
     counts: tuple[int, ...]
+    # The render with the growing preview: this many segments, encoded one per core in timeline order.
+    preview_segments: int
 
 
-FULL = Scale(60.0, 1920, 1080, (1, 2, 4))
-QUICK = Scale(4.0, 320, 180, (1, 2))
+FULL = Scale(60.0, 1920, 1080, (1, 2, 4), 12)
+QUICK = Scale(4.0, 320, 180, (1, 2), 3)
 PRESET = "veryfast"
 # The model's stated assumptions: a 1 Gbit/s link between workers, and one NATS work-queue round trip per
 # segment (the job overhead section measures about 193 null jobs/s on NATS: 5.2 ms each).
@@ -70,6 +77,8 @@ LINK_BYTES_PER_SECOND = 125_000_000
 SCHEDULING_SECONDS = 1 / 193
 MODEL_WORKERS = (1, 2, 4, 8, 16)
 TARGET_SPEEDUP = 1.6
+# Issue 20: the first playable preview within a quarter of the single render's time.
+TARGET_FIRST_PREVIEW_SHARE = 0.25
 
 
 def _children_cpu() -> float:
@@ -84,10 +93,18 @@ def _render(
     artifacts: dict[str, Any],
     count: int,
     job_id: str,
+    previews: list[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
+    """One render; with ``previews`` (a list to fill) the growing preview is on, and each published preview's
+    time since the stage started and its seconds of video are appended."""
+
+    async def published(_relative: str, seconds: float, _total: float) -> None:
+        assert previews is not None
+        previews.append({"at_seconds": time.perf_counter() - started, "video_seconds": seconds})
+
     async def go() -> dict[str, Any]:
-        stage = render.RenderSettings(x264_preset=PRESET, segments=count)
-        ctx = _context(work_dir, spec, settings, dict(artifacts), stage)
+        stage = render.RenderSettings(x264_preset=PRESET, segments=count, previews=previews is not None)
+        ctx = _context(work_dir, spec, settings, dict(artifacts), stage, published)
         ctx.job_id = job_id
         return await render.run(ctx)
 
@@ -190,6 +207,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             _render(work_dir, spec, settings, artifacts, count, f"bench-segments-{count}")
             for count in scale.counts
         ]
+        previews: list[dict[str, float]] = []
+        previewed = _render(
+            work_dir, spec, settings, artifacts, scale.preview_segments, "bench-segments-preview", previews
+        )
+        previewed["frames"] = _frames(previewed["video"])
         narration = json.loads((work_dir / "voice.json").read_text())["duration"]
         single = runs[0]
         single_frames = _frames(single["video"])
@@ -209,16 +231,14 @@ def run(quick: bool = False) -> dict[str, Any]:
             segment_bytes.append(output.stat().st_size)
         join_arguments = logged_command(Path(most["log"]))
         listing = work_dir / render.SEGMENTS_CONCAT_FILE
-        listing.write_text(
-            "ffconcat version 1.0\n"
-            + "".join(f"file '{base / f'alone-{n:03d}.mp4'}'\n" for n in range(most["segments"])),
-            encoding="utf-8",
-        )
+        alone = [base / f"alone-{n:03d}.mp4" for n in range(most["segments"])]
+        listing.write_text(concat_listing(alone), encoding="utf-8")
         join_wall, join_cpu = _run_alone(join_arguments, base / "joined.mp4")
-    for result in runs:
+    for result in [*runs, previewed]:
         result.pop("video")
         result.pop("log")
     return {
+        "preview_render": {**previewed, "previews": previews},
         "seconds": scale.seconds,
         "size": f"{width}x{height}",
         "preset": PRESET,
@@ -250,6 +270,10 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
     for result in results["renders"][1:]:
         out[f"speedup_{result['segments']}_segments"] = speedup(results, result["segments"])
         out[f"worst_ssim_{result['segments']}_segments"] = result["ssim"]["worst"]
+    previews = results.get("preview_render", {}).get("previews", [])
+    if previews:
+        out["first_preview_seconds"] = previews[0]["at_seconds"]
+        out["first_preview_share"] = previews[0]["at_seconds"] / single["wall_seconds"]
     return out
 
 
@@ -309,8 +333,35 @@ def section(results: dict[str, Any], plot_path: str) -> str:
     ]
     for row in results["model"]:
         lines.append(f"| {row['workers']:.0f} | {row['wall_seconds']:.1f} | {row['speedup']:.2f} |")
+    lines += _preview_lines(results)
     lines += ["", f"![Scene-parallel render]({plot_path})", ""]
     return "\n".join(lines)
+
+
+def _preview_lines(results: dict[str, Any]) -> list[str]:
+    previewed = results.get("preview_render")
+    if not previewed:
+        return []
+    single = results["renders"][0]["wall_seconds"]
+    lines = [
+        "",
+        "### Time to the first playable preview",
+        "",
+        f"The same video rendered in {previewed['segments']} segments, one encoder per core taken in "
+        "timeline order, with the growing preview on (plugins/builtin/preview.py): when each preview was "
+        "published, counted from the render stage's start, against the single render's "
+        f"{single:.1f} s (target: the first within {TARGET_FIRST_PREVIEW_SHARE:.0%}). This render took "
+        f"{previewed['wall_seconds']:.1f} s in all ({previewed['frames']} frames).",
+        "",
+        "| preview | published at s | share of the single render | video s it holds |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for number, preview in enumerate(previewed["previews"], start=1):
+        lines.append(
+            f"| {number} | {preview['at_seconds']:.1f} | {preview['at_seconds'] / single:.0%} "
+            f"| {preview['video_seconds']:.1f} |"
+        )
+    return lines
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

@@ -151,6 +151,7 @@ ROUTES = [
     Route("/api/jobs/{job_id}/thumbnail", rest.job_thumbnail, methods=["GET"]),
     Route("/api/jobs/{job_id}/subtitles", rest.job_subtitles, methods=["GET"]),
     Route("/api/jobs/{job_id}/webvtt", rest.job_webvtt, methods=["GET"]),
+    Route("/api/jobs/{job_id}/preview", rest.job_preview, methods=["GET"]),
     Route("/api/jobs/{job_id}/failure-details", rest.failure_details, methods=["GET"]),
     Route("/api/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
     Route("/api/events", streams.events, methods=["GET"]),

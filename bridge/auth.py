@@ -45,7 +45,7 @@ OPEN_PATHS = frozenset({"/", "/healthz", "/api/openapi.json", "/api/session", "/
 OPEN_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The routes a stream token may open (GET only), and how long a key checked with the server stays checked.
-_TOKEN_PATH = re.compile(r"^/api/jobs/[^/]+(/events|/output|/thumbnail|/subtitles|/webvtt)?$")
+_TOKEN_PATH = re.compile(r"^/api/jobs/[^/]+(/events|/output|/thumbnail|/subtitles|/webvtt|/preview)?$")
 VERIFIED_SECONDS = 1.0
 
 # What a key or token can look like; anything else (spaces, control or non-ASCII characters) cannot be sent

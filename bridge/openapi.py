@@ -154,6 +154,10 @@ _EVENT_SCHEMAS = {
         {
             "step": _STRING,
             "progressPct": {**_NUMBER, "description": "The step's own 0-100."},
+            "preview": {
+                **_ref("Preview"),
+                "description": "On the event that publishes a longer preview of the video (docs/api.md).",
+            },
             **_COMMON_EVENT,
         },
         ["step", "progressPct", "correlationId"],
@@ -204,6 +208,15 @@ _SSE_RESPONSE = {
 
 def _json(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_PREVIEW_REVISION = {
+    "name": "revision",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    "description": "The revision Preview.videoUrl names (E005 once a longer one replaced it); else the last",
+}
 
 
 def _artifact(what: str, media: str) -> dict[str, Any]:
@@ -380,6 +393,21 @@ PATHS: dict[str, Any] = {
     "/api/jobs/{jobId}/thumbnail": _artifact("JPEG thumbnail", "image/jpeg"),
     "/api/jobs/{jobId}/subtitles": _artifact("SRT subtitles", "application/x-subrip"),
     "/api/jobs/{jobId}/webvtt": _artifact("WebVTT subtitles, for a <track>", "text/vtt"),
+    "/api/jobs/{jobId}/preview": {
+        "get": {
+            "summary": "The growing preview (MP4) of a rendering job, from JobService.ReadJobArtifact",
+            "parameters": [_JOB_ID, _PREVIEW_REVISION, _RANGE, _CORRELATION],
+            "responses": {
+                "200": {"description": "The whole file", "content": {"video/mp4": {}}},
+                "206": {
+                    "description": "The requested range, with Content-Range",
+                    "content": {"video/mp4": {}},
+                },
+                "404": _error("Unknown job, or no preview: none yet, or the job completed (E003, E005)"),
+                "416": _error("Range not satisfiable, with Content-Range: bytes */size (E006)"),
+            },
+        }
+    },
     "/api/jobs/{jobId}/failure-details": {
         "get": {
             "summary": "Diagnostics of a failed or cancelled job",
@@ -649,6 +677,7 @@ _TOKEN_PATHS = {
     "/api/jobs/{jobId}/thumbnail",
     "/api/jobs/{jobId}/subtitles",
     "/api/jobs/{jobId}/webvtt",
+    "/api/jobs/{jobId}/preview",
 }
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `reelcast keys create`."},

@@ -99,6 +99,7 @@ async def open_artifact(
     kind: job_service_pb2.ArtifactKind.ValueType,
     requested: ByteRange | None,
     metadata: tuple[tuple[str, str], ...],
+    preview_revision: int = 0,
 ) -> ArtifactStream:
     """Opens the artifact for ``requested`` (None: all of it). Raises :class:`ApiError` (416 with
     ``Content-Range: bytes */size`` when the range lies outside the file) or ``grpc.RpcError``."""
@@ -107,14 +108,14 @@ async def open_artifact(
         length = requested.last + 1 if requested.last is not None else 0
     elif requested is not None:
         # A suffix range needs the size first, and so does any 416 (its Content-Range names the size).
-        probe_call, probe = await _first_chunk(stub, job_id, kind, 0, 1, metadata)
+        probe_call, probe = await _first_chunk(stub, job_id, kind, 0, 1, metadata, preview_revision)
         probe_call.cancel()
         size = probe.total_size
         resolved = requested.resolve(size)
         if resolved is None:
             raise _unsatisfiable(size)
         offset, length = resolved[0], resolved[1] - resolved[0] + 1
-    call, first = await _first_chunk(stub, job_id, kind, offset, length, metadata)
+    call, first = await _first_chunk(stub, job_id, kind, offset, length, metadata, preview_revision)
     size = first.total_size
     if requested is None:
         start, end = 0, size - 1
@@ -153,8 +154,11 @@ async def _first_chunk(
     offset: int,
     length: int,
     metadata: tuple[tuple[str, str], ...],
+    preview_revision: int,
 ) -> tuple[ArtifactCall, job_service_pb2.ReadJobArtifactResponse]:
-    request = job_service_pb2.ReadJobArtifactRequest(job_id=job_id, kind=kind, offset=offset, length=length)
+    request = job_service_pb2.ReadJobArtifactRequest(
+        job_id=job_id, kind=kind, offset=offset, length=length, preview_revision=preview_revision
+    )
     call = stub.ReadJobArtifact(request, metadata=metadata)
     try:
         first = await call.read()

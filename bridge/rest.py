@@ -279,10 +279,14 @@ async def failure_details(request: Request) -> Response:
     return struct_response(failure_resource(job))
 
 
-async def _artifact(request: Request, kind: job_service_pb2.ArtifactKind.ValueType) -> Response:
+async def _artifact(
+    request: Request, kind: job_service_pb2.ArtifactKind.ValueType, preview_revision: int = 0
+) -> Response:
     job_id = checked_job_id(request)
     requested = parse_range(request.headers.get("range"))
-    stream = await open_artifact(bridge_state(request).jobs, job_id, kind, requested, grpc_metadata())
+    stream = await open_artifact(
+        bridge_state(request).jobs, job_id, kind, requested, grpc_metadata(), preview_revision
+    )
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(stream.end - stream.start + 1),
@@ -311,3 +315,23 @@ async def job_subtitles(request: Request) -> Response:
 
 async def job_webvtt(request: Request) -> Response:
     return await _artifact(request, job_service_pb2.ARTIFACT_KIND_WEBVTT)
+
+
+# Past any revision a job's render could reach; a bigger number names no preview.
+MAX_PREVIEW_REVISION = 1_000_000
+
+
+async def job_preview(request: Request) -> Response:
+    """``?revision=N`` (what ``Preview.videoUrl`` names) is served only while it is the job's latest preview,
+    so a player never mixes ranges of two files; without it, the latest."""
+    raw = request.query_params.get("revision", "")
+    if raw and not (raw.isdigit() and 1 <= int(raw) <= MAX_PREVIEW_REVISION):
+        raise ApiError(
+            errors.INVALID_REQUEST,
+            f"Unknown preview revision '{raw[:20]}'.",
+            [FieldViolation("revision", f"must be a whole number from 1 to {MAX_PREVIEW_REVISION}")],
+        )
+    response = await _artifact(request, job_service_pb2.ARTIFACT_KIND_PREVIEW, int(raw or 0))
+    if not raw:  # the latest changes; a revision's bytes never do, and keep the outputs' hour of caching
+        response.headers["Cache-Control"] = "no-store"
+    return response

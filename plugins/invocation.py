@@ -20,7 +20,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import await_me_maybe
-from reelcast.plugins.stage import MediaResolver, Stage, StageContext
+from reelcast.plugins.stage import MediaResolver, PreviewPublisher, Stage, StageContext
 
 
 def stage_logger(stage_name: str, job_id: str, correlation_id: str) -> logging.LoggerAdapter[logging.Logger]:
@@ -44,6 +44,7 @@ async def run_stage(
     cancel_event: asyncio.Event,
     report: Callable[[float, str], None],
     media: MediaResolver | None = None,
+    preview: PreviewPublisher | None = None,
 ) -> dict[str, Any]:
     """Runs ``stage`` once and returns the artifacts it produced (``{}`` for ``None``)."""
     context = StageContext(
@@ -59,6 +60,7 @@ async def run_stage(
         cancel_event=cancel_event,
         _report=report,
         _media=media,
+        _preview=preview,
     )
     result: Any
     try:

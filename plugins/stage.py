@@ -81,6 +81,10 @@ class MediaFile:
     duration_seconds: float = 0.0
 
 
+# Publishes a preview file of the running job (StageContext.publish_preview): path relative to the work dir,
+# its seconds, the whole video's seconds.
+PreviewPublisher = Callable[[str, float, float], Awaitable[None]]
+
 # Finds an uploaded file by id for the running job's owner; None when it is gone (deleted, expired) or not
 # the owner's.
 MediaResolver = Callable[[str], "MediaFile | None"]
@@ -109,6 +113,7 @@ class StageContext:
     _report: Callable[[float, str], None]
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _media: MediaResolver | None = None
+    _preview: PreviewPublisher | None = None
 
     def report(self, fraction: float, message: str = "") -> None:
         """Reports the stage's own progress, 0.0 to 1.0. Safe to call from a worker thread."""
@@ -121,6 +126,15 @@ class StageContext:
             self._report(fraction, message)
         else:
             self._loop.call_soon_threadsafe(self._report, fraction, message)
+
+    async def publish_preview(self, relative: str, duration_seconds: float, total_seconds: float) -> None:
+        """Publishes ``relative`` (a playable MP4 in the work dir, from the start of the video and
+        ``duration_seconds`` long) as the job's growing preview: stored where any server can serve it, then
+        announced in the job's log (``Job.preview``). Each call must name a new file, longer than the last;
+        the stage leaves the file in place until the stage ends. Outside a job (tests, bench) nothing is
+        published."""
+        if self._preview is not None:
+            await self._preview(relative, duration_seconds, total_seconds)
 
     @property
     def cancelled(self) -> bool:

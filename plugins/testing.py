@@ -23,6 +23,7 @@ sqlite3.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,16 @@ def _spec_with_defaults(spec: job_pb2.JobSpec | None) -> job_pb2.JobSpec:
 # -- one stage in isolation -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PublishedPreview:
+    """One preview a stage published (``StageContext.publish_preview``)."""
+
+    relative: str
+    duration_seconds: float
+    total_seconds: float
+    copy: Path
+
+
 @dataclass
 class StageOutcome:
     """What one stage run produced."""
@@ -85,6 +96,9 @@ class StageOutcome:
     # Every ``ctx.report(fraction, message)`` in call order, fractions already clamped to 0..1.
     progress: list[tuple[float, str]]
     work_dir: Path
+    # Every ``ctx.publish_preview`` in call order, each with a copy of its file taken when it was published
+    # (the stage may remove a preview once a longer one is out).
+    previews: list[PublishedPreview] = field(default_factory=list)
 
     def path(self, relative: str) -> Path:
         """An artifact path (relative to the work dir) as an absolute path."""
@@ -167,6 +181,15 @@ class StageHarness:
             cancel_event.set()
         self.cancel_event = cancel_event
         upstream = dict(self.artifacts if artifacts is None else artifacts)
+        previews: list[PublishedPreview] = []
+        copies = self.work_dir.parent / f"{self.work_dir.name}-previews"
+
+        async def preview(relative: str, seconds: float, total: float) -> None:
+            copies.mkdir(parents=True, exist_ok=True)
+            copy = copies / f"{resolved.name}-{len(previews) + 1}{Path(relative).suffix}"
+            await asyncio.to_thread(shutil.copyfile, self.work_dir / relative, copy)
+            previews.append(PublishedPreview(relative, seconds, total, copy))
+
         produced = await run_stage(
             resolved,
             job_id=self.job_id,
@@ -179,9 +202,10 @@ class StageHarness:
             cancel_event=cancel_event,
             report=lambda fraction, message: progress.append((fraction, message)),
             media=self.media.get,
+            preview=preview,
         )
         self.artifacts = {**upstream, **produced}
-        return StageOutcome(resolved.name, produced, progress, self.work_dir)
+        return StageOutcome(resolved.name, produced, progress, self.work_dir, previews)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.builtin.motion import timeline
 from reelcast.plugins.builtin.segments import cut_points, plan_segments
 from reelcast.plugins.host import PluginHost
-from reelcast.plugins.testing import StageHarness
+from reelcast.plugins.testing import PublishedPreview, StageHarness
 from tests.media import FFMPEG, input_dump, probe, video_frame_times
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
@@ -51,6 +51,8 @@ SPEC = job_pb2.JobSpec(
 class Renders:
     harness: StageHarness
     videos: dict[int, Path]
+    # The previews of a 3-segment render whose segments ran one at a time.
+    previews: list[PublishedPreview]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,9 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> Renders:
         videos[segments] = root / f"video-{segments}.mp4"
         shutil.copy(harness.path(outcome.artifacts["video"]), videos[segments])
     assert 5.0 <= probe(videos[1]).duration <= 9.0
-    return Renders(harness, videos)
+    one_at_a_time = {"x264_preset": "ultrafast", "segments": 3, "segment_workers": 1}
+    outcome = harness.run("render", SPEC, upstream, settings=one_at_a_time)
+    return Renders(harness, videos, outcome.previews)
 
 
 def _frame_ssim(first: Path, second: Path, number: int) -> float:
@@ -256,3 +260,39 @@ def test_hard_cuts_and_soft_subtitles_segment_like_the_single_render(tmp_path: P
     assert boundary in [round(scene["start"] * FPS) for scene in narration["scenes"]]
     for number in (boundary - 1, boundary, boundary + 1):
         assert _frame_ssim(single, parallel, number) >= 0.99
+
+
+def test_a_segmented_render_publishes_each_finished_run_from_the_start_as_a_playable_preview(
+    renders: Renders,
+) -> None:
+    """Three segments one at a time: a preview after the first and after the second (the third is the
+    video itself), each an MP4 with its sound that decodes cleanly and shows the single render's frames."""
+    previews = renders.previews
+    assert [preview.relative for preview in previews] == [
+        "previews/preview-1.mp4",
+        "previews/preview-2.mp4",
+    ]
+    single = renders.videos[1]
+    total = probe(single).duration
+    durations = [preview.duration_seconds for preview in previews]
+    assert 0 < durations[0] < durations[1] < total
+    for preview in previews:
+        assert preview.total_seconds == pytest.approx(total, abs=0.05)
+        facts = probe(preview.copy)
+        assert (facts.width, facts.height, facts.video_codec, facts.audio_codec) == (
+            WIDTH,
+            HEIGHT,
+            "h264",
+            "aac",
+        )
+        assert facts.duration == pytest.approx(preview.duration_seconds, abs=0.05)
+        frames = len(video_frame_times(preview.copy))
+        assert frames == round(preview.duration_seconds * FPS)
+        decode = subprocess.run(
+            [FFMPEG, "-v", "error", "-i", str(preview.copy), "-f", "null", "-"], capture_output=True
+        )
+        assert decode.returncode == 0 and decode.stderr == b""
+        for number in (0, frames - 1):
+            assert _frame_ssim(single, preview.copy, number) >= 0.99
+    # The latest preview stays after the render, for a player still reading it until the job completes.
+    assert renders.harness.path("previews/preview-2.mp4").is_file()

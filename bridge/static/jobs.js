@@ -39,6 +39,8 @@ function newJob(jobId) {
     queueReceivedAt: 0,
     steps: new Map(),
     output: null,
+    // The latest growing preview of a render ({ videoUrl, durationSeconds, totalSeconds, revision }).
+    preview: null,
     errors: [],
     correlationId: '',
     createTime: null,
@@ -78,6 +80,7 @@ function startAttempt(job, attempt) {
   job.cancelled = false;
   job.errors = [];
   job.output = null;
+  job.preview = null;
   job.finishTime = null;
   job.etaSeconds = null;
   if (startOver) job.pct = 0;
@@ -96,6 +99,13 @@ function setQueuePlace(job, data) {
   job.estimatedStartSeconds = waiting && typeof data.estimatedStartSeconds === 'number'
     ? data.estimatedStartSeconds : null;
   job.queueReceivedAt = Date.now();
+}
+
+// Only a longer preview (a higher revision) replaces the one the page has: a replay changes nothing.
+function setPreview(job, preview) {
+  if (preview && typeof preview.revision === 'number' && preview.revision > (job.preview?.revision ?? 0)) {
+    job.preview = preview;
+  }
 }
 
 function mergeSnapshot(job, snapshot) {
@@ -120,6 +130,7 @@ function mergeSnapshot(job, snapshot) {
   job.startTime = snapshot.startTime || job.startTime;
   job.finishTime = snapshot.finishTime || job.finishTime;
   job.output = snapshot.output || job.output;
+  setPreview(job, snapshot.preview);
   if (snapshot.errors?.length) job.errors = snapshot.errors;
   for (const s of snapshot.steps || []) {
     const step = ensureStep(job, s.name, s.step);
@@ -173,6 +184,7 @@ function applyEvent(job, type, data) {
       if (step.status === 'Pending') setStepStatus(step, 'Running', data.time);
       step.pct = grow(step.pct, data.progressPct);
       if (data.message) step.message = data.message;
+      setPreview(job, data.preview);
       break;
     }
     case 'job-completed':

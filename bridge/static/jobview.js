@@ -1,5 +1,7 @@
 // The job view: the steps with their own bars, durations and messages; the overall bar with an ETA;
-// Cancel, Retry (a failed or cancelled job) and Delete (asked in a dialog first); the video with its Download button on success; a failure summary (the modal opens from it).
+// Cancel, Retry (a failed or cancelled job) and Delete (asked in a dialog first); the growing preview while
+// a render publishes one, then the video with its Download button on success; a failure summary (the modal
+// opens from it).
 // Rows are created once per step name and updated in place: a step can never appear twice.
 
 import {
@@ -112,6 +114,7 @@ export class JobView {
       this.stepsList.replaceChildren();
       this.video.removeAttribute('src');
       this.video.removeAttribute('poster');
+      delete this.video.dataset.source;
       this.video.replaceChildren();
       this.video.load();
       this.attempt = job.attempt;
@@ -211,20 +214,47 @@ export class JobView {
     this.#renderFailure(job);
   }
 
+  // The finished video, or while the job renders the growing preview of the part already rendered. The
+  // player moves from one to the next (a longer preview, then the final file) at the same position, still
+  // playing if it was (or had reached the end of the shorter preview).
   #renderResult(job) {
     const result = $('job-result');
     const output = job.status === 'Succeeded' ? job.output : null;
-    result.hidden = !output;
+    const preview = !output && !isFinished(job) ? job.preview : null;
+    result.hidden = !output && !preview;
+    $('preview-note').hidden = !preview;
+    $('result-actions').hidden = !output;
+    if (preview) {
+      const rendered = formatSeconds(Math.round(preview.durationSeconds * 10) / 10);
+      const total = formatSeconds(Math.round(preview.totalSeconds * 10) / 10);
+      $('preview-note').textContent = `Preview: the first ${rendered} of ${total}, while the rest renders`;
+      this.#play(preview.videoUrl, 'preview', []);
+      return;
+    }
     if (!output) return;
     if (this.video.getAttribute('src') !== output.videoUrl) {
       if (output.thumbnailUrl) this.video.poster = output.thumbnailUrl;
-      this.video.replaceChildren(...this.#captionTracks(job, output));
-      this.video.src = output.videoUrl;
+      this.#play(output.videoUrl, 'output', this.#captionTracks(job, output));
     }
     const download = $('download');
     download.href = output.videoUrl;
     download.setAttribute('download', `reelcast-${job.id}.mp4`);
     $('file-size').textContent = formatBytes(output.sizeBytes);
+  }
+
+  #play(url, source, tracks) {
+    const video = this.video;
+    if (video.getAttribute('src') === url) return;
+    const position = video.getAttribute('src') ? video.currentTime : 0;
+    const playing = video.getAttribute('src') ? !video.paused || video.ended : false;
+    video.replaceChildren(...tracks);
+    video.dataset.source = source;
+    video.src = url;
+    if (!position && !playing) return;
+    video.addEventListener('loadedmetadata', () => {
+      video.currentTime = Math.min(position, video.duration || position);
+      if (playing) video.play().catch(() => {}); // refused without a gesture or muting: the user presses play
+    }, { once: true });
   }
 
   // The WebVTT captions as a track the player's menu offers; shown at once only when the picture has

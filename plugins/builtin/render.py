@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,11 @@ from reelcast.plugins.builtin.motion import (
     uses_filter_graph,
     video_graph,
 )
+from reelcast.plugins.builtin.preview import GrowingPreview
 from reelcast.plugins.builtin.segments import (
     Segment,
+    concat_listing,
+    concat_quote,
     plan_segments,
     rendered_frames,
     segment_rebase,
@@ -107,15 +111,17 @@ class RenderSettings:
     # Parallel segment encoders for a moving picture (segments.py): 1 is the single render; more cut the
     # timeline where no transition runs and join the segments without re-encoding.
     segments: int = field(default=1, metadata={"env": "REELCAST_RENDER_SEGMENTS"})
+    # How many segment encoders run at once, in timeline order (0: one per core): the first segments then
+    # finish early, and the growing preview plays while the rest renders.
+    segment_workers: int = field(default=0, metadata={"env": "REELCAST_RENDER_SEGMENT_WORKERS"})
+    # Publish a growing preview as the segments finish in timeline order (preview.py).
+    previews: bool = field(default=True, metadata={"env": "REELCAST_RENDER_PREVIEWS"})
 
     def __post_init__(self) -> None:
         if self.segments < 1:
             raise ValueError(f"segments must be 1 (the single render) or more, got {self.segments}")
-
-
-def _concat_quote(path: str) -> str:
-    """A path as a quoted ffconcat token: single quotes, each inner quote as '\\''."""
-    return "'" + path.replace("'", "'\\''") + "'"
+        if self.segment_workers < 0:
+            raise ValueError(f"segment_workers must be 0 (one per core) or more, got {self.segment_workers}")
 
 
 def concat_script(frames: Sequence[Frame], fps: int) -> str:
@@ -137,7 +143,7 @@ def concat_script(frames: Sequence[Frame], fps: int) -> str:
     entries[-1] = (entries[-1][0], entries[-1][1] - closing)
     entries.append((entries[-1][0], closing))
     for image, duration in entries:
-        lines.append(f"file {_concat_quote(image)}")
+        lines.append(f"file {concat_quote(image)}")
         lines.append(f"option framerate {fps}")
         lines.append(f"duration {duration:.6f}")
     return "\n".join(lines) + "\n"
@@ -532,9 +538,27 @@ async def render_segments(
 
         return on_fraction
 
+    files = [folder / f"{number:03d}.mp4" for number in range(len(planned))]
+    preview = GrowingPreview(
+        ctx,
+        ffmpeg,
+        files,
+        [segment.frames / fps for segment in planned],
+        audio_path=audio_path,
+        audio_encoding=audio_encoding(ctx.spec),
+        total=total,
+    )
+    workers = asyncio.Semaphore(settings.segment_workers or os.cpu_count() or 1)
+
     async def encode(number: int, segment: Segment) -> None:
+        async with workers:  # taken in timeline order: the segments start (and mostly end) in that order
+            await encode_alone(number, segment)
+        if settings.previews:
+            await preview.segment_done(number)
+
+    async def encode_alone(number: int, segment: Segment) -> None:
         inputs, graph = segment_graph(parts, segment, captions)
-        output = folder / f"{number:03d}.mp4"
+        output = files[number]
         arguments = list(PROGRESS_ARGUMENTS)
         for scene_input in inputs:
             arguments += scene_input
@@ -561,11 +585,7 @@ async def render_segments(
             first = first.exceptions[0]
         raise first from None
     listing = ctx.path(SEGMENTS_CONCAT_FILE)
-    listing.write_text(
-        "ffconcat version 1.0\n"
-        + "".join(f"file {_concat_quote(str(folder / f'{n:03d}.mp4'))}\n" for n in range(len(planned))),
-        encoding="utf-8",
-    )
+    listing.write_text(concat_listing(files), encoding="utf-8")
     partial = ctx.path(PARTIAL_VIDEO_FILE)
     arguments = join_arguments(
         ctx.spec,
@@ -580,8 +600,8 @@ async def render_segments(
     ctx.report(0.99, "Joining the segments")
     await _encode(ctx, settings, [ffmpeg, *arguments], log, None, partial, "joining the segments")
     partial.replace(ctx.path(VIDEO_FILE))
-    for number in range(len(planned)):
-        _remove(folder / f"{number:03d}.mp4")
+    for file in files:
+        _remove(file)
     ctx.report(1.0, "Rendered")
 
 

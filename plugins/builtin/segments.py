@@ -13,8 +13,12 @@ the frames of all segments add up to the single render's. The video is then join
 without re-encoding (``-c:v copy``), with the audio mixed once over the whole timeline (``mix.py``), the
 chapters, the soft subtitles and ``+faststart``, as the single render writes them.
 
+At most ``segment_workers`` segments (one per core by default) encode at once, taken in timeline order, and
+as each run of segments from the start is finished the stage publishes it as a growing preview with its
+sound (preview.py).
+
 Not built yet: sub-tasks on the NATS work queue (segments on other workers, a lost segment rendered again
-elsewhere), a preview that plays while the segments render, and segments for the still-card path (the
+elsewhere), and segments for the still-card path (the
 concat demuxer is cheap to split, but still cards render in one ffmpeg, as before).
 """
 
@@ -24,8 +28,19 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from reelcast.plugins.builtin.motion import Clip, Join
+
+
+def concat_quote(path: str) -> str:
+    """A path as a quoted ffconcat token: single quotes, each inner quote as '\\''."""
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def concat_listing(paths: Sequence[Path]) -> str:
+    """An ffconcat file that plays ``paths`` one after the other (the segments' join, a preview)."""
+    return "ffconcat version 1.0\n" + "".join(f"file {concat_quote(str(path))}\n" for path in paths)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import time
@@ -262,6 +263,19 @@ class JobPipeline:
             self._stage_settings[id(stage)] = (stage, self.settings.settings_of_stage(stage, names))
         return self._stage_settings[id(stage)][1]
 
+    async def _publish_preview(
+        self, recorder: JobRecorder, work_dir: Path, stage: str, relative: str, seconds: float, total: float
+    ) -> None:
+        """StageContext.publish_preview: the file first (on NATS, into the object store every server reads),
+        then the event that names it."""
+        job = recorder.job
+        await self.files.publish(job.id, work_dir, relative)
+        revision = job.preview.revision + 1 if job.HasField("preview") else 1
+        preview = job_pb2.Preview(
+            path=str(work_dir / relative), duration_seconds=seconds, total_seconds=total, revision=revision
+        )
+        await recorder.preview(stage, preview)
+
     async def _run_stage(
         self,
         running: RunningJob,
@@ -292,6 +306,7 @@ class JobPipeline:
             cancel_event=stop,
             report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
             media=media.get,
+            preview=functools.partial(self._publish_preview, recorder, work_dir, stage.name),
         )
 
         task = asyncio.create_task(invoke, name=f"stage-{job.id}-{stage.name}")

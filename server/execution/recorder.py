@@ -310,12 +310,24 @@ class JobRecorder:
                         self.job.percent = max(self.job.percent, self.progress.job_percent(stage, 1.0))
             return await self._append(self._event(job_pb2.EVENT_KIND_STEP_STATUS, message, stage))
 
+    async def preview(self, stage: str, preview: job_pb2.Preview) -> job_pb2.JobProgress:
+        """A stage published a longer preview of the video: one step-progress event that carries it (never
+        coalesced away as ticks are), at the step's progress so far, and ``Job.preview`` in the snapshot."""
+        async with self._lock:
+            await self._flush_pending_locked()
+            self.job.preview.CopyFrom(preview)
+            message = f"Preview: {preview.duration_seconds:.1f} s of {preview.total_seconds:.1f} s"
+            event = self._event(job_pb2.EVENT_KIND_STEP_PROGRESS, message, stage)
+            event.preview.CopyFrom(preview)
+            return await self._append(event)
+
     async def completed(self, output: job_pb2.JobOutput, message: str = "Done") -> job_pb2.JobProgress:
         async with self._lock:
             self._pending_tick = None
             job = self.job
             job.status = job_pb2.JOB_STATUS_SUCCEEDED
             job.percent = 100.0
+            job.ClearField("preview")  # the output is the whole video
             job.output.CopyFrom(output)
             job.finish_time.CopyFrom(now_timestamp())
             event = self._event(job_pb2.EVENT_KIND_JOB_COMPLETED, message, job.stage)
@@ -379,7 +391,7 @@ class JobRecorder:
             job.attempt += 1
             job.status = job_pb2.JOB_STATUS_QUEUED
             self._clear_queue_place()
-            for field in ("errors", "failure", "finish_time", "output"):
+            for field in ("errors", "failure", "finish_time", "output", "preview"):
                 job.ClearField(field)
             if not keep_succeeded_steps:
                 job.percent = 0.0

@@ -451,14 +451,18 @@ class JobService(MediaRpcs, WebhookRpcs, job_service_pb2_grpc.JobServiceServicer
         self, request: job_service_pb2.ReadJobArtifactRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.ReadJobArtifactResponse]:
         field = _ARTIFACT_FIELDS.get(request.kind)
-        if field is None:
-            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL, SUBTITLES or WEBVTT")
+        if field is None and request.kind != job_service_pb2.ARTIFACT_KIND_PREVIEW:
+            error, violations = _invalid("kind", "must be VIDEO, THUMBNAIL, SUBTITLES, WEBVTT or PREVIEW")
             await abort(context, error, violations)
         if request.offset < 0 or request.length < 0:
             error, violations = _invalid("offset", "and length must not be negative")
             await abort(context, error, violations)
         job = await self._owned_job(request.job_id, context)
-        path_text = getattr(job.output, field) if job.status == job_pb2.JOB_STATUS_SUCCEEDED else ""
+        if field is None:  # the preview, while the job has one (and it is still the one asked for)
+            wanted = request.preview_revision
+            path_text = job.preview.path if wanted in (0, job.preview.revision) else ""
+        else:
+            path_text = getattr(job.output, field) if job.status == job_pb2.JOB_STATUS_SUCCEEDED else ""
         # From the backend's job files: the local work dir, or (NATS) the object store that any server reads.
         output = await self.runner.files.open_output(job.id, path_text) if path_text else None
         if output is None:

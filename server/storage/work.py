@@ -105,6 +105,9 @@ class JobFiles(Protocol):
     async def save(self, job_id: str, work_dir: Path) -> None:
         """After a stage completed: keep what it wrote where another worker can find it."""
 
+    async def publish(self, job_id: str, work_dir: Path, relative: str) -> None:
+        """While a stage runs: keep the one file ``relative`` (a preview) where any server can serve it."""
+
     async def restore(self, job_id: str, work_dir: Path) -> None:
         """Before a job resumes: bring back the files of its completed stages."""
 

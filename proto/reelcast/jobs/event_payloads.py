@@ -15,6 +15,7 @@ from reelcast.jobs.resources import (
     job_json,
     number,
     output_json,
+    preview_json,
     timestamp,
 )
 from reelcast.jobs.v1 import job_pb2
@@ -49,6 +50,8 @@ def event_data(progress: job_pb2.JobProgress) -> dict[str, Any]:
         data = {"step": progress.stage_title, "status": STEP_STATUS_WORDS[progress.stage_status]}
     elif kind == job_pb2.EVENT_KIND_STEP_PROGRESS:
         data = {"step": progress.stage_title, "progressPct": number(progress.stage_percent)}
+        if progress.HasField("preview"):  # a longer preview of the video (docs/api.md#previews)
+            data["preview"] = preview_json(progress.job_id, progress.preview)
     elif kind == job_pb2.EVENT_KIND_JOB_COMPLETED:
         data = {"status": "Succeeded", "output": output_json(progress.job_id, progress.output)}
     elif kind == job_pb2.EVENT_KIND_JOB_FAILED:

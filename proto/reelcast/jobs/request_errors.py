@@ -79,7 +79,8 @@ ARTIFACT_NOT_FOUND = define(
     "E005-ARTIFACT_NOT_FOUND",
     "Artifact not available",
     "The job has no such output file.",
-    "Wait for the job to succeed; subtitles exist only when captions were requested.",
+    "Wait for the job to succeed; subtitles exist only when captions were requested, and a preview only"
+    " while a render publishes one (then read the output).",
     _S.NOT_FOUND,
     404,
 )

@@ -104,6 +104,19 @@ class Output(_Answer, kw_only=True):
     ] = msgspec.UNSET
 
 
+class Preview(_Answer):
+    """The part of the video already rendered, while the rest renders (docs/api.md#previews)."""
+
+    video_url: Annotated[
+        str, msgspec.Meta(description="GET /api/jobs/{jobId}/preview?revision=N: a playable MP4")
+    ]
+    duration_seconds: Annotated[
+        Number, msgspec.Meta(description="Seconds of video it holds, from the start.")
+    ]
+    total_seconds: Annotated[Number, msgspec.Meta(description="The whole video's expected seconds.")]
+    revision: Annotated[int, msgspec.Meta(description="1, then one more for each longer preview.")]
+
+
 class Step(_Answer):
     name: str
     step: Annotated[str, msgspec.Meta(description="Display title, as in SSE events.")]
@@ -218,6 +231,10 @@ class Job(_Answer):
         Number | msgspec.UnsetType,
         msgspec.Meta(description="With queuePosition, when known: the estimated wait until it starts."),
     ] = msgspec.UNSET
+    preview: Annotated[
+        Preview | msgspec.UnsetType,
+        msgspec.Meta(description="While the render publishes one and the job has not completed."),
+    ] = msgspec.UNSET
 
 
 class JobList(_Answer):
@@ -320,6 +337,17 @@ def output_resource(job_id: str, output: job_pb2.JobOutput) -> Output:
         thumbnail_url=f"/api/jobs/{job_id}/thumbnail" if output.thumbnail_path else msgspec.UNSET,
         webvtt_path=output.webvtt_path or msgspec.UNSET,
         webvtt_url=f"/api/jobs/{job_id}/webvtt" if output.webvtt_path else msgspec.UNSET,
+    )
+
+
+def preview_resource(job_id: str, preview: job_pb2.Preview) -> Preview:
+    # The revision in the URL makes each preview its own resource: a player (and any cache) fetches the
+    # longer file instead of mixing ranges of two.
+    return Preview(
+        video_url=f"/api/jobs/{job_id}/preview?revision={preview.revision}",
+        duration_seconds=number(preview.duration_seconds),
+        total_seconds=number(preview.total_seconds),
+        revision=preview.revision,
     )
 
 
@@ -440,6 +468,7 @@ def job_resource(job: job_pb2.Job) -> Job:
             if job.HasField("queue_position") and job.HasField("estimated_start")
             else msgspec.UNSET
         ),
+        preview=preview_resource(job.id, job.preview) if job.HasField("preview") else msgspec.UNSET,
     )
 
 
@@ -465,6 +494,11 @@ def errors_json(errors: Any) -> list[dict[str, Any]]:
 
 def output_json(job_id: str, output: job_pb2.JobOutput) -> dict[str, Any]:
     result: dict[str, Any] = msgspec.to_builtins(output_resource(job_id, output))
+    return result
+
+
+def preview_json(job_id: str, preview: job_pb2.Preview) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(preview_resource(job_id, preview))
     return result
 
 

@@ -159,6 +159,9 @@ class LocalJobFiles:
     async def save(self, job_id: str, work_dir: Path) -> None:
         return None
 
+    async def publish(self, job_id: str, work_dir: Path, relative: str) -> None:
+        return None
+
     async def restore(self, job_id: str, work_dir: Path) -> None:
         return None
 

@@ -435,6 +435,19 @@ class NatsJobFiles:
             payload = json.dumps(manifest, sort_keys=True).encode()
             await retrying(lambda: state.put(f"files.{job_id}", payload))
 
+    async def publish(self, job_id: str, work_dir: Path, relative: str) -> None:
+        path = work_dir / relative
+        stat = await asyncio.to_thread(path.stat)
+        data = await asyncio.to_thread(path.read_bytes)
+        store = self._connection.layout.files
+        await retrying(lambda: store.put(f"{job_id}/{relative}", data))
+        # The manifest has one writer at a time: the worker running the job, which saves after the stage.
+        manifest = await self._manifest(job_id)
+        manifest[relative] = [stat.st_size, stat.st_mtime_ns]
+        state = self._connection.layout.state
+        payload = json.dumps(manifest, sort_keys=True).encode()
+        await retrying(lambda: state.put(f"files.{job_id}", payload))
+
     async def restore(self, job_id: str, work_dir: Path) -> None:
         store = self._connection.layout.files
         for relative, (size, _) in (await self._manifest(job_id)).items():

@@ -859,6 +859,45 @@ class FailureDetails(_message.Message):
 Global___FailureDetails: _TypeAlias = FailureDetails  # noqa: Y015
 
 @_typing.final
+class Preview(_message.Message):
+    """The part of the video already rendered, published while the rest renders (a scene-parallel render
+    publishes one as each run of segments in timeline order is done): a playable MP4 with its sound, from
+    the start of the video, read with `ReadJobArtifact` (`ARTIFACT_KIND_PREVIEW`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    TOTAL_SECONDS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Path of the preview MP4 on the server's disk."""
+    duration_seconds: _builtins.float
+    """How much of the video the preview holds, in seconds from the start."""
+    total_seconds: _builtins.float
+    """The whole video's expected duration, in seconds."""
+    revision: _builtins.int
+    """1 for the first preview of the job's render, one more for each longer one: a player that sees a higher
+    revision reloads.
+    """
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        duration_seconds: _builtins.float = ...,
+        total_seconds: _builtins.float = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "path", b"path", "revision", b"revision", "total_seconds", b"total_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Preview: _TypeAlias = Preview  # noqa: Y015
+
+@_typing.final
 class JobOutput(_message.Message):
     """The finished video."""
 
@@ -988,6 +1027,7 @@ class Job(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The job's identifier, assigned by the server."""
     owner: _builtins.str
@@ -1053,6 +1093,12 @@ class Job(_message.Message):
     def estimated_start(self) -> _duration_pb2.Duration:
         """Set with `queue_position`: the estimated wait until the job starts (docs/operations.md)."""
 
+    @_builtins.property
+    def preview(self) -> Global___Preview:
+        """The latest preview of a render that publishes one; cleared when the job completes (the output is the
+        whole video) and when it is retried.
+        """
+
     def __init__(
         self,
         *,
@@ -1076,10 +1122,11 @@ class Job(_message.Message):
         queue_position: _builtins.int | None = ...,
         estimated_start: _duration_pb2.Duration | None = ...,
         traceparent: _builtins.str = ...,
+        preview: Global___Preview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "create_time", b"create_time", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "create_time", b"create_time", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "output", b"output", "preview", b"preview", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "create_time", b"create_time", "errors", b"errors", "estimated_start", b"estimated_start", "failure", b"failure", "finish_time", b"finish_time", "id", b"id", "last_sequence", b"last_sequence", "output", b"output", "owner", b"owner", "percent", b"percent", "preview", b"preview", "queue_position", b"queue_position", "review", b"review", "spec", b"spec", "stage", b"stage", "start_time", b"start_time", "status", b"status", "steps", b"steps", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
@@ -1152,6 +1199,7 @@ class JobProgress(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job this event belongs to."""
     sequence: _builtins.int
@@ -1212,6 +1260,10 @@ class JobProgress(_message.Message):
     def estimated_start(self) -> _duration_pb2.Duration:
         """Set with `queue_position`: the estimated wait until the job starts (docs/operations.md)."""
 
+    @_builtins.property
+    def preview(self) -> Global___Preview:
+        """On the `EVENT_KIND_STEP_PROGRESS` event that publishes it: a longer preview of the video (`Job.preview`)."""
+
     def __init__(
         self,
         *,
@@ -1236,10 +1288,11 @@ class JobProgress(_message.Message):
         queue_position: _builtins.int | None = ...,
         estimated_start: _duration_pb2.Duration | None = ...,
         trace_id: _builtins.str = ...,
+        preview: Global___Preview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "output", b"output", "queue_position", b"queue_position", "snapshot", b"snapshot", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "output", b"output", "preview", b"preview", "queue_position", b"queue_position", "snapshot", b"snapshot", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "queue_position", b"queue_position", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "correlation_id", b"correlation_id", "errors", b"errors", "estimated_start", b"estimated_start", "eta", b"eta", "failure", b"failure", "job_id", b"job_id", "job_percent", b"job_percent", "job_status", b"job_status", "kind", b"kind", "message", b"message", "output", b"output", "preview", b"preview", "queue_position", b"queue_position", "sequence", b"sequence", "snapshot", b"snapshot", "stage", b"stage", "stage_percent", b"stage_percent", "stage_status", b"stage_status", "stage_title", b"stage_title", "time", b"time", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

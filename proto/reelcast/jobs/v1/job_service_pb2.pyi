@@ -37,9 +37,13 @@ class _ArtifactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Artifact
     """The sidecar subtitles (application/x-subrip)."""
     ARTIFACT_KIND_WEBVTT: _ArtifactKind.ValueType  # 4
     """The sidecar subtitles as WebVTT (text/vtt), what a browser's `<track>` plays."""
+    ARTIFACT_KIND_PREVIEW: _ArtifactKind.ValueType  # 5
+    """The growing preview (video/mp4) of a job whose render publishes one: readable while `Job.preview` is
+    set, and `E005-ARTIFACT_NOT_FOUND` once the job has completed (the output replaces it).
+    """
 
 class ArtifactKind(_ArtifactKind, metaclass=_ArtifactKindEnumTypeWrapper):
-    """Which file of a finished job to read."""
+    """Which file of a job to read: a finished job's outputs, or the preview of one that renders."""
 
 ARTIFACT_KIND_UNSPECIFIED: ArtifactKind.ValueType  # 0
 """Never valid."""
@@ -51,6 +55,10 @@ ARTIFACT_KIND_SUBTITLES: ArtifactKind.ValueType  # 3
 """The sidecar subtitles (application/x-subrip)."""
 ARTIFACT_KIND_WEBVTT: ArtifactKind.ValueType  # 4
 """The sidecar subtitles as WebVTT (text/vtt), what a browser's `<track>` plays."""
+ARTIFACT_KIND_PREVIEW: ArtifactKind.ValueType  # 5
+"""The growing preview (video/mp4) of a job whose render publishes one: readable while `Job.preview` is
+set, and `E005-ARTIFACT_NOT_FOUND` once the job has completed (the output replaces it).
+"""
 Global___ArtifactKind: _TypeAlias = ArtifactKind  # noqa: Y015
 
 class _MediaKind:
@@ -383,6 +391,7 @@ class ReadJobArtifactRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     LENGTH_FIELD_NUMBER: _builtins.int
+    PREVIEW_REVISION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     kind: Global___ArtifactKind.ValueType
@@ -391,6 +400,10 @@ class ReadJobArtifactRequest(_message.Message):
     """First byte to send, 0-based."""
     length: _builtins.int
     """Number of bytes to send; 0 means to the end."""
+    preview_revision: _builtins.int
+    """With `ARTIFACT_KIND_PREVIEW`: the revision (`Preview.revision`) the reader plays, so that it never mixes
+    ranges of two previews; `E005-ARTIFACT_NOT_FOUND` once a longer one replaced it. 0: the current one.
+    """
     def __init__(
         self,
         *,
@@ -398,10 +411,11 @@ class ReadJobArtifactRequest(_message.Message):
         kind: Global___ArtifactKind.ValueType = ...,
         offset: _builtins.int = ...,
         length: _builtins.int = ...,
+        preview_revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "kind", b"kind", "length", b"length", "offset", b"offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "kind", b"kind", "length", b"length", "offset", b"offset", "preview_revision", b"preview_revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
