@@ -76,6 +76,7 @@ def _context(
     artifacts: dict[str, Any],
     stage_settings: Any = None,
     preview: PreviewPublisher | None = None,
+    report: Callable[[float, str], None] | None = None,
 ) -> StageContext:
     return StageContext(
         job_id=f"bench-{work_dir.name}",
@@ -88,7 +89,7 @@ def _context(
         artifacts=artifacts,
         log=logging.LoggerAdapter(logging.getLogger("bench"), {}),
         cancel_event=asyncio.Event(),
-        _report=lambda _fraction, _message: None,
+        _report=report or (lambda _fraction, _message: None),
         _preview=preview,
     )
 
