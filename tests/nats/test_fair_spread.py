@@ -181,8 +181,11 @@ async def test_with_three_workers_and_two_servers_alice_s_one_job_and_bob_s_high
             )
         ]
         assert alices in order[: len(workers)], order.index(alices)
+        # The first batch (one job per worker: alice's, and two of bob's) is claimed at once, and its jobs go
+        # Running within milliseconds of each other on different workers, in any order: bob's high one must
+        # be in that batch, ahead of his 20 others, not necessarily the first of his to say Running.
         bobs = [job_id for job_id in order if owners[job_id][0] == "bob"]
-        assert bobs[0] == bobs_high, bobs.index(bobs_high)
+        assert bobs_high in bobs[: len(workers) - 1], bobs.index(bobs_high)
         for channel in channels:
             await channel.close()
     finally:
