@@ -54,12 +54,20 @@ from reelcast.plugins.artifacts import (
 )
 from reelcast.plugins.process import ProcessResult
 from reelcast.plugins.settings import StageSettingsError
-from reelcast.plugins.stage import OUTPUT_ARTIFACT, Artifacts, MediaFile, Stage, StageContext, VisualTheme
+from reelcast.plugins.stage import (
+    OUTPUT_ARTIFACT,
+    Artifacts,
+    MediaFile,
+    Stage,
+    StageContext,
+    Subtask,
+    VisualTheme,
+)
 
 # The plugin API's version, MAJOR.MINOR. MINOR grows when names or optional arguments are added; MAJOR
 # grows when a name in __all__ is removed or changes meaning. A plugin written for 1.x works on every 1.y
 # with y >= x.
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 hookimpl = pluggy.HookimplMarker("reelcast")
 
@@ -86,6 +94,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageSettingsError",
+    "Subtask",
     "VisualTheme",
     "VisualsArtifact",
     "WordTiming",

@@ -20,7 +20,7 @@ from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.host import await_me_maybe
-from reelcast.plugins.stage import MediaResolver, PreviewPublisher, Stage, StageContext
+from reelcast.plugins.stage import MediaResolver, PreviewPublisher, Stage, StageContext, SubtaskRunner
 
 
 def stage_logger(stage_name: str, job_id: str, correlation_id: str) -> logging.LoggerAdapter[logging.Logger]:
@@ -45,6 +45,7 @@ async def run_stage(
     report: Callable[[float, str], None],
     media: MediaResolver | None = None,
     preview: PreviewPublisher | None = None,
+    subtasks: SubtaskRunner | None = None,
 ) -> dict[str, Any]:
     """Runs ``stage`` once and returns the artifacts it produced (``{}`` for ``None``)."""
     context = StageContext(
@@ -61,6 +62,7 @@ async def run_stage(
         _report=report,
         _media=media,
         _preview=preview,
+        _subtasks=subtasks,
     )
     result: Any
     try:

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from reelcast.jobs.tracing import span
@@ -55,8 +55,9 @@ async def run_process(
     timeout: float | None = None,
     log: logging.LoggerAdapter[logging.Logger] | logging.Logger | None = None,
     on_start: Callable[[int], Any] | None = None,
+    cwd: Path | None = None,
 ) -> ProcessResult:
-    """Runs ``argv`` without a shell; see the module docstring for how it stops."""
+    """Runs ``argv`` without a shell (in ``cwd`` when given); see the module docstring for how it stops."""
     program = _program_name(argv[0])
     with span(f"subprocess {program}", attributes={"process.executable.name": program}) as process_span:
         result = await _run_process(
@@ -69,6 +70,7 @@ async def run_process(
             timeout=timeout,
             log=log,
             on_start=on_start,
+            cwd=cwd,
         )
         process_span.set_attribute("process.exit.code", result.returncode)
         return result
@@ -91,9 +93,11 @@ async def _run_process(
     timeout: float | None,
     log: logging.LoggerAdapter[logging.Logger] | logging.Logger | None,
     on_start: Callable[[int], Any] | None,
+    cwd: Path | None,
 ) -> ProcessResult:
     process = await asyncio.create_subprocess_exec(
         *argv,
+        cwd=cwd,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

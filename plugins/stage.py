@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reelcast.jobs.errors import CANCELLED, MEDIA_NOT_AVAILABLE, ReelcastError
 from reelcast.jobs.v1 import job_pb2
@@ -85,6 +85,39 @@ class MediaFile:
 # its seconds, the whole video's seconds.
 PreviewPublisher = Callable[[str, float, float], Awaitable[None]]
 
+
+@dataclass(frozen=True)
+class Subtask:
+    """A program a stage hands to ``StageContext.run_subtask``, which may run it on any worker of the
+    deployment (a render segment). Everything it touches is named relative to the job's work dir, which is
+    its working directory wherever it runs: the files it reads are sent with it and the files it writes are
+    brought back; it must touch no other file. Every worker runs the same install, so ``argv[0]`` (an
+    absolute path to ffmpeg, say) is the same program there."""
+
+    # Unique among the subtasks of one stage run ("segment-3").
+    name: str
+    argv: tuple[str, ...]
+    # Work-dir paths of the files it reads, and of those it writes.
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+class SubtaskRunner(Protocol):
+    """Runs a subtask somewhere under ``cancel_event`` (the server's: storage/subtasks.py)."""
+
+    async def __call__(
+        self,
+        subtask: Subtask,
+        *,
+        cancel_event: asyncio.Event,
+        on_stdout_line: Callable[[str], None] | None,
+        on_stderr_line: Callable[[str], None] | None,
+        graceful_stop: bytes | None,
+        kill_after: float,
+        timeout: float | None,
+    ) -> ProcessResult: ...
+
+
 # Finds an uploaded file by id for the running job's owner; None when it is gone (deleted, expired) or not
 # the owner's.
 MediaResolver = Callable[[str], "MediaFile | None"]
@@ -114,6 +147,7 @@ class StageContext:
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _media: MediaResolver | None = None
     _preview: PreviewPublisher | None = None
+    _subtasks: SubtaskRunner | None = None
 
     def report(self, fraction: float, message: str = "") -> None:
         """Reports the stage's own progress, 0.0 to 1.0. Safe to call from a worker thread."""
@@ -135,6 +169,45 @@ class StageContext:
         published."""
         if self._preview is not None:
             await self._preview(relative, duration_seconds, total_seconds)
+
+    async def run_subtask(
+        self,
+        subtask: Subtask,
+        *,
+        cancel_event: asyncio.Event | None = None,
+        on_stdout_line: Callable[[str], None] | None = None,
+        on_stderr_line: Callable[[str], None] | None = None,
+        graceful_stop: bytes | None = None,
+        kill_after: float = 2.0,
+        timeout: float | None = None,
+    ) -> ProcessResult:
+        """Runs ``subtask`` as :meth:`run_subprocess` runs a program, but on whichever worker of the
+        deployment is free: on the embedded backend here (in the work dir); on NATS as a sub-task of this job
+        on the work queue, under the same fair turns and heartbeats as jobs, and again elsewhere when its
+        worker is lost. Its output lines arrive here as it runs, its outputs are in the work dir when it
+        returns, and a cancel (``cancel_event``, the job's by default) stops it wherever it runs."""
+        stop = cancel_event if cancel_event is not None else self.cancel_event
+        if self._subtasks is not None:
+            return await self._subtasks(
+                subtask,
+                cancel_event=stop,
+                on_stdout_line=on_stdout_line,
+                on_stderr_line=on_stderr_line,
+                graceful_stop=graceful_stop,
+                kill_after=kill_after,
+                timeout=timeout,
+            )
+        return await run_process(
+            subtask.argv,
+            cancel_event=stop,
+            on_stdout_line=on_stdout_line,
+            on_stderr_line=on_stderr_line,
+            graceful_stop=graceful_stop,
+            kill_after=kill_after,
+            timeout=timeout,
+            log=self.log,
+            cwd=self.work_dir,
+        )
 
     @property
     def cancelled(self) -> bool:

@@ -37,6 +37,7 @@ NEEDS_EXTRA = {
     "reelcast.server.storage.nats.keys": "nats",
     "reelcast.server.storage.nats.backend": "nats",
     "reelcast.server.storage.nats.media_store": "nats",
+    "reelcast.server.storage.nats.subtasks": "nats",
     "reelcast.server.webhooks.nats_registry": "nats",
     "reelcast.server.webhooks.nats_outbox": "nats",
     # The pytest plugin of the plugin kit, loaded only by pytest (a pytest11 entry point).

@@ -21,7 +21,7 @@ from typing import IO
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ReelcastError
 from reelcast.plugins.process import ProcessResult, run_process
-from reelcast.plugins.stage import StageContext
+from reelcast.plugins.stage import StageContext, Subtask
 
 STDERR_SNIPPET_BYTES = 16 * 1024
 SEPARATOR = "-" * 80
@@ -179,8 +179,10 @@ async def run_ffmpeg(
     on_stdout_line: Callable[[str], None] | None = None,
     on_stderr_line: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    subtask: Subtask | None = None,
 ) -> ProcessResult:
-    """Runs ffmpeg under the job's cancellation: ``q`` on stdin, then a kill after 2 s.
+    """Runs ffmpeg under the job's cancellation: ``q`` on stdin, then a kill after 2 s. With ``subtask``
+    (whose argv is ``argv``) it runs through ``ctx.run_subtask``: on any worker of the deployment.
 
     Unlike a plain ``ctx.run_subprocess``, a cancellation of the stage's task does not lose the exit code:
     the process runs in its own task, which is told to stop and then awaited, so ``log`` always gets its
@@ -199,8 +201,18 @@ async def run_ffmpeg(
             on_stderr_line(text)
 
     follower = asyncio.ensure_future(follow_job_cancel())
-    process = asyncio.ensure_future(
-        run_process(
+    running = (
+        ctx.run_subtask(
+            subtask,
+            cancel_event=stop,
+            on_stdout_line=on_stdout_line,
+            on_stderr_line=stderr_line,
+            graceful_stop=b"q",
+            kill_after=2.0,
+            timeout=timeout,
+        )
+        if subtask is not None
+        else run_process(
             argv,
             cancel_event=stop,
             on_stdout_line=on_stdout_line,
@@ -211,6 +223,7 @@ async def run_ffmpeg(
             log=ctx.log,
         )
     )
+    process = asyncio.ensure_future(running)
     exit_code = -9
     try:
         result = await asyncio.shield(process)

@@ -34,6 +34,7 @@ import contextlib
 import itertools
 import math
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ from reelcast.plugins.builtin.segments import (
 )
 from reelcast.plugins.builtin.visuals import load_visuals
 from reelcast.plugins.builtin.voice import load_narration
+from reelcast.plugins.stage import Subtask
 
 VIDEO_FILE = "video.mp4"
 PARTIAL_VIDEO_FILE = "video.mp4.part"
@@ -389,13 +391,17 @@ async def run(ctx: StageContext) -> dict[str, Any]:
         parts = picture_parts(ctx, visuals, total)
         planned = plan_segments(parts.clips, parts.joins, parts.end, settings.segments)
         if len(planned) > 1:
+            # The segments may run on other workers (ctx.run_subtask): their arguments name the work dir's
+            # files relative to it, so the captions filter does too.
+            relative_fonts = FONTS_FOLDER if Path(fonts_dir) == ctx.path(FONTS_FOLDER) else fonts_dir
             await render_segments(
                 ctx,
                 settings,
                 ffmpeg,
                 parts,
                 planned,
-                captions=[ass_filter(ass_path, fonts_dir)] if ass_path else [],
+                captions=[ass_filter(ASS_FILE, relative_fonts)] if ass_path else [],
+                caption_files=_files_below(ctx.work_dir, [ASS_FILE, relative_fonts]) if ass_path else [],
                 audio_path=audio_path,
                 subtitle_path=subtitle_path,
                 chapters_path=str(chapters),
@@ -467,13 +473,19 @@ async def _encode(
     on_stdout_line: Callable[[str], None] | None,
     partial: Path,
     doing: str,
+    subtask: Subtask | None = None,
 ) -> None:
-    """One ffmpeg run to ``partial`` under the job's cancel and the render timeout; its failures as
-    catalogue errors (the partial file removed)."""
+    """One ffmpeg run to ``partial`` (as ``subtask`` when given: on any worker) under the job's cancel and
+    the render timeout; its failures as catalogue errors (the partial file removed)."""
     log_path = log.path
     try:
         result = await run_ffmpeg(
-            ctx, argv, log=log, on_stdout_line=on_stdout_line, timeout=settings.render_timeout_seconds
+            ctx,
+            argv,
+            log=log,
+            on_stdout_line=on_stdout_line,
+            timeout=settings.render_timeout_seconds,
+            subtask=subtask,
         )
     except BaseException:
         _remove(partial)
@@ -512,6 +524,7 @@ async def render_segments(
     planned: Sequence[Segment],
     *,
     captions: Sequence[str],
+    caption_files: Sequence[str],
     audio_path: str,
     subtitle_path: str | None,
     chapters_path: str,
@@ -519,8 +532,10 @@ async def render_segments(
     resolution: str,
 ) -> None:
     """The moving picture as ``planned`` segments encoded at once, then joined with the sound and the
-    sidecars into ``video.mp4`` (segments.py says how). Progress is the segments' frames encoded so far,
-    summed; each segment logs to ``{jobId}.segment-{n}.log``, the join to the job's own log."""
+    sidecars into ``video.mp4`` (segments.py says how). Each segment is a subtask (``ctx.run_subtask``: on
+    NATS, on any free worker), its arguments relative to the work dir, with ``caption_files`` among its
+    inputs. Progress is the segments' frames encoded so far, summed; each segment logs to
+    ``{jobId}.segment-{n}.log``, the join to the job's own log."""
     render = ctx.spec.render
     fps = parts.fps
     folder = ctx.path(SEGMENTS_FOLDER)
@@ -530,7 +545,8 @@ async def render_segments(
 
     def advanced(number: int) -> Callable[[float, float], None]:
         def on_fraction(_: float, encoded: float) -> None:
-            done[number] = encoded
+            # A segment rendered again (its worker was lost) does not move the progress back.
+            done[number] = max(done[number], encoded)
             progress = sum(done)
             ctx.report(
                 min(0.99, progress / seconds * 0.99), f"Rendering video {progress:.1f} s of {seconds:.1f} s"
@@ -567,18 +583,31 @@ async def render_segments(
     async def encode_alone(number: int, segment: Segment) -> None:
         inputs, graph = segment_graph(parts, segment, captions)
         output = files[number]
+        read = list(caption_files)
         arguments = list(PROGRESS_ARGUMENTS)
         for scene_input in inputs:
-            arguments += scene_input
+            *options, path = scene_input
+            relative = _in_work_dir(ctx, Path(path))
+            read.append(relative)
+            arguments += [*options, relative]
         arguments += ["-filter_complex", graph, "-map", "[video]", "-an"]
         arguments += _video_encoding(render, settings.x264_preset, tune=None)
         # Closed GOPs, so that no frame refers across the join; every encode starts on a keyframe.
         arguments += ["-flags", "+cgop", "-fps_mode", "cfr", "-r", str(fps)]
-        arguments += ["-frames:v", str(segment.frames), *settings.ffmpeg_extra_args, "-f", "mp4", str(output)]
+        written = output.relative_to(ctx.work_dir).as_posix()
+        arguments += ["-frames:v", str(segment.frames), *settings.ffmpeg_extra_args, "-f", "mp4", written]
         log = _segment_log(ctx, settings, ffmpeg, arguments, resolution, f".segment-{number}")
         reader = ProgressReader(segment.frames / fps, advanced(number))
+        subtask = Subtask(f"segment-{number}", (ffmpeg, *arguments), tuple(dict.fromkeys(read)), (written,))
         await _encode(
-            ctx, settings, [ffmpeg, *arguments], log, reader.line, output, f"rendering segment {number}"
+            ctx,
+            settings,
+            list(subtask.argv),
+            log,
+            reader.line,
+            output,
+            f"rendering segment {number}",
+            subtask,
         )
 
     ctx.report(0.0, f"Rendering video in {len(planned)} segments")
@@ -611,6 +640,38 @@ async def render_segments(
     for file in files:
         _remove(file)
     ctx.report(1.0, "Rendered")
+
+
+def _in_work_dir(ctx: StageContext, path: Path) -> str:
+    """``path`` relative to the work dir, for a subtask's arguments; a file outside it (an uploaded clip in
+    the media cache) is linked into ``segments/inputs/`` first, so that it travels with the subtask."""
+    if path.is_relative_to(ctx.work_dir):
+        return path.relative_to(ctx.work_dir).as_posix()
+    link = ctx.path(SEGMENTS_FOLDER) / "inputs" / path.name
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.hardlink_to(path)
+        except OSError:  # another file system
+            shutil.copyfile(path, link)
+    return link.relative_to(ctx.work_dir).as_posix()
+
+
+def _files_below(work_dir: Path, relatives: Sequence[str]) -> list[str]:
+    """The files among ``relatives`` (work-dir paths), and every file below those that are folders; paths
+    outside the work dir (the installed fonts) are left out: every worker has them."""
+    found: list[str] = []
+    for relative in relatives:
+        if Path(relative).is_absolute():
+            continue
+        path = work_dir / relative
+        if path.is_dir():
+            found += sorted(
+                each.relative_to(work_dir).as_posix() for each in path.rglob("*") if each.is_file()
+            )
+        elif path.is_file():
+            found.append(relative)
+    return found
 
 
 def _segment_log(

@@ -44,7 +44,7 @@ from reelcast.server.media.store import MediaStore
 from reelcast.server.metrics import STAGE_DURATION
 from reelcast.server.storage.job_store import ConcurrentWriteError, JobStore
 from reelcast.server.storage.notifier import EventNotifier
-from reelcast.server.storage.work import Claim, JobFiles
+from reelcast.server.storage.work import Claim, JobFiles, SubtaskPool
 
 # The runner's logger: its lines keep one name whichever of its modules logs them (docs/observability.md).
 log = logging.getLogger("reelcast.server.runner")
@@ -80,8 +80,11 @@ class JobPipeline:
         host: PluginHost,
         files: JobFiles,
         media: MediaStore | None = None,
+        subtasks: SubtaskPool | None = None,
     ) -> None:
         self.settings = settings
+        # Where a stage's subtasks run (NATS: any worker); None: in the stage's process (StageContext).
+        self.subtasks = subtasks
         # The uploaded files stages ask for by id (ctx.media); None: no media at all (every id is E451).
         self.media = media
         self.store = store
@@ -294,6 +297,7 @@ class JobPipeline:
         media = (
             await job_media(self.media, job, self.settings.media_cache_dir) if self.media is not None else {}
         )
+        subtasks = self.subtasks.session(job, work_dir) if self.subtasks is not None else None
         invoke = run_stage(
             stage,
             job_id=job.id,
@@ -307,6 +311,7 @@ class JobPipeline:
             report=lambda fraction, message: recorder.tick(stage.name, fraction, message),
             media=media.get,
             preview=functools.partial(self._publish_preview, recorder, work_dir, stage.name),
+            subtasks=subtasks.run if subtasks is not None else None,
         )
 
         task = asyncio.create_task(invoke, name=f"stage-{job.id}-{stage.name}")
@@ -345,6 +350,9 @@ class JobPipeline:
                 outcome = "cancelled"
             raise
         finally:
+            if subtasks is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(subtasks.close())
             if running.stall_timer is not None:
                 running.stall_timer.cancel()
                 running.stall_timer = None

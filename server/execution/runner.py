@@ -80,7 +80,12 @@ class JobRunner:
         # Set whenever no job is running (what a graceful stop waits for).
         self._idle = asyncio.Event()
         self._idle.set()
-        self._pipeline = JobPipeline(settings, self.store, self.notifier, host, self.files, backend.media)
+        self.subtasks = backend.subtasks
+        # The cancel events of the subtasks running here, by job (a job's cancel stops them too).
+        self._subtask_cancels: dict[str, set[asyncio.Event]] = {}
+        self._pipeline = JobPipeline(
+            settings, self.store, self.notifier, host, self.files, backend.media, backend.subtasks
+        )
         self.positions = QueuePositions(
             self.store,
             self.notifier,
@@ -178,6 +183,8 @@ class JobRunner:
         running = self._running.get(job_id)
         if running is not None and not running.recorder.finished:
             running.cancel()
+        for event in self._subtask_cancels.get(job_id, ()):
+            event.set()
 
     async def cancel(self, job_id: str) -> job_pb2.Job:
         """Cancels a queued job at once, or signals a running one. Raises E004 if it already finished."""
@@ -376,7 +383,33 @@ class JobRunner:
                 continue
             # Every line logged for this job, here or in its stages, carries its id and correlation id.
             with job_context(claim.job_id):
-                await self._work_on(claim)
+                if claim.subtask is not None:
+                    await self._run_subtask(claim)
+                else:
+                    await self._work_on(claim)
+
+    async def _run_subtask(self, claim: Claim) -> None:
+        """A subtask of a job running on some worker (StageContext.run_subtask), run here."""
+        if self.subtasks is None:  # a subtask on a backend without a pool cannot happen: leave it to others
+            await claim.release()
+            return
+        cancel = asyncio.Event()
+        if await self.cancels.requested(claim.job_id):
+            cancel.set()
+        events = self._subtask_cancels.setdefault(claim.job_id, set())
+        events.add(cancel)
+        try:
+            await self.subtasks.execute(claim, cancel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: subtask error", claim.job_id)
+            with contextlib.suppress(Exception):
+                await claim.release()
+        finally:
+            events.discard(cancel)
+            if not events:
+                self._subtask_cancels.pop(claim.job_id, None)
 
     async def _work_on(self, claim: Claim) -> None:
         job_id = claim.job_id

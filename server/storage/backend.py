@@ -1,7 +1,8 @@
 """The storage backend interface: everything the runner and the service need from storage.
 
-A ``Backend`` holds the job store, the notifier, the work queue, the cancel bus, the job files and the
-uploaded media (media/store.py), and makes
+A ``Backend`` holds the job store, the notifier, the work queue, the cancel bus, the job files, the
+subtask pool (None where subtasks run in the stage's process) and the uploaded media (media/store.py), and
+makes
 the API server's key store and stream-token secret. Two implement it: ``embedded.backend.EmbeddedBackend``
 (SQLite and in-process queues, the default) and ``nats.backend.NatsBackend`` (JetStream).
 ``selection.open_backend`` picks one from ``Settings.store_url`` (``--store``, ``REELCAST_STORE``).
@@ -17,7 +18,7 @@ from reelcast.server.media.store import MediaStore
 from reelcast.server.security.keys import ApiKeys
 from reelcast.server.storage.job_store import JobStore
 from reelcast.server.storage.notifier import EventNotifier
-from reelcast.server.storage.work import CancelBus, JobFiles, WorkQueue
+from reelcast.server.storage.work import CancelBus, JobFiles, SubtaskPool, WorkQueue
 
 
 class Backend(ABC):
@@ -34,6 +35,7 @@ class Backend(ABC):
         cancels: CancelBus,
         files: JobFiles,
         media: MediaStore,
+        subtasks: SubtaskPool | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -41,6 +43,7 @@ class Backend(ABC):
         self.cancels = cancels
         self.files = files
         self.media = media
+        self.subtasks = subtasks
 
     async def open(self, timeout: float | None = None) -> None:
         """Connects and sets up what the backend needs (streams, buckets). ``timeout`` bounds the wait for

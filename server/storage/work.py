@@ -5,19 +5,23 @@
   when the worker stops before it ends.
 - ``CancelBus`` carries a cancel request to the worker that runs the job, wherever it is.
 - ``JobFiles`` keeps a job's work dir where any worker can resume it and any server can serve its outputs.
+- ``SubtaskPool`` runs a stage's subtasks (``StageContext.run_subtask``, render segments) on any worker:
+  None on the embedded backend, where a subtask is a program run in the work dir.
 
 embedded/work.py holds the in-process forms and nats/work.py the JetStream ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reelcast.jobs.v1 import job_pb2
+from reelcast.plugins.stage import SubtaskRunner
 from reelcast.server.storage.job_store import JobStore
 
 CHUNK_BYTES = 64 * 1024
@@ -27,6 +31,10 @@ class Claim(Protocol):
     job_id: str
     # True when an earlier worker got this job and did not finish it (it died or stopped heartbeating).
     redelivered: bool
+
+    @property
+    def subtask(self) -> Mapping[str, Any] | None:
+        """Set when the claim is a subtask of ``job_id`` (SubtaskPool.execute runs it), not the job."""
 
     async def keep_alive(self) -> None:
         """Tells the queue that the job still runs; called every ``WorkQueue.heartbeat_seconds``."""
@@ -119,3 +127,23 @@ class JobFiles(Protocol):
 
     async def open_output(self, job_id: str, path: str) -> OutputFile | None:
         """An output a stage published as ``path``; None if it does not exist."""
+
+
+class SubtaskSession(Protocol):
+    """The subtasks of one stage run of one job, on the worker that runs the job."""
+
+    @property
+    def run(self) -> SubtaskRunner:
+        """What ``StageContext.run_subtask`` calls."""
+
+    async def close(self) -> None:
+        """The stage ended: its subtasks that have not run never will, and those running stop."""
+
+
+class SubtaskPool(Protocol):
+    def session(self, job: job_pb2.Job, work_dir: Path) -> SubtaskSession:
+        """The subtasks a stage of ``job`` (running here, in ``work_dir``) will hand out."""
+
+    async def execute(self, claim: Claim, cancel_event: asyncio.Event) -> None:
+        """Runs the subtask ``claim`` holds (from ``WorkQueue.take``) and finishes or releases the claim;
+        ``cancel_event`` is set when its job is cancelled."""

@@ -22,6 +22,7 @@ from reelcast.server.storage.work import CHUNK_BYTES, CancelHandler, Claim, Outp
 
 class _LocalClaim:
     redelivered = False
+    subtask = None  # subtasks run in the stage's own process here (SubtaskPool is None)
 
     def __init__(self, queue: LocalWorkQueue, waiting: _WaitingJob) -> None:
         self._queue = queue

@@ -10,6 +10,7 @@ from reelcast.server.storage.nats.job_store import NatsJobStore
 from reelcast.server.storage.nats.keys import NatsKeyStore, shared_stream_token_secret
 from reelcast.server.storage.nats.layout import NatsConnection
 from reelcast.server.storage.nats.media_store import NatsMediaStore
+from reelcast.server.storage.nats.subtasks import NatsSubtasks
 from reelcast.server.storage.nats.work import NatsCancelBus, NatsJobFiles, NatsNotifier, NatsWorkQueue
 
 
@@ -19,15 +20,18 @@ class NatsBackend(Backend):
 
     def __init__(self, servers: list[str], settings: Settings) -> None:
         self.connection = NatsConnection(servers, settings.nats_replicas, settings.nats_ack_wait_seconds)
+        queue = NatsWorkQueue(
+            self.connection, FairPolicy(settings.user_weights, settings.max_running_jobs_per_user)
+        )
+        files = NatsJobFiles(self.connection)
         super().__init__(
             store=NatsJobStore(self.connection),
             notifier=NatsNotifier(self.connection),
-            queue=NatsWorkQueue(
-                self.connection, FairPolicy(settings.user_weights, settings.max_running_jobs_per_user)
-            ),
+            queue=queue,
             cancels=NatsCancelBus(self.connection),
-            files=NatsJobFiles(self.connection),
+            files=files,
             media=NatsMediaStore(self.connection),
+            subtasks=NatsSubtasks(self.connection, queue, files, settings.data_dir / "subtasks"),
         )
 
     async def open(self, timeout: float | None = None) -> None:

@@ -65,8 +65,14 @@ POLL_SECONDS = 0.5
 class NatsClaim:
     def __init__(self, message: Msg) -> None:
         self._message = message
-        self.job_id = message.data.decode()
         self.redelivered = message.metadata.num_delivered > 1
+        self.subtask: dict[str, Any] | None = None
+        data = message.data or b""
+        if data.startswith(b"{"):  # a subtask of a running job (nats/subtasks.py), not a job id
+            self.subtask = json.loads(data)
+            self.job_id = str(self.subtask["job"])
+        else:
+            self.job_id = data.decode()
 
     async def keep_alive(self) -> None:
         await self._message.in_progress()
@@ -92,6 +98,8 @@ class _UserQueue:
     waiting: int  # not yet delivered
     running: int  # delivered and not acknowledged: claimed, or lapsing after its worker died
     delivered_up_to: int  # the stream sequence the consumer delivered last
+    # The job whose subtasks this subject holds (``<user>.<priority>.<job>``); "" for the user's jobs.
+    subtasks_of: str = ""
 
 
 class NatsWorkQueue:
@@ -189,8 +197,8 @@ class NatsWorkQueue:
         info = await retrying(lambda: js.stream_info(WORK_STREAM, subjects_filter=f"{WORK_USERS_PREFIX}>"))
         queues = []
         for subject in sorted(info.state.subjects or {}):
-            token, _, priority_name = subject.removeprefix(WORK_USERS_PREFIX).rpartition(".")
-            if priority_name not in PRIORITY_NAMES:
+            token, priority_name, *job = subject.removeprefix(WORK_USERS_PREFIX).split(".")
+            if priority_name not in PRIORITY_NAMES or len(job) > 1:
                 continue
             consumer = await self._consumer_of(subject)
             queues.append(
@@ -198,13 +206,44 @@ class NatsWorkQueue:
                     subject=subject,
                     consumer=consumer.name,
                     owner=owner_of_token(token),
-                    rank=PRIORITY_NAMES.index(priority_name),
+                    # A running job's subtasks come before the user's new jobs: they finish a started job.
+                    rank=PRIORITY_NAMES.index(priority_name) - (len(PRIORITY_NAMES) if job else 0),
                     waiting=int(consumer.num_pending or 0),
                     running=int(consumer.num_ack_pending or 0),
                     delivered_up_to=int(consumer.delivered.stream_seq or 0) if consumer.delivered else 0,
+                    subtasks_of=job[0] if job else "",
                 )
             )
         return queues
+
+    async def take_subtask(self, subject: str) -> NatsClaim | None:
+        """One subtask of ``subject`` (a job's subtask subject) if one waits, for the worker that runs the job
+        (nats/subtasks.py): outside the fair turns, since the job's slot is already counted. None also when
+        this process's own take is pulling now: that take may claim the subtask itself."""
+        if self._inbox is None or self._fetching.locked():
+            return None
+        async with self._fetching:
+            message = await self._pull_now((await self._consumer_of(subject)).name)
+        return NatsClaim(message) if message is not None else None
+
+    async def wait_published(self, seconds: float) -> None:
+        """Returns after the next publish on the work subjects, or after ``seconds``."""
+        self._published.clear()
+        # asyncio.wait, not asyncio.timeout: on 3.11 a cancel that lands as the timeout expires is turned
+        # into the TimeoutError and lost, and the caller's loop would never stop.
+        published = asyncio.ensure_future(self._published.wait())
+        try:
+            await asyncio.wait({published}, timeout=seconds)
+        finally:
+            published.cancel()
+
+    async def drop_subject(self, subject: str) -> None:
+        """Removes a job's subtask subject: its waiting messages and its consumer."""
+        js = self._connection.layout.js
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await retrying(lambda: js.purge_stream(WORK_STREAM, subject=subject))
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await retrying(lambda: js.delete_consumer(WORK_STREAM, work_consumer(subject)))
 
     async def _pull_now(self, consumer: str) -> Msg | None:
         """One message of ``consumer`` if it has one now (a no-wait pull: nothing lingers on the server).
@@ -325,7 +364,8 @@ class NatsWorkQueue:
     async def depth(self) -> int:
         # Not yet delivered to any worker; running jobs are delivered and unacknowledged (num_ack_pending).
         legacy = await self._connection.layout.js.consumer_info(WORK_STREAM, WORK_CONSUMER)
-        return int(legacy.num_pending or 0) + sum(queue.waiting for queue in await self._user_queues())
+        queues = await self._user_queues()
+        return int(legacy.num_pending or 0) + sum(queue.waiting for queue in queues if not queue.subtasks_of)
 
     async def waiting_order(self, unfinished: Iterable[job_pb2.Job]) -> list[str]:
         """See ``WorkQueue.waiting_order``."""
@@ -448,6 +488,60 @@ class NatsJobFiles:
         payload = json.dumps(manifest, sort_keys=True).encode()
         await retrying(lambda: state.put(f"files.{job_id}", payload))
 
+    async def share(self, job_id: str, work_dir: Path, relatives: Iterable[str]) -> None:
+        """Keeps the files ``relatives`` of a running stage where a worker running one of its subtasks finds
+        them (nats/subtasks.py): those the manifest has at the same size and time are not sent again."""
+        manifest = await self._manifest(job_id)
+        store = self._connection.layout.files
+        changed = False
+        for relative in relatives:
+            path = work_dir / relative
+            stat = await asyncio.to_thread(path.stat)
+            if manifest.get(relative) == [stat.st_size, stat.st_mtime_ns]:
+                continue
+            data = await asyncio.to_thread(path.read_bytes)
+            await retrying(lambda name=f"{job_id}/{relative}", data=data: store.put(name, data))  # type: ignore[misc]
+            manifest[relative] = [stat.st_size, stat.st_mtime_ns]
+            changed = True
+        if changed:
+            state = self._connection.layout.state
+            payload = json.dumps(manifest, sort_keys=True).encode()
+            await retrying(lambda: state.put(f"files.{job_id}", payload))
+
+    async def bring(self, job_id: str, folder: Path, relatives: Iterable[str]) -> None:
+        """Brings the shared files ``relatives`` of a job into ``folder`` (a subtask's worker), skipping those
+        already there at the manifest's size."""
+        manifest = await self._manifest(job_id)
+        store = self._connection.layout.files
+        for relative in relatives:
+            target = folder / relative
+            entry = manifest.get(relative)
+            if entry is not None and target.is_file() and target.stat().st_size == entry[0]:
+                continue
+            result = await retrying(lambda name=f"{job_id}/{relative}": store.get(name))  # type: ignore[misc]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(target.write_bytes, result.data or b"")
+
+    async def keep_outputs(self, job_id: str, under: str, folder: Path, relatives: Iterable[str]) -> None:
+        """A subtask's outputs, from ``folder`` to ``<job>/<under>/`` in the object store (not in the
+        manifest: the job's worker takes them once, with ``take_outputs``)."""
+        store = self._connection.layout.files
+        for relative in relatives:
+            data = await asyncio.to_thread((folder / relative).read_bytes)
+            await retrying(lambda name=f"{job_id}/{under}/{relative}", data=data: store.put(name, data))  # type: ignore[misc]
+
+    async def take_outputs(self, job_id: str, under: str, work_dir: Path, relatives: Iterable[str]) -> None:
+        """Moves what ``keep_outputs`` stored into the work dir."""
+        store = self._connection.layout.files
+        for relative in relatives:
+            name = f"{job_id}/{under}/{relative}"
+            result = await retrying(lambda name=name: store.get(name))  # type: ignore[misc]
+            target = work_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(target.write_bytes, result.data or b"")
+            with contextlib.suppress(NotFoundError):
+                await retrying(lambda name=name: store.delete(name))  # type: ignore[misc]
+
     async def restore(self, job_id: str, work_dir: Path) -> None:
         store = self._connection.layout.files
         for relative, (size, _) in (await self._manifest(job_id)).items():
@@ -469,6 +563,7 @@ class NatsJobFiles:
                 await retrying(lambda name=f"{job_id}/{relative}": store.delete(name))  # type: ignore[misc]
         state = self._connection.layout.state
         await retrying(lambda: state.purge(f"files.{job_id}"))
+        await retrying(lambda: state.purge(f"subtasks.{job_id}"))  # nats/subtasks.py
 
     async def open_output(self, job_id: str, path: str) -> OutputFile | None:
         relative = relative_output(job_id, path) if path else None
