@@ -210,6 +210,12 @@ class StageContext:
         )
 
     @property
+    def subtasks_spread(self) -> bool:
+        """True when ``run_subtask`` hands subtasks to the deployment's workers (NATS) rather than running
+        them here: the queue, not the stage, then decides how many run at once."""
+        return self._subtasks is not None
+
+    @property
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 

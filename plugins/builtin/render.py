@@ -19,8 +19,9 @@ Progress is ffmpeg's ``-progress pipe:1`` over the whole graph: ``out_time_us`` 
 length, clamped and never decreasing. The whole stderr goes to ``<data>/Logs/ffmpeg/{jobId}.log`` in the
 seed's format.
 
-With ``segments`` > 1 (``REELCAST_RENDER_SEGMENTS``) a moving picture is rendered as segments at once on
-this machine and joined without re-encoding (``segments.py``, which also says what is not built yet).
+With ``segments`` > 1 (``REELCAST_RENDER_SEGMENTS``) a moving picture is rendered as segments at once (on
+this machine, or on NATS on any worker: ``ctx.run_subtask``) and joined without re-encoding
+(``segments.py``, which also says what is not built yet).
 
 Artifacts: ``video`` -> ``video.mp4``, ``subtitles`` -> ``captions.srt`` and ``webvtt`` -> ``captions.vtt``
 (or none, without captions), ``captions_ass`` -> ``captions.ass`` (burned captions drawn by libass),
@@ -113,8 +114,9 @@ class RenderSettings:
     # Parallel segment encoders for a moving picture (segments.py): 1 is the single render; more cut the
     # timeline where no transition runs and join the segments without re-encoding.
     segments: int = field(default=1, metadata={"env": "REELCAST_RENDER_SEGMENTS"})
-    # How many segment encoders run at once, in timeline order (0: one per core): the first segments then
-    # finish early, and the growing preview plays while the rest renders.
+    # How many segment encoders run at once, in timeline order (0: one per core; on NATS every segment is
+    # queued at once): the first segments then finish early, and the growing preview plays while the rest
+    # renders.
     segment_workers: int = field(default=0, metadata={"env": "REELCAST_RENDER_SEGMENT_WORKERS"})
     # Publish a growing preview as the segments finish in timeline order (preview.py).
     previews: bool = field(default=True, metadata={"env": "REELCAST_RENDER_PREVIEWS"})
@@ -564,11 +566,15 @@ async def render_segments(
         audio_encoding=audio_encoding(ctx.spec),
         total=total,
     )
-    workers = asyncio.Semaphore(settings.segment_workers or os.cpu_count() or 1)
+    # Spread over the deployment's workers, every segment is queued at once: the fair queue decides where and
+    # when each runs.
+    default_workers = len(planned) if ctx.subtasks_spread else os.cpu_count() or 1
+    workers = asyncio.Semaphore(settings.segment_workers or default_workers)
     # With previews, the first segment encodes alone with every core (x264's threads): the first preview
     # is out sooner, at the cost of the cores it leaves idle (benchmarks.md, time to the first preview).
+    # Spread over workers, the first segment has its worker's cores anyway.
     first_done = asyncio.Event()
-    if not settings.previews:
+    if not settings.previews or ctx.subtasks_spread:
         first_done.set()
 
     async def encode(number: int, segment: Segment) -> None:

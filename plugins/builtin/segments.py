@@ -1,11 +1,13 @@
-"""Scene-parallel rendering of the moving picture (``RenderSettings.segments`` > 1), embedded backend only.
+"""Scene-parallel rendering of the moving picture (``RenderSettings.segments`` > 1), on one machine or many.
 
 The timeline (``motion.timeline``: the same clips, joins and frame math as the single render) is cut into
 at most ``segments`` frame ranges. A cut is only ever where no transition is running: at a scene change
 that is a hard cut, or at the first frame after a transition has finished (the incoming scene alone), so
-every ``xfade`` is rendered whole inside one segment. Each segment is its own ffmpeg, run concurrently on
-this machine: the clips it touches go through the same filters as in the single graph, the joined picture
-is trimmed to the segment's frames, and captions are drawn at the timeline's times (the frames' timestamps
+every ``xfade`` is rendered whole inside one segment. Each segment is its own ffmpeg, run concurrently as a
+subtask (``StageContext.run_subtask``): in the work dir on the embedded backend, on any free worker on NATS
+(server/storage/nats/subtasks.py), its arguments naming the work dir's files relative to it. The clips it
+touches go through the same filters as in the single graph, the joined picture is trimmed to the segment's
+frames, and captions are drawn at the timeline's times (the frames' timestamps
 are moved to the timeline's clock before libass and back to zero after it, so the same ASS file serves
 every segment). Every segment is encoded video only with the single render's encoder settings plus closed
 GOPs (``-flags +cgop``; an encode always starts on a keyframe) and ends after exactly its frame count, so
@@ -13,13 +15,12 @@ the frames of all segments add up to the single render's. The video is then join
 without re-encoding (``-c:v copy``), with the audio mixed once over the whole timeline (``mix.py``), the
 chapters, the soft subtitles and ``+faststart``, as the single render writes them.
 
-At most ``segment_workers`` segments (one per core by default) encode at once, taken in timeline order, and
-as each run of segments from the start is finished the stage publishes it as a growing preview with its
-sound (preview.py).
+At most ``segment_workers`` segments (one per core by default; on NATS all of them, and the fair queue
+decides) encode at once, taken in timeline order, and as each run of segments from the start is finished
+the stage publishes it as a growing preview with its sound (preview.py).
 
-Not built yet: sub-tasks on the NATS work queue (segments on other workers, a lost segment rendered again
-elsewhere), and segments for the still-card path (the
-concat demuxer is cheap to split, but still cards render in one ffmpeg, as before).
+Not built yet: segments for the still-card path (the concat demuxer is cheap to split, but still cards
+render in one ffmpeg, as before).
 """
 
 from __future__ import annotations
