@@ -183,6 +183,14 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
             f"model: 2 workers {model.get(2.0, 0.0):.2f} ×, 4 workers {model.get(4.0, 0.0):.2f} × "
             f"| {_verdict(two >= segments.TARGET_SPEEDUP and worst_ssim >= 0.99)} |"
         )
+        if "nats_overhead_per_segment_seconds" in split:
+            spread = results["segments"]["nats_render"]
+            rows.append(
+                f"| Scene-parallel render: segments as NATS subtasks, overhead measured for the model "
+                f"| {spread['segments']} segments over 2 worker processes: "
+                f"{split['nats_overhead_per_segment_seconds'] * 1000:.0f} ms per segment over the embedded "
+                f"split; worst frame SSIM {split['nats_worst_ssim']:.4f} | measured |"
+            )
         if "first_preview_share" in split:
             share = split["first_preview_share"]
             target = segments.TARGET_FIRST_PREVIEW_SHARE

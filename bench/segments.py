@@ -18,6 +18,12 @@ workers of this machine's size, wall ≈ max over workers of the sum of its segm
 the join + per-segment scheduling (the NATS backend's measured null-job overhead, one work-queue round trip)
 + moving each segment's file to the joining worker at a stated bandwidth.
 
+On NATS: the largest split rendered again with its segments as subtasks on the JetStream work queue
+(server/storage/nats/subtasks.py), between this process (the job's worker, which renders its own segments
+while they wait) and a real ``reelcast worker`` process, both on this machine, so the same two cores as the
+embedded run: what the wall time adds over the embedded split of the same count is the queue's, the object
+store's and the forwarding's cost, measured. Per segment it replaces the model's assumed scheduling.
+
 Then the same video in more segments (12; 3 in the smoke run), one encoder per core taken in timeline
 order, with the growing preview on: when each preview is published, counted from the stage's start, is the
 time to the first playable preview, set against the single render's wall time.
@@ -133,11 +139,69 @@ def _render(
     }
 
 
-def _run_alone(arguments: list[str], output: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of one logged ffmpeg command, run again to ``output``."""
+def _render_on_nats(
+    base: Path,
+    work_dir: Path,
+    spec: job_pb2.JobSpec,
+    settings: Settings,
+    artifacts: dict[str, Any],
+    count: int,
+) -> dict[str, Any]:
+    """The ``count``-segment render with its segments as subtasks on NATS (this process and one worker
+    process), and who rendered each segment."""
+    from reelcast.server.storage.nats.job_store import NatsJobStore
+    from reelcast.server.storage.nats.layout import NatsConnection, read_json_entry
+    from reelcast.server.storage.nats.subtasks import NatsSubtasks, subtasks_key
+    from reelcast.server.storage.nats.work import NatsJobFiles, NatsWorkQueue
+    from tests.nats.natsproc import NatsServer
+    from tests.nats.processes import worker
+
+    node = NatsServer(base / "nats")
+    node.start()
+    remote = worker(base, "remote-worker", node.url, {})
+    job_id = f"bench-segments-nats-{count}"
+
+    async def go() -> dict[str, Any]:
+        connection = NatsConnection([node.url], 1, 30.0)
+        await connection.open(timeout=60)
+        queue = NatsWorkQueue(connection)
+        files = NatsJobFiles(connection)
+        await queue.recover(NatsJobStore(connection))
+        pool = NatsSubtasks(connection, queue, files, base / "subtasks")
+        session = pool.session(job_pb2.Job(id=job_id, spec=spec), work_dir)
+        stage = render.RenderSettings(x264_preset=PRESET, segments=count, previews=False)
+        ctx = _context(work_dir, spec, settings, dict(artifacts), stage)
+        ctx.job_id = job_id
+        ctx._subtasks = session.run
+        started = time.perf_counter()
+        try:
+            await render.run(ctx)
+        finally:
+            await session.close()
+        wall = time.perf_counter() - started
+        document, _ = await read_json_entry(connection.layout.state, subtasks_key(job_id))
+        await connection.close()
+        results = (document or {}).get("results", {})
+        return {"wall_seconds": wall, "here": sum(1 for r in results.values() if r.get("here"))}
+
+    try:
+        remote.start()
+        outcome = asyncio.run(go())
+    finally:
+        remote.stop()
+        node.stop()
+    video = work_dir / f"{job_id}.mp4"
+    (work_dir / render.VIDEO_FILE).replace(video)
+    return {"segments": count, **outcome, "remote": count - outcome["here"], "video": str(video)}
+
+
+def _run_alone(arguments: list[str], output: Path, cwd: Path | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one logged ffmpeg command, run again to ``output`` (in ``cwd``: a segment's
+    command names the work dir's files relative to it)."""
     cpu, started = _children_cpu(), time.perf_counter()
     subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-y", *arguments[:-1], str(output)],
+        cwd=cwd,
         check=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -188,16 +252,17 @@ def model(
     segment_seconds: list[float],
     segment_bytes: list[int],
     join_seconds: float,
+    scheduling_seconds: float = SCHEDULING_SECONDS,
 ) -> list[dict[str, float]]:
     """Predicted wall time on M workers: the stage's work around the encode (``fixed_seconds``), the
     picture's encode (the segments' costs alone, summed) cut in M equal segments, one per worker, plus
-    scheduling, moving the files to the joining worker, and the join; the speedup is against the measured
-    single render."""
+    scheduling (``scheduling_seconds`` per segment: measured on NATS), moving the files to the joining
+    worker, and the join; the speedup is against the measured single render."""
     rows = []
     whole = sum(segment_seconds)
     for workers in MODEL_WORKERS:
         moved = sum(segment_bytes) * (workers - 1) / workers / LINK_BYTES_PER_SECOND
-        wall = fixed_seconds + whole / workers + SCHEDULING_SECONDS * workers + moved + join_seconds
+        wall = fixed_seconds + whole / workers + scheduling_seconds * workers + moved + join_seconds
         rows.append({"workers": float(workers), "wall_seconds": wall, "speedup": single_seconds / wall})
     return rows
 
@@ -218,6 +283,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             _render(work_dir, spec, settings, artifacts, count, f"bench-segments-{count}")
             for count in scale.counts
         ]
+        spread = _render_on_nats(base, work_dir, spec, settings, artifacts, scale.counts[-1])
+        spread["frames"] = _frames(spread["video"])
+        spread["ssim"] = _ssim(runs[0]["video"], spread.pop("video"))
         previews: list[dict[str, float]] = []
         previewed = _render(
             work_dir, spec, settings, artifacts, scale.preview_segments, "bench-segments-preview", previews
@@ -237,7 +305,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         for number in range(most["segments"]):
             arguments = logged_command(logs / f"bench-segments-{most['segments']}.segment-{number}.log")
             output = base / f"alone-{number:03d}.mp4"
-            wall, cpu = _run_alone(arguments, output)
+            wall, cpu = _run_alone(arguments, output, work_dir)
             segment_costs.append({"segment": number, "wall_seconds": wall, "cpu_seconds": cpu})
             segment_bytes.append(output.stat().st_size)
         join_arguments = logged_command(Path(most["log"]))
@@ -248,7 +316,12 @@ def run(quick: bool = False) -> dict[str, Any]:
     for result in [*runs, previewed]:
         result.pop("video")
         result.pop("log")
+    embedded = runs[-1]["wall_seconds"]
+    spread["overhead_per_segment_seconds"] = max(
+        0.0, (spread["wall_seconds"] - embedded) / spread["segments"]
+    )
     return {
+        "nats_render": spread,
         "preview_render": {**previewed, "previews": previews},
         "seconds": scale.seconds,
         "size": f"{width}x{height}",
@@ -266,6 +339,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             [c["wall_seconds"] for c in segment_costs],
             segment_bytes,
             join_wall,
+            spread["overhead_per_segment_seconds"],
         ),
     }
 
@@ -281,6 +355,10 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
     for result in results["renders"][1:]:
         out[f"speedup_{result['segments']}_segments"] = speedup(results, result["segments"])
         out[f"worst_ssim_{result['segments']}_segments"] = result["ssim"]["worst"]
+    spread = results.get("nats_render")
+    if spread:
+        out["nats_overhead_per_segment_seconds"] = spread["overhead_per_segment_seconds"]
+        out["nats_worst_ssim"] = spread["ssim"]["worst"]
     previews = results.get("preview_render", {}).get("previews", [])
     if previews:
         out["first_preview_seconds"] = previews[0]["at_seconds"]
@@ -320,22 +398,23 @@ def section(results: dict[str, Any], plot_path: str) -> str:
         "",
         f"The single render keeps {busy:.2f} cores busy on average (x264 runs its own threads, and the "
         f"stage's work around the encode runs on one), so no split on this machine can beat {2 / busy:.2f}×. "
-        f"Beyond that the {TARGET_SPEEDUP}× target needs a second machine's cores, which segments as NATS "
-        "sub-tasks (not built yet) would bring.",
+        f"Beyond that the {TARGET_SPEEDUP}× target needs a second machine's cores: on NATS the segments are "
+        "subtasks any worker renders (below).",
         "",
         f"Each of the {len(costs)} segments, and the join, run again alone (wall s / CPU s): "
         + ", ".join(f"{c['wall_seconds']:.1f} / {c['cpu_seconds']:.1f}" for c in costs)
         + f"; join {results['join']['wall_seconds']:.2f} / {results['join']['cpu_seconds']:.2f}, "
         f"segment files {sum(results['segment_bytes']) / 1e6:.1f} MB in all.",
         "",
+        *_nats_lines(results),
         "### Scaling past this machine: the model",
         "",
         f"From those costs: the stage's work around the encode ({fixed:.1f} s of the single render: from the "
         "stage's start to its encode's first progress, and from the encode's end to the stage's; its ffmpeg "
         f"command run alone took {results['single_encode_alone_seconds']:.1f} s), then the "
         "picture's encode spread in equal segments over M workers of this machine's "
-        f"size, + {SCHEDULING_SECONDS * 1000:.1f} ms scheduling per segment (one NATS work-queue round trip, "
-        f"from the job overhead section) + moving the segment files to the joining worker at "
+        f"size, + {_scheduling(results) * 1000:.0f} ms per segment for the queue and the object store "
+        f"({_scheduling_source(results)}) + moving the segment files to the joining worker at "
         f"{LINK_BYTES_PER_SECOND * 8 / 1e9:.0f} Gbit/s + the join. It assumes the timeline has a scene cut "
         "near every split (cuts go only where no transition runs) and that each worker's segment costs what "
         "it costs alone here.",
@@ -348,6 +427,44 @@ def section(results: dict[str, Any], plot_path: str) -> str:
     lines += _preview_lines(results)
     lines += ["", f"![Scene-parallel render]({plot_path})", ""]
     return "\n".join(lines)
+
+
+def _scheduling(results: dict[str, Any]) -> float:
+    spread = results.get("nats_render")
+    return float(spread["overhead_per_segment_seconds"]) if spread else SCHEDULING_SECONDS
+
+
+def _scheduling_source(results: dict[str, Any]) -> str:
+    if results.get("nats_render"):
+        return "measured: the NATS split's wall time over the embedded one's, per segment"
+    return "assumed: one NATS work-queue round trip, from the job overhead section"
+
+
+def _nats_lines(results: dict[str, Any]) -> list[str]:
+    spread = results.get("nats_render")
+    if not spread:
+        return []
+    embedded = next(r for r in results["renders"] if r["segments"] == spread["segments"])
+    return [
+        "### The same split as subtasks on NATS",
+        "",
+        f"The {spread['segments']}-segment render again, its segments as subtasks on the NATS work queue "
+        "(server/storage/nats/subtasks.py): this process as the job's worker (rendering its own segments "
+        "while they wait, in the work dir) and one `reelcast worker` process (its inputs from the object "
+        "store, its segment back through it), both on this machine, so the same cores as the embedded run.",
+        "",
+        "| render | wall s | segments by the job's worker | by the other | frames | SSIM worst frame |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| embedded, {embedded['segments']} segments | {embedded['wall_seconds']:.1f} "
+        f"| {embedded['segments']} | 0 | {embedded['frames']} | {embedded['ssim']['worst']:.5f} |",
+        f"| NATS, {spread['segments']} segments | {spread['wall_seconds']:.1f} | {spread['here']} "
+        f"| {spread['remote']} | {spread['frames']} | {spread['ssim']['worst']:.5f} |",
+        "",
+        f"Overhead of the queue, the object store and the forwarded output: "
+        f"{spread['overhead_per_segment_seconds'] * 1000:.0f} ms per segment "
+        f"({spread['wall_seconds'] / embedded['wall_seconds']:.2f} × the embedded split's wall time).",
+        "",
+    ]
 
 
 def _preview_lines(results: dict[str, Any]) -> list[str]:
