@@ -43,6 +43,7 @@ from typing import Any
 import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.errors import NotFoundError
 
 from reelcast.jobs.v1 import job_pb2
 from reelcast.plugins.process import ProcessResult, run_process
@@ -124,6 +125,9 @@ class NatsSubtaskSession:
         self._helper: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self.closed = False
+        # Per finished subtask, where its time went on this side (the bench reads it): sharing its inputs,
+        # from its publish to its start (time.time(), as its worker records it), bringing its outputs.
+        self.timings: dict[str, dict[str, float]] = {}
 
     @property
     def prefix(self) -> str:
@@ -214,14 +218,19 @@ class NatsSubtaskSession:
         waiting = _Waiting(subtask, on_stdout_line, on_stderr_line)
         self._waiting[subtask.name] = waiting
         try:
+            sharing = time.perf_counter()
+            links = _install_links(self.work_dir, subtask.inputs)
             async with self._sharing:  # one writer of the job's manifest at a time
-                await self._pool.files.share(self.job_id, self.work_dir, subtask.inputs)
+                copied = [relative for relative in subtask.inputs if relative not in links]
+                await self._pool.files.share(self.job_id, self.work_dir, copied)
+            shared = time.perf_counter() - sharing
             order = {
                 "job": self.job_id,
                 "attempt": self.attempt,
                 "name": subtask.name,
                 "argv": list(subtask.argv),
-                "inputs": list(subtask.inputs),
+                "inputs": [relative for relative in subtask.inputs if relative not in links],
+                "links": links,
                 "outputs": list(subtask.outputs),
                 "graceful_stop": (graceful_stop or b"").decode("latin-1"),
                 "kill_after": kill_after,
@@ -231,6 +240,7 @@ class NatsSubtaskSession:
             headers = {"Nats-Msg-Id": f"subtask:{self.job_id}:{self.attempt}:{subtask.name}"}
             data = json.dumps(order).encode()
             await retrying(lambda: js.publish(self.subject, data, headers=dict(headers)))
+            published = time.time()
             stopped: asyncio.Future[Any] = asyncio.ensure_future(cancel_event.wait())
             either: set[asyncio.Future[Any]] = {waiting.result, stopped}
             try:
@@ -244,8 +254,14 @@ class NatsSubtaskSession:
                         await asyncio.shield(waiting.result)
                 return ProcessResult(returncode=-9, pid=0, cancelled=True, timed_out=False)
             result = waiting.result.result()
+            bringing = time.perf_counter()
             if result.get("returncode") == 0 and not result.get("here"):
                 await self._pool.bring_outputs(self.job_id, self.attempt, subtask, self.work_dir)
+            self.timings[subtask.name] = {
+                "shared_seconds": shared,
+                "claimed_after_seconds": float(result.get("started", published)) - published,
+                "brought_seconds": time.perf_counter() - bringing,
+            }
             return ProcessResult(
                 returncode=int(result.get("returncode", -9)),
                 pid=0,
@@ -380,29 +396,49 @@ class NatsSubtasks:
         )
         try:
             await client.flush()
+            staging = time.perf_counter()
+            unstaged = ""
             if not here:
-                await asyncio.to_thread(_prune, self.root, job_id)
-                await self.files.bring(job_id, work_dir, [str(each) for each in order["inputs"]])
-                for output in order["outputs"]:
-                    (work_dir / str(output)).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    await asyncio.to_thread(_prune, self.root, job_id)
+                    await self.files.bring(job_id, work_dir, [str(each) for each in order["inputs"]])
+                    await asyncio.to_thread(_link, work_dir, dict(order.get("links") or {}))
+                    for output in order["outputs"]:
+                        (work_dir / str(output)).parent.mkdir(parents=True, exist_ok=True)
+                except (OSError, NotFoundError) as error:
+                    # Running it again elsewhere would fail alike: the job's worker gets the failure.
+                    unstaged = f"the subtask's inputs could not be brought to {worker_name()}: {error}"
+                    log.error("subtask %s of job %s: %s", name, job_id, unstaged)
+            staged = time.perf_counter() - staging
             waiting = session._waiting.get(name) if session is not None and here else None
-            result = await run_process(
-                [str(each) for each in order["argv"]],
-                cancel_event=stop,
-                on_stdout_line=waiting.on_stdout_line if waiting is not None else lines.out,
-                on_stderr_line=waiting.on_stderr_line if waiting is not None else lines.err,
-                graceful_stop=str(order.get("graceful_stop") or "").encode("latin-1") or None,
-                kill_after=float(order.get("kill_after") or 2.0),
-                timeout=order.get("timeout"),
-                log=log,
-                cwd=work_dir,
+            run = (
+                _unstaged(unstaged)
+                if unstaged
+                else run_process(
+                    [str(each) for each in order["argv"]],
+                    cancel_event=stop,
+                    on_stdout_line=waiting.on_stdout_line if waiting is not None else lines.out,
+                    on_stderr_line=waiting.on_stderr_line if waiting is not None else lines.err,
+                    graceful_stop=str(order.get("graceful_stop") or "").encode("latin-1") or None,
+                    kill_after=float(order.get("kill_after") or 2.0),
+                    timeout=order.get("timeout"),
+                    log=log,
+                    cwd=work_dir,
+                )
             )
+            if unstaged:
+                lines.err(unstaged)
+            result = await run
             await lines.flush()
             ok = result.returncode == 0 and not result.cancelled and not result.timed_out
+            if ok and not here and not await self._current(job_id, attempt):
+                ok = False  # the stage ended meanwhile (its worker died): nobody takes these outputs
+            keeping = time.perf_counter()
             if ok and not here:
                 await self.files.keep_outputs(
                     job_id, f"subtasks/{attempt}/{name}", work_dir, order["outputs"]
                 )
+            kept = time.perf_counter() - keeping
             outcome = {
                 "returncode": result.returncode,
                 "cancelled": result.cancelled,
@@ -411,6 +447,9 @@ class NatsSubtasks:
                 "here": here,
                 "started": started,
                 "ended": time.time(),
+                # Seconds spent bringing its inputs here and sending its outputs back.
+                "staged_seconds": staged,
+                "kept_seconds": kept,
             }
 
             def record(document: Any) -> Any:
@@ -439,6 +478,10 @@ class NatsSubtasks:
                     with contextlib.suppress(OSError):
                         (work_dir / str(output)).unlink()
 
+    async def _current(self, job_id: str, attempt: str) -> bool:
+        document, _ = await read_json_entry(self.connection.layout.state, subtasks_key(job_id))
+        return bool((document or {}).get("attempt") == attempt)
+
     async def _keep_alive(self, claim: Claim) -> None:
         interval = self.queue.heartbeat_seconds or 10.0
         while True:
@@ -450,6 +493,37 @@ class NatsSubtasks:
 
     async def bring_outputs(self, job_id: str, attempt: str, subtask: Subtask, work_dir: Path) -> None:
         await self.files.take_outputs(job_id, f"subtasks/{attempt}/{subtask.name}", work_dir, subtask.outputs)
+
+
+async def _unstaged(_: str) -> ProcessResult:
+    """The result of a subtask that could not start here (its message is the stderr line sent with it)."""
+    return ProcessResult(returncode=127, pid=0, cancelled=False, timed_out=False)
+
+
+def _install_links(work_dir: Path, relatives: tuple[str, ...]) -> dict[str, str]:
+    """The inputs that are symlinks to files outside the work dir (the bundled fonts the caption fonts
+    folder links to): every worker has those files at the same path, so they travel as links, not bytes."""
+    links = {}
+    for relative in relatives:
+        path = work_dir / relative
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(work_dir.resolve()):
+                links[relative] = str(target)
+    return links
+
+
+def _link(folder: Path, links: dict[str, str]) -> None:
+    """Makes the links of :func:`_install_links` in a worker's copy of the work dir."""
+    for relative, target in links.items():
+        if not Path(target).is_file():
+            raise FileNotFoundError(f"{target} (linked as {relative}) is not installed on this worker")
+        path = folder / relative
+        if path.is_symlink() and os.readlink(path) == target:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.symlink_to(target)
 
 
 def _prune(root: Path, keep: str) -> None:
