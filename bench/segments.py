@@ -461,7 +461,7 @@ def _scheduling(results: dict[str, Any]) -> float:
 
 def _scheduling_source(results: dict[str, Any]) -> str:
     if results.get("nats_render"):
-        return "measured on NATS: moving a segment's files and claiming it, below"
+        return "measured on NATS: moving a segment's files and claiming it, above"
     return "assumed: one NATS work-queue round trip, from the job overhead section"
 
 
