@@ -372,29 +372,35 @@ class NatsJobStore:
         """Every snapshot, read in one pass of an ordered consumer over the bucket's latest values.
 
         O(jobs) per call: fine for the thousands of jobs a retention period keeps; see docs/operations.md.
-        The scan ends at the entry with nothing pending after it, never at nats-py's "nothing pending" marker:
-        KeyValue.watch can put that marker before entries already on their way (it checks the consumer before
-        its callback has run), which once made ListJobs answer an empty list on a loaded machine. The bucket
-        keeps one message per key (history 1, deletes as markers), so its message count says whether any
-        entry is coming at all.
+        The keys to read are listed first (the stream's subjects, one per job), and the scan ends once each
+        of them has arrived (a value, or its deletion). It never ends at the pending count alone: a snapshot
+        rewritten while the scan runs leaves its old place before the consumer reaches it and comes after
+        the rest as a new value, so "nothing pending" could come first (a scan of 5 keys under steady
+        rewrites missed one in 12 % of scans), and nats-py's "nothing pending" marker can also come before
+        entries already on their way (it once made ListJobs answer an empty list on a loaded machine). A job
+        created after the listing may or may not be in the result, as with any snapshot of a moving set.
         """
-        stored = (await retrying(lambda: self._js.stream_info(f"KV_{JOBS_BUCKET}"))).state.messages
-        if not stored:
+        prefix = f"$KV.{JOBS_BUCKET}."
+        info = await retrying(
+            lambda: self._js.stream_info(f"KV_{JOBS_BUCKET}", subjects_filter=f"{prefix}job.*")
+        )
+        expected = {subject.removeprefix(prefix) for subject in (info.state.subjects or {})}
+        if not expected:
             return []
         watcher = await self._layout.jobs.watch("job.*")
-        jobs: list[job_pb2.Job] = []
+        latest: dict[str, job_pb2.Job | None] = {}
         try:
-            while True:
+            while not expected <= latest.keys():
                 entry = await watcher.updates(timeout=SCAN_TIMEOUT)  # type: ignore[no-untyped-call]
                 if entry is None:
                     continue  # the early marker: the entries follow
-                if entry.value and entry.operation is None:
-                    job = job_pb2.Job.FromString(entry.value)
-                    jobs.append(await self._caught_up(job) if caught_up else job)
-                if entry.delta == 0:
-                    break
+                deleted = not entry.value or entry.operation is not None
+                latest[entry.key] = None if deleted else job_pb2.Job.FromString(entry.value)
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
+        jobs = [job for job in latest.values() if job is not None]
+        if caught_up:
+            jobs = [await self._caught_up(job) for job in jobs]
         return jobs
 
     async def list_jobs(
