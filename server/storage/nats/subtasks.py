@@ -248,7 +248,7 @@ class NatsSubtaskSession:
             finally:
                 stopped.cancel()
             if not waiting.result.done():
-                await self.stop()
+                await self._stop_one(subtask.name)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(kill_after + STOP_GRACE_SECONDS):
                         await asyncio.shield(waiting.result)
@@ -270,10 +270,27 @@ class NatsSubtaskSession:
             )
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.stop())
+                await asyncio.shield(self._stop_one(subtask.name))
             raise
         finally:
             self._waiting.pop(subtask.name, None)
+
+    async def _stop_one(self, name: str) -> None:
+        """Stops the subtask ``name`` wherever it runs, and marks it done (stopped) so that a worker that
+        claims it later acknowledges it without running it."""
+        client = self._pool.connection.client
+        with contextlib.suppress(nats.errors.Error):
+            await client.publish(f"{self.prefix}.{name}.stop", b"")
+            await client.flush(timeout=2)
+        stopped = {"returncode": -9, "cancelled": True, "timed_out": False, "worker": "", "stopped": True}
+
+        def mark(document: Any) -> Any:
+            if (document or {}).get("attempt") != self.attempt or name in document.get("results", {}):
+                return None
+            return {**document, "results": {**document.get("results", {}), name: stopped}}
+
+        with contextlib.suppress(nats.errors.Error):
+            await update_json_entry(self._pool.connection.layout.state, subtasks_key(self.job_id), mark)
 
     async def stop(self) -> None:
         """Every worker running one of this attempt's subtasks stops it."""
@@ -385,7 +402,11 @@ class NatsSubtasks:
             stop.set()
 
         client = self.connection.client
-        subscription = await client.subscribe(f"{prefix}.stop", cb=on_stop)
+        # The whole attempt's stop (its stage ended) and this subtask's own (its run was cancelled).
+        subscriptions = [
+            await client.subscribe(f"{prefix}.stop", cb=on_stop),
+            await client.subscribe(f"{prefix}.{name}.stop", cb=on_stop),
+        ]
         watch_cancel = asyncio.ensure_future(cancel_event.wait())
         watch_cancel.add_done_callback(lambda _: stop.set())
         heartbeat = asyncio.create_task(self._keep_alive(claim))
@@ -471,8 +492,9 @@ class NatsSubtasks:
         finally:
             heartbeat.cancel()
             watch_cancel.cancel()
-            with contextlib.suppress(nats.errors.Error):
-                await subscription.unsubscribe()
+            for subscription in subscriptions:
+                with contextlib.suppress(nats.errors.Error):
+                    await subscription.unsubscribe()
             if not here:
                 for output in order["outputs"]:
                     with contextlib.suppress(OSError):
