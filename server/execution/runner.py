@@ -382,7 +382,9 @@ class JobRunner:
                 await claim.release()
                 continue
             # Every line logged for this job, here or in its stages, carries its id and correlation id.
-            with job_context(claim.job_id):
+            # A subtask's lines carry its job's correlation id too (its job's worker sent it with the order).
+            correlation = str((claim.subtask or {}).get("correlation_id") or "")
+            with job_context(claim.job_id, correlation):
                 if claim.subtask is not None:
                     await self._run_subtask(claim)
                 else:

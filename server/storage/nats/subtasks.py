@@ -114,6 +114,7 @@ class NatsSubtaskSession:
     def __init__(self, pool: NatsSubtasks, job: job_pb2.Job, work_dir: Path) -> None:
         self._pool = pool
         self.job_id = job.id
+        self.correlation_id = job.correlation_id
         self.work_dir = work_dir
         self.attempt = uuid.uuid4().hex[:12]
         self.subject = f"{work_subject(job.owner, PRIORITY_NAMES[priority_rank(job.spec.priority)])}.{job.id}"
@@ -140,11 +141,7 @@ class NatsSubtaskSession:
             state = self._pool.connection.layout.state
 
             def begin(document: Any) -> Any:
-                return {
-                    "attempt": self.attempt,
-                    "results": {},
-                    "previous": (document or {}).get("attempt", ""),
-                }
+                return {"attempt": self.attempt, "results": {}}
 
             await update_json_entry(state, subtasks_key(self.job_id), begin)
             # What an earlier attempt of this stage left waiting (its worker died) is not wanted now.
@@ -226,6 +223,7 @@ class NatsSubtaskSession:
             shared = time.perf_counter() - sharing
             order = {
                 "job": self.job_id,
+                "correlation_id": self.correlation_id,
                 "attempt": self.attempt,
                 "name": subtask.name,
                 "argv": list(subtask.argv),
@@ -409,7 +407,7 @@ class NatsSubtasks:
         ]
         watch_cancel = asyncio.ensure_future(cancel_event.wait())
         watch_cancel.add_done_callback(lambda _: stop.set())
-        heartbeat = asyncio.create_task(self._keep_alive(claim))
+        heartbeat = asyncio.create_task(self._keep_alive(claim, attempt, stop))
         lines = _Lines(self.connection, f"{prefix}.{name}.lines")
         started = time.time()
         log.info(
@@ -504,12 +502,17 @@ class NatsSubtasks:
         document, _ = await read_json_entry(self.connection.layout.state, subtasks_key(job_id))
         return bool((document or {}).get("attempt") == attempt)
 
-    async def _keep_alive(self, claim: Claim) -> None:
+    async def _keep_alive(self, claim: Claim, attempt: str, stop: asyncio.Event) -> None:
+        """Heartbeats the claim, and stops the subtask once its attempt is over: its stage ended without the
+        stop reaching this worker (the job's worker died, and the job went on in a new attempt)."""
         interval = self.queue.heartbeat_seconds or 10.0
         while True:
             await asyncio.sleep(interval)
             try:
                 await claim.keep_alive()
+                if not await self._current(claim.job_id, attempt):
+                    log.info("subtask of job %s: its attempt %s is over; stopping it", claim.job_id, attempt)
+                    stop.set()
             except Exception as error:
                 log.warning("subtask of job %s: heartbeat failed (%s)", claim.job_id, error)
 
