@@ -518,7 +518,10 @@ class NatsJobFiles:
             entry = manifest.get(relative)
             if entry is not None and target.is_file() and target.stat().st_size == entry[0]:
                 continue
-            result = await retrying(lambda name=f"{job_id}/{relative}": store.get(name))  # type: ignore[misc]
+            try:
+                result = await retrying(lambda name=f"{job_id}/{relative}": store.get(name))  # type: ignore[misc]
+            except NotFoundError:
+                raise FileNotFoundError(f"{relative} is not among the job's shared files") from None
             target.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(target.write_bytes, result.data or b"")
 
