@@ -117,20 +117,28 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     receiver.unverified += 1
                 receiver.in_flight += 1
                 receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+            answering = False
             try:
                 if attempt == receiver.hold_attempt:
                     receiver.held_id = headers.get("webhook-id", "")
                     receiver.held_port = self.client_address[1]
                     receiver.released.wait()
                 time.sleep(receiver.answer_after_seconds)
+                # Out of flight once the answer is decided, before it is written: the sender may go on as
+                # soon as the bytes leave, before this thread runs again (the interpreter switches threads
+                # every 5 ms), and its next request must not count as overlapping this one.
+                with receiver.lock:
+                    receiver.in_flight -= 1
+                    answering = True
                 self.send_response(204 if verified_with else 400)
                 self.send_header("content-length", "0")
                 self.end_headers()
             except OSError:
                 pass  # the sender is gone (killed while we held its request)
             finally:
-                with receiver.lock:
-                    receiver.in_flight -= 1
+                if not answering:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
 
     return Handler
 
