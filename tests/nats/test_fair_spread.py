@@ -10,8 +10,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nats
@@ -20,21 +18,12 @@ from grpc import aio
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.server.storage.nats.layout import FAIRNESS_KEY, STATE_BUCKET
 from tests.nats.natsproc import NatsServer
-from tests.nats.processes import ReelcastProcess, server, worker
+from tests.nats.processes import ReelcastProcess, create_key, server, worker
 from tests.processes import ALL_BUILTINS
 from tests.security.conftest import HANG_TIMEOUT, bearer
 
 USERS = ("alice", "bob", "carol")
 JOBS_PER_USER = 5
-KEY = re.compile(r"rck_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
-
-
-def create_key(store: str, user: str, env: dict[str, str]) -> str:
-    command = [sys.executable, "-m", "reelcast.cli", "keys", "create", "--user", user, "--store", store]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True, env=env)
-    found = KEY.search(result.stdout)
-    assert found is not None, result.stdout
-    return found.group(0)
 
 
 async def first_running_and_end(channel: aio.Channel, key: str, job_id: str) -> tuple[int, int]:

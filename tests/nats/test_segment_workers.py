@@ -7,43 +7,32 @@ every worker within 3 s."""
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import re
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nats
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from reelcast.plugins.host import PluginHost
 from reelcast.plugins.testing import StageHarness
 from reelcast.server.storage.nats.job_store import NatsJobStore
-from reelcast.server.storage.nats.layout import STATE_BUCKET, NatsConnection
+from reelcast.server.storage.nats.layout import NatsConnection
 from reelcast.server.storage.nats.work import NatsJobFiles
 from tests.media import FFMPEG, probe, video_frame_times
 from tests.nats.natsproc import NatsServer
-from tests.nats.processes import ReelcastProcess, server, worker
+from tests.nats.processes import ReelcastProcess, server, subtask_results, worker
+from tests.test_segment_render import SPEC
 
 if TYPE_CHECKING:
     from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
 
 HANG_TIMEOUT = 240.0
-SCRIPT = [
-    job_pb2.Scene(title="Hives", narration="Bees build hives."),
-    job_pb2.Scene(title="Flowers", narration="They visit flowers."),
-    job_pb2.Scene(title="Honey", narration="Nectar becomes honey."),
-    job_pb2.Scene(title="Winter", narration="Winter is warm inside."),
-]
-SPEC = job_pb2.JobSpec(
-    brief=job_pb2.Brief(topic="Bees", language="en"),
-    script=SCRIPT,
-    render=job_pb2.RenderSpec(
-        width=640, height=360, fps=30, captions=True, caption_style=job_pb2.CAPTION_STYLE_SENTENCES
-    ),
-)
 STARTED = re.compile(r"subtask (segment-\d+) of job (\w+) \(attempt \w+\) started(?! here)")
 
 
@@ -58,17 +47,6 @@ def _env(preset: str, segments: int) -> dict[str, str]:
 def _pid(process: ReelcastProcess) -> int:
     assert process.process is not None
     return process.process.pid
-
-
-async def _subtask_results(url: str, job_id: str) -> dict[str, Any]:
-    client = await nats.connect(url)
-    try:
-        state = await client.jetstream().key_value(STATE_BUCKET)
-        entry = await state.get(f"subtasks.{job_id}")
-        results: dict[str, Any] = json.loads(entry.value or b"{}")["results"]
-        return results
-    finally:
-        await client.close()
 
 
 def _segment_encoders(session: int) -> list[int]:
@@ -135,23 +113,46 @@ def _frame_ssims(first: Path, second: Path) -> list[float]:
     return [float(value) for value in re.findall(r"All:([\d.]+)", result.stdout)]
 
 
-async def test_segments_render_on_every_worker_and_join_into_the_single_render(
-    tmp_path: Path, nats_server: NatsServer
-) -> None:
-    env = _env("ultrafast", 3)
-    api = server(tmp_path, "server", nats_server.url, env)
-    workers = [worker(tmp_path, f"worker{index}", nats_server.url, env) for index in range(2)]
-    processes = [api, *workers]
+@dataclass
+class Deployment:
+    """An API server and workers on one NATS, with the test's job created through the API server."""
+
+    stub: JobServiceAsyncStub
+    workers: list[ReelcastProcess]
+    job: job_pb2.Job
+
+
+@contextlib.asynccontextmanager
+async def _deployment(
+    tmp_path: Path, url: str, *, preset: str, segments: int, workers: int
+) -> AsyncIterator[Deployment]:
+    env = _env(preset, segments)
+    api = server(tmp_path, "server", url, env)
+    started = [worker(tmp_path, f"worker{index}", url, env) for index in range(workers)]
+    processes = [api, *started]
     try:
         await asyncio.gather(*(asyncio.to_thread(process.start) for process in processes))
         async with aio.insecure_channel(api.address) as channel:
             stub = job_service_pb2_grpc.JobServiceStub(channel)
             job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=SPEC))).job
-            events = await _watch(stub, job.id)
-            assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED, events[-1]
-            job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job.id))).job
-            parallel = await _download(stub, job.id, tmp_path / "parallel.mp4")
-        results = await _subtask_results(nats_server.url, job.id)
+            yield Deployment(stub, started, job)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+async def test_segments_render_on_every_worker_and_join_into_the_single_render(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    async with _deployment(
+        tmp_path, nats_server.url, preset="ultrafast", segments=3, workers=2
+    ) as deployment:
+        stub, workers, job = deployment.stub, deployment.workers, deployment.job
+        events = await _watch(stub, job.id)
+        assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED, events[-1]
+        job = (await stub.GetJob(job_service_pb2.GetJobRequest(job_id=job.id))).job
+        parallel = await _download(stub, job.id, tmp_path / "parallel.mp4")
+        results = await subtask_results(nats_server.url, job.id)
         assert sorted(results) == ["segment-0", "segment-1", "segment-2"]
         assert {int(result["worker"].rpartition(":")[2]) for result in results.values()} == {
             _pid(each) for each in workers
@@ -163,76 +164,53 @@ async def test_segments_render_on_every_worker_and_join_into_the_single_render(
         ssims = _frame_ssims(parallel, single)
         assert len(ssims) == len(video_frame_times(single))
         assert min(ssims) >= 0.99, sorted(ssims)[:5]
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def test_a_segment_whose_worker_is_killed_renders_again_elsewhere(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    env = _env("veryslow", 4)
-    api = server(tmp_path, "server", nats_server.url, env)
-    workers = [worker(tmp_path, f"worker{index}", nats_server.url, env) for index in range(3)]
-    processes = [api, *workers]
-    try:
-        await asyncio.gather(*(asyncio.to_thread(process.start) for process in processes))
-        async with aio.insecure_channel(api.address) as channel:
-            stub = job_service_pb2_grpc.JobServiceStub(channel)
-            job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=SPEC))).job
-            watching = asyncio.create_task(_watch(stub, job.id))
-            victim, segment = None, ""
-            deadline = time.monotonic() + HANG_TIMEOUT
-            while victim is None and time.monotonic() < deadline and not watching.done():
-                for each in workers:
-                    started = STARTED.search(each.log())
-                    if started is not None and _segment_encoders(_pid(each)):
-                        victim, segment = each, started.group(1)
-                await asyncio.sleep(0.05)
-            assert victim is not None, "no worker rendered a segment of another worker's job"
-            killed = _pid(victim)
-            victim.kill()
-            events = await watching
-            assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED, events[-1]
-            parallel = await _download(stub, job.id, tmp_path / "parallel.mp4")
-        results = await _subtask_results(nats_server.url, job.id)
+    async with _deployment(tmp_path, nats_server.url, preset="veryslow", segments=4, workers=3) as deployment:
+        stub, workers, job = deployment.stub, deployment.workers, deployment.job
+        watching = asyncio.create_task(_watch(stub, job.id))
+        victim, segment = None, ""
+        deadline = time.monotonic() + HANG_TIMEOUT
+        while victim is None and time.monotonic() < deadline and not watching.done():
+            for each in workers:
+                started = STARTED.search(each.log())
+                if started is not None and _segment_encoders(_pid(each)):
+                    victim, segment = each, started.group(1)
+            await asyncio.sleep(0.05)
+        assert victim is not None, "no worker rendered a segment of another worker's job"
+        killed = _pid(victim)
+        victim.kill()
+        events = await watching
+        assert events[-1].kind == job_pb2.EVENT_KIND_JOB_COMPLETED, events[-1]
+        parallel = await _download(stub, job.id, tmp_path / "parallel.mp4")
+        results = await subtask_results(nats_server.url, job.id)
         assert sorted(results) == [f"segment-{number}" for number in range(4)]
         assert int(results[segment]["worker"].rpartition(":")[2]) != killed
         _assert_decodes_cleanly(parallel)
         frames = len(video_frame_times(parallel))
         assert abs(frames / 30 - probe(parallel).duration) <= 0.05
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def test_a_cancel_stops_every_segment_on_every_worker_within_3_s(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    env = _env("veryslow", 4)
-    api = server(tmp_path, "server", nats_server.url, env)
-    workers = [worker(tmp_path, f"worker{index}", nats_server.url, env) for index in range(2)]
-    processes = [api, *workers]
-    try:
-        await asyncio.gather(*(asyncio.to_thread(process.start) for process in processes))
-        async with aio.insecure_channel(api.address) as channel:
-            stub = job_service_pb2_grpc.JobServiceStub(channel)
-            job = (await stub.CreateJob(job_service_pb2.CreateJobRequest(spec=SPEC))).job
-            watching = asyncio.create_task(_watch(stub, job.id))
-            deadline = time.monotonic() + HANG_TIMEOUT
-            while time.monotonic() < deadline and not watching.done():
-                if all(_segment_encoders(_pid(each)) for each in workers):
-                    break
-                await asyncio.sleep(0.05)
-            assert all(_segment_encoders(_pid(each)) for each in workers), "segments did not run on both"
-            cancelled = time.monotonic()
-            await stub.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))
-            while any(_segment_encoders(_pid(each)) for each in workers):
-                assert time.monotonic() - cancelled <= 3.0, "a segment's ffmpeg outlived the cancel by 3 s"
-                await asyncio.sleep(0.05)
-            events = await watching
-            assert events[-1].kind == job_pb2.EVENT_KIND_JOB_FAILED, events[-1]
-            assert events[-1].job_status == job_pb2.JOB_STATUS_CANCELLED
-    finally:
-        for process in processes:
-            process.stop()
+    async with _deployment(tmp_path, nats_server.url, preset="veryslow", segments=4, workers=2) as deployment:
+        stub, workers, job = deployment.stub, deployment.workers, deployment.job
+        watching = asyncio.create_task(_watch(stub, job.id))
+        deadline = time.monotonic() + HANG_TIMEOUT
+        while time.monotonic() < deadline and not watching.done():
+            if all(_segment_encoders(_pid(each)) for each in workers):
+                break
+            await asyncio.sleep(0.05)
+        assert all(_segment_encoders(_pid(each)) for each in workers), "segments did not run on both"
+        cancelled = time.monotonic()
+        await stub.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))
+        while any(_segment_encoders(_pid(each)) for each in workers):
+            assert time.monotonic() - cancelled <= 3.0, "a segment's ffmpeg outlived the cancel by 3 s"
+            await asyncio.sleep(0.05)
+        events = await watching
+        assert events[-1].kind == job_pb2.EVENT_KIND_JOB_FAILED, events[-1]
+        assert events[-1].job_status == job_pb2.JOB_STATUS_CANCELLED

@@ -7,47 +7,20 @@ of them, as a job of his would before alice's next job (nats/work.py, storage/fa
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import nats
 from grpc import aio
 
 from reelcast.jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from reelcast.server.storage.nats.layout import STATE_BUCKET
 from tests.nats.natsproc import NatsServer
-from tests.nats.processes import ReelcastProcess, server, worker
+from tests.nats.processes import ReelcastProcess, create_key, server, subtask_results, worker
 from tests.processes import ALL_BUILTINS
 from tests.security.conftest import HANG_TIMEOUT, bearer
 
-KEY = re.compile(r"rck_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 PARTS = 4
 PART_SECONDS = 1.5
-
-
-def create_key(store: str, user: str, env: dict[str, str]) -> str:
-    command = [sys.executable, "-m", "reelcast.cli", "keys", "create", "--user", user, "--store", store]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True, env=env)
-    found = KEY.search(result.stdout)
-    assert found is not None, result.stdout
-    return found.group(0)
-
-
-async def subtask_results(url: str, job_id: str) -> dict[str, Any]:
-    """What each subtask's worker recorded (nats/subtasks.py): its worker, start and end."""
-    client = await nats.connect(url)
-    try:
-        state = await client.jetstream().key_value(STATE_BUCKET)
-        entry = await state.get(f"subtasks.{job_id}")
-        results: dict[str, Any] = json.loads(entry.value or b"{}")["results"]
-        return results
-    finally:
-        await client.close()
 
 
 async def test_subtasks_run_on_every_worker_in_the_users_fair_turns(
