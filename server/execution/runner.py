@@ -396,11 +396,12 @@ class JobRunner:
             await claim.release()
             return
         cancel = asyncio.Event()
-        if await self.cancels.requested(claim.job_id):
-            cancel.set()
         events = self._subtask_cancels.setdefault(claim.job_id, set())
         events.add(cancel)
         try:
+            # A malformed order has no job id: execute drops it.
+            if claim.job_id and await self.cancels.requested(claim.job_id):
+                cancel.set()
             await self.subtasks.execute(claim, cancel)
         except asyncio.CancelledError:
             raise

@@ -1,4 +1,6 @@
-"""A worker that cannot bring a subtask's inputs (nats/subtasks.py): the order names a file the job's files
+"""A worker given a subtask order it cannot run, as a job's worker or a stray publish could leave one.
+
+A worker that cannot bring a subtask's inputs (nats/subtasks.py): the order names a file the job's files
 do not hold. The real worker process fails the subtask with the reason on its stderr lines, records the
 result and acknowledges it, rather than taking it again forever or running the program without its input.
 The order is written here as a job's worker writes it (the attempt in ``subtasks.<job>``, the message on
@@ -76,6 +78,34 @@ async def test_a_subtask_whose_inputs_are_missing_fails_once_with_the_reason(
         assert not info.state.subjects, "the subtask is still in the work queue"
         assert any("could not be brought" in line and "never-shared.txt" in line for line in errors), errors
         assert not ran.exists()
+    finally:
+        await client.close()
+        process.stop()
+
+
+async def test_a_malformed_subtask_order_is_dropped_and_the_worker_keeps_working(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    process = worker(tmp_path, "worker", nats_server.url, {"REELCAST_NATS_ACK_WAIT": "2"})
+    process.start()
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        job_id = uuid.uuid4().hex
+        subject = f"{work_subject('', PRIORITY_NAMES[priority_rank(0)])}.{job_id}"
+        await js.publish(subject, b"{not json")
+        await js.publish(subject, json.dumps({"job": job_id, "name": "part-0"}).encode())
+
+        async def drained() -> None:
+            while True:
+                if not (await js.stream_info(WORK_STREAM, subjects_filter=subject)).state.subjects:
+                    return
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(drained(), HANG_TIMEOUT)
+        log = process.log()
+        assert log.count("subtask order of job") == 2, log
+        assert process.process is not None and process.process.poll() is None  # still running
     finally:
         await client.close()
         process.stop()

@@ -62,6 +62,8 @@ from reelcast.server.storage.work import Claim
 log = logging.getLogger(__name__)
 
 SUBTASK_PREFIX = "reelcast.subtask."
+# What every subtask order holds (NatsSubtaskSession.run writes them); the rest have defaults.
+ORDER_FIELDS = ("job", "attempt", "name", "argv", "inputs", "outputs")
 # How often the job's worker rereads the results (a lost done notice costs at most this).
 RESULT_POLL_SECONDS = 2.0
 # How long forwarded output lines are gathered before they go out in one message.
@@ -217,8 +219,8 @@ class NatsSubtaskSession:
         try:
             sharing = time.perf_counter()
             links = _install_links(self.work_dir, subtask.inputs)
+            copied = [relative for relative in subtask.inputs if relative not in links]
             async with self._sharing:  # one writer of the job's manifest at a time
-                copied = [relative for relative in subtask.inputs if relative not in links]
                 await self._pool.files.share(self.job_id, self.work_dir, copied)
             shared = time.perf_counter() - sharing
             order = {
@@ -227,7 +229,7 @@ class NatsSubtaskSession:
                 "attempt": self.attempt,
                 "name": subtask.name,
                 "argv": list(subtask.argv),
-                "inputs": [relative for relative in subtask.inputs if relative not in links],
+                "inputs": copied,
                 "links": links,
                 "outputs": list(subtask.outputs),
                 "graceful_stop": (graceful_stop or b"").decode("latin-1"),
@@ -383,6 +385,11 @@ class NatsSubtasks:
         order = claim.subtask
         if order is None:
             raise ValueError("not a subtask claim")
+        if any(key not in order for key in ORDER_FIELDS) or not order["argv"]:
+            # Not one a job's worker wrote (another version, a stray publish): taken again, it fails again.
+            log.error("subtask order of job %r without %s: dropped", claim.job_id, ", ".join(ORDER_FIELDS))
+            await claim.finish()
+            return
         job_id, attempt, name = str(order["job"]), str(order["attempt"]), str(order["name"])
         state = self.connection.layout.state
         document, _ = await read_json_entry(state, subtasks_key(job_id))

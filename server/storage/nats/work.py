@@ -69,8 +69,13 @@ class NatsClaim:
         self.subtask: dict[str, Any] | None = None
         data = message.data or b""
         if data.startswith(b"{"):  # a subtask of a running job (nats/subtasks.py), not a job id
-            self.subtask = json.loads(data)
-            self.job_id = str(self.subtask["job"])
+            try:
+                order = json.loads(data)
+            except ValueError:
+                order = None
+            # A malformed order stays a subtask claim: SubtaskPool.execute drops it with a log line.
+            self.subtask = order if isinstance(order, dict) else {}
+            self.job_id = str(self.subtask.get("job", ""))
         else:
             self.job_id = data.decode()
 
