@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelcast.bridge import channel, login, media, rest, streams, themes, web, webhooks
 from reelcast.bridge.auth import AuthMiddleware, credential_fingerprint, credential_var
+from reelcast.bridge.eventstream import StreamHandOff
 from reelcast.bridge.hosts import HostCheckMiddleware, HostRule
 from reelcast.bridge.limits import StreamSlots
 from reelcast.bridge.metrics import metrics
@@ -105,6 +106,14 @@ class CorrelationIdMiddleware:
                 route = getattr(scope.get("route"), "path", None)
                 if route:  # the template, not the path: span names must not hold job ids
                     request_span.update_name(f"{method} {route}")
+
+
+class BridgeApp(Starlette):
+    """Starlette with :class:`~reelcast.bridge.eventstream.StreamHandOff` outside its whole middleware stack
+    (Starlette's own error middleware included), so an SSE stream's body runs outside all of it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return StreamHandOff(super().build_middleware_stack())
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
@@ -241,7 +250,7 @@ def create_app(settings: BridgeSettings | str, /, **overrides: Any) -> Starlette
         )
     )
     routes = [route for route in ROUTES if settings.metrics_route or getattr(route, "path", "") != "/metrics"]
-    app = Starlette(
+    app = BridgeApp(
         routes=[*routes, *web.ROUTES],
         middleware=middleware,
         exception_handlers={

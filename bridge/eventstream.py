@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reelcast.bridge.metrics import CONNECTIONS_BY_KIND
 from reelcast.bridge.sse import ProjectedEvent, ping_frame
 from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError
+from reelcast.jobs.metadata import correlation_id_var
+
+log = logging.getLogger(__name__)
 
 
 class EventSource(Protocol):
@@ -46,6 +50,53 @@ class EventSource(Protocol):
 
 PING = ping_frame()
 SSE_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+
+
+# Where :class:`StreamHandOff` leaves its slot in an HTTP scope.
+HANDOFF_KEY = "reelcast.stream"
+
+
+class HandOffSlot:
+    """The stream a request handed off, if any (a shared object, so a copied scope still reaches it)."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self) -> None:
+        self.stream: EventStreamResponse | None = None
+
+
+class StreamHandOff:
+    """Runs an SSE stream's body outside the app's middleware chain.
+
+    An :class:`EventStreamResponse` sends its head through the chain (every middleware adds its headers and
+    checks to the head), then leaves itself in the scope's slot and returns; the chain unwinds, and this
+    layer, outside it, runs the body on the server's own ``send`` and ``receive``. A stream that lasts hours
+    then holds no middleware coroutine frames and no open server span, and each frame of it skips the
+    chain's ``send`` wrappers (docs/benchmarks.md measured both). Without this layer the body runs inline,
+    as any response's does.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        slot = scope[HANDOFF_KEY] = HandOffSlot()
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            if slot.stream is not None:
+                slot.stream.abandon()
+            raise
+        if slot.stream is not None:
+            stream, slot.stream = slot.stream, None
+            try:
+                await stream.stream(receive, send)
+            except Exception:
+                log.exception("SSE stream failed (correlation id %s)", stream.correlation_id)
+                raise
 
 
 class SendTimeoutError(TimeoutError):
@@ -104,8 +155,11 @@ class EventStreamResponse(Response):
         retry_ms: int,
         heartbeat_seconds: float,
         send_timeout_seconds: float,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.subscription = subscription
+        self.on_close = on_close
+        self.correlation_id = ""
         self.encode = encode
         self.kind = kind
         self.first = ping_frame(retry_ms)
@@ -129,13 +183,37 @@ class EventStreamResponse(Response):
             self.subscription.wake()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        subscription = self.subscription
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         if scope["method"] == "HEAD":  # headers as for GET, no stream (it would never end)
-            subscription.close()
+            self.abandon()
             await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        # The head goes out through the middleware chain, which adds its headers (correlation id, security,
+        # CORS). The body does not: under :class:`StreamHandOff` the chain unwinds here and the stream runs
+        # on the server's own send and receive.
+        try:
+            await self._send(send, start)
+        except BaseException:
+            self.abandon()
+            raise
+        slot = scope.get(HANDOFF_KEY)
+        if isinstance(slot, HandOffSlot):
+            self.correlation_id = correlation_id_var.get()
+            slot.stream = self
+            return
+        await self.stream(receive, send)
+
+    def abandon(self) -> None:
+        """Ends a stream that will not run (HEAD, a failed head, a hand-off that never ran)."""
+        self.subscription.close()
+        if self.on_close is not None:
+            on_close, self.on_close = self.on_close, None
+            on_close()
+
+    async def stream(self, receive: Receive, send: Send) -> None:
+        """The body: the first ping with the ``retry:`` hint, then batches and heartbeats until the end."""
+        subscription = self.subscription
         gauge = CONNECTIONS_BY_KIND[self.kind]
         gauge.inc()
 
@@ -150,7 +228,6 @@ class EventStreamResponse(Response):
         clock = _clock()
         clock.add(self)
         try:
-            await self._send(send, start)
             await self._send(send, {"type": "http.response.body", "body": self.first, "more_body": True})
             while True:
                 try:
@@ -171,10 +248,10 @@ class EventStreamResponse(Response):
                 await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             clock.discard(self)
-            subscription.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            self.abandon()
             gauge.dec()
 
     async def _send(self, send: Send, message: dict[str, object]) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
 from reelcast.bridge.problems import ApiError
 from reelcast.jobs import errors
 from reelcast.jobs.metadata import ANONYMOUS
@@ -42,19 +39,3 @@ class StreamSlots:
         self.open[user] -= 1
         if self.open[user] <= 0:
             del self.open[user]
-
-
-class SlotHoldingResponse(Response):
-    """Runs a response and gives the slot back however it ends (client gone, stream over, error)."""
-
-    def __init__(self, response: Response, slots: StreamSlots, user: str) -> None:
-        # Deliberately not calling Response.__init__: this only wraps ``response``, which sends everything.
-        self.response = response
-        self.slots = slots
-        self.user = user
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.response(scope, receive, send)
-        finally:
-            self.slots.release(self.user)

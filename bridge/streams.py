@@ -22,7 +22,6 @@ from starlette.responses import Response
 from reelcast.bridge.alljobs import AllJobsSubscription, OpeningMark, opened
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.eventstream import EventSource, EventStreamResponse
-from reelcast.bridge.limits import SlotHoldingResponse
 from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error
 from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query, status_filter_from_query
@@ -73,8 +72,9 @@ def _event_stream(
         retry_ms=settings.retry_ms,
         heartbeat_seconds=settings.heartbeat_seconds,
         send_timeout_seconds=settings.send_timeout_seconds,
+        on_close=lambda: state.slots.release(user),
     )
-    return SlotHoldingResponse(response, state.slots, user)
+    return response
 
 
 def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
