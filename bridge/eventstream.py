@@ -19,7 +19,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -54,6 +54,19 @@ SSE_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel
 
 # Where :class:`StreamHandOff` leaves its slot in an HTTP scope.
 HANDOFF_KEY = "reelcast.stream"
+# Where reelcast's HTTP protocol puts itself in a scope, as a :class:`DisconnectNotifier`.
+CONNECTION_KEY = "reelcast.connection"
+
+
+@runtime_checkable
+class DisconnectNotifier(Protocol):
+    """A connection that calls back when its client goes away, so that an idle stream needs no task
+    waiting on ``receive`` for the ``http.disconnect`` (a task, its frames and a future: about 1.5 KiB per
+    stream, docs/benchmarks.md)."""
+
+    def notify_disconnect(self, callback: Callable[[], None] | None) -> bool:
+        """Calls ``callback`` once when the connection is lost (None: no longer); False if it already
+        was (the callback is then not kept)."""
 
 
 class HandOffSlot:
@@ -93,7 +106,7 @@ class StreamHandOff:
         if slot.stream is not None:
             stream, slot.stream = slot.stream, None
             try:
-                await stream.stream(receive, send)
+                await stream.stream(scope, receive, send)
             except Exception:
                 log.exception("SSE stream failed (correlation id %s)", stream.correlation_id)
                 raise
@@ -197,12 +210,13 @@ class EventStreamResponse(Response):
         except BaseException:
             self.abandon()
             raise
+        self.raw_headers = []  # sent: a stream of hours need not keep them
         slot = scope.get(HANDOFF_KEY)
         if isinstance(slot, HandOffSlot):
             self.correlation_id = correlation_id_var.get()
             slot.stream = self
             return
-        await self.stream(receive, send)
+        await self.stream(scope, receive, send)
 
     def abandon(self) -> None:
         """Ends a stream that will not run (HEAD, a failed head, a hand-off that never ran)."""
@@ -211,19 +225,26 @@ class EventStreamResponse(Response):
             on_close, self.on_close = self.on_close, None
             on_close()
 
-    async def stream(self, receive: Receive, send: Send) -> None:
+    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The body: the first ping with the ``retry:`` hint, then batches and heartbeats until the end."""
         subscription = self.subscription
         gauge = CONNECTIONS_BY_KIND[self.kind]
         gauge.inc()
+        # The client's disconnect: told by the connection itself under reelcast's HTTP protocol
+        # (bridge/http_protocol.py), else heard by a task waiting on ``receive``, as ASGI has it.
+        connection = scope.get(CONNECTION_KEY)
+        listener: asyncio.Task[None] | None = None
+        if isinstance(connection, DisconnectNotifier):
+            if not connection.notify_disconnect(subscription.interrupt):
+                subscription.interrupt()  # gone already
+        else:
 
-        async def listen_for_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            subscription.interrupt()
+            async def listen_for_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                subscription.interrupt()
 
-        loop = asyncio.get_running_loop()
-        listener = loop.create_task(listen_for_disconnect())
+            listener = asyncio.get_running_loop().create_task(listen_for_disconnect())
         self._task = asyncio.current_task()
         clock = _clock()
         clock.add(self)
@@ -244,13 +265,17 @@ class EventStreamResponse(Response):
                 await self._send(send, {"type": "http.response.body", "body": body, "more_body": more})
                 if not more:
                     return
+                del body, batch  # an idle stream holds no copy of what it last wrote
             if not subscription.interrupted:
                 await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             clock.discard(self)
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            elif isinstance(connection, DisconnectNotifier):
+                connection.notify_disconnect(None)
             self.abandon()
             gauge.dec()
 

@@ -22,10 +22,12 @@ httptools' C parser for the SSE fan-out (docs/benchmarks.md gives the measured c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from reelcast.bridge.eventstream import CONNECTION_KEY
 from reelcast.bridge.problems import ApiError, problem_response
 from reelcast.jobs import errors
 from reelcast.jobs.errors import ErrorCode
@@ -35,14 +37,78 @@ from reelcast.jobs.metadata import accept_correlation_id
 LINGER_SECONDS = 2.0
 
 
+class LeanEvent:
+    """What uvicorn uses of ``asyncio.Event`` (``wait``, ``set``, ``clear``, ``is_set``), its waiters in a
+    list. An ``asyncio.Event`` allocates a deque block of 64 slots (760 bytes) at birth, and uvicorn makes
+    two for every connection (its flow control and the request's message event), which an idle SSE stream
+    holds for its whole life (docs/benchmarks.md, idle connections)."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled before set()
+                self._waiters.remove(waiter)
+        return True
+
+
+class LeanPipeline:
+    """What uvicorn uses of the deque of pipelined requests (``appendleft``, ``pop``, truth), in a list: the
+    deque's 760-byte block was the largest allocation of an idle connection, and pipelining is rare."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def appendleft(self, item: Any) -> None:
+        self._items.insert(0, item)
+
+    def pop(self) -> Any:
+        return self._items.pop()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """Set the limits with :func:`guarded_protocol`; uvicorn makes one instance per connection."""
 
     max_head_bytes = 32 * 1024
     timeout_seconds = 15.0
+    # Class defaults, set on an instance only when used: an idle connection's protocol is its largest
+    # part, and every attribute set in __init__ grows each instance's __dict__.
+    _on_disconnect: Callable[[], None] | None = None
+    _lost = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pipeline = LeanPipeline()  # type: ignore[assignment]
         self._reading_head = True
         self._head_bytes = 0
         self._request_timer: asyncio.TimerHandle | None = None
@@ -50,11 +116,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow._is_writable_event = LeanEvent(value=True)  # type: ignore[assignment]
         self._start_request_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_request_timer()
         super().connection_lost(exc)
+        self._lost = True
+        callback = self._on_disconnect
+        if callback is not None:
+            self._on_disconnect = None
+            callback()
+
+    def notify_disconnect(self, callback: Callable[[], None] | None) -> bool:
+        """See :class:`~reelcast.bridge.eventstream.DisconnectNotifier`: an SSE stream's disconnect."""
+        if self._lost:
+            return False
+        self._on_disconnect = callback
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -70,6 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().on_message_begin()
+        self.scope[CONNECTION_KEY] = self  # type: ignore[literal-required]
         self._reading_head = True
         self._head_bytes = 0
         self._start_request_timer()
@@ -82,7 +162,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if head_bytes > self.max_head_bytes:
             self._refuse(errors.HEADERS_TOO_LARGE)
             return
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous:  # a new request's cycle, whose task has not run yet
+            self.cycle.message_event = LeanEvent()  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -275,9 +275,11 @@ class Subscription:
     exactly with ``Last-Event-ID``.
     """
 
+    # Slotted: an idle stream holds its subscription for its whole life.
+    __slots__ = ("_backlog", "_cursors", "_failure", "_open", "_overflowed", "_registered", "subscriber")
+
     def __init__(self, feeds: list[tuple[JobFeed, int]]) -> None:
         self.subscriber = _Subscriber()
-        self._feeds = [feed for feed, _after in feeds]
         self._cursors: dict[str, int] = {}
         self._open: set[str] = set()  # jobs whose terminal event has not been delivered
         self._backlog: list[ProjectedEvent] = []
