@@ -12,7 +12,6 @@ with the ``retry:`` hint. Nothing here compresses, and the responses say ``Cache
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import grpc
@@ -22,7 +21,7 @@ from starlette.responses import Response
 from reelcast.bridge.alljobs import AllJobsSubscription, OpeningMark, opened
 from reelcast.bridge.auth import STREAM_TOKEN_PREFIX, credential_var
 from reelcast.bridge.eventstream import EventSource, EventStreamResponse
-from reelcast.bridge.metrics import EVENTS_SENT_BY_KIND, SSE_DELIVERY_LATENCY
+from reelcast.bridge.metrics import DELIVERY
 from reelcast.bridge.problems import ApiError, problem_from_rpc_error
 from reelcast.bridge.rest import fetch_job_and_caller, label_selector_from_query, status_filter_from_query
 from reelcast.bridge.sse import (
@@ -79,12 +78,7 @@ def _event_stream(
 
 def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
     """Counts a batch about to be written, and how long after its making each event goes out."""
-    EVENTS_SENT_BY_KIND[kind].inc(len(batch))
-    now = time.time()
-    observe = SSE_DELIVERY_LATENCY.observe
-    for event in batch:
-        if event.stamp:
-            observe(max(0.0, now - event.stamp))
+    DELIVERY.delivered(kind, batch)
 
 
 def _job_frames(batch: list[ProjectedEvent]) -> bytes:
