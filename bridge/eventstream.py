@@ -4,11 +4,13 @@ with the ``: ping`` heartbeat, the send timeout and the client's disconnect.
 Intentional divergence from sse-starlette's ``EventSourceResponse`` (which frames the page's other needs
 fine): per connection it runs four tasks in an anyio task group, and per send a cancel scope and a lock. At
 1,000 connections that machinery was a quarter of the bridge's CPU while they connected, and most of the cost
-of each write after. Here one task writes (batches, heartbeats) and one small task listens for the
-disconnect, and one :class:`StreamClock` per event loop sends every stream's heartbeats and enforces every
-send timeout (a timer per wait and per send cost more than the write at 100,000 events/s). The wire format is
-the same bytes: ``: ping`` comments, ``retry:`` on the first one, events
-framed by :class:`~reelcast.bridge.sse.ProjectedEvent`, and the headers ``Cache-Control: no-store``,
+of each write after. Here one task writes (batches, heartbeats), and one :class:`StreamClock` per event loop
+sends every stream's heartbeats and enforces every send timeout (a timer per wait and per send cost more
+than the write at 100,000 events/s). Under reelcast's HTTP protocol (:class:`StreamConnection`) the
+connection reports the disconnect, and live events for a stream parked between writes are written by the
+feed that brought them, without waking the task; elsewhere a small task listens for the disconnect. The
+wire format is the same bytes: ``: ping`` comments, ``retry:`` on the first one, events framed by
+:class:`~reelcast.bridge.sse.ProjectedEvent`, and the headers ``Cache-Control: no-store``,
 ``Connection: keep-alive``, ``X-Accel-Buffering: no``.
 """
 
@@ -26,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reelcast.bridge.metrics import CONNECTIONS_BY_KIND
 from reelcast.bridge.sse import ProjectedEvent, ping_frame
-from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError
+from reelcast.bridge.upstream import FeedEndedError, SubscriberOverflowError, Subscription
 from reelcast.jobs.metadata import correlation_id_var
 
 log = logging.getLogger(__name__)
@@ -59,14 +61,25 @@ CONNECTION_KEY = "reelcast.connection"
 
 
 @runtime_checkable
-class DisconnectNotifier(Protocol):
-    """A connection that calls back when its client goes away, so that an idle stream needs no task
-    waiting on ``receive`` for the ``http.disconnect`` (a task, its frames and a future: about 1.5 KiB per
-    stream, docs/benchmarks.md)."""
+class StreamConnection(Protocol):
+    """What reelcast's HTTP protocol (bridge/http_protocol.py) offers a stream beyond ASGI.
+
+    It calls back when the client goes away, so an idle stream needs no task waiting on ``receive`` for
+    the ``http.disconnect`` (a task, its frames and a future: about 1.5 KiB per stream). And it takes a
+    body chunk at once while the response is streaming and the socket is not backed up, so that events
+    for a stream parked between writes go out from the feed that brought them, without waking the
+    stream's task (docs/benchmarks.md, fan-out and burst)."""
 
     def notify_disconnect(self, callback: Callable[[], None] | None) -> bool:
         """Calls ``callback`` once when the connection is lost (None: no longer); False if it already
         was (the callback is then not kept)."""
+
+    def can_write_now(self, scope: Scope) -> bool:
+        """Whether the response to the request of ``scope`` is streaming chunks and the transport takes
+        more without waiting (not paused by flow control, not closing)."""
+
+    def write_chunk(self, body: bytes) -> None:
+        """Writes ``body`` as one chunk of that response (only right after :meth:`can_write_now`)."""
 
 
 class HandOffSlot:
@@ -123,6 +136,9 @@ class StreamClock:
     fifth of the shortest interval (at most once a second), so a heartbeat is never early and at most that
     much late."""
 
+    # Batches written straight from a feed (EventStreamResponse._write_now), all streams of the process.
+    direct_writes = 0
+
     def __init__(self) -> None:
         self.streams: set[EventStreamResponse] = set()
         self._task: asyncio.Task[None] | None = None
@@ -173,6 +189,8 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.on_close = on_close
         self.correlation_id = ""
+        self._connection: StreamConnection | None = None
+        self._scope: Scope | None = None
         self.encode = encode
         self.kind = kind
         self.first = ping_frame(retry_ms)
@@ -234,9 +252,13 @@ class EventStreamResponse(Response):
         # (bridge/http_protocol.py), else heard by a task waiting on ``receive``, as ASGI has it.
         connection = scope.get(CONNECTION_KEY)
         listener: asyncio.Task[None] | None = None
-        if isinstance(connection, DisconnectNotifier):
+        if isinstance(connection, StreamConnection):
             if not connection.notify_disconnect(subscription.interrupt):
                 subscription.interrupt()  # gone already
+            if isinstance(subscription, Subscription):
+                self._connection = connection
+                self._scope = scope
+                subscription.write_directly(self._write_now)
         else:
 
             async def listen_for_disconnect() -> None:
@@ -274,10 +296,31 @@ class EventStreamResponse(Response):
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
-            elif isinstance(connection, DisconnectNotifier):
+            elif isinstance(connection, StreamConnection):
                 connection.notify_disconnect(None)
+            if isinstance(subscription, Subscription):
+                subscription.write_directly(None)
+            self._connection = self._scope = None
             self.abandon()
             gauge.dec()
+
+    def _write_now(self) -> bool:
+        """Writes the events queued for this stream, parked between writes, at once from the caller (the
+        feed); False when it cannot (the connection is backed up, or what is queued ends the stream, or
+        anything but live events): the stream's task then takes them as usual."""
+        connection, subscription = self._connection, self.subscription
+        if connection is None or self._scope is None or not isinstance(subscription, Subscription):
+            return False
+        if not connection.can_write_now(self._scope):
+            return False
+        batch = subscription.take_now()
+        if batch is None:
+            return False
+        if batch:
+            connection.write_chunk(self.encode(batch))
+            self._last_write = asyncio.get_running_loop().time()
+            StreamClock.direct_writes += 1
+        return True
 
     async def _send(self, send: Send, message: dict[str, object]) -> None:
         loop = asyncio.get_running_loop()

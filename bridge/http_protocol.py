@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from reelcast.bridge.eventstream import CONNECTION_KEY
@@ -128,12 +129,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._on_disconnect = None
             callback()
 
+    # What an SSE stream uses beyond ASGI (bridge/eventstream.py ``StreamConnection``).
     def notify_disconnect(self, callback: Callable[[], None] | None) -> bool:
-        """See :class:`~reelcast.bridge.eventstream.DisconnectNotifier`: an SSE stream's disconnect."""
         if self._lost:
             return False
         self._on_disconnect = callback
         return True
+
+    def can_write_now(self, scope: Scope) -> bool:
+        cycle = self.cycle
+        return (
+            cycle is not None
+            and cycle.scope is scope  # not a pipelined request's cycle
+            and cycle.response_started
+            and not cycle.response_complete
+            and bool(cycle.chunked_encoding)
+            and not cycle.disconnected
+            and not self.flow.write_paused
+            and not self._lost
+            and not self.transport.is_closing()
+        )
+
+    def write_chunk(self, body: bytes) -> None:
+        """One chunk, framed as uvicorn's ``send`` frames a body (RequestResponseCycle.send)."""
+        self.transport.write(b"".join([b"%x\r\n" % len(body), body, b"\r\n"]))
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 
@@ -89,7 +89,7 @@ class _Subscriber:
 
     # Slots and a list, not a deque: an idle stream holds one of these for its whole life, and a deque
     # allocates a 64-item block (760 bytes) at birth (docs/benchmarks.md, idle connections).
-    __slots__ = ("_waiter", "coalesced", "interrupted", "items", "overflowed")
+    __slots__ = ("_waiter", "coalesced", "direct", "interrupted", "items", "overflowed")
 
     def __init__(self) -> None:
         self.items: list[ProjectedEvent | _Ended | SubscriberOverflowError] = []
@@ -97,6 +97,8 @@ class _Subscriber:
         self.interrupted = False
         self.overflowed = False
         self.coalesced = 0
+        # Set by a response that can write at once (bridge/eventstream.py): tried before waking its task.
+        self.direct: Callable[[], bool] | None = None
 
     def offer(self, item: ProjectedEvent | _Ended) -> None:
         """Queues ``item``; the feed wakes the subscriber (:meth:`wake`) when it sees fit."""
@@ -117,8 +119,14 @@ class _Subscriber:
 
     def wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is None or waiter.done():
+            return
+        # Events for a response parked between writes: written right here when it can, without a task
+        # switch (a future, a wake-up and the response's coroutines, per subscriber per event).
+        direct = self.direct
+        if direct is not None and self.items and not self.interrupted and direct():
+            return
+        waiter.set_result(None)
 
     def interrupt(self) -> None:
         """The client went away: the response stops waiting."""
@@ -327,6 +335,31 @@ class Subscription:
     @property
     def waiting(self) -> bool:
         return self.subscriber.waiting
+
+    def take_now(self) -> list[ProjectedEvent] | None:
+        """What :meth:`next_batch` would return at once when that is live events only, none of them
+        terminal (so the stream goes on): the queued ones past each cursor, taken. None, taking nothing,
+        for anything else (a backlog, a break, an overflow, an end): the response's task handles those."""
+        if self._backlog or self._failure is not None:
+            return None
+        items = self.subscriber.items
+        for item in items:
+            if not isinstance(item, ProjectedEvent) or item.terminal:
+                return None
+        self.subscriber.items = []
+        cursors, still_open = self._cursors, self._open
+        batch: list[ProjectedEvent] = []
+        for event in cast(list[ProjectedEvent], items):  # every one checked above
+            job_id = event.job_id
+            if job_id in still_open and event.sequence > cursors[job_id]:
+                batch.append(event)
+                cursors[job_id] = event.sequence
+        return batch
+
+    def write_directly(self, write: Callable[[], bool] | None) -> None:
+        """Lets ``write`` (which calls :meth:`take_now`) deliver events without waking the response's task;
+        None stops it."""
+        self.subscriber.direct = write
 
     async def next_batch(self) -> list[ProjectedEvent] | None:
         """The events owed now, in order per job (the backlog first); None if woken without any (a heartbeat

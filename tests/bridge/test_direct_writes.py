@@ -1,0 +1,44 @@
+"""Events for a stream parked between writes go out straight from the feed that brought them, without waking
+the stream's task (bridge/eventstream.py ``EventStreamResponse._write_now``), and nothing changes for the
+clients: every subscriber gets every event once, in order, ending with the terminal one on one response,
+exactly as WatchJob has them; the terminal event itself still ends the response through the task."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import httpx
+
+from reelcast.bridge.eventstream import StreamClock
+from reelcast.server.app import ReelcastServer
+from tests.bridge.conftest import HANG_TIMEOUT, create_job, read_sse
+from tests.bridge.test_metrics import until
+from tests.bridge.test_sse import assert_conformant, signature, watch_all
+from tests.stages import PipelinePlugin
+
+if TYPE_CHECKING:
+    from reelcast.jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+SUBSCRIBERS = 5
+
+
+async def test_live_events_written_straight_from_the_feed_reach_every_subscriber_exactly(
+    server: ReelcastServer, client: httpx.AsyncClient, stub: JobServiceAsyncStub
+) -> None:
+    pipeline = PipelinePlugin(delay=0.02, hold_at="script")
+    server.host.register(pipeline, "pipeline")
+    job = await create_job(client, **{"X-Correlation-ID": "direct-1"})
+    before = StreamClock.direct_writes
+    url = f"/api/jobs/{job['jobId']}/events"
+    readers = [asyncio.create_task(read_sse(client, url)) for _ in range(SUBSCRIBERS)]
+    await until(client, "every subscriber streaming", "reelcast_sse_connections", SUBSCRIBERS, stream="job")
+    pipeline.release.set()
+    reads = await asyncio.wait_for(asyncio.gather(*readers), HANG_TIMEOUT)
+    grpc_events = await watch_all(stub, job["jobId"])
+
+    assert StreamClock.direct_writes > before, "no batch was written straight from the feed"
+    for read in reads:
+        assert_conformant(read.events, grpc_events, "direct-1")
+        assert read.events[-1].event == "job-completed"
+    assert len({tuple(signature(read.events)) for read in reads}) == 1
