@@ -137,6 +137,7 @@ bench-deps:
 bench-smoke: $(STAMP) bench-deps
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench.run --quick
+	$(PY) -m bench.connection_profile --connections 20
 
 # The render benchmark alone (30 s at 1080p: reelcast vs moviepy vs bare ffmpeg); the other sections of
 # docs/benchmarks.md keep their last results.

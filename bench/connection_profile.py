@@ -3,7 +3,8 @@
 event streams; the traced growth per connection is printed by the innermost frame that allocated it.
 
 Not a section of ``make bench`` (tracemalloc slows the process it traces): the profile behind the idle
-connection analysis in docs/benchmarks.md. ``python -m bench.connection_profile [--connections N]``.
+connection analysis in docs/benchmarks.md. ``python -m bench.connection_profile [--connections N]``;
+``make bench-smoke`` runs it with 20 and fails if any connection was not held.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ async def profile(connections: int) -> None:
             fleet = await asyncio.to_thread(ClientFleet, http, paths, connections, 2)
             await asyncio.sleep(2.0)
             held = await asyncio.to_thread(fleet.open_connections)
-            print(f"ready {fleet.ready}, failed {fleet.failed}, statuses {sorted(fleet.statuses)}")
+            refused = fleet.failed, sorted(fleet.statuses)
             after = tracemalloc.take_snapshot()
             tracemalloc.stop()
             await asyncio.to_thread(fleet.close)
@@ -63,6 +64,9 @@ async def profile(connections: int) -> None:
         finally:
             (gate / "stop").touch()
             api.close()
+    if held != connections or refused[0]:
+        failed, statuses = refused
+        raise SystemExit(f"{held} of {connections} connections held; {failed} refused (statuses {statuses})")
     by_line: dict[str, int] = defaultdict(int)
     by_file: dict[str, int] = defaultdict(int)
     for stat in after.compare_to(before, "traceback"):
