@@ -109,8 +109,18 @@ async def test_the_page_plays_the_growing_preview_before_the_job_ends_then_switc
         assert 0 < preview_duration < job["preview"]["totalSeconds"]
         await expect(page.locator("#job-view")).to_have_attribute("data-status", "Running")
 
-        # The preview's bytes are a real MP4 from the start of the video; an old revision is never mixed in.
+        # The preview's bytes are a real MP4 from the start of the video; an old revision is never mixed in:
+        # a revision is served only while it is the latest, so one that the next segment replaced between
+        # the two requests is a 404, and the job then names the new one (the render is done in a few).
         preview = await api.get(job["preview"]["videoUrl"])
+        for _ in range(10):
+            if preview.status_code != 404:
+                break
+            assert preview.json()["errorCode"] == "E005-ARTIFACT_NOT_FOUND"
+            newer = (await api.get(f"/api/jobs/{job_id}")).json()["preview"]
+            assert newer["revision"] > job["preview"]["revision"], (newer, job["preview"])
+            job["preview"] = newer
+            preview = await api.get(newer["videoUrl"])
         assert preview.status_code == 200 and preview.content[4:8] == b"ftyp"
         assert preview.headers["content-type"] == "video/mp4"
 
