@@ -124,8 +124,16 @@ class _Subscriber:
         # Events for a response parked between writes: written right here when it can, without a task
         # switch (a future, a wake-up and the response's coroutines, per subscriber per event).
         direct = self.direct
-        if direct is not None and self.items and not self.interrupted and direct():
-            return
+        if direct is not None and self.items and not self.interrupted:
+            try:
+                if direct():
+                    return
+            except Exception:
+                # Never let one connection break the feed that its neighbours share. What it had taken
+                # may be unwritten, so its response ends unfinished: its client resumes exactly, with
+                # Last-Event-ID, from the last event that it did get.
+                log.exception("a direct SSE write failed; that stream ends and its client resumes")
+                self.interrupted = True
         waiter.set_result(None)
 
     def interrupt(self) -> None:

@@ -42,3 +42,26 @@ async def test_live_events_written_straight_from_the_feed_reach_every_subscriber
         assert_conformant(read.events, grpc_events, "direct-1")
         assert read.events[-1].event == "job-completed"
     assert len({tuple(signature(read.events)) for read in reads}) == 1
+
+
+async def test_a_direct_write_that_raises_ends_only_its_own_stream() -> None:
+    from reelcast.bridge.upstream import _Subscriber
+
+    def broken() -> bool:
+        raise OSError("the connection broke mid-write")
+
+    def fine() -> bool:
+        return False  # cannot write now: the stream's task takes the events
+
+    loop = asyncio.get_running_loop()
+    subscribers = [_Subscriber(), _Subscriber()]
+    for subscriber, direct in zip(subscribers, (broken, fine), strict=True):
+        subscriber.direct = direct
+    takers = [loop.create_task(subscriber.take()) for subscriber in subscribers]
+    await asyncio.sleep(0)  # both parked, waiting for events
+    for subscriber in subscribers:  # as a feed queues an event, then wakes them one after the other
+        subscriber.items.append(object())  # type: ignore[arg-type]  # what is queued does not matter here
+        subscriber.wake()
+    broken_took, fine_took = await asyncio.wait_for(asyncio.gather(*takers), HANG_TIMEOUT)
+    assert broken_took is None and subscribers[0].interrupted  # its response ends; the client resumes
+    assert fine_took is not None and len(fine_took) == 1 and not subscribers[1].interrupted
