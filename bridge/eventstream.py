@@ -56,7 +56,7 @@ SSE_HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel
 
 # Where :class:`StreamHandOff` leaves its slot in an HTTP scope.
 HANDOFF_KEY = "reelcast.stream"
-# Where reelcast's HTTP protocol puts itself in a scope, as a :class:`DisconnectNotifier`.
+# Where reelcast's HTTP protocol puts itself in a scope, as a :class:`StreamConnection`.
 CONNECTION_KEY = "reelcast.connection"
 
 
@@ -189,8 +189,8 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.on_close = on_close
         self.correlation_id = ""
-        self._connection: StreamConnection | None = None
-        self._scope: Scope | None = None
+        # While the stream may be written straight from its feed: the connection, the request, the source.
+        self._direct: tuple[StreamConnection, Scope, Subscription] | None = None
         self.encode = encode
         self.kind = kind
         self.first = ping_frame(retry_ms)
@@ -256,8 +256,7 @@ class EventStreamResponse(Response):
             if not connection.notify_disconnect(subscription.interrupt):
                 subscription.interrupt()  # gone already
             if isinstance(subscription, Subscription):
-                self._connection = connection
-                self._scope = scope
+                self._direct = (connection, scope, subscription)
                 subscription.write_directly(self._write_now)
         else:
 
@@ -298,9 +297,9 @@ class EventStreamResponse(Response):
                     await listener
             elif isinstance(connection, StreamConnection):
                 connection.notify_disconnect(None)
-            if isinstance(subscription, Subscription):
-                subscription.write_directly(None)
-            self._connection = self._scope = None
+            if self._direct is not None:
+                self._direct[2].write_directly(None)
+                self._direct = None
             self.abandon()
             gauge.dec()
 
@@ -308,10 +307,10 @@ class EventStreamResponse(Response):
         """Writes the events queued for this stream, parked between writes, at once from the caller (the
         feed); False when it cannot (the connection is backed up, or what is queued ends the stream, or
         anything but live events): the stream's task then takes them as usual."""
-        connection, subscription = self._connection, self.subscription
-        if connection is None or self._scope is None or not isinstance(subscription, Subscription):
+        if self._direct is None:
             return False
-        if not connection.can_write_now(self._scope):
+        connection, scope, subscription = self._direct
+        if not connection.can_write_now(scope):
             return False
         batch = subscription.take_now()
         if batch is None:

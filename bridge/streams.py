@@ -64,7 +64,7 @@ def _event_stream(
         subscription.close()
         raise
     settings = state.settings
-    response = EventStreamResponse(
+    return EventStreamResponse(
         subscription,
         encode,
         kind=kind,
@@ -73,16 +73,10 @@ def _event_stream(
         send_timeout_seconds=settings.send_timeout_seconds,
         on_close=lambda: state.slots.release(user),
     )
-    return response
-
-
-def _delivered(batch: list[ProjectedEvent], kind: str) -> None:
-    """Counts a batch about to be written, and how long after its making each event goes out."""
-    DELIVERY.delivered(kind, batch)
 
 
 def _job_frames(batch: list[ProjectedEvent]) -> bytes:
-    _delivered(batch, "job")
+    DELIVERY.delivered("job", batch)
     return b"".join([event.frame for event in batch])
 
 
@@ -150,7 +144,7 @@ async def all_job_events(request: Request) -> Response:
 
 
 def _all_frames(batch: list[ProjectedEvent]) -> bytes:
-    _delivered([event for event in batch if not isinstance(event, OpeningMark)], "all")
+    DELIVERY.delivered("all", [event for event in batch if not isinstance(event, OpeningMark)])
     return b"".join([event.frame for event in batch])
 
 
@@ -213,7 +207,7 @@ def _multi_frames(cursor: MultiCursor) -> Callable[[list[ProjectedEvent]], bytes
     """Frames the jobs' events as they arrive; each event's id is the connection's cursor including it."""
 
     def encode(batch: list[ProjectedEvent]) -> bytes:
-        _delivered(batch, "multi")
+        DELIVERY.delivered("multi", batch)
         frames = []
         for event in batch:
             cursor.advance(event.progress)

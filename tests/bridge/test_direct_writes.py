@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from reelcast.bridge.eventstream import StreamClock
+from reelcast.bridge.upstream import _Subscriber
 from reelcast.server.app import ReelcastServer
 from tests.bridge.conftest import HANG_TIMEOUT, create_job, read_sse
 from tests.bridge.test_metrics import until
@@ -45,8 +46,6 @@ async def test_live_events_written_straight_from_the_feed_reach_every_subscriber
 
 
 async def test_a_direct_write_that_raises_ends_only_its_own_stream() -> None:
-    from reelcast.bridge.upstream import _Subscriber
-
     def broken() -> bool:
         raise OSError("the connection broke mid-write")
 
